@@ -1,0 +1,169 @@
+"""What a detector saw, independent of the provider: labels, content types, model version."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from moderation.errors import DetectionParseError
+from moderation.taxonomy import TAXONOMY, normalize
+
+__all__ = ["ContentType", "Detection", "Label"]
+
+
+class Label(BaseModel):
+    """One moderation label as reported: name, parent (None at the top), level 1-3, confidence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    parent: str | None = None
+    level: int
+    confidence: float
+
+
+class ContentType(BaseModel):
+    """What kind of picture it is (`Animated`, `Illustrated`), with the detector's confidence."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    confidence: float
+
+
+class Detection(BaseModel):
+    """Everything the detector reported for one image, enough to re-run triage later."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    provider: str = "rekognition"
+    model_version: str | None = None
+    min_confidence: float | None = None
+    project_version: str | None = None
+    labels: tuple[Label, ...] = ()
+    content_types: tuple[ContentType, ...] = ()
+    latency_ms: float | None = None
+
+    @classmethod
+    def from_rekognition(
+        cls,
+        response: Any,
+        *,
+        min_confidence: float | None = None,
+        latency_ms: float | None = None,
+    ) -> Detection:
+        """Parse a `DetectModerationLabels` response, 7.0 or older; raises if it is malformed."""
+        if not isinstance(response, Mapping):
+            raise DetectionParseError(
+                f"a DetectModerationLabels response is a JSON object, got {type(response).__name__}"
+            )
+        raw_labels = response.get("ModerationLabels")
+        if not isinstance(raw_labels, Sequence) or isinstance(raw_labels, str | bytes):
+            raise DetectionParseError(
+                "ModerationLabels: missing or not a list; this is not a DetectModerationLabels "
+                "response"
+            )
+        parsed = [_parse_label(item, i) for i, item in enumerate(raw_labels)]
+        parents = {normalize(name): parent for name, parent, _, _ in parsed}
+        labels = tuple(
+            Label(
+                name=name,
+                parent=parent,
+                level=level if level is not None else _derive_level(name, parent, parents),
+                confidence=confidence,
+            )
+            for name, parent, level, confidence in parsed
+        )
+        content_types = tuple(
+            _parse_content_type(item, i) for i, item in enumerate(_list(response, "ContentTypes"))
+        )
+        return cls(
+            provider="rekognition",
+            model_version=_optional_str(response, "ModerationModelVersion"),
+            min_confidence=min_confidence,
+            project_version=_optional_str(response, "ProjectVersion"),
+            labels=labels,
+            content_types=content_types,
+            latency_ms=latency_ms,
+        )
+
+
+def _list(response: Mapping[str, Any], key: str) -> Sequence[Any]:
+    value = response.get(key)
+    if value is None:
+        return ()
+    if not isinstance(value, Sequence) or isinstance(value, str | bytes):
+        raise DetectionParseError(f"{key}: must be a list, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(response: Mapping[str, Any], key: str) -> str | None:
+    value = response.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise DetectionParseError(f"{key}: must be text, got {value!r}")
+    return value
+
+
+def _confidence(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise DetectionParseError(f"{where}: must be a number from 0 to 100, got {value!r}")
+    if not 0 <= value <= 100:
+        raise DetectionParseError(f"{where}: must be a number from 0 to 100, got {value!r}")
+    return float(value)
+
+
+def _parse_label(item: Any, i: int) -> tuple[str, str | None, int | None, float]:
+    where = f"ModerationLabels[{i}]"
+    if not isinstance(item, Mapping):
+        raise DetectionParseError(f"{where}: must be an object, got {type(item).__name__}")
+    name = item.get("Name")
+    if not isinstance(name, str) or not name.strip():
+        raise DetectionParseError(f"{where}.Name: must be non-empty text, got {name!r}")
+    confidence = _confidence(item.get("Confidence"), f"{where}.Confidence")
+    parent: str | None
+    if "ParentName" in item:
+        raw_parent = item["ParentName"]
+        if raw_parent is not None and not isinstance(raw_parent, str):
+            raise DetectionParseError(f"{where}.ParentName: must be text, got {raw_parent!r}")
+        parent = raw_parent or None  # Rekognition says "" at the top level
+    else:
+        ancestors = TAXONOMY.ancestors(name)
+        parent = ancestors[0] if ancestors else None
+    level = item.get("TaxonomyLevel")
+    if level is not None and (isinstance(level, bool) or level not in (1, 2, 3)):
+        raise DetectionParseError(f"{where}.TaxonomyLevel: must be 1, 2 or 3, got {level!r}")
+    return name, parent, level, confidence
+
+
+def _derive_level(name: str, parent: str | None, parents: Mapping[str, str | None]) -> int:
+    # Responses before taxonomy 7.0 carry no TaxonomyLevel: count the ancestors we can see, in the
+    # taxonomy first and then along the response's own ParentName links.
+    known = TAXONOMY.level(name)
+    if known is not None and (parent is None) == (known == 1):
+        return known
+    level, current, seen = 1, parent, {normalize(name)}
+    while current is not None and level < 3:
+        level += 1
+        key = normalize(current)
+        if key in seen:
+            break
+        seen.add(key)
+        current = parents[key] if key in parents else next(iter(TAXONOMY.ancestors(current)), None)
+    return level
+
+
+def _parse_content_type(item: Any, i: int) -> ContentType:
+    where = f"ContentTypes[{i}]"
+    if not isinstance(item, Mapping):
+        raise DetectionParseError(f"{where}: must be an object, got {type(item).__name__}")
+    name = item.get("Name")
+    if not isinstance(name, str) or not name:
+        raise DetectionParseError(f"{where}.Name: must be non-empty text, got {name!r}")
+    return ContentType(
+        name=name, confidence=_confidence(item.get("Confidence"), f"{where}.Confidence")
+    )

@@ -1,0 +1,88 @@
+"""Every error the library raises, under one root.
+
+Kept in one module so that adapters, the core and the CLI can all import it without import loops.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = [
+    "DetectionParseError",
+    "DetectorError",
+    "InvalidImage",
+    "InvalidTenant",
+    "JudgeError",
+    "ModerationError",
+    "PolicyError",
+    "Problem",
+    "UnknownTenant",
+]
+
+
+class ModerationError(Exception):
+    """Root of every error this library raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong (or worth a warning) in a policy file, with where it is and how to fix it."""
+
+    file: str
+    path: str
+    message: str
+    hint: str | None = None
+    line: int | None = None
+    severity: Literal["error", "warning"] = "error"
+
+    def render(self) -> str:
+        """`file:line: key.path: message (hint)`, the shape editors and CI logs understand."""
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        key = f" {self.path}:" if self.path else ""
+        hint = f" ({self.hint})" if self.hint else ""
+        return f"{where}:{key} {self.message}{hint}"
+
+
+class PolicyError(ModerationError, ValueError):
+    """The policies could not be loaded; `problems` lists every error found, not just the first."""
+
+    def __init__(self, problems: Iterable[Problem], warnings: Iterable[Problem] = ()) -> None:
+        self.problems: tuple[Problem, ...] = tuple(problems)
+        self.warnings: tuple[Problem, ...] = tuple(warnings)
+        super().__init__(self.rendered())
+
+    def rendered(self) -> str:
+        """All problems, one per line, preceded by a count."""
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the policies:"
+        return "\n".join([head, *(f"  {p.render()}" for p in self.problems)])
+
+
+class InvalidTenant(ModerationError, ValueError):
+    """A tenant id that is not `^[a-z0-9][a-z0-9_-]{0,63}$` (it could name a path)."""
+
+
+class UnknownTenant(ModerationError, LookupError):
+    """A strict store was asked for a tenant that has no policy file."""
+
+
+class DetectionParseError(ModerationError, ValueError):
+    """A detector response that does not have the shape of a DetectModerationLabels answer."""
+
+
+class InvalidImage(ModerationError, ValueError):
+    """The input cannot be moderated as an image; `reason` says why. No AWS call was made for it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+class DetectorError(ModerationError):
+    """The detector (Rekognition) failed after retries, or refused for a reason not the image's."""
+
+
+class JudgeError(ModerationError):
+    """The judge (Bedrock) failed after retries or answered with something that is not a verdict."""

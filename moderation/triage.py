@@ -1,0 +1,185 @@
+"""Triage: a policy applied to a detection. Pure and deterministic; no I/O.
+
+Each label is matched to the most specific rule the policy has for it (its own category, else its
+parent, else its grandparent, else `default`) and falls into a band. The aggregate action is
+reject if any label is rejected, else review if any is, else escalate if any is, else approve.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from moderation.detection import Detection, Label
+from moderation.policy import CONTENT_TYPES, Band, ContentTypeName, Policy, Thresholds
+from moderation.taxonomy import TAXONOMY, normalize
+
+__all__ = ["Action", "Finding", "Matched", "Triage", "evaluate", "lineage"]
+
+
+class Action(StrEnum):
+    """What triage says should happen to the image."""
+
+    APPROVE = "approve"
+    REJECT = "reject"
+    REVIEW = "review"
+    ESCALATE = "escalate"
+
+
+Matched = Literal["label", "parent", "grandparent", "ancestor", "default"]
+_MATCHED: tuple[Matched, ...] = ("label", "parent", "grandparent")
+_BAND_RANK = {Band.IGNORE: 0, Band.ESCALATE: 1, Band.REVIEW: 2, Band.REJECT: 3}
+_ACTION_OF = {
+    Band.IGNORE: Action.APPROVE,
+    Band.ESCALATE: Action.ESCALATE,
+    Band.REVIEW: Action.REVIEW,
+    Band.REJECT: Action.REJECT,
+}
+
+
+class Finding(BaseModel):
+    """One label, the rule that matched it, the thresholds applied and the band it fell in."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str
+    parent: str | None
+    level: int
+    confidence: float
+    rule: str
+    matched: Matched
+    content_type: ContentTypeName | None = None
+    thresholds: Thresholds
+    band: Band
+    note: str | None = None
+
+    def describe(self) -> str:
+        """A one-line human reason: `Violence 97.1% >= reject 95 (rule Violence, via parent)`."""
+        if self.note:
+            return f"{self.label} {self.confidence:.1f}%: {self.note}"
+        bound = (
+            getattr(self.thresholds, self.band.value, None) if self.band != Band.IGNORE else None
+        )
+        rule = "default rule" if self.rule == "default" else f"rule '{self.rule}'"
+        via = f", matched by {self.matched}" if self.matched not in ("label", "default") else ""
+        kind = f", {self.content_type} thresholds" if self.content_type else ""
+        if bound is None:
+            what = "allowed" if self.thresholds.allow else "below every threshold"
+            return f"{self.label} {self.confidence:.1f}%: {what} ({rule}{via}{kind})"
+        return f"{self.label} {self.confidence:.1f}% >= {self.band} {bound:g} ({rule}{via}{kind})"
+
+
+class Triage(BaseModel):
+    """The outcome of applying one policy to one detection, with a finding per label."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    action: Action
+    findings: tuple[Finding, ...] = ()
+    content_types: tuple[ContentTypeName, ...] = ()
+
+    @property
+    def deciding(self) -> Finding | None:
+        """The finding that set the action (highest band, then confidence); None on approve."""
+        acting = [f for f in self.findings if f.band != Band.IGNORE]
+        if not acting:
+            return None
+        return max(acting, key=lambda f: (_BAND_RANK[f.band], f.confidence, f.level, f.label))
+
+    def at(self, band: Band) -> tuple[Finding, ...]:
+        """The findings that fell in `band`, most confident first."""
+        return tuple(
+            sorted((f for f in self.findings if f.band == band), key=lambda f: -f.confidence)
+        )
+
+
+def lineage(label: Label, parents: Mapping[str, str | None]) -> tuple[str, ...]:
+    """The label and its ancestors, nearest first, as names a policy may have rules for.
+
+    Known names take the taxonomy's tree. Unknown ones (newer than our taxonomy, or from 6.1) follow
+    the response's own ParentName links until a known or 6.1 name joins the tree.
+    """
+    if label.name in TAXONOMY:
+        canonical = TAXONOMY.canonical(label.name)
+        assert canonical is not None
+        return (canonical, *TAXONOMY.ancestors(canonical))
+    chain = [label.name]
+    current: str | None = label.name
+    seen = {normalize(label.name)}
+    while current is not None:
+        mapped = TAXONOMY.legacy_parent(current)
+        if mapped is not None:
+            return (*chain, mapped, *TAXONOMY.ancestors(mapped))
+        nxt = label.parent if current == label.name else parents.get(normalize(current))
+        if nxt is None or normalize(nxt) in seen:
+            break
+        seen.add(normalize(nxt))
+        if nxt in TAXONOMY:
+            canonical = TAXONOMY.canonical(nxt)
+            assert canonical is not None
+            return (*chain, canonical, *TAXONOMY.ancestors(canonical))
+        chain.append(nxt)
+        current = nxt
+    return tuple(chain)
+
+
+def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, ContentTypeName]]:
+    found: list[tuple[float, ContentTypeName]] = []
+    for ct in detection.content_types:
+        key = normalize(ct.name)
+        for name in CONTENT_TYPES:
+            if key == name and ct.confidence >= policy.content_type_min_confidence:
+                found.append((ct.confidence, name))
+    # Most confident first; among equals, the name order is fixed so triage stays deterministic.
+    return sorted(found, key=lambda item: (-item[0], item[1]))
+
+
+def evaluate(policy: Policy, detection: Detection) -> Triage:
+    """Apply `policy` to `detection`: a finding per label and the aggregate action."""
+    parents = {normalize(label.name): label.parent for label in detection.labels}
+    kinds = _content_types(policy, detection)
+    findings: list[Finding] = []
+    for label in detection.labels:
+        rule_name, matched, thresholds, content_type = "default", "default", policy.default, None
+        for depth, name in enumerate(lineage(label, parents)):
+            rule = policy.rule_for(name)
+            if rule is None:
+                continue
+            rule_name = rule.name
+            matched = _MATCHED[depth] if depth < len(_MATCHED) else "ancestor"
+            thresholds = rule.thresholds
+            for _, kind in kinds:
+                if getattr(rule, kind) is not None:
+                    thresholds, content_type = rule.for_content(kind), kind
+                    break
+            break
+        note = None
+        if label.confidence < policy.min_confidence:
+            band = Band.IGNORE
+            note = f"below the policy's min_confidence {policy.min_confidence:g}"
+        else:
+            band = thresholds.band(label.confidence)
+        findings.append(
+            Finding(
+                label=label.name,
+                parent=label.parent,
+                level=label.level,
+                confidence=label.confidence,
+                rule=rule_name,
+                matched=matched,
+                content_type=content_type,
+                thresholds=thresholds,
+                band=band,
+                note=note,
+            )
+        )
+    worst = max((_BAND_RANK[f.band] for f in findings), default=0)
+    band = next(b for b, rank in _BAND_RANK.items() if rank == worst)
+    return Triage(
+        action=_ACTION_OF[band],
+        findings=tuple(findings),
+        content_types=tuple(kind for _, kind in kinds),
+    )
