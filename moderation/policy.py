@@ -531,9 +531,14 @@ def _thresholds(value: Any) -> Thresholds:
 
 class _Resolver:
     def __init__(
-        self, files: dict[str, _File], problems: list[Problem], warnings: list[Problem]
+        self,
+        files: dict[str, _File],
+        broken: set[str],
+        problems: list[Problem],
+        warnings: list[Problem],
     ) -> None:
         self.files = files
+        self.broken = broken
         self.problems = problems
         self.warnings = warnings
 
@@ -555,6 +560,8 @@ class _Resolver:
             f = self.files[current]
             chain.append(f)
             parent = f.extends
+            if parent in self.broken:
+                return None
             if parent is not None and parent not in self.files:
                 self.problems.append(
                     Problem(
@@ -587,6 +594,11 @@ class _Resolver:
                 path = path[:-1]
             return (leaf.file, None)
 
+        files_in_chain = [f.file for f in chain]
+
+        def rank(file: str) -> int:
+            return files_in_chain.index(file) if file in files_in_chain else len(chain)
+
         def error(path: KeyPath, message: str, hint: str | None = None) -> None:
             file, line = at(path)
             self.problems.append(Problem(file, _dotted(path), message, hint, line))
@@ -611,11 +623,17 @@ class _Resolver:
                 error(path, "this rule has no thresholds left after merging", "add one, or `allow`")
             for (lo_key, lo), (hi_key, hi) in itertools.pairwise(present):
                 if lo > hi:
+                    # Blame whichever of the two was written nearer the tenant: that is the edit
+                    # that made the pair inconsistent.
+                    blamed = min((lo_key, hi_key), key=lambda k: rank(at((*path, k))[0]))
+                    merged_note = f" in policy '{name}' after merging" if len(chain) > 1 else ""
                     error(
-                        (*path, lo_key),
-                        f"{lo_key} {lo:g} is above {hi_key} {hi:g}: bands are checked reject, "
-                        f"review, escalate, so this {lo_key} band could never be reached",
-                        "keep 0 <= escalate <= review <= reject <= 100",
+                        (*path, blamed),
+                        f"{lo_key} {lo:g} is above {hi_key} {hi:g}{merged_note}: bands are "
+                        f"checked reject, review, escalate, so this {lo_key} band could never "
+                        "be reached",
+                        f"keep 0 <= escalate <= review <= reject <= 100; `{lo_key}: null` "
+                        "removes an inherited threshold",
                     )
             for k, v in present:
                 if v < min_conf:
@@ -739,6 +757,7 @@ class PolicyStore:
         problems: list[Problem] = []
         warnings: list[Problem] = []
         files: dict[str, _File] = {}
+        broken: set[str] = set()
         if DEFAULT_POLICY not in sources:
             problems.append(
                 Problem("default.yaml", "", "no default policy", "every store needs default.yaml")
@@ -766,13 +785,16 @@ class PolicyStore:
             _Checker(f, problems, warnings).run()
             if len(problems) == before:
                 files[name] = f
-        resolver = _Resolver(files, problems, warnings)
+            else:
+                broken.add(name)
+        # Resolve every file that is itself clean, so one run reports merge problems too; a
+        # tenant whose parent is broken is skipped (its parent's problems are already listed).
+        resolver = _Resolver(files, broken, problems, warnings)
         policies: dict[str, Policy] = {}
-        if not problems:
-            for name in sorted(files):
-                policy = resolver.resolve(name)
-                if policy is not None:
-                    policies[name] = policy
+        for name in sorted(files):
+            policy = resolver.resolve(name)
+            if policy is not None:
+                policies[name] = policy
         self.warnings: tuple[Problem, ...] = tuple(_unique(warnings))
         if problems:
             raise PolicyError(_unique(problems), self.warnings)

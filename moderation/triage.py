@@ -137,14 +137,45 @@ def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, Co
     return sorted(found, key=lambda item: (-item[0], item[1]))
 
 
+# Confidences of a parent and its child are reported equal, give or take float noise.
+_COVER_TOLERANCE = 0.01
+
+
+def _covering(
+    detection: Detection, lineages: list[tuple[str, ...]]
+) -> dict[int, tuple[str, float]]:
+    """For each label that is an ancestor of another label in the same response, its most
+    confident descendant: Rekognition reports every ancestor of a label as a label of its own."""
+    best: dict[str, tuple[str, float]] = {}
+    for label, chain in zip(detection.labels, lineages, strict=True):
+        for ancestor in chain[1:]:
+            key = normalize(ancestor)
+            if key not in best or label.confidence > best[key][1]:
+                best[key] = (label.name, label.confidence)
+    return {
+        i: best[normalize(chain[0])]
+        for i, chain in enumerate(lineages)
+        if normalize(chain[0]) in best
+        and detection.labels[i].confidence <= best[normalize(chain[0])][1] + _COVER_TOLERANCE
+    }
+
+
 def evaluate(policy: Policy, detection: Detection) -> Triage:
-    """Apply `policy` to `detection`: a finding per label and the aggregate action."""
+    """Apply `policy` to `detection`: a finding per label and the aggregate action.
+
+    Note: a label that is only the ancestor of a more specific label in the same response (as
+    confident or less) is covered by it and ignored, so that a rule for `Kissing on the Lips`
+    is not overridden by the rule for its parent category, which Rekognition reports alongside.
+    An ancestor more confident than all its reported descendants is judged on its own.
+    """
     parents = {normalize(label.name): label.parent for label in detection.labels}
     kinds = _content_types(policy, detection)
+    lineages = [lineage(label, parents) for label in detection.labels]
+    covered = _covering(detection, lineages)
     findings: list[Finding] = []
-    for label in detection.labels:
+    for i, label in enumerate(detection.labels):
         rule_name, matched, thresholds, content_type = "default", "default", policy.default, None
-        for depth, name in enumerate(lineage(label, parents)):
+        for depth, name in enumerate(lineages[i]):
             rule = policy.rule_for(name)
             if rule is None:
                 continue
@@ -157,7 +188,10 @@ def evaluate(policy: Policy, detection: Detection) -> Triage:
                     break
             break
         note = None
-        if label.confidence < policy.min_confidence:
+        if i in covered:
+            band = Band.IGNORE
+            note = f"covered by the more specific label '{covered[i][0]}'"
+        elif label.confidence < policy.min_confidence:
             band = Band.IGNORE
             note = f"below the policy's min_confidence {policy.min_confidence:g}"
         else:
