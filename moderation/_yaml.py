@@ -90,7 +90,8 @@ def _walk(
 
 def read_yaml(text: str | bytes, file: str) -> tuple[YamlDocument | None, list[Problem]]:
     """Parse one policy document, and the problems found; None when it could not be read at all."""
-    size = len(text.encode() if isinstance(text, str) else text)
+    # surrogatepass: a str with a lone surrogate is counted here and refused by the YAML reader.
+    size = len(text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text)
     if size > MAX_POLICY_BYTES:
         return None, [
             Problem(
@@ -157,6 +158,16 @@ def read_yaml(text: str | bytes, file: str) -> tuple[YamlDocument | None, list[P
         return None, [Problem(file, "", f"YAML error: {message}", None, line)]
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
         return None, [Problem(file, "", f"YAML error: {exc}")]
+    if not isinstance(doc.data, dict):  # `!!set {a, b}` is a mapping node that builds a set
+        return None, [
+            Problem(
+                file,
+                "",
+                f"a policy must be a mapping of keys, not a {type(doc.data).__name__}",
+                "start with `id:` or `extends:`",
+                root.start_mark.line + 1,
+            )
+        ]
     # Duplicate keys are reported, and the rest of the file is still checked so that one run
     # shows every problem.
     return doc, problems

@@ -28,6 +28,7 @@ __all__ = [
     "TokenUsage",
     "Verdict",
     "VerdictKind",
+    "check_context",
 ]
 
 SCHEMA_VERSION = 1
@@ -35,6 +36,27 @@ SCHEMA_VERSION = 1
 ContextValue = str | int | float | bool | None
 _MAX_CONTEXT_KEYS = 32
 _MAX_CONTEXT_TEXT = 256
+
+
+def check_context(value: object) -> dict[str, ContextValue]:
+    """The caller's context if it is a small mapping of ids to scalars; ValueError otherwise.
+
+    Bounded so that image bytes or whole documents cannot ride along into the audit log.
+    """
+    if not isinstance(value, dict):
+        raise ValueError(f"context must be a dict of ids, got {type(value).__name__}")
+    if len(value) > _MAX_CONTEXT_KEYS:
+        raise ValueError(f"context has {len(value)} keys; at most {_MAX_CONTEXT_KEYS}")
+    for key, item in value.items():
+        if not isinstance(key, str) or not 0 < len(key) <= 64:
+            raise ValueError(f"context key {key!r} must be text of 1 to 64 characters")
+        if item is not None and not isinstance(item, str | int | float | bool):
+            raise ValueError(f"context[{key!r}] must be text, a number, a bool or None")
+        if isinstance(item, str) and len(item) > _MAX_CONTEXT_TEXT:
+            raise ValueError(
+                f"context[{key!r}] is {len(item)} characters; at most {_MAX_CONTEXT_TEXT}"
+            )
+    return value
 
 
 class Outcome(StrEnum):
@@ -54,7 +76,9 @@ class DecidedBy(StrEnum):
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # No NaN or infinity anywhere: JSON has no spelling for them (pydantic writes null), so a
+    # record holding one would not load back from the audit log.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class S3Identity(_Record):
@@ -121,11 +145,13 @@ class Cost(_Record):
     """Estimated spend for this decision, in US dollars."""
 
     rekognition_usd: float = 0.0
-    bedrock_usd: float = 0.0
+    bedrock_usd: float | None = 0.0  # None: the model's price is not in the pricing table
 
     @property
-    def total_usd(self) -> float:
-        """Everything this decision is estimated to have cost."""
+    def total_usd(self) -> float | None:
+        """Everything this decision is estimated to have cost; None if a part is unknown."""
+        if self.bedrock_usd is None:
+            return None
         return self.rekognition_usd + self.bedrock_usd
 
 
@@ -161,17 +187,7 @@ class Decision(_Record):
     @field_validator("context")
     @classmethod
     def _small_context(cls, value: dict[str, ContextValue]) -> dict[str, ContextValue]:
-        # The caller's ids, not a payload: bounded so that bytes or documents cannot ride along.
-        if len(value) > _MAX_CONTEXT_KEYS:
-            raise ValueError(f"context has {len(value)} keys; at most {_MAX_CONTEXT_KEYS}")
-        for key, item in value.items():
-            if len(key) > 64:
-                raise ValueError(f"context key {key[:20]!r}… is over 64 characters")
-            if isinstance(item, str) and len(item) > _MAX_CONTEXT_TEXT:
-                raise ValueError(
-                    f"context[{key!r}] is {len(item)} characters; at most {_MAX_CONTEXT_TEXT}"
-                )
-        return value
+        return check_context(value)
 
     @property
     def approved(self) -> bool:

@@ -17,7 +17,7 @@ __all__ = ["ContentType", "Detection", "Label"]
 class Label(BaseModel):
     """One moderation label as reported: name, parent (None at the top), level 1-3, confidence."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     parent: str | None = None
@@ -28,7 +28,7 @@ class Label(BaseModel):
 class ContentType(BaseModel):
     """What kind of picture it is (`Animated`, `Illustrated`), with the detector's confidence."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     name: str
     confidence: float
@@ -37,7 +37,7 @@ class ContentType(BaseModel):
 class Detection(BaseModel):
     """Everything the detector reported for one image, enough to re-run triage later."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
     provider: str = "rekognition"
     model_version: str | None = None
@@ -110,9 +110,11 @@ def _optional_str(response: Mapping[str, Any], key: str) -> str | None:
 
 
 def _confidence(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise DetectionParseError(f"{where}: must be a number from 0 to 100, got {value!r}")
-    if not 0 <= value <= 100:
+    # The range check first: it is False for NaN and infinities, and math.isfinite would raise
+    # OverflowError on an int too large for a float (json.loads makes those from long literals).
+    if not 0 <= value <= 100 or not math.isfinite(value):
         raise DetectionParseError(f"{where}: must be a number from 0 to 100, got {value!r}")
     return float(value)
 

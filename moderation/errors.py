@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
+    "AuditError",
     "DetectionParseError",
     "DetectorError",
     "InvalidImage",
@@ -81,8 +82,53 @@ class InvalidImage(ModerationError, ValueError):
 
 
 class DetectorError(ModerationError):
-    """The detector (Rekognition) failed after retries, or refused for a reason not the image's."""
+    """The detector (Rekognition) failed after retries, or refused for a reason not the image's.
+
+    `code` is the AWS error code when the service answered with one (None for connection errors
+    and malformed responses); `attempts` is how many calls were made (0 when unknown).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, attempts: int = 0) -> None:
+        self.code = code
+        self.attempts = attempts
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep `code` and `attempts` across pickling (multiprocessing, concurrent.futures).
+        return _rebuild_detector_error, (str(self), self.code, self.attempts)
+
+
+def _rebuild_detector_error(message: str, code: str | None, attempts: int) -> DetectorError:
+    return DetectorError(message, code=code, attempts=attempts)
 
 
 class JudgeError(ModerationError):
-    """The judge (Bedrock) failed after retries or answered with something that is not a verdict."""
+    """The judge (Bedrock) failed after retries or answered with something that is not a verdict.
+
+    `code` is the AWS error code when the service answered with one (None for connection errors,
+    timeouts and local failures); `attempts` is how many calls were made (0 when unknown).
+    """
+
+    def __init__(self, message: str, *, code: str | None = None, attempts: int = 0) -> None:
+        self.code = code
+        self.attempts = attempts
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep `code` and `attempts` across pickling (multiprocessing, concurrent.futures).
+        return _rebuild_judge_error, (str(self), self.code, self.attempts)
+
+
+def _rebuild_judge_error(message: str, code: str | None, attempts: int) -> JudgeError:
+    return JudgeError(message, code=code, attempts=attempts)
+
+
+class AuditError(ModerationError):
+    """The decision could not be written to the audit log; `decision` holds it, unreturned.
+
+    `moderate()` raises this rather than return a decision nobody can later account for.
+    """
+
+    def __init__(self, message: str, decision: object) -> None:
+        self.decision = decision
+        super().__init__(message)

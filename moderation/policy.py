@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -258,7 +259,8 @@ class _Checker:
             hint = "write a plain number such as 80" if isinstance(value, str) else None
             self.error(path, f"must be a number from {lo:g} to {hi:g}, got {value!r}", hint)
             return None
-        if not math.isfinite(value) or not lo <= value <= hi:
+        # Range first: math.isfinite raises OverflowError on an int too large for a float.
+        if not lo <= value <= hi or not math.isfinite(value):
             self.error(path, f"must be a number from {lo:g} to {hi:g}, got {value!r}")
             return None
         return float(value)
@@ -422,6 +424,7 @@ class _Checker:
         if not isinstance(value, Mapping):
             self.error(path, "must be a mapping", "e.g. {judge: none}")
             return
+        self.keep(path, path)  # so a problem about the block as a whole (no model_id) has a line
         self.unknown_keys(value, _ESCALATION_KEYS, path)
         out: dict[str, Any] = {}
         for key in _ESCALATION_KEYS:
@@ -477,7 +480,8 @@ def _close_category(name: str) -> str | None:
 def _duration(value: Any) -> float | None:
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float) and math.isfinite(value) and value > 0:
+    # `0 < value <= max float` rejects NaN, inf and ints too large to convert (no OverflowError).
+    if isinstance(value, int | float) and 0 < value <= sys.float_info.max:
         return float(value)
     if isinstance(value, str):
         m = _DURATION.fullmatch(value.strip())

@@ -1,0 +1,140 @@
+"""One retry owner per AWS call.
+
+Clients this library builds have botocore's retries switched off (`total_max_attempts: 1`) and
+tenacity retries instead, with exponential backoff, full jitter and a deadline. A client the caller
+injects keeps its own configuration: if it retries by itself, this layer makes exactly one attempt,
+so attempts never multiply (3 x 3 = 9 requests is what two owners would send).
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+)
+
+__all__ = [
+    "NO_BOTOCORE_RETRIES",
+    "RetryPolicy",
+    "call_with_retries",
+    "client_retries_itself",
+    "error_code",
+]
+
+T = TypeVar("T")
+
+NO_BOTOCORE_RETRIES: dict[str, Any] = {"total_max_attempts": 1}
+
+
+def error_code(exc: BaseException) -> str | None:
+    """The AWS error code of a botocore ClientError, else None."""
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code")
+        return str(code) if code else None
+    return None
+
+
+def client_retries_itself(client: Any) -> bool:
+    """True unless the client was configured to make a single attempt."""
+    config: Config | None = getattr(getattr(client, "meta", None), "config", None)
+    retries = getattr(config, "retries", None) or {}
+    # Unset means botocore's defaults (and AWS_MAX_ATTEMPTS): the client retries by itself.
+    single = retries.get("total_max_attempts") == 1 or retries.get("max_attempts") == 0
+    return not single
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How tenacity retries one call: attempts, backoff and a deadline across all attempts."""
+
+    attempts: int = 4
+    initial_backoff: float = 0.2
+    max_backoff: float = 5.0
+    deadline: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    rng: random.Random = field(default_factory=random.Random)
+
+    def single(self) -> RetryPolicy:
+        """The same policy with one attempt (for clients that own their retries)."""
+        return RetryPolicy(
+            1,
+            self.initial_backoff,
+            self.max_backoff,
+            self.deadline,
+            self.sleep,
+            self.clock,
+            self.rng,
+        )
+
+
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    retryable: Callable[[BaseException], bool],
+) -> tuple[T, int]:
+    """Call `fn` under `policy`, retrying errors `retryable` accepts; the result and attempts made.
+
+    The last error is re-raised with `attempts` set on it. No retry is started that could not
+    finish its backoff before the deadline.
+    """
+    start = policy.clock()
+    attempts = 0
+
+    def stop(state: RetryCallState) -> bool:
+        if stop_after_attempt(policy.attempts)(state):
+            return True
+        upcoming = state.upcoming_sleep or 0.0
+        return policy.clock() - start + upcoming >= policy.deadline
+
+    def jittered(state: RetryCallState) -> float:
+        # tenacity's jitter uses the global random; ours is injectable for deterministic tests.
+        high = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
+        return policy.rng.uniform(0, high)
+
+    retrying = Retrying(
+        stop=stop,
+        wait=jittered,
+        retry=retry_if_exception(retryable),
+        sleep=policy.sleep,
+        reraise=True,
+    )
+
+    def counted() -> T:
+        nonlocal attempts
+        attempts += 1
+        return fn()
+
+    try:
+        return retrying(counted), attempts
+    except BaseException as exc:
+        exc.attempts = attempts  # type: ignore[attr-defined]
+        raise
+
+
+def codes(*names: str) -> Callable[[BaseException], bool]:
+    """A retry predicate that accepts ClientErrors with one of these codes."""
+    wanted = frozenset(names)
+    return lambda exc: error_code(exc) in wanted
+
+
+def any_of(*predicates: Callable[[BaseException], bool]) -> Callable[[BaseException], bool]:
+    """A retry predicate true when any of `predicates` is."""
+    return lambda exc: any(p(exc) for p in predicates)
+
+
+def instances(types: Iterable[type[BaseException]]) -> Callable[[BaseException], bool]:
+    """A retry predicate that accepts exceptions of these types."""
+    kinds = tuple(types)
+    return lambda exc: isinstance(exc, kinds)

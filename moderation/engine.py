@@ -1,0 +1,417 @@
+"""The engine: one call from an image to an audited Decision, failing closed at every step.
+
+    intake -> policy -> detect -> triage -> (judge, only on escalate) -> decision -> audit
+
+No failure path approves an image: a detector failure raises (or, if the policy says
+`on_detector_error: review`, yields a review decision); a judge failure, refusal or unusable answer
+follows the policy's `on_error` / `on_blocked`, which can only be review or reject; and a decision
+that cannot be written to the audit log is raised as `AuditError`, never returned.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import BinaryIO
+
+from moderation._version import __version__
+from moderation._ids import new_ulid
+from moderation.audit import LoggingAuditLog, audit_log_from_spec
+from moderation.budget import EscalationBudget
+from moderation.decision import (
+    ContextValue,
+    Cost,
+    DecidedBy,
+    Decision,
+    Escalation,
+    ImageIdentity,
+    Outcome,
+    S3Identity,
+    VerdictKind,
+    check_context,
+)
+from moderation.detection import Detection
+from moderation.errors import AuditError, DetectorError, InvalidImage
+from moderation.intake import ImageIntake, PreparedImage
+from moderation.policy import Band, Policy, PolicyStore
+from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
+from moderation.pricing import Pricing
+from moderation.triage import Action, Triage, evaluate
+
+__all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
+
+ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
+
+_OUTCOME_OF_ACTION = {
+    Action.APPROVE: Outcome.APPROVED,
+    Action.REJECT: Outcome.REJECTED,
+    Action.REVIEW: Outcome.REVIEW,
+}
+_OUTCOME_OF_FALLBACK = {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
+_OUTCOME_OF_VERDICT = {
+    VerdictKind.APPROVE: Outcome.APPROVED,
+    VerdictKind.REJECT: Outcome.REJECTED,
+    VerdictKind.UNSURE: Outcome.REVIEW,
+}
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class _Clock:
+    """Stage timings in milliseconds, from an injectable monotonic timer."""
+
+    def __init__(self, timer: Callable[[], float]) -> None:
+        self.timer = timer
+        self.start = timer()
+        self.mark = self.start
+        self.stages: dict[str, float] = {}
+
+    def lap(self, stage: str) -> None:
+        now = self.timer()
+        self.stages[stage] = round((now - self.mark) * 1000, 3)
+        self.mark = now
+
+    def done(self) -> dict[str, float]:
+        self.stages["total"] = round((self.timer() - self.start) * 1000, 3)
+        return self.stages
+
+
+class Engine:
+    """Moderates images for many tenants with one detector, an optional judge and an audit log."""
+
+    def __init__(
+        self,
+        policies: PolicyStore,
+        detector: Detector,
+        judge: Judge | None = None,
+        audit: AuditLog | None = None,
+        *,
+        intake: ImageIntake | None = None,
+        pricing: Pricing | None = None,
+        budget: EscalationBudget | None = None,
+        now: Callable[[], datetime] = _utcnow,
+        timer: Callable[[], float] = time.perf_counter,
+        new_id: Callable[[], str] = new_ulid,
+    ) -> None:
+        self.policies = policies
+        self.detector = detector
+        self.judge = judge
+        self.audit: AuditLog = audit if audit is not None else LoggingAuditLog()
+        self.intake = intake or ImageIntake()
+        self.pricing = pricing or Pricing()
+        self.budget = budget or EscalationBudget()
+        self._now = now
+        self._timer = timer
+        self._new_id = new_id
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Engine:
+        """The AWS engine configured from environment variables (see docs/configuration.md).
+
+        MODERATION_POLICIES (policy directory, default ./policies), MODERATION_STRICT_TENANTS
+        (1: unknown tenants raise), MODERATION_REGION (else boto3's AWS_REGION resolution),
+        MODERATION_AUDIT (`log` default, `stdout`, `stderr`, or a path for JSON lines),
+        MODERATION_PROJECT_VERSION (a Rekognition custom moderation adapter ARN),
+        MODERATION_JUDGE (`bedrock` default, or `none` for no judge).
+        """
+        from moderation.aws.bedrock import BedrockJudge
+        from moderation.aws.rekognition import RekognitionDetector
+
+        env = os.environ if env is None else env
+        strict = env.get("MODERATION_STRICT_TENANTS", "0").lower() in ("1", "true", "yes")
+        store = PolicyStore(env.get("MODERATION_POLICIES", "policies"), strict=strict)
+        region = env.get("MODERATION_REGION") or None
+        detector = RekognitionDetector(
+            region=region, project_version=env.get("MODERATION_PROJECT_VERSION") or None
+        )
+        judge_kind = env.get("MODERATION_JUDGE", "bedrock")
+        if judge_kind not in ("bedrock", "none"):
+            raise ValueError(f"MODERATION_JUDGE must be bedrock or none, got {judge_kind!r}")
+        judge = BedrockJudge(region=region) if judge_kind == "bedrock" else None
+        return cls(store, detector, judge, audit_log_from_spec(env.get("MODERATION_AUDIT", "log")))
+
+    def moderate(
+        self,
+        image: ImageSource,
+        *,
+        tenant: str = "default",
+        context: Mapping[str, ContextValue] | None = None,
+    ) -> Decision:
+        """Decide whether `image` may be published under `tenant`'s policy, and audit it.
+
+        Raises InvalidTenant / UnknownTenant, InvalidImage (no AWS call made), DetectorError
+        (unless the policy turns it into a review), AuditError, or ValueError for a bad context.
+        """
+        ctx = check_context(dict(context or {}))
+        clock = _Clock(self._timer)
+        policy = self.policies.get(tenant)
+        prepared = self.intake.prepare(image)
+        clock.lap("intake")
+        identity = _identity(prepared)
+        try:
+            detection = self.detector.detect(prepared, min_confidence=policy.min_confidence)
+        except InvalidImage:
+            raise
+        except Exception as exc:
+            clock.lap("detect")
+            error = exc if isinstance(exc, DetectorError) else DetectorError(f"detector: {exc!r}")
+            if policy.on_detector_error != "review":
+                if error is exc:
+                    raise
+                raise error from exc
+            return self._record(
+                tenant, ctx, policy, identity, clock,
+                outcome=Outcome.REVIEW,
+                decided_by=DecidedBy.FALLBACK,
+                reasons=(f"detector failed ({error}); policy on_detector_error=review",),
+                error=str(error),
+            )  # fmt: skip
+        clock.lap("detect")
+        triage = evaluate(policy, detection)
+        clock.lap("triage")
+        if triage.action is not Action.ESCALATE:
+            outcome = _OUTCOME_OF_ACTION[triage.action]
+            return self._record(
+                tenant, ctx, policy, identity, clock,
+                outcome=outcome,
+                decided_by=DecidedBy.POLICY,
+                reasons=_policy_reasons(triage, outcome),
+                detection=detection,
+                triage=triage,
+            )  # fmt: skip
+        return self._escalate(tenant, ctx, policy, prepared, identity, clock, detection, triage)
+
+    def _escalate(
+        self,
+        tenant: str,
+        ctx: dict[str, ContextValue],
+        policy: Policy,
+        prepared: PreparedImage,
+        identity: ImageIdentity,
+        clock: _Clock,
+        detection: Detection,
+        triage: Triage,
+    ) -> Decision:
+        escalated = triage.at(Band.ESCALATE)
+        why = "escalated: " + "; ".join(f.describe() for f in escalated[:3])
+        settings = policy.escalation
+
+        def record(
+            outcome: Outcome,
+            decided_by: DecidedBy,
+            reasons: tuple[str, ...],
+            escalation: Escalation,
+        ) -> Decision:
+            return self._record(
+                tenant, ctx, policy, identity, clock,
+                outcome=outcome,
+                decided_by=decided_by,
+                reasons=(why, *reasons),
+                detection=detection,
+                triage=triage,
+                escalation=escalation,
+                error=escalation.error,
+            )  # fmt: skip
+
+        if settings.judge == "none":
+            note = "the policy has no judge (judge: none): borderline goes to human review"
+            return record(
+                Outcome.REVIEW, DecidedBy.POLICY, (note,), Escalation(judge="none", skipped=note)
+            )
+        if self.judge is None or settings.model_id is None:
+            note = "no judge is configured in this engine: borderline goes to human review"
+            return record(
+                Outcome.REVIEW,
+                DecidedBy.FALLBACK,
+                (note,),
+                Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note),
+            )
+        if not self.budget.try_acquire(tenant, settings.budget):
+            assert settings.budget is not None
+            note = (
+                f"escalation budget exhausted ({settings.budget.calls} judge calls per "
+                f"{settings.budget.per_seconds:g}s for tenant '{tenant}'): sent to human review"
+            )
+            return record(
+                Outcome.REVIEW,
+                DecidedBy.FALLBACK,
+                (note,),
+                Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note),
+            )
+        request = JudgeRequest(
+            tenant=tenant,
+            model_id=settings.model_id,
+            guidance=settings.guidance,
+            findings=escalated,
+        )
+        try:
+            judgment = self.judge.judge(prepared, request)
+        except Exception as exc:
+            clock.lap("judge")
+            fallback = settings.on_error
+            error = f"{type(exc).__name__}: {exc}"
+            return record(
+                _OUTCOME_OF_FALLBACK[fallback],
+                DecidedBy.FALLBACK,
+                (f"judge failed ({error}); policy on_error={fallback}",),
+                Escalation(
+                    judge=settings.judge,
+                    model_id=settings.model_id,
+                    attempts=int(getattr(exc, "attempts", 0) or 0),
+                    error=error,
+                ),
+            )
+        clock.lap("judge")
+        escalation = _escalation_record(settings.judge, judgment)
+        if judgment.status == "verdict" and judgment.verdict is not None:
+            verdict = judgment.verdict
+            said = f"judge {judgment.model_id} answered {verdict.verdict.value}"
+            if verdict.rationale:
+                said += f": {verdict.rationale}"
+            return record(
+                _OUTCOME_OF_VERDICT[verdict.verdict], DecidedBy.JUDGE, (said,), escalation
+            )
+        fallback = settings.on_blocked if judgment.status == "blocked" else settings.on_error
+        knob = "on_blocked" if judgment.status == "blocked" else "on_error"
+        detail = judgment.detail or judgment.status
+        return record(
+            _OUTCOME_OF_FALLBACK[fallback],
+            DecidedBy.FALLBACK,
+            (f"judge gave no verdict ({detail}); policy {knob}={fallback}",),
+            escalation,
+        )
+
+    def _record(
+        self,
+        tenant: str,
+        ctx: dict[str, ContextValue],
+        policy: Policy,
+        identity: ImageIdentity,
+        clock: _Clock,
+        *,
+        outcome: Outcome,
+        decided_by: DecidedBy,
+        reasons: tuple[str, ...],
+        detection: Detection | None = None,
+        triage: Triage | None = None,
+        escalation: Escalation | None = None,
+        error: str | None = None,
+    ) -> Decision:
+        bedrock_usd: float | None = 0.0
+        if escalation is not None and escalation.usage is not None and escalation.model_id:
+            bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
+        decision = Decision(
+            id=self._new_id(),
+            created_at=self._now(),
+            tenant=tenant,
+            context=ctx,
+            outcome=outcome,
+            decided_by=decided_by,
+            reasons=reasons,
+            image=identity,
+            policy=policy.ref,
+            detection=detection,
+            triage=triage,
+            escalation=escalation,
+            timings_ms=clock.done(),
+            cost=Cost(
+                rekognition_usd=self.pricing.rekognition_per_image if detection else 0.0,
+                bedrock_usd=bedrock_usd,
+            ),
+            engine_version=__version__,
+            error=error,
+        )
+        try:
+            self.audit.append(decision)
+        except Exception as exc:
+            raise AuditError(
+                f"decision {decision.id} could not be written to the audit log: {exc!r}", decision
+            ) from exc
+        return decision
+
+
+def _identity(image: PreparedImage) -> ImageIdentity:
+    s3 = None
+    if image.s3 is not None:
+        s3 = S3Identity(
+            bucket=image.s3.bucket,
+            key=image.s3.key,
+            version_id=image.s3.version_id,
+            etag=image.s3.etag,
+        )
+    return ImageIdentity(
+        sha256=image.sha256,
+        size=image.size,
+        format=image.format,
+        width=image.width,
+        height=image.height,
+        s3=s3,
+        converted=image.converted,
+    )
+
+
+def _policy_reasons(triage: Triage, outcome: Outcome) -> tuple[str, ...]:
+    if outcome is Outcome.APPROVED:
+        acted = [f for f in triage.findings if f.band is not Band.IGNORE]
+        n = len(triage.findings)
+        return (
+            "approved by policy: no label reached a band"
+            + (f" ({n} label{'s' if n != 1 else ''} seen)" if n else " (no labels)")
+            if not acted
+            else "approved by policy",
+        )
+    band = Band.REJECT if outcome is Outcome.REJECTED else Band.REVIEW
+    verb = "rejected by policy" if outcome is Outcome.REJECTED else "sent to review by policy"
+    return tuple(f"{verb}: {f.describe()}" for f in triage.at(band)[:3])
+
+
+def _escalation_record(judge: str, judgment: Judgment) -> Escalation:
+    return Escalation(
+        judge=judge,
+        model_id=judgment.model_id,
+        prompt_sha256=judgment.prompt_sha256,
+        verdict=judgment.verdict,
+        stop_reason=judgment.stop_reason,
+        usage=judgment.usage,
+        latency_ms=judgment.latency_ms,
+        attempts=judgment.attempts,
+        error=None if judgment.status == "verdict" else (judgment.detail or judgment.status),
+    )
+
+
+_default: Engine | None = None
+_default_lock = threading.Lock()
+
+
+def configure(engine: Engine | None) -> None:
+    """Make `engine` the one module-level `moderate()` uses (None: rebuild from env on next use)."""
+    global _default
+    with _default_lock:
+        _default = engine
+
+
+def get_engine() -> Engine:
+    """The module-level engine, built once from the environment on first use (thread-safe)."""
+    global _default
+    engine = _default
+    if engine is None:
+        with _default_lock:
+            if _default is None:
+                _default = Engine.from_env()
+            engine = _default
+    return engine
+
+
+def moderate(
+    image: ImageSource,
+    *,
+    tenant: str = "default",
+    context: Mapping[str, ContextValue] | None = None,
+) -> Decision:
+    """Moderate with the module-level engine (see `configure`, `Engine.from_env`)."""
+    return get_engine().moderate(image, tenant=tenant, context=context)

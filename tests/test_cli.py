@@ -1,0 +1,209 @@
+"""The command line, through click's runner: output and exit codes as documented."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from moderation import Decision
+from moderation.cli import main
+from moderation.schema import decision_schema, policy_schema
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = str(ROOT / "policies")
+IMAGES = ROOT / "examples/images"
+RECORDINGS = str(ROOT / "examples/recordings")
+
+
+def run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture
+def policies(tmp_path: Path) -> Path:
+    target = tmp_path / "policies"
+    shutil.copytree(POLICIES, target)
+    return target
+
+
+def test_validate_shipped_policies():
+    result = run("policy", "validate", POLICIES)
+    assert result.exit_code == 0, result.output
+    assert "ok: default and 4 tenant policies valid" in result.output
+
+
+def test_validate_names_file_line_key_and_suggestion_for_a_typo(policies: Path):
+    kids = policies / "tenants/kids.yaml"
+    kids.write_text(kids.read_text().replace("  Gambling:", "  Gamblign:"))
+    line = (
+        kids.read_text()
+        .splitlines()
+        .index(next(x for x in kids.read_text().splitlines() if x.startswith("  Gamblign:")))
+        + 1
+    )
+    result = run("policy", "validate", str(policies))
+    assert result.exit_code == 1
+    assert (
+        f"{kids}:{line}: categories.Gamblign: unknown category 'Gamblign' in taxonomy 7.0 "
+        "(did you mean 'Gambling'?)"
+    ) in result.output
+
+
+def test_validate_prints_warnings_and_exits_0(policies: Path):
+    (policies / "tenants/legacy.yaml").write_text("categories:\n  Suggestive: {escalate: 50}\n")
+    result = run("policy", "validate", str(policies))
+    assert result.exit_code == 0
+    assert "warning:" in result.output and "'Suggestive' is a taxonomy 6.1 name" in result.output
+
+
+def test_validate_missing_directory():
+    result = run("policy", "validate", "/nonexistent/policies")
+    assert result.exit_code == 1
+    assert "policy directory not found" in result.output
+
+
+def test_show_prints_the_resolved_policy_and_its_hash():
+    result = run("policy", "show", "kids", "--policies", POLICIES)
+    assert result.exit_code == 0
+    body = json.loads(result.output)
+    assert body["chain"] == ["kids", "default"]
+    assert body["categories"]["Swimwear or Underwear"]["thresholds"]["reject"] == 70.0
+    assert len(body["sha256"]) == 64
+
+
+def test_show_refuses_a_bad_tenant_id():
+    result = run("policy", "show", "../etc", "--policies", POLICIES)
+    assert result.exit_code == 1
+    assert "invalid tenant id" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "committed", "build"),
+    [
+        ((), "docs/policy.schema.json", policy_schema),
+        (("--decision",), "docs/decision.schema.json", decision_schema),
+    ],
+)
+def test_schemas_are_committed_and_current(args, committed, build):
+    result = run("policy", "schema", *args)
+    assert json.loads(result.output) == build()
+    assert json.loads((ROOT / committed).read_text()) == build(), (
+        f"regenerate {committed}: moderation policy schema {' '.join(args)} > {committed}"
+    )
+
+
+def test_shipped_policies_validate_against_the_json_schema():
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    for path in [ROOT / "policies/default.yaml", *(ROOT / "policies/tenants").glob("*.yaml")]:
+        jsonschema.validate(yaml.safe_load(path.read_text()), policy_schema())
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"categories": {"Violence": {"rejct": 5}}}, policy_schema())
+
+
+def test_try_prints_a_table_per_example_and_tenant():
+    result = run(
+        "policy",
+        "try",
+        "--policies",
+        POLICIES,
+        str(ROOT / "examples/detections/beach-swimwear.json"),
+    )
+    assert result.exit_code == 0
+    rows = {line.split()[1]: line.split()[2] for line in result.output.splitlines()[2:] if line}
+    assert rows == {
+        "default": "approve",
+        "dating": "approve",
+        "forum": "approve",
+        "kids": "reject",
+        "medical": "approve",
+    }
+
+
+def test_try_reports_a_malformed_response(tmp_path: Path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"ModerationLabels": [{"Name": "X", "Confidence": "high"}]}')
+    result = run("policy", "try", "--policies", POLICIES, str(bad))
+    assert result.exit_code == 1
+    assert "ModerationLabels[0].Confidence" in result.output
+
+
+# -- moderation check --offline -----------------------------------------------------------------
+
+
+def check(*args: str):
+    return run("check", "--offline", RECORDINGS, "--policies", POLICIES, *args)
+
+
+def test_check_offline_all_approved_exits_0():
+    result = check(str(IMAGES / "landscape.png"), str(IMAGES / "beach.jpg"))
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0].split()[1:4] == ["approved", "by", "policy"]
+    assert len(lines) == 2
+
+
+def test_check_offline_not_approved_exits_1_and_shows_the_reason():
+    result = check("--tenant", "kids", str(IMAGES / "beach.jpg"))
+    assert result.exit_code == 1
+    assert "rejected  by policy  rejected by policy: Female Swimwear or Underwear 96.4%" in (
+        result.output
+    )
+
+
+def test_check_offline_goes_through_the_recorded_judge():
+    result = check(str(IMAGES / "cartoon-fight.png"), "--json")
+    decision = Decision.model_validate_json(result.output)
+    assert (decision.outcome, decision.decided_by) == ("approved", "judge")
+    assert decision.escalation is not None and decision.escalation.stop_reason == "tool_use"
+    assert result.exit_code == 0
+
+
+def test_check_offline_text_reply_from_the_judge_never_approves():
+    result = check(str(IMAGES / "game-screenshot.png"), "--json")
+    decision = Decision.model_validate_json(result.output)
+    assert (decision.outcome, decision.decided_by) == ("review", "fallback")
+    assert result.exit_code == 1
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "truncated.jpg", "tiny.png"])
+def test_check_refuses_non_images_with_exit_3(name):
+    result = check(str(IMAGES / name))
+    assert result.exit_code == 3
+    assert f"{IMAGES / name}: error:" in result.output
+
+
+def test_check_image_without_a_recording_is_a_clear_error(tmp_path: Path):
+    from PIL import Image
+
+    path = tmp_path / "new.png"
+    Image.new("RGB", (100, 100), (1, 2, 3)).save(path)
+    result = check(str(path))
+    assert result.exit_code == 3
+    assert "no recorded DetectModerationLabels response for sha256" in result.output
+
+
+def test_check_with_invalid_policies_exits_4(policies: Path):
+    (policies / "tenants/kids.yaml").write_text("categories: [1]\n")
+    result = run(
+        "check", "--offline", RECORDINGS, "--policies", str(policies), str(IMAGES / "beach.jpg")
+    )
+    assert result.exit_code == 4
+
+
+def test_check_context_and_jsonl_audit(tmp_path: Path):
+    audit = tmp_path / "audit.jsonl"
+    result = check(str(IMAGES / "beach.jpg"), "--context", "upload_id=u-9", "--audit", str(audit))
+    assert result.exit_code == 0
+    [line] = audit.read_text().splitlines()
+    assert Decision.model_validate_json(line).context == {"upload_id": "u-9"}
+
+
+def test_check_rejects_a_malformed_context():
+    result = CliRunner().invoke(main, ["check", "--context", "nokey", str(IMAGES / "beach.jpg")])
+    assert result.exit_code == 2

@@ -1,0 +1,357 @@
+"""The engine end to end with fake ports: every outcome, every fallback, and the audit log.
+
+Fakes stand in for Rekognition and Bedrock here; the adapters have their own contract and wire
+tests. What matters here is that no failure path approves and every decision is audited.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from images import solid
+
+from moderation import (
+    AuditError,
+    DecidedBy,
+    Decision,
+    Detection,
+    DetectorError,
+    Engine,
+    InvalidImage,
+    InvalidTenant,
+    JudgeError,
+    Outcome,
+    PolicyStore,
+)
+from moderation.audit import InMemoryAuditLog, JsonlAuditLog
+from moderation.budget import EscalationBudget
+from moderation.decision import TokenUsage, Verdict, VerdictKind
+from moderation.ports import JudgeRequest, Judgment
+
+POLICY = """
+min_confidence: 40
+default: {reject: 90, escalate: 60}
+categories:
+  Explicit: {reject: 80, escalate: 40}
+  Hate Symbols: {review: 40}
+escalation:
+  judge: bedrock
+  model_id: us.anthropic.claude-haiku-4-5-20251001-v1:0
+  guidance: Art is fine.
+  on_error: review
+  on_blocked: reject
+"""
+REJECTING = "escalation: {on_error: reject}\n"
+NO_JUDGE = "escalation: {judge: none}\n"
+REVIEW_ON_DETECTOR = "on_detector_error: review\n"
+BUDGETED = "escalation: {budget: {calls: 2, per: 1m}}\n"
+
+IMAGE = solid("jpeg", (120, 90))
+
+
+def labels(*items: tuple[str, str, float]) -> Detection:
+    return Detection.from_rekognition(
+        {
+            "ModerationLabels": [
+                {"Name": n, "ParentName": p, "Confidence": c} for n, p, c in items
+            ],
+            "ModerationModelVersion": "7.0",
+        }
+    )
+
+
+CLEAN = labels()
+EXPLICIT = labels(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
+BORDERLINE = labels(("Explicit Nudity", "Explicit", 55.0), ("Explicit", "", 55.0))
+HATE = labels(("Nazi Party", "Hate Symbols", 50.0), ("Hate Symbols", "", 50.0))
+
+
+class FakeDetector:
+    def __init__(self, result: Detection | Exception) -> None:
+        self.result = result
+        self.calls: list[float] = []
+
+    def detect(self, image, *, min_confidence):
+        self.calls.append(min_confidence)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+def judgment(status="verdict", verdict=VerdictKind.APPROVE, detail=None, stop="tool_use"):
+    return Judgment(
+        status=status,
+        verdict=Verdict(verdict=verdict, rationale="because") if status == "verdict" else None,
+        detail=detail,
+        model_id="us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        prompt_sha256="ab" * 32,
+        stop_reason=stop,
+        usage=TokenUsage(input_tokens=1000, output_tokens=100, total_tokens=1100),
+        latency_ms=900.0,
+        attempts=1,
+    )
+
+
+class FakeJudge:
+    def __init__(self, result: Judgment | Exception) -> None:
+        self.result = result
+        self.requests: list[JudgeRequest] = []
+
+    def judge(self, image, request):
+        self.requests.append(request)
+        if isinstance(self.result, Exception):
+            raise self.result
+        return self.result
+
+
+class BrokenAudit:
+    def append(self, decision):
+        raise OSError("disk full")
+
+
+def engine(detector, judge=None, *, tenant_yaml=None, audit=None, budget=None):
+    sources = {"default": POLICY}
+    if tenant_yaml:
+        sources["t"] = tenant_yaml
+    ticks = iter(range(1000))
+    return Engine(
+        PolicyStore.from_sources(sources),
+        detector,
+        judge,
+        audit if audit is not None else InMemoryAuditLog(),
+        budget=budget,
+        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        timer=lambda: next(ticks) / 1000,
+        new_id=lambda: "01JD0000000000000000000000",
+    )
+
+
+# -- outcomes decided by the policy -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("detection", "outcome"),
+    [(CLEAN, Outcome.APPROVED), (EXPLICIT, Outcome.REJECTED), (HATE, Outcome.REVIEW)],
+    ids=["clean", "explicit", "hate-symbol"],
+)
+def test_clear_cases_are_decided_by_policy_without_the_judge(detection, outcome):
+    judge = FakeJudge(judgment())
+    e = engine(FakeDetector(detection), judge)
+    decision = e.moderate(IMAGE, context={"upload_id": "u-1"})
+    assert (decision.outcome, decision.decided_by) == (outcome, DecidedBy.POLICY)
+    assert judge.requests == []
+    assert e.audit.decisions == [decision]
+    assert decision.context == {"upload_id": "u-1"}
+    assert decision.escalation is None
+
+
+def test_min_confidence_comes_from_the_tenant_policy():
+    detector = FakeDetector(CLEAN)
+    engine(detector, tenant_yaml="min_confidence: 55\n").moderate(IMAGE, tenant="t")
+    assert detector.calls == [55.0]
+
+
+def test_decision_is_complete_and_round_trips():
+    decision = engine(FakeDetector(EXPLICIT)).moderate(IMAGE)
+    assert decision.image.sha256 is not None and decision.image.format == "jpeg"
+    assert (decision.image.width, decision.image.height) == (120, 90)
+    assert decision.policy.chain == ("default",) and len(decision.policy.sha256) == 64
+    assert decision.detection == EXPLICIT
+    assert decision.triage is not None and decision.triage.action == "reject"
+    assert decision.reasons[0].startswith("rejected by policy: Explicit Nudity 95.0% >= reject 80")
+    assert set(decision.timings_ms) == {"intake", "detect", "triage", "total"}
+    assert decision.cost is not None and decision.cost.rekognition_usd == pytest.approx(0.001)
+    assert Decision.model_validate_json(decision.model_dump_json()) == decision
+    assert "Bytes" not in decision.model_dump_json()
+
+
+# -- escalation ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("verdict", "outcome"),
+    [
+        (VerdictKind.APPROVE, Outcome.APPROVED),
+        (VerdictKind.REJECT, Outcome.REJECTED),
+        (VerdictKind.UNSURE, Outcome.REVIEW),
+    ],
+)
+def test_borderline_goes_to_the_judge_and_its_verdict_decides(verdict, outcome):
+    judge = FakeJudge(judgment(verdict=verdict))
+    decision = engine(FakeDetector(BORDERLINE), judge).moderate(IMAGE)
+    assert (decision.outcome, decision.decided_by) == (outcome, DecidedBy.JUDGE)
+    [request] = judge.requests
+    assert request.guidance == "Art is fine."
+    assert [f.label for f in request.findings] == ["Explicit Nudity"]  # the covered parent is not
+    assert decision.escalation is not None
+    assert (
+        decision.escalation.verdict is not None and decision.escalation.verdict.verdict == verdict
+    )
+    assert decision.escalation.usage == TokenUsage(
+        input_tokens=1000, output_tokens=100, total_tokens=1100
+    )
+    # Haiku 4.5: $1 per million input tokens, $5 per million output tokens.
+    assert decision.cost is not None and decision.cost.bedrock_usd == pytest.approx(0.0015)
+    assert "judge" in decision.timings_ms
+
+
+@pytest.mark.parametrize(
+    ("result", "tenant_yaml", "outcome", "knob"),
+    [
+        (judgment(status="blocked", stop="content_filtered"), None, Outcome.REJECTED, "on_blocked"),
+        (judgment(status="invalid", detail="text-only reply"), None, Outcome.REVIEW, "on_error"),
+        (
+            judgment(status="invalid", detail="text-only reply"),
+            REJECTING,
+            Outcome.REJECTED,
+            "on_error",
+        ),
+        (JudgeError("ThrottlingException after 4 attempts"), None, Outcome.REVIEW, "on_error"),
+        (JudgeError("ThrottlingException"), REJECTING, Outcome.REJECTED, "on_error"),
+        (RuntimeError("a bug in a judge"), None, Outcome.REVIEW, "on_error"),
+    ],
+    ids=["blocked", "invalid", "invalid-reject", "error", "error-reject", "unexpected-exception"],
+)
+def test_judge_failures_fail_closed_by_policy(result, tenant_yaml, outcome, knob):
+    e = engine(FakeDetector(BORDERLINE), FakeJudge(result), tenant_yaml=tenant_yaml)
+    decision = e.moderate(IMAGE, tenant="t" if tenant_yaml else "default")
+    assert decision.outcome == outcome
+    assert decision.outcome != Outcome.APPROVED
+    assert decision.decided_by == DecidedBy.FALLBACK
+    assert knob in decision.reasons[-1]
+    assert decision.escalation is not None and decision.escalation.error
+    assert e.audit.decisions == [decision]
+
+
+def test_judge_none_sends_borderline_to_review():
+    judge = FakeJudge(judgment())
+    decision = engine(FakeDetector(BORDERLINE), judge, tenant_yaml=NO_JUDGE).moderate(
+        IMAGE, tenant="t"
+    )
+    assert (decision.outcome, decision.decided_by) == (Outcome.REVIEW, DecidedBy.POLICY)
+    assert judge.requests == []
+    assert decision.escalation is not None and decision.escalation.skipped
+
+
+def test_engine_without_a_judge_sends_borderline_to_review():
+    decision = engine(FakeDetector(BORDERLINE), None).moderate(IMAGE)
+    assert (decision.outcome, decision.decided_by) == (Outcome.REVIEW, DecidedBy.FALLBACK)
+
+
+def test_escalation_budget_caps_judge_calls_per_tenant_and_window():
+    now = [0.0]
+    budget = EscalationBudget(clock=lambda: now[0])
+    judge = FakeJudge(judgment())
+    e = engine(FakeDetector(BORDERLINE), judge, tenant_yaml=BUDGETED, budget=budget)
+    outcomes = [e.moderate(IMAGE, tenant="t").outcome for _ in range(3)]
+    assert outcomes == [Outcome.APPROVED, Outcome.APPROVED, Outcome.REVIEW]
+    assert len(judge.requests) == 2
+    last = e.audit.decisions[-1]
+    assert last.decided_by == DecidedBy.FALLBACK and "budget exhausted" in last.reasons[-1]
+    # Another tenant has its own budget (default has none); the window slides.
+    assert e.moderate(IMAGE).outcome == Outcome.APPROVED
+    now[0] = 61.0
+    assert e.moderate(IMAGE, tenant="t").outcome == Outcome.APPROVED
+
+
+# -- detector failures --------------------------------------------------------------------------
+
+
+def test_detector_error_raises_by_default_and_is_not_a_decision():
+    e = engine(FakeDetector(DetectorError("ThrottlingException after 4 attempts")))
+    with pytest.raises(DetectorError, match="Throttling"):
+        e.moderate(IMAGE)
+    assert e.audit.decisions == []
+
+
+def test_unexpected_detector_exception_becomes_detector_error():
+    e = engine(FakeDetector(KeyError("boom")))
+    with pytest.raises(DetectorError) as info:
+        e.moderate(IMAGE)
+    assert isinstance(info.value.__cause__, KeyError)
+
+
+def test_on_detector_error_review_returns_an_audited_review():
+    e = engine(FakeDetector(DetectorError("down")), tenant_yaml=REVIEW_ON_DETECTOR)
+    decision = e.moderate(IMAGE, tenant="t")
+    assert (decision.outcome, decision.decided_by) == (Outcome.REVIEW, DecidedBy.FALLBACK)
+    assert decision.detection is None and decision.error == "down"
+    assert decision.cost is not None and decision.cost.rekognition_usd == 0.0
+    assert e.audit.decisions == [decision]
+
+
+def test_invalid_image_from_the_service_is_raised_not_reviewed():
+    e = engine(
+        FakeDetector(InvalidImage("InvalidImageFormatException")), tenant_yaml=REVIEW_ON_DETECTOR
+    )
+    with pytest.raises(InvalidImage):
+        e.moderate(IMAGE, tenant="t")
+
+
+# -- bad input never reaches the detector -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad", [b"", b"plain text, not an image", IMAGE[: len(IMAGE) // 2], solid("png", (50, 50))]
+)
+def test_invalid_images_are_refused_before_any_detector_call(bad):
+    detector = FakeDetector(CLEAN)
+    with pytest.raises(InvalidImage):
+        engine(detector).moderate(bad)
+    assert detector.calls == []
+
+
+@pytest.mark.parametrize("tenant", ["../etc", "", "A", "a/b"])
+def test_bad_tenant_ids_are_refused_before_any_detector_call(tenant):
+    detector = FakeDetector(CLEAN)
+    with pytest.raises(InvalidTenant):
+        engine(detector).moderate(IMAGE, tenant=tenant)
+    assert detector.calls == []
+
+
+@pytest.mark.parametrize(
+    "context",
+    [
+        {"blob": "x" * 10_000},
+        {"k": b"bytes"},
+        {0: 1},
+        {f"k{i}": i for i in range(40)},
+    ],
+    ids=["long-text", "bytes", "non-str-key", "too-many-keys"],
+)
+def test_bad_context_is_refused_before_any_detector_call(context):
+    detector = FakeDetector(CLEAN)
+    with pytest.raises(ValueError, match="context"):
+        engine(detector).moderate(IMAGE, context=context)
+    assert detector.calls == []
+
+
+# -- the audit log ------------------------------------------------------------------------------
+
+
+def test_a_decision_that_cannot_be_audited_is_raised_not_returned():
+    with pytest.raises(AuditError) as info:
+        engine(FakeDetector(CLEAN), audit=BrokenAudit()).moderate(IMAGE)
+    assert isinstance(info.value.decision, Decision)
+    assert info.value.decision.outcome == Outcome.APPROVED
+
+
+def test_jsonl_audit_log_keeps_every_decision_replayable(tmp_path: Path):
+    log = JsonlAuditLog(tmp_path / "audit.jsonl")
+    e = engine(FakeDetector(BORDERLINE), FakeJudge(JudgeError("down")), audit=log)
+    first = e.moderate(IMAGE)
+    second = e.moderate(io.BytesIO(IMAGE))
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert [Decision.model_validate_json(line) for line in lines] == [first, second]
+    assert all("Bytes" not in json.loads(line)["image"] for line in lines)
+
+
+def test_file_object_position_is_restored():
+    stream = io.BytesIO(b"xx" + IMAGE)
+    stream.seek(2)
+    engine(FakeDetector(CLEAN)).moderate(stream)
+    assert stream.tell() == 2
