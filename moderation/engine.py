@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from moderation._version import __version__
 from moderation._ids import new_ulid
+from moderation._version import __version__
 from moderation.audit import LoggingAuditLog, audit_log_from_spec
 from moderation.budget import EscalationBudget
 from moderation.decision import (

@@ -74,7 +74,11 @@ class DetectionParseError(ModerationError, ValueError):
 
 
 class InvalidImage(ModerationError, ValueError):
-    """The input cannot be moderated as an image; `reason` says why. No AWS call was made for it."""
+    """The input cannot be moderated as an image; `reason` says why.
+
+    Intake raises it before any AWS call (empty, not an image, corrupt, too small, too large); the
+    detector raises it when Rekognition itself refuses the image (format, size, S3 object).
+    """
 
     def __init__(self, reason: str) -> None:
         self.reason = reason

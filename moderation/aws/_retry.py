@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from botocore.config import Config
@@ -33,7 +34,8 @@ __all__ = [
 
 T = TypeVar("T")
 
-NO_BOTOCORE_RETRIES: dict[str, Any] = {"total_max_attempts": 1}
+# Read-only: botocore rewrites the retries dict given to Config in place, so pass a copy.
+NO_BOTOCORE_RETRIES: Mapping[str, Any] = MappingProxyType({"total_max_attempts": 1})
 
 
 def error_code(exc: BaseException) -> str | None:

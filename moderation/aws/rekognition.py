@@ -1,0 +1,316 @@
+"""Amazon Rekognition `DetectModerationLabels` as a `moderation.ports.Detector`.
+
+One retry owner per call (design.md §6): a client this module builds has botocore's retries off
+and tenacity retries instead; an injected client that retries by itself gets exactly one attempt
+from this layer. Every failure leaves `detect` as `InvalidImage` (the service refused the image)
+or `DetectorError` (anything else), never as a raw botocore exception.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, cast
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoRegionError,
+    ReadTimeoutError,
+)
+from pydantic import ValidationError
+
+from moderation.aws._retry import (
+    NO_BOTOCORE_RETRIES,
+    RetryPolicy,
+    any_of,
+    call_with_retries,
+    client_retries_itself,
+    codes,
+    error_code,
+    instances,
+)
+from moderation.detection import Detection
+from moderation.errors import DetectionParseError, DetectorError, InvalidImage
+
+if TYPE_CHECKING:
+    from mypy_boto3_rekognition import RekognitionClient
+    from mypy_boto3_rekognition.type_defs import (
+        DetectModerationLabelsRequestTypeDef,
+        DetectModerationLabelsResponseTypeDef,
+        ImageTypeDef,
+        S3ObjectTypeDef,
+    )
+
+    from moderation.intake import PreparedImage
+
+__all__ = [
+    "IMAGE_ERROR_CODES",
+    "RETRYABLE_CODES",
+    "RETRYABLE_EXCEPTIONS",
+    "TRANSIENT_STATUS_CODES",
+    "RekognitionDetector",
+]
+
+OPERATION: Final = "DetectModerationLabels"
+IAM_ACTION: Final = "rekognition:DetectModerationLabels"
+
+#: Error codes worth another attempt: the retryable errors that botocore 1.44's rekognition service
+#: model lists for DetectModerationLabels. (`ServiceUnavailableException` is not in the model and
+#: `LimitExceededException` is only raised by the job-starting operations; a 503 is still retried,
+#: through TRANSIENT_STATUS_CODES.)
+RETRYABLE_CODES: Final = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"}
+)
+
+#: HTTP statuses retried whatever their error code (what botocore's standard mode treats as
+#: transient): a load balancer's 502/503/504 has no Rekognition error code.
+TRANSIENT_STATUS_CODES: Final = frozenset({500, 502, 503, 504})
+
+#: Connection-level failures: the request may not have reached the service, or its answer was
+#: lost. DetectModerationLabels is cheap and has no side effects, so it is safe to repeat.
+RETRYABLE_EXCEPTIONS: Final[tuple[type[BotoCoreError], ...]] = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+)
+
+#: Codes that mean "this image cannot be moderated": raised as `InvalidImage`, never retried.
+IMAGE_ERROR_CODES: Final = frozenset(
+    {"InvalidImageFormatException", "ImageTooLargeException", "InvalidS3ObjectException"}
+)
+
+
+def _transient_status(exc: BaseException) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status in TRANSIENT_STATUS_CODES
+
+
+_RETRYABLE: Final[Callable[[BaseException], bool]] = any_of(
+    codes(*RETRYABLE_CODES), _transient_status, instances(RETRYABLE_EXCEPTIONS)
+)
+
+
+def _user_agent() -> str:
+    # Imported late: `moderation/__init__` is the package's front door and may one day import
+    # this module; reading the version at call time keeps that from becoming an import cycle.
+    from moderation import __version__
+
+    return f"moderation/{__version__}"
+
+
+class RekognitionDetector:
+    """A `Detector` backed by Amazon Rekognition `DetectModerationLabels`.
+
+    Retries have exactly one owner, so attempts never multiply:
+
+    - Without `client`, the detector builds one from `session` (default: `boto3.Session()`) for
+      `region`, with botocore's retries switched off (`total_max_attempts: 1`), the given connect
+      and read timeouts and `moderation/<version>` in the user agent. `retry` (default
+      `RetryPolicy()`: 4 attempts, exponential backoff with full jitter, a 30 s deadline) then
+      owns retries.
+    - With an injected `client`, its configuration is used untouched: the timeouts are ignored,
+      and `session` or `region` alongside it is a TypeError. If it retries by itself
+      (`client_retries_itself`: anything but `total_max_attempts: 1` or `max_attempts: 0`,
+      botocore's default included), the detector makes exactly ONE attempt (`retry.single()`)
+      and botocore's retry policy decides; otherwise `retry` owns retries as above. Note that
+      botocore reads `retries={"max_attempts": 3}` as 3 *retries*, i.e. 4 requests in all.
+
+    Retried: the codes in `RETRYABLE_CODES`, HTTP 500/502/503/504, and connection errors
+    (`RETRYABLE_EXCEPTIONS`). Not retried: everything else.
+
+    `Detection.latency_ms` is the wall time (`time.perf_counter`) of the successful attempt only:
+    backoff sleeps and failed attempts are not counted.
+
+    Safe to share between threads (boto3 clients are; the detector holds no mutable state).
+    """
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        session: boto3.Session | None = None,
+        region: str | None = None,
+        project_version: str | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        policy = retry if retry is not None else RetryPolicy()
+        self._project_version = project_version
+        self._client: RekognitionClient
+        if client is not None:
+            if session is not None or region is not None:
+                raise TypeError(
+                    "RekognitionDetector: pass either an injected client or session/region to "
+                    "build one, not both (an injected client keeps its own configuration)"
+                )
+            self._client = client
+            self._owns_retries = not client_retries_itself(client)
+        else:
+            config = Config(
+                # A copy: botocore may fill the dict in; the shared constant must stay as it is.
+                retries=cast("Any", dict(NO_BOTOCORE_RETRIES)),
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                user_agent_extra=_user_agent(),
+            )
+            try:
+                self._client = (session or boto3.Session()).client(
+                    "rekognition", region_name=region, config=config
+                )
+            except NoRegionError as exc:
+                raise DetectorError(
+                    "RekognitionDetector: no AWS region; pass region=... or set AWS_REGION"
+                ) from exc
+            self._owns_retries = True
+        self._retry = policy if self._owns_retries else policy.single()
+
+    @property
+    def client(self) -> RekognitionClient:
+        """The boto3 Rekognition client calls go through (built here or injected)."""
+        return self._client
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The policy applied to each call: `retry`, or its single-attempt form for a client
+        that retries by itself."""
+        return self._retry
+
+    @property
+    def owns_retries(self) -> bool:
+        """True when this detector retries (tenacity); False when the injected client does."""
+        return self._owns_retries
+
+    def detect(self, image: PreparedImage, *, min_confidence: float) -> Detection:
+        """Labels at or above `min_confidence` (0-100) for `image`.
+
+        Raises `InvalidImage` when the service refuses the image (format, size, unreadable S3
+        object) or the image has neither bytes nor an S3 reference; `DetectorError` for every
+        other failure, after retries (with `code`, `attempts` and the cause chained); `ValueError`
+        for a `min_confidence` that is not a number from 0 to 100. `DetectorError.attempts`
+        counts requests where known: this layer's attempts plus the retries botocore reports
+        (`ResponseMetadata.RetryAttempts`) for the last one, when the client retries by itself.
+        """
+        confidence = _check_confidence(min_confidence)
+        request = self._request(image, confidence)
+        started = 0.0
+
+        def attempt() -> DetectModerationLabelsResponseTypeDef:
+            nonlocal started
+            started = time.perf_counter()
+            return self._client.detect_moderation_labels(**request)
+
+        try:
+            response, attempts = call_with_retries(
+                attempt, policy=self._retry, retryable=_RETRYABLE
+            )
+        except ClientError as exc:
+            raise self._service_error(exc, image) from exc
+        except BotoCoreError as exc:
+            n = _attempts(exc)
+            raise DetectorError(
+                f"Rekognition {OPERATION} failed after {_plural(n)}: {type(exc).__name__}: {exc}",
+                attempts=n,
+            ) from exc
+        latency_ms = (time.perf_counter() - started) * 1000.0
+        try:
+            return Detection.from_rekognition(
+                response, min_confidence=confidence, latency_ms=latency_ms
+            )
+        except (DetectionParseError, ValidationError) as exc:
+            raise DetectorError(
+                f"Rekognition {OPERATION} answered with a malformed response "
+                f"(after {_plural(attempts)}): {exc}",
+                attempts=attempts,
+            ) from exc
+
+    # -- internals ---------------------------------------------------------------------------
+
+    def _request(
+        self, image: PreparedImage, confidence: float
+    ) -> DetectModerationLabelsRequestTypeDef:
+        source: ImageTypeDef
+        if image.detect_bytes is not None:
+            source = {"Bytes": image.detect_bytes}
+        else:
+            ref = image.s3_object()
+            if not ref:
+                raise InvalidImage("the image has neither bytes nor an S3 object to send")
+            s3: S3ObjectTypeDef = {"Bucket": ref["Bucket"], "Name": ref["Name"]}
+            if ref.get("Version"):
+                s3["Version"] = ref["Version"]
+            source = {"S3Object": s3}
+        request: DetectModerationLabelsRequestTypeDef = {
+            "Image": source,
+            "MinConfidence": confidence,
+        }
+        if self._project_version:
+            request["ProjectVersion"] = self._project_version
+        return request
+
+    def _service_error(self, exc: ClientError, image: PreparedImage) -> Exception:
+        code = error_code(exc) or "UnknownError"
+        message = str(exc.response.get("Error", {}).get("Message") or "").strip()
+        detail = f"{code}: {message}" if message else code
+        n = _attempts(exc)
+        ref = image.s3_object() if image.detect_bytes is None else None
+        where = ""
+        if ref:
+            version = f"?versionId={ref['Version']}" if ref.get("Version") else ""
+            where = f" (s3://{ref['Bucket']}/{ref['Name']}{version})"
+        if code in IMAGE_ERROR_CODES:
+            return InvalidImage(f"Rekognition refused the image{where}: {detail}")
+        if code == "AccessDeniedException":
+            on_project = f" on {self._project_version}" if self._project_version else ""
+            needs = f"{IAM_ACTION}{on_project}"
+            if ref:
+                arn = f"arn:aws:s3:::{ref['Bucket']}/{ref['Name']}"
+                needs += f" and s3:GetObject on {arn}"
+                if ref.get("Version"):
+                    needs += " (and s3:GetObjectVersion, to read a given version)"
+            return DetectorError(
+                f"Rekognition {OPERATION} was denied ({detail}); the caller's IAM identity "
+                f"needs {needs}",
+                code=code,
+                attempts=n,
+            )
+        gave_up = " (retries exhausted)" if _RETRYABLE(exc) else ""
+        return DetectorError(
+            f"Rekognition {OPERATION} failed after {_plural(n)}{gave_up}: {detail}",
+            code=code,
+            attempts=n,
+        )
+
+
+def _check_confidence(value: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"min_confidence must be a number from 0 to 100, got {value!r}")
+    if not 0 <= value <= 100 or not math.isfinite(value):
+        raise ValueError(f"min_confidence must be a number from 0 to 100, got {value!r}")
+    return float(value)
+
+
+def _attempts(exc: BaseException) -> int:
+    # The library's attempts, plus the retries an injected, self-retrying client made within the
+    # last one (botocore reports them in ResponseMetadata.RetryAttempts when it got an answer).
+    n = getattr(exc, "attempts", None)
+    made = n if isinstance(n, int) and n > 0 else 1
+    if isinstance(exc, ClientError):
+        retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
+        if isinstance(retried, int) and retried > 0:
+            made += retried
+    return made
+
+
+def _plural(n: int) -> str:
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
