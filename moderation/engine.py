@@ -125,15 +125,16 @@ class Engine:
         env = os.environ if env is None else env
         strict = env.get("MODERATION_STRICT_TENANTS", "0").lower() in ("1", "true", "yes")
         store = PolicyStore(env.get("MODERATION_POLICIES", "policies"), strict=strict)
+        judge_kind = env.get("MODERATION_JUDGE", "bedrock")
+        if judge_kind not in ("bedrock", "none"):
+            raise ValueError(f"MODERATION_JUDGE must be bedrock or none, got {judge_kind!r}")
+        audit = audit_log_from_spec(env.get("MODERATION_AUDIT", "log"))
         region = env.get("MODERATION_REGION") or None
         detector = RekognitionDetector(
             region=region, project_version=env.get("MODERATION_PROJECT_VERSION") or None
         )
-        judge_kind = env.get("MODERATION_JUDGE", "bedrock")
-        if judge_kind not in ("bedrock", "none"):
-            raise ValueError(f"MODERATION_JUDGE must be bedrock or none, got {judge_kind!r}")
         judge = BedrockJudge(region=region) if judge_kind == "bedrock" else None
-        return cls(store, detector, judge, audit_log_from_spec(env.get("MODERATION_AUDIT", "log")))
+        return cls(store, detector, judge, audit)
 
     def moderate(
         self,

@@ -355,3 +355,185 @@ def test_file_object_position_is_restored():
     stream.seek(2)
     engine(FakeDetector(CLEAN)).moderate(stream)
     assert stream.tell() == 2
+
+
+# -- S3 images ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    moto = pytest.importorskip("moto")
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(key, value)
+    with moto.mock_aws():
+        import boto3
+
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="uploads")
+        client.put_bucket_versioning(
+            Bucket="uploads", VersioningConfiguration={"Status": "Enabled"}
+        )
+        yield client
+
+
+class Spy:
+    """Records the S3 calls a client receives, and passes them on."""
+
+    def __init__(self, client):
+        self.client = client
+        self.calls: list[str] = []
+
+    def __getattr__(self, name):
+        attr = getattr(self.client, name)
+        if callable(attr) and not name.startswith("_") and name != "meta":
+
+            def call(*args, **kwargs):
+                self.calls.append(name)
+                return attr(*args, **kwargs)
+
+            return call
+        return attr
+
+
+def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(s3):
+    from moderation.intake import ImageIntake
+
+    big = solid("jpeg", (2000, 1500))
+    version = s3.put_object(Bucket="uploads", Key="u/1.jpg", Body=big)["VersionId"]
+    spy = Spy(s3)
+    seen = []
+
+    class S3Detector(FakeDetector):
+        def detect(self, image, *, min_confidence):
+            seen.append((image.detect_bytes, image.s3_object()))
+            return super().detect(image, min_confidence=min_confidence)
+
+    judge = FakeJudge(judgment())
+
+    class DownloadingJudge:
+        def judge(self, image, request):
+            fmt, data = image.judge_image()
+            assert fmt == "jpeg" and len(data) < len(big)
+            return judge.judge(image, request)
+
+    e = engine(S3Detector(CLEAN), DownloadingJudge())
+    e.intake = ImageIntake(s3_client=spy)
+    decision = e.moderate("s3://uploads/u/1.jpg")
+    assert seen == [(None, {"Bucket": "uploads", "Name": "u/1.jpg", "Version": version})]
+    assert spy.calls == ["head_object", "get_object"]  # HEAD and one ranged GET, no download
+    assert decision.image.s3 is not None
+    assert (decision.image.s3.bucket, decision.image.s3.key) == ("uploads", "u/1.jpg")
+    assert decision.image.s3.version_id == version and decision.image.s3.etag
+
+    e2 = engine(S3Detector(BORDERLINE), DownloadingJudge())
+    e2.intake = ImageIntake(s3_client=spy)
+    spy.calls.clear()
+    assert e2.moderate("s3://uploads/u/1.jpg").decided_by == DecidedBy.JUDGE
+    assert spy.calls.count("get_object") == 2  # the ranged sniff, then the download for the judge
+
+
+# -- from_env and the module-level engine -------------------------------------------------------
+
+
+def test_from_env_builds_the_aws_engine_without_network(tmp_path: Path, monkeypatch):
+    from moderation.audit import JsonlAuditLog
+    from moderation.aws.bedrock import BedrockJudge
+    from moderation.aws.rekognition import RekognitionDetector
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    root = Path(__file__).resolve().parent.parent
+    e = Engine.from_env(
+        {
+            "MODERATION_POLICIES": str(root / "policies"),
+            "MODERATION_STRICT_TENANTS": "1",
+            "MODERATION_REGION": "eu-west-1",
+            "MODERATION_AUDIT": str(tmp_path / "audit.jsonl"),
+        }
+    )
+    assert isinstance(e.detector, RekognitionDetector)
+    assert isinstance(e.judge, BedrockJudge)
+    assert isinstance(e.audit, JsonlAuditLog)
+    assert e.detector.client.meta.region_name == "eu-west-1"
+    assert e.policies.strict
+    no_judge = Engine.from_env(
+        {
+            "MODERATION_POLICIES": str(root / "policies"),
+            "MODERATION_REGION": "us-east-1",
+            "MODERATION_JUDGE": "none",
+        }
+    )
+    assert no_judge.judge is None
+    with pytest.raises(ValueError, match="MODERATION_JUDGE"):
+        Engine.from_env({"MODERATION_POLICIES": str(root / "policies"), "MODERATION_JUDGE": "gpt"})
+
+
+def test_module_level_engine_is_built_once_under_concurrency(monkeypatch):
+    import threading
+
+    import moderation
+    from moderation import engine as engine_module
+
+    built = []
+    barrier = threading.Barrier(8)
+
+    def from_env(cls=None):
+        built.append(1)
+        return engine(FakeDetector(CLEAN))
+
+    monkeypatch.setattr(engine_module.Engine, "from_env", classmethod(lambda cls: from_env()))
+    moderation.configure(None)
+    results = []
+
+    def worker():
+        barrier.wait()
+        results.append(moderation.moderate(IMAGE).outcome)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    moderation.configure(None)
+    assert built == [1]
+    assert results == [Outcome.APPROVED] * 8
+
+
+def test_configure_replaces_the_module_level_engine():
+    import moderation
+
+    e = engine(FakeDetector(EXPLICIT))
+    moderation.configure(e)
+    try:
+        assert moderation.moderate(IMAGE).outcome == Outcome.REJECTED
+        assert len(e.audit.decisions) == 1
+    finally:
+        moderation.configure(None)
+
+
+def test_public_names_import():
+    from moderation import (  # noqa: F401
+        BedrockJudge,
+        Decision,
+        DetectorError,
+        Engine,
+        Finding,
+        InvalidImage,
+        JudgeError,
+        ModerationError,
+        Outcome,
+        Policy,
+        PolicyError,
+        PolicyStore,
+        RekognitionDetector,
+        Triage,
+        evaluate,
+        moderate,
+    )
+
+    assert issubclass(DetectorError, ModerationError) and issubclass(JudgeError, ModerationError)
+    assert issubclass(PolicyError, ModerationError) and issubclass(InvalidImage, ModerationError)
