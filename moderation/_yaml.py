@@ -150,7 +150,7 @@ def read_yaml(text: str | bytes, file: str) -> tuple[YamlDocument | None, list[P
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         message = exc.problem or str(exc)
-        if isinstance(exc, yaml.constructor.ConstructorError):
+        if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(exc.problem):
             message = f"YAML tag not allowed: {exc.problem}"
             return None, [
                 Problem(file, "", message, "policies hold plain values; remove the tag", line)

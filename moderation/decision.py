@@ -9,7 +9,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    field_validator,
+)
 
 from moderation.detection import Detection
 from moderation.policy import PolicyRef
@@ -34,6 +44,8 @@ __all__ = [
 SCHEMA_VERSION = 1
 
 ContextValue = str | int | float | bool | None
+# Strict: bytes must not be coerced into text on their way into the audit log.
+_StrictContextValue = StrictStr | StrictBool | StrictInt | StrictFloat | None
 _MAX_CONTEXT_KEYS = 32
 _MAX_CONTEXT_TEXT = 256
 
@@ -169,7 +181,7 @@ class Decision(_Record):
     id: str
     created_at: AwareDatetime
     tenant: str
-    context: dict[str, ContextValue] = Field(default_factory=dict)
+    context: dict[str, _StrictContextValue] = Field(default_factory=dict)
     outcome: Outcome
     decided_by: DecidedBy
     reasons: tuple[str, ...] = ()

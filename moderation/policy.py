@@ -624,7 +624,13 @@ class _Resolver:
                 return
             present = [(k, value[k]) for k in ("escalate", "review", "reject") if k in value]
             if not present:
-                error(path, "this rule has no thresholds left after merging", "add one, or `allow`")
+                own = "after merging" if len(chain) > 1 else "of its own"
+                error(
+                    path,
+                    f"this rule has no reject, review or escalate threshold {own}",
+                    "add one, or write `allow`; animated/illustrated overrides apply only to "
+                    "those images, so photos would match nothing",
+                )
             for (lo_key, lo), (hi_key, hi) in itertools.pairwise(present):
                 if lo > hi:
                     # Blame whichever of the two was written nearer the tenant: that is the edit
@@ -763,12 +769,14 @@ class PolicyStore:
         files: dict[str, _File] = {}
         broken: set[str] = set()
         if DEFAULT_POLICY not in sources:
+            broken.add(DEFAULT_POLICY)  # its tenants are not also told it does not exist
             problems.append(
                 Problem("default.yaml", "", "no default policy", "every store needs default.yaml")
             )
         for name, (shown, content) in sources.items():
             if isinstance(content, Problem):
                 problems.append(content)
+                broken.add(name)
                 continue
             if name != DEFAULT_POLICY and not _TENANT_ID.fullmatch(name):
                 problems.append(

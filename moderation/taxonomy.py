@@ -108,7 +108,7 @@ _LEGACY_PARENT: dict[str, str] = {
     "tobacco": "Drugs & Tobacco",
 }
 
-_PUNCT = re.compile(r"[^0-9a-z]+")
+_PUNCT = re.compile(r"[\W_]+")  # any letter of any script is kept
 
 
 def normalize(name: str) -> str:
