@@ -592,7 +592,7 @@ def test_judge_error_keeps_code_and_attempts() -> None:
 
 
 def test_client_and_session_are_exclusive() -> None:
-    with pytest.raises(ValueError, match="either a client"):
+    with pytest.raises(TypeError, match="either an injected client"):
         BedrockJudge(stub_client(), region="us-east-1")
     with pytest.raises(ValueError, match="temperature"):
         BedrockJudge(stub_client(), temperature=1.5)
@@ -858,3 +858,11 @@ def test_wire_reply_is_interpreted_not_searched(aws: AWSEndpoint, image: Prepare
     assert judgment.status == "invalid"
     assert judgment.verdict is None
     assert aws.count("Converse") == 1
+
+
+def test_a_missing_region_is_a_judge_error_naming_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    with pytest.raises(JudgeError, match=r"no AWS region; pass region=\.\.\. or set AWS_REGION"):
+        BedrockJudge()

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
 
+import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoRegionError
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -27,6 +28,7 @@ from tenacity import (
 __all__ = [
     "NO_BOTOCORE_RETRIES",
     "RetryPolicy",
+    "aws_client",
     "call_with_retries",
     "client_retries_itself",
     "error_code",
@@ -140,3 +142,42 @@ def instances(types: Iterable[type[BaseException]]) -> Callable[[BaseException],
     """A retry predicate that accepts exceptions of these types."""
     kinds = tuple(types)
     return lambda exc: isinstance(exc, kinds)
+
+
+def aws_client(
+    service: str,
+    *,
+    client: Any | None,
+    session: boto3.Session | None,
+    region: str | None,
+    connect_timeout: float,
+    read_timeout: float,
+    retry: RetryPolicy | None,
+    no_region: Callable[[str], Exception],
+) -> tuple[Any, RetryPolicy]:
+    """The client an adapter uses and the retry policy that goes with it: one retry owner.
+
+    An injected client is used as it is; if it retries by itself we make one attempt. A client
+    built here has botocore's retries off and tenacity owns them.
+    """
+    policy = retry if retry is not None else RetryPolicy()
+    if client is not None:
+        if session is not None or region is not None:
+            raise TypeError(
+                f"{service}: pass either an injected client or session/region to build one, not "
+                "both (an injected client keeps its own configuration)"
+            )
+        return client, policy.single() if client_retries_itself(client) else policy
+    from moderation._version import __version__
+
+    config = Config(
+        retries=dict(NO_BOTOCORE_RETRIES),  # type: ignore[arg-type]  # a copy: botocore edits it
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        user_agent_extra=f"moderation/{__version__}",
+    )
+    try:
+        built = (session or boto3.Session()).client(service, region_name=region, config=config)  # type: ignore[call-overload]
+    except NoRegionError as exc:
+        raise no_region(f"{service}: no AWS region; pass region=... or set AWS_REGION") from exc
+    return built, policy

@@ -27,7 +27,6 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -38,11 +37,10 @@ from botocore.exceptions import (
 )
 
 from moderation.aws._retry import (
-    NO_BOTOCORE_RETRIES,
     RetryPolicy,
     any_of,
+    aws_client,
     call_with_retries,
-    client_retries_itself,
     codes,
     error_code,
     instances,
@@ -441,12 +439,6 @@ def interpret_converse(
 # -- the transport ----------------------------------------------------------------------------
 
 
-def _user_agent() -> str:
-    import moderation
-
-    return f"moderation/{getattr(moderation, '__version__', 'unknown')}"
-
-
 def _plural(n: int) -> str:
     return f"{n} attempt" if n == 1 else f"{n} attempts"
 
@@ -496,27 +488,17 @@ class BedrockJudge:
             raise ValueError(f"temperature must be between 0 and 1, got {temperature}")
         if connect_timeout <= 0 or read_timeout <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
-        if client is not None and (session is not None or region is not None):
-            raise ValueError(
-                "pass either a client or a session/region to build one, not both: an injected"
-                " client keeps its own configuration"
-            )
-        policy = retry if retry is not None else RetryPolicy()
-        if client is None:
-            config = Config(
-                # tenacity (call_with_retries) owns retries; botocore makes one attempt.
-                retries={"total_max_attempts": NO_BOTOCORE_RETRIES["total_max_attempts"]},
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                user_agent_extra=_user_agent(),
-            )
-            client = (session or boto3.Session()).client(
-                "bedrock-runtime", region_name=region, config=config
-            )
-        elif client_retries_itself(client):
-            policy = policy.single()
-        self._client: Any = client
-        self._retry = policy
+        self._client: Any
+        self._client, self._retry = aws_client(
+            "bedrock-runtime",
+            client=client,
+            session=session,
+            region=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,  # LLM latency: above botocore's 60 s default
+            retry=retry,
+            no_region=JudgeError,
+        )
         self._max_tokens = max_tokens
         self._temperature = temperature
 

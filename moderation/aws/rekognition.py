@@ -11,25 +11,23 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
-    NoRegionError,
     ReadTimeoutError,
 )
 from pydantic import ValidationError
 
 from moderation.aws._retry import (
-    NO_BOTOCORE_RETRIES,
     RetryPolicy,
     any_of,
+    aws_client,
     call_with_retries,
     client_retries_itself,
     codes,
@@ -100,14 +98,6 @@ _RETRYABLE: Final[Callable[[BaseException], bool]] = any_of(
 )
 
 
-def _user_agent() -> str:
-    # Imported late: `moderation/__init__` is the package's front door and may one day import
-    # this module; reading the version at call time keeps that from becoming an import cycle.
-    from moderation import __version__
-
-    return f"moderation/{__version__}"
-
-
 class RekognitionDetector:
     """A `Detector` backed by Amazon Rekognition `DetectModerationLabels`.
 
@@ -145,35 +135,19 @@ class RekognitionDetector:
         connect_timeout: float = 3.0,
         read_timeout: float = 10.0,
     ) -> None:
-        policy = retry if retry is not None else RetryPolicy()
         self._project_version = project_version
         self._client: RekognitionClient
-        if client is not None:
-            if session is not None or region is not None:
-                raise TypeError(
-                    "RekognitionDetector: pass either an injected client or session/region to "
-                    "build one, not both (an injected client keeps its own configuration)"
-                )
-            self._client = client
-            self._owns_retries = not client_retries_itself(client)
-        else:
-            config = Config(
-                # A copy: botocore may fill the dict in; the shared constant must stay as it is.
-                retries=cast("Any", dict(NO_BOTOCORE_RETRIES)),
-                connect_timeout=connect_timeout,
-                read_timeout=read_timeout,
-                user_agent_extra=_user_agent(),
-            )
-            try:
-                self._client = (session or boto3.Session()).client(
-                    "rekognition", region_name=region, config=config
-                )
-            except NoRegionError as exc:
-                raise DetectorError(
-                    "RekognitionDetector: no AWS region; pass region=... or set AWS_REGION"
-                ) from exc
-            self._owns_retries = True
-        self._retry = policy if self._owns_retries else policy.single()
+        self._client, self._retry = aws_client(
+            "rekognition",
+            client=client,
+            session=session,
+            region=region,
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retry=retry,
+            no_region=DetectorError,
+        )
+        self._owns_retries = client is None or not client_retries_itself(client)
 
     @property
     def client(self) -> RekognitionClient:
