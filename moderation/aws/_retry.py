@@ -32,6 +32,9 @@ __all__ = [
     "call_with_retries",
     "client_retries_itself",
     "error_code",
+    "plural_attempts",
+    "requests_sent",
+    "requests_sent_before",
 ]
 
 T = TypeVar("T")
@@ -125,6 +128,26 @@ def call_with_retries(
     except BaseException as exc:
         exc.attempts = attempts  # type: ignore[attr-defined]
         raise
+
+
+def requests_sent(attempts: int, response: Mapping[str, Any] | None) -> int:
+    """Requests that went out: ours, plus the retries a self-retrying injected client made within
+    the last one (botocore reports them as ResponseMetadata.RetryAttempts)."""
+    made = attempts if attempts > 0 else 1
+    retried = (response or {}).get("ResponseMetadata", {}).get("RetryAttempts")
+    return made + retried if isinstance(retried, int) and retried > 0 else made
+
+
+def requests_sent_before(exc: BaseException) -> int:
+    """`requests_sent` for a call that ended in `exc` (attempts are set on it by the retrier)."""
+    attempts = getattr(exc, "attempts", None)
+    response = exc.response if isinstance(exc, ClientError) else None
+    return requests_sent(attempts if isinstance(attempts, int) else 1, response)
+
+
+def plural_attempts(n: int) -> str:
+    """`1 attempt`, `3 attempts`."""
+    return f"{n} attempt" if n == 1 else f"{n} attempts"
 
 
 def codes(*names: str) -> Callable[[BaseException], bool]:

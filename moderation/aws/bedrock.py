@@ -44,6 +44,9 @@ from moderation.aws._retry import (
     codes,
     error_code,
     instances,
+    plural_attempts,
+    requests_sent,
+    requests_sent_before,
 )
 from moderation.decision import TokenUsage, Verdict, VerdictKind
 from moderation.errors import InvalidImage, JudgeError
@@ -439,10 +442,6 @@ def interpret_converse(
 # -- the transport ----------------------------------------------------------------------------
 
 
-def _plural(n: int) -> str:
-    return f"{n} attempt" if n == 1 else f"{n} attempts"
-
-
 class BedrockJudge:
     """`moderation.ports.Judge` on Amazon Bedrock Runtime's Converse API.
 
@@ -551,12 +550,12 @@ class BedrockJudge:
             model_id=request.model_id,
             prompt_sha256=digest,
             latency_ms=measured[-1] if measured else None,
-            attempts=attempts,
+            attempts=requests_sent(attempts, response),
         )
 
     def _failure(self, exc: ClientError | BotoCoreError, model_id: str) -> JudgeError:
-        attempts = int(getattr(exc, "attempts", 1))
-        tried = _plural(attempts)
+        attempts = requests_sent_before(exc)
+        tried = plural_attempts(attempts)
         code = error_code(exc)
         if isinstance(exc, ClientError):
             said = exc.response.get("Error", {}).get("Message") or str(exc)

@@ -33,6 +33,8 @@ from moderation.aws._retry import (
     codes,
     error_code,
     instances,
+    plural_attempts,
+    requests_sent_before,
 )
 from moderation.detection import Detection
 from moderation.errors import DetectionParseError, DetectorError, InvalidImage
@@ -191,9 +193,10 @@ class RekognitionDetector:
         except ClientError as exc:
             raise self._service_error(exc, image) from exc
         except BotoCoreError as exc:
-            n = _attempts(exc)
+            n = requests_sent_before(exc)
             raise DetectorError(
-                f"Rekognition {OPERATION} failed after {_plural(n)}: {type(exc).__name__}: {exc}",
+                f"Rekognition {OPERATION} failed after {plural_attempts(n)}: "
+                f"{type(exc).__name__}: {exc}",
                 attempts=n,
             ) from exc
         latency_ms = (time.perf_counter() - started) * 1000.0
@@ -204,7 +207,7 @@ class RekognitionDetector:
         except (DetectionParseError, ValidationError) as exc:
             raise DetectorError(
                 f"Rekognition {OPERATION} answered with a malformed response "
-                f"(after {_plural(attempts)}): {exc}",
+                f"(after {plural_attempts(attempts)}): {exc}",
                 attempts=attempts,
             ) from exc
 
@@ -236,7 +239,7 @@ class RekognitionDetector:
         code = error_code(exc) or "UnknownError"
         message = str(exc.response.get("Error", {}).get("Message") or "").strip()
         detail = f"{code}: {message}" if message else code
-        n = _attempts(exc)
+        n = requests_sent_before(exc)
         ref = image.s3_object() if image.detect_bytes is None else None
         where = ""
         if ref:
@@ -260,7 +263,7 @@ class RekognitionDetector:
             )
         gave_up = " (retries exhausted)" if _RETRYABLE(exc) else ""
         return DetectorError(
-            f"Rekognition {OPERATION} failed after {_plural(n)}{gave_up}: {detail}",
+            f"Rekognition {OPERATION} failed after {plural_attempts(n)}{gave_up}: {detail}",
             code=code,
             attempts=n,
         )
@@ -272,19 +275,3 @@ def _check_confidence(value: float) -> float:
     if not 0 <= value <= 100 or not math.isfinite(value):
         raise ValueError(f"min_confidence must be a number from 0 to 100, got {value!r}")
     return float(value)
-
-
-def _attempts(exc: BaseException) -> int:
-    # The library's attempts, plus the retries an injected, self-retrying client made within the
-    # last one (botocore reports them in ResponseMetadata.RetryAttempts when it got an answer).
-    n = getattr(exc, "attempts", None)
-    made = n if isinstance(n, int) and n > 0 else 1
-    if isinstance(exc, ClientError):
-        retried = exc.response.get("ResponseMetadata", {}).get("RetryAttempts")
-        if isinstance(retried, int) and retried > 0:
-            made += retried
-    return made
-
-
-def _plural(n: int) -> str:
-    return f"{n} attempt" if n == 1 else f"{n} attempts"
