@@ -317,31 +317,23 @@ class ImageIntake:
         im, orientation, (width, height) = _decode(data, fmt, limits)
         digest = hashlib.sha256(data).hexdigest()
         cache = _JudgeCache(limits, s3_client)
-        if (
+        detect_format: DetectFormat
+        passthrough = (
             fmt in ("jpeg", "png")
             and len(data) <= limits.detect_max_bytes
             and orientation == 1
             and max(width, height) <= limits.max_side
             and im.mode in _PLAIN_MODES[fmt]
-        ):
-            return PreparedImage(
-                sha256=digest,
-                size=len(data),
-                format=fmt,
-                width=width,
-                height=height,
-                detect_bytes=data,
-                detect_format="jpeg" if fmt == "jpeg" else "png",
-                s3=s3,
-                converted=False,
-                _judge=cache,
-            )
-        detect_format, detect_bytes = _convert(
-            im,
-            orientation,
-            max_edge=limits.max_side,
-            max_bytes=limits.detect_max_bytes,
         )
+        if passthrough:  # Rekognition takes it as it is: no re-encode
+            detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), data
+        else:
+            detect_format, detect_bytes = _convert(
+                im,
+                orientation,
+                max_edge=limits.max_side,
+                max_bytes=limits.detect_max_bytes,
+            )
         return PreparedImage(
             sha256=digest,
             size=len(data),
@@ -351,7 +343,7 @@ class ImageIntake:
             detect_bytes=detect_bytes,
             detect_format=detect_format,
             s3=s3,
-            converted=True,
+            converted=not passthrough,
             _judge=cache,
         )
 
