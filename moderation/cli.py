@@ -128,7 +128,13 @@ def _engine(store: PolicyStore, recordings: Path | None, region: str | None, aud
     from moderation.aws.bedrock import BedrockJudge
     from moderation.aws.rekognition import RekognitionDetector
 
-    return Engine(store, RekognitionDetector(region=region), BedrockJudge(region=region), audit)
+    try:
+        detector = RekognitionDetector(region=region)
+        judge = BedrockJudge(region=region)
+    except ModerationError as exc:  # e.g. no AWS region: nothing can be moderated
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_UNDECIDED) from exc
+    return Engine(store, detector, judge, audit)
 
 
 @main.group()

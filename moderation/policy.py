@@ -9,6 +9,7 @@ and nothing is half-loaded.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -212,8 +213,6 @@ class _File:
 
 
 def _close(word: str, options: tuple[str, ...]) -> str | None:
-    import difflib
-
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else None
 

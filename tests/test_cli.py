@@ -207,3 +207,12 @@ def test_check_context_and_jsonl_audit(tmp_path: Path):
 def test_check_rejects_a_malformed_context():
     result = CliRunner().invoke(main, ["check", "--context", "nokey", str(IMAGES / "beach.jpg")])
     assert result.exit_code == 2
+
+
+def test_check_without_an_aws_region_is_a_clear_error(monkeypatch):
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    result = run("check", "--policies", POLICIES, str(IMAGES / "beach.jpg"))
+    assert result.exit_code == 3
+    assert "no AWS region; pass region=... or set AWS_REGION" in result.output
