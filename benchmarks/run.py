@@ -23,7 +23,7 @@ from PIL import Image
 
 from moderation import Detection, Engine, PolicyStore, evaluate
 from moderation.audit import InMemoryAuditLog
-from moderation.intake import ImageIntake
+from moderation.image import ImageIntake
 from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
 
 ROOT = Path(__file__).resolve().parent.parent

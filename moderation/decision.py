@@ -7,7 +7,7 @@ It never holds image bytes or credentials.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -39,6 +39,7 @@ __all__ = [
     "Verdict",
     "VerdictKind",
     "check_context",
+    "decision_schema",
 ]
 
 SCHEMA_VERSION = 1
@@ -205,3 +206,8 @@ class Decision(_Record):
     def approved(self) -> bool:
         """True only when the image may be published."""
         return self.outcome is Outcome.APPROVED
+
+
+def decision_schema() -> dict[str, Any]:
+    """The JSON Schema of a serialised Decision."""
+    return Decision.model_json_schema(mode="serialization")

@@ -35,7 +35,7 @@ from moderation.decision import (
 )
 from moderation.detection import Detection
 from moderation.errors import AuditError, DetectorError, InvalidImage
-from moderation.intake import ImageIntake, PreparedImage
+from moderation.image import ImageIntake, PreparedImage
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing

@@ -13,6 +13,7 @@ __all__ = [
     "AuditError",
     "DetectionParseError",
     "DetectorError",
+    "ImageSourceError",
     "InvalidImage",
     "InvalidTenant",
     "JudgeError",
@@ -136,3 +137,29 @@ class AuditError(ModerationError):
     def __init__(self, message: str, decision: object) -> None:
         self.decision = decision
         super().__init__(message)
+
+
+class ImageSourceError(ModerationError):
+    """The image could not be read from where it lives (S3), for a reason that is not the image's.
+
+    `retryable` is True for failures that may pass on another try (timeouts, connection errors,
+    throttling, 5xx); False for ones that will not (no credentials, a missing bucket, a bad
+    configuration). `code` is the AWS error code when there was one.
+    """
+
+    def __init__(
+        self, message: str, *, code: str | None = None, retryable: bool = False, attempts: int = 0
+    ) -> None:
+        self.code = code
+        self.retryable = retryable
+        self.attempts = attempts
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_source_error, (str(self), self.code, self.retryable, self.attempts)
+
+
+def _rebuild_source_error(
+    message: str, code: str | None, retryable: bool, attempts: int
+) -> ImageSourceError:
+    return ImageSourceError(message, code=code, retryable=retryable, attempts=attempts)

@@ -15,7 +15,7 @@ from moderation.detection import Detection
 from moderation.triage import Finding
 
 if TYPE_CHECKING:
-    from moderation.intake import PreparedImage
+    from moderation.image import PreparedImage
 
 __all__ = ["AuditLog", "Detector", "Judge", "JudgeRequest", "Judgment"]
 

@@ -14,7 +14,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from moderation.detection import Detection, Label
-from moderation.policy import CONTENT_TYPES, Band, ContentTypeName, Policy, Thresholds
+from moderation.policy import Band, ContentTypeName, Policy, Thresholds
+from moderation.policy._model import CONTENT_TYPES
 from moderation.taxonomy import TAXONOMY, normalize
 
 __all__ = ["Action", "Finding", "Matched", "Triage", "evaluate", "lineage"]

@@ -15,7 +15,7 @@ RED = (255, 0, 0)
 BLUE = (0, 0, 255)
 GREEN = (0, 255, 0)
 
-# Pillow's encoder name for each format name used by moderation.intake.
+# Pillow's encoder name for each format name used by moderation.image.
 PIL_FORMATS = {
     "jpeg": "JPEG",
     "png": "PNG",

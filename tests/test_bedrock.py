@@ -21,19 +21,19 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from botocore.stub import ANY, Stubber
 from images import decode, solid
 
-from moderation.aws._retry import RetryPolicy
-from moderation.aws.bedrock import (
+from moderation.aws._base import RetryPolicy
+from moderation.aws.bedrock import BedrockJudge
+from moderation.decision import TokenUsage, VerdictKind
+from moderation.errors import JudgeError
+from moderation.image import ImageIntake, PreparedImage
+from moderation.judge import (
     RATIONALE_MAX_CHARS,
     SYSTEM_PROMPT,
     TOOL_NAME,
-    BedrockJudge,
     build_converse_request,
     interpret_converse,
     prompt_sha256,
 )
-from moderation.decision import TokenUsage, VerdictKind
-from moderation.errors import JudgeError
-from moderation.intake import ImageIntake, PreparedImage
 from moderation.policy import Band, Thresholds
 from moderation.ports import Judge, JudgeRequest, Judgment
 from moderation.testing.endpoint import AWSEndpoint, Reply

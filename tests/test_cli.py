@@ -11,7 +11,8 @@ from click.testing import CliRunner
 
 from moderation import Decision
 from moderation.cli import main
-from moderation.schema import decision_schema, policy_schema
+from moderation.decision import decision_schema
+from moderation.policy import policy_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = str(ROOT / "policies")

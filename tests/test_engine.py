@@ -400,7 +400,7 @@ class Spy:
 
 
 def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(s3):
-    from moderation.intake import ImageIntake
+    from moderation.image import ImageIntake
 
     big = solid("jpeg", (2000, 1500))
     version = s3.put_object(Bucket="uploads", Key="u/1.jpg", Body=big)["VersionId"]

@@ -1,4 +1,4 @@
-"""moderation.intake: sniffing, refusals, conversion, S3 references and judge images."""
+"""moderation.image: sniffing, refusals, conversion, S3 references and judge images."""
 
 from __future__ import annotations
 
@@ -29,9 +29,9 @@ from images import (
 from moto import mock_aws
 from PIL import Image
 
-import moderation.intake as intake_module
+import moderation.image._intake as intake_module
 from moderation.errors import InvalidImage, ModerationError
-from moderation.intake import ImageIntake, Limits, PreparedImage, S3Location, sniff
+from moderation.image import ImageIntake, Limits, PreparedImage, S3Location, sniff
 
 MB = 1024 * 1024
 
@@ -754,7 +754,7 @@ def test_malformed_s3_uri(uri):
     assert reason.endswith(uri)
 
 
-def test_s3_access_denied_propagates_unchanged():
+def test_s3_access_denied_is_an_invalid_image_naming_the_permission():
     class Denied:
         def head_object(self, **params):
             raise ClientError(
@@ -765,9 +765,9 @@ def test_s3_access_denied_propagates_unchanged():
                 "HeadObject",
             )
 
-    with pytest.raises(ClientError) as caught:
+    with pytest.raises(InvalidImage, match="s3:GetObject") as caught:
         ImageIntake(s3_client=Denied()).prepare("s3://uploads/a.jpg")
-    assert not isinstance(caught.value, InvalidImage)
+    assert isinstance(caught.value.__cause__, ClientError)
 
 
 def test_s3_client_is_built_lazily_from_the_default_session(s3):

@@ -12,7 +12,6 @@ import pathlib
 import pytest
 from pydantic import ValidationError
 
-from moderation._yaml import MAX_NODES, MAX_POLICY_BYTES
 from moderation.errors import InvalidTenant, PolicyError, Problem, UnknownTenant
 from moderation.policy import (
     Budget,
@@ -22,6 +21,7 @@ from moderation.policy import (
     Thresholds,
     validate_tenant,
 )
+from moderation.policy._yaml import MAX_NODES, MAX_POLICY_BYTES
 
 # Line numbers matter below: every test that asserts a line counts from this text.
 DEFAULT = """\

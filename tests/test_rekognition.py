@@ -34,11 +34,11 @@ from botocore.retries.standard import ExponentialBackoff
 from botocore.stub import Stubber
 from PIL import Image
 
-from moderation.aws._retry import RetryPolicy
+from moderation.aws._base import RetryPolicy
 from moderation.aws.rekognition import RETRYABLE_CODES, RekognitionDetector
 from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectorError, InvalidImage
-from moderation.intake import ImageIntake, PreparedImage, S3Location
+from moderation.image import ImageIntake, PreparedImage, S3Location
 from moderation.policy import PolicyStore
 from moderation.ports import Detector
 from moderation.testing import AWSEndpoint, Reply

@@ -1,6 +1,6 @@
 """Amazon Rekognition `DetectModerationLabels` as a `moderation.ports.Detector`.
 
-One retry owner per call (design.md §6): a client this module builds has botocore's retries off
+One retry owner per call: a client this module builds has botocore's retries off
 and tenacity retries instead; an injected client that retries by itself gets exactly one attempt
 from this layer. Every failure leaves `detect` as `InvalidImage` (the service refused the image)
 or `DetectorError` (anything else), never as a raw botocore exception.
@@ -9,7 +9,6 @@ or `DetectorError` (anything else), never as a raw botocore exception.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -24,17 +23,14 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 
-from moderation.aws._retry import (
+from moderation.aws._base import (
+    AWSTransport,
     RetryPolicy,
     any_of,
-    aws_client,
-    call_with_retries,
-    client_retries_itself,
     codes,
     error_code,
     instances,
     plural_attempts,
-    requests_sent_before,
 )
 from moderation.detection import Detection
 from moderation.errors import DetectionParseError, DetectorError, InvalidImage
@@ -43,12 +39,11 @@ if TYPE_CHECKING:
     from mypy_boto3_rekognition import RekognitionClient
     from mypy_boto3_rekognition.type_defs import (
         DetectModerationLabelsRequestTypeDef,
-        DetectModerationLabelsResponseTypeDef,
         ImageTypeDef,
         S3ObjectTypeDef,
     )
 
-    from moderation.intake import PreparedImage
+    from moderation.image import PreparedImage
 
 __all__ = [
     "IMAGE_ERROR_CODES",
@@ -100,7 +95,7 @@ _RETRYABLE: Final[Callable[[BaseException], bool]] = any_of(
 )
 
 
-class RekognitionDetector:
+class RekognitionDetector(AWSTransport):
     """A `Detector` backed by Amazon Rekognition `DetectModerationLabels`.
 
     Retries have exactly one owner, so attempts never multiply:
@@ -126,6 +121,10 @@ class RekognitionDetector:
     Safe to share between threads (boto3 clients are; the detector holds no mutable state).
     """
 
+    service = "rekognition"
+    default_connect_timeout = 3.0
+    default_read_timeout = 10.0
+
     def __init__(
         self,
         client: Any | None = None,
@@ -138,77 +137,50 @@ class RekognitionDetector:
         read_timeout: float = 10.0,
     ) -> None:
         self._project_version = project_version
-        self._client: RekognitionClient
-        self._client, self._retry = aws_client(
-            "rekognition",
-            client=client,
+        super().__init__(
+            client,
             session=session,
             region=region,
+            retry=retry,
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
-            retry=retry,
-            no_region=DetectorError,
         )
-        self._owns_retries = client is None or not client_retries_itself(client)
 
     @property
     def client(self) -> RekognitionClient:
         """The boto3 Rekognition client calls go through (built here or injected)."""
-        return self._client
+        client: RekognitionClient = self._client
+        return client
 
-    @property
-    def retry(self) -> RetryPolicy:
-        """The policy applied to each call: `retry`, or its single-attempt form for a client
-        that retries by itself."""
-        return self._retry
-
-    @property
-    def owns_retries(self) -> bool:
-        """True when this detector retries (tenacity); False when the injected client does."""
-        return self._owns_retries
+    def retryable(self, exc: BaseException) -> bool:
+        """Throttling, 5xx and connection failures (the call is cheap and idempotent)."""
+        return _RETRYABLE(exc)
 
     def detect(self, image: PreparedImage, *, min_confidence: float) -> Detection:
         """Labels at or above `min_confidence` (0-100) for `image`.
 
         Raises `InvalidImage` when the service refuses the image (format, size, unreadable S3
         object) or the image has neither bytes nor an S3 reference; `DetectorError` for every
-        other failure, after retries (with `code`, `attempts` and the cause chained); `ValueError`
-        for a `min_confidence` that is not a number from 0 to 100. `DetectorError.attempts`
-        counts requests where known: this layer's attempts plus the retries botocore reports
-        (`ResponseMetadata.RetryAttempts`) for the last one, when the client retries by itself.
+        other failure, after retries (with `code`, `attempts` and the cause chained), whatever
+        botocore raised; `ValueError` for a `min_confidence` that is not a number from 0 to 100.
+        `DetectorError.attempts` counts requests where known: this layer's attempts plus the
+        retries botocore reports (`ResponseMetadata.RetryAttempts`) for the last one, when the
+        client retries by itself.
         """
         confidence = _check_confidence(min_confidence)
         request = self._request(image, confidence)
-        started = 0.0
-
-        def attempt() -> DetectModerationLabelsResponseTypeDef:
-            nonlocal started
-            started = time.perf_counter()
-            return self._client.detect_moderation_labels(**request)
-
-        try:
-            response, attempts = call_with_retries(
-                attempt, policy=self._retry, retryable=_RETRYABLE
-            )
-        except ClientError as exc:
-            raise self._service_error(exc, image) from exc
-        except BotoCoreError as exc:
-            n = requests_sent_before(exc)
-            raise DetectorError(
-                f"Rekognition {OPERATION} failed after {plural_attempts(n)}: "
-                f"{type(exc).__name__}: {exc}",
-                attempts=n,
-            ) from exc
-        latency_ms = (time.perf_counter() - started) * 1000.0
+        done = self.invoke(
+            OPERATION, lambda: self.client.detect_moderation_labels(**request), image
+        )
         try:
             return Detection.from_rekognition(
-                response, min_confidence=confidence, latency_ms=latency_ms
+                done.value, min_confidence=confidence, latency_ms=done.latency_ms
             )
         except (DetectionParseError, ValidationError) as exc:
             raise DetectorError(
                 f"Rekognition {OPERATION} answered with a malformed response "
-                f"(after {plural_attempts(attempts)}): {exc}",
-                attempts=attempts,
+                f"(after {plural_attempts(done.requests)}): {exc}",
+                attempts=done.requests,
             ) from exc
 
     # -- internals ---------------------------------------------------------------------------
@@ -235,12 +207,35 @@ class RekognitionDetector:
             request["ProjectVersion"] = self._project_version
         return request
 
-    def _service_error(self, exc: ClientError, image: PreparedImage) -> Exception:
+    def no_region(self, message: str) -> Exception:
+        """A detector with no region cannot detect anything."""
+        return DetectorError(message)
+
+    def translate(
+        self, exc: BaseException, operation: str, requests: int, context: Any = None
+    ) -> Exception:
+        """`InvalidImage` for a refused image, `DetectorError` for everything else."""
+        if isinstance(exc, ClientError):
+            return self._service_error(exc, requests, context)
+        if isinstance(exc, BotoCoreError):
+            return DetectorError(
+                f"Rekognition {OPERATION} failed after {plural_attempts(requests)}: "
+                f"{type(exc).__name__}: {exc}",
+                attempts=requests,
+            )
+        # botocore's parser fails with plain exceptions on a garbled body (a JSON array where an
+        # object belongs raises AttributeError): the service's answer was unusable.
+        return DetectorError(
+            f"Rekognition {OPERATION} answered with a response botocore could not read "
+            f"(after {plural_attempts(requests)}): {type(exc).__name__}: {exc}",
+            attempts=requests,
+        )
+
+    def _service_error(self, exc: ClientError, n: int, image: PreparedImage | None) -> Exception:
         code = error_code(exc) or "UnknownError"
         message = str(exc.response.get("Error", {}).get("Message") or "").strip()
         detail = f"{code}: {message}" if message else code
-        n = requests_sent_before(exc)
-        ref = image.s3_object() if image.detect_bytes is None else None
+        ref = image.s3_object() if image is not None and image.detect_bytes is None else None
         where = ""
         if ref:
             version = f"?versionId={ref['Version']}" if ref.get("Version") else ""

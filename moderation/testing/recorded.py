@@ -22,7 +22,7 @@ from typing import Any
 
 from moderation.detection import Detection
 from moderation.errors import DetectorError, JudgeError, ModerationError
-from moderation.intake import PreparedImage
+from moderation.image import PreparedImage
 from moderation.ports import JudgeRequest, Judgment
 
 __all__ = ["NoRecording", "RecordedDetector", "RecordedJudge", "Recordings"]
@@ -103,7 +103,7 @@ class RecordedJudge:
 
     def judge(self, image: PreparedImage, request: JudgeRequest) -> Judgment:
         """The recorded judgment for this image; JudgeError if there is none."""
-        from moderation.aws.bedrock import build_converse_request, interpret_converse, prompt_sha256
+        from moderation.judge import build_converse_request, interpret_converse, prompt_sha256
 
         response = self.recordings.response(image, "converse")
         if response is None:

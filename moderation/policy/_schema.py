@@ -1,13 +1,12 @@
-"""JSON Schemas: of a policy file (for editors) and of the Decision record (for consumers)."""
+"""The JSON Schema of a policy file, for editors that validate YAML as people type."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from moderation.decision import Decision
 from moderation.taxonomy import TAXONOMY
 
-__all__ = ["decision_schema", "policy_schema"]
+__all__ = ["policy_schema"]
 
 _THRESHOLD = {"type": "number", "minimum": 0, "maximum": 100}
 _NULLABLE_THRESHOLD = {"oneOf": [_THRESHOLD, {"type": "null"}]}
@@ -93,8 +92,3 @@ def policy_schema() -> dict[str, Any]:
             "rule": {"oneOf": [{"const": "allow"}, {"type": "null"}, _band(True)]},
         },
     }
-
-
-def decision_schema() -> dict[str, Any]:
-    """The JSON Schema of a serialised Decision."""
-    return Decision.model_json_schema(mode="serialization")

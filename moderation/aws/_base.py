@@ -1,9 +1,15 @@
-"""One retry owner per AWS call.
+"""The base every AWS transport shares: client building, one retry owner, timing, error translation.
 
 Clients this library builds have botocore's retries switched off (`total_max_attempts: 1`) and
 tenacity retries instead, with exponential backoff, full jitter and a deadline. A client the caller
 injects keeps its own configuration: if it retries by itself, this layer makes exactly one attempt,
 so attempts never multiply (3 x 3 = 9 requests is what two owners would send).
+
+`AWSTransport` is the base of the S3 reader, the Rekognition detector and the Bedrock judge: a
+subclass names its service and timeouts, says which failures are worth another attempt, and turns
+any failure into the library's own error. Whatever botocore raises (including its parser's own
+failures on a garbled body, which are not `BotoCoreError`s), a transport raises only the error
+its port promises.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -27,6 +33,8 @@ from tenacity import (
 
 __all__ = [
     "NO_BOTOCORE_RETRIES",
+    "AWSTransport",
+    "Attempted",
     "RetryPolicy",
     "aws_client",
     "call_with_retries",
@@ -204,3 +212,100 @@ def aws_client(
     except NoRegionError as exc:
         raise no_region(f"{service}: no AWS region; pass region=... or set AWS_REGION") from exc
     return built, policy
+
+
+@dataclass(frozen=True, slots=True)
+class Attempted(Generic[T]):
+    """A call's result with what it took: requests sent and the last attempt's latency."""
+
+    value: T
+    requests: int
+    latency_ms: float
+
+
+class AWSTransport:
+    """One AWS client, its retry owner, and the translation of every failure into our errors.
+
+    Subclasses set `service`, the default timeouts, `retryable(exc)` and `translate(exc,
+    operation, requests)`; they call `self.invoke(operation, fn)` for every request.
+    """
+
+    service: ClassVar[str]
+    default_connect_timeout: ClassVar[float] = 3.0
+    default_read_timeout: ClassVar[float] = 10.0
+
+    def __init__(
+        self,
+        client: Any | None = None,
+        *,
+        session: boto3.Session | None = None,
+        region: str | None = None,
+        retry: RetryPolicy | None = None,
+        connect_timeout: float | None = None,
+        read_timeout: float | None = None,
+    ) -> None:
+        connect = self.default_connect_timeout if connect_timeout is None else connect_timeout
+        read = self.default_read_timeout if read_timeout is None else read_timeout
+        if connect <= 0 or read <= 0:
+            raise ValueError("connect_timeout and read_timeout must be positive")
+        self._client, self._retry = aws_client(
+            self.service,
+            client=client,
+            session=session,
+            region=region,
+            connect_timeout=connect,
+            read_timeout=read,
+            retry=retry,
+            no_region=self.no_region,
+        )
+        self._owns_retries = client is None or not client_retries_itself(client)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 client calls go through (built here or injected)."""
+        return self._client
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """The policy applied to each call: `retry`, or one attempt for a self-retrying client."""
+        return self._retry
+
+    @property
+    def owns_retries(self) -> bool:
+        """True when this transport retries (tenacity); False when the injected client does."""
+        return self._owns_retries
+
+    def no_region(self, message: str) -> Exception:
+        """The error for a client that cannot be built for lack of a region."""
+        raise NotImplementedError
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Whether `exc` is worth another attempt."""
+        raise NotImplementedError
+
+    def translate(
+        self, exc: BaseException, operation: str, requests: int, context: Any = None
+    ) -> Exception:
+        """The library's error for `exc` (after `requests` requests), raised from `exc`."""
+        raise NotImplementedError
+
+    def invoke(self, operation: str, fn: Callable[[], T], context: Any = None) -> Attempted[T]:
+        """Call `fn` under the retry policy; every failure leaves as `translate(...)`.
+
+        `context` (what the call was about: an image, a model id) is handed to `translate`.
+        """
+        started = [0.0]
+
+        def attempt() -> T:
+            started[0] = time.perf_counter()
+            return fn()
+
+        try:
+            value, attempts = call_with_retries(
+                attempt, policy=self._retry, retryable=self.retryable
+            )
+        except Exception as exc:
+            raise self.translate(exc, operation, requests_sent_before(exc), context) from exc
+        latency_ms = (time.perf_counter() - started[0]) * 1000.0
+        response = value if isinstance(value, Mapping) else None
+        return Attempted(value, requests_sent(attempts, response), latency_ms)

@@ -1,4 +1,4 @@
-"""The policy language: per-tenant YAML files, validated once, resolved into immutable `Policy`s.
+"""Reading, checking and resolving policy files into `Policy`s: the `PolicyStore`.
 
 A store reads `default.yaml` and `tenants/*.yaml` from one directory, resolves `extends` chains with
 a deep merge (RFC 7396 merge-patch: a mapping merges key by key, `null` removes what a parent set,
@@ -10,177 +10,33 @@ and nothing is half-loaded.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import itertools
-import json
 import math
 import os
-import re
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-from moderation._yaml import MAX_POLICY_BYTES, KeyPath, YamlDocument, read_yaml
-from moderation.errors import InvalidTenant, PolicyError, Problem, UnknownTenant
+from moderation.errors import PolicyError, Problem, UnknownTenant
+from moderation.policy._model import (
+    _DURATION,
+    _DURATION_UNITS,
+    _TENANT_ID,
+    CONTENT_TYPES,
+    DEFAULT_POLICY,
+    Budget,
+    CategoryRule,
+    EscalationPolicy,
+    Policy,
+    Thresholds,
+    validate_tenant,
+)
+from moderation.policy._yaml import MAX_POLICY_BYTES, KeyPath, YamlDocument, read_yaml
 from moderation.taxonomy import TAXONOMY
 
-__all__ = [
-    "DEFAULT_POLICY",
-    "Band",
-    "Budget",
-    "CategoryRule",
-    "ContentTypeName",
-    "EscalationPolicy",
-    "Policy",
-    "PolicyRef",
-    "PolicyStore",
-    "Thresholds",
-    "validate_tenant",
-]
-
-DEFAULT_POLICY = "default"
-_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-ContentTypeName = Literal["animated", "illustrated"]
-CONTENT_TYPES: tuple[ContentTypeName, ...] = ("animated", "illustrated")
-
-
-def validate_tenant(tenant: object) -> str:
-    """The tenant id itself if it is safe to use as a file name; `InvalidTenant` otherwise."""
-    if not isinstance(tenant, str) or not _TENANT_ID.fullmatch(tenant):
-        raise InvalidTenant(
-            f"invalid tenant id {tenant!r}: tenant ids match ^[a-z0-9][a-z0-9_-]{{0,63}}$"
-        )
-    return tenant
-
-
-class Band(StrEnum):
-    """Where one label's confidence falls under a rule."""
-
-    REJECT = "reject"
-    REVIEW = "review"
-    ESCALATE = "escalate"
-    IGNORE = "ignore"
-
-
-class Thresholds(BaseModel):
-    """The confidence bands of one rule; `allow` means the category is never acted on."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    allow: bool = False
-    reject: float | None = None
-    review: float | None = None
-    escalate: float | None = None
-
-    def band(self, confidence: float) -> Band:
-        """The band `confidence` falls in: reject, then review, then escalate, else ignore."""
-        if self.allow:
-            return Band.IGNORE
-        for band, bound in (
-            (Band.REJECT, self.reject),
-            (Band.REVIEW, self.review),
-            (Band.ESCALATE, self.escalate),
-        ):
-            if bound is not None and confidence >= bound:
-                return band
-        return Band.IGNORE
-
-
-class CategoryRule(BaseModel):
-    """The rule for one taxonomy category, with optional thresholds for animated/illustrated images.
-
-    An override replaces the base thresholds whole when the image is of that content type.
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    thresholds: Thresholds
-    animated: Thresholds | None = None
-    illustrated: Thresholds | None = None
-
-    def for_content(self, content_type: ContentTypeName | None) -> Thresholds:
-        """The thresholds that apply to an image of `content_type` (None: a photo)."""
-        override = getattr(self, content_type) if content_type else None
-        return override if override is not None else self.thresholds
-
-
-class Budget(BaseModel):
-    """At most `calls` judge calls per tenant in any window of `per_seconds`."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    calls: int
-    per_seconds: float
-
-
-class EscalationPolicy(BaseModel):
-    """What happens to borderline images: which judge, with what guidance, and how it fails."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    judge: Literal["bedrock", "none"] = "none"
-    model_id: str | None = None
-    guidance: str = ""
-    on_error: Literal["review", "reject"] = "review"
-    on_blocked: Literal["review", "reject"] = "review"
-    budget: Budget | None = None
-
-
-class PolicyRef(BaseModel):
-    """Which rules a decision was made under: enough to prove two decisions share them."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    chain: tuple[str, ...]
-    sha256: str
-
-
-class Policy(BaseModel):
-    """One tenant's resolved, validated rules. Built by `PolicyStore`; immutable."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    id: str
-    chain: tuple[str, ...]
-    description: str = ""
-    min_confidence: float = 50.0
-    content_type_min_confidence: float = 50.0
-    default: Thresholds
-    categories: dict[str, CategoryRule] = {}
-    escalation: EscalationPolicy = EscalationPolicy()
-    on_detector_error: Literal["raise", "review"] = "raise"
-
-    def rule_for(self, name: str) -> CategoryRule | None:
-        """The rule written for exactly this category (any spelling), or None."""
-        canonical = TAXONOMY.canonical(name)
-        return self.categories.get(canonical) if canonical else None
-
-    def canonical_json(self) -> str:
-        """The effective rules as canonical JSON: no id, chain or description, sorted keys."""
-        body = self.model_dump(mode="json", exclude={"id", "chain", "description"})
-        return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-    @cached_property
-    def sha256(self) -> str:
-        """Hash of the effective rules; equal hashes mean equal decisions for equal detections."""
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()
-
-    @property
-    def ref(self) -> PolicyRef:
-        """This policy's identity for a decision record."""
-        return PolicyRef(id=self.id, chain=self.chain, sha256=self.sha256)
-
+__all__ = ["PolicyStore"]
 
 # --------------------------------------------------------------------------- reading one file
 

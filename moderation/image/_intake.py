@@ -6,9 +6,9 @@ either bytes for `Image.Bytes` (JPEG/PNG, <= 5 MB, <= 10,000 px a side) or an `S
 when the object in S3 can be used as it is. Anything that cannot be moderated as an image is refused
 with `InvalidImage` before any AWS call; the reason is a short sentence meant for a human.
 
-Limits are design.md §7: Rekognition takes JPEG or PNG only, bytes <= 5 MB, an S3 object <= 15 MB,
-80..10,000 px a side; a Bedrock image block is <= 3.75 MB (we also cap the long edge at 1568 px,
-the size Claude scales images to anyway).
+Limits are the services' own: Rekognition takes JPEG or PNG only, bytes <= 5 MB, an S3 object
+<= 15 MB, 80..10,000 px a side; a Bedrock image block is <= 3.75 MB (we also cap the long edge at
+1568 px, the size Claude scales images to anyway).
 """
 
 from __future__ import annotations
@@ -20,25 +20,22 @@ import os
 import re
 import stat
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeAlias
+from typing import Any, BinaryIO, Literal, Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
 from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin
 
 from moderation.errors import InvalidImage
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 __all__ = [
     "ImageFormat",
     "ImageIntake",
     "Limits",
+    "ObjectHead",
     "PreparedImage",
     "S3Location",
+    "S3Reader",
     "sniff",
 ]
 
@@ -78,8 +75,6 @@ _BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
 # What botocore itself accepts as a bucket name; checking it here turns a typo into InvalidImage
 # instead of a botocore ParamValidationError.
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-
-_NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion"})
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
@@ -161,20 +156,46 @@ class S3Location:
         return f"s3://{self.bucket}/{self.key}{version}"
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectHead:
+    """What a HEAD request says about an S3 object."""
+
+    size: int
+    etag: str | None = None
+    version_id: str | None = None
+
+
+@runtime_checkable
+class S3Reader(Protocol):
+    """Reads S3 objects for intake: the port behind `s3://` inputs (`moderation.aws.s3`).
+
+    Both methods raise `InvalidImage` when the object does not exist or may not be read, and
+    `ImageSourceError` for any other failure (after the reader's own retries).
+    """
+
+    def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
+        """Size, ETag and version of the object."""
+        ...
+
+    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+        """At most `limit` bytes of the object HEAD saw (same version, or same ETag)."""
+        ...
+
+
 class _JudgeCache:
     """The mutable corner of a frozen `PreparedImage`: its judge image, made once, under a lock."""
 
-    __slots__ = ("_lock", "_value", "limits", "s3_client")
+    __slots__ = ("_lock", "_value", "limits", "s3")
 
-    def __init__(self, limits: Limits = _DEFAULT_LIMITS, s3_client: Any | None = None) -> None:
+    def __init__(self, limits: Limits = _DEFAULT_LIMITS, s3: S3Reader | None = None) -> None:
         self.limits = limits
-        self.s3_client = s3_client
+        self.s3 = s3
         self._lock = threading.Lock()
         self._value: tuple[DetectFormat, bytes] | None = None
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Locks and S3 clients do not pickle: a copy (another process, deepcopy) starts with an
-        # empty cache and, for an S3 image, a client from the default session.
+        # empty cache and, for an S3 image, a reader built from the default session.
         return _JudgeCache, (self.limits,)
 
     def get(self, image: PreparedImage) -> tuple[DetectFormat, bytes]:
@@ -182,7 +203,7 @@ class _JudgeCache:
         # result instead of each doing the work; a failure is not cached, the next call retries.
         with self._lock:
             if self._value is None:
-                self._value = _make_judge_image(image, self.limits, self.s3_client)
+                self._value = _make_judge_image(image, self.limits, self.s3)
             return self._value
 
 
@@ -227,9 +248,22 @@ class PreparedImage:
 class ImageIntake:
     """Validates and prepares images for moderation; safe to share between threads."""
 
-    def __init__(self, *, limits: Limits = _DEFAULT_LIMITS, s3_client: Any | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        limits: Limits = _DEFAULT_LIMITS,
+        s3: S3Reader | None = None,
+        s3_client: Any | None = None,
+    ) -> None:
+        """`s3` reads `s3://` inputs; or pass a boto3 `s3_client` to wrap in the AWS reader.
+
+        With neither, an AWS reader is built from the default session on the first S3 input.
+        """
+        if s3 is not None and s3_client is not None:
+            raise TypeError("pass either s3 (an S3Reader) or s3_client (a boto3 client), not both")
         self._limits = limits
-        self._s3 = s3_client
+        self._s3 = s3
+        self._s3_client = s3_client
         self._s3_lock = threading.Lock()
 
     @property
@@ -241,18 +275,19 @@ class ImageIntake:
 
         `source` is bytes-like, a local path (`str` or `os.PathLike`), a binary file object (read
         from its current position, which is restored afterwards) or `s3://bucket/key[?versionId=]`.
-        Errors from S3 other than "not found" (access denied, throttling, ...) propagate unchanged.
+        An S3 object that does not exist or may not be read is `InvalidImage`; any other S3
+        failure is `ImageSourceError`.
         """
         if isinstance(source, bytes | bytearray | memoryview):
             self._check_input_size(memoryview(source).nbytes)  # before copying a huge buffer
             data = source if isinstance(source, bytes) else memoryview(source).tobytes()
-            return self._prepare_bytes(data, s3=None, s3_client=None)
+            return self._prepare_bytes(data, s3=None, reader=None)
         if isinstance(source, str) and source.startswith("s3://"):
             return self._prepare_s3(source)
         if isinstance(source, str | os.PathLike):
-            return self._prepare_bytes(self._read_path(source), s3=None, s3_client=None)
+            return self._prepare_bytes(self._read_path(source), s3=None, reader=None)
         if hasattr(source, "read"):
-            return self._prepare_bytes(self._read_stream(source), s3=None, s3_client=None)
+            return self._prepare_bytes(self._read_stream(source), s3=None, reader=None)
         raise TypeError(
             "ImageIntake.prepare() takes bytes, bytearray, memoryview, a path (str or os.PathLike),"
             f" an s3:// URI or a binary file object, not {type(source).__name__}"
@@ -305,7 +340,7 @@ class ImageIntake:
         return data
 
     def _prepare_bytes(
-        self, data: bytes, *, s3: S3Location | None, s3_client: Any | None
+        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None
     ) -> PreparedImage:
         limits = self._limits
         if not data:
@@ -316,7 +351,7 @@ class ImageIntake:
             raise InvalidImage("not an image (no known magic bytes)")
         im, orientation, (width, height) = _decode(data, fmt, limits)
         digest = hashlib.sha256(data).hexdigest()
-        cache = _JudgeCache(limits, s3_client)
+        cache = _JudgeCache(limits, reader)
         detect_format: DetectFormat
         passthrough = (
             fmt in ("jpeg", "png")
@@ -349,36 +384,30 @@ class ImageIntake:
 
     # -- S3 ----------------------------------------------------------------------------------
 
-    def _client(self) -> Any:
+    def _reader(self) -> S3Reader:
         with self._s3_lock:
             if self._s3 is None:
-                # Imported here: only S3 inputs need boto3's (slow to import) session machinery.
-                import boto3
+                # Imported here: only S3 inputs need boto3 (slow to import, and not the core's).
+                from moderation.aws.s3 import S3ImageReader
 
-                client: S3Client = boto3.client("s3")
-                self._s3 = client
+                self._s3 = S3ImageReader(self._s3_client)
             return self._s3
 
     def _prepare_s3(self, uri: str) -> PreparedImage:
         limits = self._limits
         bucket, key, version = _parse_s3_uri(uri)
-        client = self._client()
-        head_params = {"Bucket": bucket, "Key": key}
-        if version:
-            head_params["VersionId"] = version
-        head = _s3_call(uri, client.head_object, head_params)
-        size = int(head.get("ContentLength") or 0)
-        etag = str(head.get("ETag") or "").strip('"') or None
-        head_version = head.get("VersionId")
-        if not version and head_version and head_version != "null":
+        reader = self._reader()
+        head = reader.head(bucket, key, version)
+        size, etag = head.size, head.etag
+        if not version and head.version_id and head.version_id != "null":
             # Pin the version HEAD saw, so every later read (and Rekognition) sees the same object.
-            version = str(head_version)
+            version = head.version_id
         location = S3Location(bucket=bucket, key=key, version_id=version, etag=etag, size=size)
         if size == 0:
             raise InvalidImage("empty input")
         self._check_input_size(size)
 
-        prefix = _s3_read(client, location, uri, limit=65536, byte_range=_HEADER_RANGE)
+        prefix = reader.read(location, limit=65536, byte_range=_HEADER_RANGE)
         fmt = sniff(prefix)
         if fmt is None:
             raise InvalidImage("not an image (no known magic bytes)")
@@ -406,11 +435,11 @@ class ImageIntake:
                     detect_format=None,
                     s3=location,
                     converted=False,
-                    _judge=_JudgeCache(limits, client),
+                    _judge=_JudgeCache(limits, reader),
                 )
         if whole is None:
-            whole = _s3_read(client, location, uri, limit=limits.max_input_bytes + 1)
-        return self._prepare_bytes(whole, s3=location, s3_client=client)
+            whole = reader.read(location, limit=limits.max_input_bytes + 1)
+        return self._prepare_bytes(whole, s3=location, reader=reader)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -640,13 +669,16 @@ def _encode_within(im: Image.Image, max_bytes: int, *, alpha: bool) -> tuple[Det
 
 
 def _make_judge_image(
-    image: PreparedImage, limits: Limits, s3_client: Any | None
+    image: PreparedImage, limits: Limits, reader: S3Reader | None
 ) -> tuple[DetectFormat, bytes]:
     if image.detect_bytes is not None:
         data = image.detect_bytes
     elif image.s3 is not None:
-        client = s3_client if s3_client is not None else _default_s3_client()
-        data = _s3_read(client, image.s3, image.s3.uri, limit=limits.max_input_bytes + 1)
+        if reader is None:
+            from moderation.aws.s3 import S3ImageReader
+
+            reader = S3ImageReader()
+        data = reader.read(image.s3, limit=limits.max_input_bytes + 1)
         if len(data) > limits.max_input_bytes:
             raise InvalidImage(f"input is over the {limits.max_input_bytes}-byte bound")
     else:
@@ -668,13 +700,6 @@ def _make_judge_image(
     )
 
 
-def _default_s3_client() -> Any:
-    import boto3
-
-    client: S3Client = boto3.client("s3")
-    return client
-
-
 def _parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
     """(bucket, key, version) from `s3://bucket/key[?versionId=V]`; the key is taken verbatim."""
     rest = uri.removeprefix("s3://")
@@ -691,41 +716,3 @@ def _parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
     if not _BUCKET_RE.match(bucket):
         raise InvalidImage(f"malformed s3 uri (invalid bucket name {bucket!r}): {uri}")
     return bucket, key, version
-
-
-def _is_not_found(err: ClientError) -> bool:
-    code = str(err.response.get("Error", {}).get("Code", ""))
-    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    # HEAD answers have no body, so a missing key or bucket shows up only as the status code.
-    return status == 404 or code in _NOT_FOUND_CODES
-
-
-def _s3_call(uri: str, operation: Callable[..., Any], params: dict[str, str]) -> Any:
-    """Call an S3 operation; "not found" becomes InvalidImage, any other error propagates."""
-    try:
-        return operation(**params)
-    except ClientError as err:
-        if _is_not_found(err):
-            raise InvalidImage(f"s3 object not found: {uri}") from err
-        raise
-
-
-def _s3_read(
-    client: Any, location: S3Location, uri: str, *, limit: int, byte_range: str | None = None
-) -> bytes:
-    """GET the object as HEAD saw it: the pinned version, or failing that the same ETag
-    (If-Match), so that a concurrent overwrite fails instead of mixing two objects."""
-    params = {"Bucket": location.bucket, "Key": location.key}
-    if location.version_id:
-        params["VersionId"] = location.version_id
-    elif location.etag:
-        params["IfMatch"] = f'"{location.etag}"'
-    if byte_range:
-        params["Range"] = byte_range
-    response = _s3_call(uri, client.get_object, params)
-    body = response["Body"]
-    try:
-        data = body.read(limit)
-    finally:
-        body.close()
-    return bytes(data)

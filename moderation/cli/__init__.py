@@ -1,0 +1,25 @@
+"""The `moderation` command line: one module per command group.
+
+Exit codes of `moderation check`: 0 every image approved; 1 at least one rejected or sent to review;
+2 usage error; 3 at least one image could not be moderated (not an image, detector failure, no
+recording); 4 the policies are invalid. `moderation policy …`: 0 ok, 1 invalid input, 2 usage.
+"""
+
+from __future__ import annotations
+
+import click
+
+from moderation.cli.check import check
+from moderation.cli.policy import policy
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="moderation")
+def main() -> None:
+    """Decide whether uploaded images may be published."""
+
+
+main.add_command(check)
+main.add_command(policy)

@@ -1,0 +1,36 @@
+"""What every command group shares: loading the policies, printing problems, exit codes."""
+
+from __future__ import annotations
+
+import os
+
+import click
+
+from moderation.errors import PolicyError, Problem
+from moderation.policy import PolicyStore
+
+__all__ = ["POLICIES_ENV", "default_policies", "load_store", "print_problems"]
+
+POLICIES_ENV = "MODERATION_POLICIES"
+
+
+def default_policies() -> str:
+    """The policy directory: $MODERATION_POLICIES, else ./policies."""
+    return os.environ.get(POLICIES_ENV, "policies")
+
+
+def print_problems(problems: tuple[Problem, ...], *, err: bool = True) -> None:
+    """One line per problem, `warning: ` before the warnings."""
+    for problem in problems:
+        label = "warning: " if problem.severity == "warning" else ""
+        click.echo(f"{label}{problem.render()}", err=err)
+
+
+def load_store(path: str, *, exit_code: int = 1) -> PolicyStore:
+    """The store at `path`, or every problem printed and an exit with `exit_code`."""
+    try:
+        return PolicyStore(path)
+    except PolicyError as exc:
+        print_problems(exc.problems)
+        print_problems(exc.warnings)
+        raise click.exceptions.Exit(exit_code) from exc

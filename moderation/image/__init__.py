@@ -1,0 +1,26 @@
+"""Images in, images the services accept out: sniffing, checking, decoding and conversion.
+
+Pillow only; `s3://` inputs are read through an `S3Reader` (the AWS one lives in `moderation.aws`).
+"""
+
+from moderation.image._intake import (
+    ImageFormat,
+    ImageIntake,
+    Limits,
+    ObjectHead,
+    PreparedImage,
+    S3Location,
+    S3Reader,
+    sniff,
+)
+
+__all__ = [
+    "ImageFormat",
+    "ImageIntake",
+    "Limits",
+    "ObjectHead",
+    "PreparedImage",
+    "S3Location",
+    "S3Reader",
+    "sniff",
+]
