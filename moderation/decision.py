@@ -10,6 +10,7 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -21,6 +22,7 @@ from pydantic import (
     field_validator,
 )
 
+from moderation._frozen import FrozenDict, freeze
 from moderation.detection import Detection
 from moderation.policy import PolicyRef
 from moderation.triage import Action, Triage
@@ -182,17 +184,24 @@ class Decision(_Record):
     id: str
     created_at: AwareDatetime
     tenant: str
-    context: dict[str, _StrictContextValue] = Field(default_factory=dict)
+    # Read-only mappings: a frozen record whose dicts could still be edited would not be frozen.
+    context: Annotated[dict[str, _StrictContextValue], AfterValidator(freeze)] = Field(
+        default_factory=FrozenDict
+    )
     outcome: Outcome
     decided_by: DecidedBy
     reasons: tuple[str, ...] = ()
     image: ImageIdentity
     policy: PolicyRef
+    # True when the tenant had no policy of its own and the store gave it the default one.
+    policy_fallback: bool = False
     detection: Detection | None = None
     triage: Triage | None = None
     escalation: Escalation | None = None
     shadow: tuple[ShadowResult, ...] = ()
-    timings_ms: dict[str, Annotated[float, Field(ge=0)]] = Field(default_factory=dict)
+    timings_ms: Annotated[dict[str, Annotated[float, Field(ge=0)]], AfterValidator(freeze)] = Field(
+        default_factory=FrozenDict
+    )
     cost: Cost | None = None
     engine_version: str
     error: str | None = None
@@ -201,6 +210,11 @@ class Decision(_Record):
     @classmethod
     def _small_context(cls, value: dict[str, ContextValue]) -> dict[str, ContextValue]:
         return check_context(value)
+
+    @property
+    def reason(self) -> str:
+        """The reason that decided the outcome: the last of `reasons`."""
+        return self.reasons[-1] if self.reasons else ""
 
     @property
     def approved(self) -> bool:

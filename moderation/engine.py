@@ -19,7 +19,7 @@ from typing import BinaryIO
 
 from moderation._ids import new_ulid
 from moderation._version import __version__
-from moderation.audit import LoggingAuditLog, audit_log_from_spec
+from moderation.audit import StreamAuditLog, audit_log_from_spec
 from moderation.budget import EscalationBudget
 from moderation.decision import (
     ContextValue,
@@ -39,6 +39,7 @@ from moderation.image import ImageIntake, PreparedImage
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
+from moderation.settings import Settings
 from moderation.triage import Action, Triage, evaluate
 
 __all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
@@ -101,7 +102,8 @@ class Engine:
         self.policies = policies
         self.detector = detector
         self.judge = judge
-        self.audit: AuditLog = audit if audit is not None else LoggingAuditLog()
+        # Stdout by default: a sink nobody has to configure, so no decision is silently dropped.
+        self.audit: AuditLog = audit if audit is not None else StreamAuditLog()
         self.intake = intake or ImageIntake()
         self.pricing = pricing or Pricing()
         self.budget = budget or EscalationBudget()
@@ -113,28 +115,37 @@ class Engine:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Engine:
         """The AWS engine configured from environment variables (see docs/configuration.md).
 
-        MODERATION_POLICIES (policy directory, default ./policies), MODERATION_STRICT_TENANTS
-        (1: unknown tenants raise), MODERATION_REGION (else boto3's AWS_REGION resolution),
-        MODERATION_AUDIT (`log` default, `stdout`, `stderr`, or a path for JSON lines),
-        MODERATION_PROJECT_VERSION (a Rekognition custom moderation adapter ARN),
-        MODERATION_JUDGE (`bedrock` default, or `none` for no judge).
+        Raises ConfigurationError naming every bad variable, PolicyError for invalid policies.
         """
+        return cls.from_settings(Settings.from_env(env))
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        audit: AuditLog | None = None,
+        policies: PolicyStore | None = None,
+    ) -> Engine:
+        """The AWS engine for `settings`: Rekognition, Bedrock (unless judge is none), the
+        policy store and the audit sink they name; `audit` and `policies` replace those two."""
         from moderation.aws.bedrock import BedrockJudge
         from moderation.aws.rekognition import RekognitionDetector
 
-        env = os.environ if env is None else env
-        strict = env.get("MODERATION_STRICT_TENANTS", "0").lower() in ("1", "true", "yes")
-        store = PolicyStore(env.get("MODERATION_POLICIES", "policies"), strict=strict)
-        judge_kind = env.get("MODERATION_JUDGE", "bedrock")
-        if judge_kind not in ("bedrock", "none"):
-            raise ValueError(f"MODERATION_JUDGE must be bedrock or none, got {judge_kind!r}")
-        audit = audit_log_from_spec(env.get("MODERATION_AUDIT", "log"))
-        region = env.get("MODERATION_REGION") or None
-        detector = RekognitionDetector(
-            region=region, project_version=env.get("MODERATION_PROJECT_VERSION") or None
+        store = policies or PolicyStore(
+            settings.policies, fallback_to_default=settings.tenant_fallback
         )
-        judge = BedrockJudge(region=region) if judge_kind == "bedrock" else None
-        return cls(store, detector, judge, audit)
+        sink = audit if audit is not None else audit_log_from_spec(settings.audit or "stdout")
+        detector = RekognitionDetector(
+            region=settings.region, project_version=settings.project_version
+        )
+        judge = BedrockJudge(region=settings.region) if settings.judge == "bedrock" else None
+        intake = None
+        if settings.region is not None:
+            from moderation.aws.s3 import S3ImageReader
+
+            intake = ImageIntake(s3=S3ImageReader(region=settings.region))
+        return cls(store, detector, judge, sink, intake=intake)
 
     def moderate(
         self,
@@ -303,6 +314,15 @@ class Engine:
         escalation: Escalation | None = None,
         error: str | None = None,
     ) -> Decision:
+        # The store hands out the default policy for an unknown tenant only when it was built to;
+        # the record says so, first (reasons run from context to the one that decided).
+        fallback = policy.id != tenant
+        if fallback:
+            reasons = (
+                f"tenant '{tenant}' has no policy of its own: the '{policy.id}' policy applied "
+                "(fallback_to_default)",
+                *reasons,
+            )
         bedrock_usd: float | None = 0.0
         if escalation is not None and escalation.usage is not None and escalation.model_id:
             bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
@@ -316,6 +336,7 @@ class Engine:
             reasons=reasons,
             image=identity,
             policy=policy.ref,
+            policy_fallback=fallback,
             detection=detection,
             triage=triage,
             escalation=escalation,
@@ -368,7 +389,8 @@ def _policy_reasons(triage: Triage, outcome: Outcome) -> tuple[str, ...]:
         )
     band = Band.REJECT if outcome is Outcome.REJECTED else Band.REVIEW
     verb = "rejected by policy" if outcome is Outcome.REJECTED else "sent to review by policy"
-    return tuple(f"{verb}: {f.describe()}" for f in triage.at(band)[:3])
+    # The three most confident findings of the band, the deciding one last (reasons end with it).
+    return tuple(f"{verb}: {f.describe()}" for f in reversed(triage.at(band)[:3]))
 
 
 def _escalation_record(judge: str, judgment: Judgment) -> Escalation:

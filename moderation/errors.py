@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 __all__ = [
     "AuditError",
+    "ConfigurationError",
     "DetectionParseError",
     "DetectorError",
     "ImageSourceError",
@@ -163,3 +164,13 @@ def _rebuild_source_error(
     message: str, code: str | None, retryable: bool, attempts: int
 ) -> ImageSourceError:
     return ImageSourceError(message, code=code, retryable=retryable, attempts=attempts)
+
+
+class ConfigurationError(ModerationError, ValueError):
+    """The environment does not configure a working engine; `problems` names every bad variable."""
+
+    def __init__(self, problems: Iterable[str]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        n = len(self.problems)
+        head = f"{n} problem{'s' if n != 1 else ''} in the configuration:"
+        super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))

@@ -864,5 +864,5 @@ def test_a_missing_region_is_a_judge_error_naming_the_fix(monkeypatch: pytest.Mo
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    with pytest.raises(JudgeError, match=r"no AWS region; pass region=\.\.\. or set AWS_REGION"):
+    with pytest.raises(JudgeError, match=r"no AWS region: set MODERATION_REGION, AWS_REGION or"):
         BedrockJudge()

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from moderation import Decision
 from moderation.cli import main
 from moderation.decision import decision_schema
 from moderation.policy import policy_schema
@@ -132,88 +131,3 @@ def test_try_reports_a_malformed_response(tmp_path: Path):
     result = run("policy", "try", "--policies", POLICIES, str(bad))
     assert result.exit_code == 1
     assert "ModerationLabels[0].Confidence" in result.output
-
-
-# -- moderation check --offline -----------------------------------------------------------------
-
-
-def check(*args: str):
-    return run("check", "--offline", RECORDINGS, "--policies", POLICIES, *args)
-
-
-def test_check_offline_all_approved_exits_0():
-    result = check(str(IMAGES / "landscape.png"), str(IMAGES / "beach.jpg"))
-    assert result.exit_code == 0
-    lines = result.output.splitlines()
-    assert lines[0].split()[1:4] == ["approved", "by", "policy"]
-    assert len(lines) == 2
-
-
-def test_check_offline_not_approved_exits_1_and_shows_the_reason():
-    result = check("--tenant", "kids", str(IMAGES / "beach.jpg"))
-    assert result.exit_code == 1
-    assert "rejected  by policy  rejected by policy: Female Swimwear or Underwear 96.4%" in (
-        result.output
-    )
-
-
-def test_check_offline_goes_through_the_recorded_judge():
-    result = check(str(IMAGES / "cartoon-fight.png"), "--json")
-    decision = Decision.model_validate_json(result.output)
-    assert (decision.outcome, decision.decided_by) == ("approved", "judge")
-    assert decision.escalation is not None and decision.escalation.stop_reason == "tool_use"
-    assert result.exit_code == 0
-
-
-def test_check_offline_text_reply_from_the_judge_never_approves():
-    result = check(str(IMAGES / "game-screenshot.png"), "--json")
-    decision = Decision.model_validate_json(result.output)
-    assert (decision.outcome, decision.decided_by) == ("review", "fallback")
-    assert result.exit_code == 1
-
-
-@pytest.mark.parametrize("name", ["notes.txt", "truncated.jpg", "tiny.png"])
-def test_check_refuses_non_images_with_exit_3(name):
-    result = check(str(IMAGES / name))
-    assert result.exit_code == 3
-    assert f"{IMAGES / name}: error:" in result.output
-
-
-def test_check_image_without_a_recording_is_a_clear_error(tmp_path: Path):
-    from PIL import Image
-
-    path = tmp_path / "new.png"
-    Image.new("RGB", (100, 100), (1, 2, 3)).save(path)
-    result = check(str(path))
-    assert result.exit_code == 3
-    assert "no recorded DetectModerationLabels response for sha256" in result.output
-
-
-def test_check_with_invalid_policies_exits_4(policies: Path):
-    (policies / "tenants/kids.yaml").write_text("categories: [1]\n")
-    result = run(
-        "check", "--offline", RECORDINGS, "--policies", str(policies), str(IMAGES / "beach.jpg")
-    )
-    assert result.exit_code == 4
-
-
-def test_check_context_and_jsonl_audit(tmp_path: Path):
-    audit = tmp_path / "audit.jsonl"
-    result = check(str(IMAGES / "beach.jpg"), "--context", "upload_id=u-9", "--audit", str(audit))
-    assert result.exit_code == 0
-    [line] = audit.read_text().splitlines()
-    assert Decision.model_validate_json(line).context == {"upload_id": "u-9"}
-
-
-def test_check_rejects_a_malformed_context():
-    result = CliRunner().invoke(main, ["check", "--context", "nokey", str(IMAGES / "beach.jpg")])
-    assert result.exit_code == 2
-
-
-def test_check_without_an_aws_region_is_a_clear_error(monkeypatch):
-    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    result = run("check", "--policies", POLICIES, str(IMAGES / "beach.jpg"))
-    assert result.exit_code == 3
-    assert "no AWS region; pass region=... or set AWS_REGION" in result.output

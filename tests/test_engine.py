@@ -360,26 +360,6 @@ def test_file_object_position_is_restored():
 # -- S3 images ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def s3(monkeypatch):
-    moto = pytest.importorskip("moto")
-    for key, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }.items():
-        monkeypatch.setenv(key, value)
-    with moto.mock_aws():
-        import boto3
-
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="uploads")
-        client.put_bucket_versioning(
-            Bucket="uploads", VersioningConfiguration={"Status": "Enabled"}
-        )
-        yield client
-
-
 class Spy:
     """Records the S3 calls a client receives, and passes them on."""
 

@@ -1238,7 +1238,7 @@ def test_get_refuses_invalid_tenant_ids(tenant):
     with pytest.raises(InvalidTenant, match="invalid tenant id"):
         store.get(tenant)
     with pytest.raises(InvalidTenant):
-        PolicyStore.from_sources({"default": SMALL}, strict=True).get(tenant)
+        PolicyStore.from_sources({"default": SMALL}, fallback_to_default=True).get(tenant)
 
 
 @pytest.mark.parametrize("tenant", [None, 5, b"kids", ["kids"]], ids=repr)
@@ -1254,19 +1254,19 @@ def test_valid_tenant_ids(tenant):
     assert validate_tenant(tenant) == tenant
 
 
-def test_unknown_tenant_gets_default_unless_strict():
+def test_unknown_tenant_raises_unless_the_store_falls_back_to_default():
     store = store_of(default=SMALL, kids="{}\n")
-    assert store.get("nobody") is store.get("default")
     assert store.get("kids").id == "kids"
+    assert store.get("default").id == "default"
     assert "kids" in store
     assert "nobody" not in store
     assert 5 not in store
+    with pytest.raises(UnknownTenant, match=r"'nobody'.*fallback_to_default=True"):
+        store.get("nobody")
 
-    strict = PolicyStore.from_sources({"default": SMALL, "kids": "{}\n"}, strict=True)
-    assert strict.get("kids").id == "kids"
-    assert strict.get("default").id == "default"
-    with pytest.raises(UnknownTenant, match="'nobody'"):
-        strict.get("nobody")
+    lenient = PolicyStore.from_sources({"default": SMALL, "kids": "{}\n"}, fallback_to_default=True)
+    assert lenient.get("kids").id == "kids"
+    assert lenient.get("nobody") is lenient.get("default")
 
 
 # --------------------------------------------------------------------------- from a directory
@@ -1323,7 +1323,7 @@ def test_store_without_tenants_dir(tmp_path):
     write(tmp_path / "default.yaml", SMALL)
     store = PolicyStore(tmp_path)
     assert store.tenants == ()
-    assert store.get("anyone").id == "default"
+    assert store.get("default").id == "default"
 
 
 def test_no_file_outside_the_policy_directory_is_read(tmp_path, policy_dir, opened):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from moderation.decision import Decision
+from moderation.errors import ConfigurationError
 
 __all__ = [
     "InMemoryAuditLog",
@@ -39,28 +40,74 @@ class JsonlAuditLog:
 
 
 class StreamAuditLog:
-    """Writes each decision as one JSON line to a text stream (stdout for Lambda/CloudWatch)."""
+    """Writes each decision as one JSON line to a text stream: the default sink is stdout.
 
-    def __init__(self, stream: TextIO) -> None:
+    Stdout is what Lambda (CloudWatch Logs), containers and process managers collect without any
+    configuration, so no decision is dropped by default. With `stream=None` the line goes to
+    whatever `sys.stdout` is at the time of writing (a test's capture, a redirected stdout).
+    """
+
+    def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream
         self._lock = threading.Lock()
 
     def append(self, decision: Decision) -> None:
-        """Write and flush one line."""
+        """Write and flush one line; raises if the stream cannot take it."""
+        stream = self.stream if self.stream is not None else sys.stdout
+        if stream is None:  # pythonw, or a daemon that closed stdout
+            raise OSError("there is no stdout to write the audit record to")
         with self._lock:
-            self.stream.write(decision.model_dump_json() + "\n")
-            self.stream.flush()
+            stream.write(decision.model_dump_json() + "\n")
+            stream.flush()
+
+
+def _would_emit(logger: logging.Logger, level: int) -> bool:
+    """True when a record at `level` on `logger` reaches at least one real handler.
+
+    The same walk `Logger.callHandlers` makes; logging's last-resort handler does not count: it
+    prints warnings and above only, so INFO records with no handler configured simply vanish.
+    """
+    if not logger.isEnabledFor(level):
+        return False
+    current: logging.Logger | None = logger
+    while current is not None:
+        for handler in current.handlers:
+            if not isinstance(handler, logging.NullHandler) and handler.level <= level:
+                return True
+        if not current.propagate:
+            return False
+        current = current.parent
+    return False
 
 
 class LoggingAuditLog:
-    """Emits each decision as JSON at INFO on the `moderation.audit` logger: the default sink."""
+    """Emits each decision as JSON at INFO on a logger (`moderation.audit` by default).
+
+    Python drops INFO records when logging is not configured (a plain script, uvicorn's default),
+    and an audit record that is dropped is lost. So this sink refuses to be built, and refuses each
+    write, unless the record would reach a handler: configure logging first (e.g.
+    `logging.basicConfig(level=logging.INFO)`), or use the stdout or file sinks.
+    """
+
+    LEVEL = logging.INFO
 
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self.logger = logger or logging.getLogger("moderation.audit")
+        if not _would_emit(self.logger, self.LEVEL):
+            raise ConfigurationError([self._unheard()])
+
+    def _unheard(self) -> str:
+        return (
+            f"MODERATION_AUDIT=log: the {self.logger.name!r} logger would drop INFO records (no "
+            "handler at INFO, or its level is above INFO); configure logging before the engine "
+            "is built, or use MODERATION_AUDIT=stdout or a file path"
+        )
 
     def append(self, decision: Decision) -> None:
-        """Log one decision."""
-        self.logger.info("%s", decision.model_dump_json())
+        """Log one decision; raises if logging was reconfigured so that it would be dropped."""
+        if not _would_emit(self.logger, self.LEVEL):
+            raise RuntimeError(self._unheard())
+        self.logger.log(self.LEVEL, "%s", decision.model_dump_json())
 
 
 class InMemoryAuditLog:
@@ -77,11 +124,11 @@ class InMemoryAuditLog:
 
 
 def audit_log_from_spec(spec: str) -> JsonlAuditLog | StreamAuditLog | LoggingAuditLog:
-    """`log` (the `moderation.audit` logger), `stdout`, `stderr`, or a file path for JSON lines."""
+    """`stdout`, `stderr`, `log` (the `moderation.audit` logger), or a file path for JSON lines."""
     if spec == "log":
         return LoggingAuditLog()
     if spec in ("stdout", "-"):
-        return StreamAuditLog(sys.stdout)
+        return StreamAuditLog()
     if spec == "stderr":
         return StreamAuditLog(sys.stderr)
     if not spec.strip():

@@ -14,6 +14,7 @@ its port promises.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+NO_REGION_HINT = (
+    "no AWS region: set MODERATION_REGION, AWS_REGION or AWS_DEFAULT_REGION (or a region in the"
+    " AWS config file), or pass region=... (--region on the command line)"
+)
 
 # Read-only: botocore rewrites the retries dict given to Config in place, so pass a copy.
 NO_BOTOCORE_RETRIES: Mapping[str, Any] = MappingProxyType({"total_max_attempts": 1})
@@ -207,10 +213,15 @@ def aws_client(
         read_timeout=read_timeout,
         user_agent_extra=f"moderation/{__version__}",
     )
+    session = session or boto3.Session()
+    if region is None and session.region_name is None:
+        # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION, which is the one
+        # Lambda and most container platforms set (the other AWS SDKs read it).
+        region = os.environ.get("AWS_REGION") or None
     try:
-        built = (session or boto3.Session()).client(service, region_name=region, config=config)  # type: ignore[call-overload]
+        built = session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
     except NoRegionError as exc:
-        raise no_region(f"{service}: no AWS region; pass region=... or set AWS_REGION") from exc
+        raise no_region(f"{service}: {NO_REGION_HINT}") from exc
     return built, policy
 
 

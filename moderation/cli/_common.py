@@ -26,10 +26,10 @@ def print_problems(problems: tuple[Problem, ...], *, err: bool = True) -> None:
         click.echo(f"{label}{problem.render()}", err=err)
 
 
-def load_store(path: str, *, exit_code: int = 1) -> PolicyStore:
+def load_store(path: str, *, exit_code: int = 1, fallback_to_default: bool = False) -> PolicyStore:
     """The store at `path`, or every problem printed and an exit with `exit_code`."""
     try:
-        return PolicyStore(path)
+        return PolicyStore(path, fallback_to_default=fallback_to_default)
     except PolicyError as exc:
         print_problems(exc.problems)
         print_problems(exc.warnings)

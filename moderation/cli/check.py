@@ -2,25 +2,45 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
 
 import click
 
-from moderation.cli._common import default_policies, load_store
-from moderation.errors import ModerationError
+from moderation.cli._common import load_store
+from moderation.engine import Engine
+from moderation.errors import ConfigurationError, ModerationError
 from moderation.policy import PolicyStore
+from moderation.ports import AuditLog
+from moderation.settings import Settings
 
-__all__ = ["check"]
+__all__ = ["EXIT_BAD_POLICIES", "EXIT_NOT_APPROVED", "EXIT_UNDECIDED", "check"]
+
+EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_USAGE, EXIT_UNDECIDED, EXIT_BAD_POLICIES = 0, 1, 2, 3, 4
+
+_EPILOG = """\b
+Exit codes:
+  0  every image approved
+  1  at least one image rejected or sent to review
+  2  usage error (unknown option, a path that does not exist, bad configuration)
+  3  at least one image could not be moderated (not an image, S3 or detector failure)
+  4  the policies are invalid
+
+Settings come from the environment (MODERATION_POLICIES, MODERATION_REGION or AWS_REGION,
+MODERATION_AUDIT, MODERATION_PROJECT_VERSION, MODERATION_JUDGE, MODERATION_TENANT_FALLBACK);
+the options override them. Audit records go to stderr unless MODERATION_AUDIT or --audit
+names another sink."""
 
 
-EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_UNDECIDED, EXIT_BAD_POLICIES = 0, 1, 3, 4
+def _usage(message: str) -> click.exceptions.Exit:
+    click.echo(f"Error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_USAGE)
 
 
-@click.command()
+@click.command(epilog=_EPILOG)
 @click.argument("images", nargs=-1, required=True)
 @click.option("--tenant", default="default", show_default=True, help="Whose policy applies.")
-@click.option("--policies", "directory", help="Policy directory (default: ./policies).")
+@click.option("--policies", "directory", help="Policy directory (default: $MODERATION_POLICIES).")
 @click.option("--json", "as_json", is_flag=True, help="Print each decision as a JSON line.")
 @click.option(
     "--offline",
@@ -28,12 +48,10 @@ EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_UNDECIDED, EXIT_BAD_POLICIES = 0, 1, 3, 4
     type=click.Path(file_okay=False, path_type=Path),
     help="Answer from recorded Rekognition/Bedrock responses in this directory; no AWS call.",
 )
-@click.option("--region", help="AWS region (default: boto3's resolution).")
+@click.option("--region", help="AWS region (default: $MODERATION_REGION, $AWS_REGION, boto3's).")
 @click.option(
     "--audit",
-    default="log",
-    show_default=True,
-    help="Audit sink: log, stdout, stderr, or a file path for JSON lines.",
+    help="Audit sink: stderr (default), stdout, log, or a file path for JSON lines.",
 )
 @click.option("--context", "pairs", multiple=True, help="Caller context as key=value (repeatable).")
 def check(
@@ -43,10 +61,14 @@ def check(
     as_json: bool,
     recordings: Path | None,
     region: str | None,
-    audit: str,
+    audit: str | None,
     pairs: tuple[str, ...],
 ) -> None:
-    """Moderate IMAGES (paths or s3://bucket/key): one line each, or JSON lines with --json."""
+    """Moderate IMAGES (paths or s3://bucket/key): one line each, or JSON lines with --json.
+
+    Each line shows the outcome, the stage that decided and the reason that decided. An image
+    that cannot be moderated is reported and the others are still moderated.
+    """
     from moderation.audit import audit_log_from_spec
 
     context: dict[str, str] = {}
@@ -55,8 +77,24 @@ def check(
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
         context[key] = value
-    store = load_store(directory or default_policies(), exit_code=EXIT_BAD_POLICIES)
-    engine = _engine(store, recordings, region, audit_log_from_spec(audit))
+    missing = [i for i in images if not i.startswith("s3://") and not os.path.exists(i)]
+    if missing:
+        raise _usage("no such file: " + ", ".join(missing))
+    try:
+        settings = Settings.from_env().with_options(policies=directory, region=region, audit=audit)
+        sink = audit_log_from_spec(settings.audit or "stderr")
+    except (ConfigurationError, ValueError) as exc:
+        raise _usage(str(exc)) from exc
+    store = load_store(
+        settings.policies,
+        exit_code=EXIT_BAD_POLICIES,
+        fallback_to_default=settings.tenant_fallback,
+    )
+    try:
+        store.get(tenant)  # an unknown tenant is a mistake in the command, not in an image
+    except ModerationError as exc:
+        raise _usage(str(exc)) from exc
+    engine = _engine(store, recordings, settings, sink)
     worst = EXIT_APPROVED
     for image in images:
         try:
@@ -68,18 +106,18 @@ def check(
         if as_json:
             click.echo(decision.model_dump_json())
         else:
-            reason = decision.reasons[-1] if decision.reasons else ""
             click.echo(
-                f"{image}  {decision.outcome.value}  by {decision.decided_by.value}  {reason}"
+                f"{image}  {decision.outcome.value}  by {decision.decided_by.value}  "
+                f"{decision.reason}"
             )
         if not decision.approved:
             worst = max(worst, EXIT_NOT_APPROVED)
     raise click.exceptions.Exit(worst)
 
 
-def _engine(store: PolicyStore, recordings: Path | None, region: str | None, audit: Any) -> Any:
-    from moderation.engine import Engine
-
+def _engine(
+    store: PolicyStore, recordings: Path | None, settings: Settings, audit: AuditLog
+) -> Engine:
     if recordings is not None:
         from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
 
@@ -88,13 +126,8 @@ def _engine(store: PolicyStore, recordings: Path | None, region: str | None, aud
         except ModerationError as exc:
             raise click.ClickException(str(exc)) from exc
         return Engine(store, RecordedDetector(recorded), RecordedJudge(recorded), audit)
-    from moderation.aws.bedrock import BedrockJudge
-    from moderation.aws.rekognition import RekognitionDetector
-
     try:
-        detector = RekognitionDetector(region=region)
-        judge = BedrockJudge(region=region)
+        return Engine.from_settings(settings, audit=audit, policies=store)
     except ModerationError as exc:  # e.g. no AWS region: nothing can be moderated
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_UNDECIDED) from exc
-    return Engine(store, detector, judge, audit)

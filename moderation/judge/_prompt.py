@@ -99,7 +99,6 @@ TOOL_SCHEMA: Final[Mapping[str, Any]] = {
     "additionalProperties": False,
 }
 
-#: Bedrock error codes worth another attempt (design.md §7); every other code is final.
 
 # -- the request ------------------------------------------------------------------------------
 

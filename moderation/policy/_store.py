@@ -561,16 +561,16 @@ def _unique(problems: list[Problem]) -> list[Problem]:
 class PolicyStore:
     """Every tenant's policy from one directory, all validated when the store is built."""
 
-    def __init__(self, path: str | os.PathLike[str], *, strict: bool = False) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, fallback_to_default: bool = False) -> None:
         root = Path(path)
         if not root.is_dir():
             raise PolicyError([Problem(str(root), "", "policy directory not found")])
         self.path: Path | None = root
-        self._build(self._read_dir(root), strict)
+        self._build(self._read_dir(root), not fallback_to_default)
 
     @classmethod
     def from_sources(
-        cls, sources: Mapping[str, str | bytes], *, strict: bool = False
+        cls, sources: Mapping[str, str | bytes], *, fallback_to_default: bool = False
     ) -> PolicyStore:
         """A store from in-memory documents: `{"default": yaml_text, "kids": yaml_text}`."""
         store = cls.__new__(cls)
@@ -579,7 +579,7 @@ class PolicyStore:
             name: (f"{name}.yaml" if name == DEFAULT_POLICY else f"tenants/{name}.yaml", text)
             for name, text in sources.items()
         }
-        store._build(files, strict)
+        store._build(files, not fallback_to_default)
         return store
 
     @staticmethod
@@ -673,12 +673,17 @@ class PolicyStore:
         return tuple(sorted(n for n in self._policies if n != DEFAULT_POLICY))
 
     def get(self, tenant: str) -> Policy:
-        """The tenant's policy; `default` for a tenant with no file unless the store is strict."""
+        """The tenant's policy; UnknownTenant for a tenant with no file, unless the store was built
+        with `fallback_to_default=True` (then the default policy, whose id says so)."""
         validate_tenant(tenant)
         if tenant in self._policies:
             return self._policies[tenant]
         if self.strict:
-            raise UnknownTenant(f"no policy for tenant {tenant!r} (strict store)")
+            raise UnknownTenant(
+                f"no policy for tenant {tenant!r} (policies: {', '.join(self.tenants) or 'none'}"
+                "; to give unknown tenants the default policy, build the store with "
+                "fallback_to_default=True or set MODERATION_TENANT_FALLBACK=default)"
+            )
         return self._policies[DEFAULT_POLICY]
 
     def __contains__(self, tenant: object) -> bool:

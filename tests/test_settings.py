@@ -1,0 +1,94 @@
+"""Settings from the environment: defaults, every variable, and one error naming every bad one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation import Engine
+from moderation.errors import ConfigurationError, UnknownTenant
+from moderation.settings import ENV_VARS, Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_fresh_deployment_gets_the_safe_defaults():
+    assert Settings.from_env({}) == Settings(
+        policies="policies",
+        tenant_fallback=False,
+        region=None,
+        audit=None,
+        project_version=None,
+        judge="bedrock",
+    )
+
+
+def test_every_variable_is_read():
+    arn = "arn:aws:rekognition:us-east-1:111122223333:project/p/version/v/1"
+    settings = Settings.from_env(
+        {
+            "MODERATION_POLICIES": "/srv/policies",
+            "MODERATION_TENANT_FALLBACK": "default",
+            "MODERATION_REGION": "eu-west-1",
+            "AWS_REGION": "us-east-1",
+            "MODERATION_AUDIT": "/var/log/decisions.jsonl",
+            "MODERATION_PROJECT_VERSION": arn,
+            "MODERATION_JUDGE": "none",
+        }
+    )
+    assert settings == Settings(
+        "/srv/policies", True, "eu-west-1", "/var/log/decisions.jsonl", arn, "none"
+    )
+
+
+def test_aws_region_is_the_fallback_region():
+    assert Settings.from_env({"AWS_REGION": "ap-south-1"}).region == "ap-south-1"
+
+
+def test_every_bad_variable_is_named_in_one_error():
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(
+            {
+                "MODERATION_JUDGE": "gpt",
+                "MODERATION_TENANT_FALLBACK": "kids",
+                "MODERATION_PROJECT_VERSION": "my-adapter",
+                "MODERATION_POLICY": "policies",
+                "MODERATION_AUDIT": "  ",
+                "MODERATION_STRICT_TENANTS": "0",
+            }
+        )
+    text = str(caught.value)
+    assert text.startswith("6 problems in the configuration:")
+    for fragment in (
+        "MODERATION_JUDGE: must be bedrock or none, got 'gpt'",
+        "MODERATION_TENANT_FALLBACK: must be `default`",
+        "MODERATION_PROJECT_VERSION: must be a Rekognition project version ARN",
+        "MODERATION_POLICY: not a setting of this library (did you mean MODERATION_POLICIES?)",
+        "MODERATION_AUDIT: is set but empty",
+        "MODERATION_STRICT_TENANTS: no longer read",
+    ):
+        assert fragment in text
+
+
+def test_the_old_strict_switch_set_to_one_is_accepted_as_the_default_it_now_is():
+    assert Settings.from_env({"MODERATION_STRICT_TENANTS": "1"}) == Settings()
+
+
+def test_options_override_single_fields():
+    base = Settings.from_env({"MODERATION_REGION": "eu-west-1"})
+    assert base.with_options(region=None, audit="stderr") == Settings(
+        region="eu-west-1", audit="stderr"
+    )
+
+
+def test_every_documented_variable_is_in_the_configuration_docs():
+    text = (ROOT / "docs/configuration.md").read_text()
+    for name in ENV_VARS:
+        assert f"`{name}`" in text, name
+
+
+def test_an_unknown_tenant_raises_through_the_environment_engine(fake_aws_env):
+    engine = Engine.from_env({"MODERATION_POLICIES": str(ROOT / "policies")})
+    with pytest.raises(UnknownTenant, match="'kidz'"):
+        engine.moderate(ROOT / "examples/images/beach.jpg", tenant="kidz")
