@@ -2,11 +2,21 @@
 
 Rekognition moderation labels on every image, per-tenant YAML policy bands, a Bedrock judge for the
 borderline cases only, and an auditable `Decision` for every call.
+
+Importing this package loads neither boto3 nor botocore: the AWS adapters (`RekognitionDetector`,
+`BedrockJudge`, `S3ImageReader`) are imported on first use.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from moderation._retry import RetryPolicy
 from moderation._version import __version__
+from moderation.audit import (
+    InMemoryAuditLog,
+    JsonlAuditLog,
+    LoggingAuditLog,
+    StreamAuditLog,
+)
 from moderation.decision import (
     Cost,
     DecidedBy,
@@ -15,6 +25,7 @@ from moderation.decision import (
     ImageIdentity,
     Outcome,
     S3Identity,
+    TokenUsage,
     Verdict,
     VerdictKind,
 )
@@ -22,8 +33,10 @@ from moderation.detection import ContentType, Detection, Label
 from moderation.engine import Engine, configure, moderate
 from moderation.errors import (
     AuditError,
+    ConfigurationError,
     DetectionParseError,
     DetectorError,
+    ImageSourceError,
     InvalidImage,
     InvalidTenant,
     JudgeError,
@@ -32,17 +45,23 @@ from moderation.errors import (
     Problem,
     UnknownTenant,
 )
+from moderation.image import ImageIntake, Limits, PreparedImage, S3Reader
 from moderation.policy import Band, Policy, PolicyRef, PolicyStore, Thresholds
+from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
+from moderation.pricing import ModelPrice, Pricing
+from moderation.settings import Settings
 from moderation.taxonomy import TAXONOMY
 from moderation.triage import Action, Finding, Triage, evaluate
 
 if TYPE_CHECKING:
     from moderation.aws.bedrock import BedrockJudge
     from moderation.aws.rekognition import RekognitionDetector
+    from moderation.aws.s3 import S3ImageReader
 
 _LAZY = {
     "BedrockJudge": "moderation.aws.bedrock",
     "RekognitionDetector": "moderation.aws.rekognition",
+    "S3ImageReader": "moderation.aws.s3",
 }
 
 
@@ -59,33 +78,54 @@ __all__ = [
     "TAXONOMY",
     "Action",
     "AuditError",
+    "AuditLog",
     "Band",
     "BedrockJudge",
+    "ConfigurationError",
     "ContentType",
     "Cost",
     "DecidedBy",
     "Decision",
     "Detection",
     "DetectionParseError",
+    "Detector",
     "DetectorError",
     "Engine",
     "Escalation",
     "Finding",
     "ImageIdentity",
+    "ImageIntake",
+    "ImageSourceError",
+    "InMemoryAuditLog",
     "InvalidImage",
     "InvalidTenant",
+    "JsonlAuditLog",
+    "Judge",
     "JudgeError",
+    "JudgeRequest",
+    "Judgment",
     "Label",
+    "Limits",
+    "LoggingAuditLog",
+    "ModelPrice",
     "ModerationError",
     "Outcome",
     "Policy",
     "PolicyError",
     "PolicyRef",
     "PolicyStore",
+    "PreparedImage",
+    "Pricing",
     "Problem",
     "RekognitionDetector",
+    "RetryPolicy",
     "S3Identity",
+    "S3ImageReader",
+    "S3Reader",
+    "Settings",
+    "StreamAuditLog",
     "Thresholds",
+    "TokenUsage",
     "Triage",
     "UnknownTenant",
     "Verdict",

@@ -517,3 +517,66 @@ def test_public_names_import():
 
     assert issubclass(DetectorError, ModerationError) and issubclass(JudgeError, ModerationError)
     assert issubclass(PolicyError, ModerationError) and issubclass(InvalidImage, ModerationError)
+
+
+# -- what the record says, and that it cannot be edited -------------------------------------------
+
+
+def test_reasons_end_with_the_one_that_decided():
+    # GIVEN two rejecting labels: the more confident one decides
+    two = labels(
+        ("Explicit Nudity", "Explicit", 85.0),
+        ("Nazi Party", "Hate Symbols", 99.0),
+        ("Hate Symbols", "", 99.0),
+        ("Explicit Sexual Activity", "Explicit", 97.0),
+        ("Explicit", "", 97.0),
+    )
+    decision = engine(FakeDetector(two), tenant_yaml="categories: {Hate Symbols: {reject: 90}}\n")
+    decision = decision.moderate(IMAGE, tenant="t")
+    assert decision.triage is not None and decision.triage.deciding is not None
+    assert decision.triage.deciding.label == "Nazi Party"
+    # THEN the reasons run from the least to the most confident, and `reason` is the last
+    assert [r.split(": ", 1)[1].split(" ")[0] for r in decision.reasons] == [
+        "Explicit",
+        "Explicit",
+        "Nazi",
+    ]
+    assert decision.reason == decision.reasons[-1]
+    assert decision.reason.startswith("rejected by policy: Nazi Party 99.0% >= reject 90")
+
+
+def test_the_judge_verdict_is_the_last_reason():
+    decision = engine(FakeDetector(BORDERLINE), FakeJudge(judgment())).moderate(IMAGE)
+    assert decision.reasons[0].startswith("escalated: ")
+    assert decision.reason.startswith("judge us.anthropic.claude-haiku-4-5-20251001-v1:0 answered")
+
+
+def test_a_decision_cannot_be_edited_through_its_mappings():
+    decision = engine(FakeDetector(CLEAN)).moderate(IMAGE, context={"upload_id": "u-1"})
+    with pytest.raises(TypeError, match="read-only"):
+        decision.context["upload_id"] = "u-2"  # type: ignore[index]
+    with pytest.raises(TypeError, match="read-only"):
+        decision.timings_ms.clear()
+    assert decision.context == {"upload_id": "u-1"}
+    # and it still round-trips through JSON, pickle and copy as before
+    import copy
+    import pickle
+
+    assert Decision.model_validate_json(decision.model_dump_json()) == decision
+    assert pickle.loads(pickle.dumps(decision)) == decision
+    assert copy.deepcopy(decision) == decision
+
+
+def test_a_fallback_to_the_default_policy_is_recorded():
+    e = Engine(
+        PolicyStore.from_sources({"default": POLICY}, fallback_to_default=True),
+        FakeDetector(CLEAN),
+        audit=InMemoryAuditLog(),
+    )
+    decision = e.moderate(IMAGE, tenant="unknown-shop")
+    assert decision.policy.id == "default" and decision.policy_fallback
+    assert decision.reasons[0] == (
+        "tenant 'unknown-shop' has no policy of its own: the 'default' policy applied "
+        "(fallback_to_default)"
+    )
+    assert not e.moderate(IMAGE, tenant="default").policy_fallback

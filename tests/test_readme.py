@@ -77,3 +77,41 @@ def test_readme_upload_handler_refuses_a_non_image(app_and_audit):
     assert response.status_code == 415
     assert "not an image" in response.json["error"]
     assert audit.decisions == []
+
+
+def test_readme_upload_handler_answers_404_for_an_unknown_tenant(app_and_audit):
+    app, audit = app_and_audit
+    data = (ROOT / "examples/images/beach.jpg").read_bytes()
+    response = app.test_client().post(
+        "/tenants/kidz/uploads",
+        data={"image": (io.BytesIO(data), "beach.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 404
+    assert audit.decisions == []
+
+
+def test_readme_upload_handler_answers_503_when_the_detector_fails(app_and_audit):
+    from moderation.errors import DetectorError
+
+    class Down:
+        def detect(self, image, *, min_confidence):
+            raise DetectorError("Rekognition DetectModerationLabels failed after 4 attempts")
+
+    app, audit = app_and_audit
+    moderation.configure(Engine(PolicyStore(ROOT / "policies"), Down(), audit=audit))
+    data = (ROOT / "examples/images/beach.jpg").read_bytes()
+    response = app.test_client().post(
+        "/tenants/default/uploads",
+        data={"image": (io.BytesIO(data), "beach.jpg")},
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 503
+    assert audit.decisions == []
+
+
+def test_the_readme_lists_every_error_moderate_can_raise():
+    text = (ROOT / "README.md").read_text()
+    for name in moderation.errors.__all__:
+        if name not in ("ModerationError", "Problem", "DetectionParseError", "JudgeError"):
+            assert f"`{name}`" in text, name

@@ -15,25 +15,21 @@ its port promises.
 from __future__ import annotations
 
 import os
-import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, ClassVar, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, NoRegionError
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-)
+
+from moderation._retry import RetryPolicy, call_with_retries
 
 __all__ = [
     "NO_BOTOCORE_RETRIES",
+    "NO_REGION_HINT",
     "AWSTransport",
     "Attempted",
     "RetryPolicy",
@@ -72,76 +68,6 @@ def client_retries_itself(client: Any) -> bool:
     # Unset means botocore's defaults (and AWS_MAX_ATTEMPTS): the client retries by itself.
     single = retries.get("total_max_attempts") == 1 or retries.get("max_attempts") == 0
     return not single
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How tenacity retries one call: attempts, backoff and a deadline across all attempts."""
-
-    attempts: int = 4
-    initial_backoff: float = 0.2
-    max_backoff: float = 5.0
-    deadline: float = 30.0
-    sleep: Callable[[float], None] = time.sleep
-    clock: Callable[[], float] = time.monotonic
-    rng: random.Random = field(default_factory=random.Random)
-
-    def single(self) -> RetryPolicy:
-        """The same policy with one attempt (for clients that own their retries)."""
-        return RetryPolicy(
-            1,
-            self.initial_backoff,
-            self.max_backoff,
-            self.deadline,
-            self.sleep,
-            self.clock,
-            self.rng,
-        )
-
-
-def call_with_retries(
-    fn: Callable[[], T],
-    *,
-    policy: RetryPolicy,
-    retryable: Callable[[BaseException], bool],
-) -> tuple[T, int]:
-    """Call `fn` under `policy`, retrying errors `retryable` accepts; the result and attempts made.
-
-    The last error is re-raised with `attempts` set on it. No retry is started that could not
-    finish its backoff before the deadline.
-    """
-    start = policy.clock()
-    attempts = 0
-
-    def stop(state: RetryCallState) -> bool:
-        if stop_after_attempt(policy.attempts)(state):
-            return True
-        upcoming = state.upcoming_sleep or 0.0
-        return policy.clock() - start + upcoming >= policy.deadline
-
-    def jittered(state: RetryCallState) -> float:
-        # tenacity's jitter uses the global random; ours is injectable for deterministic tests.
-        high = min(policy.max_backoff, policy.initial_backoff * 2 ** (state.attempt_number - 1))
-        return policy.rng.uniform(0, high)
-
-    retrying = Retrying(
-        stop=stop,
-        wait=jittered,
-        retry=retry_if_exception(retryable),
-        sleep=policy.sleep,
-        reraise=True,
-    )
-
-    def counted() -> T:
-        nonlocal attempts
-        attempts += 1
-        return fn()
-
-    try:
-        return retrying(counted), attempts
-    except BaseException as exc:
-        exc.attempts = attempts  # type: ignore[attr-defined]
-        raise
 
 
 def requests_sent(attempts: int, response: Mapping[str, Any] | None) -> int:
