@@ -23,7 +23,8 @@ CORE_IMPORTS = [
 @pytest.mark.parametrize("statement", CORE_IMPORTS)
 def test_the_core_imports_no_boto(statement):
     # A fresh interpreter: this test process has imported boto3 long ago.
-    code = f"{statement}\nimport sys\nprint(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    loaded = "sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore'))"
+    code = f"{statement}\nimport sys\nprint({loaded})"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -39,7 +40,8 @@ class Block:
 sys.meta_path.insert(0, Block())
 from moderation import PolicyStore, Detection, evaluate
 store = PolicyStore('policies')
-d = Detection.from_rekognition({'ModerationLabels': [{'Name': 'Gambling', 'ParentName': '', 'Confidence': 99.0}]})
+label = {'Name': 'Gambling', 'ParentName': '', 'Confidence': 99.0}
+d = Detection.from_rekognition({'ModerationLabels': [label]})
 print(evaluate(store.get('kids'), d).action.value)
 """
     out = subprocess.run(
