@@ -45,6 +45,8 @@ class Judgment(BaseModel):
 
     `invalid` covers max_tokens, malformed tool use, a missing or invalid tool input and text-only
     replies; `detail` says which. Transport and service failures raise JudgeError instead.
+    `provider` names what produced it: "bedrock" for the service, "recorded" or "static" for the
+    offline judges of `moderation.testing`, so an offline judgment is never taken for a real one.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,6 +60,7 @@ class Judgment(BaseModel):
     usage: TokenUsage | None = None
     latency_ms: float | None = None
     attempts: int = 1
+    provider: str = "bedrock"
 
 
 @runtime_checkable
