@@ -145,6 +145,8 @@ class Escalation(_Record):
     """What happened when triage asked the judge: the call, its answer or its failure."""
 
     judge: str
+    # Who answered: "bedrock" for the service; "recorded" or "static" for the test kit's judges.
+    provider: str | None = None
     model_id: str | None = None
     prompt_sha256: str | None = None
     verdict: Verdict | None = None

@@ -323,9 +323,17 @@ class Engine:
                 "(fallback_to_default)",
                 *reasons,
             )
+        # Only the services bill: recorded and static answers (offline runs, tests) cost nothing,
+        # so an offline decision can never be mistaken for a production one by its cost either.
         bedrock_usd: float | None = 0.0
-        if escalation is not None and escalation.usage is not None and escalation.model_id:
+        if (
+            escalation is not None
+            and escalation.provider == "bedrock"
+            and escalation.usage is not None
+            and escalation.model_id
+        ):
             bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
+        billed = detection is not None and detection.provider == "rekognition"
         decision = Decision(
             id=self._new_id(),
             created_at=self._now(),
@@ -342,7 +350,7 @@ class Engine:
             escalation=escalation,
             timings_ms=clock.done(),
             cost=Cost(
-                rekognition_usd=self.pricing.rekognition_per_image if detection else 0.0,
+                rekognition_usd=self.pricing.rekognition_per_image if billed else 0.0,
                 bedrock_usd=bedrock_usd,
             ),
             engine_version=__version__,
@@ -396,6 +404,7 @@ def _policy_reasons(triage: Triage, outcome: Outcome) -> tuple[str, ...]:
 def _escalation_record(judge: str, judgment: Judgment) -> Escalation:
     return Escalation(
         judge=judge,
+        provider=judgment.provider,
         model_id=judgment.model_id,
         prompt_sha256=judgment.prompt_sha256,
         verdict=judgment.verdict,

@@ -613,19 +613,14 @@ def test_static_decisions_say_static():
         assert judge.judge(prepared(), request()).provider == "static"
 
 
-# Needs the engine change that prices only provider "rekognition"/"bedrock" at non-zero cost.
-# strict: once that change is in, this XPASSes and fails the run; then delete the marker.
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py does not yet price offline providers at zero",
-    raises=AssertionError,
-)
-def test_offline_decisions_cost_nothing():
+def test_offline_decisions_cost_nothing_and_say_who_answered():
     detector = testing.StaticDetector([("Explicit Nudity", 55.0)])
     usage = TokenUsage(input_tokens=1000, output_tokens=100, total_tokens=1100)
     decision = make_engine(detector, testing.StaticJudge("approve", usage=usage)).moderate(IMAGE)
     assert decision.cost is not None
     assert (decision.cost.rekognition_usd, decision.cost.bedrock_usd) == (0.0, 0.0)
+    assert decision.escalation is not None and decision.escalation.provider == "static"
+    assert decision.detection is not None and decision.detection.provider == "static"
 
 
 # -- 6. the documentation -----------------------------------------------------------------------
