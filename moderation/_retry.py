@@ -10,9 +10,10 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+if TYPE_CHECKING:
+    from tenacity import RetryCallState
 
 __all__ = ["RetryPolicy", "call_with_retries"]
 
@@ -55,6 +56,9 @@ def call_with_retries(
     The last error is re-raised with `attempts` set on it. No retry is started that could not
     finish its backoff before the deadline.
     """
+    # Imported here: only calls that leave the process retry, and tenacity is slow to import.
+    from tenacity import Retrying, retry_if_exception, stop_after_attempt
+
     start = policy.clock()
     attempts = 0
 
