@@ -123,6 +123,17 @@ EXAMPLES = [
     ("game-screenshot.png", "game", "PNG", "game-screenshot", TEXT_ONLY),
 ]
 
+# Recorded answers that differ by tenant: the medical platform's guidance accepts clinical images.
+BY_TENANT: dict[str, dict[str, object]] = {
+    "surgery.jpg": {
+        "medical": tool_reply(
+            "approve",
+            "An operating-room photograph in a clinical setting; educational, not gratuitous.",
+            [],
+        )
+    },
+}
+
 
 def main() -> None:
     IMAGES.mkdir(exist_ok=True)
@@ -137,6 +148,8 @@ def main() -> None:
         }
         if converse is not None:
             entry["converse"] = converse
+        if name in BY_TENANT:
+            entry["converse_by_tenant"] = BY_TENANT[name]
         stem = name.rsplit(".", 1)[0]
         (RECORDINGS / f"{stem}.json").write_text(json.dumps(entry, indent=2) + "\n")
     # The refusal path: not an image, a truncated JPEG, and one too small for Rekognition.
