@@ -382,6 +382,60 @@ def test_usage_and_latency_fallbacks() -> None:
     assert judgment.usage == TokenUsage(input_tokens=10, output_tokens=5, total_tokens=15)
 
 
+def test_usage_records_prompt_cache_tokens() -> None:
+    response = converse_reply(tool(APPROVE))
+    response["usage"] = {
+        "inputTokens": 3,
+        "outputTokens": 61,
+        "totalTokens": 2435,
+        "cacheReadInputTokens": 2074,
+        "cacheWriteInputTokens": 297,
+    }
+    judgment = interpret_converse(
+        response, model_id=MODEL, prompt_sha256="p", latency_ms=None, attempts=1
+    )
+    assert judgment.usage == TokenUsage(
+        input_tokens=3,
+        output_tokens=61,
+        total_tokens=2435,
+        cache_read_input_tokens=2074,
+        cache_write_input_tokens=297,
+    )
+
+
+def test_total_without_total_tokens_counts_cache_tokens() -> None:
+    # Converse reports cached tokens outside inputTokens; a total rebuilt from the parts adds them.
+    response = converse_reply(tool(APPROVE))
+    response["usage"] = {
+        "inputTokens": 2,
+        "outputTokens": 5,
+        "cacheReadInputTokens": 1322,
+        "cacheWriteInputTokens": "lots",
+    }
+    judgment = interpret_converse(
+        response, model_id=MODEL, prompt_sha256="p", latency_ms=None, attempts=1
+    )
+    assert judgment.usage is not None
+    assert judgment.usage.total_tokens == 1329
+    assert judgment.usage.cache_read_input_tokens == 1322
+    assert judgment.usage.cache_write_input_tokens == 0
+
+
+def test_token_usage_round_trips_and_old_records_load() -> None:
+    usage = TokenUsage(
+        input_tokens=2,
+        output_tokens=5,
+        total_tokens=1329,
+        cache_read_input_tokens=0,
+        cache_write_input_tokens=1322,
+    )
+    assert TokenUsage.model_validate_json(usage.model_dump_json()) == usage
+    old = TokenUsage.model_validate_json(
+        '{"input_tokens": 1500, "output_tokens": 80, "total_tokens": 1580}'
+    )
+    assert (old.cache_read_input_tokens, old.cache_write_input_tokens) == (0, 0)
+
+
 @pytest.mark.parametrize(
     "response",
     [

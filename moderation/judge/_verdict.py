@@ -43,11 +43,17 @@ def _usage(raw: Any) -> TokenUsage | None:
         return None
     input_tokens = _count(raw.get("inputTokens")) or 0
     output_tokens = _count(raw.get("outputTokens")) or 0
+    cache_read = _count(raw.get("cacheReadInputTokens")) or 0
+    cache_write = _count(raw.get("cacheWriteInputTokens")) or 0
     total = _count(raw.get("totalTokens"))
+    # Converse counts cached tokens outside inputTokens, and inside totalTokens.
+    parts = input_tokens + output_tokens + cache_read + cache_write
     return TokenUsage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        total_tokens=input_tokens + output_tokens if total is None else total,
+        total_tokens=parts if total is None else total,
+        cache_read_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
     )
 
 
