@@ -180,7 +180,13 @@ def interpret_converse(
     if stop is not None and stop in _INVALID_STOPS:
         return Judgment(status="invalid", detail=f"{stop}: {_INVALID_STOPS[stop]}", **common)
     if stop not in _VERDICT_STOPS:
-        what = "no stopReason" if raw_stop is None else f"unknown stopReason {_short(raw_stop)}"
+        if raw_stop is None and response.get("output") is None:
+            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
+            what = "not a Converse answer: no stopReason and no output"
+        elif raw_stop is None:
+            what = "no stopReason"
+        else:
+            what = f"unknown stopReason {_short(raw_stop)}"
         return Judgment(status="invalid", detail=what, **common)
     found = _read_tool_call(_content(response))
     if isinstance(found, str):
