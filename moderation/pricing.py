@@ -15,10 +15,12 @@ from moderation.decision import TokenUsage
 __all__ = ["DEFAULT_MODEL_PRICES", "ModelPrice", "Pricing"]
 
 
-# Prompt-cache rates as multiples of the model's input price, as Amazon Bedrock publishes them
-# (Bedrock pricing page and prompt-caching user guide, checked 2026-08): Anthropic models charge
-# cache reads at 0.1x and cache writes at 1.25x; Amazon Nova charges reads at 0.25x and does not
-# charge for writes.
+# Prompt-cache rates as multiples of the model's input price. Sources, looked up 2026-11: the
+# Bedrock user guide's "Prompt caching" page (cache reads at a reduced rate, cache writes possibly
+# above the input rate, per model; figures on https://aws.amazon.com/bedrock/pricing/) and
+# published summaries of that pricing page for Claude on Bedrock: reads 0.1x, writes 1.25x.
+# Amazon Nova: reads 0.25x, writes not charged, as the pricing page lists Nova; that page itself
+# could not be read at the time, so check it before relying on these for a bill.
 _ANTHROPIC_CACHE_READ = 0.1
 _ANTHROPIC_CACHE_WRITE = 1.25
 _NOVA_CACHE_READ = 0.25
