@@ -172,7 +172,7 @@ def _ancestor_keys(
 def _covering(
     detection: Detection, lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
 ) -> dict[int, tuple[str, float]]:
-    """For each covered label, the most confident descendant that covers it.
+    """For each covered label, the descendant that covers it (the most confident one settled).
 
     A label is covered by a descendant reported in the same response, where descendant means by
     the response's ParentName links or by the taxonomy tree, if it is no more confident than that

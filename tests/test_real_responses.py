@@ -15,7 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from images import solid
 
 from moderation.aws._base import RetryPolicy
@@ -490,6 +492,26 @@ def test_rekognition_fixture_over_the_wire(
     wire = RekognitionDetector(client, retry=one_attempt()).detect(image, min_confidence=50)
     direct = Detection.from_rekognition(load(name), min_confidence=50)
     assert wire.model_copy(update={"latency_ms": None}) == direct
+
+
+@pytest.mark.parametrize("name", REKOGNITION, ids=lambda n: Path(n).stem)
+def test_rekognition_fixture_satisfies_botocores_service_model(
+    image: PreparedImage, name: str
+) -> None:
+    # Stubber validates a response against the rekognition service model. (The Converse
+    # fixtures are not checked this way: the live service already sends usage members, such as
+    # serverToolUsage, that botocore's model does not list, and botocore drops them on the wire.)
+    client = boto3.client(
+        "rekognition", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stubber:
+        stubber.add_response("detect_moderation_labels", load(name))
+        detection = RekognitionDetector(client, retry=one_attempt()).detect(
+            image, min_confidence=50
+        )
+    assert detection.model_copy(update={"latency_ms": None}) == Detection.from_rekognition(
+        load(name), min_confidence=50
+    )
 
 
 FINDING = Finding(
