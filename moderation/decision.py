@@ -134,11 +134,18 @@ class Verdict(_Record):
 
 
 class TokenUsage(_Record):
-    """Tokens a model call used, as the service reported them."""
+    """Tokens a model call used, as the service reported them, prompt-cache reads and writes apart.
+
+    Converse counts cached tokens outside `inputTokens`: `input_tokens` are the uncached ones, and
+    `total_tokens` includes all four kinds. The cache fields default to 0, so records written
+    before they existed still load.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
     total_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    cache_write_input_tokens: int = 0
 
 
 class Escalation(_Record):

@@ -137,26 +137,35 @@ def _parse_label(item: Any, i: int) -> tuple[str, str | None, int | None, float]
         ancestors = TAXONOMY.ancestors(name)
         parent = ancestors[0] if ancestors else None
     level = item.get("TaxonomyLevel")
-    if level is not None and (isinstance(level, bool) or level not in (1, 2, 3)):
-        raise DetectionParseError(f"{where}.TaxonomyLevel: must be 1, 2 or 3, got {level!r}")
+    # Strictly an int: `2.0 in (1, 2, 3)` is True, and a bool is an int to Python.
+    if level is not None and (type(level) is not int or level not in (1, 2, 3)):
+        raise DetectionParseError(
+            f"{where}.TaxonomyLevel: must be the integer 1, 2 or 3, got {level!r}"
+        )
     return name, parent, level, confidence
 
 
 def _derive_level(name: str, parent: str | None, parents: Mapping[str, str | None]) -> int:
-    # Responses before taxonomy 7.0 carry no TaxonomyLevel: count the ancestors we can see, in the
-    # taxonomy first and then along the response's own ParentName links.
-    known = TAXONOMY.level(name)
-    if known is not None and (parent is None) == (known == 1):
-        return known
+    """1 plus the label's ancestors, counted along the response's own ParentName links.
+
+    Responses before taxonomy 7.0 carry no TaxonomyLevel, and their tree is not 7.0's: 6.x puts
+    `Weapon Violence` directly under `Violence` (level 2, where 7.0 has it at level 3). A parent
+    the response does not report is placed by the taxonomy when it knows the name, else taken as
+    top level. A cycle of links ends the count; the result is capped at 3.
+    """
     level, current, seen = 1, parent, {normalize(name)}
-    while current is not None and level < 3:
-        level += 1
+    while current is not None:
         key = normalize(current)
         if key in seen:
             break
         seen.add(key)
-        current = parents[key] if key in parents else next(iter(TAXONOMY.ancestors(current)), None)
-    return level
+        if key in parents:
+            level += 1
+            current = parents[key]
+        else:
+            level += TAXONOMY.level(current) or 1
+            break
+    return min(level, 3)
 
 
 def _parse_content_type(item: Any, i: int) -> ContentType:

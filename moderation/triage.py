@@ -7,6 +7,7 @@ reject if any label is rejected, else review if any is, else escalate if any is,
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Literal
@@ -138,41 +139,97 @@ def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, Co
     return sorted(found, key=lambda item: (-item[0], item[1]))
 
 
-# Confidences of a parent and its child are reported equal, give or take float noise.
-_COVER_TOLERANCE = 0.01
+# Rekognition reports a parent and its child at the same confidence, give or take float noise
+# (87.42389 against 87.42367): such a parent still counts as no more confident than the child.
+_COVER_REL_TOL = 1e-6
+_COVER_ABS_TOL = 0.01  # percentage points
+
+
+def _no_more_confident(ancestor: float, descendant: float) -> bool:
+    return ancestor <= descendant or math.isclose(
+        ancestor, descendant, rel_tol=_COVER_REL_TOL, abs_tol=_COVER_ABS_TOL
+    )
+
+
+def _ancestor_keys(
+    label: Label, chain: tuple[str, ...], parents: Mapping[str, str | None]
+) -> frozenset[str]:
+    """Normalised names of every ancestor of `label`: the taxonomy's and the response's own."""
+    keys = {normalize(name) for name in chain[1:]}
+    seen = {normalize(label.name)}
+    current = label.parent
+    while current is not None:
+        key = normalize(current)
+        if key in seen:
+            break
+        seen.add(key)
+        keys.add(key)
+        current = parents.get(key)
+    keys.discard(normalize(label.name))
+    return frozenset(keys)
 
 
 def _covering(
-    detection: Detection, lineages: list[tuple[str, ...]]
+    detection: Detection, lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
 ) -> dict[int, tuple[str, float]]:
-    """For each label that is an ancestor of another label in the same response, its most
-    confident descendant: Rekognition reports every ancestor of a label as a label of its own."""
-    best: dict[str, tuple[str, float]] = {}
-    for label, chain in zip(detection.labels, lineages, strict=True):
-        for ancestor in chain[1:]:
-            key = normalize(ancestor)
-            if key not in best or label.confidence > best[key][1]:
-                best[key] = (label.name, label.confidence)
-    return {
-        i: best[normalize(chain[0])]
-        for i, chain in enumerate(lineages)
-        if normalize(chain[0]) in best
-        and detection.labels[i].confidence <= best[normalize(chain[0])][1] + _COVER_TOLERANCE
-    }
+    """For each covered label, the descendant that covers it (the most confident one settled).
+
+    A label is covered by a descendant reported in the same response, where descendant means by
+    the response's ParentName links or by the taxonomy tree, if it is no more confident than that
+    descendant. Confidences within `_COVER_ABS_TOL` percentage points (or a relative
+    `_COVER_REL_TOL`) of each other count as equal: they are one score with float noise.
+
+    Fail-safe: two labels that are each other's ancestor (a garbled response, or one that
+    contradicts the taxonomy) cover neither, and a label is only covered through a chain that
+    ends at a label judged on its own, so no response can make every label ignore the others.
+    """
+    labels = detection.labels
+    keys = [normalize(label.name) for label in labels]
+    ancestors = [
+        _ancestor_keys(label, chain, parents) for label, chain in zip(labels, lineages, strict=True)
+    ]
+    # candidates[i]: labels that may cover label i (its descendants, at least as confident).
+    candidates: dict[int, list[int]] = {}
+    for i, label in enumerate(labels):
+        for j, other in enumerate(labels):
+            if (
+                i != j
+                and keys[i] in ancestors[j]
+                and keys[j] not in ancestors[i]
+                and _no_more_confident(label.confidence, other.confidence)
+            ):
+                candidates.setdefault(i, []).append(j)
+    decided = {i for i in range(len(labels)) if i not in candidates}
+    covered: dict[int, tuple[str, float]] = {}
+    progress = True
+    while progress:
+        progress = False
+        for i, options in candidates.items():
+            if i in decided:
+                continue
+            grounded = [j for j in options if j in decided]
+            if grounded:
+                best = max(grounded, key=lambda j: (labels[j].confidence, -j))
+                covered[i] = (labels[best].name, labels[best].confidence)
+                decided.add(i)
+                progress = True
+    return covered
 
 
 def evaluate(policy: Policy, detection: Detection) -> Triage:
     """Apply `policy` to `detection`: a finding per label and the aggregate action.
 
     Note: a label that is only the ancestor of a more specific label in the same response (as
-    confident or less) is covered by it and ignored, so that a rule for `Kissing on the Lips`
-    is not overridden by the rule for its parent category, which Rekognition reports alongside.
-    An ancestor more confident than all its reported descendants is judged on its own.
+    confident or less, float noise aside) is covered by it and ignored, so that a rule for
+    `Kissing on the Lips` is not overridden by the rule for its parent category, which
+    Rekognition reports alongside. Ancestry is the taxonomy's or the response's own ParentName
+    links (a 6.x `Suggestive` is covered by its child `Female Swimwear Or Underwear`). An ancestor
+    more confident than all its reported descendants is judged on its own (see `_covering`).
     """
     parents = {normalize(label.name): label.parent for label in detection.labels}
     kinds = _content_types(policy, detection)
     lineages = [lineage(label, parents) for label in detection.labels]
-    covered = _covering(detection, lineages)
+    covered = _covering(detection, lineages, parents)
     findings: list[Finding] = []
     for i, label in enumerate(detection.labels):
         rule_name, matched, thresholds, content_type = "default", "default", policy.default, None

@@ -382,6 +382,60 @@ def test_usage_and_latency_fallbacks() -> None:
     assert judgment.usage == TokenUsage(input_tokens=10, output_tokens=5, total_tokens=15)
 
 
+def test_usage_records_prompt_cache_tokens() -> None:
+    response = converse_reply(tool(APPROVE))
+    response["usage"] = {
+        "inputTokens": 3,
+        "outputTokens": 61,
+        "totalTokens": 2435,
+        "cacheReadInputTokens": 2074,
+        "cacheWriteInputTokens": 297,
+    }
+    judgment = interpret_converse(
+        response, model_id=MODEL, prompt_sha256="p", latency_ms=None, attempts=1
+    )
+    assert judgment.usage == TokenUsage(
+        input_tokens=3,
+        output_tokens=61,
+        total_tokens=2435,
+        cache_read_input_tokens=2074,
+        cache_write_input_tokens=297,
+    )
+
+
+def test_total_without_total_tokens_counts_cache_tokens() -> None:
+    # Converse reports cached tokens outside inputTokens; a total rebuilt from the parts adds them.
+    response = converse_reply(tool(APPROVE))
+    response["usage"] = {
+        "inputTokens": 2,
+        "outputTokens": 5,
+        "cacheReadInputTokens": 1322,
+        "cacheWriteInputTokens": "lots",
+    }
+    judgment = interpret_converse(
+        response, model_id=MODEL, prompt_sha256="p", latency_ms=None, attempts=1
+    )
+    assert judgment.usage is not None
+    assert judgment.usage.total_tokens == 1329
+    assert judgment.usage.cache_read_input_tokens == 1322
+    assert judgment.usage.cache_write_input_tokens == 0
+
+
+def test_token_usage_round_trips_and_old_records_load() -> None:
+    usage = TokenUsage(
+        input_tokens=2,
+        output_tokens=5,
+        total_tokens=1329,
+        cache_read_input_tokens=0,
+        cache_write_input_tokens=1322,
+    )
+    assert TokenUsage.model_validate_json(usage.model_dump_json()) == usage
+    old = TokenUsage.model_validate_json(
+        '{"input_tokens": 1500, "output_tokens": 80, "total_tokens": 1580}'
+    )
+    assert (old.cache_read_input_tokens, old.cache_write_input_tokens) == (0, 0)
+
+
 @pytest.mark.parametrize(
     "response",
     [
@@ -610,6 +664,21 @@ def test_stubbed_service_errors_are_judge_errors(image: PreparedImage) -> None:
     assert "bedrock:InvokeModel" in str(caught.value)
     assert f"model access to {MODEL}" in str(caught.value)
     assert isinstance(caught.value.__cause__, ClientError)
+
+
+def test_a_read_timeout_from_a_client_without_meta_is_still_a_judge_error(
+    image: PreparedImage,
+) -> None:
+    # An injected stand-in need not look like a botocore client; translating its failure must
+    # not fail in turn (and leak an AttributeError instead of the JudgeError).
+    class Bare:
+        def converse(self, **_: Any) -> dict[str, Any]:
+            raise ReadTimeoutError(endpoint_url="https://bedrock-runtime.example")
+
+    policy, _ = no_sleep()
+    with pytest.raises(JudgeError, match="gave no answer") as caught:
+        BedrockJudge(Bare(), retry=policy).judge(image, REQUEST)
+    assert isinstance(caught.value.__cause__, ReadTimeoutError)
 
 
 # -- the wire ----------------------------------------------------------------------------------
@@ -847,6 +916,61 @@ def test_wire_judge_gets_a_downscaled_image(aws: AWSEndpoint) -> None:
     assert max(sent.size) >= 1500  # downscaled, not thumbnailed
     assert sent.size[0] > sent.size[1]  # aspect kept
     assert sent.format == {"jpeg": "JPEG", "png": "PNG"}[fmt]
+
+
+# Bodies no Converse answer has: what a proxy, a load balancer or a broken service may send.
+GARBLED_BODIES = {
+    "empty-array": b"[]",
+    "array": b"[1,2]",
+    "string": b'"text"',
+    "null": b"null",
+    "truncated": b'{"output": {"message": {"role": "assistant", "content": [{"toolU',
+    "html": (
+        b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+    ),
+    "empty": b"",
+}
+# With a 200, botocore reads a body that is not JSON, or is cut short, as `{"message": <body>}`
+# and hands it over: that is a reply with no answer in it, an `invalid` judgment (the engine
+# then applies on_error). A body that is JSON but not an object breaks botocore's parser.
+GARBLED_OUTCOMES = {
+    (200, "empty-array"): "error",
+    (200, "array"): "error",
+    (200, "string"): "error",
+    (200, "null"): "error",
+    (200, "truncated"): "invalid",
+    (200, "html"): "invalid",
+    (200, "empty"): "invalid",
+    **{(502, name): "error" for name in GARBLED_BODIES},
+}
+
+
+@pytest.mark.parametrize(
+    ("status", "name", "outcome"),
+    [(status, name, outcome) for (status, name), outcome in GARBLED_OUTCOMES.items()],
+    ids=[f"{status}-{name}" for status, name in GARBLED_OUTCOMES],
+)
+def test_wire_garbled_bodies_are_only_ever_a_judge_error_or_an_invalid_judgment(
+    aws: AWSEndpoint, image: PreparedImage, status: int, name: str, outcome: str
+) -> None:
+    policy, _ = no_sleep()
+    aws.set_default("Converse", Reply(status=status, body=GARBLED_BODIES[name]))
+    judge = wire_judge(aws, policy)
+    if outcome == "error":
+        with pytest.raises(Exception) as caught:  # noqa: PT011 - the point is which type it is
+            judge.judge(image, REQUEST)
+        # Exactly JudgeError: not botocore's ClientError or ResponseParserError (which is not a
+        # BotoCoreError), nor a builtin AttributeError/TypeError from inside its parser.
+        assert type(caught.value) is JudgeError, repr(caught.value)
+        assert caught.value.__cause__ is not None
+        assert caught.value.attempts == aws.count("Converse") == 1
+    else:
+        judgment = judge.judge(image, REQUEST)
+        assert (judgment.status, judgment.verdict) == ("invalid", None)
+        assert judgment.detail is not None
+        assert judgment.detail.startswith("not a Converse answer")
+        assert aws.count("Converse") == 1
 
 
 def test_wire_reply_is_interpreted_not_searched(aws: AWSEndpoint, image: PreparedImage) -> None:

@@ -135,6 +135,45 @@ def test_levels_are_derived_when_taxonomy_level_is_missing(labels, expected):
     assert detection.model_version == "6.1"
 
 
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        pytest.param(
+            # The AWS CLI's example answer (model 3.0): 7.0 puts Weapon Violence under Graphic
+            # Violence (level 3), but this response has it directly under Violence.
+            [lab("Weapon Violence", 97.3, "Violence"), lab("Violence", 97.3, "")],
+            [("Weapon Violence", "Violence", 2), ("Violence", None, 1)],
+            id="6.x-weapon-violence-under-violence",
+        ),
+        pytest.param(
+            [lab("Explicit Nudity", 99.2, ""), lab("Graphic Male Nudity", 99.2, "Explicit Nudity")],
+            [("Explicit Nudity", None, 1), ("Graphic Male Nudity", "Explicit Nudity", 2)],
+            id="6.x-explicit-nudity-at-the-top",
+        ),
+        pytest.param(
+            [lab("Smoking", 99.4, "Drugs & Tobacco Paraphernalia & Use")],
+            [("Smoking", "Drugs & Tobacco Paraphernalia & Use", 3)],
+            id="parent-not-reported-falls-back-to-the-taxonomy",
+        ),
+        pytest.param(
+            [lab("Male Swimwear Or Underwear", 97.9, "Suggestive")],
+            [("Male Swimwear Or Underwear", "Suggestive", 2)],
+            id="unreported-6.x-parent-is-top-level",
+        ),
+    ],
+)
+def test_levels_follow_the_responses_own_parent_links(labels, expected):
+    detection = Detection.from_rekognition({"ModerationLabels": labels})
+    assert [(lb.name, lb.parent, lb.level) for lb in detection.labels] == expected
+
+
+@pytest.mark.parametrize("level", [1.0, 2.0, 3.0], ids=str)
+def test_a_float_taxonomy_level_is_refused(level):
+    message = f"ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got {level!r}"
+    with pytest.raises(DetectionParseError, match="^" + re.escape(message)):
+        Detection.from_rekognition({"ModerationLabels": [lab("Violence", 80.0, "", level=level)]})
+
+
 def test_parent_cycle_in_a_response_terminates_with_a_valid_level():
     labels = [lab("A", 80.0, "B"), lab("B", 80.0, "A")]
     detection = Detection.from_rekognition({"ModerationLabels": labels})
@@ -290,27 +329,27 @@ MALFORMED = [
     ),
     pytest.param(
         {"ModerationLabels": [lab("A", level=4)]},
-        "ModerationLabels[0].TaxonomyLevel: must be 1, 2 or 3, got 4",
+        "ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got 4",
         id="level-4",
     ),
     pytest.param(
         {"ModerationLabels": [lab("A", level=0)]},
-        "ModerationLabels[0].TaxonomyLevel: must be 1, 2 or 3, got 0",
+        "ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got 0",
         id="level-0",
     ),
     pytest.param(
         {"ModerationLabels": [lab("A", level=True)]},
-        "ModerationLabels[0].TaxonomyLevel: must be 1, 2 or 3, got True",
+        "ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got True",
         id="level-bool",
     ),
     pytest.param(
         {"ModerationLabels": [lab("A", level="1")]},
-        "ModerationLabels[0].TaxonomyLevel: must be 1, 2 or 3, got '1'",
+        "ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got '1'",
         id="level-str",
     ),
     pytest.param(
         {"ModerationLabels": [lab("A", level=1.5)]},
-        "ModerationLabels[0].TaxonomyLevel: must be 1, 2 or 3, got 1.5",
+        "ModerationLabels[0].TaxonomyLevel: must be the integer 1, 2 or 3, got 1.5",
         id="level-fraction",
     ),
     pytest.param(

@@ -714,6 +714,38 @@ def test_wire_malformed_json_is_a_detector_error(aws: AWSEndpoint, image: Prepar
     assert sleeps == []
 
 
+# Bodies no Rekognition answer has: what a proxy, a load balancer or a broken service may send.
+GARBLED_BODIES = {
+    "empty-array": b"[]",
+    "array": b"[1,2]",
+    "string": b'"text"',
+    "null": b"null",
+    "truncated": b'{"ModerationLabels": [{"Name": "Violence", "Confid',
+    "html": (
+        b"<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+        b"<center><h1>502 Bad Gateway</h1></center>\r\n</body>\r\n</html>\r\n"
+    ),
+    "empty": b"",
+}
+
+
+@pytest.mark.parametrize("status", [200, 502])
+@pytest.mark.parametrize("body", list(GARBLED_BODIES.values()), ids=list(GARBLED_BODIES))
+def test_wire_garbled_bodies_are_only_ever_a_detector_error(
+    aws: AWSEndpoint, image: PreparedImage, body: bytes, status: int
+) -> None:
+    aws.set_default(DETECT, Reply(status=status, body=body))
+    detector = RekognitionDetector(library_client(aws), retry=policy(2, Sleeps()))
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the point is which type it is
+        detector.detect(image, min_confidence=50)
+    # Exactly DetectorError: not InvalidImage, not botocore's ClientError, ResponseParserError
+    # or a builtin AttributeError/TypeError escaping from its parser.
+    assert type(caught.value) is DetectorError, repr(caught.value)
+    assert caught.value.__cause__ is not None
+    assert caught.value.attempts == aws.count(DETECT)
+    assert aws.count(DETECT) in (1, 2)  # a transient 502 may be retried, nothing else is
+
+
 def test_wire_slow_reply_is_retried(aws: AWSEndpoint, image: PreparedImage) -> None:
     aws.script(DETECT, Reply.slow(0.5, RESPONSE), Reply.ok(RESPONSE))
     client = library_client(aws, read_timeout=0.2, connect_timeout=0.2)

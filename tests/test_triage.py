@@ -527,6 +527,93 @@ def test_ancestor_more_confident_than_its_descendants_is_judged_on_its_own():
     assert triage.action == Action.REJECT
 
 
+def six_x(*labels: tuple[str, float, str]) -> Detection:
+    """A taxonomy 6.x response: (name, confidence, ParentName), no TaxonomyLevel."""
+    return Detection.from_rekognition(
+        {
+            "ModerationLabels": [
+                {"Name": n, "Confidence": c, "ParentName": p} for n, c, p in labels
+            ],
+            "ModerationModelVersion": "6.1",
+        }
+    )
+
+
+def test_6x_parent_is_covered_by_its_child_through_the_responses_parent_name():
+    # Taxonomy 7.0 files Female Swimwear or Underwear under Swimwear or Underwear; this response
+    # says its parent is Suggestive. The response's own link is what makes Suggestive covered.
+    detection = six_x(
+        ("Suggestive", 81.61640167236328, ""),
+        ("Female Swimwear Or Underwear", 81.61640167236328, "Suggestive"),
+    )
+    triage = evaluate(PolicyStore("policies").get("default"), detection)
+    suggestive, swimwear = triage.findings
+    assert suggestive.band == Band.IGNORE
+    assert suggestive.note == "covered by the more specific label 'Female Swimwear Or Underwear'"
+    assert (swimwear.rule, swimwear.band) == ("Swimwear or Underwear", Band.IGNORE)
+    assert triage.action == Action.APPROVE
+
+
+@pytest.mark.parametrize(
+    ("parent", "child"),
+    [
+        pytest.param(87.42389749823742, 87.42367846239324, id="parent-higher-by-float-noise"),
+        pytest.param(87.42367846239324, 87.42389749823742, id="parent-lower-by-float-noise"),
+        pytest.param(87.0, 87.0, id="equal"),
+    ],
+)
+def test_confidences_equal_but_for_float_noise_cover(parent, child):
+    detection = six_x(
+        ("Suggestive", parent, ""), ("Female Swimwear Or Underwear", child, "Suggestive")
+    )
+    triage = evaluate(PolicyStore("policies").get("default"), detection)
+    assert triage.findings[0].note is not None
+    assert triage.action == Action.APPROVE
+
+
+def test_a_parent_clearly_more_confident_than_its_6x_child_is_judged_on_its_own():
+    detection = six_x(
+        ("Suggestive", 90.0, ""), ("Female Swimwear Or Underwear", 81.6, "Suggestive")
+    )
+    triage = evaluate(PolicyStore("policies").get("default"), detection)
+    suggestive, _ = triage.findings
+    assert suggestive.note is None
+    assert (suggestive.rule, suggestive.band) == (
+        "Non-Explicit Nudity of Intimate parts and Kissing",
+        Band.ESCALATE,
+    )
+    assert triage.action == Action.ESCALATE
+
+
+def test_a_descendant_by_the_taxonomy_still_covers_when_the_response_names_no_parent():
+    detection = Detection.from_rekognition(
+        {
+            "ModerationLabels": [
+                {"Name": "Weapon Violence", "Confidence": 70.0},
+                {"Name": "Violence", "Confidence": 70.0},
+            ]
+        }
+    )
+    triage = evaluate(make_policy(), detection)
+    assert triage.findings[1].note == "covered by the more specific label 'Weapon Violence'"
+
+
+def test_labels_that_name_each_other_as_parent_cover_neither():
+    # A garbled response must not make every label ignore every other: both are judged.
+    detection = six_x(("Thing A", 95.0, "Thing B"), ("Thing B", 95.0, "Thing A"))
+    triage = evaluate(make_policy(), detection)
+    assert [f.note for f in triage.findings] == [None, None]
+    assert triage.action == Action.REJECT
+
+
+def test_a_cycle_through_the_taxonomy_and_the_response_covers_neither():
+    # The response claims Violence is a child of Weapon Violence; the taxonomy says the reverse.
+    detection = six_x(("Violence", 96.0, "Weapon Violence"), ("Weapon Violence", 96.0, ""))
+    triage = evaluate(make_policy(), detection)
+    assert [f.note for f in triage.findings] == [None, None]
+    assert triage.action == Action.REJECT
+
+
 # --------------------------------------------------------------------------- explanations
 
 

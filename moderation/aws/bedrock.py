@@ -178,8 +178,14 @@ class BedrockJudge(AWSTransport):
             else:
                 message = f"Bedrock Converse on {model_id!r} failed ({code}, {tried}): {said}"
         elif isinstance(exc, ReadTimeoutError):
-            timeout = getattr(getattr(self._client.meta, "config", None), "read_timeout", None)
-            within = f" within the {timeout:g} s read timeout" if timeout is not None else ""
+            # getattr all the way: an injected stand-in client need not have botocore's meta.
+            config = getattr(getattr(self._client, "meta", None), "config", None)
+            timeout = getattr(config, "read_timeout", None)
+            within = (
+                f" within the {timeout:g} s read timeout"
+                if isinstance(timeout, int | float)
+                else ""
+            )
             message = (
                 f"Bedrock model {model_id!r} gave no answer{within} (read timeout, {tried}; not"
                 " retried: a timed-out model call is still billed)"

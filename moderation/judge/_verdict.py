@@ -43,11 +43,17 @@ def _usage(raw: Any) -> TokenUsage | None:
         return None
     input_tokens = _count(raw.get("inputTokens")) or 0
     output_tokens = _count(raw.get("outputTokens")) or 0
+    cache_read = _count(raw.get("cacheReadInputTokens")) or 0
+    cache_write = _count(raw.get("cacheWriteInputTokens")) or 0
     total = _count(raw.get("totalTokens"))
+    # Converse counts cached tokens outside inputTokens, and inside totalTokens.
+    parts = input_tokens + output_tokens + cache_read + cache_write
     return TokenUsage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,
-        total_tokens=input_tokens + output_tokens if total is None else total,
+        total_tokens=parts if total is None else total,
+        cache_read_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
     )
 
 
@@ -174,7 +180,13 @@ def interpret_converse(
     if stop is not None and stop in _INVALID_STOPS:
         return Judgment(status="invalid", detail=f"{stop}: {_INVALID_STOPS[stop]}", **common)
     if stop not in _VERDICT_STOPS:
-        what = "no stopReason" if raw_stop is None else f"unknown stopReason {_short(raw_stop)}"
+        if raw_stop is None and response.get("output") is None:
+            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
+            what = "not a Converse answer: no stopReason and no output"
+        elif raw_stop is None:
+            what = "no stopReason"
+        else:
+            what = f"unknown stopReason {_short(raw_stop)}"
         return Judgment(status="invalid", detail=what, **common)
     found = _read_tool_call(_content(response))
     if isinstance(found, str):
