@@ -147,3 +147,34 @@ def test_a_read_of_a_changed_object_is_a_retryable_source_error():
     with pytest.raises(ImageSourceError, match="changed while it was read") as caught:
         reader.read(S3Location("uploads", "a.jpg", etag="abc"), limit=10)
     assert caught.value.retryable
+
+
+# -- the shared base: the port's promise holds even where botocore or our own code fails ---------
+
+
+@pytest.mark.parametrize("adapter", ["s3", "rekognition", "bedrock"])
+def test_a_client_that_cannot_be_built_is_the_adapters_own_error(adapter, fake_aws_env):
+    import boto3
+
+    from moderation.aws.bedrock import BedrockJudge
+    from moderation.aws.rekognition import RekognitionDetector
+    from moderation.errors import DetectorError, JudgeError
+
+    kind, error = {
+        "s3": (S3ImageReader, ImageSourceError),
+        "rekognition": (RekognitionDetector, DetectorError),
+        "bedrock": (BedrockJudge, JudgeError),
+    }[adapter]
+    with pytest.raises(error, match="cannot build the client: InvalidRegionError"):
+        kind(session=boto3.Session(), region="not a region!")
+
+
+def test_a_bug_while_translating_a_failure_is_still_the_ports_error():
+    class Buggy(S3ImageReader):
+        def translate(self, exc, operation, requests, context=None):
+            raise KeyError("oops")
+
+    reader = Buggy(Raising(client_error("SlowDown", 503)))
+    with pytest.raises(ImageSourceError, match="translating it failed too") as caught:
+        reader.head("uploads", "a.jpg", None)
+    assert isinstance(caught.value.__cause__, ClientError)

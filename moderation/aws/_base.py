@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoRegionError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from moderation._retry import RetryPolicy, call_with_retries
 
@@ -116,7 +116,7 @@ def aws_client(
     connect_timeout: float,
     read_timeout: float,
     retry: RetryPolicy | None,
-    no_region: Callable[[str], Exception],
+    failure: Callable[[str], Exception],
 ) -> tuple[Any, RetryPolicy]:
     """The client an adapter uses and the retry policy that goes with it: one retry owner.
 
@@ -147,7 +147,9 @@ def aws_client(
     try:
         built = session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
     except NoRegionError as exc:
-        raise no_region(f"{service}: {NO_REGION_HINT}") from exc
+        raise failure(f"{service}: {NO_REGION_HINT}") from exc
+    except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL, ...
+        raise failure(f"{service}: cannot build the client: {type(exc).__name__}: {exc}") from exc
     return built, policy
 
 
@@ -193,7 +195,7 @@ class AWSTransport:
             connect_timeout=connect,
             read_timeout=read,
             retry=retry,
-            no_region=self.no_region,
+            failure=self.failure,
         )
         self._owns_retries = client is None or not client_retries_itself(client)
 
@@ -212,8 +214,9 @@ class AWSTransport:
         """True when this transport retries (tenacity); False when the injected client does."""
         return self._owns_retries
 
-    def no_region(self, message: str) -> Exception:
-        """The error for a client that cannot be built for lack of a region."""
+    def failure(self, message: str) -> Exception:
+        """This transport's own error for `message` (the client cannot be built, a bug in
+        `translate`): what the port promises to raise."""
         raise NotImplementedError
 
     def retryable(self, exc: BaseException) -> bool:
@@ -242,7 +245,15 @@ class AWSTransport:
                 attempt, policy=self._retry, retryable=self.retryable
             )
         except Exception as exc:
-            raise self.translate(exc, operation, requests_sent_before(exc), context) from exc
+            requests = requests_sent_before(exc)
+            try:
+                error = self.translate(exc, operation, requests, context)
+            except Exception as bug:  # the port's promise holds even if translating fails
+                error = self.failure(
+                    f"{self.service} {operation} failed ({type(exc).__name__}: {exc}); "
+                    f"translating it failed too ({type(bug).__name__}: {bug})"
+                )
+            raise error from exc
         latency_ms = (time.perf_counter() - started[0]) * 1000.0
         response = value if isinstance(value, Mapping) else None
         return Attempted(value, requests_sent(attempts, response), latency_ms)

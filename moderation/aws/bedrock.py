@@ -109,8 +109,8 @@ class BedrockJudge(AWSTransport):
         self._max_tokens = max_tokens
         self._temperature = temperature
 
-    def no_region(self, message: str) -> Exception:
-        """A judge with no region cannot judge anything."""
+    def failure(self, message: str) -> Exception:
+        """A judge that cannot be built or whose failure cannot be read fails as a JudgeError."""
         return JudgeError(message)
 
     def retryable(self, exc: BaseException) -> bool:

@@ -207,8 +207,8 @@ class RekognitionDetector(AWSTransport):
             request["ProjectVersion"] = self._project_version
         return request
 
-    def no_region(self, message: str) -> Exception:
-        """A detector with no region cannot detect anything."""
+    def failure(self, message: str) -> Exception:
+        """The detector's failures are DetectorErrors."""
         return DetectorError(message)
 
     def translate(

@@ -92,8 +92,8 @@ class S3ImageReader(AWSTransport):
             read_timeout=read_timeout,
         )
 
-    def no_region(self, message: str) -> Exception:
-        """S3 needs a region to sign; without one nothing can be read."""
+    def failure(self, message: str) -> Exception:
+        """Failures to read S3 that are not the object's are ImageSourceErrors."""
         return ImageSourceError(message)
 
     def retryable(self, exc: BaseException) -> bool:
