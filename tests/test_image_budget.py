@@ -6,13 +6,24 @@ timeouts below only stop a broken build from hanging the suite.
 
 from __future__ import annotations
 
+import itertools
 import threading
 
 import pytest
+from images import big_png, decode, encode, halves, noise, spy_decodes
 
-from moderation.image._budget import DecodeBudget
+from moderation.errors import InvalidImage
+from moderation.image import ImageIntake, Limits
+from moderation.image._budget import DecodeBudget, shared_budget
 
 WAIT = 30  # seconds; a safety net against hangs, not a timing assertion
+
+_capacities = itertools.count(7_000_001)
+
+
+def fresh_capacity() -> int:
+    """A capacity no other test uses, so that its process-wide budget is this test's alone."""
+    return next(_capacities)
 
 
 def run(target) -> threading.Thread:
@@ -136,3 +147,82 @@ def test_budget_is_released_when_the_decode_fails():
     with pytest.raises(RuntimeError), budget.hold(60):
         raise RuntimeError("decoder blew up")
     assert budget.held == 0
+
+
+def test_shared_budget_is_one_per_capacity():
+    capacity = fresh_capacity()
+    assert shared_budget(capacity) is shared_budget(capacity)
+    assert shared_budget(capacity).capacity == capacity
+    assert shared_budget(Limits().decode_budget_bytes).capacity == 1024**3
+
+
+def test_limits_decode_budget_is_validated():
+    assert Limits().decode_budget_bytes == 1024**3
+    with pytest.raises(ValueError, match="decode_budget_bytes"):
+        Limits(decode_budget_bytes=0)
+
+
+# -- through intake ------------------------------------------------------------------------------
+
+WEBP = encode(noise((300, 200)), "webp", quality=80)
+WEBP_DECODED = 300 * 200 * 4  # Pillow keeps RGB pixels in 4 bytes
+
+
+def test_concurrent_intakes_that_exceed_the_budget_decode_one_after_the_other():
+    capacity = WEBP_DECODED + WEBP_DECODED // 2  # room for one decode, not two
+    limits = Limits(decode_budget_bytes=capacity)
+    budget = shared_budget(capacity)
+    first_holds, go, second_waits = threading.Event(), threading.Event(), threading.Event()
+    holders = []
+
+    def on_acquire(n):
+        holders.append(n)
+        if len(holders) == 1:
+            first_holds.set()
+            assert go.wait(WAIT)  # the first decode pauses while holding its bytes
+
+    budget.on_acquire = on_acquire
+    budget.on_wait = lambda n: second_waits.set()
+    results = []
+    intake = ImageIntake(limits=limits)
+    first = run(lambda: results.append(intake.prepare(WEBP)))
+    assert first_holds.wait(WAIT)
+    second = run(lambda: results.append(intake.prepare(WEBP)))
+    assert second_waits.wait(WAIT)
+    assert holders == [WEBP_DECODED]  # the second is waiting, not decoding
+    go.set()
+    first.join(WAIT)
+    second.join(WAIT)
+    assert len(results) == 2
+    assert holders == [WEBP_DECODED, WEBP_DECODED]
+    assert budget.peak == WEBP_DECODED
+    assert budget.held == 0
+
+
+def test_large_jpeg_is_decoded_reduced_and_the_budget_counts_the_reduced_size(monkeypatch):
+    capacity = fresh_capacity()
+    limits = Limits(max_side=1000, decode_budget_bytes=capacity)
+    data = encode(halves((2400, 1800)), "jpeg", quality=85)
+    decodes = spy_decodes(monkeypatch)
+    image = ImageIntake(limits=limits).prepare(data)
+    assert decodes == [("JPEG", (1200, 900))]  # libjpeg at 1/2 scale: a quarter of the memory
+    assert decode(image.detect_bytes).size == (1000, 750)
+    assert shared_budget(capacity).peak == 1200 * 900 * 4
+
+
+def test_failed_decode_gives_its_budget_back():
+    capacity = fresh_capacity()
+    cut = WEBP[: len(WEBP) // 2]
+    with pytest.raises(InvalidImage, match="truncated or corrupt webp"):
+        ImageIntake(limits=Limits(decode_budget_bytes=capacity)).prepare(cut)
+    assert shared_budget(capacity).held == 0
+
+
+def test_ten_thousand_pixel_square_png_costs_no_decode(monkeypatch):
+    capacity = fresh_capacity()
+    data = big_png(10_000, 10_000)
+    decodes = spy_decodes(monkeypatch)
+    image = ImageIntake(limits=Limits(decode_budget_bytes=capacity)).prepare(data)
+    assert image.detect_bytes == data
+    assert decodes == []
+    assert shared_budget(capacity).peak == 0

@@ -4,15 +4,14 @@ Pillow only; `s3://` inputs are read through an `S3Reader` (the AWS one lives in
 """
 
 from moderation.image._intake import (
-    ImageFormat,
     ImageIntake,
-    Limits,
     ObjectHead,
     PreparedImage,
     S3Location,
     S3Reader,
-    sniff,
 )
+from moderation.image._limits import Limits
+from moderation.image._sniff import ImageFormat, sniff
 
 __all__ = [
     "ImageFormat",
