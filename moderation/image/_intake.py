@@ -413,6 +413,13 @@ def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int]
 def _make_judge_image(
     image: PreparedImage, limits: Limits, reader: S3Reader | None
 ) -> tuple[DetectFormat, bytes]:
+    """The judge's (format, bytes): the bytes the detector got when they fit, else one decode of
+    them, reduced (JPEG draft, `Image.reduce`) before the final LANCZOS resize.
+
+    Intake's detect bytes are the starting point whenever there are any: for a converted image
+    they are already upright, in a plain mode and (for a large one) a JPEG libjpeg can decode at
+    a fraction of its size, so the original is never decoded a second time.
+    """
     if image.detect_bytes is not None:
         data = image.detect_bytes
     elif image.s3 is not None:
@@ -430,17 +437,16 @@ def _make_judge_image(
         raise InvalidImage("not an image (no known magic bytes)")
     info = inspect(data, fmt, limits)
     body = data if info.end >= len(data) else data[: info.end]
-    full = (info.width, info.height)
-    with decoded(info, full, limits) as im:
-        if (
-            fmt in ("jpeg", "png")
-            and info.orientation == 1
-            and max(info.width, info.height) <= limits.judge_max_edge
-            and len(body) <= limits.judge_max_bytes
-            and info.mode in PLAIN_MODES[fmt]
-        ):
-            return ("jpeg" if fmt == "jpeg" else "png"), body
-        size = scaled_size(info.width, info.height, limits.judge_max_edge)
+    if (
+        fmt in ("jpeg", "png")
+        and info.orientation == 1
+        and max(info.width, info.height) <= limits.judge_max_edge
+        and len(body) <= limits.judge_max_bytes
+        and info.mode in PLAIN_MODES[fmt]
+    ):
+        return ("jpeg" if fmt == "jpeg" else "png"), body
+    size = scaled_size(info.width, info.height, limits.judge_max_edge)
+    with decoded(info, size, limits) as im:
         return to_detect(im, info.orientation, size, limits.judge_max_bytes, consume=True)
 
 
