@@ -3,6 +3,7 @@
 Pillow only; `s3://` inputs are read through an `S3Reader` (the AWS one lives in `moderation.aws`).
 """
 
+from moderation.image._frames import Frame
 from moderation.image._intake import (
     ImageIntake,
     ObjectHead,
@@ -14,6 +15,7 @@ from moderation.image._limits import Limits
 from moderation.image._sniff import ImageFormat, sniff
 
 __all__ = [
+    "Frame",
     "ImageFormat",
     "ImageIntake",
     "Limits",

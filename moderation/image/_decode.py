@@ -15,7 +15,7 @@ from moderation.image._budget import decoded_bytes, shared_budget
 from moderation.image._convert import stored_size
 from moderation.image._limits import Limits
 from moderation.image._sniff import ImageFormat
-from moderation.image._structure import jpeg_end, png_end
+from moderation.image._structure import gif_frames, jpeg_end, png_end
 
 __all__ = [
     "PLAIN_MODES",
@@ -45,6 +45,10 @@ PLAIN_MODES: dict[str, frozenset[str]] = {
     "png": frozenset({"1", "L", "LA", "P", "RGB", "RGBA"}),
 }
 
+# Counting a GIF's frames is a walk over all of its blocks; past this many it is not an image
+# anyone uploads in earnest, and the count alone would cost a second of CPU.
+MAX_GIF_FRAMES = 100_000
+
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
 
@@ -53,7 +57,9 @@ class Inspected:
     """What a file's header and structure say, with its pixels not yet decoded.
 
     `width`/`height` are as shown (after EXIF orientation); `end` is where the image's bytes end
-    (after a JPEG's EOI or a PNG's IEND; trailing bytes are not the image's).
+    (after a JPEG's EOI or a PNG's IEND; trailing bytes are not the image's). `canvas` is the
+    stored size an animation's frames are drawn on: a GIF frame may reach past the logical
+    screen, and Pillow then grows the canvas.
     """
 
     fmt: ImageFormat
@@ -62,6 +68,8 @@ class Inspected:
     width: int
     height: int
     end: int
+    n_frames: int
+    canvas: tuple[int, int]
 
     @property
     def mode(self) -> str:
@@ -73,7 +81,9 @@ def corrupt(fmt: ImageFormat, exc: BaseException) -> InvalidImage:
     return InvalidImage(f"truncated or corrupt {fmt}: {str(exc) or type(exc).__name__}")
 
 
-def inspect(data: bytes, fmt: ImageFormat, limits: Limits) -> Inspected:
+def inspect(
+    data: bytes, fmt: ImageFormat, limits: Limits, *, count_frames: bool = True
+) -> Inspected:
     """Check `data` without decoding pixels: structure (JPEG, PNG), header, dimensions.
 
     Raises `InvalidImage` for a broken file or one outside `limits`. A decompression bomb is
@@ -96,11 +106,24 @@ def inspect(data: bytes, fmt: ImageFormat, limits: Limits) -> Inspected:
         orientation = orientation_of(im)
         width, height = stored_size(im.size, orientation)
         check_dimensions(width, height, limits)
+        n_frames, canvas = _frames(im, fmt, data) if count_frames else (1, im.size)
     except InvalidImage:
         raise
     except Exception as exc:
         raise corrupt(fmt, exc) from exc
-    return Inspected(fmt, im, orientation, width, height, end)
+    return Inspected(fmt, im, orientation, width, height, end, n_frames, canvas)
+
+
+def _frames(im: ImageFile.ImageFile, fmt: ImageFormat, data: bytes) -> tuple[int, tuple[int, int]]:
+    """(frame count, canvas size) of an animation; (1, size) for anything else."""
+    if fmt == "gif":
+        gif = gif_frames(data, stop_after=MAX_GIF_FRAMES)
+        if gif.frames > MAX_GIF_FRAMES:
+            raise InvalidImage(f"animation has more than {MAX_GIF_FRAMES} frames")
+        return max(1, gif.frames), (max(im.width, gif.width), max(im.height, gif.height))
+    if fmt in ("webp", "png"):  # animated WebP, APNG; Pillow reads the count from the header
+        return max(1, int(getattr(im, "n_frames", 1))), im.size
+    return 1, im.size  # multi-page TIFFs and MPO JPEGs are documents and stereo pairs
 
 
 @contextmanager

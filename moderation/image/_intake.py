@@ -13,6 +13,7 @@ Limits are the services' own: Rekognition takes JPEG or PNG only, bytes <= 5 MB,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -33,11 +34,13 @@ from moderation.image._decode import (
     open_image,
     orientation_of,
 )
+from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from moderation.image._limits import Limits
 from moderation.image._sniff import DetectFormat, ImageFormat, sniff
 
 __all__ = [
+    "Frame",
     "ImageFormat",
     "ImageIntake",
     "Limits",
@@ -126,6 +129,10 @@ class _JudgeCache:
                 self._value = _make_judge_image(image, self.limits, self.s3)
             return self._value
 
+    def fresh(self) -> _JudgeCache:
+        """An empty cache with the same limits and reader."""
+        return _JudgeCache(self.limits, self.s3)
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
@@ -134,6 +141,10 @@ class PreparedImage:
     `width`/`height` are the original's, after EXIF orientation (`detect_bytes` may be smaller).
     Exactly one of `detect_bytes` (for `Image.Bytes`) and `s3_object()` (for `Image.S3Object`)
     is set. `sha256` is None only for an S3 image that was never downloaded.
+
+    `n_frames` is the number of frames of an animation (1 for a still image); `frames` holds the
+    frames selected for detection when `prepare` was given `max_frames` > 1, first frame first
+    (its bytes are `detect_bytes` when the image was converted); it is empty otherwise.
     """
 
     sha256: str | None
@@ -145,6 +156,8 @@ class PreparedImage:
     detect_format: DetectFormat | None
     s3: S3Location | None
     converted: bool
+    frames: tuple[Frame, ...] = ()
+    n_frames: int = 1
     _judge: _JudgeCache = field(default_factory=_JudgeCache, compare=False, repr=False)
 
     def s3_object(self) -> dict[str, str] | None:
@@ -163,6 +176,24 @@ class PreparedImage:
         the first call downloads it (the same version, or the same ETag, as at intake).
         """
         return self._judge.get(self)
+
+    def frame_image(self, frame: Frame) -> PreparedImage:
+        """This image with `frame`'s pixels: same identity (sha256, size, format, dimensions,
+        S3 location, n_frames), `detect_bytes`/`detect_format` of the frame, no `frames`.
+
+        Lets a detector be called once per frame, and the judge shown the frame that needs it.
+        `frame` must be one of `self.frames` (ValueError otherwise).
+        """
+        if frame not in self.frames:
+            raise ValueError(f"frame {frame.index} is not one of this image's frames")
+        return dataclasses.replace(
+            self,
+            detect_bytes=frame.detect_bytes,
+            detect_format=frame.detect_format,
+            converted=True,  # the frame's bytes are an encoding of decoded pixels
+            frames=(),
+            _judge=self._judge.fresh(),
+        )
 
 
 class ImageIntake:
@@ -190,26 +221,33 @@ class ImageIntake:
     def limits(self) -> Limits:
         return self._limits
 
-    def prepare(self, source: Source) -> PreparedImage:
+    def prepare(self, source: Source, *, max_frames: int = 1) -> PreparedImage:
         """Validate `source` and make it ready for detection; raises `InvalidImage` if it is not.
 
         `source` is bytes-like, a local path (`str` or `os.PathLike`), a binary file object (read
         from its current position, which is restored afterwards) or `s3://bucket/key[?versionId=]`.
         An S3 object that does not exist or may not be read is `InvalidImage`; any other S3
         failure is `ImageSourceError`.
+
+        With `max_frames` > 1, an animation (GIF, WebP, APNG) also gets up to that many frames,
+        spread from its first to its last, in `PreparedImage.frames`; see `Frame`.
         """
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int):
+            raise TypeError(f"max_frames must be an int, not {type(max_frames).__name__}")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
         if isinstance(source, bytes | bytearray | memoryview):
             self._check_input_size(memoryview(source).nbytes)  # before copying a huge buffer
             data = source if isinstance(source, bytes) else memoryview(source).tobytes()
-            return self._prepare_bytes(data, s3=None, reader=None)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         if isinstance(source, str) and source.startswith("s3://"):
-            return self._prepare_s3(source)
+            return self._prepare_s3(source, max_frames)
         if isinstance(source, str | os.PathLike):
             data = self._read_path(source)
-            return self._prepare_bytes(data, s3=None, reader=None)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         if hasattr(source, "read"):
             data = self._read_stream(source)
-            return self._prepare_bytes(data, s3=None, reader=None)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         raise TypeError(
             "ImageIntake.prepare() takes bytes, bytearray, memoryview, a path (str or os.PathLike),"
             f" an s3:// URI or a binary file object, not {type(source).__name__}"
@@ -262,7 +300,7 @@ class ImageIntake:
         return data
 
     def _prepare_bytes(
-        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None
+        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None, max_frames: int
     ) -> PreparedImage:
         limits = self._limits
         if not data:
@@ -275,6 +313,9 @@ class ImageIntake:
         # Bytes after a JPEG's EOI or a PNG's IEND are no part of the picture (camera trailers,
         # appended files): the detector gets the image without them; the hash is the upload's.
         body = data if info.end >= len(data) else data[: info.end]
+        want_frames = max_frames > 1 and info.n_frames > 1
+        if want_frames:
+            check_animation_bound(info, limits)  # before decoding anything
         passthrough = (
             fmt in ("jpeg", "png")
             and len(body) <= limits.detect_max_bytes
@@ -282,11 +323,20 @@ class ImageIntake:
             and max(info.width, info.height) <= limits.max_side
             and info.mode in PLAIN_MODES[fmt]
         )
-        # Pixels are decoded only when the detector cannot take the file as it is; the structural
-        # check in `inspect` stands in for a decode everywhere else.
+        # Pixels are decoded only when the detector cannot take the file as it is, or when frames
+        # are wanted; the structural check in `inspect` stands in for a decode everywhere else.
         size = scaled_size(info.width, info.height, limits.max_side)
+        frames: tuple[Frame, ...] = ()
         detect_format: DetectFormat
-        if passthrough:  # Rekognition takes it as it is: no decode, no re-encode
+        if want_frames:
+            frames = tuple(
+                collect_frames(info, select_frames(info.n_frames, max_frames), size, limits)
+            )
+            if passthrough:
+                detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+            else:  # the first frame, converted for the detector: what a still gets
+                detect_format, detect_bytes = frames[0].detect_format, frames[0].detect_bytes
+        elif passthrough:  # Rekognition takes it as it is: no decode, no re-encode
             detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
         else:
             with decoded(info, size, limits) as im:
@@ -303,6 +353,8 @@ class ImageIntake:
             detect_format=detect_format,
             s3=s3,
             converted=not passthrough,
+            frames=frames,
+            n_frames=info.n_frames,
             _judge=_JudgeCache(limits, reader),
         )
 
@@ -317,7 +369,7 @@ class ImageIntake:
                 self._s3 = S3ImageReader(self._s3_client)
             return self._s3
 
-    def _prepare_s3(self, uri: str) -> PreparedImage:
+    def _prepare_s3(self, uri: str, max_frames: int) -> PreparedImage:
         limits = self._limits
         bucket, key, version = _parse_s3_uri(uri)
         reader = self._reader()
@@ -338,13 +390,14 @@ class ImageIntake:
         whole = prefix if len(prefix) >= size else None
         header = _probe_header(prefix, fmt)
         if header is not None:
-            mode, (width, height) = header
+            mode, (width, height), n_frames = header
             check_dimensions(width, height, limits)  # refuse without downloading the rest
             if (
                 fmt in ("jpeg", "png")
                 and size <= limits.s3_max_bytes
                 and max(width, height) <= limits.max_side
                 and mode in PLAIN_MODES[fmt]
+                and not (max_frames > 1 and n_frames > 1)  # an APNG's frames need its bytes
             ):
                 # Rekognition reads it from S3 itself: no download, no conversion. Orientation is
                 # not a reason to download: S3 references are sent as they are.
@@ -359,11 +412,12 @@ class ImageIntake:
                     detect_format=None,
                     s3=location,
                     converted=False,
+                    n_frames=n_frames,
                     _judge=_JudgeCache(limits, reader),
                 )
         if whole is None:
             whole = reader.read(location, limit=limits.max_input_bytes + 1)
-        return self._prepare_bytes(whole, s3=location, reader=reader)
+        return self._prepare_bytes(whole, s3=location, reader=reader, max_frames=max_frames)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -399,13 +453,14 @@ def _read_at_most(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int]] | None:
-    """(mode, oriented size) from the first bytes of a file, or None if they do not hold the
-    whole header (the caller then fetches the whole file)."""
+def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int], int] | None:
+    """(mode, oriented size, frame count) from the first bytes of a file, or None if they do not
+    hold the whole header (the caller then fetches the whole file)."""
     try:
         im = open_image(prefix, fmt)
         orientation = orientation_of(im)
-        return im.mode, stored_size(im.size, orientation)
+        n_frames = int(getattr(im, "n_frames", 1)) if fmt == "png" else 1  # APNG: from acTL
+        return im.mode, stored_size(im.size, orientation), max(1, n_frames)
     except Exception:  # partial data: any failure just means "read the rest"
         return None
 
@@ -435,7 +490,7 @@ def _make_judge_image(
     fmt = sniff(data)
     if fmt is None:
         raise InvalidImage("not an image (no known magic bytes)")
-    info = inspect(data, fmt, limits)
+    info = inspect(data, fmt, limits, count_frames=False)
     body = data if info.end >= len(data) else data[: info.end]
     if (
         fmt in ("jpeg", "png")

@@ -12,7 +12,9 @@ class Limits:
     """Bounds applied by `ImageIntake`; the defaults are the services' own limits.
 
     `decode_budget_bytes` bounds the decoded pixels all intakes with this value hold at once,
-    process-wide.
+    process-wide (see docs/images.md). `max_animation_pixels` bounds the frames an animation may
+    make intake decode when frames are checked (`prepare(..., max_frames=k)`, k > 1): frame
+    count times canvas pixels, since reaching a late frame means decoding every one before it.
     """
 
     max_input_bytes: int = 50 * 1024 * 1024
@@ -24,6 +26,7 @@ class Limits:
     judge_max_edge: int = 1568
     judge_max_bytes: int = 3_750_000
     decode_budget_bytes: int = 1024 * 1024 * 1024
+    max_animation_pixels: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         for spec in fields(self):

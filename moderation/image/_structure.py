@@ -8,14 +8,17 @@ proxy, a full disk) always fails one of these; so does a PNG with a flipped bit 
 What the walk cannot see is damage that keeps the structure valid: corrupt JPEG entropy data
 (libjpeg only warns about it and decodes grey blocks) or a PNG whose compressed pixel stream is
 short but whose CRCs were computed over the damage. Rekognition refuses such a file itself.
+
+GIF frames are counted here too, by walking the blocks, because Pillow's own count has no bound.
 """
 
 from __future__ import annotations
 
 import re
 import zlib
+from typing import NamedTuple
 
-__all__ = ["StructureError", "jpeg_end", "png_end"]
+__all__ = ["GifFrames", "StructureError", "gif_frames", "jpeg_end", "png_end"]
 
 
 class StructureError(ValueError):
@@ -133,3 +136,62 @@ def png_end(data: bytes) -> tuple[int, bytes | None]:
                 raise StructureError("no IDAT chunk")
             return end, exif
         pos = end
+
+
+class GifFrames(NamedTuple):
+    """How many frames a GIF has, and the canvas its frames need."""
+
+    frames: int
+    width: int
+    height: int
+
+
+def gif_frames(data: bytes, *, stop_after: int) -> GifFrames:
+    """Count the GIF's frames (image descriptors), no further than `stop_after + 1` (a caller
+    that sees more knows the bound is exceeded), and the canvas they need: the logical screen,
+    grown to hold any frame that reaches past it (Pillow grows its canvas the same way).
+
+    Mirrors Pillow's reading: unknown bytes between blocks are skipped, the trailer or the end of
+    the data ends the count.
+    """
+    n = len(data)
+    if n < 13:
+        return GifFrames(0, 0, 0)
+    width = int.from_bytes(data[6:8], "little")
+    height = int.from_bytes(data[8:10], "little")
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    count = 0
+    while pos < n:
+        tag = data[pos]
+        if tag == 0x3B:  # trailer
+            break
+        if tag == 0x21:  # extension: label, then data sub-blocks
+            pos = _skip_sub_blocks(data, pos + 2)
+        elif tag == 0x2C:  # image descriptor, local colour table, LZW code size, sub-blocks
+            if pos + 10 > n:
+                break
+            count += 1
+            if count > stop_after:
+                break
+            left, top, w, h = (
+                int.from_bytes(data[pos + i : pos + i + 2], "little") for i in (1, 3, 5, 7)
+            )
+            width, height = max(width, left + w), max(height, top + h)
+            local = data[pos + 9]
+            pos += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
+            pos = _skip_sub_blocks(data, pos + 1)
+        else:
+            pos += 1
+    return GifFrames(count, width, height)
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    n = len(data)
+    while pos < n:
+        size = data[pos]
+        pos += 1
+        if size == 0:
+            break
+        pos += size
+    return pos
