@@ -55,6 +55,20 @@ def p50(fn: Callable[[], object], *, n: int) -> float:
     return statistics.median(samples)
 
 
+def p50_interleaved(fns: list[Callable[[], object]], *, n: int) -> list[float]:
+    """Median seconds per call of each function, called in turn so that drift in CPU speed
+    during the run affects them all alike."""
+    for fn in fns:
+        fn()
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(n):
+        for fn, out in zip(fns, samples, strict=True):
+            start = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - start)
+    return [statistics.median(out) for out in samples]
+
+
 def row(name: str, value: str) -> None:
     print(f"  {name:<58} {value}")
 
@@ -211,10 +225,15 @@ def cost_per_decision() -> None:
     data = photo((1000, 700), 100_000)
     intake = ImageIntake()
     engine = Engine(PolicyStore(ROOT / "policies"), InstantDetector(), None, InMemoryAuditLog())
-    decode = p50(lambda: full_decode(data), n=500)
-    now = p50(lambda: intake.prepare(data), n=500)
-    before = p50(lambda: (intake.prepare(data), full_decode(data)), n=500)
-    decision = p50(lambda: engine.moderate(data), n=500)
+    decode, now, before, decision = p50_interleaved(
+        [
+            lambda: full_decode(data),
+            lambda: intake.prepare(data),
+            lambda: (intake.prepare(data), full_decode(data)),
+            lambda: engine.moderate(data),
+        ],
+        n=500,
+    )
     print(f"cost per decision: 1000x700 photo-like JPEG, {len(data) / 1000:.0f} KB")
     row("full Pillow decode (Image.open(...).load())", f"p50 {decode * 1e3:7.3f} ms")
     row("intake now (structure walk, no decode)", f"p50 {now * 1e3:7.3f} ms")
