@@ -100,3 +100,106 @@ def decode(data: bytes) -> Image.Image:
     im = Image.open(io.BytesIO(data))
     im.load()
     return im
+
+
+def photo_jpeg(size: tuple[int, int] = (1000, 700), max_bytes: int = 100_000) -> bytes:
+    """A detailed, noisy photo-like JPEG just under `max_bytes` (the quality is searched for)."""
+    from PIL import ImageFilter
+
+    base = Image.linear_gradient("L").resize(size).convert("RGB")
+    grain = noise(size).filter(ImageFilter.GaussianBlur(1.2))
+    im = Image.blend(base, grain, 0.6)
+    data = b""
+    for quality in range(95, 5, -5):
+        data = encode(im, "jpeg", quality=quality)
+        if len(data) <= max_bytes:
+            return data
+    return data
+
+
+def animation(
+    fmt: str, colors: Sequence[Any], size: tuple[int, int] = (100, 100), **params: Any
+) -> bytes:
+    """An animation ("gif", "webp" or "png" for APNG) with one plain frame per colour.
+
+    Pillow's writers fold a frame identical to the one before it into that one (longer
+    duration), so consecutive colours must differ; see `repeated_gif_frame` for identical frames.
+    """
+    frames = [Image.new("RGB", size, color) for color in colors]
+    return encode(
+        frames[0], fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **params
+    )
+
+
+def repeated_gif_frame(color: Any, n: int, size: tuple[int, int] = (100, 100)) -> bytes:
+    """A GIF of `n` frames that are all the same picture (built by hand: see `animation`)."""
+    single = encode(Image.new("RGB", size, color), "gif")
+    # Header, logical screen descriptor and global colour table, then blocks up to the trailer.
+    flags = single[10]
+    start = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    pos = start
+    while single[pos] == 0x21:  # extensions (none needed here) before the image descriptor
+        pos += 2
+        while single[pos]:
+            pos += single[pos] + 1
+        pos += 1
+    assert single[pos] == 0x2C and single[-1] == 0x3B
+    loop = b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    delay = b"\x21\xf9\x04\x00\x0a\x00\x00\x00"  # 100 ms, no transparency
+    frame = delay + single[pos:-1]
+    return single[:start] + loop + frame * n + b"\x3b"
+
+
+def png_chunk(kind: bytes, payload: bytes) -> bytes:
+    """One PNG chunk: length, type, payload and the CRC over type and payload."""
+    crc = zlib.crc32(kind + payload)
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, int, int]]:
+    """(type, offset of the chunk, payload length) for each chunk of a well-formed PNG."""
+    chunks = []
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        chunks.append((data[pos + 4 : pos + 8], pos, length))
+        pos += 12 + length
+    return chunks
+
+
+def big_png(width: int, height: int) -> bytes:
+    """A complete, valid all-black 1-bit PNG of any size, made with zlib in a few milliseconds.
+
+    Decoding it is what would be expensive: 10,000 x 10,000 px takes 100 MB in Pillow.
+    """
+    row = b"\x00" * (1 + (width + 7) // 8)  # filter byte "none", then the packed bits
+    compressor = zlib.compressobj(9)
+    parts = [compressor.compress(row) for _ in range(height)]
+    parts.append(compressor.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", ihdr)
+        + png_chunk(b"IDAT", b"".join(parts))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def spy_decodes(monkeypatch: Any) -> list[tuple[str | None, tuple[int, int]]]:
+    """Record (format, size at decode time) for every pixel decode of an image file by Pillow.
+
+    Every plugin decodes through `ImageFile.load` (WebP's own `load` calls it too); the size is
+    taken when the decode starts, so a JPEG decoded at a reduced scale shows its reduced size.
+    """
+    from PIL import ImageFile
+
+    calls: list[tuple[str | None, tuple[int, int]]] = []
+    real = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        if self.tile:  # a decode is about to happen (an image already loaded has no tiles left)
+            calls.append((self.format, self.size))
+        return real(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return calls

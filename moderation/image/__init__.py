@@ -3,18 +3,19 @@
 Pillow only; `s3://` inputs are read through an `S3Reader` (the AWS one lives in `moderation.aws`).
 """
 
+from moderation.image._frames import Frame
 from moderation.image._intake import (
-    ImageFormat,
     ImageIntake,
-    Limits,
     ObjectHead,
     PreparedImage,
     S3Location,
     S3Reader,
-    sniff,
 )
+from moderation.image._limits import Limits
+from moderation.image._sniff import ImageFormat, sniff
 
 __all__ = [
+    "Frame",
     "ImageFormat",
     "ImageIntake",
     "Limits",

@@ -13,22 +13,34 @@ Limits are the services' own: Rekognition takes JPEG or PNG only, bytes <= 5 MB,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
-import math
 import os
 import re
 import stat
 import threading
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, BinaryIO, Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote
 
-from PIL import ExifTags, Image, ImageFile, ImageOps, PngImagePlugin
-
 from moderation.errors import InvalidImage
+from moderation.image._convert import scaled_size, stored_size, to_detect
+from moderation.image._decode import (
+    PLAIN_MODES,
+    check_dimensions,
+    decoded,
+    inspect,
+    open_image,
+    orientation_of,
+)
+from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
+from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
+from moderation.image._limits import Limits
+from moderation.image._sniff import DetectFormat, ImageFormat, sniff
 
 __all__ = [
+    "Frame",
     "ImageFormat",
     "ImageIntake",
     "Limits",
@@ -39,104 +51,15 @@ __all__ = [
     "sniff",
 ]
 
-ImageFormat: TypeAlias = Literal["jpeg", "png", "webp", "gif", "bmp", "tiff"]
-DetectFormat: TypeAlias = Literal["jpeg", "png"]
-
 Source: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
 # The first bytes of an S3 object fetched to sniff it and read its dimensions. Enough for the
 # header of a JPEG (markers up to the start of scan, EXIF included) or a PNG (chunks up to IDAT).
 _HEADER_RANGE = "bytes=0-65535"
 
-# Pillow's plugin id for each format we accept.
-_PIL_FORMAT: dict[ImageFormat, str] = {
-    "jpeg": "JPEG",
-    "png": "PNG",
-    "webp": "WEBP",
-    "gif": "GIF",
-    "bmp": "BMP",
-    "tiff": "TIFF",
-}
-
-# Pixel modes that Rekognition and Bedrock read without trouble; anything else (CMYK JPEG, 16-bit
-# grey PNG, ...) is converted even when the container is already JPEG or PNG.
-_PLAIN_MODES: dict[str, frozenset[str]] = {
-    "jpeg": frozenset({"L", "RGB"}),
-    "png": frozenset({"1", "L", "LA", "P", "RGB", "RGBA"}),
-}
-
-# First try the quality the brief asks for, then cheaper ones; below the last one, shrink instead.
-_JPEG_QUALITIES = (90, 75, 60)
-
-# Sizes a BMP's DIB header can have (BITMAPCOREHEADER .. BITMAPV5HEADER). "BM" alone is two ASCII
-# letters that plenty of text files start with.
-_BMP_DIB_SIZES = frozenset({12, 16, 40, 52, 56, 64, 108, 124})
-
 # What botocore itself accepts as a bucket name; checking it here turns a typo into InvalidImage
 # instead of a botocore ParamValidationError.
 _BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-
-_PILLOW_LIMIT_LOCK = threading.Lock()
-
-
-def sniff(data: bytes | bytearray | memoryview) -> ImageFormat | None:
-    """The image format announced by the magic bytes at the start of `data`, or None.
-
-    Only the content counts: a file name or a declared content type is never consulted.
-    """
-    head = bytes(data[:32])
-    if head.startswith(b"\xff\xd8\xff"):
-        return "jpeg"
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "png"
-    if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
-        return "webp"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "gif"
-    if head.startswith(b"BM") and len(head) >= 18:
-        if int.from_bytes(head[14:18], "little") in _BMP_DIB_SIZES:
-            return "bmp"
-        return None
-    # Classic TIFF (42) and BigTIFF (43), little- and big-endian.
-    if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
-        return "tiff"
-    return None
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Bounds applied by `ImageIntake`; the defaults are the services' own limits."""
-
-    max_input_bytes: int = 50 * 1024 * 1024
-    max_pixels: int = 100_000_000
-    min_side: int = 80
-    max_side: int = 10_000
-    detect_max_bytes: int = 5 * 1024 * 1024
-    s3_max_bytes: int = 15 * 1024 * 1024
-    judge_max_edge: int = 1568
-    judge_max_bytes: int = 3_750_000
-
-    def __post_init__(self) -> None:
-        for name in (
-            "max_input_bytes",
-            "max_pixels",
-            "min_side",
-            "max_side",
-            "detect_max_bytes",
-            "s3_max_bytes",
-            "judge_max_edge",
-            "judge_max_bytes",
-        ):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"Limits.{name} must be a positive integer, not {value!r}")
-        if self.min_side > self.max_side:
-            raise ValueError(
-                f"Limits.min_side ({self.min_side}) is larger than max_side ({self.max_side})"
-            )
-
-
-_DEFAULT_LIMITS = Limits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +129,10 @@ class _JudgeCache:
                 self._value = _make_judge_image(image, self.limits, self.s3)
             return self._value
 
+    def fresh(self) -> _JudgeCache:
+        """An empty cache with the same limits and reader."""
+        return _JudgeCache(self.limits, self.s3)
+
 
 @dataclass(frozen=True, slots=True)
 class PreparedImage:
@@ -214,6 +141,10 @@ class PreparedImage:
     `width`/`height` are the original's, after EXIF orientation (`detect_bytes` may be smaller).
     Exactly one of `detect_bytes` (for `Image.Bytes`) and `s3_object()` (for `Image.S3Object`)
     is set. `sha256` is None only for an S3 image that was never downloaded.
+
+    `n_frames` is the number of frames of an animation (1 for a still image); `frames` holds the
+    frames selected for detection when `prepare` was given `max_frames` > 1, first frame first
+    (its bytes are `detect_bytes` when the image was converted); it is empty otherwise.
     """
 
     sha256: str | None
@@ -225,6 +156,8 @@ class PreparedImage:
     detect_format: DetectFormat | None
     s3: S3Location | None
     converted: bool
+    frames: tuple[Frame, ...] = ()
+    n_frames: int = 1
     _judge: _JudgeCache = field(default_factory=_JudgeCache, compare=False, repr=False)
 
     def s3_object(self) -> dict[str, str] | None:
@@ -243,6 +176,24 @@ class PreparedImage:
         the first call downloads it (the same version, or the same ETag, as at intake).
         """
         return self._judge.get(self)
+
+    def frame_image(self, frame: Frame) -> PreparedImage:
+        """This image with `frame`'s pixels: same identity (sha256, size, format, dimensions,
+        S3 location, n_frames), `detect_bytes`/`detect_format` of the frame, no `frames`.
+
+        Lets a detector be called once per frame, and the judge shown the frame that needs it.
+        `frame` must be one of `self.frames` (ValueError otherwise).
+        """
+        if frame not in self.frames:
+            raise ValueError(f"frame {frame.index} is not one of this image's frames")
+        return dataclasses.replace(
+            self,
+            detect_bytes=frame.detect_bytes,
+            detect_format=frame.detect_format,
+            converted=True,  # the frame's bytes are an encoding of decoded pixels
+            frames=(),
+            _judge=self._judge.fresh(),
+        )
 
 
 class ImageIntake:
@@ -270,24 +221,33 @@ class ImageIntake:
     def limits(self) -> Limits:
         return self._limits
 
-    def prepare(self, source: Source) -> PreparedImage:
+    def prepare(self, source: Source, *, max_frames: int = 1) -> PreparedImage:
         """Validate `source` and make it ready for detection; raises `InvalidImage` if it is not.
 
         `source` is bytes-like, a local path (`str` or `os.PathLike`), a binary file object (read
         from its current position, which is restored afterwards) or `s3://bucket/key[?versionId=]`.
         An S3 object that does not exist or may not be read is `InvalidImage`; any other S3
         failure is `ImageSourceError`.
+
+        With `max_frames` > 1, an animation (GIF, WebP, APNG) also gets up to that many frames,
+        spread from its first to its last, in `PreparedImage.frames`; see `Frame`.
         """
+        if isinstance(max_frames, bool) or not isinstance(max_frames, int):
+            raise TypeError(f"max_frames must be an int, not {type(max_frames).__name__}")
+        if max_frames < 1:
+            raise ValueError(f"max_frames must be at least 1, not {max_frames}")
         if isinstance(source, bytes | bytearray | memoryview):
             self._check_input_size(memoryview(source).nbytes)  # before copying a huge buffer
             data = source if isinstance(source, bytes) else memoryview(source).tobytes()
-            return self._prepare_bytes(data, s3=None, reader=None)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         if isinstance(source, str) and source.startswith("s3://"):
-            return self._prepare_s3(source)
+            return self._prepare_s3(source, max_frames)
         if isinstance(source, str | os.PathLike):
-            return self._prepare_bytes(self._read_path(source), s3=None, reader=None)
+            data = self._read_path(source)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         if hasattr(source, "read"):
-            return self._prepare_bytes(self._read_stream(source), s3=None, reader=None)
+            data = self._read_stream(source)
+            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         raise TypeError(
             "ImageIntake.prepare() takes bytes, bytearray, memoryview, a path (str or os.PathLike),"
             f" an s3:// URI or a binary file object, not {type(source).__name__}"
@@ -340,7 +300,7 @@ class ImageIntake:
         return data
 
     def _prepare_bytes(
-        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None
+        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None, max_frames: int
     ) -> PreparedImage:
         limits = self._limits
         if not data:
@@ -349,37 +309,53 @@ class ImageIntake:
         fmt = sniff(data)
         if fmt is None:
             raise InvalidImage("not an image (no known magic bytes)")
-        im, orientation, (width, height) = _decode(data, fmt, limits)
-        digest = hashlib.sha256(data).hexdigest()
-        cache = _JudgeCache(limits, reader)
-        detect_format: DetectFormat
+        info = inspect(data, fmt, limits)
+        # Bytes after a JPEG's EOI or a PNG's IEND are no part of the picture (camera trailers,
+        # appended files): the detector gets the image without them; the hash is the upload's.
+        body = data if info.end >= len(data) else data[: info.end]
+        want_frames = max_frames > 1 and info.n_frames > 1
+        if want_frames:
+            check_animation_bound(info, limits)  # before decoding anything
         passthrough = (
             fmt in ("jpeg", "png")
-            and len(data) <= limits.detect_max_bytes
-            and orientation == 1
-            and max(width, height) <= limits.max_side
-            and im.mode in _PLAIN_MODES[fmt]
+            and len(body) <= limits.detect_max_bytes
+            and info.orientation == 1
+            and max(info.width, info.height) <= limits.max_side
+            and info.mode in PLAIN_MODES[fmt]
         )
-        if passthrough:  # Rekognition takes it as it is: no re-encode
-            detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), data
-        else:
-            detect_format, detect_bytes = _convert(
-                im,
-                orientation,
-                max_edge=limits.max_side,
-                max_bytes=limits.detect_max_bytes,
+        # Pixels are decoded only when the detector cannot take the file as it is, or when frames
+        # are wanted; the structural check in `inspect` stands in for a decode everywhere else.
+        size = scaled_size(info.width, info.height, limits.max_side)
+        frames: tuple[Frame, ...] = ()
+        detect_format: DetectFormat
+        if want_frames:
+            frames = tuple(
+                collect_frames(info, select_frames(info.n_frames, max_frames), size, limits)
             )
+            if passthrough:
+                detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+            else:  # the first frame, converted for the detector: what a still gets
+                detect_format, detect_bytes = frames[0].detect_format, frames[0].detect_bytes
+        elif passthrough:  # Rekognition takes it as it is: no decode, no re-encode
+            detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+        else:
+            with decoded(info, size, limits) as im:
+                detect_format, detect_bytes = to_detect(
+                    im, info.orientation, size, limits.detect_max_bytes, consume=True
+                )
         return PreparedImage(
-            sha256=digest,
+            sha256=hashlib.sha256(data).hexdigest(),
             size=len(data),
             format=fmt,
-            width=width,
-            height=height,
+            width=info.width,
+            height=info.height,
             detect_bytes=detect_bytes,
             detect_format=detect_format,
             s3=s3,
             converted=not passthrough,
-            _judge=cache,
+            frames=frames,
+            n_frames=info.n_frames,
+            _judge=_JudgeCache(limits, reader),
         )
 
     # -- S3 ----------------------------------------------------------------------------------
@@ -393,7 +369,7 @@ class ImageIntake:
                 self._s3 = S3ImageReader(self._s3_client)
             return self._s3
 
-    def _prepare_s3(self, uri: str) -> PreparedImage:
+    def _prepare_s3(self, uri: str, max_frames: int) -> PreparedImage:
         limits = self._limits
         bucket, key, version = _parse_s3_uri(uri)
         reader = self._reader()
@@ -414,16 +390,17 @@ class ImageIntake:
         whole = prefix if len(prefix) >= size else None
         header = _probe_header(prefix, fmt)
         if header is not None:
-            mode, (width, height) = header
-            _check_dimensions(width, height, limits)  # refuse without downloading the rest
+            mode, (width, height), n_frames = header
+            check_dimensions(width, height, limits)  # refuse without downloading the rest
             if (
                 fmt in ("jpeg", "png")
                 and size <= limits.s3_max_bytes
                 and max(width, height) <= limits.max_side
-                and mode in _PLAIN_MODES[fmt]
+                and mode in PLAIN_MODES[fmt]
+                and not (max_frames > 1 and n_frames > 1)  # an APNG's frames need its bytes
             ):
                 # Rekognition reads it from S3 itself: no download, no conversion. Orientation is
-                # not a reason to download here (the brief keeps S3 references as they are).
+                # not a reason to download: S3 references are sent as they are.
                 return PreparedImage(
                     # The ranged GET may have returned the whole (small) object: hash it then.
                     sha256=hashlib.sha256(whole).hexdigest() if whole is not None else None,
@@ -435,11 +412,12 @@ class ImageIntake:
                     detect_format=None,
                     s3=location,
                     converted=False,
+                    n_frames=n_frames,
                     _judge=_JudgeCache(limits, reader),
                 )
         if whole is None:
             whole = reader.read(location, limit=limits.max_input_bytes + 1)
-        return self._prepare_bytes(whole, s3=location, reader=reader)
+        return self._prepare_bytes(whole, s3=location, reader=reader, max_frames=max_frames)
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -475,202 +453,28 @@ def _read_at_most(stream: BinaryIO, n: int) -> bytes:
     return b"".join(chunks)
 
 
-def _allow_pillow_pixels(max_pixels: int) -> None:
-    """Make sure Pillow's process-wide decompression-bomb limit is at least ours.
-
-    We check the pixel count ourselves before decoding; Pillow repeats the check in places (frame
-    seeks, tile loads, crops) with its own lower default (~89.5 M), where it warns and, at twice
-    that, raises. Raising its limit to ours keeps every image we accept clear of both. It is only
-    ever raised, never lowered or disabled.
-    """
-    with _PILLOW_LIMIT_LOCK:
-        current = Image.MAX_IMAGE_PIXELS
-        if current is not None and current < max_pixels:
-            Image.MAX_IMAGE_PIXELS = max_pixels
-
-
-def _open(data: bytes, fmt: ImageFormat) -> ImageFile.ImageFile:
-    """Parse the header of `data` with the plugin for `fmt`; no pixel is decoded yet.
-
-    The plugin is called directly rather than through `Image.open`: that tries no format other
-    than the sniffed one, and it skips Pillow's own decompression-bomb check there, which would warn
-    or raise (with its own threshold and wording) before we can measure the image against ours.
-    """
-    Image.init()  # registers the WebP and TIFF plugins; a no-op after the first call
-    try:
-        factory, _accept = Image.OPEN[_PIL_FORMAT[fmt]]
-    except KeyError:
-        raise InvalidImage(f"{fmt} images are not supported by this Pillow build") from None
-    return factory(io.BytesIO(data), "")
-
-
-def _orientation(im: Image.Image, *, header_only: bool) -> int:
-    """EXIF Orientation (1-8); 1 when absent or unreadable (viewers ignore broken EXIF too)."""
-    if header_only and isinstance(im, PngImagePlugin.PngImageFile) and "exif" not in im.info:
-        # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after IDAT.
-        return 1
-    try:
-        value = im.getexif().get(ExifTags.Base.Orientation, 1)
-    except Exception:  # a malformed EXIF block can fail in many ways; it is not worth refusing
-        return 1
-    return value if isinstance(value, int) and 1 <= value <= 8 else 1
-
-
-def _oriented(size: tuple[int, int], orientation: int) -> tuple[int, int]:
-    # Orientations 5-8 turn the picture by 90 degrees.
-    return (size[1], size[0]) if orientation >= 5 else size
-
-
-def _check_dimensions(width: int, height: int, limits: Limits) -> None:
-    pixels = width * height
-    if pixels > limits.max_pixels:
-        raise InvalidImage(
-            f"image is {width}x{height} px ({pixels} pixels),"
-            f" over the {limits.max_pixels}-pixel bound"
-        )
-    if min(width, height) < limits.min_side:
-        raise InvalidImage(
-            f"image is {width}x{height} px; both sides must be at least {limits.min_side} px"
-        )
-
-
-def _decode(
-    data: bytes, fmt: ImageFormat, limits: Limits
-) -> tuple[ImageFile.ImageFile, int, tuple[int, int]]:
-    """Open, bound-check and fully decode `data`; returns (image, orientation, oriented size).
-
-    Dimensions are checked from the header, before decoding, so a decompression bomb is refused
-    without allocating it. Then `load()` forces a full decode, which is what finds truncated or
-    corrupt files (as long as the process keeps Pillow's default LOAD_TRUNCATED_IMAGES = False).
-    """
-    _allow_pillow_pixels(limits.max_pixels)
-    # Decoders fed hostile input raise a zoo of exception types (OSError, SyntaxError, ValueError,
-    # EOFError, struct.error, IndexError, DecompressionBombError, ...): every one of them means
-    # the file is not a usable image. Our own InvalidImage passes through untouched.
-    try:
-        im = _open(data, fmt)
-        orientation = _orientation(im, header_only=True)
-        _check_dimensions(*_oriented(im.size, orientation), limits)
-        im.load()
-        # An eXIf chunk after IDAT (PNG) is only seen once the image is decoded.
-        orientation = _orientation(im, header_only=False)
-    except InvalidImage:
-        raise
-    except Exception as exc:
-        raise InvalidImage(f"truncated or corrupt {fmt}: {_describe(exc)}") from exc
-    return im, orientation, _oriented(im.size, orientation)
-
-
-def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int]] | None:
-    """(mode, oriented size) from the first bytes of a file, or None if they do not
+def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int], int] | None:
+    """(mode, oriented size, frame count) from the first bytes of a file, or None if they do not
     hold the whole header (the caller then fetches the whole file)."""
     try:
-        im = _open(prefix, fmt)
-        orientation = _orientation(im, header_only=True)
-        return im.mode, _oriented(im.size, orientation)
+        im = open_image(prefix, fmt)
+        orientation = orientation_of(im)
+        n_frames = int(getattr(im, "n_frames", 1)) if fmt == "png" else 1  # APNG: from acTL
+        return im.mode, stored_size(im.size, orientation), max(1, n_frames)
     except Exception:  # partial data: any failure just means "read the rest"
         return None
-
-
-def _describe(exc: BaseException) -> str:
-    return str(exc) or type(exc).__name__
-
-
-def _convert(
-    im: Image.Image, orientation: int, *, max_edge: int, max_bytes: int
-) -> tuple[DetectFormat, bytes]:
-    """Re-encode as PNG (if it has alpha) or JPEG: upright, <= max_edge a side, <= max_bytes."""
-    if orientation != 1:
-        im = ImageOps.exif_transpose(im)
-    im, alpha = _plain_mode(im)
-    im = _fit_edge(im, max_edge)
-    return _encode_within(im, max_bytes, alpha=alpha)
-
-
-def _plain_mode(im: Image.Image) -> tuple[Image.Image, bool]:
-    """The image in L, LA, RGB or RGBA, and whether it really uses transparency."""
-    if im.mode.startswith("I"):
-        # 16-bit grey: Pillow clips (rather than scales) when converting to L, which would turn
-        # almost every pixel white; scale the 0..65535 range to 0..255 first.
-        im = im.convert("I").point(_sixteen_to_eight).convert("L")
-    elif im.mode == "F":
-        im = im.convert("L")
-    grey = im.mode in ("1", "L", "LA", "La")
-    if im.has_transparency_data:
-        im = im.convert("LA" if grey else "RGBA")
-        lowest, _ = im.getchannel("A").getextrema()
-        if isinstance(lowest, int | float) and lowest < 255:
-            return im, True
-        # An alpha channel that is opaque everywhere: drop it, so the image can be a JPEG.
-    target = "L" if grey else "RGB"
-    return (im if im.mode == target else im.convert(target)), False
-
-
-def _sixteen_to_eight(value: Any) -> Any:
-    # Called by Image.point() with a symbolic pixel expression for 32-bit integer images.
-    return value * (1 / 256)
-
-
-def _fit_edge(im: Image.Image, max_edge: int) -> Image.Image:
-    width, height = im.size
-    longest = max(width, height)
-    if longest <= max_edge:
-        return im
-    scale = max_edge / longest
-    size = (
-        max(1, min(max_edge, round(width * scale))),
-        max(1, min(max_edge, round(height * scale))),
-    )
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
-def _save(im: Image.Image, fmt: DetectFormat, quality: int = _JPEG_QUALITIES[0]) -> bytes:
-    buffer = io.BytesIO()
-    if fmt == "png":
-        im.save(buffer, "PNG")
-    else:
-        im.save(buffer, "JPEG", quality=quality)
-    return buffer.getvalue()
-
-
-def _flatten(im: Image.Image) -> Image.Image:
-    """Composite a transparent image for JPEG. Mid grey, not white or black, keeps both dark and
-    light content drawn on a transparent background visible to the detector."""
-    rgba = im.convert("RGBA")
-    background = Image.new("RGB", rgba.size, (128, 128, 128))
-    background.paste(rgba, mask=rgba.getchannel("A"))
-    return background
-
-
-def _encode_within(im: Image.Image, max_bytes: int, *, alpha: bool) -> tuple[DetectFormat, bytes]:
-    """Encode as PNG (alpha) or JPEG within `max_bytes`: lower JPEG quality, then shrink."""
-    if alpha:
-        data = _save(im, "png")
-        if len(data) <= max_bytes:
-            return "png", data
-        im = _flatten(im)  # too big as PNG: give up transparency for JPEG's compression
-    data = b""
-    for quality in _JPEG_QUALITIES:
-        data = _save(im, "jpeg", quality)
-        if len(data) <= max_bytes:
-            return "jpeg", data
-    while True:
-        width, height = im.size
-        if width <= 1 and height <= 1:
-            raise InvalidImage(f"image cannot be encoded within {max_bytes} bytes")
-        # JPEG size grows about linearly with the pixel count: aim the next size at the budget,
-        # with a margin, and always shrink by at least 10% so the loop ends.
-        factor = min(0.9, math.sqrt(max_bytes / len(data)) * 0.95)
-        size = (max(1, int(width * factor)), max(1, int(height * factor)))
-        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-        data = _save(im, "jpeg", _JPEG_QUALITIES[-1])
-        if len(data) <= max_bytes:
-            return "jpeg", data
 
 
 def _make_judge_image(
     image: PreparedImage, limits: Limits, reader: S3Reader | None
 ) -> tuple[DetectFormat, bytes]:
+    """The judge's (format, bytes): the bytes the detector got when they fit, else one decode of
+    them, reduced (JPEG draft, `Image.reduce`) before the final LANCZOS resize.
+
+    Intake's detect bytes are the starting point whenever there are any: for a converted image
+    they are already upright, in a plain mode and (for a large one) a JPEG libjpeg can decode at
+    a fraction of its size, so the original is never decoded a second time.
+    """
     if image.detect_bytes is not None:
         data = image.detect_bytes
     elif image.s3 is not None:
@@ -686,18 +490,19 @@ def _make_judge_image(
     fmt = sniff(data)
     if fmt is None:
         raise InvalidImage("not an image (no known magic bytes)")
-    im, orientation, (width, height) = _decode(data, fmt, limits)
+    info = inspect(data, fmt, limits, count_frames=False)
+    body = data if info.end >= len(data) else data[: info.end]
     if (
         fmt in ("jpeg", "png")
-        and orientation == 1
-        and max(width, height) <= limits.judge_max_edge
-        and len(data) <= limits.judge_max_bytes
-        and im.mode in _PLAIN_MODES[fmt]
+        and info.orientation == 1
+        and max(info.width, info.height) <= limits.judge_max_edge
+        and len(body) <= limits.judge_max_bytes
+        and info.mode in PLAIN_MODES[fmt]
     ):
-        return ("jpeg" if fmt == "jpeg" else "png"), data
-    return _convert(
-        im, orientation, max_edge=limits.judge_max_edge, max_bytes=limits.judge_max_bytes
-    )
+        return ("jpeg" if fmt == "jpeg" else "png"), body
+    size = scaled_size(info.width, info.height, limits.judge_max_edge)
+    with decoded(info, size, limits) as im:
+        return to_detect(im, info.orientation, size, limits.judge_max_bytes, consume=True)
 
 
 def _parse_s3_uri(uri: str) -> tuple[str, str, str | None]:

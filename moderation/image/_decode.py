@@ -1,0 +1,204 @@
+"""Reading images: headers and structure first (cheap), pixels only when asked, within a budget."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from PIL import ExifTags, Image, ImageFile
+
+from moderation.errors import InvalidImage
+from moderation.image._budget import decoded_bytes, shared_budget
+from moderation.image._convert import stored_size
+from moderation.image._limits import Limits
+from moderation.image._sniff import ImageFormat
+from moderation.image._structure import gif_frames, jpeg_end, png_end
+
+__all__ = [
+    "PLAIN_MODES",
+    "Inspected",
+    "check_dimensions",
+    "corrupt",
+    "decoded",
+    "inspect",
+    "open_image",
+    "orientation_of",
+]
+
+# Pillow's plugin id for each format we accept.
+_PIL_FORMAT: dict[ImageFormat, str] = {
+    "jpeg": "JPEG",
+    "png": "PNG",
+    "webp": "WEBP",
+    "gif": "GIF",
+    "bmp": "BMP",
+    "tiff": "TIFF",
+}
+
+# Pixel modes that Rekognition and Bedrock read without trouble; anything else (CMYK JPEG, 16-bit
+# grey PNG, ...) is converted even when the container is already JPEG or PNG.
+PLAIN_MODES: dict[str, frozenset[str]] = {
+    "jpeg": frozenset({"L", "RGB"}),
+    "png": frozenset({"1", "L", "LA", "P", "RGB", "RGBA"}),
+}
+
+# Counting a GIF's frames is a walk over all of its blocks; past this many it is not an image
+# anyone uploads in earnest, and the count alone would cost a second of CPU.
+MAX_GIF_FRAMES = 100_000
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+@dataclass(slots=True)
+class Inspected:
+    """What a file's header and structure say, with its pixels not yet decoded.
+
+    `width`/`height` are as shown (after EXIF orientation); `end` is where the image's bytes end
+    (after a JPEG's EOI or a PNG's IEND; trailing bytes are not the image's). `canvas` is the
+    stored size an animation's frames are drawn on: a GIF frame may reach past the logical
+    screen, and Pillow then grows the canvas.
+    """
+
+    fmt: ImageFormat
+    image: ImageFile.ImageFile
+    orientation: int
+    width: int
+    height: int
+    end: int
+    n_frames: int
+    canvas: tuple[int, int]
+
+    @property
+    def mode(self) -> str:
+        return self.image.mode
+
+
+def corrupt(fmt: ImageFormat, exc: BaseException) -> InvalidImage:
+    """The refusal for a file that cannot be read as the `fmt` it claims to be."""
+    return InvalidImage(f"truncated or corrupt {fmt}: {str(exc) or type(exc).__name__}")
+
+
+def inspect(
+    data: bytes, fmt: ImageFormat, limits: Limits, *, count_frames: bool = True
+) -> Inspected:
+    """Check `data` without decoding pixels: structure (JPEG, PNG), header, dimensions.
+
+    Raises `InvalidImage` for a broken file or one outside `limits`. A decompression bomb is
+    refused from its header, before anything is allocated for it.
+    """
+    _allow_pillow_pixels(limits.max_pixels)
+    # Decoders fed hostile input raise a zoo of exception types (OSError, SyntaxError, ValueError,
+    # EOFError, struct.error, IndexError, DecompressionBombError, ...): every one of them means
+    # the file is not a usable image. Our own InvalidImage passes through untouched.
+    try:
+        end, png_exif = len(data), None
+        if fmt == "jpeg":
+            end = jpeg_end(data)
+        elif fmt == "png":
+            end, png_exif = png_end(data)
+        im = open_image(data, fmt)
+        if png_exif is not None and "exif" not in im.info:
+            # Found after the pixel data, where Pillow would only see it once they are decoded.
+            im.info["exif"] = b"Exif\x00\x00" + png_exif
+        orientation = orientation_of(im)
+        width, height = stored_size(im.size, orientation)
+        check_dimensions(width, height, limits)
+        n_frames, canvas = _frames(im, fmt, data) if count_frames else (1, im.size)
+    except InvalidImage:
+        raise
+    except Exception as exc:
+        raise corrupt(fmt, exc) from exc
+    return Inspected(fmt, im, orientation, width, height, end, n_frames, canvas)
+
+
+def _frames(im: ImageFile.ImageFile, fmt: ImageFormat, data: bytes) -> tuple[int, tuple[int, int]]:
+    """(frame count, canvas size) of an animation; (1, size) for anything else."""
+    if fmt == "gif":
+        gif = gif_frames(data, stop_after=MAX_GIF_FRAMES)
+        if gif.frames > MAX_GIF_FRAMES:
+            raise InvalidImage(f"animation has more than {MAX_GIF_FRAMES} frames")
+        return max(1, gif.frames), (max(im.width, gif.width), max(im.height, gif.height))
+    if fmt in ("webp", "png"):  # animated WebP, APNG; Pillow reads the count from the header
+        return max(1, int(getattr(im, "n_frames", 1))), im.size
+    return 1, im.size  # multi-page TIFFs and MPO JPEGs are documents and stereo pairs
+
+
+@contextmanager
+def decoded(info: Inspected, size: tuple[int, int], limits: Limits) -> Iterator[Image.Image]:
+    """The first frame's pixels, decoded while holding the process-wide decode budget.
+
+    `size` is the size (as shown) the caller will resample to: a JPEG is decoded by libjpeg at
+    1/2, 1/4 or 1/8 scale when that still covers it, which divides time and memory by 4 to 64.
+    """
+    im = info.image
+    if info.fmt == "jpeg":
+        target = stored_size(size, info.orientation)
+        if target[0] < im.width and target[1] < im.height:
+            im.draft(None, target)  # picks the smallest scale that is still >= target
+    budget = shared_budget(limits.decode_budget_bytes)
+    with budget.hold(decoded_bytes(im.size, im.mode)):
+        try:
+            im.load()
+        except Exception as exc:
+            raise corrupt(info.fmt, exc) from exc
+        yield im
+
+
+def open_image(data: bytes, fmt: ImageFormat) -> ImageFile.ImageFile:
+    """Parse the header of `data` with the plugin for `fmt`; no pixel is decoded yet.
+
+    The plugin is called directly rather than through `Image.open`: that tries no format other
+    than the sniffed one, and it skips Pillow's own decompression-bomb check there, which would warn
+    or raise (with its own threshold and wording) before we can measure the image against ours.
+    """
+    Image.init()  # registers the WebP and TIFF plugins; a no-op after the first call
+    try:
+        factory, _accept = Image.OPEN[_PIL_FORMAT[fmt]]
+    except KeyError:
+        raise InvalidImage(f"{fmt} images are not supported by this Pillow build") from None
+    return factory(io.BytesIO(data), "")
+
+
+def orientation_of(im: Image.Image) -> int:
+    """EXIF Orientation (1-8) from the header; 1 when absent or unreadable (viewers ignore broken
+    EXIF too)."""
+    if im.format == "PNG" and "exif" not in im.info:
+        # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after IDAT;
+        # the chunk walk has already looked (and put what it found in info).
+        return 1
+    try:
+        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+    except Exception:  # a malformed EXIF block can fail in many ways; it is not worth refusing
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def check_dimensions(width: int, height: int, limits: Limits) -> None:
+    """Raise `InvalidImage` unless `width` x `height` is within the pixel and side bounds."""
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise InvalidImage(
+            f"image is {width}x{height} px ({pixels} pixels),"
+            f" over the {limits.max_pixels}-pixel bound"
+        )
+    if min(width, height) < limits.min_side:
+        raise InvalidImage(
+            f"image is {width}x{height} px; both sides must be at least {limits.min_side} px"
+        )
+
+
+def _allow_pillow_pixels(max_pixels: int) -> None:
+    """Make sure Pillow's process-wide decompression-bomb limit is at least ours.
+
+    We check the pixel count ourselves before decoding; Pillow repeats the check in places (frame
+    seeks, tile loads, crops) with its own lower default (~89.5 M), where it warns and, at twice
+    that, raises. Raising its limit to ours keeps every image we accept clear of both. It is only
+    ever raised, never lowered or disabled.
+    """
+    with _PILLOW_LIMIT_LOCK:
+        current = Image.MAX_IMAGE_PIXELS
+        if current is not None and current < max_pixels:
+            Image.MAX_IMAGE_PIXELS = max_pixels
