@@ -1,16 +1,24 @@
-# The two commands: `make demo` and `make test`. Both build .venv on first use.
+# The two commands: `make demo` and `make test`. Both build .venv on first use, installing exactly
+# the versions pinned in requirements/lock.txt.
+# `make lock` regenerates it after a dependency change (docs/installation.md).
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# uv only compiles the lock files; it lives in a venv of its own so that it never enters .venv.
+UV_VERSION := 0.13.9
+UV := .venv-uv/bin/uv
+# -qq: only errors (pip's "quiet" still prints a warning per configured index lacking a package).
+PIP_INSTALL := python -m pip install -qq --disable-pip-version-check --no-input
+COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --custom-compile-command 'make lock'
 
-.PHONY: demo test lint typecheck unit bench clean
+.PHONY: demo test lint typecheck unit bench lock lock-upgrade clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	touch $(STAMP)
+	$(BIN)/$(PIP_INSTALL) -c requirements/lock.txt -e '.[dev]'
+	$(BIN)/python -c "$$CHECK_INSTALLED" requirements/lock.txt
+	touch $@
 
 demo: $(STAMP)
 	@bash examples/demo.sh
@@ -22,6 +30,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy moderation
 
+# pytest exits 5 when it collects no test: make fails on it like on any other non-zero status.
 unit: $(STAMP)
 	$(BIN)/pytest
 
@@ -30,5 +39,35 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+$(UV):
+	$(PYTHON) -m venv .venv-uv
+	.venv-uv/bin/$(PIP_INSTALL) uv==$(UV_VERSION)
+
+# Regenerate the lock file from pyproject.toml, keeping every pin that still fits
+# (`make lock-upgrade` moves everything to the newest versions that fit).
+lock: $(UV)
+	$(COMPILE) $(LOCK_FLAGS) --all-extras pyproject.toml -o requirements/lock.txt
+
+lock-upgrade:
+	$(MAKE) lock LOCK_FLAGS=--upgrade
+
 clean:
-	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .venv-uv build *.egg-info .mypy_cache .pytest_cache .ruff_cache
+
+# Every installed distribution (but pip itself and this project) must be pinned, at the installed
+# version, in the file given as argument: a dependency added to pyproject.toml without `make lock`
+# would otherwise be installed at whatever version is newest that day.
+define CHECK_INSTALLED
+import re, sys
+from importlib.metadata import distributions
+
+def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
+
+lock = sys.argv[1]
+pins = dict((norm(n), v) for n, v in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", open(lock).read(), re.M))
+off = sorted(f"{d.name}=={d.version}" for d in distributions() if norm(d.name) not in ("pip", "setuptools", "moderation") and pins.get(norm(d.name)) != d.version)
+if off:
+    sys.exit(f"installed but not pinned in {lock}: {' '.join(off)}\n"
+             "If pyproject.toml's dependencies changed, run `make lock`; if the lock dropped them, `make clean`.")
+endef
+export CHECK_INSTALLED
