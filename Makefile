@@ -43,13 +43,14 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy moderation
 
-# pytest exits 5 when it collects no test: make fails on it like on any other non-zero status.
+# `make unit PYTEST_ARGS='-k policy'` runs some of it. pytest exits 5 when it collects no test:
+# make fails on that like on any other non-zero status (nothing here may mask it with `|| true`).
 unit: $(STAMP)
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The whole suite against the lowest versions pyproject.toml allows (requirements/lowest.txt).
 test-lowest: $(LOWEST_STAMP)
-	$(LOWEST)/bin/pytest -p no:cacheprovider
+	$(LOWEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck unit test-lowest
 
@@ -87,7 +88,7 @@ pins = dict((norm(n), v) for n, v in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)=
 off = sorted(f"{d.name}=={d.version}" for d in distributions() if norm(d.name) not in ("pip", "setuptools", "moderation") and pins.get(norm(d.name)) != d.version)
 if off:
     sys.exit(f"installed but not pinned in {lock}: {' '.join(off)}\n"
-             "If pyproject.toml's dependencies changed, run `make lock`; if the lock dropped them, `make clean`.")
+             "Dependencies changed in pyproject.toml? Run `make lock`. Left over from an older lock? `make clean`.")
 endef
 export CHECK_INSTALLED
 
