@@ -415,12 +415,28 @@ def test_canonical_json_leaves_out_identity_and_prose():
 ERROR_CASES = [
     pytest.param(
         {"default": "id: default\ndefault: {reject: 90\ncategories: x\n"},
-        [("default.yaml", "", 3, None, "YAML syntax error")],
+        [
+            (
+                "default.yaml",
+                "",
+                2,
+                "close it with '}'",
+                "YAML syntax error: the '{' on this line is never closed",
+            )
+        ],
         id="yaml-syntax-flow",
     ),
     pytest.param(
         {"default": "id: default\ndefault:\n  reject: 90\n   escalate: 3\n"},
-        [("default.yaml", "", 4, None, "YAML syntax error: mapping values are not allowed")],
+        [
+            (
+                "default.yaml",
+                "",
+                4,
+                "indented 3 spaces, but its siblings use 2",
+                "YAML syntax error: wrong indentation",
+            )
+        ],
         id="yaml-syntax-indent",
     ),
     pytest.param(
