@@ -173,6 +173,26 @@ def test_libyaml_and_pure_python_read_the_same(text):
         assert fast[0].nulls == pure[0].nulls
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        SMALL + "description: a tab\there\n",
+        SMALL + "escalation: {budget: {calls: 5, per: 1?h}}\n",
+        SMALL + "escalation:\n  guidance: |#\n    text\n",
+        SMALL + "\ufeffdescription: x\n",
+        "\ufeff" + SMALL,
+    ],
+    ids=["tab-in-plain-value", "question-mark-in-flow", "comment-on-block-header", "bom", "bom-0"],
+)
+def test_where_libyaml_is_more_lenient_pure_python_decides(text):
+    # libyaml accepts some of these and PyYAML refuses them: a policy must not be valid on one
+    # machine and invalid on another, so PyYAML (always there) decides.
+    fast = read_yaml(text, "f.yaml", prefer_libyaml=True)
+    pure = read_yaml(text, "f.yaml", prefer_libyaml=False)
+    assert fast[1] == pure[1]
+    assert (fast[0] is None) == (pure[0] is None)
+
+
 def test_each_file_is_parsed_once(monkeypatch):
     made: list[str] = []
 

@@ -81,7 +81,7 @@ def _store_of(path: Path) -> Path | None:
 
 
 def _validate(root: Path, drafts: tuple[Path, ...], *, strict: bool) -> bool:
-    """Check one store (with `drafts` on top), print what was found; True when it passes."""
+    """Whether the store at `root`, with `drafts` on top, passes; what was found is printed."""
     try:
         store = PolicyStore(root, drafts=drafts)
     except PolicyError as exc:

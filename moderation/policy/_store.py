@@ -243,7 +243,10 @@ class _Checker:
         return []
 
     def check_nulls(self, unknown: set[KeyPath]) -> set[KeyPath]:
-        """Empty values and nulls not spelled `null`: errors, so that no removal is an accident."""
+        """The paths of empty values and of nulls not spelled `null`, each reported as an error.
+
+        Removing an inherited value must be written out, so that no removal is an accident.
+        """
         reported: set[KeyPath] = set()
         for path, spelling in self.f.doc.nulls.items():
             if spelling == "null" or any(path[:n] in unknown for n in range(1, len(path) + 1)):
@@ -314,7 +317,7 @@ class _Checker:
         return f"{error['msg']}, got {value!r}", None
 
     def identity(self, data: Mapping[str, Any]) -> None:
-        """`id` against the file name, and what the file extends."""
+        """Records what the file extends, and reports an `id` that is not the file's name."""
         if (
             isinstance(data.get("id"), str)
             and data["id"] != self.f.name
@@ -486,9 +489,12 @@ def _duration(value: float | str) -> float:
 _Origin = tuple[str, int | None]
 
 
-def _drop_under(origin: dict[KeyPath, _Origin], path: KeyPath) -> None:
-    for key in [k for k in origin if k[: len(path)] == path]:
-        del origin[key]
+def _forget(origin: dict[KeyPath, _Origin], path: KeyPath, before: Any) -> None:
+    """Drop where `path` and everything under it came from (it is being replaced or removed)."""
+    origin.pop(path, None)
+    if isinstance(before, dict):  # only a mapping has entries under it: no scan otherwise
+        for key in [k for k in origin if k[: len(path)] == path]:
+            del origin[key]
 
 
 def _merge(
@@ -501,18 +507,18 @@ def _merge(
     out = dict(target)
     for key, value in patch.items():
         here = (*path, key)
+        before = out.get(key)
         if value is None:
             out.pop(key, None)
-            _drop_under(origin, here)
+            _forget(origin, here, before)
             continue
         if isinstance(value, dict):
-            base = out.get(key)
-            if not isinstance(base, dict):
-                base = {}
-                _drop_under(origin, here)
-            out[key] = _merge(base, value, origin, f, here)
+            if not isinstance(before, dict):
+                _forget(origin, here, before)
+                before = {}
+            out[key] = _merge(before, value, origin, f, here)
         else:
-            _drop_under(origin, here)
+            _forget(origin, here, before)
             out[key] = value
         origin[here] = (f.file, f.lines.get(here))
     return out
@@ -528,10 +534,15 @@ def _written(clean: Mapping[str, Any], prefix: KeyPath = ()) -> Iterator[KeyPath
             yield here
 
 
-def _related(a: KeyPath, b: KeyPath) -> bool:
-    """One path is the other or lies under it."""
-    n = min(len(a), len(b))
-    return a[:n] == b[:n]
+class _Paths:
+    """A set of key paths, asked whether a path is one of them, under one, or above one."""
+
+    def __init__(self, paths: Iterable[KeyPath]) -> None:
+        self.exact = set(paths)
+        self.above = {p[:n] for p in self.exact for n in range(1, len(p))}
+
+    def related(self, path: KeyPath) -> bool:
+        return path in self.above or any(path[:n] in self.exact for n in range(1, len(path) + 1))
 
 
 def _thresholds(value: Any) -> Thresholds:
@@ -606,16 +617,16 @@ class _Resolver:
             merged = _merge(merged, f.clean, origin, f)
         leaf = chain[0]
         policy_of = {f.file: f.name for f in chain}
-        written = list(_written(leaf.clean))
-        refused = set().union(*(f.refused for f in chain))
+        written = _Paths(_written(leaf.clean))
+        refused = _Paths(itertools.chain.from_iterable(f.refused for f in chain))
 
         def touched(path: KeyPath) -> bool:
             # The root has no parent to report for it; a tenant answers for what it writes, and
             # what it inherits unchanged was checked when its parent was resolved.
-            return len(chain) == 1 or any(_related(w, path) for w in written)
+            return len(chain) == 1 or written.related(path)
 
         def suppressed(path: KeyPath) -> bool:
-            return any(_related(r, path) for r in refused)
+            return refused.related(path)
 
         def at(path: KeyPath) -> _Origin:
             while path:

@@ -77,10 +77,18 @@ class _TooComplex(Exception):
     pass
 
 
+class _Lenient(Exception):
+    """libyaml accepted something the pure-Python parser refuses: it must decide."""
+
+
 def _scalar_key(node: yaml.Node) -> str:
     if isinstance(node, yaml.ScalarNode):
         return str(node.value)
     return "<complex key>"
+
+
+def _plain_with_question(node: yaml.ScalarNode) -> bool:
+    return not node.style and "?" in node.value  # plain style: None, or "" from libyaml
 
 
 def _walk(
@@ -90,17 +98,26 @@ def _walk(
     problems: list[Problem],
     file: str,
     budget: list[int],
+    flow: bool = False,
 ) -> None:
     budget[0] -= 1
     if budget[0] < 0 or len(path) > MAX_DEPTH:
         raise _TooComplex
-    if isinstance(node, yaml.MappingNode):
+    flow = flow or bool(getattr(node, "flow_style", False))
+    if isinstance(node, yaml.ScalarNode):
+        # libyaml reads `{per: 1?h}` as the text `1?h`; PyYAML ends a plain scalar in a flow
+        # collection at `?` and refuses the line. The verdict must not depend on the parser.
+        if flow and _plain_with_question(node):
+            raise _Lenient
+    elif isinstance(node, yaml.MappingNode):
         seen: dict[str, int] = {}
         for key_node, value_node in node.value:
             key = _scalar_key(key_node)
             line = key_node.start_mark.line + 1
+            if flow and isinstance(key_node, yaml.ScalarNode) and _plain_with_question(key_node):
+                raise _Lenient  # (a key is not a node of the budget: checked here, not walked)
             if key == "<<":  # YAML merge key; the constructor resolves it
-                _walk(value_node, path, doc, problems, file, budget)
+                _walk(value_node, path, doc, problems, file, budget, flow)
                 continue
             if key in seen:
                 problems.append(
@@ -121,10 +138,20 @@ def _walk(
                 doc.nulls[here] = str(value_node.value)
             else:
                 doc.nulls.pop(here, None)  # a later duplicate with a value
-            _walk(value_node, here, doc, problems, file, budget)
+            _walk(value_node, here, doc, problems, file, budget, flow)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
-            _walk(item, (*path, str(i)), doc, problems, file, budget)
+            _walk(item, (*path, str(i)), doc, problems, file, budget, flow)
+
+
+# libyaml accepts what PyYAML refuses in a few places: a tab inside a plain value or between
+# tokens, a byte order mark after the start, a comment glued to a block scalar header (`|#`), and
+# characters PyYAML's reader calls non-printable. A text with any of these is left to PyYAML, whose
+# verdict is the one that holds wherever libyaml is not installed.
+_LENIENT_IN_LIBYAML = re.compile(
+    "[\t]|(?<!^)\ufeff|[|>][-+0-9]*#"
+    "|[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
 
 
 def loader_for(text: str) -> type[Any]:
@@ -132,7 +159,9 @@ def loader_for(text: str) -> type[Any]:
     if FAST_LOADER is None:
         return SAFE_LOADER
     openers = text.count("[") + text.count("{") + text.count("-") + text.count("?")
-    return FAST_LOADER if openers < _LIBYAML_OPENERS else SAFE_LOADER
+    if openers >= _LIBYAML_OPENERS or _LENIENT_IN_LIBYAML.search(text):
+        return SAFE_LOADER
+    return FAST_LOADER
 
 
 def read_yaml(
@@ -159,13 +188,16 @@ def read_yaml(
         except UnicodeDecodeError as exc:
             return None, [Problem(file, "", f"not UTF-8 text: {exc.reason} at byte {exc.start}")]
     loader_class = loader_for(text) if prefer_libyaml else SAFE_LOADER
-    if loader_class is not SAFE_LOADER and not _NON_PRINTABLE.search(text):
+    if loader_class is not SAFE_LOADER:
         try:
-            return _read_with(loader_class, text, file)
-        except (yaml.YAMLError, UnicodeError):
-            # Read it again in pure Python: the message then does not depend on which parser is
-            # installed (and should the two ever disagree, the pure-Python verdict stands).
+            doc, problems = _read_with(loader_class, text, file)
+        except (yaml.YAMLError, UnicodeError, _Lenient):
             pass
+        else:
+            if doc is not None:
+                return doc, problems
+        # Anything but a document is read again in pure Python, so that what a person is told
+        # does not depend on whether libyaml is installed.
     try:
         return _read_with(SAFE_LOADER, text, file)
     except yaml.YAMLError as exc:
@@ -180,13 +212,6 @@ def _read_with(
         return _read(loader, file)
     finally:
         loader.dispose()
-
-
-# yaml.reader.Reader.NON_PRINTABLE: libyaml words these differently and accepts a few of them, so
-# a text with one is left to the pure-Python reader.
-_NON_PRINTABLE = re.compile(
-    "[^\x09\x0a\x0d\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
 
 
 def _read(loader: Any, file: str) -> tuple[YamlDocument | None, list[Problem]]:
