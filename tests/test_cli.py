@@ -75,6 +75,111 @@ def test_show_prints_the_resolved_policy_and_its_hash():
     assert len(body["sha256"]) == 64
 
 
+def test_validate_strict_makes_warnings_fatal(policies: Path):
+    (policies / "tenants/legacy.yaml").write_text("categories:\n  Suggestive: {escalate: 50}\n")
+    result = run("policy", "validate", "--strict", str(policies))
+    assert result.exit_code == 1
+    assert "warning:" in result.output and "'Suggestive' is a taxonomy 6.1 name" in result.output
+    assert "error: 1 warning, and --strict makes warnings fatal" in result.output
+    assert "ok:" not in result.output
+
+
+def test_validate_strict_passes_a_clean_store():
+    result = run("policy", "validate", "--strict", POLICIES)
+    assert result.exit_code == 0, result.output
+    assert "ok: default and 4 tenant policies valid" in result.output
+
+
+@pytest.mark.parametrize("name", ["default.yaml", "tenants/kids.yaml"])
+def test_validate_a_file_inside_a_store_checks_its_store(policies: Path, name: str):
+    (policies / "tenants/forum.yaml").write_text("categories:\n  Gamblign: allow\n")
+    result = run("policy", "validate", str(policies / name))
+    assert result.exit_code == 1
+    assert f"{policies / 'tenants/forum.yaml'}:2: categories.Gamblign: unknown category" in (
+        result.output
+    )
+
+
+def test_validate_a_draft_outside_any_store_on_top_of_the_policies(tmp_path: Path):
+    # GIVEN a new tenant drafted in /tmp, whose reject falls below the inherited escalate (60)
+    draft = tmp_path / "newtenant.yaml"
+    draft.write_text("extends: forum\ncategories:\n  Violence:\n    reject: 50\n")
+    result = run("policy", "validate", "--policies", POLICIES, str(draft))
+    # THEN the merge with its parent is checked, and the problem is shown in the draft's file
+    assert result.exit_code == 1
+    assert (
+        f"{draft}:4: categories.Violence.reject: escalate 80 is above reject 50 in policy "
+        "'newtenant' after merging"
+    ) in result.output
+
+
+def test_validate_a_valid_draft(tmp_path: Path, monkeypatch):
+    draft = tmp_path / "newtenant.yaml"
+    draft.write_text("extends: kids\ndescription: a new tenant\n")
+    monkeypatch.setenv("MODERATION_POLICIES", POLICIES)
+    result = run("policy", "validate", str(draft))
+    assert result.exit_code == 0, result.output
+    assert f"ok: {draft} valid as tenant 'newtenant' on top of {POLICIES}" in result.output
+
+
+def test_validate_a_draft_that_extends_nothing_known(tmp_path: Path):
+    draft = tmp_path / "newtenant.yaml"
+    draft.write_text("extends: kidz\n")
+    result = run("policy", "validate", "--policies", POLICIES, str(draft))
+    assert result.exit_code == 1
+    assert f"{draft}:1: extends: extends 'kidz', but there is no such policy" in result.output
+
+
+def test_validate_several_paths_at_once(policies: Path, tmp_path: Path):
+    draft = tmp_path / "x.yaml"
+    draft.write_text("min_confidence: 300\n")
+    result = run("policy", "validate", "--policies", POLICIES, POLICIES, str(draft))
+    assert result.exit_code == 1
+    assert "ok: default and 4 tenant policies valid" in result.output
+    assert f"{draft}:1: min_confidence: must be a number from 0 to 100, got 300" in result.output
+
+
+def test_validate_a_path_that_does_not_exist():
+    result = run("policy", "validate", "/nonexistent/x.yaml")
+    assert result.exit_code == 1
+    assert "/nonexistent/x.yaml: no such file or directory" in result.output
+
+
+def test_show_an_unknown_tenant_is_an_error():
+    result = run("policy", "show", "kidz", "--policies", POLICIES)
+    assert result.exit_code == 1
+    assert "no policy for tenant 'kidz'" in result.output
+    assert "did you mean 'kids'?" in result.output
+
+
+def test_show_an_unknown_tenant_with_fallback_notes_the_fallback():
+    result = CliRunner().invoke(
+        main, ["policy", "show", "kidz", "--policies", POLICIES, "--fallback-to-default"]
+    )
+    assert result.exit_code == 0
+    assert "note: no policy file for 'kidz'; it falls back to 'default'" in result.stderr
+    assert json.loads(result.stdout)["id"] == "default"
+
+
+def test_try_an_unknown_tenant_is_an_error_unless_falling_back():
+    example = str(ROOT / "examples/detections/beach-swimwear.json")
+    result = run("policy", "try", "--policies", POLICIES, "--tenant", "kidz", example)
+    assert result.exit_code == 1
+    assert "no policy for tenant 'kidz'" in result.output
+    result = run(
+        "policy",
+        "try",
+        "--policies",
+        POLICIES,
+        "--tenant",
+        "kidz",
+        "--fallback-to-default",
+        example,
+    )
+    assert result.exit_code == 0
+    assert "kidz (default)" in result.output
+
+
 def test_show_refuses_a_bad_tenant_id():
     result = run("policy", "show", "../etc", "--policies", POLICIES)
     assert result.exit_code == 1

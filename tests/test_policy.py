@@ -415,12 +415,28 @@ def test_canonical_json_leaves_out_identity_and_prose():
 ERROR_CASES = [
     pytest.param(
         {"default": "id: default\ndefault: {reject: 90\ncategories: x\n"},
-        [("default.yaml", "", 3, None, "YAML syntax error")],
+        [
+            (
+                "default.yaml",
+                "",
+                2,
+                "close it with '}'",
+                "YAML syntax error: the '{' on this line is never closed",
+            )
+        ],
         id="yaml-syntax-flow",
     ),
     pytest.param(
         {"default": "id: default\ndefault:\n  reject: 90\n   escalate: 3\n"},
-        [("default.yaml", "", 4, None, "YAML syntax error: mapping values are not allowed")],
+        [
+            (
+                "default.yaml",
+                "",
+                4,
+                "indented 3 spaces, but its siblings use 2",
+                "YAML syntax error: wrong indentation",
+            )
+        ],
         id="yaml-syntax-indent",
     ),
     pytest.param(
@@ -436,7 +452,8 @@ ERROR_CASES = [
                 "flavour",
                 6,
                 "allowed here: id, description, extends, min_confidence, "
-                "content_type_min_confidence, default, categories, escalation, on_detector_error",
+                "content_type_min_confidence, max_frames, default, categories, escalation, "
+                "on_detector_error",
                 "unknown key 'flavour'",
             )
         ],
@@ -1040,18 +1057,10 @@ def test_one_error_carries_every_problem_of_every_file():
         "Bad": "{}\n",
     }
     problems = problems_of(sources)
+    # A default with a problem is still merged (without the refused key), so school's inverted
+    # bands arrive in the same run.
     assert sorted((p.file, p.path) for p in problems) == [
         ("default.yaml", "flavour"),
-        ("tenants/Bad.yaml", ""),
-        ("tenants/kids.yaml", "categories.Violance"),
-        ("tenants/orphan.yaml", "extends"),
-        ("tenants/teens.yaml", "min_confidence"),
-    ]
-    # A tenant over a broken default is not resolved (its merge problems may be the default's),
-    # so school's inverted bands show once the default is clean: then everything arrives at once.
-    sources["default"] = SMALL
-    problems = problems_of(sources)
-    assert sorted((p.file, p.path) for p in problems) == [
         ("tenants/Bad.yaml", ""),
         ("tenants/kids.yaml", "categories.Violance"),
         ("tenants/orphan.yaml", "extends"),
@@ -1254,19 +1263,155 @@ def test_valid_tenant_ids(tenant):
     assert validate_tenant(tenant) == tenant
 
 
-def test_unknown_tenant_raises_unless_the_store_falls_back_to_default():
+def test_unknown_tenant_raises_by_default():
     store = store_of(default=SMALL, kids="{}\n")
     assert store.get("kids").id == "kids"
     assert store.get("default").id == "default"
     assert "kids" in store
     assert "nobody" not in store
     assert 5 not in store
-    with pytest.raises(UnknownTenant, match=r"'nobody'.*fallback_to_default=True"):
+    with pytest.raises(UnknownTenant, match="no policy for tenant 'nobody'") as caught:
         store.get("nobody")
+    assert "fallback_to_default" in str(caught.value)
+    assert store.fallback_to_default is False
 
-    lenient = PolicyStore.from_sources({"default": SMALL, "kids": "{}\n"}, fallback_to_default=True)
-    assert lenient.get("kids").id == "kids"
-    assert lenient.get("nobody") is lenient.get("default")
+
+def test_unknown_tenant_suggests_a_near_miss():
+    store = store_of(default=SMALL, kids="{}\n")
+    with pytest.raises(UnknownTenant, match="did you mean 'kids'"):
+        store.get("kidz")
+
+
+def test_falling_back_to_default_is_an_explicit_opt_in():
+    store = PolicyStore.from_sources({"default": SMALL, "kids": "{}\n"}, fallback_to_default=True)
+    fallback = store.get("nobody")
+    # The policy handed out is default's own, id and all: a caller tells a fallback by id != tenant
+    assert fallback is store.get("default")
+    assert fallback.id == "default"
+    assert store.get("kids").id == "kids"
+    with pytest.raises(InvalidTenant):
+        store.get("../nobody")
+
+
+def test_strict_is_a_deprecated_spelling_of_not_falling_back():
+    with pytest.warns(DeprecationWarning, match="fallback_to_default"):
+        strict = PolicyStore.from_sources({"default": SMALL}, strict=True)
+    assert strict.strict and not strict.fallback_to_default
+    with pytest.warns(DeprecationWarning, match="fallback_to_default"):
+        lenient = PolicyStore.from_sources({"default": SMALL}, strict=False)
+    assert lenient.fallback_to_default and not lenient.strict
+    with pytest.raises(TypeError, match="not both"):
+        PolicyStore.from_sources({"default": SMALL}, strict=True, fallback_to_default=True)
+
+
+# --------------------------------------------------------------------------- 6.1 names, budgets
+
+
+def test_drugs_and_tobacco_in_one_file_is_an_error_naming_both_lines():
+    problems = problems_of({"default": SMALL + "  Drugs: {reject: 50}\n  Tobacco: allow\n"})
+    assert [where(p) for p in problems] == [
+        ("default.yaml", "categories.Tobacco", 7, "write one 'Drugs & Tobacco' rule instead")
+    ]
+    assert problems[0].message == (
+        "'Drugs' (line 6) and 'Tobacco' (line 7) both become 'Drugs & Tobacco' in taxonomy 7.0, "
+        "and only one rule can apply"
+    )
+
+
+def test_drugs_and_tobacco_next_to_the_7_0_name_is_not_a_conflict():
+    text = SMALL + "  Drugs: {reject: 50}\n  Tobacco: allow\n  Drugs & Tobacco: {reject: 70}\n"
+    store = store_of(default=text)
+    assert store.get("default").categories["Drugs & Tobacco"].thresholds == Thresholds(reject=70)
+
+
+@pytest.mark.parametrize(
+    "per",
+    ["32d", "745h", "44641m", "2678401s", "2678401", "1e400", ".inf", "9" * 400 + "d"],
+    ids=["32d", "745h", "44641m", "2678401s", "number", "huge-float", "inf", "overflowing"],
+)
+def test_budget_window_longer_than_31_days_is_an_error(per):
+    problems = problems_of(
+        {"default": SMALL + f"escalation: {{budget: {{calls: 5, per: {per}}}}}\n"}
+    )
+    assert [(p.path, p.line) for p in problems] == [("escalation.budget.per", 6)]
+    assert problems[0].message.startswith("must be a duration such as 30s, 15m, 1h or 1d")
+    assert "at most 31 days" in problems[0].message
+
+
+@pytest.mark.parametrize("per", ["31d", "744h", "2678400s", "2678400", "0.5s"])
+def test_budget_window_up_to_31_days_is_fine(per):
+    store = store_of(default=SMALL + f"escalation: {{budget: {{calls: 5, per: {per}}}}}\n")
+    budget = store.get("default").escalation.budget
+    assert budget is not None and 0 < budget.per_seconds <= 31 * 86400
+
+
+# --------------------------------------------------------------------------- read-only policies
+
+
+def test_policy_categories_cannot_be_mutated():
+    policy = store_of(default=DEFAULT).get("default")
+    before = policy.sha256
+    with pytest.raises(TypeError):
+        policy.categories["Gambling"] = policy.categories["Violence"]  # type: ignore[index]
+    with pytest.raises(TypeError):
+        del policy.categories["Violence"]  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError):
+        policy.categories.pop("Violence")  # type: ignore[attr-defined]
+    assert "Gambling" not in policy.categories
+    assert policy.sha256 == before == store_of(default=DEFAULT).get("default").sha256
+
+
+def test_read_only_policy_still_serialises_hashes_and_compares():
+    import copy
+    import json
+    import pickle
+
+    a = store_of(default=DEFAULT).get("default")
+    b = store_of(default=DEFAULT).get("default")
+    assert a == b and hash(a) == hash(b)
+    assert {a, b} == {a}
+    body = a.model_dump(mode="json")
+    assert body["categories"]["Violence"]["thresholds"]["reject"] == 95.0
+    assert json.loads(a.model_dump_json())["categories"].keys() == a.categories.keys()
+    assert type(a).model_validate_json(a.model_dump_json()) == a
+    assert pickle.loads(pickle.dumps(a)) == a
+    assert copy.deepcopy(a) == a
+    assert a.categories == dict(a.categories)
+    other = store_of(default=DEFAULT.replace("reject: 95", "reject: 96")).get("default")
+    assert other != a
+
+
+# --------------------------------------------------------------------------- max_frames
+
+
+def test_max_frames_defaults_to_4_and_is_inherited():
+    store = store_of(default=SMALL, kids="{}\n", anim="max_frames: 12\n", sub="extends: anim\n")
+    assert store.get("default").max_frames == 4
+    assert store.get("kids").max_frames == 4
+    assert store.get("anim").max_frames == 12
+    assert store.get("sub").max_frames == 12
+    assert store.get("anim").sha256 != store.get("kids").sha256
+
+
+def test_max_frames_in_default_yaml_and_null_restores_the_built_in_default():
+    store = store_of(default=SMALL + "max_frames: 2\n", kids="max_frames: null\n")
+    assert store.get("default").max_frames == 2
+    assert store.get("kids").max_frames == 4
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["0", "21", "4.5", "'4'", "true", "-1"],
+    ids=["0", "21", "fraction", "text", "bool", "neg"],
+)
+def test_max_frames_must_be_a_whole_number_from_1_to_20(value):
+    problems = problems_of({"default": SMALL + f"max_frames: {value}\n"})
+    assert [(p.path, p.line) for p in problems] == [("max_frames", 6)]
+    assert problems[0].message.startswith("must be a whole number from 1 to 20, got ")
+
+
+def test_max_frames_accepts_a_whole_float():
+    assert store_of(default=SMALL + "max_frames: 8.0\n").get("default").max_frames == 8
 
 
 # --------------------------------------------------------------------------- from a directory
@@ -1323,7 +1468,9 @@ def test_store_without_tenants_dir(tmp_path):
     write(tmp_path / "default.yaml", SMALL)
     store = PolicyStore(tmp_path)
     assert store.tenants == ()
-    assert store.get("default").id == "default"
+    with pytest.raises(UnknownTenant):
+        store.get("anyone")
+    assert PolicyStore(tmp_path, fallback_to_default=True).get("anyone").id == "default"
 
 
 def test_no_file_outside_the_policy_directory_is_read(tmp_path, policy_dir, opened):

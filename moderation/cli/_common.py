@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
+from pathlib import Path
 
 import click
 
@@ -26,10 +28,19 @@ def print_problems(problems: tuple[Problem, ...], *, err: bool = True) -> None:
         click.echo(f"{label}{problem.render()}", err=err)
 
 
-def load_store(path: str, *, exit_code: int = 1, fallback_to_default: bool = False) -> PolicyStore:
-    """The store at `path`, or every problem printed and an exit with `exit_code`."""
+def load_store(
+    path: str | Path,
+    *,
+    exit_code: int = 1,
+    fallback_to_default: bool = False,
+    drafts: Iterable[Path] = (),
+) -> PolicyStore:
+    """The store at `path`, or every problem printed and an exit with `exit_code`.
+
+    `fallback_to_default` and `drafts` are passed to `PolicyStore`.
+    """
     try:
-        return PolicyStore(path, fallback_to_default=fallback_to_default)
+        return PolicyStore(path, fallback_to_default=fallback_to_default, drafts=drafts)
     except PolicyError as exc:
         print_problems(exc.problems)
         print_problems(exc.warnings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,8 +12,8 @@ import click
 from moderation.cli._common import default_policies, load_store, print_problems
 from moderation.decision import decision_schema
 from moderation.detection import Detection
-from moderation.errors import ModerationError
-from moderation.policy import policy_schema
+from moderation.errors import ModerationError, PolicyError, UnknownTenant
+from moderation.policy import PolicyStore, policy_schema
 from moderation.triage import evaluate
 
 __all__ = ["policy"]
@@ -24,30 +25,109 @@ def policy() -> None:
 
 
 @policy.command()
-@click.argument("directory", required=False)
-def validate(directory: str | None) -> None:
-    """Check every policy in DIRECTORY (default: $MODERATION_POLICIES or ./policies).
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--strict", is_flag=True, help="Warnings fail the run too (exit 1), for CI.")
+@click.option(
+    "--policies",
+    "directory",
+    help="The store a policy file outside any store is checked on top of "
+    "(default: $MODERATION_POLICIES or ./policies).",
+)
+def validate(paths: tuple[Path, ...], strict: bool, directory: str | None) -> None:
+    """Check the policies in each PATH: a policy directory, or a single policy file.
 
-    Prints each problem as `file:line: key.path: message (hint)` and exits 1 if there is any.
+    A file inside a store (DIR/default.yaml, DIR/tenants/NAME.yaml) is checked with the whole store
+    it belongs to. Any other file is a draft: it is checked as tenant NAME (its file name, in place
+    of a tenant of that name) on top of the store given by --policies, so that what it extends and
+    how it merges are checked too. With no PATH: $MODERATION_POLICIES or ./policies.
+
+    Prints each problem as `file:line: key.path: message (hint)` and exits 1 if there is any (or,
+    with --strict, any warning).
     """
-    store = load_store(directory or default_policies())
+    base = Path(directory or default_policies())
+    stores: dict[Path, None] = {}
+    drafts: list[Path] = []
+    failed = False
+    for path in paths or (Path(default_policies()),):
+        if not os.path.lexists(path) and path.suffix in (".yaml", ".yml"):
+            click.echo(f"{path}: no such file or directory", err=True)
+            failed = True
+            continue
+        root = _store_of(path)
+        if root is None:
+            drafts.append(path)
+        else:
+            stores.setdefault(root)
+    runs = [(root, ()) for root in stores] + ([(base, tuple(drafts))] if drafts else [])
+    for root, on_top in runs:
+        failed |= not _validate(root, on_top, strict=strict)
+    raise click.exceptions.Exit(1 if failed else 0)
+
+
+def _store_of(path: Path) -> Path | None:
+    """The store directory `path` is, or is a file of; None for a file outside any store."""
+    if not os.path.lexists(path):
+        return path  # the store says it is not there
+    if path.is_dir():
+        if path.name == "tenants" and not (path / "default.yaml").exists():
+            return path.parent if (path.parent / "default.yaml").exists() else path
+        return path
+    if path.name == "default.yaml":
+        return path.parent
+    in_tenants = path.parent.name == "tenants" and path.suffix in (".yaml", ".yml")
+    if in_tenants and os.path.lexists(path.parent.parent / "default.yaml"):
+        return path.parent.parent
+    return None
+
+
+def _validate(root: Path, drafts: tuple[Path, ...], *, strict: bool) -> bool:
+    """Whether the store at `root`, with `drafts` on top, passes; what was found is printed."""
+    try:
+        store = PolicyStore(root, drafts=drafts)
+    except PolicyError as exc:
+        print_problems(exc.problems)
+        print_problems(exc.warnings)
+        return False
     print_problems(store.warnings)
-    count = len(store.tenants) + 1
-    click.echo(f"ok: default and {count - 1} tenant polic{'y' if count == 2 else 'ies'} valid")
+    if strict and store.warnings:
+        n = len(store.warnings)
+        click.echo(
+            f"error: {n} warning{'s' if n != 1 else ''}, and --strict makes warnings fatal",
+            err=True,
+        )
+        return False
+    count = len([t for t in store.tenants if t not in {d.stem for d in drafts}])
+    existing = f"default and {count} tenant polic{'y' if count == 1 else 'ies'}"
+    if not drafts:
+        click.echo(f"ok: {existing} valid")
+    for draft in drafts:
+        click.echo(f"ok: {draft} valid as tenant '{draft.stem}' on top of {root} ({existing})")
+    return True
+
+
+_FALLBACK_HELP = (
+    "A tenant without a policy file gets the default policy, as from a store built with "
+    "fallback_to_default=True (without this flag it is an error, as in such a store by default)."
+)
 
 
 @policy.command()
 @click.argument("tenant")
 @click.option("--policies", "directory", help="Policy directory (default: ./policies).")
-def show(tenant: str, directory: str | None) -> None:
+@click.option("--fallback-to-default", "fallback", is_flag=True, help=_FALLBACK_HELP)
+def show(tenant: str, directory: str | None, fallback: bool) -> None:
     """Print TENANT's resolved policy as JSON, with its chain and sha256."""
-    store = load_store(directory or default_policies())
+    store = load_store(directory or default_policies(), fallback_to_default=fallback)
     try:
         resolved = store.get(tenant)
+    except UnknownTenant as exc:
+        raise click.ClickException(f"{exc}; --fallback-to-default shows what it would get") from exc
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc
     if resolved.id != tenant:
-        click.echo(f"note: no policy file for {tenant!r}; it gets {resolved.id!r}", err=True)
+        click.echo(
+            f"note: no policy file for {tenant!r}; it falls back to {resolved.id!r}", err=True
+        )
     body = resolved.model_dump(mode="json")
     body["sha256"] = resolved.sha256
     click.echo(json.dumps(body, indent=2, ensure_ascii=False))
@@ -75,18 +155,26 @@ def _read_detection(path: Path) -> Detection:
 @click.argument("responses", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--policies", "directory", help="Policy directory (default: ./policies).")
 @click.option("--tenant", "tenants", multiple=True, help="Tenant(s); default: every policy.")
+@click.option("--fallback-to-default", "fallback", is_flag=True, help=_FALLBACK_HELP)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
 def try_(
-    responses: tuple[Path, ...], directory: str | None, tenants: tuple[str, ...], as_json: bool
+    responses: tuple[Path, ...],
+    directory: str | None,
+    tenants: tuple[str, ...],
+    fallback: bool,
+    as_json: bool,
 ) -> None:
     """Triage recorded DetectModerationLabels RESPONSES under each tenant's policy.
 
-    Shows, for every response and tenant, the action and the finding that decided it.
+    Shows, for every response and tenant, the action and the finding that decided it. A tenant
+    that falls back to the default policy is shown as `tenant (default)`.
     """
-    store = load_store(directory or default_policies())
+    store = load_store(directory or default_policies(), fallback_to_default=fallback)
     names = list(tenants) or ["default", *store.tenants]
     try:
         policies = [store.get(t) for t in names]
+    except UnknownTenant as exc:
+        raise click.ClickException(f"{exc}; --fallback-to-default gives it the default") from exc
     except ModerationError as exc:
         raise click.ClickException(str(exc)) from exc
     rows: list[tuple[str, ...]] = []
@@ -97,10 +185,16 @@ def try_(
             deciding = triage.deciding
             reason = deciding.describe() if deciding else "no label in any band"
             if as_json:
-                record = {"response": str(path), "tenant": tenant, "policy_sha256": resolved.sha256}
+                record = {
+                    "response": str(path),
+                    "tenant": tenant,
+                    "policy": resolved.id,
+                    "policy_sha256": resolved.sha256,
+                }
                 record |= triage.model_dump(mode="json")
                 click.echo(json.dumps(record, ensure_ascii=False))
-            rows.append((path.stem, tenant, triage.action.value, reason))
+            label = tenant if resolved.id == tenant else f"{tenant} ({resolved.id})"
+            rows.append((path.stem, label, triage.action.value, reason))
     if not as_json:
         _print_table(("example", "tenant", "action", "deciding finding"), rows)
 

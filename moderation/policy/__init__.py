@@ -1,9 +1,11 @@
 """The policy language: per-tenant YAML files, validated once, resolved into immutable `Policy`s.
 
 `PolicyStore(dir)` reads and checks every file; `store.get(tenant)` hands out a resolved `Policy`.
-See docs/policy.md for the language.
+`PolicyFile` (with `RuleFile`, `PlainRuleFile`, `EscalationFile`, `BudgetFile`) is the file format,
+from which `policy_schema()` is generated. See docs/policy.md for the language.
 """
 
+from moderation.policy._file import BudgetFile, EscalationFile, PlainRuleFile, PolicyFile, RuleFile
 from moderation.policy._model import (
     DEFAULT_POLICY,
     Band,
@@ -11,6 +13,7 @@ from moderation.policy._model import (
     CategoryRule,
     ContentTypeName,
     EscalationPolicy,
+    FrozenDict,
     Policy,
     PolicyRef,
     Thresholds,
@@ -23,12 +26,18 @@ __all__ = [
     "DEFAULT_POLICY",
     "Band",
     "Budget",
+    "BudgetFile",
     "CategoryRule",
     "ContentTypeName",
+    "EscalationFile",
     "EscalationPolicy",
+    "FrozenDict",
+    "PlainRuleFile",
     "Policy",
+    "PolicyFile",
     "PolicyRef",
     "PolicyStore",
+    "RuleFile",
     "Thresholds",
     "policy_schema",
     "validate_tenant",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable, Iterator, Mapping
 from enum import StrEnum
 from functools import cached_property
-from typing import Literal
+from typing import Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 from moderation.errors import InvalidTenant
 from moderation.taxonomy import TAXONOMY
@@ -21,6 +23,7 @@ __all__ = [
     "CategoryRule",
     "ContentTypeName",
     "EscalationPolicy",
+    "FrozenDict",
     "Policy",
     "PolicyRef",
     "Thresholds",
@@ -28,9 +31,14 @@ __all__ = [
 ]
 
 DEFAULT_POLICY = "default"
+TENANT_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 _TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)")
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# A budget window longer than a month is a typo (`per: 1y` was meant as something else), and a
+# window of 10**400 seconds overflows to inf.
+MAX_BUDGET_WINDOW_SECONDS = 31 * 86400
+DEFAULT_MAX_FRAMES = 4
 
 ContentTypeName = Literal["animated", "illustrated"]
 CONTENT_TYPES: tuple[ContentTypeName, ...] = ("animated", "illustrated")
@@ -43,6 +51,60 @@ def validate_tenant(tenant: object) -> str:
             f"invalid tenant id {tenant!r}: tenant ids match ^[a-z0-9][a-z0-9_-]{{0,63}}$"
         )
     return tenant
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class FrozenDict(Mapping[K, V], Generic[K, V]):
+    """A read-only dict: reads like one, compares equal to one, cannot be changed; hashable.
+
+    Used inside frozen models, whose cached hash of their contents a mutable dict would make stale.
+    Pydantic validates it as a dict and serialises it as one.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Mapping[K, V] | Iterable[tuple[K, V]] = ()) -> None:
+        self._data: dict[K, V] = dict(data)
+
+    def __getitem__(self, key: K) -> V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._data == dict(other.items())
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._data.items()))
+
+    def __repr__(self) -> str:
+        return f"FrozenDict({self._data!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self._data,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(
+        cls, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        key, value = get_args(source) or (Any, Any)
+        as_dict = handler.generate_schema(dict[key, value])  # type: ignore[valid-type]
+        return core_schema.no_info_after_validator_function(
+            cls,
+            as_dict,
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                dict, return_schema=as_dict
+            ),
+        )
 
 
 class Band(StrEnum):
@@ -130,7 +192,11 @@ class PolicyRef(BaseModel):
 
 
 class Policy(BaseModel):
-    """One tenant's resolved, validated rules. Built by `PolicyStore`; immutable."""
+    """One tenant's resolved, validated rules. Built by `PolicyStore`; immutable.
+
+    `max_frames` is how many frames of an animated image are sent to the detector (one call each).
+    `categories` is read-only: `sha256` is computed once and must not go stale.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -139,8 +205,9 @@ class Policy(BaseModel):
     description: str = ""
     min_confidence: float = 50.0
     content_type_min_confidence: float = 50.0
+    max_frames: int = DEFAULT_MAX_FRAMES
     default: Thresholds
-    categories: dict[str, CategoryRule] = {}
+    categories: FrozenDict[str, CategoryRule] = FrozenDict()
     escalation: EscalationPolicy = EscalationPolicy()
     on_detector_error: Literal["raise", "review"] = "raise"
 

@@ -5,30 +5,47 @@ a deep merge (RFC 7396 merge-patch: a mapping merges key by key, `null` removes 
 anything else replaces), and checks everything before it hands out a single policy. Every problem is
 collected with its file, line, key path and a hint; if there is one, `PolicyError` carries them all
 and nothing is half-loaded.
+
+So that one run shows every problem, a file with problems is still merged, without the entries that
+were refused (a whole category rule, one escalation key, one top-level key): its parent's value
+stands in for them. A tenant is judged only on what it writes itself; what it inherits unchanged is
+its parent's to report, once.
 """
 
 from __future__ import annotations
 
 import difflib
 import itertools
-import math
 import os
-import sys
-from collections.abc import Iterator, Mapping
+import stat
+import warnings as _warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 from moderation.errors import PolicyError, Problem, UnknownTenant
+from moderation.policy._file import (
+    TAGS,
+    BudgetFile,
+    EscalationFile,
+    PlainRuleFile,
+    PolicyFile,
+    RuleFile,
+)
 from moderation.policy._model import (
     _DURATION,
     _DURATION_UNITS,
     _TENANT_ID,
     CONTENT_TYPES,
+    DEFAULT_MAX_FRAMES,
     DEFAULT_POLICY,
     Budget,
     CategoryRule,
     EscalationPolicy,
+    FrozenDict,
     Policy,
     Thresholds,
     validate_tenant,
@@ -38,22 +55,22 @@ from moderation.taxonomy import TAXONOMY
 
 __all__ = ["PolicyStore"]
 
-# --------------------------------------------------------------------------- reading one file
+# --------------------------------------------------------------------------- checking one file
 
-_TOP_KEYS = (
-    "id",
-    "description",
-    "extends",
-    "min_confidence",
-    "content_type_min_confidence",
-    "default",
-    "categories",
-    "escalation",
-    "on_detector_error",
-)
 _BAND_KEYS = ("reject", "review", "escalate")
-_ESCALATION_KEYS = ("judge", "model_id", "guidance", "on_error", "on_blocked", "budget")
-_BUDGET_KEYS = ("calls", "per")
+_CONFIDENCES = ("min_confidence", "content_type_min_confidence")
+_CHOICES: dict[str, tuple[tuple[str, ...], str]] = {
+    "judge": (("bedrock", "none"), ""),
+    "on_error": (
+        ("review", "reject"),
+        "fail closed: a judge that fails must never publish an image",
+    ),
+    "on_blocked": (
+        ("review", "reject"),
+        "fail closed: a judge that fails must never publish an image",
+    ),
+    "on_detector_error": (("raise", "review"), "a detector failure must never approve an image"),
+}
 
 _Clean = dict[str, Any]
 
@@ -66,10 +83,15 @@ class _File:
     clean: _Clean = field(default_factory=dict)
     lines: dict[KeyPath, int] = field(default_factory=dict)
     extends: str | None = None
+    # False when `extends` itself was refused: the parent is unknown, so the file is not merged
+    # (merged on top of `default` it could show problems its real parent would not have).
+    extends_known: bool = True
+    # Entries refused by the checker, as clean paths: nothing is reported as a consequence of them.
+    refused: set[KeyPath] = field(default_factory=set)
 
 
-def _close(word: str, options: tuple[str, ...]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1, cutoff=0.5)
+def _close(word: str, options: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
     return f"did you mean '{close[0]}'?" if close else None
 
 
@@ -77,17 +99,97 @@ def _dotted(path: KeyPath) -> str:
     return ".".join(path)
 
 
+def _is_rule(path: KeyPath) -> bool:
+    return (
+        path == ("default",)
+        or (len(path) == 2 and path[0] == "categories")
+        or (len(path) == 3 and path[0] == "categories" and path[2] in CONTENT_TYPES)
+    )
+
+
+def _is_threshold(path: KeyPath) -> bool:
+    return path in (("min_confidence",), ("content_type_min_confidence",)) or (
+        len(path) > 1 and path[-1] in _BAND_KEYS and _is_rule(path[:-1])
+    )
+
+
+def _field_path(loc: tuple[int | str, ...]) -> KeyPath | None:
+    """The key path a pydantic error location stands for: union tags taken out.
+
+    None for an error about a mapping key itself (a category name that is not text): the category
+    check reports those by name.
+    """
+    out: list[str] = []
+    for part in loc:
+        if part == "[key]":
+            return None
+        here = tuple(out)
+        if part in TAGS and (_is_rule(here) or here == ("escalation", "budget", "per")):
+            continue  # the branch of a tagged union, not a key anyone wrote
+        out.append(str(part))
+    return tuple(out)
+
+
+def _model_at(path: KeyPath) -> type[BaseModel] | None:
+    """The file model of the mapping at `path`, for naming the keys allowed there."""
+    if path == ():
+        return PolicyFile
+    if path == ("escalation",):
+        return EscalationFile
+    if path == ("escalation", "budget"):
+        return BudgetFile
+    if _is_rule(path):
+        return RuleFile if path[0] == "categories" and len(path) == 2 else PlainRuleFile
+    return None
+
+
+def _entry(path: KeyPath) -> KeyPath:
+    """What is dropped when something at `path` is refused: a whole rule, or one key."""
+    if path[0] in ("categories", "escalation") and len(path) > 1:
+        return path[:2]
+    return path[:1]
+
+
+def _empty_hint(path: KeyPath, spelled_null: bool) -> str:
+    if _is_rule(path):
+        what = "override" if len(path) == 3 else "rule"
+        if spelled_null:
+            return f"write `null` to remove the inherited {what}"
+        return f"write a rule, `allow`, or `null` to remove the inherited {what}"
+    if path == ("extends",):
+        if spelled_null:
+            return "write `null`, or leave the key out, to extend default"
+        return "name the policy to extend, or leave the key out to extend default"
+    if _is_threshold(path):
+        if spelled_null:
+            return "write `null` to remove the inherited threshold"
+        return "write a number, or `null` to remove the inherited threshold"
+    if spelled_null:
+        return "write `null` to remove the inherited value"
+    return "write a value, or `null` to remove the inherited one"
+
+
 class _Checker:
-    """Checks one file and writes its cleaned form: canonical names, float thresholds."""
+    """Checks one file and writes its cleaned form: canonical names, float thresholds.
+
+    The file's data is validated with `PolicyFile` (types, ranges, choices, unknown keys); what
+    needs more than the data (YAML null spellings, taxonomy names, the file's own name) is checked
+    here by hand. Refused entries are left out of the cleaned form.
+    """
 
     def __init__(self, f: _File, problems: list[Problem], warnings: list[Problem]) -> None:
         self.f = f
         self.problems = problems
         self.warnings = warnings
+        self.own: list[Problem] = []
+        # What the file models found: the rules the generated JSON Schema checks too.
+        self.format_problems: list[Problem] = []
+        self.refused_raw: set[KeyPath] = set()
 
-    def error(self, path: KeyPath, message: str, hint: str | None = None) -> None:
-        line = self.f.doc.line(path)
-        self.problems.append(Problem(self.f.file, _dotted(path), message, hint, line))
+    def error(self, path: KeyPath, message: str, hint: str | None = None) -> Problem:
+        problem = Problem(self.f.file, _dotted(path), message, hint, self.f.doc.line(path))
+        self.own.append(problem)
+        return problem
 
     def warn(self, path: KeyPath, message: str, hint: str | None = None) -> None:
         line = self.f.doc.line(path)
@@ -98,127 +200,186 @@ class _Checker:
         if line is not None:
             self.f.lines[clean] = line
 
-    def unknown_keys(
-        self, data: Mapping[Any, Any], allowed: tuple[str, ...], path: KeyPath
-    ) -> None:
-        for key in data:
-            if key not in allowed:
-                self.error(
-                    (*path, str(key)),
-                    f"unknown key '{key}'",
-                    _close(str(key), allowed) or f"allowed here: {', '.join(allowed)}",
-                )
+    def refuse(self, path: KeyPath) -> None:
+        self.refused_raw.add(_entry(path))
 
-    def number(self, value: Any, path: KeyPath, lo: float = 0, hi: float = 100) -> float | None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            hint = "write a plain number such as 80" if isinstance(value, str) else None
-            self.error(path, f"must be a number from {lo:g} to {hi:g}, got {value!r}", hint)
-            return None
-        # Range first: math.isfinite raises OverflowError on an int too large for a float.
-        if not lo <= value <= hi or not math.isfinite(value):
-            self.error(path, f"must be a number from {lo:g} to {hi:g}, got {value!r}")
-            return None
-        return float(value)
-
-    def choice(self, value: Any, path: KeyPath, options: tuple[str, ...], why: str = "") -> Any:
-        if isinstance(value, str) and value in options:
-            return value
-        hint = _close(value, options) if isinstance(value, str) else None
-        message = f"must be one of {', '.join(options)}, got {value!r}"
-        self.error(path, message + (f"; {why}" if why else ""), hint)
-        return None
+    def refused(self, path: KeyPath) -> bool:
+        return any(path[:n] in self.refused_raw for n in range(1, len(path) + 1))
 
     def run(self) -> None:
         data = self.f.doc.data
-        c = self.f.clean
-        self.unknown_keys(data, _TOP_KEYS, ())
-        if "id" in data and data["id"] != self.f.name:
+        found = self.validate(data)
+        unknown = {path for path, error in found if error["type"] == "extra_forbidden"}
+        nulls = self.check_nulls(unknown)
+        reported: set[KeyPath] = set(nulls)
+        for path, error in found:
+            message, hint = self.describe(path, error)
+            problem = Problem(self.f.file, _dotted(path), message, hint, self.f.doc.line(path))
+            self.format_problems.append(problem)
+            self.refuse(path)
+            if path not in reported:  # an empty value is reported as that, not as a wrong type
+                reported.add(path)
+                self.own.append(problem)
+        self.identity(data)
+        self.build(data)
+        # In file order; problems without a line (none so far) last.
+        self.own.sort(key=lambda p: (p.line is None, p.line or 0))
+        self.problems.extend(self.own)
+
+    def validate(self, data: Any) -> list[tuple[KeyPath, Any]]:
+        try:
+            PolicyFile.model_validate(data)
+        except ValidationError as exc:
+            found: list[tuple[KeyPath, Any]] = []
+            for error in exc.errors():
+                path = _field_path(error["loc"])
+                if path is not None:
+                    # Both keys of a budget missing is one problem with the budget.
+                    if error["type"] == "missing":
+                        path = path[:-1]
+                    if path not in (p for p, _ in found):
+                        found.append((path, error))
+            return found
+        return []
+
+    def check_nulls(self, unknown: set[KeyPath]) -> set[KeyPath]:
+        """The paths of empty values and of nulls not spelled `null`, each reported as an error.
+
+        Removing an inherited value must be written out, so that no removal is an accident.
+        """
+        reported: set[KeyPath] = set()
+        for path, spelling in self.f.doc.nulls.items():
+            if spelling == "null" or any(path[:n] in unknown for n in range(1, len(path) + 1)):
+                continue
+            if spelling == "":
+                self.error(path, "empty value", _empty_hint(path, spelled_null=False))
+            else:
+                self.error(
+                    path,
+                    f"`{spelling}` is YAML for null; policies spell it `null`",
+                    _empty_hint(path, spelled_null=True),
+                )
+            self.refuse(path)
+            reported.add(path)
+        return reported
+
+    def describe(self, path: KeyPath, error: Any) -> tuple[str, str | None]:
+        """A pydantic error about `path` in this file's words: (message, hint)."""
+        kind, value, field_name = error["type"], error.get("input"), path[-1] if path else ""
+        if kind == "extra_forbidden":
+            model = _model_at(path[:-1])
+            allowed = tuple(model.model_fields) if model else ()
+            hint = _close(field_name, allowed) or f"allowed here: {', '.join(allowed)}"
+            return f"unknown key '{field_name}'", hint
+        if kind == "missing":
+            return "a budget needs both calls and per", "e.g. {calls: 1000, per: 1h}"
+        if kind == "empty_rule":
+            return "an empty rule has no thresholds", (
+                "give reject, review or escalate, or write `allow` to ignore the category"
+            )
+        if _is_rule(path):
+            return f"a rule is `allow` or a mapping of thresholds, got {value!r}", (
+                "e.g. {reject: 90, escalate: 60}"
+            )
+        if _is_threshold(path):
+            number = "write a plain number such as 80" if isinstance(value, str) else None
+            return f"must be a number from 0 to 100, got {value!r}", number
+        if field_name in _CHOICES:
+            options, why = _CHOICES[field_name]
+            message = f"must be one of {', '.join(options)}, got {value!r}"
+            near = _close(value, options) if isinstance(value, str) else None
+            return message + (f"; {why}" if why else ""), near
+        if path == ("max_frames",):
+            return f"must be a whole number from 1 to 20, got {value!r}", None
+        if path == ("escalation", "budget", "calls"):
+            return f"must be a whole number >= 0, got {value!r}", None
+        if path == ("escalation", "budget", "per"):
+            return (
+                f"must be a duration such as 30s, 15m, 1h or 1d, at most 31 days, got {value!r}",
+                None,
+            )
+        if path == ("id",):
+            return f"id {value!r} does not match the file, which defines {self.f.name!r}", (
+                f"use id: {self.f.name} or rename the file"
+            )
+        if path == ("extends",):
+            return f"extends must name a policy, got {value!r}", None
+        if path == ("escalation", "model_id"):
+            return f"must be non-empty text, got {value!r}", None
+        if path in (("description",), ("escalation", "guidance")):
+            return "must be text", None
+        if path == ("categories",):
+            return "must be a mapping of category name to rule", None
+        if path == ("escalation",):
+            return "must be a mapping", "e.g. {judge: none}"
+        if path == ("escalation", "budget"):
+            return "must be a mapping", "e.g. {calls: 1000, per: 1h}"
+        return f"{error['msg']}, got {value!r}", None
+
+    def identity(self, data: Mapping[str, Any]) -> None:
+        """Records what the file extends, and reports an `id` that is not the file's name."""
+        if (
+            isinstance(data.get("id"), str)
+            and data["id"] != self.f.name
+            and not self.refused(("id",))
+        ):
             self.error(
                 ("id",),
                 f"id {data['id']!r} does not match the file, which defines {self.f.name!r}",
                 f"use id: {self.f.name} or rename the file",
             )
-        if "description" in data:
-            if isinstance(data["description"], str):
-                c["description"] = data["description"]
-            elif data["description"] is not None:
-                self.error(("description",), "must be text")
-        self.extends(data)
-        for key in ("min_confidence", "content_type_min_confidence"):
-            if key in data:
-                self.keep((key,), (key,))
-                c[key] = None if data[key] is None else self.number(data[key], (key,))
-        if "on_detector_error" in data:
-            self.keep(("on_detector_error",), ("on_detector_error",))
-            c["on_detector_error"] = self.choice(
-                data["on_detector_error"],
-                ("on_detector_error",),
-                ("raise", "review"),
-                "a detector failure must never approve an image",
-            )
-        if "default" in data:
-            self.keep(("default",), ("default",))
-            c["default"] = self.band(data["default"], ("default",), ("default",), overrides=False)
-        if "categories" in data:
-            self.categories(data["categories"])
-        if "escalation" in data:
-            self.escalation(data["escalation"])
-
-    def extends(self, data: Mapping[str, Any]) -> None:
         if self.f.name == DEFAULT_POLICY:
-            if data.get("extends") is not None:
+            if data.get("extends") is not None and not self.refused(("extends",)):
                 self.error(("extends",), "default.yaml is the root policy and extends nothing")
             return
-        target = data.get("extends", DEFAULT_POLICY)
-        if target is None:
-            target = DEFAULT_POLICY
-        if not isinstance(target, str) or not _TENANT_ID.fullmatch(target):
-            self.error(("extends",), f"extends must name a policy, got {target!r}")
+        if self.refused(("extends",)):
+            self.f.extends_known = False
             return
-        self.f.extends = target
+        self.f.extends = data.get("extends") or DEFAULT_POLICY
 
-    def band(self, value: Any, raw: KeyPath, clean: KeyPath, *, overrides: bool) -> Any:
-        if value is None:
-            return None
-        if value == "allow":
-            return "allow"
-        if not isinstance(value, Mapping):
-            self.error(
-                raw,
-                f"a rule is `allow` or a mapping of thresholds, got {value!r}",
-                "e.g. {reject: 90, escalate: 60}",
-            )
-            return None
-        allowed = _BAND_KEYS + (CONTENT_TYPES if overrides else ())
-        self.unknown_keys(value, allowed, raw)
-        if not value:
-            self.error(
-                raw,
-                "an empty rule has no thresholds",
-                "give reject, review or escalate, or write `allow` to ignore the category",
-            )
+    def build(self, data: Mapping[str, Any]) -> None:
+        c = self.f.clean
+        for key in PolicyFile.model_fields:
+            if key not in data or key in ("id", "extends"):
+                continue
+            if self.refused((key,)):
+                self.f.refused.add((key,))
+                continue
+            value = data[key]
+            self.keep((key,), (key,))
+            if value is None:
+                c[key] = None
+            elif key == "default":
+                c[key] = self.rule(value, (key,), (key,), overrides=False)
+            elif key == "categories":
+                c[key] = self.categories(value)
+            elif key == "escalation":
+                c[key] = self.escalation(value)
+            elif key in _CONFIDENCES:
+                c[key] = float(value)
+            elif key == "max_frames":
+                c[key] = int(value)
+            else:
+                c[key] = value
+
+    def rule(self, value: Any, raw: KeyPath, clean: KeyPath, *, overrides: bool) -> Any:
+        if value is None or value == "allow":
+            return value
         out: dict[str, Any] = {}
         for key in _BAND_KEYS:
             if key in value:
                 self.keep((*raw, key), (*clean, key))
-                v = value[key]
-                out[key] = None if v is None else self.number(v, (*raw, key))
+                out[key] = None if value[key] is None else float(value[key])
         if overrides:
             for key in CONTENT_TYPES:
                 if key in value:
                     self.keep((*raw, key), (*clean, key))
-                    out[key] = self.band(value[key], (*raw, key), (*clean, key), overrides=False)
+                    out[key] = self.rule(value[key], (*raw, key), (*clean, key), overrides=False)
         return out
 
-    def categories(self, value: Any) -> None:
-        if value is None:
-            self.f.clean["categories"] = None
-            return
-        if not isinstance(value, Mapping):
-            self.error(("categories",), "must be a mapping of category name to rule")
-            return
+    def categories(self, value: Mapping[Any, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        first: dict[str, str] = {}
+        first: dict[str, str] = {}  # canonical name -> the spelling that named it first
         legacy_rules: list[tuple[str, Any, KeyPath]] = []  # applied after 7.0 names, which win
         for raw_name, rule in value.items():
             name = str(raw_name)
@@ -259,72 +420,54 @@ class _Checker:
                         f"so {lost} fall to other rules",
                         "if this policy was written for 6.1, name 'Explicit' instead",
                     )
-            self.keep(raw, ("categories", canonical))
-            out[canonical] = self.band(rule, raw, ("categories", canonical), overrides=True)
-        for _name, rule, raw in legacy_rules:
-            legacy_map = TAXONOMY.legacy(_name)
+            self.add_rule(out, rule, raw, canonical)
+        claimed: dict[str, str] = {}  # 7.0 category -> the 6.1 name that applied to it
+        for name, rule, raw in legacy_rules:
+            legacy_map = TAXONOMY.legacy(name)
             assert legacy_map is not None
             for target in legacy_map.targets:
-                if target in out:  # a 7.0 name in the same file is more specific
+                if target in first:  # a 7.0 name in the same file is more specific
                     continue
-                self.keep(raw, ("categories", target))
-                out[target] = self.band(rule, raw, ("categories", target), overrides=True)
-        self.f.clean["categories"] = out
+                if target in claimed:
+                    other = claimed[target]
+                    where = self.f.doc.line(("categories", other)), self.f.doc.line(raw)
+                    self.error(
+                        raw,
+                        f"'{other}' (line {where[0]}) and '{name}' (line {where[1]}) both become "
+                        f"'{target}' in taxonomy {TAXONOMY.version}, and only one rule can apply",
+                        f"write one '{target}' rule instead",
+                    )
+                    out.pop(target, None)
+                    self.f.refused.add(("categories", target))
+                    continue
+                claimed[target] = name
+                self.add_rule(out, rule, raw, target)
+        return out
 
-    def escalation(self, value: Any) -> None:
-        path: KeyPath = ("escalation",)
-        if value is None:
-            self.f.clean["escalation"] = None
+    def add_rule(self, out: dict[str, Any], rule: Any, raw: KeyPath, canonical: str) -> None:
+        clean: KeyPath = ("categories", canonical)
+        if self.refused(raw):
+            self.f.refused.add(clean)
             return
-        if not isinstance(value, Mapping):
-            self.error(path, "must be a mapping", "e.g. {judge: none}")
-            return
-        self.keep(path, path)  # so a problem about the block as a whole (no model_id) has a line
-        self.unknown_keys(value, _ESCALATION_KEYS, path)
+        self.keep(raw, clean)
+        out[canonical] = self.rule(rule, raw, clean, overrides=True)
+
+    def escalation(self, value: Mapping[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for key in _ESCALATION_KEYS:
+        for key in EscalationFile.model_fields:
+            path: KeyPath = ("escalation", key)
             if key not in value:
                 continue
-            self.keep((*path, key), (*path, key))
+            if self.refused(path):
+                self.f.refused.add(path)
+                continue
+            self.keep(path, path)
             v = value[key]
-            if v is None:
-                out[key] = None
-            elif key == "judge":
-                out[key] = self.choice(v, (*path, key), ("bedrock", "none"))
-            elif key in ("on_error", "on_blocked"):
-                out[key] = self.choice(
-                    v,
-                    (*path, key),
-                    ("review", "reject"),
-                    "fail closed: a judge that fails must never publish an image",
-                )
-            elif key in ("model_id", "guidance"):
-                if not isinstance(v, str) or (key == "model_id" and not v.strip()):
-                    self.error((*path, key), f"must be {'non-empty ' * (key == 'model_id')}text")
-                else:
-                    out[key] = v
-            elif key == "budget":
-                out[key] = self.budget(v, (*path, key))
-        self.f.clean["escalation"] = out
-
-    def budget(self, value: Any, path: KeyPath) -> Any:
-        if not isinstance(value, Mapping):
-            self.error(path, "must be a mapping", "e.g. {calls: 1000, per: 1h}")
-            return None
-        self.unknown_keys(value, _BUDGET_KEYS, path)
-        calls, per = value.get("calls"), value.get("per")
-        ok = True
-        if isinstance(calls, bool) or not isinstance(calls, int) or calls < 0:
-            self.error((*path, "calls"), f"must be a whole number >= 0, got {calls!r}")
-            ok = False
-        seconds = _duration(per)
-        if seconds is None:
-            self.error(
-                (*path, "per"),
-                f"must be a duration such as 30s, 15m, 1h or 1d, got {per!r}",
-            )
-            ok = False
-        return {"calls": calls, "per_seconds": seconds} if ok else None
+            if key == "budget" and v is not None:
+                out[key] = {"calls": int(v["calls"]), "per_seconds": _duration(v["per"])}
+            else:
+                out[key] = v
+        return out
 
 
 def _close_category(name: str) -> str | None:
@@ -332,17 +475,13 @@ def _close_category(name: str) -> str | None:
     return f"did you mean '{found[0]}'?" if found else None
 
 
-def _duration(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    # `0 < value <= max float` rejects NaN, inf and ints too large to convert (no OverflowError).
-    if isinstance(value, int | float) and 0 < value <= sys.float_info.max:
+def _duration(value: float | str) -> float:
+    """Seconds in a budget window the file model has already accepted (a number, or 30s/1.5h)."""
+    if isinstance(value, int | float):
         return float(value)
-    if isinstance(value, str):
-        m = _DURATION.fullmatch(value.strip())
-        if m and float(m.group(1)) > 0:
-            return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    return None
+    m = _DURATION.fullmatch(value.strip())
+    assert m is not None, value
+    return float(m.group(1)) * _DURATION_UNITS[m.group(2)]
 
 
 # --------------------------------------------------------------------------- merging and resolving
@@ -350,9 +489,12 @@ def _duration(value: Any) -> float | None:
 _Origin = tuple[str, int | None]
 
 
-def _drop_under(origin: dict[KeyPath, _Origin], path: KeyPath) -> None:
-    for key in [k for k in origin if k[: len(path)] == path]:
-        del origin[key]
+def _forget(origin: dict[KeyPath, _Origin], path: KeyPath, before: Any) -> None:
+    """Drop where `path` and everything under it came from (it is being replaced or removed)."""
+    origin.pop(path, None)
+    if isinstance(before, dict):  # only a mapping has entries under it: no scan otherwise
+        for key in [k for k in origin if k[: len(path)] == path]:
+            del origin[key]
 
 
 def _merge(
@@ -365,27 +507,54 @@ def _merge(
     out = dict(target)
     for key, value in patch.items():
         here = (*path, key)
+        before = out.get(key)
         if value is None:
             out.pop(key, None)
-            _drop_under(origin, here)
+            _forget(origin, here, before)
             continue
         if isinstance(value, dict):
-            base = out.get(key)
-            if not isinstance(base, dict):
-                base = {}
-                _drop_under(origin, here)
-            out[key] = _merge(base, value, origin, f, here)
+            if not isinstance(before, dict):
+                _forget(origin, here, before)
+                before = {}
+            out[key] = _merge(before, value, origin, f, here)
         else:
-            _drop_under(origin, here)
+            _forget(origin, here, before)
             out[key] = value
         origin[here] = (f.file, f.lines.get(here))
     return out
+
+
+def _written(clean: Mapping[str, Any], prefix: KeyPath = ()) -> Iterator[KeyPath]:
+    """Every path a file sets, removes or replaces (a mapping only merges, so it is walked into)."""
+    for key, value in clean.items():
+        here = (*prefix, key)
+        if isinstance(value, dict):
+            yield from _written(value, here)
+        else:
+            yield here
+
+
+class _Paths:
+    """A set of key paths, asked whether a path is one of them, under one, or above one."""
+
+    def __init__(self, paths: Iterable[KeyPath]) -> None:
+        self.exact = set(paths)
+        self.above = {p[:n] for p in self.exact for n in range(1, len(p))}
+
+    def related(self, path: KeyPath) -> bool:
+        return path in self.above or any(path[:n] in self.exact for n in range(1, len(path) + 1))
 
 
 def _thresholds(value: Any) -> Thresholds:
     if value == "allow":
         return Thresholds(allow=True)
     return Thresholds(**{k: value.get(k) for k in _BAND_KEYS})
+
+
+@dataclass(slots=True)
+class _Resolved:
+    chain: tuple[str, ...]
+    merged: dict[str, Any]
 
 
 class _Resolver:
@@ -418,16 +587,18 @@ class _Resolver:
             seen.append(current)
             f = self.files[current]
             chain.append(f)
+            if not f.extends_known:
+                return None
             parent = f.extends
             if parent in self.broken:
-                return None
+                return None  # its problems are listed; what it would give cannot be known
             if parent is not None and parent not in self.files:
                 self.problems.append(
                     Problem(
                         f.file,
                         "extends",
                         f"extends '{parent}', but there is no such policy",
-                        _close(parent, tuple(self.files)),
+                        _close(parent, self.files),
                         f.doc.line(("extends",)),
                     )
                 )
@@ -435,7 +606,8 @@ class _Resolver:
             current = parent
         return chain
 
-    def resolve(self, name: str) -> Policy | None:
+    def resolve(self, name: str) -> _Resolved | None:
+        """The merged rules of `name`, with every problem of what its own file writes reported."""
         chain = self.chain(name)
         if chain is None:
             return None
@@ -444,7 +616,17 @@ class _Resolver:
         for f in reversed(chain):
             merged = _merge(merged, f.clean, origin, f)
         leaf = chain[0]
-        before = len(self.problems)
+        policy_of = {f.file: f.name for f in chain}
+        written = _Paths(_written(leaf.clean))
+        refused = _Paths(itertools.chain.from_iterable(f.refused for f in chain))
+
+        def touched(path: KeyPath) -> bool:
+            # The root has no parent to report for it; a tenant answers for what it writes, and
+            # what it inherits unchanged was checked when its parent was resolved.
+            return len(chain) == 1 or written.related(path)
+
+        def suppressed(path: KeyPath) -> bool:
+            return refused.related(path)
 
         def at(path: KeyPath) -> _Origin:
             while path:
@@ -453,59 +635,90 @@ class _Resolver:
                 path = path[:-1]
             return (leaf.file, None)
 
-        files_in_chain = [f.file for f in chain]
+        def in_leaf(path: KeyPath) -> _Origin:
+            while path and path not in leaf.lines:
+                path = path[:-1]
+            return (leaf.file, leaf.lines.get(path))
 
-        def rank(file: str) -> int:
-            return files_in_chain.index(file) if file in files_in_chain else len(chain)
+        rank = {f.file: i for i, f in enumerate(chain)}
 
-        def error(path: KeyPath, message: str, hint: str | None = None) -> None:
-            file, line = at(path)
-            self.problems.append(Problem(file, _dotted(path), message, hint, line))
-
-        def warn(path: KeyPath, message: str, hint: str | None = None) -> None:
-            file, line = at(path)
-            self.warnings.append(Problem(file, _dotted(path), message, hint, line, "warning"))
+        def error(path: KeyPath, message: str, hint: str | None = None, *, place: _Origin) -> None:
+            self.problems.append(Problem(place[0], _dotted(path), message, hint, place[1]))
 
         min_conf = merged.get("min_confidence", 50.0)
-        if "default" not in merged:
+        if "default" not in merged and touched(("default",)) and not suppressed(("default",)):
             error(
                 ("default",),
                 "no `default` rule: labels without a category rule would be ignored",
                 "add e.g. default: {reject: 90, escalate: 60}, or `default: allow` to say so",
+                place=at(("default",)),
             )
 
         def check_band(path: KeyPath, value: Any) -> None:
             if value == "allow" or not isinstance(value, dict):
                 return
             present = [(k, value[k]) for k in ("escalate", "review", "reject") if k in value]
-            if not present:
-                own = "after merging" if len(chain) > 1 else "of its own"
-                error(
-                    path,
-                    f"this rule has no reject, review or escalate threshold {own}",
-                    "add one, or write `allow`; animated/illustrated overrides apply only to "
-                    "those images, so photos would match nothing",
-                )
-            for (lo_key, lo), (hi_key, hi) in itertools.pairwise(present):
-                if lo > hi:
-                    # Blame whichever of the two was written nearer the tenant: that is the edit
-                    # that made the pair inconsistent.
-                    blamed = min((lo_key, hi_key), key=lambda k: rank(at((*path, k))[0]))
-                    merged_note = f" in policy '{name}' after merging" if len(chain) > 1 else ""
+            if touched(path) and not suppressed(path):
+                if not present:
+                    own = "after merging" if len(chain) > 1 else "of its own"
                     error(
-                        (*path, blamed),
-                        f"{lo_key} {lo:g} is above {hi_key} {hi:g}{merged_note}: bands are "
-                        f"checked reject, review, escalate, so this {lo_key} band could never "
-                        "be reached",
-                        f"keep 0 <= escalate <= review <= reject <= 100; `{lo_key}: null` "
-                        "removes an inherited threshold",
+                        path,
+                        f"this rule has no reject, review or escalate threshold {own}",
+                        "add one, or write `allow`; animated/illustrated overrides apply only to "
+                        "those images, so photos would match nothing",
+                        place=at(path),
                     )
+                for (lo_key, lo), (hi_key, hi) in itertools.pairwise(present):
+                    if lo > hi:
+                        # Blame whichever of the two was written nearer the tenant: that is the
+                        # edit that made the pair inconsistent. If both are inherited, the tenant
+                        # removed what stood between them: blame its own rule.
+                        blamed = min(
+                            (lo_key, hi_key), key=lambda k: rank.get(at((*path, k))[0], 99)
+                        )
+                        place = at((*path, blamed))
+                        if place[0] != leaf.file:
+                            place = in_leaf(path)
+                        merged_note = f" in policy '{name}' after merging" if len(chain) > 1 else ""
+                        error(
+                            (*path, blamed),
+                            f"{lo_key} {lo:g} is above {hi_key} {hi:g}{merged_note}: bands are "
+                            f"checked reject, review, escalate, so this {lo_key} band could never "
+                            "be reached",
+                            f"keep 0 <= escalate <= review <= reject <= 100; `{lo_key}: null` "
+                            "removes an inherited threshold",
+                            place=place,
+                        )
             for k, v in present:
-                if v < min_conf:
-                    warn(
-                        (*path, k),
-                        f"{k} {v:g} is below min_confidence {min_conf:g}; labels under "
-                        f"{min_conf:g} never arrive, so the band starts at {min_conf:g}",
+                if v >= min_conf:
+                    continue
+                place = at((*path, k))
+                if place[0] == leaf.file:
+                    self.warnings.append(
+                        Problem(
+                            place[0],
+                            _dotted((*path, k)),
+                            f"{k} {v:g} is below min_confidence {min_conf:g}; labels under "
+                            f"{min_conf:g} never arrive, so the band starts at {min_conf:g}",
+                            None,
+                            place[1],
+                            "warning",
+                        )
+                    )
+                elif touched(("min_confidence",)):
+                    # An inherited threshold that this tenant's min_confidence cuts off: filed at
+                    # that min_confidence, naming the tenant and where the threshold comes from.
+                    self.warnings.append(
+                        Problem(
+                            leaf.file,
+                            _dotted((*path, k)),
+                            f"{k} {v:g} inherited from '{policy_of[place[0]]}' is below "
+                            f"min_confidence {min_conf:g} in policy '{name}'; labels under "
+                            f"{min_conf:g} never arrive, so the band starts at {min_conf:g}",
+                            "override the threshold in this file, or lower min_confidence",
+                            in_leaf(("min_confidence",))[1],
+                            "warning",
+                        )
                     )
 
         if "default" in merged:
@@ -517,108 +730,270 @@ class _Resolver:
                     if ct in rule:
                         check_band(("categories", cat, ct), rule[ct])
         esc = merged.get("escalation") or {}
-        if esc.get("judge") == "bedrock" and not esc.get("model_id"):
+        judge, model = ("escalation", "judge"), ("escalation", "model_id")
+        if (
+            esc.get("judge") == "bedrock"
+            and not esc.get("model_id")
+            and (touched(judge) or touched(model))
+            and not (suppressed(judge) or suppressed(model))
+        ):
             error(
-                ("escalation", "model_id"),
+                model,
                 "judge: bedrock needs a model_id",
                 "e.g. us.anthropic.claude-haiku-4-5-20251001-v1:0",
+                place=at(model),
             )
-        if len(self.problems) > before:
-            return None
-        categories = {
-            cat: CategoryRule(
-                name=cat,
-                thresholds=_thresholds(rule),
-                **{
-                    ct: _thresholds(rule[ct])
-                    for ct in CONTENT_TYPES
-                    if isinstance(rule, dict) and ct in rule
-                },
-            )
-            for cat, rule in sorted((merged.get("categories") or {}).items())
-        }
-        budget = esc.get("budget")
-        return Policy(
-            id=name,
-            chain=tuple(f.name for f in chain),
-            description=merged.get("description", ""),
-            min_confidence=min_conf,
-            content_type_min_confidence=merged.get("content_type_min_confidence", 50.0),
-            default=_thresholds(merged["default"]),
-            categories=categories,
-            escalation=EscalationPolicy(
-                **{k: v for k, v in esc.items() if k != "budget"},
-                budget=Budget(**budget) if budget else None,
-            ),
-            on_detector_error=merged.get("on_detector_error", "raise"),
+        return _Resolved(tuple(f.name for f in chain), merged)
+
+
+def _policy(name: str, resolved: _Resolved) -> Policy:
+    merged = resolved.merged
+    categories = {
+        cat: CategoryRule(
+            name=cat,
+            thresholds=_thresholds(rule),
+            **{
+                ct: _thresholds(rule[ct])
+                for ct in CONTENT_TYPES
+                if isinstance(rule, dict) and ct in rule
+            },
         )
+        for cat, rule in sorted((merged.get("categories") or {}).items())
+    }
+    esc = merged.get("escalation") or {}
+    budget = esc.get("budget")
+    return Policy(
+        id=name,
+        chain=resolved.chain,
+        description=merged.get("description", ""),
+        min_confidence=merged.get("min_confidence", 50.0),
+        content_type_min_confidence=merged.get("content_type_min_confidence", 50.0),
+        max_frames=merged.get("max_frames", DEFAULT_MAX_FRAMES),
+        default=_thresholds(merged["default"]),
+        categories=FrozenDict(categories),
+        escalation=EscalationPolicy(
+            **{k: v for k, v in esc.items() if k != "budget"},
+            budget=Budget(**budget) if budget else None,
+        ),
+        on_detector_error=merged.get("on_detector_error", "raise"),
+    )
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-class PolicyStore:
-    """Every tenant's policy from one directory, all validated when the store is built."""
+# --------------------------------------------------------------------------- reading files
 
-    def __init__(self, path: str | os.PathLike[str], *, fallback_to_default: bool = False) -> None:
+_Source = tuple[str, "str | bytes | Problem"]
+
+
+def _open_nonblocking(path: str, flags: int) -> int:
+    # Should the file be swapped for a FIFO between the stat and the open, the open still returns.
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+
+
+def _not_regular(mode: int) -> str | None:
+    for test, kind in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return kind
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _reason(exc: OSError) -> str:
+    return (exc.strerror or str(exc)).lower()
+
+
+def _read_file(path: Path, shown: str) -> bytes | Problem:
+    """The first MAX_POLICY_BYTES + 1 bytes of a policy file, or why it cannot be read.
+
+    The type is checked with os.stat before anything is opened: opening a FIFO for reading waits
+    for a writer, for ever.
+    """
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return Problem(
+                shown,
+                "",
+                f"cannot read: a symbolic link to {os.readlink(path)!r}, which does not exist",
+                "fix or remove the link",
+            )
+        return Problem(shown, "", "cannot read: the file does not exist")
+    except OSError as exc:
+        return Problem(shown, "", f"cannot read: {_reason(exc)}")
+    kind = _not_regular(st.st_mode)
+    if kind is not None:
+        return Problem(
+            shown, "", f"cannot read: {kind}, not a regular file", "a policy is one YAML file"
+        )
+    try:
+        with open(path, "rb", opener=_open_nonblocking) as fh:
+            kind = _not_regular(os.fstat(fh.fileno()).st_mode)
+            if kind is not None:
+                return Problem(
+                    shown,
+                    "",
+                    f"cannot read: {kind}, not a regular file",
+                    "a policy is one YAML file",
+                )
+            return fh.read(MAX_POLICY_BYTES + 1)  # a bound on what we read; read_yaml names excess
+    except OSError as exc:
+        return Problem(shown, "", f"cannot read: {_reason(exc)}")
+
+
+def _tenant_files(root: Path, tenants: Path) -> list[Path] | Problem:
+    """The policy files in `tenants/`, or why that directory cannot be used."""
+    if not os.path.lexists(tenants):
+        return []
+    shown = str(tenants)
+    try:
+        real = tenants.resolve()
+    except (OSError, RuntimeError):  # a loop of links
+        return Problem(shown, "", "cannot read tenants/: a loop of symbolic links")
+    if not real.is_relative_to(root.resolve()):
+        return Problem(
+            shown,
+            "",
+            "refused: tenants/ resolves outside the policy directory",
+            "keep the tenant files inside the policy directory",
+        )
+    try:
+        st = os.stat(tenants)
+    except FileNotFoundError:
+        return Problem(
+            shown,
+            "",
+            f"tenants is a symbolic link to {os.readlink(tenants)!r}, which does not exist",
+        )
+    except OSError as exc:
+        return Problem(shown, "", f"cannot read tenants/: {_reason(exc)}")
+    if not stat.S_ISDIR(st.st_mode):
+        return Problem(shown, "", "tenants is not a directory", "tenant files go in tenants/")
+    try:
+        return sorted(p for p in tenants.iterdir() if p.suffix in (".yaml", ".yml"))
+    except OSError as exc:
+        return Problem(shown, "", f"cannot read tenants/: {_reason(exc)}")
+
+
+def _read_dir(root: Path) -> dict[str, _Source]:
+    resolved_root = root.resolve()
+    found: dict[str, _Source] = {}
+    default = root / "default.yaml"
+    candidates = [default]
+    listing = _tenant_files(root, root / "tenants")
+    if isinstance(listing, Problem):
+        found["\0tenants"] = (listing.file, listing)
+    else:
+        candidates += listing
+    for p in candidates:
+        shown = str(p)
+        name = DEFAULT_POLICY if p == default else p.stem
+        if name in found:
+            found[f"{name}\0{p.suffix}"] = (
+                shown,
+                Problem(shown, "", f"a second file for '{name}'", "keep one of .yaml/.yml"),
+            )
+            continue
+        if not os.path.lexists(p):
+            if p == default:
+                found[name] = (shown, Problem(shown, "", "default.yaml not found"))
+            continue
+        try:
+            inside = p.resolve().is_relative_to(resolved_root)
+        except (OSError, RuntimeError):  # a loop of links
+            found[name] = (shown, Problem(shown, "", "cannot read: a loop of symbolic links"))
+            continue
+        if not inside:
+            found[name] = (
+                shown,
+                Problem(shown, "", "refused: the file resolves outside the policy directory"),
+            )
+            continue
+        found[name] = (shown, _read_file(p, shown))
+    return found
+
+
+# --------------------------------------------------------------------------- the store
+
+
+def _fallback(fallback_to_default: bool, strict: bool | None) -> bool:
+    if strict is None:
+        return fallback_to_default
+    if fallback_to_default:
+        raise TypeError("pass fallback_to_default or strict, not both")
+    _warnings.warn(
+        "PolicyStore(strict=...) is deprecated: unknown tenants raise by default now; pass "
+        "fallback_to_default=True to hand them the default policy",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return not strict
+
+
+class PolicyStore:
+    """Every tenant's policy from one directory, all validated when the store is built.
+
+    `get(tenant)` raises `UnknownTenant` for a tenant with no policy file, unless the store was
+    built with `fallback_to_default=True`: then such a tenant gets the default policy, whose `id`
+    stays `default` (so a caller can tell a fallback by `policy.id != tenant`).
+
+    `drafts`: policy files from outside the directory, each read as tenant `<file stem>` (in place
+    of a tenant file of that name), so a new tenant is checked with everything it extends.
+    `strict` is the deprecated spelling of `not fallback_to_default`.
+    """
+
+    path: Path | None
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        fallback_to_default: bool = False,
+        drafts: Iterable[str | os.PathLike[str]] = (),
+        strict: bool | None = None,
+    ) -> None:
+        fallback = _fallback(fallback_to_default, strict)
         root = Path(path)
         if not root.is_dir():
             raise PolicyError([Problem(str(root), "", "policy directory not found")])
-        self.path: Path | None = root
-        self._build(self._read_dir(root), not fallback_to_default)
+        self.path = root
+        sources = _read_dir(root)
+        for draft in map(Path, drafts):
+            name = draft.stem
+            for key in [k for k in sources if k.split("\0")[0] == name]:
+                del sources[key]
+            sources[name] = (str(draft), _read_file(draft, str(draft)))
+        self._build(sources, fallback)
 
     @classmethod
     def from_sources(
-        cls, sources: Mapping[str, str | bytes], *, fallback_to_default: bool = False
+        cls,
+        sources: Mapping[str, str | bytes],
+        *,
+        fallback_to_default: bool = False,
+        strict: bool | None = None,
     ) -> PolicyStore:
         """A store from in-memory documents: `{"default": yaml_text, "kids": yaml_text}`."""
+        fallback = _fallback(fallback_to_default, strict)
         store = cls.__new__(cls)
         store.path = None
-        files = {
+        files: dict[str, _Source] = {
             name: (f"{name}.yaml" if name == DEFAULT_POLICY else f"tenants/{name}.yaml", text)
             for name, text in sources.items()
         }
-        store._build(files, not fallback_to_default)
+        store._build(files, fallback)
         return store
 
-    @staticmethod
-    def _read_dir(root: Path) -> dict[str, tuple[str, str | bytes | Problem]]:
-        resolved_root = root.resolve()
-        found: dict[str, tuple[str, str | bytes | Problem]] = {}
-        candidates = [root / "default.yaml"]
-        tenants = root / "tenants"
-        if tenants.is_dir():
-            candidates += sorted(p for p in tenants.iterdir() if p.suffix in (".yaml", ".yml"))
-        for p in candidates:
-            shown = str(p)
-            name = DEFAULT_POLICY if p.parent == root else p.stem
-            if name in found:
-                found[f"{name}\0{p.suffix}"] = (
-                    shown,
-                    Problem(shown, "", f"a second file for '{name}'", "keep one of .yaml/.yml"),
-                )
-                continue
-            if not p.exists():
-                if p.name == "default.yaml":
-                    found[name] = (shown, Problem(shown, "", "default.yaml not found"))
-                continue
-            if not p.resolve().is_relative_to(resolved_root):
-                found[name] = (
-                    shown,
-                    Problem(shown, "", "refused: the file resolves outside the policy directory"),
-                )
-                continue
-            if not p.is_file():
-                continue
-            with p.open("rb") as fh:  # a bound on what we read; read_yaml names the excess
-                found[name] = (shown, fh.read(MAX_POLICY_BYTES + 1))
-        return found
-
-    def _build(
-        self, sources: Mapping[str, tuple[str, str | bytes | Problem]], strict: bool
-    ) -> None:
-        self.strict = strict
+    def _build(self, sources: Mapping[str, _Source], fallback_to_default: bool) -> None:
+        self.fallback_to_default = fallback_to_default
         problems: list[Problem] = []
         warnings: list[Problem] = []
         files: dict[str, _File] = {}
@@ -643,29 +1018,27 @@ class PolicyStore:
                     )
                 )
                 continue
-            before = len(problems)
             doc, found = read_yaml(content, shown)
             problems.extend(found)
             if doc is None:
+                broken.add(name)
                 continue
             f = _File(name, shown, doc)
             _Checker(f, problems, warnings).run()
-            if len(problems) == before:
-                files[name] = f
-            else:
-                broken.add(name)
-        # Resolve every file that is itself clean, so one run reports merge problems too; a
-        # tenant whose parent is broken is skipped (its parent's problems are already listed).
+            files[name] = f
+        # Every file that could be read is merged, problems or not, so one run reports merge
+        # problems too; a tenant whose parent could not be read is skipped (the cause is listed).
         resolver = _Resolver(files, broken, problems, warnings)
-        policies: dict[str, Policy] = {}
-        for name in sorted(files):
-            policy = resolver.resolve(name)
-            if policy is not None:
-                policies[name] = policy
+        resolved = {name: resolver.resolve(name) for name in sorted(files)}
         self.warnings: tuple[Problem, ...] = tuple(_unique(warnings))
         if problems:
             raise PolicyError(_unique(problems), self.warnings)
-        self._policies = policies
+        self._policies = {name: _policy(name, r) for name, r in resolved.items() if r is not None}
+
+    @property
+    def strict(self) -> bool:
+        """Deprecated: `not fallback_to_default`."""
+        return not self.fallback_to_default
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -673,18 +1046,18 @@ class PolicyStore:
         return tuple(sorted(n for n in self._policies if n != DEFAULT_POLICY))
 
     def get(self, tenant: str) -> Policy:
-        """The tenant's policy; UnknownTenant for a tenant with no file, unless the store was built
-        with `fallback_to_default=True` (then the default policy, whose id says so)."""
+        """The tenant's policy; `UnknownTenant` if it has no file (unless `fallback_to_default`)."""
         validate_tenant(tenant)
-        if tenant in self._policies:
-            return self._policies[tenant]
-        if self.strict:
-            raise UnknownTenant(
-                f"no policy for tenant {tenant!r} (policies: {', '.join(self.tenants) or 'none'}"
-                "; to give unknown tenants the default policy, build the store with "
-                "fallback_to_default=True or set MODERATION_TENANT_FALLBACK=default)"
-            )
-        return self._policies[DEFAULT_POLICY]
+        policy = self._policies.get(tenant)
+        if policy is not None:
+            return policy
+        if self.fallback_to_default:
+            return self._policies[DEFAULT_POLICY]
+        near = _close(tenant, self.tenants)
+        raise UnknownTenant(
+            f"no policy for tenant {tenant!r}" + (f" ({near})" if near else "") + "; this store "
+            "does not fall back to default (fallback_to_default=False)"
+        )
 
     def __contains__(self, tenant: object) -> bool:
         return isinstance(tenant, str) and tenant in self._policies
