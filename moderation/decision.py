@@ -115,6 +115,7 @@ class ImageIdentity(_Record):
     height: int | None = None
     s3: S3Identity | None = None
     converted: bool = False
+    n_frames: int = 1  # frames in the animation; 1 for a still image
 
 
 class VerdictKind(StrEnum):

@@ -46,6 +46,41 @@ class Detection(BaseModel):
     labels: tuple[Label, ...] = ()
     content_types: tuple[ContentType, ...] = ()
     latency_ms: float | None = None
+    # For an animation: the 0-based indices of the frames whose labels are combined here, in the
+    # order they were sent (one detector call each). Empty for a still image.
+    frames: tuple[int, ...] = ()
+
+    @classmethod
+    def combine(cls, parts: Sequence[tuple[int, Detection]]) -> Detection:
+        """One detection for an animation from one per frame: `(frame index, detection)` pairs.
+
+        Each label keeps its most confident report across the frames (an explicit frame makes the
+        animation explicit, whatever the others show); content types likewise. Latency is the sum
+        of the calls. Raises ValueError for no parts.
+        """
+        if not parts:
+            raise ValueError("Detection.combine needs at least one frame's detection")
+        labels: dict[str, Label] = {}
+        kinds: dict[str, ContentType] = {}
+        for _, part in parts:
+            for label in part.labels:
+                key = normalize(label.name)
+                if key not in labels or label.confidence > labels[key].confidence:
+                    labels[key] = label
+            for kind in part.content_types:
+                key = normalize(kind.name)
+                if key not in kinds or kind.confidence > kinds[key].confidence:
+                    kinds[key] = kind
+        latencies = [p.latency_ms for _, p in parts]
+        first = parts[0][1]
+        return first.model_copy(
+            update={
+                "labels": tuple(labels.values()),
+                "content_types": tuple(kinds.values()),
+                "latency_ms": None if None in latencies else sum(x for x in latencies if x),
+                "frames": tuple(index for index, _ in parts),
+            }
+        )
 
     @classmethod
     def from_rekognition(

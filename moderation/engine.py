@@ -40,6 +40,7 @@ from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
 from moderation.settings import Settings
+from moderation.taxonomy import normalize
 from moderation.triage import Action, Triage, evaluate
 
 __all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
@@ -162,11 +163,11 @@ class Engine:
         ctx = check_context(dict(context or {}))
         clock = _Clock(self._timer)
         policy = self.policies.get(tenant)
-        prepared = self.intake.prepare(image)
+        prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
         identity = _identity(prepared)
         try:
-            detection = self.detector.detect(prepared, min_confidence=policy.min_confidence)
+            detection, seen_in = self._detect(prepared, policy)
         except InvalidImage:
             raise
         except Exception as exc:
@@ -196,20 +197,55 @@ class Engine:
                 detection=detection,
                 triage=triage,
             )  # fmt: skip
-        return self._escalate(tenant, ctx, policy, prepared, identity, clock, detection, triage)
+        return self._escalate(tenant, ctx, policy, seen_in, identity, clock, detection, triage)
+
+    def _detect(
+        self, prepared: PreparedImage, policy: Policy
+    ) -> tuple[Detection, Callable[[str], PreparedImage]]:
+        """The detection, and for a label the image (or animation frame) it was seen in.
+
+        A still image is one detector call. An animation is one call per selected frame (its
+        first frame is not enough: a harmless first frame would hide the rest), combined with
+        each label at its most confident; the judge is later shown the frame that label came from.
+        """
+        if not prepared.frames:
+            detection = self.detector.detect(prepared, min_confidence=policy.min_confidence)
+            return detection, lambda label: prepared
+        parts: list[tuple[int, Detection]] = []
+        images: dict[int, PreparedImage] = {}
+        for frame in prepared.frames:
+            images[frame.index] = prepared.frame_image(frame)
+            found = self.detector.detect(images[frame.index], min_confidence=policy.min_confidence)
+            parts.append((frame.index, found))
+        detection = Detection.combine(parts)
+
+        def seen_in(label: str) -> PreparedImage:
+            key = normalize(label)
+            best = max(
+                parts,
+                key=lambda part: max(
+                    (x.confidence for x in part[1].labels if normalize(x.name) == key),
+                    default=-1.0,
+                ),
+            )
+            return images[best[0]]
+
+        return detection, seen_in
 
     def _escalate(
         self,
         tenant: str,
         ctx: dict[str, ContextValue],
         policy: Policy,
-        prepared: PreparedImage,
+        seen_in: Callable[[str], PreparedImage],
         identity: ImageIdentity,
         clock: _Clock,
         detection: Detection,
         triage: Triage,
     ) -> Decision:
         escalated = triage.at(Band.ESCALATE)
+        # For an animation, the frame in which the most confident borderline label was seen.
+        prepared = seen_in(escalated[0].label)
         why = "escalated: " + "; ".join(f.describe() for f in escalated[:3])
         settings = policy.escalation
 
@@ -334,6 +370,7 @@ class Engine:
         ):
             bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
         billed = detection is not None and detection.provider == "rekognition"
+        calls = len(detection.frames) or 1 if detection is not None else 0
         decision = Decision(
             id=self._new_id(),
             created_at=self._now(),
@@ -350,7 +387,7 @@ class Engine:
             escalation=escalation,
             timings_ms=clock.done(),
             cost=Cost(
-                rekognition_usd=self.pricing.rekognition_per_image if billed else 0.0,
+                rekognition_usd=self.pricing.rekognition_per_image * calls if billed else 0.0,
                 bedrock_usd=bedrock_usd,
             ),
             engine_version=__version__,
@@ -382,6 +419,7 @@ def _identity(image: PreparedImage) -> ImageIdentity:
         height=image.height,
         s3=s3,
         converted=image.converted,
+        n_frames=image.n_frames,
     )
 
 

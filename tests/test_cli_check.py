@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -17,8 +18,16 @@ IMAGES = ROOT / "examples/images"
 RECORDINGS = str(ROOT / "examples/recordings")
 
 
+def runner() -> CliRunner:
+    # click before 8.2 mixes stderr into stdout unless told not to (8.2 removed the switch and
+    # always keeps them apart); stdout must stay parseable, so keep them apart on every version.
+    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
+        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
+    return CliRunner()
+
+
 def run(*args: str, env: dict[str, str] | None = None):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False, env=env)
+    return runner().invoke(main, list(args), catch_exceptions=False, env=env)
 
 
 @pytest.fixture
@@ -69,7 +78,7 @@ def test_check_offline_text_reply_from_the_judge_never_approves():
 def test_check_refuses_non_images_with_exit_3(name):
     result = check(str(IMAGES / name))
     assert result.exit_code == 3
-    assert f"{IMAGES / name}: error:" in result.output
+    assert f"{IMAGES / name}: error:" in result.stderr
 
 
 def test_check_image_without_a_recording_is_a_clear_error(tmp_path: Path):
@@ -79,7 +88,7 @@ def test_check_image_without_a_recording_is_a_clear_error(tmp_path: Path):
     Image.new("RGB", (100, 100), (1, 2, 3)).save(path)
     result = check(str(path))
     assert result.exit_code == 3
-    assert "no recorded DetectModerationLabels response for sha256" in result.output
+    assert "no recorded DetectModerationLabels response for sha256" in result.stderr
 
 
 def test_check_with_invalid_policies_exits_4(policies: Path):
@@ -109,7 +118,7 @@ def test_check_without_an_aws_region_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     result = run("check", "--policies", POLICIES, str(IMAGES / "beach.jpg"))
     assert result.exit_code == 3
-    assert "no AWS region: set MODERATION_REGION, AWS_REGION or AWS_DEFAULT_REGION" in result.output
+    assert "no AWS region: set MODERATION_REGION, AWS_REGION or AWS_DEFAULT_REGION" in result.stderr
 
 
 def test_audit_records_go_to_stderr_by_default_so_stdout_stays_parseable():
@@ -236,7 +245,7 @@ def test_s3_failures_are_reported_and_the_next_images_still_run(s3, monkeypatch)
     assert result.exit_code == 3, result.output
     assert "s3://uploads/missing.jpg: error: s3 object not found" in result.stderr
     assert "s3://no-such-bucket/a.jpg: error: s3 object not found" in result.stderr
-    assert "Traceback" not in result.output
+    assert "Traceback" not in result.stdout + result.stderr
     assert f"{IMAGES / 'beach.jpg'}  approved" in result.stdout
 
 

@@ -430,7 +430,6 @@ def test_from_env_builds_the_aws_engine_without_network(tmp_path: Path, monkeypa
     e = Engine.from_env(
         {
             "MODERATION_POLICIES": str(root / "policies"),
-            "MODERATION_STRICT_TENANTS": "1",
             "MODERATION_REGION": "eu-west-1",
             "MODERATION_AUDIT": str(tmp_path / "audit.jsonl"),
         }
@@ -439,7 +438,7 @@ def test_from_env_builds_the_aws_engine_without_network(tmp_path: Path, monkeypa
     assert isinstance(e.judge, BedrockJudge)
     assert isinstance(e.audit, JsonlAuditLog)
     assert e.detector.client.meta.region_name == "eu-west-1"
-    assert e.policies.strict
+    assert not e.policies.fallback_to_default
     no_judge = Engine.from_env(
         {
             "MODERATION_POLICIES": str(root / "policies"),
@@ -580,3 +579,108 @@ def test_a_fallback_to_the_default_policy_is_recorded():
         "(fallback_to_default)"
     )
     assert not e.moderate(IMAGE, tenant="default").policy_fallback
+
+
+# -- animated images: every selected frame is moderated ---------------------------------------
+
+
+def animation(colors: list[tuple[int, int, int]], fmt: str = "GIF") -> bytes:
+    from PIL import Image
+
+    frames = [Image.new("RGB", (120, 90), c) for c in colors]
+    out = io.BytesIO()
+    frames[0].save(out, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out.getvalue()
+
+
+class ColourDetector:
+    """Explicit when the picture it is sent is red: a detector that really looks at each frame."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, int]] = []
+
+    def detect(self, image, *, min_confidence):
+        from PIL import Image
+
+        r, g, b = Image.open(io.BytesIO(image.detect_bytes)).convert("RGB").getpixel((60, 45))
+        self.calls.append((r, g, b))
+        return EXPLICIT if r > 200 and g < 60 and b < 60 else CLEAN
+
+
+GREEN, RED = (20, 160, 40), (230, 10, 10)
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "WEBP"])
+def test_a_harmless_first_frame_does_not_hide_explicit_later_frames(fmt):
+    # GIVEN an animation whose first three frames are harmless and last three explicit (each a
+    # slightly different shade: a GIF writer merges identical consecutive frames)
+    greens = [(20, 120, 40), (20, 170, 40), (60, 210, 60)]
+    reds = [(240, 10, 10), (220, 40, 20), (250, 30, 45)]
+    data = animation(greens + reds, fmt)
+    detector = ColourDetector()
+    # WHEN it is moderated under a policy that sends up to 4 frames
+    decision = engine(detector, tenant_yaml="max_frames: 4\n").moderate(data, tenant="t")
+    # THEN later frames reach the detector, and the explicit ones reject the animation
+    assert decision.outcome == Outcome.REJECTED
+    assert decision.detection is not None and decision.detection.frames == (0, 2, 3, 5)
+    assert len(detector.calls) == 4
+    assert decision.image.n_frames == 6
+    # each frame is one billed call
+    assert decision.cost is not None and decision.cost.rekognition_usd == pytest.approx(0.004)
+
+
+def test_max_frames_one_is_the_old_first_frame_only_behaviour():
+    data = animation([GREEN, RED, RED])
+    detector = ColourDetector()
+    decision = engine(detector, tenant_yaml="max_frames: 1\n").moderate(data, tenant="t")
+    assert decision.outcome == Outcome.APPROVED and len(detector.calls) == 1
+    assert decision.detection is not None and decision.detection.frames == ()
+
+
+def test_identical_frames_are_sent_once():
+    # GIVEN 7 alternating frames: with 4 selected (0, 2, 4, 6), all four are the same green
+    detector = ColourDetector()
+    decision = engine(detector, tenant_yaml="max_frames: 4\n").moderate(
+        animation([GREEN, RED] * 3 + [GREEN]), tenant="t"
+    )
+    assert len(detector.calls) == 1
+    assert decision.detection is not None and decision.detection.frames == (0,)
+
+
+def test_the_judge_sees_the_frame_the_borderline_label_came_from():
+    # GIVEN an animation whose only borderline frame is the last one
+    class Borderline(ColourDetector):
+        def detect(self, image, *, min_confidence):
+            return (
+                BORDERLINE
+                if super().detect(image, min_confidence=min_confidence) is EXPLICIT
+                else CLEAN
+            )
+
+    class Looking(FakeJudge):
+        def judge(self, image, request):
+            from PIL import Image
+
+            _, data = image.judge_image()
+            self.seen = Image.open(io.BytesIO(data)).convert("RGB").getpixel((60, 45))
+            return super().judge(image, request)
+
+    judge = Looking(judgment(verdict=VerdictKind.REJECT))
+    decision = engine(Borderline(), judge).moderate(animation([GREEN, GREEN, RED]))
+    assert decision.outcome == Outcome.REJECTED and decision.decided_by == DecidedBy.JUDGE
+    assert judge.seen[0] > 200 and judge.seen[1] < 60  # red: the frame it was asked about
+
+
+def test_a_detector_failure_on_any_frame_fails_closed():
+    class FailsOnRed(ColourDetector):
+        def detect(self, image, *, min_confidence):
+            if super().detect(image, min_confidence=min_confidence) is EXPLICIT:
+                raise DetectorError("throttled")
+            return CLEAN
+
+    with pytest.raises(DetectorError):
+        engine(FailsOnRed()).moderate(animation([GREEN, RED]))
+    decision = engine(FailsOnRed(), tenant_yaml=REVIEW_ON_DETECTOR).moderate(
+        animation([GREEN, RED]), tenant="t"
+    )
+    assert decision.outcome == Outcome.REVIEW and decision.decided_by == DecidedBy.FALLBACK

@@ -1293,17 +1293,6 @@ def test_falling_back_to_default_is_an_explicit_opt_in():
         store.get("../nobody")
 
 
-def test_strict_is_a_deprecated_spelling_of_not_falling_back():
-    with pytest.warns(DeprecationWarning, match="fallback_to_default"):
-        strict = PolicyStore.from_sources({"default": SMALL}, strict=True)
-    assert strict.strict and not strict.fallback_to_default
-    with pytest.warns(DeprecationWarning, match="fallback_to_default"):
-        lenient = PolicyStore.from_sources({"default": SMALL}, strict=False)
-    assert lenient.fallback_to_default and not lenient.strict
-    with pytest.raises(TypeError, match="not both"):
-        PolicyStore.from_sources({"default": SMALL}, strict=True, fallback_to_default=True)
-
-
 # --------------------------------------------------------------------------- 6.1 names, budgets
 
 

@@ -196,9 +196,9 @@ class BedrockJudge(AWSTransport):
             message = f"Bedrock Converse on {model_id!r} failed ({type(exc).__name__}): {exc}"
         else:
             # botocore's parser raises ResponseParserError (not a BotoCoreError) or plain
-            # exceptions on a garbled body: the answer was unusable.
+            # exceptions on a garbled body, and so would a bug of ours: name it, don't guess.
             message = (
-                f"Bedrock Converse on {model_id!r} answered with a response botocore could not"
-                f" read ({tried}): {type(exc).__name__}: {exc}"
+                f"Bedrock Converse on {model_id!r} failed unexpectedly ({tried}; an unreadable"
+                f" response or a bug): {type(exc).__name__}: {exc}"
             )
         return JudgeError(message, code=code, attempts=attempts)

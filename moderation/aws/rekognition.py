@@ -223,11 +223,12 @@ class RekognitionDetector(AWSTransport):
                 f"{type(exc).__name__}: {exc}",
                 attempts=requests,
             )
-        # botocore's parser fails with plain exceptions on a garbled body (a JSON array where an
-        # object belongs raises AttributeError): the service's answer was unusable.
+        # Anything else: botocore's parser fails with plain exceptions on a garbled body (a JSON
+        # array where an object belongs raises AttributeError), and so would a bug of ours. The
+        # message names the exception rather than guess which it was.
         return DetectorError(
-            f"Rekognition {OPERATION} answered with a response botocore could not read "
-            f"(after {plural_attempts(requests)}): {type(exc).__name__}: {exc}",
+            f"Rekognition {OPERATION} failed unexpectedly (after {plural_attempts(requests)}; "
+            f"an unreadable response or a bug): {type(exc).__name__}: {exc}",
             attempts=requests,
         )
 

@@ -18,7 +18,6 @@ import difflib
 import itertools
 import os
 import stat
-import warnings as _warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -924,20 +923,6 @@ def _read_dir(root: Path) -> dict[str, _Source]:
 # --------------------------------------------------------------------------- the store
 
 
-def _fallback(fallback_to_default: bool, strict: bool | None) -> bool:
-    if strict is None:
-        return fallback_to_default
-    if fallback_to_default:
-        raise TypeError("pass fallback_to_default or strict, not both")
-    _warnings.warn(
-        "PolicyStore(strict=...) is deprecated: unknown tenants raise by default now; pass "
-        "fallback_to_default=True to hand them the default policy",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    return not strict
-
-
 class PolicyStore:
     """Every tenant's policy from one directory, all validated when the store is built.
 
@@ -958,9 +943,7 @@ class PolicyStore:
         *,
         fallback_to_default: bool = False,
         drafts: Iterable[str | os.PathLike[str]] = (),
-        strict: bool | None = None,
     ) -> None:
-        fallback = _fallback(fallback_to_default, strict)
         root = Path(path)
         if not root.is_dir():
             raise PolicyError([Problem(str(root), "", "policy directory not found")])
@@ -971,7 +954,7 @@ class PolicyStore:
             for key in [k for k in sources if k.split("\0")[0] == name]:
                 del sources[key]
             sources[name] = (str(draft), _read_file(draft, str(draft)))
-        self._build(sources, fallback)
+        self._build(sources, fallback_to_default)
 
     @classmethod
     def from_sources(
@@ -979,17 +962,15 @@ class PolicyStore:
         sources: Mapping[str, str | bytes],
         *,
         fallback_to_default: bool = False,
-        strict: bool | None = None,
     ) -> PolicyStore:
         """A store from in-memory documents: `{"default": yaml_text, "kids": yaml_text}`."""
-        fallback = _fallback(fallback_to_default, strict)
         store = cls.__new__(cls)
         store.path = None
         files: dict[str, _Source] = {
             name: (f"{name}.yaml" if name == DEFAULT_POLICY else f"tenants/{name}.yaml", text)
             for name, text in sources.items()
         }
-        store._build(files, fallback)
+        store._build(files, fallback_to_default)
         return store
 
     def _build(self, sources: Mapping[str, _Source], fallback_to_default: bool) -> None:
@@ -1034,11 +1015,6 @@ class PolicyStore:
         if problems:
             raise PolicyError(_unique(problems), self.warnings)
         self._policies = {name: _policy(name, r) for name, r in resolved.items() if r is not None}
-
-    @property
-    def strict(self) -> bool:
-        """Deprecated: `not fallback_to_default`."""
-        return not self.fallback_to_default
 
     @property
     def tenants(self) -> tuple[str, ...]:
