@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clirunner import runner
 
 from moderation.cli import main
 from moderation.decision import decision_schema
@@ -20,6 +21,7 @@ RECORDINGS = str(ROOT / "examples/recordings")
 
 
 def run(*args: str):
+    # Mixed: these tests read messages and results alike from `output`.
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
@@ -153,7 +155,7 @@ def test_show_an_unknown_tenant_is_an_error():
 
 
 def test_show_an_unknown_tenant_with_fallback_notes_the_fallback():
-    result = CliRunner().invoke(
+    result = runner().invoke(
         main, ["policy", "show", "kidz", "--policies", POLICIES, "--fallback-to-default"]
     )
     assert result.exit_code == 0

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from clirunner import runner
 
 from moderation import Decision
 from moderation.cli import main
@@ -16,14 +16,6 @@ ROOT = Path(__file__).resolve().parent.parent
 POLICIES = str(ROOT / "policies")
 IMAGES = ROOT / "examples/images"
 RECORDINGS = str(ROOT / "examples/recordings")
-
-
-def runner() -> CliRunner:
-    # click before 8.2 mixes stderr into stdout unless told not to (8.2 removed the switch and
-    # always keeps them apart); stdout must stay parseable, so keep them apart on every version.
-    if "mix_stderr" in inspect.signature(CliRunner.__init__).parameters:
-        return CliRunner(mix_stderr=False)  # type: ignore[call-arg]
-    return CliRunner()
 
 
 def run(*args: str, env: dict[str, str] | None = None):
