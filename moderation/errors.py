@@ -68,7 +68,7 @@ class InvalidTenant(ModerationError, ValueError):
 
 
 class UnknownTenant(ModerationError, LookupError):
-    """A strict store was asked for a tenant that has no policy file."""
+    """A tenant with no policy file, in a store that does not fall back to the default policy."""
 
 
 class DetectionParseError(ModerationError, ValueError):

@@ -23,7 +23,7 @@ __all__ = [
 
 TAXONOMY_VERSION = "7.0"
 
-# L1 -> L2 -> [L3]. Source: design.md §7 (Rekognition moderation taxonomy 7.0).
+# L1 -> L2 -> [L3], as the Amazon Rekognition Developer Guide lists moderation taxonomy 7.0.
 _TREE: dict[str, dict[str, list[str]]] = {
     "Explicit": {
         "Explicit Nudity": [
