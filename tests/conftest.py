@@ -31,14 +31,18 @@ def fake_aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, s
 
 @pytest.fixture
 def s3(fake_aws_env: dict[str, str]) -> Iterator[Any]:
-    """A moto S3 client with a versioned bucket `uploads`."""
+    """A moto S3 client with a bucket `uploads` (not versioned)."""
     import boto3
     from moto import mock_aws
 
     with mock_aws():
         client = boto3.client("s3", region_name="us-east-1")
         client.create_bucket(Bucket="uploads")
-        client.put_bucket_versioning(
-            Bucket="uploads", VersioningConfiguration={"Status": "Enabled"}
-        )
         yield client
+
+
+@pytest.fixture
+def versioned_s3(s3: Any) -> Any:
+    """The `s3` fixture with versioning enabled on `uploads`."""
+    s3.put_bucket_versioning(Bucket="uploads", VersioningConfiguration={"Status": "Enabled"})
+    return s3

@@ -379,7 +379,8 @@ class Spy:
         return attr
 
 
-def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(s3):
+def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(versioned_s3):
+    s3 = versioned_s3
     from moderation.image import ImageIntake
 
     big = solid("jpeg", (2000, 1500))

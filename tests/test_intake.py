@@ -9,7 +9,6 @@ import threading
 import warnings
 from pathlib import Path
 
-import boto3
 import pytest
 from botocore.exceptions import ClientError
 from images import (
@@ -26,7 +25,6 @@ from images import (
     solid,
     with_orientation,
 )
-from moto import mock_aws
 from PIL import Image
 
 import moderation.image._intake as intake_module
@@ -559,24 +557,6 @@ class Spy:
 
     def names(self):
         return [name for name, _ in self.calls]
-
-
-@pytest.fixture
-def s3(monkeypatch, tmp_path):
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
-        client = boto3.client("s3", region_name="us-east-1")
-        client.create_bucket(Bucket="uploads")
-        yield client
 
 
 def put(client, key, data, bucket="uploads"):
