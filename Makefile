@@ -56,6 +56,9 @@ test: lint typecheck unit test-lowest
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/policy.py
+	$(BIN)/python benchmarks/image.py
+	$(BIN)/python benchmarks/cold_start.py
 
 $(UV):
 	$(PYTHON) -m venv .venv-uv
