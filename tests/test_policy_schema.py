@@ -63,15 +63,6 @@ FORMAT_CASES = [
 ]
 
 
-def documents() -> list[Any]:
-    texts: list[str | bytes] = [DEFAULT, *FORMAT_CASES]
-    for case in ERROR_CASES:
-        texts.extend(case.values[0].values())
-    texts.extend(case.values[0] for case in EMPTY_CASES)
-    texts.extend(p.read_text() for p in sorted((ROOT / "policies").rglob("*.yaml")))
-    return [pytest.param(text, id=f"doc{i}") for i, text in enumerate(texts)]
-
-
 def json_data(data: Any) -> bool:
     """Whether `data` is something JSON can hold (the schema speaks of nothing else)."""
     try:
@@ -85,13 +76,26 @@ def json_data(data: Any) -> bool:
     return not (isinstance(data, float) and not math.isfinite(data))
 
 
+def documents() -> list[Any]:
+    texts: list[str | bytes] = [DEFAULT, *FORMAT_CASES]
+    for case in ERROR_CASES:
+        texts.extend(case.values[0].values())
+    texts.extend(case.values[0] for case in EMPTY_CASES)
+    texts.extend(p.read_text() for p in sorted((ROOT / "policies").rglob("*.yaml")))
+    # Only documents a JSON Schema can judge: YAML that parses into data JSON can hold (not
+    # NaN, dates, sets or non-text keys; the checker refuses those on its own).
+    judged = []
+    for text in texts:
+        doc, _ = read_yaml(text, "x.yaml")
+        if doc is not None and json_data(doc.data):
+            judged.append(text)
+    return [pytest.param(text, id=f"doc{i}") for i, text in enumerate(judged)]
+
+
 @pytest.mark.parametrize("text", documents())
 def test_checker_and_json_schema_agree_on_every_example(text):
     doc, _ = read_yaml(text, "x.yaml")
-    if doc is None:
-        pytest.skip("not YAML data: nothing for a schema to judge")
-    if not json_data(doc.data):
-        pytest.skip("holds values JSON cannot (NaN, dates, sets, non-text keys)")
+    assert doc is not None
     checker = _Checker(_File("x", "tenants/x.yaml", doc), [], [])
     checker.run()
     by_checker = not checker.format_problems
