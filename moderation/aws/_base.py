@@ -19,17 +19,27 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 
 from moderation._retry import RetryPolicy, call_with_retries
 
 __all__ = [
+    "CONNECTION_ERRORS",
     "NO_BOTOCORE_RETRIES",
     "NO_REGION_HINT",
+    "TRANSIENT_STATUS_CODES",
     "AWSTransport",
     "Attempted",
     "RetryPolicy",
@@ -37,9 +47,11 @@ __all__ = [
     "call_with_retries",
     "client_retries_itself",
     "error_code",
+    "http_status",
     "plural_attempts",
     "requests_sent",
     "requests_sent_before",
+    "transient_status",
 ]
 
 T = TypeVar("T")
@@ -51,6 +63,33 @@ NO_REGION_HINT = (
 
 # Read-only: botocore rewrites the retries dict given to Config in place, so pass a copy.
 NO_BOTOCORE_RETRIES: Mapping[str, Any] = MappingProxyType({"total_max_attempts": 1})
+
+
+#: HTTP statuses that are transient whatever their error code (what botocore's standard mode
+#: retries): a load balancer's 502/503/504 carries no service error code at all.
+TRANSIENT_STATUS_CODES: Final = frozenset({500, 502, 503, 504})
+
+#: Connection-level failures: the request may not have reached the service, or its answer was
+#: lost. Safe to repeat for idempotent reads; a transport that is billed per call decides itself.
+CONNECTION_ERRORS: Final[tuple[type[BotoCoreError], ...]] = (
+    EndpointConnectionError,
+    ConnectionClosedError,
+    ReadTimeoutError,
+    ConnectTimeoutError,
+)
+
+
+def http_status(exc: BaseException) -> int | None:
+    """The HTTP status of a botocore ClientError, else None."""
+    if not isinstance(exc, ClientError):
+        return None
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def transient_status(exc: BaseException) -> bool:
+    """A retry predicate: a ClientError whose HTTP status is in TRANSIENT_STATUS_CODES."""
+    return http_status(exc) in TRANSIENT_STATUS_CODES
 
 
 def error_code(exc: BaseException) -> str | None:

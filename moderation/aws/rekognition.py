@@ -16,14 +16,12 @@ import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    ReadTimeoutError,
 )
 from pydantic import ValidationError
 
 from moderation.aws._base import (
+    CONNECTION_ERRORS,
+    TRANSIENT_STATUS_CODES,
     AWSTransport,
     RetryPolicy,
     any_of,
@@ -31,6 +29,7 @@ from moderation.aws._base import (
     error_code,
     instances,
     plural_attempts,
+    transient_status,
 )
 from moderation.detection import Detection
 from moderation.errors import DetectionParseError, DetectorError, InvalidImage
@@ -64,18 +63,9 @@ RETRYABLE_CODES: Final = frozenset(
     {"ThrottlingException", "ProvisionedThroughputExceededException", "InternalServerError"}
 )
 
-#: HTTP statuses retried whatever their error code (what botocore's standard mode treats as
-#: transient): a load balancer's 502/503/504 has no Rekognition error code.
-TRANSIENT_STATUS_CODES: Final = frozenset({500, 502, 503, 504})
-
-#: Connection-level failures: the request may not have reached the service, or its answer was
-#: lost. DetectModerationLabels is cheap and has no side effects, so it is safe to repeat.
-RETRYABLE_EXCEPTIONS: Final[tuple[type[BotoCoreError], ...]] = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ReadTimeoutError,
-    ConnectTimeoutError,
-)
+#: Connection-level failures, read timeouts included: DetectModerationLabels is cheap and has no
+#: side effects, so it is safe to repeat.
+RETRYABLE_EXCEPTIONS: Final = CONNECTION_ERRORS
 
 #: Codes that mean "this image cannot be moderated": raised as `InvalidImage`, never retried.
 IMAGE_ERROR_CODES: Final = frozenset(
@@ -83,15 +73,8 @@ IMAGE_ERROR_CODES: Final = frozenset(
 )
 
 
-def _transient_status(exc: BaseException) -> bool:
-    if not isinstance(exc, ClientError):
-        return False
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status in TRANSIENT_STATUS_CODES
-
-
 _RETRYABLE: Final[Callable[[BaseException], bool]] = any_of(
-    codes(*RETRYABLE_CODES), _transient_status, instances(RETRYABLE_EXCEPTIONS)
+    codes(*RETRYABLE_CODES), transient_status, instances(RETRYABLE_EXCEPTIONS)
 )
 
 

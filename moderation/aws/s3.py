@@ -11,25 +11,22 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
     NoCredentialsError,
-    ReadTimeoutError,
 )
 
 from moderation.aws._base import (
+    CONNECTION_ERRORS,
     AWSTransport,
-    RetryPolicy,
     any_of,
     codes,
     error_code,
+    http_status,
     instances,
     plural_attempts,
+    transient_status,
 )
 from moderation.errors import ImageSourceError, InvalidImage
 from moderation.image import ObjectHead, S3Location
@@ -41,29 +38,8 @@ _DENIED_CODES: Final = frozenset({"403", "AccessDenied", "Forbidden", "AllAccess
 _RETRYABLE_CODES: Final = frozenset(
     {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "503"}
 )
-_TRANSIENT_STATUS: Final = frozenset({500, 502, 503, 504})
-_TRANSIENT_EXCEPTIONS: Final = (
-    EndpointConnectionError,
-    ConnectionClosedError,
-    ConnectTimeoutError,
-    ReadTimeoutError,
-)
-
-
-def _status(exc: BaseException) -> int | None:
-    if not isinstance(exc, ClientError):
-        return None
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status if isinstance(status, int) else None
-
-
-def _transient_status(exc: BaseException) -> bool:
-    return _status(exc) in _TRANSIENT_STATUS
-
-
-_RETRYABLE: Final = any_of(
-    codes(*_RETRYABLE_CODES), _transient_status, instances(_TRANSIENT_EXCEPTIONS)
-)
+# Reads are idempotent: connection failures and read timeouts are retried too.
+_RETRYABLE: Final = any_of(codes(*_RETRYABLE_CODES), transient_status, instances(CONNECTION_ERRORS))
 
 
 class S3ImageReader(AWSTransport):
@@ -72,25 +48,6 @@ class S3ImageReader(AWSTransport):
     service = "s3"
     default_connect_timeout = 3.0
     default_read_timeout = 10.0
-
-    def __init__(
-        self,
-        client: Any | None = None,
-        *,
-        session: boto3.Session | None = None,
-        region: str | None = None,
-        retry: RetryPolicy | None = None,
-        connect_timeout: float = 3.0,
-        read_timeout: float = 10.0,
-    ) -> None:
-        super().__init__(
-            client,
-            session=session,
-            region=region,
-            retry=retry,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-        )
 
     def failure(self, message: str) -> Exception:
         """Failures to read S3 that are not the object's are ImageSourceErrors."""
@@ -142,7 +99,7 @@ class S3ImageReader(AWSTransport):
         """`InvalidImage` for a missing or unreadable object; `ImageSourceError` otherwise."""
         uri = str(context)
         code = error_code(exc)
-        status = _status(exc)
+        status = http_status(exc)
         tried = plural_attempts(requests)
         if isinstance(exc, ClientError):
             said = str(exc.response.get("Error", {}).get("Message") or code or status)
@@ -176,7 +133,7 @@ class S3ImageReader(AWSTransport):
         if isinstance(exc, BotoCoreError):
             return ImageSourceError(
                 f"s3 {operation} failed for {uri} ({type(exc).__name__}, {tried}): {exc}",
-                retryable=isinstance(exc, _TRANSIENT_EXCEPTIONS),
+                retryable=isinstance(exc, CONNECTION_ERRORS),
                 attempts=requests,
             )
         return ImageSourceError(
