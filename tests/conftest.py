@@ -1,7 +1,8 @@
-"""Fixtures shared by the test files: a fake AWS environment and a moto S3 with a bucket."""
+"""Fixtures shared by the test files: a fake AWS environment, a moto S3, and an open() spy."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,3 +47,19 @@ def versioned_s3(s3: Any) -> Any:
     """The `s3` fixture with versioning enabled on `uploads`."""
     s3.put_bucket_versioning(Bucket="uploads", VersioningConfiguration={"Status": "Enabled"})
     return s3
+
+
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Every path opened through `io.open`/`open`/`Path.open` during the test, resolved."""
+    seen: list[Path] = []
+    real_open = io.open
+
+    def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, str | Path):
+            seen.append(Path(file).resolve())
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(io, "open", spy)
+    monkeypatch.setattr("builtins.open", spy)
+    return seen

@@ -6,7 +6,6 @@ message, because those fields are what a person fixing a policy reads.
 
 from __future__ import annotations
 
-import io
 import pathlib
 
 import pytest
@@ -1404,22 +1403,6 @@ def test_max_frames_accepts_a_whole_float():
 
 
 # --------------------------------------------------------------------------- from a directory
-
-
-@pytest.fixture
-def opened(monkeypatch) -> list[pathlib.Path]:
-    """Every path opened through `io.open`/`open`/`Path.open` during the test, resolved."""
-    seen: list[pathlib.Path] = []
-    real_open = io.open
-
-    def spy(file, *args, **kwargs):
-        if isinstance(file, str | pathlib.Path):
-            seen.append(pathlib.Path(file).resolve())
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(io, "open", spy)
-    monkeypatch.setattr("builtins.open", spy)
-    return seen
 
 
 def write(path: pathlib.Path, text: str | bytes) -> pathlib.Path:

@@ -4,7 +4,6 @@ that silently falls out of the store; nothing outside the directory is followed;
 
 from __future__ import annotations
 
-import io
 import os
 import pathlib
 import threading
@@ -22,22 +21,6 @@ def policy_dir(tmp_path) -> pathlib.Path:
     write(root / "default.yaml", DEFAULT)
     write(root / "tenants" / "kids.yaml", "categories:\n  Swimwear or Underwear: {reject: 70}\n")
     return root
-
-
-@pytest.fixture
-def opened(monkeypatch) -> list[pathlib.Path]:
-    """Every path opened through `io.open`/`open`/`Path.open` during the test, resolved."""
-    seen: list[pathlib.Path] = []
-    real_open = io.open
-
-    def spy(file, *args, **kwargs):
-        if isinstance(file, str | pathlib.Path):
-            seen.append(pathlib.Path(file).resolve())
-        return real_open(file, *args, **kwargs)
-
-    monkeypatch.setattr(io, "open", spy)
-    monkeypatch.setattr("builtins.open", spy)
-    return seen
 
 
 def problems_in(root: pathlib.Path) -> list[tuple[str, str, str | None]]:
