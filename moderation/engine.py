@@ -157,8 +157,10 @@ class Engine:
     ) -> Decision:
         """Decide whether `image` may be published under `tenant`'s policy, and audit it.
 
-        Raises InvalidTenant / UnknownTenant, InvalidImage (no AWS call made), DetectorError
-        (unless the policy turns it into a review), AuditError, or ValueError for a bad context.
+        Raises InvalidTenant / UnknownTenant, InvalidImage (nothing to moderate; for an S3 object
+        that is missing or may not be read too), ImageSourceError (S3 could not be read),
+        DetectorError (unless the policy turns it into a review), AuditError, or ValueError for a
+        bad context. Never returns a decision that is not in the audit log.
         """
         ctx = check_context(dict(context or {}))
         clock = _Clock(self._timer)
