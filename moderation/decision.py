@@ -181,10 +181,21 @@ class Cost(_Record):
 
 
 class ShadowResult(_Record):
-    """What another policy would have said about the same detection (not acted on)."""
+    """What another policy would have said about the same detection: recorded, never acted on.
+
+    `outcome` is what the shadow would have decided where that needs no judge call of its own:
+    triage's approve/reject/review; for escalate, the live judge's verdict when the live decision
+    called the judge (`verdict_reused`), a review when the shadow has `judge: none`, else None
+    ("would escalate"). `incomplete` is true when the shadow's `min_confidence` is lower than the
+    one the detector was asked for, so labels it would act on may never have been reported.
+    """
 
     policy: PolicyRef
     action: Action
+    outcome: Outcome | None = None
+    verdict_reused: bool = False
+    reasons: tuple[str, ...] = ()
+    incomplete: bool = False
 
 
 class Decision(_Record):

@@ -1,0 +1,175 @@
+"""The audit record format (version 1): one JSON object per line, hash-chained.
+
+A line is the bytes
+
+    {"audit":1,"seq":N,"prev":"<64 hex>","alg":"sha256","kind":"decision",
+     "decision":{...},"hash":"<64 hex>"}                     (on one line)
+
+in exactly this key order, with no whitespace between the record's own keys, and a final `\\n`.
+`kind` is `decision` (the body is the Decision's JSON object), `file` (a file header) or `torn`
+(a note that the line before it is a torn record, kept in place). The body is held under the key
+named by `kind`.
+
+`hash` covers the line's bytes from its first `{` up to, not including, `,"hash":"`: the record is
+hashed exactly as stored, so a verifier in any language needs no JSON canonicalisation. It is the
+hex SHA-256 of those bytes (`alg: sha256`), or their HMAC-SHA256 under a secret key
+(`alg: hmac-sha256`). `prev` is the previous record's `hash` (64 zeros for the first record of a
+log), and `seq` counts records from 1, across rotated files. docs/audit.md documents the format,
+with its JSON Schema.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from moderation.decision import SCHEMA_VERSION, Decision
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS",
+    "AuditRecord",
+    "FileHeader",
+    "RecordError",
+    "TornNote",
+    "encode_record",
+    "parse_line",
+    "record_hash",
+    "signed_prefix",
+]
+
+FORMAT_VERSION = 1
+GENESIS = "0" * 64
+Alg = Literal["sha256", "hmac-sha256"]
+Kind = Literal["decision", "file", "torn"]
+Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+_HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
+_RECORD_START = b'{"audit":'
+
+
+class RecordError(ValueError):
+    """A line that is not a readable audit record (or bare decision); the message says why."""
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class FileHeader(_Body):
+    """The first record of every log file: when it was started, and which file it continues."""
+
+    created_at: AwareDatetime
+    # The rotated file (base name) whose chain this file continues; None for a new log.
+    continues: str | None = None
+    engine_version: str
+
+
+class TornNote(_Body):
+    """Says that the line before it is a torn record (a writer stopped mid-line), kept as it is."""
+
+    line: int = Field(ge=1)  # 1-based line of the torn bytes in this file
+    offset: int = Field(ge=0)  # byte offset of the torn bytes in this file
+    length: int = Field(ge=1)  # how many bytes were torn (the newline added after them excluded)
+    sha256: Hex64  # of the torn bytes
+    found_at: AwareDatetime
+
+
+class AuditRecord(BaseModel):
+    """One line of a chained audit log, parsed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    audit: Literal[1]
+    seq: int = Field(ge=1)
+    prev: Hex64
+    alg: Alg
+    kind: Kind
+    decision: Decision | None = None
+    file: FileHeader | None = None
+    torn: TornNote | None = None
+    hash: Hex64
+
+    @model_validator(mode="after")
+    def _one_body(self) -> AuditRecord:
+        present = [k for k in ("decision", "file", "torn") if getattr(self, k) is not None]
+        if present != [self.kind]:
+            raise ValueError(f"a {self.kind!r} record holds exactly its {self.kind!r} body")
+        return self
+
+
+def record_hash(prefix: bytes, key: bytes | None) -> str:
+    """The hex hash of a record's signed prefix: SHA-256, or HMAC-SHA256 with a key."""
+    if key is None:
+        return hashlib.sha256(prefix).hexdigest()
+    return hmac.new(key, prefix, hashlib.sha256).hexdigest()
+
+
+def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes | None) -> bytes:
+    """One complete line (ending in a newline) for a record whose body is `body_json`."""
+    alg = "hmac-sha256" if key is not None else "sha256"
+    prefix = (
+        f'{{"audit":{FORMAT_VERSION},"seq":{seq},"prev":"{prev}","alg":"{alg}",'
+        f'"kind":"{kind}","{kind}":{body_json}'
+    ).encode()
+    return prefix + f',"hash":"{record_hash(prefix, key)}"}}\n'.encode()
+
+
+def signed_prefix(line: bytes) -> tuple[bytes, str] | None:
+    """The bytes a line's hash covers and the hash it states; None if it has no hash suffix."""
+    match = _HASH_SUFFIX.search(line.rstrip(b"\n"))
+    if match is None:
+        return None
+    return line[: match.start()], match.group(1).decode()
+
+
+def _newer(data: object) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    version = data.get("audit")
+    if isinstance(version, int) and version > FORMAT_VERSION:
+        return f"audit record format {version} is newer than this engine reads ({FORMAT_VERSION})"
+    decision = data.get("decision", data)
+    schema = decision.get("schema_version") if isinstance(decision, dict) else None
+    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+        return (
+            f"decision schema_version {schema} is newer than this engine reads "
+            f"({SCHEMA_VERSION}); upgrade moderation to read it"
+        )
+    return None
+
+
+def _explain(line: bytes, exc: ValidationError, what: str) -> RecordError:
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError as bad:
+        return RecordError(f"not JSON ({bad.msg} at column {bad.colno})")
+    except ValueError as bad:  # not UTF-8
+        return RecordError(f"not JSON ({bad})")
+    newer = _newer(data)
+    if newer is not None:
+        return RecordError(newer)
+    if not isinstance(data, dict):
+        return RecordError(f"not a JSON object but {type(data).__name__}")
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"])
+    return RecordError(f"not a valid {what}: {where}: {first['msg']} ({exc.error_count()} errors)")
+
+
+def parse_line(line: bytes) -> AuditRecord | Decision:
+    """A chained record, or a bare Decision (what the stdout and logger sinks write, and what
+    file logs held before they were chained); RecordError naming what is wrong otherwise."""
+    text = line.rstrip(b"\n")
+    if not text.strip():
+        raise RecordError("empty line")
+    try:
+        if text.startswith(_RECORD_START):
+            return AuditRecord.model_validate_json(text)
+        return Decision.model_validate_json(text)
+    except ValidationError as exc:
+        what = "audit record" if text.startswith(_RECORD_START) else "decision"
+        raise _explain(text, exc, what) from None

@@ -1,0 +1,139 @@
+"""Reading audit logs back: a live file with its rotated predecessors, line by line, streaming.
+
+Rotation renames the live file `audit.jsonl` to `audit.jsonl.1`, then `.2`, ... (the numbers grow
+with each rotation and are never reused or shifted), so given the live path a reader finds its
+predecessors by name alone, oldest (lowest number) first. Nothing inside a log makes a reader
+open another file: a header's `continues` is checked against the file read before it, never
+followed.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from moderation.audit._format import AuditRecord, RecordError, parse_line
+from moderation.decision import Decision
+
+__all__ = ["LogEntry", "decisions", "log_files", "read_log", "rotated_number"]
+
+_ROTATED = re.compile(r"\.(\d{1,9})$")
+
+
+def rotated_number(live: Path, candidate: Path) -> int | None:
+    """N when `candidate` is the live file's N-th rotated predecessor (`<live name>.N`)."""
+    if not candidate.name.startswith(live.name + "."):
+        return None
+    match = _ROTATED.fullmatch(candidate.name[len(live.name) :])
+    return int(match.group(1)) if match else None
+
+
+def log_files(path: str | os.PathLike[str]) -> list[Path]:
+    """The live log and its rotated predecessors, oldest first; FileNotFoundError if none exist.
+
+    A path that is itself a rotated file (`audit.jsonl.3`) is read alone.
+    """
+    live = Path(path)
+    parent = live.parent
+    rotated: list[tuple[int, Path]] = []
+    if parent.is_dir():
+        for candidate in parent.iterdir():
+            n = rotated_number(live, candidate)
+            if n is not None and candidate.is_file():
+                rotated.append((n, candidate))
+    files = [p for _, p in sorted(rotated)]
+    if live.is_file():
+        files.append(live)
+    elif live.exists():
+        raise IsADirectoryError(f"{live}: not a file")
+    if not files:
+        raise FileNotFoundError(f"{live}: no such audit log (nor rotated files {live.name}.N)")
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One line of a log: where it is, its bytes, and what it parsed to or why it did not.
+
+    `parsed` is an `AuditRecord` (a chained record), a bare `Decision`, or None with `error` set.
+    `torn` is true for a last line with no newline: a writer stopped mid-record.
+    """
+
+    file: Path
+    line: int
+    offset: int
+    raw: bytes
+    parsed: AuditRecord | Decision | None
+    error: str | None = None
+    torn: bool = False
+
+    @property
+    def decision(self) -> Decision | None:
+        """The decision this line holds, if it holds one."""
+        if isinstance(self.parsed, Decision):
+            return self.parsed
+        if isinstance(self.parsed, AuditRecord):
+            return self.parsed.decision
+        return None
+
+    @property
+    def where(self) -> str:
+        """`file:line`, for messages."""
+        return f"{self.file}:{self.line}"
+
+
+def _entries(file: Path) -> Iterator[LogEntry]:
+    with file.open("rb") as fh:
+        offset = 0
+        for number, raw in enumerate(fh, start=1):
+            start, offset = offset, offset + len(raw)
+            if not raw.endswith(b"\n"):
+                yield LogEntry(
+                    file, number, start, raw, None,
+                    f"torn: the last line ends after {len(raw)} bytes without a newline "
+                    "(a writer stopped mid-record)",
+                    torn=True,
+                )  # fmt: skip
+                return
+            try:
+                parsed = parse_line(raw)
+            except RecordError as exc:
+                yield LogEntry(file, number, start, raw, None, str(exc))
+                continue
+            yield LogEntry(file, number, start, raw, parsed)
+
+
+def read_log(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    predecessors: bool = True,
+) -> Iterator[LogEntry]:
+    """Every line of the named logs (each with its rotated predecessors, oldest first), in order.
+
+    A file named twice (directly, or as another path's predecessor) is read once. Streaming: one
+    line is held at a time. Raises FileNotFoundError for a named path with no log.
+    """
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    seen: set[Path] = set()
+    for path in paths:
+        files = log_files(path) if predecessors else [Path(path)]
+        for file in files:
+            real = file.resolve()
+            if real in seen:
+                continue
+            seen.add(real)
+            yield from _entries(file)
+
+
+def decisions(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+) -> Iterator[Decision]:
+    """Just the decisions of the named logs, in order; lines that hold none are skipped."""
+    for entry in read_log(paths):
+        decision = entry.decision
+        if decision is not None:
+            yield decision
