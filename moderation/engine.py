@@ -6,10 +6,14 @@ No failure path approves an image: a detector failure raises (or, if the policy 
 `on_detector_error: review`, yields a review decision); a judge failure, refusal or unusable answer
 follows the policy's `on_error` / `on_blocked`, which can only be review or reject; and a decision
 that cannot be written to the audit log is raised as `AuditError`, never returned.
+
+A policy's `shadow` policies are evaluated on the same detection and recorded in `Decision.shadow`;
+they never call the judge, spend budget, or change the live decision.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -30,12 +34,15 @@ from moderation.decision import (
     ImageIdentity,
     Outcome,
     S3Identity,
+    ShadowResult,
+    Verdict,
     VerdictKind,
     check_context,
 )
 from moderation.detection import Detection
 from moderation.errors import AuditError, DetectorError, InvalidImage
 from moderation.image import ImageIntake, PreparedImage
+from moderation.image._frames import select_frames
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
@@ -44,6 +51,8 @@ from moderation.taxonomy import normalize
 from moderation.triage import Action, Triage, evaluate
 
 __all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
+
+_log = logging.getLogger(__name__)
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -179,6 +188,7 @@ class Engine:
                 if error is exc:
                     raise
                 raise error from exc
+            # No detection, so nothing for a shadow policy to evaluate: no shadows are recorded.
             return self._record(
                 tenant, ctx, policy, identity, clock,
                 outcome=Outcome.REVIEW,
@@ -371,6 +381,13 @@ class Engine:
             and escalation.model_id
         ):
             bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
+        shadow: tuple[ShadowResult, ...] = ()
+        if detection is not None and policy.shadow:
+            # Only a verdict the live decision acted on is reused: a failed or refused call, a
+            # skipped one, or none at all leaves an escalating shadow undecided.
+            verdict = escalation.verdict if escalation and decided_by is DecidedBy.JUDGE else None
+            shadow = self._shadows(policy, detection, identity.n_frames, verdict)
+            clock.lap("shadow")
         billed = detection is not None and detection.provider == "rekognition"
         calls = len(detection.frames) or 1 if detection is not None else 0
         decision = Decision(
@@ -387,6 +404,7 @@ class Engine:
             detection=detection,
             triage=triage,
             escalation=escalation,
+            shadow=shadow,
             timings_ms=clock.done(),
             cost=Cost(
                 rekognition_usd=self.pricing.rekognition_per_image * calls if billed else 0.0,
@@ -402,6 +420,66 @@ class Engine:
                 f"decision {decision.id} could not be written to the audit log: {exc!r}", decision
             ) from exc
         return decision
+
+    def _shadows(
+        self, policy: Policy, detection: Detection, n_frames: int, verdict: Verdict | None
+    ) -> tuple[ShadowResult, ...]:
+        """What each of `policy`'s shadow policies would have said, in the order it names them.
+
+        A shadow that cannot be evaluated (the store's checks make that a bug) is logged and left
+        out: it must never cost the live decision, which is written to the audit log regardless.
+        """
+        results: list[ShadowResult] = []
+        for name in policy.shadow:
+            try:
+                results.append(
+                    _shadow(self.policies.policy(name), policy, detection, n_frames, verdict)
+                )
+            except Exception:
+                _log.exception(
+                    "shadow policy %r of policy %r could not be evaluated; left out of the record",
+                    name,
+                    policy.id,
+                )
+        return tuple(results)
+
+
+def _shadow(
+    shadow: Policy, live: Policy, detection: Detection, n_frames: int, verdict: Verdict | None
+) -> ShadowResult:
+    """What `shadow` would have decided about `detection`, with no judge call of its own.
+
+    Escalate becomes review under `judge: none` (as the engine would decide it), else the live
+    judge's verdict if the live decision acted on one, else stays undecided (outcome None).
+    """
+    triage = evaluate(shadow, detection)
+    outcome = _OUTCOME_OF_ACTION.get(triage.action)
+    reused = False
+    if triage.action is Action.ESCALATE:
+        if shadow.escalation.judge == "none":
+            outcome = Outcome.REVIEW
+        elif verdict is not None:
+            outcome, reused = _OUTCOME_OF_VERDICT[verdict.verdict], True
+    band = Band(triage.action.value) if triage.action is not Action.APPROVE else None
+    # As in the live reasons: up to three findings of the deciding band, the deciding one last.
+    reasons = tuple(f.describe() for f in reversed(triage.at(band)[:3])) if band else ()
+    # The detector was asked with the live policy's min_confidence and shown the live policy's
+    # frames: a shadow that would have asked for less confident labels, or been shown frames the
+    # live policy did not pick, may be missing labels it would act on.
+    asked = (
+        detection.min_confidence if detection.min_confidence is not None else live.min_confidence
+    )
+    unseen = set(select_frames(n_frames, shadow.max_frames)) - set(
+        select_frames(n_frames, live.max_frames)
+    )
+    return ShadowResult(
+        policy=shadow.ref,
+        action=triage.action,
+        outcome=outcome,
+        verdict_reused=reused,
+        reasons=reasons,
+        incomplete=shadow.min_confidence < asked or bool(unseen),
+    )
 
 
 def _identity(image: PreparedImage) -> ImageIdentity:

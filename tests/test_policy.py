@@ -56,6 +56,10 @@ categories:
 """
 
 
+# The hint for a `shadow` entry that is not a policy id.
+NAMING = "a policy's id is its file name: default, or a tenant file's name"
+
+
 def store_of(**sources: str | bytes) -> PolicyStore:
     return PolicyStore.from_sources(sources)
 
@@ -452,7 +456,7 @@ ERROR_CASES = [
                 6,
                 "allowed here: id, description, extends, min_confidence, "
                 "content_type_min_confidence, max_frames, default, categories, escalation, "
-                "on_detector_error",
+                "on_detector_error, shadow",
                 "unknown key 'flavour'",
             )
         ],
@@ -674,6 +678,109 @@ ERROR_CASES = [
         {"default": SMALL, "kids": "extends: 5\n"},
         [("tenants/kids.yaml", "extends", 1, None, "extends must name a policy, got 5")],
         id="extends-not-a-name",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "\nshadow: kids-nxt\n", "kids-next": "{}\n"},
+        [
+            (
+                "tenants/kids.yaml",
+                "shadow",
+                2,
+                "did you mean 'kids-next'?",
+                "shadow names 'kids-nxt', but there is no such policy",
+            )
+        ],
+        id="shadow-unknown",
+    ),
+    pytest.param(
+        {"default": SMALL + "shadow: [kids, kids-nxt]\n", "kids": "{}\n", "kids-next": "{}\n"},
+        [
+            (
+                "default.yaml",
+                "shadow.1",
+                6,
+                "did you mean 'kids-next'?",
+                "shadow names 'kids-nxt', but there is no such policy",
+            )
+        ],
+        id="shadow-unknown-in-a-list",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "shadow: [default, kids]\n"},
+        [
+            (
+                "tenants/kids.yaml",
+                "shadow.1",
+                1,
+                "a shadow is another policy, evaluated beside this one",
+                "shadow names this policy itself ('kids')",
+            )
+        ],
+        id="shadow-self",
+    ),
+    pytest.param(
+        {"default": SMALL + "shadow: default\n"},
+        [
+            (
+                "default.yaml",
+                "shadow",
+                6,
+                "a shadow is another policy, evaluated beside this one",
+                "shadow names this policy itself ('default')",
+            )
+        ],
+        id="shadow-self-default",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "shadow: [default, default]\n"},
+        [("tenants/kids.yaml", "shadow", 1, "name each policy once", "names 'default' twice")],
+        id="shadow-duplicate",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "shadow: 5\n"},
+        [
+            (
+                "tenants/kids.yaml",
+                "shadow",
+                1,
+                "e.g. shadow: kids-next, or shadow: [kids-next, kids-strict]",
+                "shadow must be a policy id or a list of policy ids, got 5",
+            )
+        ],
+        id="shadow-not-a-name-or-list",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "shadow: {default: 1}\n"},
+        [
+            (
+                "tenants/kids.yaml",
+                "shadow",
+                1,
+                "e.g. shadow: kids-next, or shadow: [kids-next, kids-strict]",
+                "shadow must be a policy id or a list of policy ids, got {'default': 1}",
+            )
+        ],
+        id="shadow-mapping",
+    ),
+    pytest.param(
+        {"default": SMALL, "kids": "shadow:\n  - 5\n  - Default\n"},
+        [
+            (
+                "tenants/kids.yaml",
+                "shadow.0",
+                1,
+                NAMING,
+                "shadow must name a policy by its id, got 5",
+            ),
+            (
+                "tenants/kids.yaml",
+                "shadow.1",
+                1,
+                NAMING,
+                "shadow must name a policy by its id, got 'Default'",
+            ),
+        ],
+        id="shadow-entries-not-ids",
     ),
     pytest.param(
         {"default": SMALL, "a": "extends: b\n", "b": "\n\nextends: a\n"},

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -78,7 +79,7 @@ DURATION_PATTERN = (
 
 # The tags of the tagged unions below. They appear in pydantic's error locations, which the store
 # strips to get back the key path a person wrote.
-TAGS = frozenset({"allow", "thresholds", "seconds", "duration"})
+TAGS = frozenset({"allow", "thresholds", "seconds", "duration", "policy", "policies"})
 
 
 def _whole(value: Any) -> Any:
@@ -103,12 +104,48 @@ def _rule_kind(value: Any) -> str | None:
     return None
 
 
+def _shadow_kind(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "policy"
+    if isinstance(value, list):
+        return "policies"
+    return None
+
+
+def _distinct(names: list[str]) -> list[str]:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PydanticCustomError("shadow_duplicate", "'{name}' is named twice", {"name": name})
+        seen.add(name)
+    return names
+
+
 def _per_kind(value: Any) -> str | None:
     if isinstance(value, str):
         return "duration"
     if isinstance(value, int | float) and not isinstance(value, bool):
         return "seconds"
     return None
+
+
+PolicyId = Annotated[str, Field(pattern=TENANT_PATTERN)]
+
+# One policy id, or a list of distinct ones (JSON Schema `uniqueItems`, checked alike here).
+Shadow = Annotated[
+    Annotated[PolicyId, Tag("policy")]
+    | Annotated[
+        list[PolicyId],
+        AfterValidator(_distinct),
+        Field(json_schema_extra={"uniqueItems": True}),
+        Tag("policies"),
+    ],
+    Discriminator(
+        _shadow_kind,
+        custom_error_type="shadow_type",
+        custom_error_message="a policy id or a list of policy ids",
+    ),
+]
 
 
 class _FileModel(BaseModel):
@@ -230,4 +267,10 @@ class PolicyFile(_FileModel):
     escalation: EscalationFile | None = None
     on_detector_error: Literal["raise", "review"] | None = Field(
         default=None, description="What a Rekognition failure becomes (default raise)."
+    )
+    shadow: Shadow | None = Field(
+        default=None,
+        description="Policies (ids in this store) evaluated beside this one on the same "
+        "detection and recorded in each decision, never acted on. Not inherited through "
+        "`extends`.",
     )

@@ -196,6 +196,8 @@ class Policy(BaseModel):
 
     `max_frames` is how many frames of an animated image are sent to the detector (one call each).
     `categories` is read-only: `sha256` is computed once and must not go stale.
+    `shadow` names other policies of the same store that the engine evaluates beside this one and
+    records, without acting on them: it changes no decision, so it is not part of `sha256`.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -210,6 +212,7 @@ class Policy(BaseModel):
     categories: FrozenDict[str, CategoryRule] = FrozenDict()
     escalation: EscalationPolicy = EscalationPolicy()
     on_detector_error: Literal["raise", "review"] = "raise"
+    shadow: tuple[str, ...] = ()
 
     def rule_for(self, name: str) -> CategoryRule | None:
         """The rule written for exactly this category (any spelling), or None."""
@@ -217,8 +220,11 @@ class Policy(BaseModel):
         return self.categories.get(canonical) if canonical else None
 
     def canonical_json(self) -> str:
-        """The effective rules as canonical JSON: no id, chain or description, sorted keys."""
-        body = self.model_dump(mode="json", exclude={"id", "chain", "description"})
+        """The effective rules as canonical JSON: no id, chain, description or shadow; sorted keys.
+
+        `shadow` is left out because shadows never change a decision: replay compares these hashes.
+        """
+        body = self.model_dump(mode="json", exclude={"id", "chain", "description", "shadow"})
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @cached_property

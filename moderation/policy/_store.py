@@ -87,6 +87,8 @@ class _File:
     extends_known: bool = True
     # Entries refused by the checker, as clean paths: nothing is reported as a consequence of them.
     refused: set[KeyPath] = field(default_factory=set)
+    # The policies this file names under `shadow`, as written (each file names its own: not merged).
+    shadow: tuple[str, ...] = ()
 
 
 def _close(word: str, options: Iterable[str]) -> str | None:
@@ -123,7 +125,9 @@ def _field_path(loc: tuple[int | str, ...]) -> KeyPath | None:
         if part == "[key]":
             return None
         here = tuple(out)
-        if part in TAGS and (_is_rule(here) or here == ("escalation", "budget", "per")):
+        if part in TAGS and (
+            _is_rule(here) or here in (("escalation", "budget", "per"), ("shadow",))
+        ):
             continue  # the branch of a tagged union, not a key anyone wrote
         out.append(str(part))
     return tuple(out)
@@ -159,6 +163,10 @@ def _empty_hint(path: KeyPath, spelled_null: bool) -> str:
         if spelled_null:
             return "write `null`, or leave the key out, to extend default"
         return "name the policy to extend, or leave the key out to extend default"
+    if path == ("shadow",):
+        if spelled_null:
+            return "write `null`, or leave the key out, for no shadow policies"
+        return "name the policies to shadow, or leave the key out"
     if _is_threshold(path):
         if spelled_null:
             return "write `null` to remove the inherited threshold"
@@ -272,6 +280,8 @@ class _Checker:
             return f"unknown key '{field_name}'", hint
         if kind == "missing":
             return "a budget needs both calls and per", "e.g. {calls: 1000, per: 1h}"
+        if path[:1] == ("shadow",):
+            return self.describe_shadow(kind, value, error.get("ctx") or {})
         if kind == "empty_rule":
             return "an empty rule has no thresholds", (
                 "give reject, review or escalate, or write `allow` to ignore the category"
@@ -315,6 +325,20 @@ class _Checker:
             return "must be a mapping", "e.g. {calls: 1000, per: 1h}"
         return f"{error['msg']}, got {value!r}", None
 
+    def describe_shadow(
+        self, kind: str, value: Any, ctx: Mapping[str, Any]
+    ) -> tuple[str, str | None]:
+        """A pydantic error about `shadow` or one of its entries: (message, hint)."""
+        if kind == "shadow_duplicate":
+            return f"shadow names '{ctx.get('name')}' twice", "name each policy once"
+        if kind == "shadow_type":
+            return f"shadow must be a policy id or a list of policy ids, got {value!r}", (
+                "e.g. shadow: kids-next, or shadow: [kids-next, kids-strict]"
+            )
+        return f"shadow must name a policy by its id, got {value!r}", (
+            "a policy's id is its file name: default, or a tenant file's name"
+        )
+
     def identity(self, data: Mapping[str, Any]) -> None:
         """Records what the file extends, and reports an `id` that is not the file's name."""
         if (
@@ -327,6 +351,7 @@ class _Checker:
                 f"id {data['id']!r} does not match the file, which defines {self.f.name!r}",
                 f"use id: {self.f.name} or rename the file",
             )
+        self.shadows(data.get("shadow"))
         if self.f.name == DEFAULT_POLICY:
             if data.get("extends") is not None and not self.refused(("extends",)):
                 self.error(("extends",), "default.yaml is the root policy and extends nothing")
@@ -336,10 +361,28 @@ class _Checker:
             return
         self.f.extends = data.get("extends") or DEFAULT_POLICY
 
+    def shadows(self, value: Any) -> None:
+        """Records the policies the file names under `shadow`; reports one naming this policy.
+
+        The names are the file's own: `shadow` is not merged, so it is kept out of `clean`. Which
+        names exist is known only once every file is read (`_unknown_shadows`).
+        """
+        if value is None or self.refused(("shadow",)):
+            return
+        names = (value,) if isinstance(value, str) else tuple(value)
+        for i, name in enumerate(names):
+            if name == self.f.name:
+                self.error(
+                    _shadow_path(value, i),
+                    f"shadow names this policy itself ('{name}')",
+                    "a shadow is another policy, evaluated beside this one",
+                )
+        self.f.shadow = names
+
     def build(self, data: Mapping[str, Any]) -> None:
         c = self.f.clean
         for key in PolicyFile.model_fields:
-            if key not in data or key in ("id", "extends"):
+            if key not in data or key in ("id", "extends", "shadow"):
                 continue
             if self.refused((key,)):
                 self.f.refused.add((key,))
@@ -467,6 +510,30 @@ class _Checker:
             else:
                 out[key] = v
         return out
+
+
+def _shadow_path(value: Any, index: int) -> KeyPath:
+    """Where a shadow entry is: `shadow` for a single id, `shadow.<index>` in a list."""
+    return ("shadow",) if isinstance(value, str) else ("shadow", str(index))
+
+
+def _unknown_shadows(files: Mapping[str, _File], broken: set[str], problems: list[Problem]) -> None:
+    """Reports every `shadow` entry that names no policy of the store, with a near miss."""
+    for f in files.values():
+        value = f.doc.data.get("shadow") if isinstance(f.doc.data, Mapping) else None
+        for i, name in enumerate(f.shadow):
+            if name in files or name in broken:  # a broken file's own problems are listed
+                continue
+            path = _shadow_path(value, i)
+            problems.append(
+                Problem(
+                    f.file,
+                    _dotted(path),
+                    f"shadow names '{name}', but there is no such policy",
+                    _close(name, files),
+                    f.doc.line(path),
+                )
+            )
 
 
 def _close_category(name: str) -> str | None:
@@ -745,7 +812,7 @@ class _Resolver:
         return _Resolved(tuple(f.name for f in chain), merged)
 
 
-def _policy(name: str, resolved: _Resolved) -> Policy:
+def _policy(name: str, resolved: _Resolved, shadow: tuple[str, ...]) -> Policy:
     merged = resolved.merged
     categories = {
         cat: CategoryRule(
@@ -775,6 +842,7 @@ def _policy(name: str, resolved: _Resolved) -> Policy:
             budget=Budget(**budget) if budget else None,
         ),
         on_detector_error=merged.get("on_detector_error", "raise"),
+        shadow=shadow,
     )
 
 
@@ -1009,12 +1077,17 @@ class PolicyStore:
             files[name] = f
         # Every file that could be read is merged, problems or not, so one run reports merge
         # problems too; a tenant whose parent could not be read is skipped (the cause is listed).
+        _unknown_shadows(files, broken, problems)
         resolver = _Resolver(files, broken, problems, warnings)
         resolved = {name: resolver.resolve(name) for name in sorted(files)}
         self.warnings: tuple[Problem, ...] = tuple(_unique(warnings))
         if problems:
             raise PolicyError(_unique(problems), self.warnings)
-        self._policies = {name: _policy(name, r) for name, r in resolved.items() if r is not None}
+        self._policies = {
+            name: _policy(name, r, files[name].shadow)
+            for name, r in resolved.items()
+            if r is not None
+        }
 
     @property
     def tenants(self) -> tuple[str, ...]:
@@ -1034,6 +1107,24 @@ class PolicyStore:
             f"no policy for tenant {tenant!r}" + (f" ({near})" if near else "") + "; this store "
             "does not fall back to default (fallback_to_default=False)"
         )
+
+    def policy(self, policy_id: str) -> Policy:
+        """The policy with this id (`default` or a tenant file's name), never a fallback.
+
+        For a policy's `shadow` ids, which the store checked when it was built: they always
+        exist. Any other id that is not a policy of this store raises `UnknownTenant`.
+        """
+        policy = self._policies.get(policy_id)
+        if policy is None:
+            near = _close(policy_id, self._policies)
+            raise UnknownTenant(
+                f"no policy {policy_id!r} in this store" + (f" ({near})" if near else "")
+            )
+        return policy
+
+    def shadows(self, policy: Policy) -> tuple[Policy, ...]:
+        """The policies `policy` names under `shadow`, in the order named (its own list only)."""
+        return tuple(self.policy(name) for name in policy.shadow)
 
     def __contains__(self, tenant: object) -> bool:
         return isinstance(tenant, str) and tenant in self._policies
