@@ -6,11 +6,13 @@
 - triage: evaluate() per detection (pure core, the per-image cost)
 - intake: ImageIntake.prepare for a small JPEG (pass-through) and a 6 MB JPEG (re-encode)
 - engine: Engine.moderate end to end with recorded detector and judge, in-memory audit
+- shadows: Engine.moderate with 0, 1 and 3 shadow policies on one offline engine, and the overhead
 - wire: RekognitionDetector through botocore to a local 127.0.0.1 endpoint (HTTP, signing, parse)
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -29,7 +31,8 @@ from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordi
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def measure(name: str, fn: Callable[[], object], *, n: int, unit: str = "call") -> None:
+def measure(name: str, fn: Callable[[], object], *, n: int, unit: str = "call") -> float:
+    """Prints the figures for `fn` over `n` runs and returns its median in seconds."""
     fn()  # warm up
     samples = []
     for _ in range(n):
@@ -41,6 +44,47 @@ def measure(name: str, fn: Callable[[], object], *, n: int, unit: str = "call") 
     p95 = samples[int(len(samples) * 0.95) - 1] * 1e6
     rate = 1 / statistics.mean(samples)
     print(f"{name:<48} p50 {p50:>10.1f} µs   p95 {p95:>10.1f} µs   {rate:>10.0f} {unit}/s")
+    return p50 / 1e6
+
+
+def shadow_overhead(recordings: Recordings) -> None:
+    """Engine.moderate for `kids` naming 0, 1 and 3 shadow policies, on one offline engine.
+
+    The candidates are the shipped kids policy with another `default` rule, so each shadow costs
+    one full triage of the same detection. The image is one kids escalates and the recorded judge
+    answers, so the figures include the judge stage and the reuse of its verdict.
+    """
+    default = (ROOT / "policies/default.yaml").read_text()
+    kids = (ROOT / "policies/tenants/kids.yaml").read_text()
+    candidates = {
+        f"kids-next-{i}": f"extends: kids\ndefault: {{reject: {60 + 10 * i}, escalate: 30}}\n"
+        for i in range(3)
+    }
+    names = list(candidates)
+    image = ROOT / "examples/images/cartoon-fight.png"
+    figures = []
+    for count in (0, 1, 3):
+        shadow = f"shadow: [{', '.join(names[:count])}]\n"
+        store = PolicyStore.from_sources({"default": default, "kids": kids + shadow, **candidates})
+        engine = Engine(
+            store, RecordedDetector(recordings), RecordedJudge(recordings), InMemoryAuditLog()
+        )
+        decision = engine.moderate(image, tenant="kids")
+        assert len(decision.shadow) == count, decision.shadow
+        figures.append(
+            measure(
+                f"engine.moderate, {count} shadow polic{'y' if count == 1 else 'ies'}",
+                functools.partial(engine.moderate, image, tenant="kids"),
+                n=300,
+            )
+        )
+    base = figures[0]
+    for count, p50 in zip((1, 3), figures[1:], strict=True):
+        extra = p50 - base
+        print(
+            f"{f'  shadows: {count} add':<48} {extra * 1e6:>+9.1f} µs per decision "
+            f"({extra / base:+.1%}; {extra / count * 1e6:+.1f} µs per shadow)"
+        )
 
 
 def main() -> None:
@@ -93,6 +137,7 @@ def main() -> None:
     measure(
         "engine.moderate, through the recorded judge", lambda: engine.moderate(judged_path), n=100
     )
+    shadow_overhead(recordings)
 
     try:
         from moderation.aws.rekognition import RekognitionDetector
