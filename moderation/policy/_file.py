@@ -3,8 +3,8 @@
 `PolicyStore` validates every file's data with `PolicyFile` (and maps pydantic's errors to its own
 messages), and `policy_schema()` is generated from the same models, so the checker and the JSON
 Schema that editors use cannot drift apart. What needs more than one file's data (category names
-in the taxonomy, `extends` targets, band order after merging, `id` against the file name, a model
-for `judge: bedrock`) is checked by the store, not here.
+in the taxonomy, `extends` and `shadow` targets, band order after merging, `id` against the file
+name, a model for `judge: bedrock`) is checked by the store, not here.
 
 Every key may be `null`: in a tenant file that removes what the parent set (RFC 7396 merge patch).
 """

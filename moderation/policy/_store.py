@@ -998,6 +998,9 @@ class PolicyStore:
     built with `fallback_to_default=True`: then such a tenant gets the default policy, whose `id`
     stays `default` (so a caller can tell a fallback by `policy.id != tenant`).
 
+    `policy(id)` gets a policy by its own id (never a fallback), and `shadows(policy)` the policies
+    it names under `shadow`: ids the store checked when it was built.
+
     `drafts`: policy files from outside the directory, each read as tenant `<file stem>` (in place
     of a tenant file of that name), so a new tenant is checked with everything it extends.
     `strict` is the deprecated spelling of `not fallback_to_default`.
