@@ -184,10 +184,11 @@ class ShadowResult(_Record):
     """What another policy would have said about the same detection: recorded, never acted on.
 
     `outcome` is what the shadow would have decided where that needs no judge call of its own:
-    triage's approve/reject/review; for escalate, the live judge's verdict when the live decision
-    called the judge (`verdict_reused`), a review when the shadow has `judge: none`, else None
-    ("would escalate"). `incomplete` is true when the shadow's `min_confidence` is lower than the
-    one the detector was asked for, so labels it would act on may never have been reported.
+    triage's approve/reject/review; for escalate, a review when the shadow has `judge: none` (as
+    the engine would), else the live judge's verdict when it decided the live decision
+    (`verdict_reused`), else None ("would escalate"). `incomplete` is true when the detection may
+    lack what the shadow would act on: its `min_confidence` is lower than the one the detector was
+    asked with, or it would have sent other frames of an animation.
     """
 
     policy: PolicyRef
