@@ -42,17 +42,17 @@ def ids() -> Callable[[], str]:
     return lambda: f"golden-{next(numbers):04d}"
 
 
-def main() -> None:
-    """Write the golden log afresh and print one line per decision."""
+def main(out: Path = GOLDEN) -> None:
+    """Write the golden log to `out` afresh and print one line per decision."""
     recordings = Recordings.load(ROOT / "examples" / "recordings")
     # The log appends: start from nothing (the live file and any rotated predecessor `.N`).
-    for old in [GOLDEN, *GOLDEN.parent.glob(GOLDEN.name + ".[0-9]*")]:
+    for old in [out, *out.parent.glob(out.name + ".[0-9]*")]:
         old.unlink(missing_ok=True)
     engine = Engine(
         PolicyStore(ROOT / "policies"),
         RecordedDetector(recordings),
         RecordedJudge(recordings),
-        JsonlAuditLog(GOLDEN, fsync=False),
+        JsonlAuditLog(out, fsync=False),
         now=clock(),
         timer=lambda: 0.0,  # timings of 0 ms: real ones would change the file on every run
         new_id=ids(),
@@ -68,7 +68,7 @@ def main() -> None:
                 f"{decision.id} {image.name:20} {tenant:8} {decision.outcome.value:9} "
                 f"by {decision.decided_by.value}"
             )
-    print(f"wrote {GOLDEN.relative_to(ROOT)}")
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
