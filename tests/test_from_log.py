@@ -13,7 +13,7 @@ import pytest
 
 import moderation
 from moderation import Decision, DetectorError, Engine, PolicyStore
-from moderation.audit import JsonlAuditLog, decisions
+from moderation.audit import GENESIS, TornNote, decisions, encode_record, parse_line
 from moderation.errors import ModerationError
 from moderation.image import ImageIntake
 from moderation.testing import (
@@ -123,8 +123,8 @@ def test_make_golden_writes_the_same_log_every_time(tmp_path, capsys):
     for run in ("first", "second"):
         (tmp_path / run).mkdir()
         script.main(tmp_path / run / "decisions.jsonl")
-        written.append((tmp_path / run / "decisions.jsonl").read_bytes())
-    assert written[0] == written[1]
+        written.append(list(decisions(tmp_path / run / "decisions.jsonl")))
+    assert written[0] == written[1]  # ids, timestamps and timings included
     assert [d.id for d in decisions(tmp_path / "first" / "decisions.jsonl")] == [
         f"golden-{n:04d}" for n in range(1, 13)
     ]
@@ -324,9 +324,26 @@ def test_the_recorded_judge_answers_per_tenant():
 
 
 def write(path: Path, items: list[Decision]) -> None:
-    sink = JsonlAuditLog(path, fsync=False)
-    for item in items:
-        sink.append(item)
+    """Bare decision lines: what the stdout sink writes, and file logs before the chain."""
+    with path.open("a") as fh:
+        fh.writelines(item.model_dump_json() + "\n" for item in items)
+
+
+def write_chained(path: Path, bodies: list[Decision | TornNote | str]) -> None:
+    """Hash-chained audit records (a str is written as it is: a damaged line)."""
+    prev, seq, lines = GENESIS, 0, []
+    for body in bodies:
+        if isinstance(body, str):
+            lines.append(body.encode())
+            continue
+        seq += 1
+        kind = "decision" if isinstance(body, Decision) else "torn"
+        line = encode_record(
+            seq=seq, prev=prev, kind=kind, body_json=body.model_dump_json(), key=None
+        )
+        prev = parse_line(line).hash  # type: ignore[union-attr]
+        lines.append(line)
+    path.write_bytes(b"".join(lines))
 
 
 def test_a_log_is_read_with_its_rotated_predecessors(tmp_path):
@@ -360,6 +377,21 @@ def test_an_unreadable_line_is_refused_with_file_and_line(tmp_path):
     with pytest.raises(
         ModerationError, match=rf"1 unreadable line in the decision log: {path}:2: "
     ):
+        DecisionLog(path)
+
+
+def test_chained_records_are_read_and_a_noted_torn_record_is_skipped(tmp_path):
+    made = recorder(store(), StaticDetector([]))
+    first, second = made.moderate(LANDSCAPE), made.moderate(BEACH)
+    torn = '{"audit":1,"seq":2,"prev":"00'
+    note = TornNote(line=2, offset=0, length=len(torn), sha256="ab" * 32, found_at=first.created_at)
+    path = tmp_path / "audit.jsonl"
+    write_chained(path, [first, torn + "\n", note, second])
+    log = DecisionLog(path)
+    assert (log.size, set(log.detections)) == (2, {sha(LANDSCAPE), sha(BEACH)})
+    # The same damaged line without the writer's note is an unreadable record.
+    write_chained(path, [first, torn + "\n", second])
+    with pytest.raises(ModerationError, match=rf"{path}:2: "):
         DecisionLog(path)
 
 

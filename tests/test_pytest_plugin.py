@@ -33,7 +33,10 @@ def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch):
 
     def run(source: str) -> pytest.RunResult:
         pytester.makepyfile(test_inner=source)
-        return pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider")
+        # This process imported the plugin already, so the inner session cannot rewrite its
+        # asserts and says so; it has none.
+        quiet = "ignore::pytest.PytestAssertRewriteWarning"
+        return pytester.runpytest_inprocess("-p", PLUGIN, "-p", "no:cacheprovider", "-W", quiet)
 
     yield run
     moderation.configure(before)
