@@ -11,8 +11,9 @@ are there in every test without an import:
   ends, and the engine installed before is put back.
 
 With plugin autoloading off (`PYTEST_DISABLE_PLUGIN_AUTOLOAD=1`), load it with `-p moderation`.
-Importing this module imports neither boto3 nor anything of moderation beyond the package itself:
-pytest imports it at the start of every run, so the fixtures import what they need when used.
+pytest imports this module at the start of every run: it imports no boto3 and does no work (its
+parent packages, `moderation` and `moderation.testing`, are the whole cost); the fixtures import
+what they use when a test asks for them.
 """
 
 from __future__ import annotations
