@@ -3,6 +3,8 @@
 - Recorded detector and judge: answers from verbatim service responses, keyed by image sha256
   (and, for the judge, optionally by tenant).
 - Static and failing detectors and judges: fixed answers or fixed exceptions, every call kept.
+- An engine rebuilt from a decision log (`engine_from_log`, `DecisionLog`, `LoggedDetector`,
+  `LoggedJudge`): `moderate()` answers with what production's detector and judge said.
 - `use_engine`: install an engine for module-level `moderation.moderate()` for a block or a test;
   `offline_engine`: an engine that makes no AWS call.
 - An in-memory audit log, and a local 127.0.0.1 endpoint that speaks the Rekognition and Bedrock
@@ -17,6 +19,17 @@ from typing import TYPE_CHECKING, Any
 from moderation.audit import InMemoryAuditLog
 from moderation.testing._calls import DetectCall, JudgeCall
 from moderation.testing._engine import offline_engine, use_engine
+from moderation.testing._from_log import (
+    DecisionLog,
+    DetectionNotReplayable,
+    LoggedDetector,
+    LoggedJudge,
+    LogSource,
+    NoLoggedVerdict,
+    NotInLog,
+    VerdictNotReplayable,
+    engine_from_log,
+)
 from moderation.testing.fakes import (
     ContentTypeSpec,
     FailingDetector,
@@ -48,20 +61,29 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AWSEndpoint",
     "ContentTypeSpec",
+    "DecisionLog",
     "DetectCall",
+    "DetectionNotReplayable",
     "FailingDetector",
     "FailingJudge",
     "ImageKey",
     "InMemoryAuditLog",
     "JudgeCall",
     "LabelSpec",
+    "LogSource",
+    "LoggedDetector",
+    "LoggedJudge",
+    "NoLoggedVerdict",
     "NoRecording",
+    "NotInLog",
     "RecordedDetector",
     "RecordedJudge",
     "Recordings",
     "Reply",
     "StaticDetector",
     "StaticJudge",
+    "VerdictNotReplayable",
+    "engine_from_log",
     "offline_engine",
     "static_detection",
     "use_engine",
