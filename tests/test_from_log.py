@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from images import animation
 
 import moderation
 from moderation import Decision, DetectorError, Engine, PolicyStore
@@ -36,7 +37,6 @@ from moderation.testing import (
     offline_engine,
     use_engine,
 )
-from tests.images import animation
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "examples" / "golden" / "decisions.jsonl"
