@@ -254,9 +254,7 @@ class _Walk:
             )
         if not self.expect_header and record.kind == "file":
             return f"line {line}: a file header in the middle of a file (inserted?)"
-        chain = self._check_link(entry, record)
-        if chain is not None:
-            return chain
+        # A header's own claim first: a missing file explains the seq gap that follows.
         if record.kind == "file":
             assert record.file is not None
             continues = record.file.continues
@@ -280,7 +278,7 @@ class _Walk:
                     f"it is {before.name}: {continues} is missing (deleted?)",
                     entry,
                 )
-        return None
+        return self._check_link(entry, record)
 
     def _check_link(self, entry: LogEntry, record: AuditRecord) -> str | None:
         line = entry.line
