@@ -124,6 +124,11 @@ def test_a_directory_is_not_a_log(tmp_path: Path):
         JsonlAuditLog(tmp_path)
 
 
+def test_a_log_in_a_missing_directory_is_refused_at_start_up(tmp_path: Path):
+    with pytest.raises(ConfigurationError, match=r"the directory .*nowhere does not exist"):
+        JsonlAuditLog(tmp_path / "nowhere" / "audit.jsonl")
+
+
 def test_a_failed_write_is_an_audit_error_and_the_decision_is_not_returned(tmp_path, monkeypatch):
     engine = offline_engine(
         ROOT / "policies",

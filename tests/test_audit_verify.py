@@ -307,3 +307,31 @@ def test_deleted_oldest_files_are_named(tmp_path: Path):
 def test_a_missing_log_is_an_error(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="no such audit log"):
         verify_log(tmp_path / "nothing.jsonl")
+
+
+def test_an_edit_before_a_set_aside_torn_line_is_the_failure(tmp_path: Path):
+    path = _torn_log(tmp_path)
+    lines = _lines(path)
+    lines[1] = lines[1].replace(b'"approved"', b'"rejected"')
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path)
+    assert report.failure == "line 2: hash mismatch: the record was edited after it was written"
+
+
+def test_the_verifier_docs_audit_md_shows_in_plain_python_agrees(tmp_path: Path):
+    # docs/audit.md shows a reader in another language how to verify; it must stay true
+    text = (Path(__file__).resolve().parent.parent / "docs/audit.md").read_text()
+    match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert match is not None
+    namespace: dict[str, object] = {}
+    exec(compile(match.group(1), "docs/audit.md", "exec"), namespace)
+    verify = namespace["verify"]
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 4, key="k")
+    verify(_lines(path), b"k")  # type: ignore[operator]
+    lines = _lines(path)
+    del lines[2]
+    with pytest.raises(AssertionError, match="deleted, inserted or moved"):
+        verify(lines, b"k")  # type: ignore[operator]
+    with pytest.raises(AssertionError, match="edited"):
+        verify(_lines(path), b"wrong")  # type: ignore[operator]

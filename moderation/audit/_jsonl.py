@@ -241,6 +241,10 @@ class JsonlAuditLog:
         self._fd_pid = 0
         if self.path.is_dir():
             raise ConfigurationError([f"audit log {self.path}: is a directory, not a file"])
+        if not self.path.parent.is_dir():
+            raise ConfigurationError(
+                [f"audit log {self.path}: the directory {self.path.parent} does not exist"]
+            )
         self._check_existing()
 
     @property

@@ -316,9 +316,10 @@ class _Walk:
                 "right before it (inserted?)",
                 entry,
             )
-        mismatch = []
         if note.line != region.first.line:
-            mismatch.append(f"it names line {note.line}")
+            # The note is about some other line: the region's first problem is the failure.
+            raise _Failed(region.problem, region.first)
+        mismatch = []
         if note.offset != region.first.offset:
             mismatch.append(f"offset {note.offset} != {region.first.offset}")
         if note.length != region.length:

@@ -347,7 +347,7 @@ def stats(paths: tuple[Path, ...], as_json: bool) -> None:
         }
         click.echo(json.dumps(body, indent=2))
     else:
-        header = ("", "decisions", *(o.value for o in Outcome), "escalated", "cost")
+        header = ("", "decisions", *(o.value for o in Outcome), "escalation", "cost")
         rows = [total.row("total")]
         rows += [t.row(f"tenant {name}") for name, t in sorted(tenants.items())]
         rows += [t.row(f"day {name}") for name, t in sorted(days.items())]
