@@ -566,3 +566,14 @@ def test_records_keep_created_at_in_utc(tmp_path: Path):
     JsonlAuditLog(path).append(make_decision(1, created_at=when))
     [decision] = decisions(path)
     assert decision.created_at == when
+
+
+def test_a_writer_with_another_key_checks_the_tail_for_itself(tmp_path: Path):
+    # GIVEN two keyed writers built on an empty path, with different keys, in one process
+    path = tmp_path / "audit.jsonl"
+    first, second = JsonlAuditLog(path, key="one"), JsonlAuditLog(path, key="two")
+    first.append(make_decision(1))
+    # THEN the second does not extend the first's chain under another key
+    with pytest.raises(ConfigurationError, match="does not verify"):
+        second.append(make_decision(2))
+    assert verify_log(path, key="one").ok

@@ -84,7 +84,7 @@ class _Cached:
     ino: int
     size: int
     link: _Link
-    alg: str
+    key: bytes | None  # the writer's key: another key must check the tail for itself
 
 
 class _Shared:
@@ -322,11 +322,11 @@ class JsonlAuditLog:
     def _append_locked(self, shared: _Shared, kind: Kind, body_json: str) -> None:
         fd, st = self._open_live()
         cached = shared.cached
-        if cached is not None and (cached.dev, cached.ino, cached.size, cached.alg) == (
+        if cached is not None and (cached.dev, cached.ino, cached.size, cached.key) == (
             st.st_dev,
             st.st_ino,
             st.st_size,
-            self._alg,
+            self._key,
         ):
             link, size = cached.link, cached.size
         else:
@@ -344,7 +344,7 @@ class JsonlAuditLog:
             os.fsync(fd)
         st = os.fstat(fd)
         new = _Link(link.seq + 1, self._hash_of(line), kind)
-        shared.cached = _Cached(st.st_dev, st.st_ino, size + len(line), new, self._alg)
+        shared.cached = _Cached(st.st_dev, st.st_ino, size + len(line), new, self._key)
 
     def _encode(self, link: _Link, kind: Kind, body_json: str) -> bytes:
         return encode_record(
