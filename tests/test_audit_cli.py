@@ -312,3 +312,26 @@ def test_every_record_of_a_real_log_validates_against_the_schema(real_log):
     schema = audit_record_schema()
     for line in path.read_bytes().splitlines():
         jsonschema.validate(json.loads(line), schema)
+
+
+def test_check_writes_a_keyed_rotated_log_when_the_environment_says_so(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    env = {"MODERATION_AUDIT_KEY": "s3cret", "MODERATION_AUDIT_ROTATE_BYTES": "4K"}
+    result = runner().invoke(
+        main,
+        [
+            "check",
+            "--offline",
+            str(ROOT / "examples/recordings"),
+            "--policies",
+            str(ROOT / "policies"),
+            "--audit",
+            str(path),
+            str(IMAGES / "beach.jpg"),
+            str(IMAGES / "couple.jpg"),
+        ],
+        env=env,
+    )
+    assert result.exit_code == 0, result.stderr
+    report = verify_log(path, key="s3cret")
+    assert report.ok and report.decisions == 2 and len(report.files) == 2
