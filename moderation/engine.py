@@ -145,7 +145,14 @@ class Engine:
         store = policies or PolicyStore(
             settings.policies, fallback_to_default=settings.tenant_fallback
         )
-        sink = audit if audit is not None else audit_log_from_spec(settings.audit or "stdout")
+        sink = audit
+        if sink is None:
+            sink = audit_log_from_spec(
+                settings.audit or "stdout",
+                key=settings.audit_key,
+                rotate_bytes=settings.audit_rotate_bytes,
+                region=settings.region,
+            )
         detector = RekognitionDetector(
             region=settings.region, project_version=settings.project_version
         )

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from moderation.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "Settings"]
+__all__ = ["ENV_VARS", "Settings", "is_file_sink"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -30,11 +31,34 @@ ENV_VARS: Mapping[str, str] = {
     " AWS_DEFAULT_REGION / the AWS config file)",
     "MODERATION_AUDIT": "`stdout` (default: JSON lines, as Lambda and containers collect them),"
     " `stderr`, `log` (the `moderation.audit` logger, which must be configured to emit INFO),"
-    " or a file path (JSON lines, fsynced)",
+    " `s3://bucket/prefix` (one object per decision, never overwritten), or a file path"
+    " (hash-chained JSON lines, fsynced; docs/audit.md)",
+    "MODERATION_AUDIT_KEY": "secret that makes a file log's record hashes HMAC-SHA256"
+    " (`alg: hmac-sha256`); `moderation audit verify` needs it too. Never printed",
+    "MODERATION_AUDIT_ROTATE_BYTES": "start a new file log file (the old one renamed to"
+    " `<name>.N`) before a record would take it past this size; a number of bytes, or with a"
+    " K, M or G suffix (1024-based)",
     "MODERATION_PROJECT_VERSION": "ARN of a Rekognition custom moderation adapter",
     "MODERATION_JUDGE": "`bedrock` (default) or `none` (borderline images go to review)",
     "MODERATION_STRICT_TENANTS": "obsolete: unknown tenants always raise now; `1` is accepted",
 }
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def _byte_size(text: str) -> int | None:
+    match = _SIZE.match(text)
+    if match is None:
+        return None
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    return size if size > 0 else None
+
+
+def is_file_sink(spec: str) -> bool:
+    """True when an audit destination (MODERATION_AUDIT, --audit) names a file log."""
+    return spec not in ("log", "stdout", "-", "stderr") and not spec.startswith("s3://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +71,9 @@ class Settings:
     audit: str | None = None  # None: the entry point's default (stdout; stderr for the CLI)
     project_version: str | None = None
     judge: Literal["bedrock", "none"] = "bedrock"
+    # A secret: kept out of repr (and so out of logs and tracebacks that print the settings).
+    audit_key: str | None = field(default=None, repr=False)
+    audit_rotate_bytes: int | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -92,6 +119,30 @@ class Settings:
         values["region"] = region
         if (audit := text("MODERATION_AUDIT")) is not None:
             values["audit"] = audit
+        key = env.get("MODERATION_AUDIT_KEY")
+        if key is not None:
+            if not key.strip():
+                problems.append("MODERATION_AUDIT_KEY: is set but empty (unset it for no key)")
+            else:
+                values["audit_key"] = key  # as given: whitespace may be part of a secret
+        rotate = env.get("MODERATION_AUDIT_ROTATE_BYTES")
+        if rotate is not None:
+            size = _byte_size(rotate)
+            if size is None:
+                problems.append(
+                    "MODERATION_AUDIT_ROTATE_BYTES: must be a positive number of bytes, "
+                    f"optionally with a K, M or G suffix (e.g. 100M), got {rotate!r}"
+                )
+            else:
+                values["audit_rotate_bytes"] = size
+        sink = values.get("audit")
+        if sink is not None and not is_file_sink(sink):
+            for name in ("MODERATION_AUDIT_KEY", "MODERATION_AUDIT_ROTATE_BYTES"):
+                if env.get(name) is not None:
+                    problems.append(
+                        f"{name}: applies only to a file audit log, but MODERATION_AUDIT is "
+                        f"{sink!r}"
+                    )
         if (project := text("MODERATION_PROJECT_VERSION")) is not None:
             if not project.startswith("arn:"):
                 problems.append(

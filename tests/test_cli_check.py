@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from clirunner import runner
 
 from moderation import Decision
+from moderation.audit import decisions
 from moderation.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -95,8 +96,8 @@ def test_check_context_and_jsonl_audit(tmp_path: Path):
     audit = tmp_path / "audit.jsonl"
     result = check(str(IMAGES / "beach.jpg"), "--context", "upload_id=u-9", "--audit", str(audit))
     assert result.exit_code == 0
-    [line] = audit.read_text().splitlines()
-    assert Decision.model_validate_json(line).context == {"upload_id": "u-9"}
+    [decision] = decisions(audit)  # a chained log: a file header, then the decision
+    assert decision.context == {"upload_id": "u-9"}
 
 
 def test_check_rejects_a_malformed_context():

@@ -3,6 +3,8 @@
 docs/audit.md documents the file format (hash-chained JSON lines) and its guarantees.
 """
 
+from typing import Any
+
 from moderation.audit._format import (
     GENESIS,
     AuditRecord,
@@ -12,30 +14,46 @@ from moderation.audit._format import (
     encode_record,
     parse_line,
 )
+from moderation.audit._jsonl import JsonlAuditLog
 from moderation.audit._read import LogEntry, decisions, log_files, read_log
+from moderation.audit._s3 import S3AuditError, S3AuditLog
 from moderation.audit._sinks import (
+    AuditSink,
     InMemoryAuditLog,
-    JsonlAuditLog,
     LoggingAuditLog,
     StreamAuditLog,
     audit_log_from_spec,
 )
+from moderation.audit._verify import Head, VerifyReport, parse_head, verify_log
 
 __all__ = [
     "GENESIS",
     "AuditRecord",
+    "AuditSink",
     "FileHeader",
+    "Head",
     "InMemoryAuditLog",
     "JsonlAuditLog",
     "LogEntry",
     "LoggingAuditLog",
     "RecordError",
+    "S3AuditError",
+    "S3AuditLog",
     "StreamAuditLog",
     "TornNote",
+    "VerifyReport",
     "audit_log_from_spec",
+    "audit_record_schema",
     "decisions",
     "encode_record",
     "log_files",
+    "parse_head",
     "parse_line",
     "read_log",
+    "verify_log",
 ]
+
+
+def audit_record_schema() -> dict[str, Any]:
+    """The JSON Schema of one chained audit record (docs/audit-record.schema.json is this)."""
+    return AuditRecord.model_json_schema()

@@ -3,40 +3,24 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
-from pathlib import Path
 from typing import TextIO
 
+from moderation.audit._jsonl import JsonlAuditLog
+from moderation.audit._s3 import S3AuditLog
 from moderation.decision import Decision
 from moderation.errors import ConfigurationError
 
 __all__ = [
+    "AuditSink",
     "InMemoryAuditLog",
     "JsonlAuditLog",
     "LoggingAuditLog",
+    "S3AuditLog",
     "StreamAuditLog",
     "audit_log_from_spec",
 ]
-
-
-class JsonlAuditLog:
-    """Appends each decision as one JSON line to a file, flushed (and fsynced) before returning."""
-
-    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True) -> None:
-        self.path = Path(path)
-        self.fsync = fsync
-        self._lock = threading.Lock()
-
-    def append(self, decision: Decision) -> None:
-        """Write one line; raises OSError if it could not be stored."""
-        line = decision.model_dump_json() + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(line)
-            fh.flush()
-            if self.fsync:
-                os.fsync(fh.fileno())
 
 
 class StreamAuditLog:
@@ -123,8 +107,23 @@ class InMemoryAuditLog:
             self.decisions.append(decision)
 
 
-def audit_log_from_spec(spec: str) -> JsonlAuditLog | StreamAuditLog | LoggingAuditLog:
-    """`stdout`, `stderr`, `log` (the `moderation.audit` logger), or a file path for JSON lines."""
+AuditSink = JsonlAuditLog | S3AuditLog | StreamAuditLog | LoggingAuditLog
+
+
+def audit_log_from_spec(
+    spec: str,
+    *,
+    key: str | bytes | None = None,
+    rotate_bytes: int | None = None,
+    region: str | None = None,
+) -> AuditSink:
+    """The sink `spec` names: `stdout`, `stderr`, `log` (the `moderation.audit` logger),
+    `s3://bucket/prefix` (one object per decision), or a file path (a hash-chained JSON lines log).
+
+    `key` and `rotate_bytes` are the file log's (MODERATION_AUDIT_KEY,
+    MODERATION_AUDIT_ROTATE_BYTES) and are ignored by the other sinks, which have no chain and no
+    files; `region` is the S3 sink's.
+    """
     if spec == "log":
         return LoggingAuditLog()
     if spec in ("stdout", "-"):
@@ -132,5 +131,10 @@ def audit_log_from_spec(spec: str) -> JsonlAuditLog | StreamAuditLog | LoggingAu
     if spec == "stderr":
         return StreamAuditLog(sys.stderr)
     if not spec.strip():
-        raise ValueError("audit destination is empty; use log, stdout, stderr or a file path")
-    return JsonlAuditLog(spec)
+        raise ValueError(
+            "audit destination is empty; use log, stdout, stderr, s3://bucket/prefix or a file path"
+        )
+    if spec.startswith("s3://"):
+        bucket, _, prefix = spec[len("s3://") :].partition("/")
+        return S3AuditLog(bucket, prefix, region=region)
+    return JsonlAuditLog(spec, key=key, rotate_bytes=rotate_bytes)

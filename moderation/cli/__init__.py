@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from moderation.cli.audit import audit
 from moderation.cli.check import check
 from moderation.cli.policy import policy
 
@@ -23,3 +24,4 @@ def main() -> None:
 
 main.add_command(check)
 main.add_command(policy)
+main.add_command(audit)

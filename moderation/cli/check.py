@@ -82,7 +82,12 @@ def check(
         raise _usage("no such file: " + ", ".join(missing))
     try:
         settings = Settings.from_env().with_options(policies=directory, region=region, audit=audit)
-        sink = audit_log_from_spec(settings.audit or "stderr")
+        sink = audit_log_from_spec(
+            settings.audit or "stderr",
+            key=settings.audit_key,
+            rotate_bytes=settings.audit_rotate_bytes,
+            region=settings.region,
+        )
     except (ConfigurationError, ValueError) as exc:
         raise _usage(str(exc)) from exc
     store = load_store(

@@ -1,0 +1,569 @@
+"""The file audit log: hash-chained JSON lines, safe for many threads, processes and instances.
+
+Every record is written whole under one exclusive lock that holds across threads (a per-path lock
+in this process) and processes (`flock` on the sidecar `<path>.lock`, which is never renamed, so
+the lock survives rotation renames of the live file). Each line goes out in one `os.write` on an
+O_APPEND descriptor and is fsynced before `append()` returns.
+
+Under the lock the writer finds the end of the chain (cached per path in this process, re-read
+whenever the file's inode or size is not what this process last wrote) and repairs what a crashed
+writer left: an empty live file gets its header; a torn last line is either completed (it is a
+whole record that only lacks its newline) or kept in place and set aside by a chained `torn` note;
+a live file missing beside rotated ones is started again, continuing the newest one's chain.
+Nothing already written is ever rewritten or truncated. docs/audit.md has the guarantees.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from moderation._version import __version__
+from moderation.audit._format import (
+    GENESIS,
+    FileHeader,
+    Kind,
+    TornNote,
+    encode_record,
+    record_hash,
+    signed_prefix,
+)
+from moderation.audit._read import rotated_number
+from moderation.decision import Decision
+from moderation.errors import ConfigurationError
+
+__all__ = ["JsonlAuditLog", "audit_key_bytes", "read_tail"]
+
+# Every write goes through this name, so tests can simulate a writer killed mid-record or a disk
+# that fills up (a short write followed by ENOSPC).
+_os_write = os.write
+
+_FILE_MODE = 0o640  # decisions name tenants and callers' ids: not for every local user
+_CHUNK = 64 * 1024
+# What a crash can leave after the last record: a torn line, or a torn line whose repair was cut
+# short too (a full disk). Anything longer is not a crash's leftovers.
+_MAX_SKIPPED_LINES = 4
+_MAX_SKIPPED_BYTES = 1 << 20
+
+
+def audit_key_bytes(key: str | bytes | None) -> bytes | None:
+    """The HMAC key as bytes (text is UTF-8), None for none; ValueError for an empty key."""
+    if key is None:
+        return None
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if not raw:
+        raise ValueError("the audit key is empty; unset it for an unkeyed (sha256) log")
+    return raw
+
+
+@dataclass(frozen=True, slots=True)
+class _Link:
+    """The end of the chain: the last record's seq, hash and kind (seq 0 before the first)."""
+
+    seq: int
+    hash: str
+    kind: str = "file"
+
+
+_START = _Link(0, GENESIS, "none")
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    """Where this process last left the live file: its identity and size, and the chain's end."""
+
+    dev: int
+    ino: int
+    size: int
+    link: _Link
+    key: bytes | None  # the writer's key: another key must check the tail for itself
+
+
+class _Shared:
+    """Per live path and process: the lock every instance takes, the flock file, the cached tail."""
+
+    def __init__(self, lock_path: str) -> None:
+        self.lock = threading.Lock()
+        self.lock_path = lock_path
+        self.lock_fd: int | None = None
+        self.cached: _Cached | None = None
+
+    def flock_fd(self) -> int:
+        if self.lock_fd is None:
+            self.lock_fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, _FILE_MODE)
+        return self.lock_fd
+
+
+_registry_lock = threading.Lock()
+_registry: dict[str, _Shared] = {}
+
+
+def _shared_for(real: str) -> _Shared:
+    with _registry_lock:
+        shared = _registry.get(real)
+        if shared is None:
+            shared = _registry[real] = _Shared(real + ".lock")
+        return shared
+
+
+def _after_fork_in_child() -> None:
+    # A lock held by another thread at fork time would never be released in the child, and a
+    # flock descriptor inherited from the parent is the parent's lock (flock locks belong to the
+    # open file description): the child starts with fresh locks and descriptors of its own.
+    global _registry_lock
+    _registry_lock = threading.Lock()
+    for shared in _registry.values():
+        if shared.lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(shared.lock_fd)
+    _registry.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _pread_exact(fd: int, length: int, offset: int) -> bytes:
+    parts: list[bytes] = []
+    while length > 0:
+        part = os.pread(fd, length, offset)
+        if not part:
+            break
+        parts.append(part)
+        length -= len(part)
+        offset += len(part)
+    return b"".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _Tail:
+    """The end of a file: its last complete line (None if it has none) and any torn bytes."""
+
+    last: bytes | None
+    last_offset: int
+    torn: bytes
+
+
+def read_tail(fd: int, size: int) -> _Tail:
+    """The last complete line and the bytes after it, read backwards from `size`."""
+    buf = b""
+    pos = size
+    chunk = _CHUNK
+    while True:
+        start = max(0, pos - chunk)
+        buf = _pread_exact(fd, pos - start, start) + buf
+        pos = start
+        end = buf.rfind(b"\n")
+        if end != -1:
+            before = buf.rfind(b"\n", 0, end)
+            if before != -1 or pos == 0:
+                return _Tail(buf[before + 1 : end + 1], pos + before + 1, buf[end + 1 :])
+        elif pos == 0:
+            return _Tail(None, 0, buf)
+        chunk *= 2
+
+
+def _lines_before(fd: int, offset: int) -> int:
+    """How many newlines the file holds before `offset` (the 1-based line at offset, minus 1)."""
+    count = 0
+    pos = 0
+    while pos < offset:
+        block = os.pread(fd, min(1 << 20, offset - pos), pos)
+        if not block:
+            break
+        count += block.count(b"\n")
+        pos += len(block)
+    return count
+
+
+def _chained_fields(line: bytes) -> dict[str, object] | None:
+    """A line's record fields if it is a chained record at all (JSON with `audit`); else None."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if isinstance(data, dict) and "audit" in data:
+        return data
+    return None
+
+
+def _is_bare_json(line: bytes) -> bool:
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and "audit" not in data
+
+
+class JsonlAuditLog:
+    """Appends each decision as one hash-chained JSON line, fsynced before `append` returns.
+
+    `key` (text or bytes) makes every record's hash an HMAC-SHA256 under it (`alg: hmac-sha256`):
+    without the key nobody can rewrite the log and recompute a chain that verifies.
+    `rotate_bytes` starts a new live file (the old one renamed to `<name>.K`) before a record would
+    take the live file past that size. Any number of instances, threads and processes may append
+    to the same path. Raises ConfigurationError when the log on disk cannot be extended by this
+    writer (the other alg, a record that does not verify under this key, unchained lines).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        key: str | bytes | None = None,
+        rotate_bytes: int | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.fsync = fsync
+        if rotate_bytes is not None and rotate_bytes < 1:
+            raise ValueError(f"rotate_bytes must be a positive number of bytes, got {rotate_bytes}")
+        self.rotate_bytes = rotate_bytes
+        self._key = audit_key_bytes(key)
+        self._alg = "hmac-sha256" if self._key is not None else "sha256"
+        self._real = os.path.realpath(self.path)
+        self._fd: int | None = None
+        self._fd_pid = 0
+        if self.path.is_dir():
+            raise ConfigurationError([f"audit log {self.path}: is a directory, not a file"])
+        if not self.path.parent.is_dir():
+            raise ConfigurationError(
+                [f"audit log {self.path}: the directory {self.path.parent} does not exist"]
+            )
+        self._check_existing()
+
+    @property
+    def keyed(self) -> bool:
+        """True when records are HMAC-SHA256 under a key."""
+        return self._key is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"JsonlAuditLog({str(self.path)!r}, keyed={self.keyed}, "
+            f"rotate_bytes={self.rotate_bytes}, fsync={self.fsync})"
+        )
+
+    def append(self, decision: Decision) -> None:
+        """Write one chained decision record; raises (OSError, ConfigurationError) if it could not
+        be stored whole."""
+        self._append("decision", decision.model_dump_json())
+
+    def close(self) -> None:
+        """Close this instance's descriptor (the next append opens it again)."""
+        with _shared_for(self._real).lock:
+            self._close_fd()
+
+    # -- under the lock ----------------------------------------------------------------------
+
+    def _locked(self) -> tuple[_Shared, int]:
+        shared = _shared_for(self._real)
+        shared.lock.acquire()
+        try:
+            lock_fd = shared.flock_fd()
+            fcntl.flock(lock_fd, fcntl.LOCK_EX)
+        except BaseException:
+            shared.lock.release()
+            raise
+        return shared, lock_fd
+
+    @staticmethod
+    def _unlock(shared: _Shared, lock_fd: int) -> None:
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+        finally:
+            shared.lock.release()
+
+    def _check_existing(self) -> None:
+        """At construction: refuse a log this writer could not extend, before any decision."""
+        if not self.path.exists() and self._newest_rotated() is None:
+            return
+        shared, lock_fd = self._locked()
+        try:
+            if not self.path.exists():
+                self._predecessor_end()
+                return
+            fd = os.open(self.path, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                if size:
+                    self._scan(fd, size)
+                else:
+                    self._predecessor_end()
+            finally:
+                os.close(fd)
+        finally:
+            self._unlock(shared, lock_fd)
+
+    def _append(self, kind: Kind, body_json: str) -> None:
+        shared, lock_fd = self._locked()
+        try:
+            self._append_locked(shared, kind, body_json)
+        except BaseException:
+            shared.cached = None  # whatever reached the file, the next writer re-reads it
+            raise
+        finally:
+            self._unlock(shared, lock_fd)
+
+    def _append_locked(self, shared: _Shared, kind: Kind, body_json: str) -> None:
+        fd, st = self._open_live()
+        cached = shared.cached
+        if cached is not None and (cached.dev, cached.ino, cached.size, cached.key) == (
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            self._key,
+        ):
+            link, size = cached.link, cached.size
+        else:
+            link, size = self._recover(fd, st.st_size)
+        line = self._encode(link, kind, body_json)
+        if (
+            self.rotate_bytes is not None
+            and link.kind != "file"  # a file that holds only its header is not rotated
+            and size + len(line) > self.rotate_bytes
+        ):
+            fd, link, size = self._rotate(fd, link)
+            line = self._encode(link, kind, body_json)
+        self._write_all(fd, line)
+        if self.fsync:
+            os.fsync(fd)
+        st = os.fstat(fd)
+        new = _Link(link.seq + 1, self._hash_of(line), kind)
+        shared.cached = _Cached(st.st_dev, st.st_ino, size + len(line), new, self._key)
+
+    def _encode(self, link: _Link, kind: Kind, body_json: str) -> bytes:
+        return encode_record(
+            seq=link.seq + 1, prev=link.hash, kind=kind, body_json=body_json, key=self._key
+        )
+
+    @staticmethod
+    def _hash_of(line: bytes) -> str:
+        signed = signed_prefix(line)
+        assert signed is not None  # we just encoded it
+        return signed[1]
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+    def _open_live(self) -> tuple[int, os.stat_result]:
+        """A descriptor on the current live file (created if missing) and its stat."""
+        try:
+            on_disk: os.stat_result | None = os.stat(self.path)
+        except FileNotFoundError:
+            on_disk = None
+        if self._fd is not None and self._fd_pid == os.getpid() and on_disk is not None:
+            st = os.fstat(self._fd)
+            if (st.st_dev, st.st_ino) == (on_disk.st_dev, on_disk.st_ino):
+                return self._fd, st
+        # Rotated by another writer (or by us in another instance), deleted, or a forked child.
+        self._close_fd()
+        if on_disk is None:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+            _fsync_dir(self.path.parent)
+        else:
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._fd, self._fd_pid = fd, os.getpid()
+        return fd, os.fstat(fd)
+
+    def _write_all(self, fd: int, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = _os_write(fd, view)
+            if written <= 0:
+                raise OSError(errno.EIO, f"{self.path}: write stored nothing")
+            view = view[written:]
+
+    def _newest_rotated(self) -> Path | None:
+        parent = self.path.parent
+        best: tuple[int, Path] | None = None
+        if parent.is_dir():
+            for candidate in parent.iterdir():
+                n = rotated_number(self.path, candidate)
+                if n is not None and (best is None or n > best[0]):
+                    best = (n, candidate)
+        return best[1] if best else None
+
+    def _predecessor_end(self) -> tuple[_Link, str | None]:
+        """The chain's end in the newest rotated file, and its name; the start for a new log."""
+        newest = self._newest_rotated()
+        if newest is None:
+            return _START, None
+        fd = os.open(newest, os.O_RDONLY)
+        try:
+            size = os.fstat(fd).st_size
+            tail = read_tail(fd, size) if size else _Tail(None, 0, b"")
+        finally:
+            os.close(fd)
+        if tail.torn or tail.last is None:
+            raise ConfigurationError(
+                [
+                    f"audit log {self.path}: cannot continue the chain of {newest}: it ends in "
+                    f"{'a torn line' if tail.torn else 'no record'}; run `moderation audit "
+                    f"verify {self.path}` and move the damaged files aside"
+                ]
+            )
+        return self._link_of(tail.last, newest, tail.last_offset), newest.name
+
+    def _link_of(self, line: bytes, file: Path, offset: int) -> _Link:
+        """The chain's end at this complete line; ConfigurationError if this writer must not
+        extend it (unchained, the other alg, does not verify under this writer's key)."""
+        fields = _chained_fields(line)
+        where = f"audit log {file} (the record at byte {offset})"
+        if fields is None:
+            what = "a bare decision line" if _is_bare_json(line) else "not an audit record"
+            raise ConfigurationError(
+                [
+                    f"{where}: {what}: the file is not a chained audit log (an older format, or "
+                    "damaged); move it aside (rename it) so that a new chained log starts"
+                ]
+            )
+        alg = fields.get("alg")
+        if alg != self._alg:
+            mine = "has a key (MODERATION_AUDIT_KEY)" if self._key else "has no key"
+            raise ConfigurationError(
+                [
+                    f"{where}: the log is chained with {alg} but this writer {mine}: refusing "
+                    f"to mix {alg} and {self._alg} records in one chain"
+                ]
+            )
+        signed = signed_prefix(line)
+        seq, kind = fields.get("seq"), fields.get("kind")
+        if signed is None or not isinstance(seq, int) or not isinstance(kind, str):
+            raise ConfigurationError([f"{where}: not a complete audit record"])
+        prefix, stated = signed
+        if record_hash(prefix, self._key) != stated:
+            why = "wrong MODERATION_AUDIT_KEY, or" if self._key else "the record was"
+            raise ConfigurationError(
+                [
+                    f"{where}: the last record does not verify ({why} altered); run "
+                    f"`moderation audit verify {file}`"
+                ]
+            )
+        return _Link(seq, stated, kind)
+
+    def _next_link(self, torn: bytes, base: _Link) -> _Link | None:
+        """The link `torn` makes if it is a whole record (only its newline missing) that verifies
+        as the record after `base`; None otherwise."""
+        fields = _chained_fields(torn)
+        signed = signed_prefix(torn)
+        if fields is None or signed is None or fields.get("alg") != self._alg:
+            return None
+        prefix, stated = signed
+        seq, kind = fields.get("seq"), fields.get("kind")
+        if record_hash(prefix, self._key) != stated or not isinstance(kind, str):
+            return None
+        if seq != base.seq + 1 or fields.get("prev") != base.hash:
+            return None
+        return _Link(base.seq + 1, stated, kind)
+
+    def _header(self, link: _Link, continues: str | None) -> bytes:
+        body = FileHeader(
+            created_at=datetime.now(UTC), continues=continues, engine_version=__version__
+        )
+        return self._encode(link, "file", body.model_dump_json())
+
+    def _scan(self, fd: int, size: int) -> tuple[_Link, str | None, int, bytes | None]:
+        """Where the chain ends in the live file: the last intact record's link (else the newest
+        rotated file's, with its name), the offset at which unrecorded bytes start (`size` when
+        there are none), and the last intact record's line (None if the file has none).
+
+        Unrecorded bytes are a torn last line, possibly after a few lines that are not records at
+        all (a torn line whose repair was itself cut short by a full disk); more than that is not
+        a crash's leftovers, and this writer refuses the file rather than set it aside.
+        """
+        tail = read_tail(fd, size)
+        start = size - len(tail.torn)
+        last, last_offset, skipped = tail.last, tail.last_offset, 0
+        while last is not None and _chained_fields(last) is None and not _is_bare_json(last):
+            skipped += 1
+            if skipped > _MAX_SKIPPED_LINES or size - last_offset > _MAX_SKIPPED_BYTES:
+                raise ConfigurationError(
+                    [
+                        f"audit log {self.path}: its last {skipped} lines are not audit records "
+                        "(not a chained audit log, or damaged); run `moderation audit verify "
+                        f"{self.path}` and move the file aside"
+                    ]
+                )
+            start = last_offset
+            before = read_tail(fd, last_offset)
+            last, last_offset = before.last, before.last_offset
+        if last is None:  # no intact record: the file's header never made it whole
+            base, continues = self._predecessor_end()
+            return base, continues, start, None
+        return self._link_of(last, self.path, last_offset), None, start, last
+
+    def _recover(self, fd: int, size: int) -> tuple[_Link, int]:
+        """The chain's end in the live file after repairing what a crashed writer left, and the
+        file's size after the repair. Appends only; never rewrites what is there."""
+        if size == 0:  # new, or created by a writer that died before its header
+            base, continues = self._predecessor_end()
+            header = self._header(base, continues)
+            self._write_all(fd, header)
+            return _Link(base.seq + 1, self._hash_of(header), "file"), len(header)
+        base, continues, start, last = self._scan(fd, size)
+        if start == size:
+            return base, size
+        region = _pread_exact(fd, size - start, start)
+        if b"\n" not in region:
+            completed = self._next_link(region, base)
+            if completed is not None:  # killed just before the newline: the record is whole
+                self._write_all(fd, b"\n")
+                return completed, size + 1
+        # Kept in place and set aside: the note covers the bytes up to the newline ending them.
+        terminated = region.endswith(b"\n")
+        covered = region[:-1] if terminated else region
+        if not covered:
+            raise ConfigurationError(
+                [f"audit log {self.path}: an empty line at byte {start} after its last record"]
+            )
+        note = TornNote(
+            line=_lines_before(fd, start) + 1,
+            offset=start,
+            length=len(covered),
+            sha256=hashlib.sha256(covered).hexdigest(),
+            found_at=datetime.now(UTC),
+        )
+        record = self._encode(base, "torn", note.model_dump_json())
+        link = _Link(base.seq + 1, self._hash_of(record), "torn")
+        repair = (b"" if terminated else b"\n") + record
+        if last is None:  # set the torn bytes aside, then give the file its header
+            header = self._header(link, continues)
+            link = _Link(link.seq + 1, self._hash_of(header), "file")
+            repair += header
+        # One write: the newline that ends the torn bytes and the note that sets them aside
+        # arrive together, or (on a full disk) as one torn region the next writer sets aside.
+        self._write_all(fd, repair)
+        return link, size + len(repair)
+
+    def _rotate(self, fd: int, link: _Link) -> tuple[int, _Link, int]:
+        """Rename the live file to `<name>.K` and start a new one continuing the chain."""
+        newest = self._newest_rotated()
+        number = 1 + ((rotated_number(self.path, newest) or 0) if newest is not None else 0)
+        target = self.path.with_name(f"{self.path.name}.{number}")
+        if self.fsync:
+            os.fsync(fd)
+        os.rename(self.path, target)
+        _fsync_dir(self.path.parent)
+        self._close_fd()
+        fd, _ = self._open_live()
+        header = self._header(link, target.name)
+        self._write_all(fd, header)
+        return fd, _Link(link.seq + 1, self._hash_of(header), "file"), len(header)

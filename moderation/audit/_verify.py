@@ -1,0 +1,459 @@
+"""Verifying a chained audit log: every record, every link, every file, and where it first breaks.
+
+`verify_log(path)` walks the live file's rotated predecessors (oldest first) and the live file,
+streaming, and checks what the writer promises: each file starts with a header that names the file
+before it; every record's hash covers its bytes (SHA-256, or HMAC-SHA256 under the key); its
+`prev` is the previous record's hash and its `seq` the previous one's plus one. A torn line (a
+writer stopped mid-record) is accepted only when a chained `torn` note right after it describes
+exactly those bytes; it is then a warning, not a failure. The report names the first failure by
+file and 1-based line, and says what kind of change it looks like.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from moderation.audit._format import GENESIS, AuditRecord, record_hash, signed_prefix
+from moderation.audit._jsonl import audit_key_bytes
+from moderation.audit._read import LogEntry, log_files, read_log
+from moderation.decision import Decision
+
+__all__ = ["Head", "LogHead", "VerifyReport", "parse_head", "read_head", "verify_log"]
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+KEY_NEEDED = (
+    "the log is keyed (hmac-sha256): verifying it needs the key (set MODERATION_AUDIT_KEY, or "
+    "--key-file on the command line)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    """A record an operator anchored elsewhere: its hash, and its seq when known."""
+
+    hash: str
+    seq: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.hash}" if self.seq is not None else self.hash
+
+
+def parse_head(text: str) -> Head:
+    """`HASH` or `SEQ:HASH` as a Head; ValueError naming what is wrong."""
+    seq_text, sep, digest = text.strip().rpartition(":")
+    digest = digest.lower()
+    if not _HEX64.match(digest):
+        raise ValueError(f"head {text!r}: expected a 64-hex-digit record hash, or SEQ:HASH")
+    if not sep:
+        return Head(digest)
+    if not seq_text.isdigit() or int(seq_text) < 1:
+        raise ValueError(f"head {text!r}: SEQ must be a positive record number")
+    return Head(digest, int(seq_text))
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyReport:
+    """What `verify_log` found: counts, the chain's last record, warnings and the first failure.
+
+    `ok` is true only when every record of every file verified (and the head, if one was asked
+    for, is in the chain). `failure` says what is wrong; `failure_file` and `failure_line` where.
+    """
+
+    files: tuple[Path, ...]
+    records: int
+    decisions: int
+    last_seq: int
+    last_hash: str | None
+    warnings: tuple[str, ...] = ()
+    failure: str | None = None
+    failure_file: Path | None = None
+    failure_line: int | None = None
+    head_found: bool | None = None  # None: no head was asked for
+    keyed: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """True when the whole log verified."""
+        return self.failure is None
+
+    @property
+    def where(self) -> str | None:
+        """`file:line` of the first failure (just the file when no line applies)."""
+        if self.failure_file is None:
+            return None
+        if self.failure_line is None:
+            return str(self.failure_file)
+        return f"{self.failure_file}:{self.failure_line}"
+
+    def summary(self) -> str:
+        """One line: `ok: 2 files, 130 records (127 decisions), last seq 130 <hash>, 1 warning`,
+        or `FAILED at file:line: what`."""
+        if self.failure is not None:
+            where = self.where
+            return f"FAILED at {where}: {self.failure}" if where else f"FAILED: {self.failure}"
+        n = len(self.files)
+        w = len(self.warnings)
+        alg = "hmac-sha256" if self.keyed else "sha256"
+        text = (
+            f"ok: {n} file{'s' if n != 1 else ''}, {self.records} records "
+            f"({self.decisions} decisions, {alg}), last seq {self.last_seq} "
+            f"{self.last_hash or '-'}, {w} warning{'s' if w != 1 else ''}"
+        )
+        if self.head_found:
+            text += ", head found"
+        return text
+
+
+class _Failed(Exception):
+    def __init__(
+        self, message: str, entry: LogEntry | None = None, file: Path | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.file = entry.file if entry is not None else file
+        self.line = entry.line if entry is not None else None
+
+
+@dataclass
+class _Region:
+    """Lines that did not verify, waiting for a torn note right after them to set them aside."""
+
+    first: LogEntry
+    problem: str
+    last_line: int
+    hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
+    length: int = 0
+    pending_newline: bool = False
+
+    def add(self, entry: LogEntry) -> None:
+        # The note covers the bytes up to, not including, the newline that ends the last line.
+        if self.pending_newline:
+            self.hasher.update(b"\n")
+            self.length += 1
+        raw = entry.raw
+        self.pending_newline = raw.endswith(b"\n")
+        body = raw[:-1] if self.pending_newline else raw
+        self.hasher.update(body)
+        self.length += len(body)
+        self.last_line = entry.line
+
+
+class _Walk:
+    """The state of one chain's verification, fed one line at a time."""
+
+    def __init__(self, key: bytes | None, head: Head | None) -> None:
+        self.key = key
+        self.head = head
+        self.head_found = False
+        self.seq = 0
+        self.hash = GENESIS
+        self.last_hash: str | None = None
+        self.where_last: LogEntry | None = None
+        self.records = 0
+        self.decisions = 0
+        self.warnings: list[str] = []
+        self.files: list[Path] = []
+        self.expect_header = False
+        self.file_lines = 0
+        self.region: _Region | None = None
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def start_file(self, file: Path) -> None:
+        self.end_file()
+        self.files.append(file)
+        self.expect_header = True
+        self.file_lines = 0
+
+    def end_file(self) -> None:
+        if self.region is not None:
+            raise _Failed(self.region.problem, self.region.first)
+        if self.files and self.expect_header:
+            if self.file_lines:
+                raise _Failed(
+                    f"{self.files[-1].name} has no file header (its records were deleted?)",
+                    file=self.files[-1],
+                )
+            self.warnings.append(f"{self.files[-1]}: empty (a writer created it and stopped)")
+
+    # -- lines ---------------------------------------------------------------------------------
+
+    def feed(self, entry: LogEntry) -> None:
+        self.file_lines += 1
+        parsed = entry.parsed
+        if isinstance(parsed, AuditRecord):
+            problem = self._check_hash(entry, parsed)
+            if problem is None and parsed.kind == "torn":
+                self._torn_note(entry, parsed)
+                return
+            if problem is None:
+                problem = self._check_place(entry, parsed)
+            if problem is None:
+                if self.region is not None:
+                    region = self.region
+                    raise _Failed(region.problem, region.first)
+                self._accept(entry, parsed)
+                return
+            self._set_aside(entry, problem)
+            return
+        if isinstance(parsed, Decision):
+            if self.region is not None:
+                raise _Failed(self.region.problem, self.region.first)
+            raise _Failed(
+                f"line {entry.line}: a bare decision line, not a chained record (inserted, or "
+                "written by a sink that does not chain)",
+                entry,
+            )
+        if entry.torn:
+            problem = (
+                f"line {entry.line}: torn record of {len(entry.raw)} bytes (a writer stopped "
+                "mid-record, or the file was truncated), not set aside by a torn note"
+            )
+        else:
+            problem = f"line {entry.line}: not a record: {entry.error}"
+        self._set_aside(entry, problem)
+
+    def _set_aside(self, entry: LogEntry, problem: str) -> None:
+        if self.region is None:
+            self.region = _Region(entry, problem, entry.line)
+        self.region.add(entry)
+
+    def _check_hash(self, entry: LogEntry, record: AuditRecord) -> str | None:
+        line = entry.line
+        if self.key is None and record.alg == "hmac-sha256":
+            raise _Failed(f"line {line}: {KEY_NEEDED}", entry)
+        if self.key is not None and record.alg != "hmac-sha256":
+            return (
+                f"line {line}: a {record.alg} record in a keyed log: every record must be "
+                "hmac-sha256 under the key (re-hashed by someone without the key?)"
+            )
+        signed = signed_prefix(entry.raw)
+        if signed is None:  # the model parsed, so a hash is there; this is a spacing change
+            return f"line {line}: the record's bytes are not in the writer's exact form (edited)"
+        prefix, stated = signed
+        if record_hash(prefix, self.key) != stated:
+            if self.key is not None:
+                return (
+                    f"line {line}: hash mismatch: the record was edited, or the key is wrong "
+                    "(the HMAC does not match under this key)"
+                )
+            return f"line {line}: hash mismatch: the record was edited after it was written"
+        return None
+
+    def _check_place(self, entry: LogEntry, record: AuditRecord) -> str | None:
+        line = entry.line
+        if self.expect_header and record.kind != "file":
+            return (
+                f"line {line}: the file does not start with a file header (a {record.kind} "
+                "record comes first: the file's first lines were deleted?)"
+            )
+        if not self.expect_header and record.kind == "file":
+            return f"line {line}: a file header in the middle of a file (inserted?)"
+        # A header's own claim first: a missing file explains the seq gap that follows.
+        if record.kind == "file":
+            assert record.file is not None
+            continues = record.file.continues
+            before = self.files[-2] if len(self.files) > 1 else None
+            if before is None and continues is not None:
+                raise _Failed(
+                    f"line {line}: the header continues {continues}, which was not read: a "
+                    f"rotated predecessor is missing (deleted?); {continues} must sit beside "
+                    f"{entry.file.name}",
+                    entry,
+                )
+            if before is not None and continues != before.name:
+                if continues is None:
+                    raise _Failed(
+                        f"line {line}: the header starts a new log, but {before.name} was read "
+                        "before it (two logs mixed?)",
+                        entry,
+                    )
+                raise _Failed(
+                    f"line {line}: the header continues {continues}, but the file read before "
+                    f"it is {before.name}: {continues} is missing (deleted?)",
+                    entry,
+                )
+        return self._check_link(entry, record)
+
+    def _check_link(self, entry: LogEntry, record: AuditRecord) -> str | None:
+        line = entry.line
+        if record.seq == self.seq + 1 and record.prev == self.hash:
+            return None
+        after = f"seq {self.seq}" if self.seq else "the start of the log"
+        if record.seq > self.seq + 1:
+            missing = record.seq - self.seq - 1
+            return (
+                f"line {line}: seq {record.seq} follows {after}: {missing} record"
+                f"{'s are' if missing != 1 else ' is'} missing (deleted, or moved?) before it"
+            )
+        if record.seq <= self.seq:
+            return (
+                f"line {line}: seq {record.seq} follows seq {self.seq}: a repeated or earlier "
+                "record (inserted, or reordered?)"
+            )
+        where = (
+            f"line {self.where_last.line} of {self.where_last.file.name}"
+            if self.where_last is not None
+            else "the start of the log"
+        )
+        return (
+            f"line {line}: prev does not match the hash of the record before it ({where}): "
+            "that record was replaced, or this one was inserted"
+        )
+
+    def _torn_note(self, entry: LogEntry, record: AuditRecord) -> None:
+        note = record.torn
+        assert note is not None
+        region = self.region
+        if region is None:
+            raise _Failed(
+                f"line {entry.line}: a torn note for line {note.line}, but no torn line comes "
+                "right before it (inserted?)",
+                entry,
+            )
+        if note.line != region.first.line:
+            # The note is about some other line: the region's first problem is the failure.
+            raise _Failed(region.problem, region.first)
+        mismatch = []
+        if note.offset != region.first.offset:
+            mismatch.append(f"offset {note.offset} != {region.first.offset}")
+        if note.length != region.length:
+            mismatch.append(f"length {note.length} != {region.length}")
+        if not mismatch and note.sha256 != region.hasher.hexdigest():
+            mismatch.append("sha256 differs (the torn bytes were changed)")
+        if mismatch:
+            raise _Failed(
+                f"{region.problem}; the torn note on line {entry.line} does not match it: "
+                + ", ".join(mismatch),
+                region.first,
+            )
+        chain = self._check_link(entry, record)
+        if chain is not None:
+            raise _Failed(chain, entry)
+        span = (
+            f"line {region.first.line}"
+            if region.last_line == region.first.line
+            else f"lines {region.first.line}-{region.last_line}"
+        )
+        self.warnings.append(
+            f"{entry.file}: {span}: torn record of {note.length} bytes, set aside by line "
+            f"{entry.line}"
+        )
+        self.region = None
+        self._accept(entry, record)
+
+    def _accept(self, entry: LogEntry, record: AuditRecord) -> None:
+        if record.kind == "file":
+            self.expect_header = False
+        self.seq, self.hash = record.seq, record.hash
+        self.last_hash = record.hash
+        self.where_last = entry
+        self.records += 1
+        if record.kind == "decision":
+            self.decisions += 1
+        if self.head is not None and record.hash == self.head.hash:
+            if self.head.seq is not None and self.head.seq != record.seq:
+                raise _Failed(
+                    f"line {entry.line}: head {self.head.hash} is record seq {record.seq}, not "
+                    f"seq {self.head.seq}",
+                    entry,
+                )
+            self.head_found = True
+
+
+def verify_log(
+    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    *,
+    key: str | bytes | None = None,
+    head: Head | str | None = None,
+) -> VerifyReport:
+    """Verify the log at `paths` (a live path with its rotated predecessors; several paths are
+    read as one chain, in order) and report how far it verified and where it first failed.
+
+    `key` is the HMAC key of a keyed log (MODERATION_AUDIT_KEY). `head` (`HASH`, `SEQ:HASH` or a
+    Head) must be a record of the chain: a log truncated before it, or rewritten, fails. Raises
+    FileNotFoundError when a path names no log at all.
+    """
+    walk = _Walk(audit_key_bytes(key), parse_head(head) if isinstance(head, str) else head)
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        for file in log_files(path):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
+    failure: _Failed | None = None
+    try:
+        for file in files:
+            walk.start_file(file)
+            for entry in read_log(file, predecessors=False):
+                walk.feed(entry)
+        walk.end_file()
+        if walk.head is not None and not walk.head_found:
+            raise _Failed(
+                f"head {walk.head} is not in the chain: the log was truncated before it, or "
+                "rewritten",
+                file=files[-1] if files else None,
+            )
+    except _Failed as failed:
+        failure = failed
+    return VerifyReport(
+        files=tuple(walk.files),
+        records=walk.records,
+        decisions=walk.decisions,
+        last_seq=walk.seq,
+        last_hash=walk.last_hash,
+        warnings=tuple(walk.warnings),
+        failure=failure.message if failure is not None else None,
+        failure_file=failure.file if failure is not None else None,
+        failure_line=failure.line if failure is not None else None,
+        head_found=walk.head_found if walk.head is not None else None,
+        keyed=walk.key is not None,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class LogHead:
+    """The last intact record of a log, the file it is in, and whether torn bytes follow it."""
+
+    file: Path
+    record: AuditRecord
+    torn_bytes: int = 0
+
+
+def read_head(path: str | os.PathLike[str]) -> LogHead:
+    """The last record of the log at `path` (its live file, else its newest rotated file), read
+    from the end without reading the whole log. RecordError when the file is not a chained log
+    (its first line is not a chained file header, or its last complete line not a record)."""
+    from moderation.audit._format import RecordError, parse_line
+    from moderation.audit._jsonl import read_tail
+
+    file = log_files(path)[-1]
+    with file.open("rb") as fh:
+        first = fh.readline()
+        size = os.fstat(fh.fileno()).st_size
+        if not first:
+            raise RecordError(f"{file}: empty: no record yet")
+        try:
+            header = parse_line(first) if first.endswith(b"\n") else None
+        except RecordError as exc:
+            raise RecordError(f"{file}:1: not a chained audit log: {exc}") from None
+        if not isinstance(header, AuditRecord) or header.kind not in ("file", "torn"):
+            raise RecordError(f"{file}:1: not a chained audit log (no file header)")
+        tail = read_tail(fh.fileno(), size)
+    if tail.last is None:
+        raise RecordError(f"{file}: no complete record")
+    try:
+        record = parse_line(tail.last)
+    except RecordError as exc:
+        raise RecordError(f"{file}: the last complete line is not a record: {exc}") from None
+    if not isinstance(record, AuditRecord):
+        raise RecordError(f"{file}: the last complete line is a bare decision, not a record")
+    return LogHead(file, record, len(tail.torn))

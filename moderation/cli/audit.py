@@ -1,0 +1,373 @@
+"""`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only.
+
+Exit codes: 0 ok; 1 verification failed, a log or decision not found; 2 usage error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+import click
+
+from moderation.audit import (
+    Head,
+    RecordError,
+    audit_record_schema,
+    decisions,
+    parse_head,
+    read_log,
+    verify_log,
+)
+from moderation.audit._verify import read_head
+from moderation.decision import Decision, Outcome
+from moderation.policy import Band
+from moderation.triage import Action
+
+__all__ = ["audit"]
+
+KEY_ENV = "MODERATION_AUDIT_KEY"
+_EPILOG = """\b
+Exit codes:
+  0  ok
+  1  verification failed, or the log or decision was not found
+  2  usage error
+
+A keyed log's key comes from MODERATION_AUDIT_KEY or --key-file (never from the command line,
+where other users and shell history would see it)."""
+
+_KEY_FILE_HELP = (
+    "Read the HMAC key of a keyed log from FILE (one trailing newline is ignored); "
+    f"default: ${KEY_ENV}."
+)
+
+
+@click.group(epilog=_EPILOG)
+def audit() -> None:
+    """Verify, inspect and summarise audit logs (read-only)."""
+
+
+def _not_found(message: str) -> click.exceptions.Exit:
+    click.echo(f"error: {message}", err=True)
+    return click.exceptions.Exit(1)
+
+
+def _key(key_file: Path | None) -> bytes | None:
+    if key_file is not None:
+        try:
+            raw = key_file.read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {key_file}: {exc}", param_hint="--key-file"
+            ) from exc
+        key = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+        if not key:
+            raise click.BadParameter(f"{key_file} is empty", param_hint="--key-file")
+        return key
+    value = os.environ.get(KEY_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.UsageError(f"{KEY_ENV} is set but empty (unset it for an unkeyed log)")
+    return value.encode()
+
+
+@audit.command(epilog=_EPILOG)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--head",
+    "head_text",
+    metavar="[SEQ:]HASH",
+    help="Also require that the chain holds this record (a head anchored elsewhere earlier).",
+)
+@click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_FILE_HELP)
+def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None) -> None:
+    """Verify every record of each log PATH (a live file, read with its rotated predecessors
+    PATH.1, PATH.2, ...; each PATH is its own log).
+
+    Prints a one-line summary per log and exits 0 only when every record of every log verifies;
+    else exits 1 naming the file and line of the first bad record.
+    """
+    head: Head | None = None
+    if head_text is not None:
+        if len(paths) > 1:
+            raise click.UsageError("--head names a record of one log: give a single PATH")
+        try:
+            head = parse_head(head_text)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--head") from exc
+    key = _key(key_file)
+    failed = False
+    for path in paths:
+        try:
+            report = verify_log(path, key=key, head=head)
+        except (FileNotFoundError, IsADirectoryError) as exc:
+            click.echo(f"{path}: FAILED: {exc}", err=True)
+            failed = True
+            continue
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        if report.ok:
+            click.echo(f"{path}: {report.summary()}")
+        else:
+            click.echo(f"{path}: {report.summary()}", err=True)
+            failed = True
+    raise click.exceptions.Exit(1 if failed else 0)
+
+
+@audit.command(epilog=_EPILOG)
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+def head(path: Path, as_json: bool) -> None:
+    """Print the seq and hash of the last record of the log at PATH: `SEQ HASH`.
+
+    Keep the printed head somewhere the log's writers cannot change it; `verify --head` later
+    proves the log still reaches it. Does not verify the log (that is `verify`).
+    """
+    try:
+        found = read_head(path)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise _not_found(str(exc)) from exc
+    except (RecordError, OSError) as exc:
+        raise _not_found(str(exc)) from exc
+    record = found.record
+    if found.torn_bytes:
+        click.echo(
+            f"warning: {found.file} ends in {found.torn_bytes} torn bytes after this record (the "
+            "next writer sets them aside)",
+            err=True,
+        )
+    if as_json:
+        body = {
+            "file": str(found.file),
+            "seq": record.seq,
+            "hash": record.hash,
+            "alg": record.alg,
+            "kind": record.kind,
+        }
+        click.echo(json.dumps(body))
+    else:
+        click.echo(f"{record.seq} {record.hash}")
+
+
+@audit.command(epilog=_EPILOG)
+@click.argument("decision_id", metavar="ID")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the decision's JSON.")
+def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
+    """Find decision ID in the logs at PATHS and print it for a person (or as JSON)."""
+    try:
+        found = next((d for d in decisions(paths) if d.id == decision_id), None)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise _not_found(str(exc)) from exc
+    if found is None:
+        names = ", ".join(str(p) for p in paths)
+        raise _not_found(f"decision {decision_id} is not in {names}")
+    click.echo(found.model_dump_json(indent=2) if as_json else describe(found))
+
+
+def describe(decision: Decision) -> str:
+    """A decision as a person reads it: what, who, why, under which rules, at what cost."""
+    lines = [
+        f"decision {decision.id}",
+        f"  outcome:     {decision.outcome.value} (decided by {decision.decided_by.value})",
+        f"  tenant:      {decision.tenant}"
+        + (" (default policy: fallback)" if decision.policy_fallback else ""),
+        f"  created_at:  {decision.created_at.isoformat()}",
+        f"  policy:      {decision.policy.id} ({' > '.join(decision.policy.chain)}) "
+        f"sha256 {decision.policy.sha256}",
+        f"  image:       {_image(decision)}",
+        f"  cost:        {_cost(decision)}",
+    ]
+    if decision.context:
+        pairs = ", ".join(f"{k}={v}" for k, v in decision.context.items())
+        lines.append(f"  context:     {pairs}")
+    if decision.error:
+        lines.append(f"  error:       {decision.error}")
+    lines.append("reasons:")
+    lines += [f"  - {reason}" for reason in decision.reasons] or ["  (none)"]
+    triage = decision.triage
+    if triage is not None:
+        deciding = triage.deciding
+        lines.append(f"triage: {triage.action.value}")
+        if deciding is None:
+            lines.append("  no label reached a band")
+        else:
+            lines.append(f"deciding findings ({deciding.band.value} band):")
+            for finding in triage.at(Band(deciding.band)):
+                mark = "*" if finding == deciding else "-"
+                lines.append(f"  {mark} {finding.describe()}")
+    escalation = decision.escalation
+    if escalation is not None:
+        lines.append(f"judge: {escalation.judge} ({escalation.provider or 'no call'})")
+        if escalation.model_id:
+            lines.append(f"  model:     {escalation.model_id}")
+        if escalation.verdict is not None:
+            lines.append(f"  verdict:   {escalation.verdict.verdict.value}")
+            if escalation.verdict.categories:
+                lines.append(f"  categories: {', '.join(escalation.verdict.categories)}")
+            if escalation.verdict.rationale:
+                lines.append(f"  rationale: {escalation.verdict.rationale}")
+        if escalation.skipped:
+            lines.append(f"  skipped:   {escalation.skipped}")
+        if escalation.error:
+            lines.append(f"  error:     {escalation.error}")
+    return "\n".join(lines)
+
+
+def _image(decision: Decision) -> str:
+    image = decision.image
+    parts = []
+    if image.s3 is not None:
+        where = f"s3://{image.s3.bucket}/{image.s3.key}"
+        if image.s3.version_id:
+            where += f" version {image.s3.version_id}"
+        if image.s3.etag:
+            where += f" etag {image.s3.etag}"
+        parts.append(where)
+    if image.format:
+        size = f" {image.width}x{image.height}" if image.width and image.height else ""
+        parts.append(f"{image.format}{size}")
+    if image.size is not None:
+        parts.append(f"{image.size} bytes")
+    if image.n_frames > 1:
+        parts.append(f"{image.n_frames} frames")
+    if image.converted:
+        parts.append("converted")
+    if image.sha256:
+        parts.append(f"sha256 {image.sha256}")
+    return ", ".join(parts) or "unknown"
+
+
+def _cost(decision: Decision) -> str:
+    cost = decision.cost
+    if cost is None:
+        return "unknown"
+    bedrock = "unknown" if cost.bedrock_usd is None else f"${cost.bedrock_usd:.6f}"
+    total = cost.total_usd
+    head = "unknown" if total is None else f"${total:.6f}"
+    return f"{head} (rekognition ${cost.rekognition_usd:.6f}, bedrock {bedrock})"
+
+
+@dataclass
+class _Tally:
+    decisions: int = 0
+    outcomes: Counter[str] = field(default_factory=Counter)
+    with_triage: int = 0
+    escalated: int = 0
+    cost_usd: float = 0.0
+    cost_unknown: int = 0
+
+    def add(self, decision: Decision) -> None:
+        self.decisions += 1
+        self.outcomes[decision.outcome.value] += 1
+        if decision.triage is not None:
+            self.with_triage += 1
+            if decision.triage.action is Action.ESCALATE:
+                self.escalated += 1
+        total = decision.cost.total_usd if decision.cost is not None else None
+        if total is None:
+            self.cost_unknown += 1
+        else:
+            self.cost_usd += total
+
+    @property
+    def escalation_rate(self) -> float | None:
+        return self.escalated / self.with_triage if self.with_triage else None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "decisions": self.decisions,
+            "outcomes": {o.value: self.outcomes[o.value] for o in Outcome},
+            "with_triage": self.with_triage,
+            "escalated": self.escalated,
+            "escalation_rate": self.escalation_rate,
+            "cost_usd": round(self.cost_usd, 6),
+            "cost_unknown": self.cost_unknown,
+        }
+
+    def row(self, name: str) -> tuple[str, ...]:
+        rate = self.escalation_rate
+        unknown = f" (+{self.cost_unknown} unknown)" if self.cost_unknown else ""
+        return (
+            name,
+            str(self.decisions),
+            *(str(self.outcomes[o.value]) for o in Outcome),
+            "-" if rate is None else f"{rate:.1%}",
+            f"${self.cost_usd:.4f}{unknown}",
+        )
+
+
+def _entries(paths: tuple[Path, ...]) -> Iterator[tuple[str, Decision | None, str | None]]:
+    for entry in read_log(paths):
+        if entry.parsed is None:
+            yield entry.where, None, entry.error
+        elif entry.decision is not None:
+            yield entry.where, entry.decision, None
+
+
+@audit.command(epilog=_EPILOG)
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def stats(paths: tuple[Path, ...], as_json: bool) -> None:
+    """Outcomes, escalation rate and estimated cost of the decisions in the logs at PATHS, in all,
+    by tenant and by day (UTC). Streams: any size of log. Unreadable lines are counted and named.
+
+    The escalation rate is the share of decisions with a triage whose action was escalate. The
+    cost adds each decision's `cost.total_usd`; decisions whose cost is unknown (a model missing
+    from the price table) are counted apart.
+    """
+    total = _Tally()
+    tenants: dict[str, _Tally] = {}
+    days: dict[str, _Tally] = {}
+    unreadable: list[tuple[str, str]] = []
+    try:
+        for where, decision, error in _entries(paths):
+            if decision is None:
+                unreadable.append((where, error or "unreadable"))
+                continue
+            total.add(decision)
+            tenants.setdefault(decision.tenant, _Tally()).add(decision)
+            day = decision.created_at.astimezone(UTC).date().isoformat()
+            days.setdefault(day, _Tally()).add(decision)
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        raise _not_found(str(exc)) from exc
+    if as_json:
+        body = {
+            "total": total.as_json(),
+            "by_tenant": {k: v.as_json() for k, v in sorted(tenants.items())},
+            "by_day": {k: v.as_json() for k, v in sorted(days.items())},
+            "unreadable": [{"where": w, "error": e} for w, e in unreadable],
+        }
+        click.echo(json.dumps(body, indent=2))
+    else:
+        header = ("", "decisions", *(o.value for o in Outcome), "escalation", "cost")
+        rows = [total.row("total")]
+        rows += [t.row(f"tenant {name}") for name, t in sorted(tenants.items())]
+        rows += [t.row(f"day {name}") for name, t in sorted(days.items())]
+        _print_table(header, rows)
+    for where, error in unreadable:
+        click.echo(f"unreadable: {where}: {error}", err=True)
+    if unreadable:
+        n = len(unreadable)
+        click.echo(f"{n} unreadable line{'s' if n != 1 else ''} not counted", err=True)
+
+
+def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        rest = zip(row[1:], widths[1:], strict=True)
+        cells = [row[0].ljust(widths[0]), *(cell.rjust(width) for cell, width in rest)]
+        click.echo("  ".join(cells).rstrip())
+
+
+@audit.command()
+def schema() -> None:
+    """Print the JSON Schema of one chained audit record (docs/audit-record.schema.json)."""
+    click.echo(json.dumps(audit_record_schema(), indent=2))

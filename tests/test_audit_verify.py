@@ -1,0 +1,337 @@
+"""verify_log: every kind of change to a chained log is found, at the right file and line."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from test_audit_log import make_decision, write_log
+
+from moderation.audit import (
+    AuditRecord,
+    JsonlAuditLog,
+    encode_record,
+    parse_head,
+    parse_line,
+    verify_log,
+)
+
+Lines = list[bytes]
+
+
+def _lines(path: Path) -> Lines:
+    return path.read_bytes().splitlines(keepends=True)
+
+
+def _forge(line: bytes, *, key: bytes | None = None, **changes: object) -> bytes:
+    """The record on `line` re-encoded (and re-hashed) with `changes`: what an attacker who knows
+    the format writes."""
+    record = parse_line(line)
+    assert isinstance(record, AuditRecord)
+    body = json.loads(line)[record.kind]
+    fields = {"seq": record.seq, "prev": record.prev, **changes}
+    return encode_record(
+        seq=int(fields["seq"]),  # type: ignore[call-overload]
+        prev=str(fields["prev"]),
+        kind=record.kind,
+        body_json=json.dumps(fields.get("body", body), separators=(",", ":")),
+        key=key,
+    )
+
+
+def _edit(lines: Lines) -> Lines:
+    lines[3] = lines[3].replace(b'"outcome":"approved"', b'"outcome":"rejected"')
+    return lines
+
+
+def _edit_and_rehash(lines: Lines) -> Lines:
+    body = json.loads(lines[3])["decision"]
+    body["outcome"] = "rejected"
+    lines[3] = _forge(lines[3], body=body)
+    return lines
+
+
+def _delete(lines: Lines) -> Lines:
+    del lines[3]
+    return lines
+
+
+def _insert_copy(lines: Lines) -> Lines:
+    lines.insert(3, lines[2])
+    return lines
+
+
+def _insert_forged(lines: Lines) -> Lines:
+    previous = parse_line(lines[2])
+    assert isinstance(previous, AuditRecord)
+    lines.insert(3, _forge(lines[2], seq=previous.seq + 1, prev=previous.hash))
+    return lines
+
+
+def _insert_bare(lines: Lines) -> Lines:
+    lines.insert(3, make_decision(99).model_dump_json().encode() + b"\n")
+    return lines
+
+
+def _reorder(lines: Lines) -> Lines:
+    lines[3], lines[4] = lines[4], lines[3]
+    return lines
+
+
+def _truncate_mid_record(lines: Lines) -> Lines:
+    return [*lines[:5], lines[5][:100]]
+
+
+def _delete_header(lines: Lines) -> Lines:
+    return lines[1:]
+
+
+def _garbage(lines: Lines) -> Lines:
+    lines.insert(2, b"hello\n")
+    return lines
+
+
+def _move_header(lines: Lines) -> Lines:
+    lines.insert(4, lines.pop(0))
+    return lines
+
+
+# (change, 1-based line of the first failure, what the message says)
+TAMPERING: list[tuple[Callable[[Lines], Lines], int, str]] = [
+    (_edit, 4, "hash mismatch: the record was edited"),
+    (_edit_and_rehash, 5, "prev does not match the hash of the record before it (line 4"),
+    (_delete, 4, "seq 5 follows seq 3: 1 record is missing (deleted, or moved?)"),
+    (_insert_copy, 4, "seq 3 follows seq 3: a repeated or earlier record"),
+    (_insert_forged, 5, "seq 4 follows seq 4: a repeated or earlier record"),
+    (_insert_bare, 4, "a bare decision line, not a chained record"),
+    (_reorder, 4, "seq 5 follows seq 3: 1 record is missing"),
+    (_truncate_mid_record, 6, "torn record of 100 bytes"),
+    (_delete_header, 1, "does not start with a file header"),
+    (_garbage, 3, "not a record: not JSON"),
+    (_move_header, 1, "does not start with a file header"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "line", "message"), TAMPERING, ids=[t[0].__name__.strip("_") for t in TAMPERING]
+)
+def test_every_change_is_found_at_its_line(tmp_path: Path, change, line, message):
+    # GIVEN a log (header + 6 decisions) that verifies
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 6)
+    assert verify_log(path).ok
+    # WHEN it is changed
+    path.write_bytes(b"".join(change(_lines(path))))
+    # THEN verify names the file and line of the first bad record, and what is wrong
+    report = verify_log(path)
+    assert not report.ok
+    assert (report.failure_file, report.failure_line) == (path, line), report.failure
+    assert message in (report.failure or ""), report.failure
+    assert report.failure is not None and report.failure.startswith(f"line {line}:")
+    assert report.summary().startswith(f"FAILED at {path}:{line}: ")
+
+
+def test_whole_records_cut_off_the_end_are_found_only_against_an_anchored_head(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 6)
+    head = verify_log(path)
+    older = parse_line(_lines(path)[4])
+    assert isinstance(older, AuditRecord)
+    # the head and an older record are both in the chain, by hash or seq:hash
+    for anchor in (head.last_hash, f"{head.last_seq}:{head.last_hash}", older.hash):
+        assert verify_log(path, head=anchor).head_found
+    path.write_bytes(b"".join(_lines(path)[:-2]))
+    assert verify_log(path).ok  # a clean cut at a record boundary keeps a valid chain...
+    report = verify_log(path, head=f"{head.last_seq}:{head.last_hash}")
+    assert not report.ok  # ...that no longer reaches the anchored head
+    assert "is not in the chain: the log was truncated before it, or rewritten" in (
+        report.failure or ""
+    )
+    assert verify_log(path, head=older.hash).ok  # the older anchor is still there
+
+
+def test_a_head_at_the_wrong_seq_fails(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2)
+    last = verify_log(path)
+    report = verify_log(path, head=f"1:{last.last_hash}")
+    assert not report.ok and f"is record seq {last.last_seq}, not seq 1" in (report.failure or "")
+
+
+@pytest.mark.parametrize("text", ["abc", "0:" + "a" * 64, "x:" + "a" * 64, "a" * 63])
+def test_bad_heads_are_refused(text):
+    with pytest.raises(ValueError, match="head"):
+        parse_head(text)
+
+
+# -- keyed logs ---------------------------------------------------------------------------------
+
+
+def test_a_keyed_log_rehashed_with_plain_sha256_fails(tmp_path: Path):
+    # GIVEN a keyed log, and an attacker without the key who edits a decision and recomputes
+    # every hash of the chain with plain SHA-256
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3, key="k")
+    forged: Lines = []
+    prev = "0" * 64
+    for line in _lines(path):
+        record = parse_line(line)
+        assert isinstance(record, AuditRecord)
+        body = json.loads(line)[record.kind]
+        if record.kind == "decision":
+            body["outcome"] = "rejected"
+        new = encode_record(
+            seq=record.seq,
+            prev=prev,
+            kind=record.kind,
+            body_json=json.dumps(body, separators=(",", ":")),
+            key=None,
+        )
+        forged.append(new)
+        prev = json.loads(new)["hash"]
+    path.write_bytes(b"".join(forged))
+    assert verify_log(path).ok  # a plain chain, consistent in itself
+    # THEN verifying it as the keyed log it must be fails at its first record
+    report = verify_log(path, key="k")
+    assert not report.ok and report.failure_line == 1
+    assert "a sha256 record in a keyed log" in (report.failure or "")
+
+
+def test_a_keyed_log_fails_under_a_wrong_key_and_asks_for_a_missing_one(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2, key="right")
+    assert verify_log(path, key="right").ok
+    wrong = verify_log(path, key="wrong")
+    assert wrong.failure_line == 1 and "the key is wrong" in (wrong.failure or "")
+    missing = verify_log(path)
+    assert missing.failure_line == 1
+    assert "needs the key (set MODERATION_AUDIT_KEY" in (missing.failure or "")
+
+
+def test_an_edit_in_a_keyed_log_cannot_be_rehashed_without_the_key(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3, key="k")
+    lines = _lines(path)
+    body = json.loads(lines[2])["decision"]
+    body["outcome"] = "rejected"
+    lines[2] = _forge(lines[2], key=b"guess", body=body)
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path, key="k")
+    assert report.failure_line == 3 and "hash mismatch" in (report.failure or "")
+
+
+# -- torn records -------------------------------------------------------------------------------
+
+
+def _torn_log(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 2)
+    with path.open("ab") as fh:
+        fh.write(b'{"audit":1,"seq":4,"prev":"')  # a writer died here
+    JsonlAuditLog(path).append(make_decision(3))
+    return path
+
+
+def test_a_set_aside_torn_line_is_a_warning(tmp_path: Path):
+    path = _torn_log(tmp_path)
+    report = verify_log(path)
+    assert report.ok, report.summary()
+    assert report.warnings == (f"{path}: line 4: torn record of 27 bytes, set aside by line 5",)
+    assert "1 warning" in report.summary()
+
+
+def test_torn_bytes_changed_after_they_were_set_aside_fail(tmp_path: Path):
+    path = _torn_log(tmp_path)
+    lines = _lines(path)
+    lines[3] = lines[3].replace(b"prev", b"PREV")
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path)
+    assert report.failure_line == 4
+    assert "the torn note on line 5 does not match it: sha256 differs" in (report.failure or "")
+
+
+def test_a_torn_note_with_nothing_torn_before_it_fails(tmp_path: Path):
+    path = _torn_log(tmp_path)
+    lines = _lines(path)
+    del lines[3]  # the torn line goes; its note stays
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path)
+    assert report.failure_line == 4
+    assert "a torn note for line 4, but no torn line comes right before it" in (
+        report.failure or ""
+    )
+
+
+# -- rotated files ------------------------------------------------------------------------------
+
+
+def _rotated(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 12, rotate_bytes=6000)
+    assert len(list(tmp_path.glob("audit.jsonl.*[0-9]"))) >= 4
+    return path
+
+
+def test_a_rotated_log_verifies_across_its_files(tmp_path: Path):
+    path = _rotated(tmp_path)
+    report = verify_log(path)
+    assert report.ok and report.decisions == 12
+    assert report.files[-1] == path and report.files[0].name == "audit.jsonl.1"
+    # a rotated file named directly is read alone; its header's predecessor is then missing
+    alone = verify_log(tmp_path / "audit.jsonl.2")
+    assert not alone.ok and "audit.jsonl.1, which was not read" in (alone.failure or "")
+
+
+def test_a_deleted_middle_file_is_named(tmp_path: Path):
+    path = _rotated(tmp_path)
+    (tmp_path / "audit.jsonl.2").unlink()
+    report = verify_log(path)
+    assert report.failure_file == tmp_path / "audit.jsonl.3" and report.failure_line == 1
+    assert "continues audit.jsonl.2, but the file read before it is audit.jsonl.1" in (
+        report.failure or ""
+    )
+    assert "audit.jsonl.2 is missing (deleted?)" in (report.failure or "")
+
+
+def test_deleted_oldest_files_are_named(tmp_path: Path):
+    path = _rotated(tmp_path)
+    (tmp_path / "audit.jsonl.1").unlink()
+    report = verify_log(path)
+    assert report.failure_file == tmp_path / "audit.jsonl.2"
+    assert re.search(r"continues audit\.jsonl\.1, which was not read", report.failure or "")
+
+
+def test_a_missing_log_is_an_error(tmp_path: Path):
+    with pytest.raises(FileNotFoundError, match="no such audit log"):
+        verify_log(tmp_path / "nothing.jsonl")
+
+
+def test_an_edit_before_a_set_aside_torn_line_is_the_failure(tmp_path: Path):
+    path = _torn_log(tmp_path)
+    lines = _lines(path)
+    lines[1] = lines[1].replace(b'"approved"', b'"rejected"')
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path)
+    assert report.failure == "line 2: hash mismatch: the record was edited after it was written"
+
+
+def test_the_verifier_docs_audit_md_shows_in_plain_python_agrees(tmp_path: Path):
+    # docs/audit.md shows a reader in another language how to verify; it must stay true
+    text = (Path(__file__).resolve().parent.parent / "docs/audit.md").read_text()
+    match = re.search(r"```python\n(.*?)```", text, re.DOTALL)
+    assert match is not None
+    namespace: dict[str, object] = {}
+    exec(compile(match.group(1), "docs/audit.md", "exec"), namespace)
+    verify = namespace["verify"]
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 4, key="k")
+    verify(_lines(path), b"k")  # type: ignore[operator]
+    lines = _lines(path)
+    del lines[2]
+    with pytest.raises(AssertionError, match="deleted, inserted or moved"):
+        verify(lines, b"k")  # type: ignore[operator]
+    with pytest.raises(AssertionError, match="edited"):
+        verify(_lines(path), b"wrong")  # type: ignore[operator]
