@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/policy.py
 	$(BIN)/python benchmarks/image.py
 	$(BIN)/python benchmarks/cold_start.py
+	$(BIN)/python benchmarks/replay.py
 
 $(UV):
 	$(PYTHON) -m venv .venv-uv

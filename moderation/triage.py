@@ -361,8 +361,8 @@ class CompiledPolicy:
 
         The fast path takes responses whose labels are all known and name their taxonomy parents
         (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
-        label down to ignore, so bands come first, and covering is only worked out when a label
-        in a band is an ancestor of another label of the response.
+        label down to ignore, so bands come first, and covering is only looked at for labels
+        that would raise the action.
         """
         labels = detection.labels
         profiles = [_profile(label.name, label.parent) for label in labels]
@@ -386,16 +386,22 @@ class CompiledPolicy:
         worst = max(ranks, default=0)
         if worst == 0 or len(labels) == 1:
             return _ACTION_BY_RANK[worst]
-        below: set[str] = set()
-        for profile in profiles:
-            below |= profile[3]
-        if not any(
-            rank and profile[1] in below for rank, profile in zip(ranks, profiles, strict=True)
-        ):
-            return _ACTION_BY_RANK[worst]
-        parents = {_key(label.name): label.parent for label in labels}
-        covered = _covering(detection, [profile[0] for profile in profiles], parents)
-        worst = max((rank for i, rank in enumerate(ranks) if i not in covered), default=0)
+        # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
+        # ancestor, and every chain of covering ends at a label with no descendant in the
+        # response. `_covering` then covers a label exactly when some descendant is at least as
+        # confident (float noise aside), which is when the most confident descendant is.
+        top: dict[str, float] = {}
+        for label, profile in zip(labels, profiles, strict=True):
+            confidence = label.confidence
+            for key in profile[3]:
+                if top.get(key, -1.0) < confidence:
+                    top[key] = confidence
+        worst = 0
+        for label, profile, rank in zip(labels, profiles, ranks, strict=True):
+            if rank > worst:
+                descendant = top.get(profile[1])
+                if descendant is None or not _no_more_confident(label.confidence, descendant):
+                    worst = rank
         return _ACTION_BY_RANK[worst]
 
     def _bounds(

@@ -169,16 +169,9 @@ class LiveRun:
         total: float | None = 0.0
         for case in self.cases:
             model = case.resolved.policy.escalation.model_id or ""
-            recorded = tally.usage.get(model)
+            recorded = tally.mean_usage(model)
             if recorded is not None:
-                summed, n = recorded
-                mean = TokenUsage(
-                    input_tokens=summed.input_tokens // n,
-                    output_tokens=summed.output_tokens // n,
-                    total_tokens=summed.total_tokens // n,
-                    cache_read_input_tokens=summed.cache_read_input_tokens // n,
-                    cache_write_input_tokens=summed.cache_write_input_tokens // n,
-                )
+                mean, n = recorded
                 usage[model] = f"mean usage of {n:,} recorded calls"
             else:
                 mean = DEFAULT_JUDGE_USAGE

@@ -21,6 +21,7 @@ __all__ = ["Explain", "Tally", "had_judge_call"]
 #: Works out a flip's findings, reasons and category; called only for flips.
 Explain = Callable[[], tuple[tuple[Finding, ...], tuple[str, ...], str | None]]
 NEEDS_JUDGMENT = "needs_judgment"
+_USAGE_FIELDS = tuple(TokenUsage.model_fields)
 NOT_REPLAYABLE = "not_replayable"
 
 
@@ -62,8 +63,9 @@ class Tally:
         self.judge_calls_at_mean = 0
         self.judge_cost_sum = 0.0
         self.judge_cost_n = 0
-        # Per model id: summed token usage of the recorded judge calls and how many there were.
-        self.usage: dict[str, tuple[TokenUsage, int]] = {}
+        # Per model id: the recorded judge calls' summed token counts (TokenUsage's fields, in
+        # order), and how many calls there were (the last item).
+        self.usage: dict[str, list[int]] = {}
         self.by_tenant: Counter[str] = Counter()
         self.by_category: Counter[str] = Counter()
         self._judged: set[str] = set()  # needs-judgment ids a live call has since decided
@@ -94,13 +96,25 @@ class Tally:
             self.judge_cost_n += 1
         usage, model = escalation.usage, escalation.model_id
         if usage is not None and model:
-            total, n = self.usage.get(model, (TokenUsage(), 0))
-            self.usage[model] = (_add(total, usage), n + 1)
+            sums = self.usage.get(model)
+            if sums is None:
+                sums = self.usage[model] = [0] * (len(_USAGE_FIELDS) + 1)
+            for i, name in enumerate(_USAGE_FIELDS):
+                sums[i] += getattr(usage, name)
+            sums[-1] += 1
+
+    def mean_usage(self, model: str) -> tuple[TokenUsage, int] | None:
+        """The mean token usage of the log's judge calls to `model`, and how many there were."""
+        sums = self.usage.get(model)
+        if sums is None:
+            return None
+        n = sums[-1]
+        return TokenUsage(**{name: sums[i] // n for i, name in enumerate(_USAGE_FIELDS)}), n
 
     def unreplayable(self, decision: Decision) -> None:
         """A decision with no detection: nothing to triage again."""
         self.not_replayable += 1
-        self.matrix[decision.outcome.value][NOT_REPLAYABLE] += 1
+        self.matrix[decision.outcome][NOT_REPLAYABLE] += 1
         self._keep(self.not_replayable_ids, decision.id)
 
     def replay(
@@ -147,10 +161,10 @@ class Tally:
                     self.judge_calls_at_mean += 1
         if after is None:
             self.needs_judgment += 1
-            self.matrix[before.value][NEEDS_JUDGMENT] += 1
+            self.matrix[before][NEEDS_JUDGMENT] += 1
             self._keep(self.needs_judgment_ids, decision.id)
             return
-        self.matrix[before.value][after.value] += 1
+        self.matrix[before][after] += 1
         if after is before:
             self.unchanged += 1
             return
@@ -185,8 +199,8 @@ class Tally:
         """A needs-judgment case a live judge call has now decided (the flip, if any, is added
         by the caller with `add_flip`)."""
         self.needs_judgment -= 1
-        self.matrix[before.value][NEEDS_JUDGMENT] -= 1
-        self.matrix[before.value][after.value] += 1
+        self.matrix[before][NEEDS_JUDGMENT] -= 1
+        self.matrix[before][after] += 1
         self._judged.add(decision_id)
         if after is before:
             self.unchanged += 1
@@ -240,12 +254,3 @@ class Tally:
             live=live,
         )
 
-
-def _add(a: TokenUsage, b: TokenUsage) -> TokenUsage:
-    return TokenUsage(
-        input_tokens=a.input_tokens + b.input_tokens,
-        output_tokens=a.output_tokens + b.output_tokens,
-        total_tokens=a.total_tokens + b.total_tokens,
-        cache_read_input_tokens=a.cache_read_input_tokens + b.cache_read_input_tokens,
-        cache_write_input_tokens=a.cache_write_input_tokens + b.cache_write_input_tokens,
-    )
