@@ -17,8 +17,8 @@ import random
 import shutil
 import tempfile
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
