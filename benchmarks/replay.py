@@ -72,7 +72,7 @@ class RandomDetector:
                 )  # fmt: skip
             if len(labels) >= 3 and self.rng.random() < 0.5:
                 break
-        kinds = ()
+        kinds: tuple[ContentType, ...] = ()
         if self.rng.random() < 0.2:
             kinds = (ContentType(name="Illustrated", confidence=self.rng.uniform(40, 100)),)
         return Detection(
