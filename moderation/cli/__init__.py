@@ -11,6 +11,7 @@ import click
 
 from moderation.cli.check import check
 from moderation.cli.policy import policy
+from moderation.cli.replay import replay
 
 __all__ = ["main"]
 
@@ -23,3 +24,4 @@ def main() -> None:
 
 main.add_command(check)
 main.add_command(policy)
+main.add_command(replay)

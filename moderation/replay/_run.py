@@ -15,7 +15,7 @@ from moderation.replay._source import Source, items
 from moderation.replay._tally import Tally
 from moderation.triage import Action, CompiledPolicy, Finding
 
-__all__ = ["replay", "replay_shadow"]
+__all__ = ["replay", "replay_shadow", "shadow_reports"]
 
 OUTCOME_OF_ACTION = {
     Action.APPROVE: Outcome.APPROVED,
@@ -239,6 +239,18 @@ def replay_shadow(
     as needs judgment; a shadow's `incomplete` and `verdict_reused` are carried. Each report
     counts the decisions that carry that shadow; bad records are listed in every report.
     """
+    return shadow_reports(source, tenant=tenant, strict=strict, keep=keep)[0]
+
+
+def shadow_reports(
+    source: Source,
+    *,
+    tenant: str | None = None,
+    strict: bool = False,
+    keep: int = DEFAULT_KEEP,
+) -> tuple[dict[str, ReplayReport], Tally]:
+    """`replay_shadow`'s reports, and the tally of the records read (how many, which were bad),
+    which still says something when no decision carried a shadow result."""
     _check_keep(keep)
     common = Tally(keep)
     tallies: dict[str, Tally] = {}
@@ -277,4 +289,4 @@ def replay_shadow(
         tally.error_count, tally.errors = common.error_count, common.errors
         tally.truncated = tally.truncated or common.truncated
         reports[policy_id] = tally.report(policies=f"shadow policy {policy_id}", tenant=tenant)
-    return reports
+    return reports, common

@@ -253,4 +253,3 @@ class Tally:
             truncated=self.truncated,
             live=live,
         )
-
