@@ -5,6 +5,7 @@
 - Static and failing detectors and judges: fixed answers or fixed exceptions, every call kept.
 - `use_engine`: install an engine for module-level `moderation.moderate()` for a block or a test;
   `offline_engine`: an engine that makes no AWS call.
+- `assert_replay`: a golden test that recorded decisions come out the same under the policies.
 - An in-memory audit log, and a local 127.0.0.1 endpoint that speaks the Rekognition and Bedrock
   wire formats with scripted faults.
 
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from moderation.audit import InMemoryAuditLog
 from moderation.testing._calls import DetectCall, JudgeCall
 from moderation.testing._engine import offline_engine, use_engine
+from moderation.testing._replay import assert_replay
 from moderation.testing.fakes import (
     ContentTypeSpec,
     FailingDetector,
@@ -62,6 +64,7 @@ __all__ = [
     "Reply",
     "StaticDetector",
     "StaticJudge",
+    "assert_replay",
     "offline_engine",
     "static_detection",
     "use_engine",
