@@ -46,8 +46,9 @@ def assert_replay(
     if undecided or extra_undecided > 0:
         n = len(undecided) + max(extra_undecided, 0)
         parts.append(
-            f"{n} decision{_s(n)} need a judgment the log does not hold (the replay policy "
-            "escalates them and no verdict was recorded), so their outcome is unproven:\n"
+            f"{n} decision{_s(n)} need{'s' if n == 1 else ''} a judgment the log does not hold "
+            "(the replay policy escalates and no verdict was recorded), so the outcome is "
+            "unproven:\n"
             + "\n".join(f"  {i}" for i in undecided[:_SHOW])
             + _more(n, min(len(undecided), _SHOW))
         )
