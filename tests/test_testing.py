@@ -721,6 +721,7 @@ def test_all_exports_everything():
         "Reply",
         "StaticDetector",
         "StaticJudge",
+        "assert_replay",
         "offline_engine",
         "static_detection",
         "use_engine",
