@@ -286,6 +286,17 @@ def test_a_flip_to_approved_names_the_recorded_findings_that_no_longer_act(
     )
     assert flip.findings[0].thresholds.reject == 80  # as recorded: the rule that acted then
     assert flip.category == "Explicit"
+    # Of several recorded findings, those that acted, most severe first; ignored ones are left out.
+    labels = [("Violence", 45.0), ("Explicit Nudity", 60.0), ("Explicit Sexual Activity", 85.0)]
+    (mixed,) = record([((9, 9, 9), labels)])
+    assert mixed.outcome is Outcome.REJECTED
+    report = replay([mixed], store(lenient))
+    (flip,) = report.flips
+    assert [(f.label, f.band.value) for f in flip.findings] == [
+        ("Explicit Sexual Activity", "reject"),
+        ("Explicit Nudity", "escalate"),
+    ]
+    assert flip.category == "Explicit"
 
 
 def test_a_policy_without_judge_sends_escalations_to_review(log: dict[str, Decision]) -> None:
@@ -796,6 +807,10 @@ def test_shadow_replay_reads_logs_filters_tenants_and_reports_bad_records(
     with pytest.raises(ReplayError):
         replay_shadow(path, strict=True)
     assert replay_shadow([log["A"]]) == {}
+    # Bad records beyond `keep` mark every shadow report truncated.
+    noisy = write_chained(tmp_path / "noisy.jsonl", decisions, [b"one\n", b"two\n"])
+    bounded = replay_shadow(noisy, keep=1)["strict"]
+    assert (bounded.error_count, len(bounded.errors), bounded.truncated) == (2, 1, True)
 
 
 def test_the_package_exports_replay() -> None:
