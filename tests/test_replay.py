@@ -787,6 +787,8 @@ def test_shadow_replay_compares_live_outcomes_with_recorded_shadows(
     assert lenient.reused == 1
     assert next(f for f in lenient.flips if f.decision_id == log["F"].id).verdict_reused is True
     assert lenient.policies == "shadow policy lenient"
+    text = lenient.render()
+    assert "nothing acts" in text and "was:" not in text  # the shadow's own reasons, as they are
 
 
 def test_shadow_replay_reads_logs_filters_tenants_and_reports_bad_records(

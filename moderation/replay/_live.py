@@ -226,7 +226,7 @@ class LiveRun:
                     )
                 )
         return LiveSummary(
-            model_id_usage=plan.usage,
+            usage=plan.usage,
             needed=self.needed,
             with_image=self.with_image,
             planned=plan.planned,

@@ -78,7 +78,8 @@ class Flip(_Model):
 class LiveSummary(_Model):
     """What `--live` did: the calls it planned and made, and the cases it could not judge."""
 
-    model_id_usage: Annotated[dict[str, str], AfterValidator(freeze)]
+    # Per model id: which token usage priced its planned calls (the log's mean, or the default).
+    usage: Annotated[dict[str, str], AfterValidator(freeze)]
     needed: int  # cases that needed judgment before any call
     with_image: int  # of those, how many had their image in the images directory
     planned: int  # calls planned: with_image, at most max_calls
@@ -258,7 +259,8 @@ class ReplayReport(_Model):
                 f"{flip.after.value}{category}{note}"
             )
             # A flip to approved by policy lists what used to act, under the recorded policy.
-            was = "was: " if flip.after is Outcome.APPROVED and not flip.verdict_reused else ""
+            by_policy = not (flip.verdict_reused or flip.judged_live)
+            was = "was: " if flip.after is Outcome.APPROVED and flip.findings and by_policy else ""
             for reason in flip.reasons[:3]:
                 lines.append(f"      {was}{reason}")
         return lines
