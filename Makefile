@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/image.py
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/audit.py
+	$(BIN)/python benchmarks/replay.py
 
 $(UV):
 	$(PYTHON) -m venv .venv-uv

@@ -43,12 +43,14 @@ from moderation.errors import (
     ModerationError,
     PolicyError,
     Problem,
+    ReplayError,
     UnknownTenant,
 )
 from moderation.image import ImageIntake, Limits, PreparedImage, S3Reader
 from moderation.policy import Band, Policy, PolicyRef, PolicyStore, Thresholds
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import ModelPrice, Pricing
+from moderation.replay import Flip, ReplayReport, replay, replay_shadow
 from moderation.settings import Settings
 from moderation.taxonomy import TAXONOMY
 from moderation.triage import Action, Finding, Triage, evaluate
@@ -93,6 +95,7 @@ __all__ = [
     "Engine",
     "Escalation",
     "Finding",
+    "Flip",
     "ImageIdentity",
     "ImageIntake",
     "ImageSourceError",
@@ -118,6 +121,8 @@ __all__ = [
     "Pricing",
     "Problem",
     "RekognitionDetector",
+    "ReplayError",
+    "ReplayReport",
     "RetryPolicy",
     "S3Identity",
     "S3ImageReader",
@@ -134,4 +139,6 @@ __all__ = [
     "configure",
     "evaluate",
     "moderate",
+    "replay",
+    "replay_shadow",
 ]

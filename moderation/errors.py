@@ -21,6 +21,7 @@ __all__ = [
     "ModerationError",
     "PolicyError",
     "Problem",
+    "ReplayError",
     "UnknownTenant",
 ]
 
@@ -174,3 +175,25 @@ class ConfigurationError(ModerationError, ValueError):
         n = len(self.problems)
         head = f"{n} problem{'s' if n != 1 else ''} in the configuration:"
         super().__init__("\n".join([head, *(f"  {p}" for p in self.problems)]))
+
+
+class ReplayError(ModerationError, ValueError):
+    """A strict replay met a record it could not replay; `file` and `line` (1-based) say where.
+
+    `file` is None for decisions given as objects rather than read from a log (`line` then counts
+    them from 1).
+    """
+
+    def __init__(self, message: str, *, file: str | None, line: int | None) -> None:
+        self.file = file
+        self.line = line
+        self.reason = message
+        where = f"{file or '<decisions>'}:{line}" if line is not None else file or "<decisions>"
+        super().__init__(f"{where}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_replay_error, (self.reason, self.file, self.line)
+
+
+def _rebuild_replay_error(message: str, file: str | None, line: int | None) -> ReplayError:
+    return ReplayError(message, file=file, line=line)

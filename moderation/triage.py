@@ -7,6 +7,7 @@ reject if any label is rejected, else review if any is, else escalate if any is,
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from enum import StrEnum
@@ -15,11 +16,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from moderation.detection import Detection, Label
-from moderation.policy import Band, ContentTypeName, Policy, Thresholds
+from moderation.policy import Band, CategoryRule, ContentTypeName, Policy, Thresholds
 from moderation.policy._model import CONTENT_TYPES
 from moderation.taxonomy import TAXONOMY, normalize
 
-__all__ = ["Action", "Finding", "Matched", "Triage", "evaluate", "lineage"]
+__all__ = ["Action", "CompiledPolicy", "Finding", "Matched", "Triage", "evaluate", "lineage"]
 
 
 class Action(StrEnum):
@@ -98,31 +99,55 @@ class Triage(BaseModel):
         )
 
 
+# Triage runs once per label of every decision, and replay runs it on millions of recorded ones:
+# the pure name lookups below are cached. They depend on the name alone (the taxonomy is a
+# constant), so a cache cannot change an answer; bounded, so a hostile log cannot grow them.
+_CACHE_SIZE = 4096
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _key(name: str) -> str:
+    return normalize(name)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _known_lineage(name: str) -> tuple[str, ...] | None:
+    """A taxonomy name's canonical spelling and its ancestors, nearest first; None if unknown."""
+    if name not in TAXONOMY:
+        return None
+    canonical = TAXONOMY.canonical(name)
+    assert canonical is not None
+    return (canonical, *TAXONOMY.ancestors(canonical))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _legacy_parent(name: str) -> str | None:
+    return TAXONOMY.legacy_parent(name)
+
+
 def lineage(label: Label, parents: Mapping[str, str | None]) -> tuple[str, ...]:
     """The label and its ancestors, nearest first, as names a policy may have rules for.
 
     Known names take the taxonomy's tree. Unknown ones (newer than our taxonomy, or from 6.1) follow
     the response's own ParentName links until a known or 6.1 name joins the tree.
     """
-    if label.name in TAXONOMY:
-        canonical = TAXONOMY.canonical(label.name)
-        assert canonical is not None
-        return (canonical, *TAXONOMY.ancestors(canonical))
+    known = _known_lineage(label.name)
+    if known is not None:
+        return known
     chain = [label.name]
     current: str | None = label.name
-    seen = {normalize(label.name)}
+    seen = {_key(label.name)}
     while current is not None:
-        mapped = TAXONOMY.legacy_parent(current)
+        mapped = _legacy_parent(current)
         if mapped is not None:
             return (*chain, mapped, *TAXONOMY.ancestors(mapped))
-        nxt = label.parent if current == label.name else parents.get(normalize(current))
-        if nxt is None or normalize(nxt) in seen:
+        nxt = label.parent if current == label.name else parents.get(_key(current))
+        if nxt is None or _key(nxt) in seen:
             break
-        seen.add(normalize(nxt))
-        if nxt in TAXONOMY:
-            canonical = TAXONOMY.canonical(nxt)
-            assert canonical is not None
-            return (*chain, canonical, *TAXONOMY.ancestors(canonical))
+        seen.add(_key(nxt))
+        joined = _known_lineage(nxt)
+        if joined is not None:
+            return (*chain, *joined)
         chain.append(nxt)
         current = nxt
     return tuple(chain)
@@ -131,7 +156,7 @@ def lineage(label: Label, parents: Mapping[str, str | None]) -> tuple[str, ...]:
 def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, ContentTypeName]]:
     found: list[tuple[float, ContentTypeName]] = []
     for ct in detection.content_types:
-        key = normalize(ct.name)
+        key = _key(ct.name)
         for name in CONTENT_TYPES:
             if key == name and ct.confidence >= policy.content_type_min_confidence:
                 found.append((ct.confidence, name))
@@ -155,18 +180,64 @@ def _ancestor_keys(
     label: Label, chain: tuple[str, ...], parents: Mapping[str, str | None]
 ) -> frozenset[str]:
     """Normalised names of every ancestor of `label`: the taxonomy's and the response's own."""
-    keys = {normalize(name) for name in chain[1:]}
-    seen = {normalize(label.name)}
+    keys = {_key(name) for name in chain[1:]}
+    seen = {_key(label.name)}
     current = label.parent
     while current is not None:
-        key = normalize(current)
+        key = _key(current)
         if key in seen:
             break
         seen.add(key)
         keys.add(key)
         current = parents.get(key)
-    keys.discard(normalize(label.name))
+    keys.discard(_key(label.name))
     return frozenset(keys)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _follows_taxonomy(name: str, parent: str | None) -> bool:
+    """True for a known label that names its taxonomy parent (or none, at the top level)."""
+    category = TAXONOMY.lookup(name)
+    if category is None:
+        return False
+    if parent is None or category.parent is None:
+        return parent is None and category.parent is None
+    return _key(parent) == _key(category.parent)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _taxonomy_ancestor_keys(name: str) -> frozenset[str]:
+    return frozenset(_key(ancestor) for ancestor in TAXONOMY.ancestors(name))
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool, frozenset[str]]:
+    """For a label: its lineage when known (else just its name), its key, whether it is known
+    and names its taxonomy parent, and its taxonomy ancestors' keys. What `CompiledPolicy.action`
+    needs of a label, in one lookup."""
+    known = _known_lineage(name)
+    return (
+        known if known is not None else (name,),
+        _key(name),
+        known is not None and _follows_taxonomy(name, parent),
+        _taxonomy_ancestor_keys(name),
+    )
+
+
+def _all_ancestor_keys(
+    labels: tuple[Label, ...], lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
+) -> list[frozenset[str]]:
+    """`_ancestor_keys` of every label.
+
+    When every label of the response is known and names its taxonomy parent (what Rekognition
+    7.0 sends), the response's ParentName links only retrace the taxonomy's tree, so each label's
+    ancestors are its taxonomy ancestors: looked up once per name instead of walked per label.
+    """
+    if all(_follows_taxonomy(label.name, label.parent) for label in labels):
+        return [_taxonomy_ancestor_keys(label.name) for label in labels]
+    return [
+        _ancestor_keys(label, chain, parents) for label, chain in zip(labels, lineages, strict=True)
+    ]
 
 
 def _covering(
@@ -184,17 +255,16 @@ def _covering(
     ends at a label judged on its own, so no response can make every label ignore the others.
     """
     labels = detection.labels
-    keys = [normalize(label.name) for label in labels]
-    ancestors = [
-        _ancestor_keys(label, chain, parents) for label, chain in zip(labels, lineages, strict=True)
-    ]
+    keys = [_key(label.name) for label in labels]
+    ancestors = _all_ancestor_keys(labels, lineages, parents)
     # candidates[i]: labels that may cover label i (its descendants, at least as confident).
     candidates: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
+        key = keys[i]
         for j, other in enumerate(labels):
             if (
                 i != j
-                and keys[i] in ancestors[j]
+                and key in ancestors[j]
                 and keys[j] not in ancestors[i]
                 and _no_more_confident(label.confidence, other.confidence)
             ):
@@ -216,45 +286,162 @@ def _covering(
     return covered
 
 
-def evaluate(policy: Policy, detection: Detection) -> Triage:
-    """Apply `policy` to `detection`: a finding per label and the aggregate action.
+# One label's verdict before it becomes a Finding: rule name, how it matched, the thresholds,
+# their content type, the band and the note.
+_Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
+_Match = tuple[CategoryRule, Matched] | None
 
-    Note: a label that is only the ancestor of a more specific label in the same response (as
-    confident or less, float noise aside) is covered by it and ignored, so that a rule for
-    `Kissing on the Lips` is not overridden by the rule for its parent category, which
-    Rekognition reports alongside. Ancestry is the taxonomy's or the response's own ParentName
-    links (a 6.x `Suggestive` is covered by its child `Female Swimwear Or Underwear`). An ancestor
-    more confident than all its reported descendants is judged on its own (see `_covering`).
+
+class CompiledPolicy:
+    """A policy with its rule lookups cached: `evaluate()` and `action()` answer exactly as the
+    module's `evaluate(policy, detection)` does, faster when one policy triages many detections.
+
+    Which rule a lineage of names matches depends on the policy and the names alone, so it is
+    worked out once per lineage (at most a few thousand are kept). Replay holds one per tenant.
     """
-    parents = {normalize(label.name): label.parent for label in detection.labels}
-    kinds = _content_types(policy, detection)
-    lineages = [lineage(label, parents) for label in detection.labels]
-    covered = _covering(detection, lineages, parents)
-    findings: list[Finding] = []
-    for i, label in enumerate(detection.labels):
-        rule_name, matched, thresholds, content_type = "default", "default", policy.default, None
-        for depth, name in enumerate(lineages[i]):
-            rule = policy.rule_for(name)
-            if rule is None:
-                continue
-            rule_name = rule.name
-            matched = _MATCHED[depth] if depth < len(_MATCHED) else "ancestor"
-            thresholds = rule.thresholds
-            for _, kind in kinds:
-                if getattr(rule, kind) is not None:
-                    thresholds, content_type = rule.for_content(kind), kind
-                    break
-            break
-        note = None
-        if i in covered:
-            band = Band.IGNORE
-            note = f"covered by the more specific label '{covered[i][0]}'"
-        elif label.confidence < policy.min_confidence:
-            band = Band.IGNORE
-            note = f"below the policy's min_confidence {policy.min_confidence:g}"
+
+    __slots__ = ("_bound_cache", "_matches", "policy")
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._matches: dict[tuple[str, ...], _Match] = {}
+        self._bound_cache: dict[
+            tuple[tuple[str, ...], tuple[ContentTypeName, ...]], tuple[tuple[float, int], ...]
+        ] = {}
+
+    def _match(self, chain: tuple[str, ...]) -> _Match:
+        """The most specific rule for a lineage, and how it matched; None: the default rule."""
+        try:
+            return self._matches[chain]
+        except KeyError:
+            pass
+        found: _Match = None
+        for depth, name in enumerate(chain):
+            rule = self.policy.rule_for(name)
+            if rule is not None:
+                found = (rule, _MATCHED[depth] if depth < len(_MATCHED) else "ancestor")
+                break
+        if len(self._matches) < _CACHE_SIZE:
+            self._matches[chain] = found
+        return found
+
+    def _rows(self, detection: Detection, kinds: list[tuple[float, ContentTypeName]]) -> list[_Row]:
+        policy = self.policy
+        labels = detection.labels
+        parents = {_key(label.name): label.parent for label in labels}
+        lineages = [lineage(label, parents) for label in labels]
+        covered = _covering(detection, lineages, parents) if len(labels) > 1 else {}
+        rows: list[_Row] = []
+        for i, label in enumerate(labels):
+            rule_name, thresholds = "default", policy.default
+            matched: Matched = "default"
+            content_type: ContentTypeName | None = None
+            found = self._match(lineages[i])
+            if found is not None:
+                rule, matched = found
+                rule_name, thresholds = rule.name, rule.thresholds
+                for _, kind in kinds:
+                    if getattr(rule, kind) is not None:
+                        thresholds, content_type = rule.for_content(kind), kind
+                        break
+            note = None
+            if i in covered:
+                band = Band.IGNORE
+                note = f"covered by the more specific label '{covered[i][0]}'"
+            elif label.confidence < policy.min_confidence:
+                band = Band.IGNORE
+                note = f"below the policy's min_confidence {policy.min_confidence:g}"
+            else:
+                band = thresholds.band(label.confidence)
+            rows.append((rule_name, matched, thresholds, content_type, band, note))
+        return rows
+
+    def action(self, detection: Detection) -> Action:
+        """`evaluate(detection).action`, without building the findings.
+
+        The fast path takes responses whose labels are all known and name their taxonomy parents
+        (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
+        label down to ignore, so bands come first, and covering is only looked at for labels
+        that would raise the action.
+        """
+        labels = detection.labels
+        profiles = [_profile(label.name, label.parent) for label in labels]
+        if not all(profile[2] for profile in profiles):
+            kinds = _content_types(self.policy, detection)
+            rows = self._rows(detection, kinds)
+            return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
+        kinds = _content_types(self.policy, detection) if detection.content_types else []
+        kind_names = tuple(kind for _, kind in kinds)
+        floor = self.policy.min_confidence
+        ranks: list[int] = []
+        for label, profile in zip(labels, profiles, strict=True):
+            rank = 0
+            confidence = label.confidence
+            if confidence >= floor:
+                for bound, band_rank in self._bounds(profile[0], kind_names):
+                    if confidence >= bound:
+                        rank = band_rank
+                        break
+            ranks.append(rank)
+        worst = max(ranks, default=0)
+        if worst == 0 or len(labels) == 1:
+            return _ACTION_BY_RANK[worst]
+        # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
+        # ancestor, and every chain of covering ends at a label with no descendant in the
+        # response. `_covering` then covers a label exactly when some descendant is at least as
+        # confident (float noise aside), which is when the most confident descendant is.
+        top: dict[str, float] = {}
+        for label, profile in zip(labels, profiles, strict=True):
+            confidence = label.confidence
+            for key in profile[3]:
+                if top.get(key, -1.0) < confidence:
+                    top[key] = confidence
+        worst = 0
+        for label, profile, rank in zip(labels, profiles, ranks, strict=True):
+            if rank > worst:
+                descendant = top.get(profile[1])
+                if descendant is None or not _no_more_confident(label.confidence, descendant):
+                    worst = rank
+        return _ACTION_BY_RANK[worst]
+
+    def _bounds(
+        self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
+    ) -> tuple[tuple[float, int], ...]:
+        """The thresholds for a lineage and the image's content types, as (bound, band rank)
+        pairs in the order `Thresholds.band` tries them; empty for `allow`."""
+        try:
+            return self._bound_cache[chain, kinds]
+        except KeyError:
+            pass
+        found = self._match(chain)
+        if found is None:
+            thresholds = self.policy.default
         else:
-            band = thresholds.band(label.confidence)
-        findings.append(
+            rule = found[0]
+            thresholds = rule.thresholds
+            for kind in kinds:
+                if getattr(rule, kind) is not None:
+                    thresholds = rule.for_content(kind)
+                    break
+        bounds: tuple[tuple[float, int], ...] = ()
+        if not thresholds.allow:
+            bounds = tuple(
+                (bound, _BAND_RANK[band])
+                for band, bound in (
+                    (Band.REJECT, thresholds.reject),
+                    (Band.REVIEW, thresholds.review),
+                    (Band.ESCALATE, thresholds.escalate),
+                )
+                if bound is not None
+            )
+        if len(self._bound_cache) < _CACHE_SIZE:
+            self._bound_cache[chain, kinds] = bounds
+        return bounds
+
+    def evaluate(self, detection: Detection) -> Triage:
+        """This policy applied to `detection`: see the module's `evaluate`."""
+        kinds = _content_types(self.policy, detection)
+        findings = tuple(
             Finding(
                 label=label.name,
                 parent=label.parent,
@@ -267,11 +454,30 @@ def evaluate(policy: Policy, detection: Detection) -> Triage:
                 band=band,
                 note=note,
             )
+            for label, (rule_name, matched, thresholds, content_type, band, note) in zip(
+                detection.labels, self._rows(detection, kinds), strict=True
+            )
         )
-    worst = max((_BAND_RANK[f.band] for f in findings), default=0)
-    band = next(b for b, rank in _BAND_RANK.items() if rank == worst)
-    return Triage(
-        action=_ACTION_OF[band],
-        findings=tuple(findings),
-        content_types=tuple(kind for _, kind in kinds),
-    )
+        worst = max((_BAND_RANK[f.band] for f in findings), default=0)
+        return Triage(
+            action=_ACTION_BY_RANK[worst],
+            findings=findings,
+            content_types=tuple(kind for _, kind in kinds),
+        )
+
+
+_ACTION_BY_RANK = {rank: _ACTION_OF[band] for band, rank in _BAND_RANK.items()}
+
+
+def evaluate(policy: Policy, detection: Detection) -> Triage:
+    """Apply `policy` to `detection`: a finding per label and the aggregate action.
+
+    Note: a label that is only the ancestor of a more specific label in the same response (as
+    confident or less, float noise aside) is covered by it and ignored, so that a rule for
+    `Kissing on the Lips` is not overridden by the rule for its parent category, which
+    Rekognition reports alongside. Ancestry is the taxonomy's or the response's own ParentName
+    links (a 6.x `Suggestive` is covered by its child `Female Swimwear Or Underwear`). An ancestor
+    more confident than all its reported descendants is judged on its own (see `_covering`).
+    For many detections under one policy, `CompiledPolicy(policy).evaluate` is the same, faster.
+    """
+    return CompiledPolicy(policy).evaluate(detection)

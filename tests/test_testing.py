@@ -730,6 +730,7 @@ def test_all_exports_everything():
         "StaticJudge",
         "VerdictNotReplayable",
         "engine_from_log",
+        "assert_replay",
         "offline_engine",
         "static_detection",
         "use_engine",

@@ -12,6 +12,7 @@ import click
 from moderation.cli.audit import audit
 from moderation.cli.check import check
 from moderation.cli.policy import policy
+from moderation.cli.replay import replay
 
 __all__ = ["main"]
 
@@ -25,3 +26,4 @@ def main() -> None:
 main.add_command(check)
 main.add_command(policy)
 main.add_command(audit)
+main.add_command(replay)

@@ -7,6 +7,7 @@
   `LoggedJudge`): `moderate()` answers with what production's detector and judge said.
 - `use_engine`: install an engine for module-level `moderation.moderate()` for a block or a test;
   `offline_engine`: an engine that makes no AWS call.
+- `assert_replay`: a golden test that recorded decisions come out the same under the policies.
 - An in-memory audit log, and a local 127.0.0.1 endpoint that speaks the Rekognition and Bedrock
   wire formats with scripted faults.
 
@@ -30,6 +31,7 @@ from moderation.testing._from_log import (
     VerdictNotReplayable,
     engine_from_log,
 )
+from moderation.testing._replay import assert_replay
 from moderation.testing.fakes import (
     ContentTypeSpec,
     FailingDetector,
@@ -83,6 +85,7 @@ __all__ = [
     "StaticDetector",
     "StaticJudge",
     "VerdictNotReplayable",
+    "assert_replay",
     "engine_from_log",
     "offline_engine",
     "static_detection",

@@ -1,0 +1,292 @@
+"""`replay` and `replay_shadow`: recorded decisions triaged again, streaming, into a report."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from moderation.decision import Decision, Outcome, VerdictKind
+from moderation.detection import Detection
+from moderation.errors import ModerationError, ReplayError
+from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
+from moderation.replay._live import LiveJudging, LiveRun
+from moderation.replay._report import DEFAULT_KEEP, ReplayReport
+from moderation.replay._source import Source, items
+from moderation.replay._tally import Tally
+from moderation.triage import Action, CompiledPolicy, Finding
+
+__all__ = ["replay", "replay_shadow", "shadow_reports"]
+
+OUTCOME_OF_ACTION = {
+    Action.APPROVE: Outcome.APPROVED,
+    Action.REJECT: Outcome.REJECTED,
+    Action.REVIEW: Outcome.REVIEW,
+}
+OUTCOME_OF_VERDICT = {
+    VerdictKind.APPROVE: Outcome.APPROVED,
+    VerdictKind.REJECT: Outcome.REJECTED,
+    VerdictKind.UNSURE: Outcome.REVIEW,
+}
+_BAND_OF_ACTION = {
+    Action.REJECT: Band.REJECT,
+    Action.REVIEW: Band.REVIEW,
+    Action.ESCALATE: Band.ESCALATE,
+}
+_BAND_RANK = {Band.IGNORE: 0, Band.ESCALATE: 1, Band.REVIEW: 2, Band.REJECT: 3}
+# Tenants whose resolution is remembered; past it (a log naming ever new tenants) each is resolved
+# again, which is cheap, rather than remembered without bound.
+_MAX_TENANTS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Resolved:
+    """The policy a tenant's decisions are replayed under, compiled once."""
+
+    policy: Policy
+    compiled: CompiledPolicy
+
+
+class _Resolver:
+    """Each tenant's policy in the store as it is now, as the engine would pick it."""
+
+    def __init__(self, store: PolicyStore) -> None:
+        self.store = store
+        self._cache: dict[tuple[str, bool], Resolved | str] = {}
+        self._compiled: dict[str, Resolved] = {}
+
+    def get(self, tenant: str, fallback: bool) -> Resolved | str:
+        """The tenant's policy; for a decision made under the default policy because the tenant
+        had none (`policy_fallback`), the default policy while the tenant still has none.
+        A message saying why when there is no policy to replay under."""
+        key = (tenant, fallback)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._resolve(tenant, fallback)
+            if len(self._cache) < _MAX_TENANTS:
+                self._cache[key] = found
+        return found
+
+    def _resolve(self, tenant: str, fallback: bool) -> Resolved | str:
+        store = self.store
+        try:
+            if tenant in store:
+                policy = store.get(tenant)
+            elif fallback or store.fallback_to_default:
+                policy = store.get(DEFAULT_POLICY)
+            else:
+                store.get(tenant)  # raises UnknownTenant (or InvalidTenant) with a hint
+                raise AssertionError("unreachable")  # pragma: no cover
+        except ModerationError as exc:
+            return f"tenant {tenant!r}: {exc}"
+        resolved = self._compiled.get(policy.id)
+        if resolved is None:
+            resolved = self._compiled[policy.id] = Resolved(policy, CompiledPolicy(policy))
+        return resolved
+
+
+def _store(policies: PolicyStore | str | os.PathLike[str]) -> tuple[PolicyStore, str | None]:
+    if isinstance(policies, PolicyStore):
+        return policies, str(policies.path) if policies.path is not None else None
+    if isinstance(policies, str | os.PathLike):
+        return PolicyStore(policies), str(policies)
+    raise TypeError(f"policies is a PolicyStore or a directory, not {type(policies).__name__}")
+
+
+def _check_keep(keep: int) -> None:
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 0:
+        raise ValueError(f"keep must be a whole number >= 0, got {keep!r}")
+
+
+def _bad(tally: Tally, strict: bool, file: str | None, line: int, message: str) -> None:
+    if strict:
+        raise ReplayError(message, file=file, line=line)
+    tally.bad(file, line, message)
+
+
+def incomplete(decision: Decision, detection: Detection, policy: Policy) -> bool:
+    """True when the log cannot show everything `policy` would have seen.
+
+    The detector was asked for labels at or above `detection.min_confidence`: a policy with a
+    lower `min_confidence` would have been sent labels the record never saw. An animation was
+    detected on the frames in `detection.frames` (just the first when none are listed): a policy
+    with a higher `max_frames` would have sent more frames, unless every frame was sent already.
+    """
+    floor = detection.min_confidence
+    if floor is not None and floor > policy.min_confidence:
+        return True
+    frames, n_frames = detection.frames, decision.image.n_frames
+    if frames or n_frames > 1:
+        sent = len(frames) or 1
+        return policy.max_frames > sent and n_frames != sent
+    return False
+
+
+def _decides(finding: Finding) -> tuple[int, float, int, str]:
+    # The order Triage.deciding uses: band, then confidence, then level, then name.
+    return (_BAND_RANK[finding.band], finding.confidence, finding.level, finding.label)
+
+
+def explain(
+    compiled: CompiledPolicy, decision: Decision, detection: Detection
+) -> tuple[tuple[Finding, ...], tuple[str, ...], str | None]:
+    """A flip's findings, reasons and category: what decides under the replay policy; for a
+    flip to approved by policy, the recorded findings that acted and no longer do."""
+    triage = compiled.evaluate(detection)
+    if triage.action is Action.APPROVE:
+        recorded = decision.triage.findings if decision.triage is not None else ()
+        acting = (f for f in recorded if f.band is not Band.IGNORE)
+        findings = tuple(sorted(acting, key=lambda f: (-_BAND_RANK[f.band], -f.confidence)))
+    else:
+        findings = triage.at(_BAND_OF_ACTION[triage.action])
+    deciding = max(findings, key=_decides, default=None)
+    return (
+        findings,
+        tuple(f.describe() for f in findings),
+        deciding.rule if deciding is not None else None,
+    )
+
+
+def replay(
+    source: Source,
+    policies: PolicyStore | str | os.PathLike[str],
+    *,
+    tenant: str | None = None,
+    live: LiveJudging | None = None,
+    strict: bool = False,
+    keep: int = DEFAULT_KEEP,
+) -> ReplayReport:
+    """What triage under `policies` as they are now does to the recorded decisions of `source`.
+
+    `source`: a log path (read with its rotated predecessors), several paths, or Decisions.
+    `policies`: a PolicyStore or a policy directory. `tenant`: only that tenant's decisions.
+    A recorded judge verdict is reused where the new triage escalates; where there is none the
+    case needs judgment (never an invented outcome), unless `live` judges it for real.
+    Bad records and tenants without a policy are listed in `errors`; with `strict`, the first
+    raises ReplayError naming its file and line. Memory stays bounded: lists hold at most `keep`
+    entries each. Raises FileNotFoundError for a named log that does not exist, PolicyError for
+    invalid policies. See docs/replay.md.
+    """
+    store, shown = _store(policies)
+    _check_keep(keep)
+    resolver = _Resolver(store)
+    tally = Tally(keep)
+    run = LiveRun(live, keep) if live is not None else None
+    for item in items(source):
+        tally.records_read += 1
+        if item.error is not None:
+            _bad(tally, strict, item.file, item.line, item.error)
+            continue
+        decision = item.decision
+        if decision is None or (tenant is not None and decision.tenant != tenant):
+            continue  # a file header or torn-record note, or another tenant
+        tally.seen(decision)
+        detection = decision.detection
+        if detection is None:
+            tally.unreplayable(decision)
+            continue
+        resolved = resolver.get(decision.tenant, decision.policy_fallback)
+        if isinstance(resolved, str):
+            _bad(tally, strict, item.file, item.line, f"decision {decision.id}: {resolved}")
+            continue
+        policy, compiled = resolved.policy, resolved.compiled
+        action = compiled.action(detection)
+        after: Outcome | None
+        reused = other_model = judge_call = False
+        if action is not Action.ESCALATE:
+            after = OUTCOME_OF_ACTION[action]
+        elif policy.escalation.judge == "none":
+            after = Outcome.REVIEW  # as the engine does: borderline goes to a person
+        else:
+            judge_call = True
+            escalation = decision.escalation
+            verdict = escalation.verdict if escalation is not None else None
+            if escalation is not None and verdict is not None:
+                after = OUTCOME_OF_VERDICT[verdict.verdict]
+                reused = True
+                other_model = escalation.model_id != policy.escalation.model_id
+            else:
+                after = None
+        partial = incomplete(decision, detection, policy)
+        tally.replay(
+            decision,
+            item.file,
+            item.line,
+            action=action,
+            after=after,
+            judge_call=judge_call,
+            incomplete=partial,
+            reused=reused,
+            other_model=other_model,
+            explain=lambda: explain(compiled, decision, detection),  # noqa: B023 (called at once)
+        )
+        if after is None and run is not None:
+            run.offer(decision, item.file, item.line, resolved, partial)
+    summary = run.judge_all(tally) if run is not None else None
+    return tally.report(policies=shown, tenant=tenant, live=summary)
+
+
+def replay_shadow(
+    source: Source,
+    *,
+    tenant: str | None = None,
+    strict: bool = False,
+    keep: int = DEFAULT_KEEP,
+) -> dict[str, ReplayReport]:
+    """One report per shadow policy id: each recorded live outcome against what the decision's
+    recorded `shadow` result for that policy would have decided. No policy is read.
+
+    A shadow outcome of None (the shadow would have escalated, with no verdict to reuse) counts
+    as needs judgment; a shadow's `incomplete` and `verdict_reused` are carried. Each report
+    counts the decisions that carry that shadow; bad records are listed in every report.
+    """
+    return shadow_reports(source, tenant=tenant, strict=strict, keep=keep)[0]
+
+
+def shadow_reports(
+    source: Source,
+    *,
+    tenant: str | None = None,
+    strict: bool = False,
+    keep: int = DEFAULT_KEEP,
+) -> tuple[dict[str, ReplayReport], Tally]:
+    """`replay_shadow`'s reports, and the tally of the records read (how many, which were bad),
+    which still says something when no decision carried a shadow result."""
+    _check_keep(keep)
+    common = Tally(keep)
+    tallies: dict[str, Tally] = {}
+    for item in items(source):
+        common.records_read += 1
+        if item.error is not None:
+            _bad(common, strict, item.file, item.line, item.error)
+            continue
+        decision = item.decision
+        if decision is None or (tenant is not None and decision.tenant != tenant):
+            continue
+        for shadow in decision.shadow:
+            tally = tallies.get(shadow.policy.id)
+            if tally is None:
+                tally = tallies[shadow.policy.id] = Tally(keep)
+            tally.seen(decision)
+            escalates = shadow.action is Action.ESCALATE
+            reasons = shadow.reasons
+            tally.replay(
+                decision,
+                item.file,
+                item.line,
+                action=shadow.action,
+                after=shadow.outcome,
+                # A shadow that escalates asks the judge unless it has none (its outcome review).
+                judge_call=escalates and (shadow.outcome is None or shadow.verdict_reused),
+                incomplete=shadow.incomplete,
+                reused=shadow.verdict_reused,
+                other_model=False,
+                explain=lambda: ((), reasons, None),  # noqa: B023 (called at once)
+            )
+    reports: dict[str, ReplayReport] = {}
+    for policy_id in sorted(tallies):
+        tally = tallies[policy_id]
+        tally.records_read = common.records_read
+        tally.error_count, tally.errors = common.error_count, common.errors
+        tally.truncated = tally.truncated or common.truncated
+        reports[policy_id] = tally.report(policies=f"shadow policy {policy_id}", tenant=tenant)
+    return reports, common
