@@ -28,12 +28,14 @@ from moderation.policy import PolicyRef
 from moderation.triage import Action, Triage
 
 __all__ = [
+    "BLOCKED_STOP_REASONS",
     "SCHEMA_VERSION",
     "Cost",
     "DecidedBy",
     "Decision",
     "Escalation",
     "ImageIdentity",
+    "JudgeAnswer",
     "Outcome",
     "S3Identity",
     "ShadowResult",
@@ -149,6 +151,13 @@ class TokenUsage(_Record):
     cache_write_input_tokens: int = 0
 
 
+# Converse stop reasons that mean the model's content filter or a guardrail refused to answer: the
+# judge reports such a reply as `blocked` (the policy's `on_blocked` applies).
+BLOCKED_STOP_REASONS: frozenset[str] = frozenset({"content_filtered", "guardrail_intervened"})
+
+JudgeAnswer = Literal["verdict", "blocked", "invalid", "failed"]
+
+
 class Escalation(_Record):
     """What happened when triage asked the judge: the call, its answer or its failure."""
 
@@ -164,6 +173,19 @@ class Escalation(_Record):
     attempts: int = 0
     error: str | None = None
     skipped: str | None = None
+
+    @property
+    def answer(self) -> JudgeAnswer | None:
+        """What the judge gave: a `verdict`; a reply that was `blocked` (content filter,
+        guardrail) or `invalid` (no usable verdict); `failed` (the call raised: timeout, service
+        error); None when it was never asked (skipped: no judge, budget spent)."""
+        if self.verdict is not None:
+            return "verdict"
+        if self.provider is not None:  # a reply came back, without a verdict
+            return "blocked" if self.stop_reason in BLOCKED_STOP_REASONS else "invalid"
+        if self.error is not None and self.skipped is None:
+            return "failed"
+        return None
 
 
 class Cost(_Record):

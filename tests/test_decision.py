@@ -306,3 +306,15 @@ def test_approved_only_for_approved(outcome, approved):
 def test_cost_total():
     assert Cost(rekognition_usd=0.001, bedrock_usd=0.002).total_usd == pytest.approx(0.003)
     assert Cost().total_usd == 0.0
+
+
+def test_the_recorded_judge_answer_reads_blocked_from_the_same_stop_reasons_as_the_judge():
+    from moderation.decision import BLOCKED_STOP_REASONS, Escalation
+    from moderation.judge._verdict import _BLOCKED_STOPS
+
+    assert set(_BLOCKED_STOPS) == BLOCKED_STOP_REASONS
+    answered = {"judge": "bedrock", "provider": "bedrock", "model_id": "m"}
+    assert Escalation(**answered, stop_reason="content_filtered").answer == "blocked"
+    assert Escalation(**answered, stop_reason="max_tokens", error="cut").answer == "invalid"
+    assert Escalation(judge="bedrock", error="ReadTimeout").answer == "failed"
+    assert Escalation(judge="bedrock", skipped="budget", error=None).answer is None

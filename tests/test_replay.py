@@ -823,3 +823,30 @@ def test_the_package_exports_replay() -> None:
     assert moderation.ReplayError is ReplayError
     for name in ("replay", "replay_shadow", "ReplayReport", "Flip", "ReplayError"):
         assert name in moderation.__all__
+
+
+@pytest.mark.parametrize(
+    ("judge", "on_error", "on_blocked", "before", "after"),
+    [
+        # A reply the content filter stopped: the policy's on_blocked, then and now.
+        (StaticJudge.blocked(), "review", "reject", "rejected", "rejected"),
+        (StaticJudge.blocked(), "review", "review", "rejected", "review"),
+        # A reply with no usable verdict: the policy's on_error, then and now.
+        (StaticJudge.invalid(), "review", "reject", "review", "review"),
+        (StaticJudge.invalid(), "reject", "reject", "review", "rejected"),
+    ],
+)
+def test_a_recorded_reply_without_a_verdict_is_reused_under_the_fallback_the_policy_has_now(
+    judge: StaticJudge, on_error: str, on_blocked: str, before: str, after: str
+) -> None:
+    # GIVEN a decision whose judge replied but gave no verdict (on_error review, on_blocked reject)
+    [decision] = record([CASES["B"]], judge=judge)
+    assert decision.outcome == before and decision.escalation is not None
+    # WHEN it is replayed under a policy whose fallbacks are the ones given
+    changed = DEFAULT.replace("on_error: review", f"on_error: {on_error}").replace(
+        "on_blocked: reject", f"on_blocked: {on_blocked}"
+    )
+    report = replay([decision], store(changed))
+    # THEN the recorded reply is reused, not sent for judgment, and today's fallback decides
+    assert report.needs_judgment == 0 and report.reused == 1
+    assert flips(report) == ({decision.id: (before, after)} if before != after else {})

@@ -27,6 +27,7 @@ OUTCOME_OF_VERDICT = {
     VerdictKind.REJECT: Outcome.REJECTED,
     VerdictKind.UNSURE: Outcome.REVIEW,
 }
+OUTCOME_OF_FALLBACK = {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
 _BAND_OF_ACTION = {
     Action.REJECT: Band.REJECT,
     Action.REVIEW: Band.REVIEW,
@@ -159,8 +160,10 @@ def replay(
 
     `source`: a log path (read with its rotated predecessors), several paths, or Decisions.
     `policies`: a PolicyStore or a policy directory. `tenant`: only that tenant's decisions.
-    A recorded judge verdict is reused where the new triage escalates; where there is none the
-    case needs judgment (never an invented outcome), unless `live` judges it for real.
+    Where the new triage escalates, the recorded judge answer is reused: its verdict, or a reply
+    that was blocked or gave no usable verdict (then the policy's `on_blocked` / `on_error` now).
+    Where the judge was never asked or its call failed, the case needs judgment (never an
+    invented outcome), unless `live` judges it for real.
     Bad records and tenants without a policy are listed in `errors`; with `strict`, the first
     raises ReplayError naming its file and line. Memory stays bounded: lists hold at most `keep`
     entries each. Raises FileNotFoundError for a named log that does not exist, PolicyError for
@@ -199,13 +202,19 @@ def replay(
         else:
             judge_call = True
             escalation = decision.escalation
-            verdict = escalation.verdict if escalation is not None else None
-            if escalation is not None and verdict is not None:
-                after = OUTCOME_OF_VERDICT[verdict.verdict]
+            answer = escalation.answer if escalation is not None else None
+            if escalation is not None and escalation.verdict is not None:
+                after = OUTCOME_OF_VERDICT[escalation.verdict.verdict]
+            elif answer == "blocked":  # the recorded reply was refused: the policy's on_blocked now
+                after = OUTCOME_OF_FALLBACK[policy.escalation.on_blocked]
+            elif answer == "invalid":  # a reply with no usable verdict: the policy's on_error now
+                after = OUTCOME_OF_FALLBACK[policy.escalation.on_error]
+            else:  # never asked, or the call failed: nothing recorded to reuse
+                after = None
+            if after is not None:
+                assert escalation is not None
                 reused = True
                 other_model = escalation.model_id != policy.escalation.model_id
-            else:
-                after = None
         partial = incomplete(decision, detection, policy)
         tally.replay(
             decision,

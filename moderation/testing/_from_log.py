@@ -48,9 +48,6 @@ __all__ = [
 LogSource: TypeAlias = str | os.PathLike[str] | Iterable[str | os.PathLike[str] | Decision]
 
 RECORDED: Final = "recorded"
-# The stop reasons that make a Converse reply `blocked` (moderation.judge): an escalation record
-# does not store the status, so it is read back from the stop reason (or the deciding reason).
-_BLOCKED_STOPS: Final = frozenset({"content_filtered", "guardrail_intervened"})
 _Status = Literal["verdict", "blocked", "invalid", "failed"]
 
 # The frames the engine selected for the image it is moderating, set by the intake of an engine
@@ -97,16 +94,7 @@ class _Judged:
 
 def _judge_status(decision: Decision, escalation: Escalation) -> _Status | None:
     """What the judge did for this decision; None when it was never called (skipped, no judge)."""
-    if escalation.verdict is not None:
-        return "verdict"
-    if escalation.provider is not None:
-        blocked = escalation.stop_reason in _BLOCKED_STOPS or any(
-            "policy on_blocked=" in reason for reason in decision.reasons
-        )
-        return "blocked" if blocked else "invalid"
-    if escalation.error is not None and escalation.skipped is None:
-        return "failed"  # the call raised (timeout, service error): the engine recorded the error
-    return None
+    return escalation.answer
 
 
 def _is_path(item: object) -> bool:
