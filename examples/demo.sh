@@ -14,7 +14,7 @@ echo
 # Every decision goes to an audit log; the demo keeps its own (build/ is not committed).
 mkdir -p build
 audit=build/demo-audit.jsonl
-: > "$audit"
+rm -f "$audit" "$audit".*   # a fresh log each run (with its lock file and any rotated files)
 for tenant in default kids; do
   echo "== moderation check --offline examples/recordings --tenant $tenant --audit $audit examples/images/*"
   # Exit 1 (some image not approved) and 3 (some input refused) are the point of the demo.
@@ -22,4 +22,17 @@ for tenant in default kids; do
     examples/images/* || true
   echo
 done
-echo "== $(wc -l < "$audit") decisions are in the audit log $audit (one JSON line each)"
+echo "== moderation audit verify $audit   (each record is hash-chained to the one before it)"
+"$bin/moderation" audit verify "$audit"
+echo
+echo "== moderation audit stats $audit"
+"$bin/moderation" audit stats "$audit"
+echo
+# Before a policy change ships: what would it have done to the decisions already made? The
+# proposal is examples/policy-change/kids.yaml (three thresholds changed, marked CHANGED).
+changed=build/demo-policies
+rm -rf "$changed"
+cp -r policies "$changed"
+cp examples/policy-change/kids.yaml "$changed/tenants/kids.yaml"
+echo "== moderation replay $audit --policies $changed   (policies/ with the proposed kids.yaml)"
+"$bin/moderation" replay "$audit" --policies "$changed"

@@ -173,7 +173,7 @@ class ReplayReport(_Model):
             else ""
         )
         out.append(
-            f"  judge verdicts reused {self.reused:,}{other}   incomplete {self.incomplete:,}"
+            f"  judge answers reused {self.reused:,}{other}   incomplete {self.incomplete:,}"
         )
         out.append("")
         out.extend(self._matrix_lines())
@@ -187,10 +187,10 @@ class ReplayReport(_Model):
         if self.judge_calls_at_mean:
             mean = self.mean_judge_call_usd
             cost += (
-                f"   ({self.judge_calls_at_mean:,} new judge calls at the log's mean "
+                f"   ({_n(self.judge_calls_at_mean, 'new judge call')} at the log's mean "
                 f"${mean:.6f} each)"
                 if mean is not None
-                else f"   ({self.judge_calls_at_mean:,} new judge calls not priced: "
+                else f"   ({_n(self.judge_calls_at_mean, 'new judge call')} not priced: "
                 "no judge call with a cost in this log)"
             )
         if self.cost_unknown:
@@ -201,11 +201,11 @@ class ReplayReport(_Model):
             out.append("flips by category  " + _counts(self.flips_by_category))
         out.extend(self._flip_lines())
         for title, count, ids in (
-            ("needs judgment (the replay policy escalates; no verdict recorded)",
+            ("needs judgment (the replay policy escalates; no judge answer recorded)",
              self.needs_judgment, self.needs_judgment_ids),
             ("incomplete (the log cannot show all the replay policy would see)",
              self.incomplete, self.incomplete_ids),
-            ("verdicts reused from another model", self.reused_from_other_model,
+            ("judge answers reused from another model", self.reused_from_other_model,
              self.reused_from_other_model_ids),
             ("not replayable (no detection recorded)", self.not_replayable,
              self.not_replayable_ids),
@@ -248,7 +248,7 @@ class ReplayReport(_Model):
         lines = ["", f"flipped ({more}by decision id):"]
         for flip in shown:
             marks = [m for m, on in (
-                ("verdict reused", flip.verdict_reused),
+                ("judge answer reused", flip.verdict_reused),
                 ("incomplete", flip.incomplete),
                 ("judged live", flip.judged_live),
             ) if on]  # fmt: skip
@@ -263,11 +263,16 @@ class ReplayReport(_Model):
             was = "was: " if flip.after is Outcome.APPROVED and flip.findings and by_policy else ""
             for reason in flip.reasons[:3]:
                 lines.append(f"      {was}{reason}")
+        lines.append("  (`moderation audit show ID LOG` prints a whole recorded decision)")
         return lines
 
 
 def _rate(rate: float | None) -> str:
     return "n/a" if rate is None else f"{rate:.1%}"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def _counts(counts: dict[str, int]) -> str:
