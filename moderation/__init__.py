@@ -15,7 +15,9 @@ from moderation.audit import (
     InMemoryAuditLog,
     JsonlAuditLog,
     LoggingAuditLog,
+    S3AuditLog,
     StreamAuditLog,
+    verify_log,
 )
 from moderation.decision import (
     Cost,
@@ -124,6 +126,7 @@ __all__ = [
     "ReplayError",
     "ReplayReport",
     "RetryPolicy",
+    "S3AuditLog",
     "S3Identity",
     "S3ImageReader",
     "S3Reader",
@@ -141,4 +144,5 @@ __all__ = [
     "moderate",
     "replay",
     "replay_shadow",
+    "verify_log",
 ]
