@@ -198,7 +198,9 @@ class ReplayReport(_Model):
         out.append(cost)
         if self.flips_by_tenant:
             out.append("flips by tenant    " + _counts(self.flips_by_tenant))
-            out.append("flips by category  " + _counts(self.flips_by_category))
+            # Shadow comparisons record no category: a line of "(none)" would say nothing.
+            if set(self.flips_by_category) != {"(none)"}:
+                out.append("flips by category  " + _counts(self.flips_by_category))
         out.extend(self._flip_lines())
         for title, count, ids in (
             ("needs judgment (the replay policy escalates; no judge answer recorded)",
