@@ -29,6 +29,9 @@ from moderation.triage import Action, Triage
 
 __all__ = [
     "BLOCKED_STOP_REASONS",
+    "OUTCOME_OF_ACTION",
+    "OUTCOME_OF_FALLBACK",
+    "OUTCOME_OF_VERDICT",
     "SCHEMA_VERSION",
     "Cost",
     "DecidedBy",
@@ -219,6 +222,28 @@ class ShadowResult(_Record):
     verdict_reused: bool = False
     reasons: tuple[str, ...] = ()
     incomplete: bool = False
+
+
+# What each stage's answer means for the image: triage's action (escalate has none of its own), a
+# policy's fallback (`on_error`, `on_blocked`, `on_detector_error`), the judge's verdict. One
+# definition for the engine, the shadows, replay and live judging.
+OUTCOME_OF_ACTION: FrozenDict[Action, Outcome] = FrozenDict(
+    {
+        Action.APPROVE: Outcome.APPROVED,
+        Action.REJECT: Outcome.REJECTED,
+        Action.REVIEW: Outcome.REVIEW,
+    }
+)
+OUTCOME_OF_FALLBACK: FrozenDict[str, Outcome] = FrozenDict(
+    {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
+)
+OUTCOME_OF_VERDICT: FrozenDict[VerdictKind, Outcome] = FrozenDict(
+    {
+        VerdictKind.APPROVE: Outcome.APPROVED,
+        VerdictKind.REJECT: Outcome.REJECTED,
+        VerdictKind.UNSURE: Outcome.REVIEW,
+    }
+)
 
 
 class Decision(_Record):

@@ -26,6 +26,9 @@ from moderation._version import __version__
 from moderation.audit import StreamAuditLog, audit_log_from_spec
 from moderation.budget import EscalationBudget
 from moderation.decision import (
+    OUTCOME_OF_ACTION,
+    OUTCOME_OF_FALLBACK,
+    OUTCOME_OF_VERDICT,
     ContextValue,
     Cost,
     DecidedBy,
@@ -36,7 +39,6 @@ from moderation.decision import (
     S3Identity,
     ShadowResult,
     Verdict,
-    VerdictKind,
     check_context,
 )
 from moderation.detection import Detection
@@ -55,18 +57,6 @@ __all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
 _log = logging.getLogger(__name__)
 
 ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
-
-_OUTCOME_OF_ACTION = {
-    Action.APPROVE: Outcome.APPROVED,
-    Action.REJECT: Outcome.REJECTED,
-    Action.REVIEW: Outcome.REVIEW,
-}
-_OUTCOME_OF_FALLBACK = {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
-_OUTCOME_OF_VERDICT = {
-    VerdictKind.APPROVE: Outcome.APPROVED,
-    VerdictKind.REJECT: Outcome.REJECTED,
-    VerdictKind.UNSURE: Outcome.REVIEW,
-}
 
 
 def _utcnow() -> datetime:
@@ -207,7 +197,7 @@ class Engine:
         triage = evaluate(policy, detection)
         clock.lap("triage")
         if triage.action is not Action.ESCALATE:
-            outcome = _OUTCOME_OF_ACTION[triage.action]
+            outcome = OUTCOME_OF_ACTION[triage.action]
             return self._record(
                 tenant, ctx, policy, identity, clock,
                 outcome=outcome,
@@ -323,7 +313,7 @@ class Engine:
             fallback = settings.on_error
             error = f"{type(exc).__name__}: {exc}"
             return record(
-                _OUTCOME_OF_FALLBACK[fallback],
+                OUTCOME_OF_FALLBACK[fallback],
                 DecidedBy.FALLBACK,
                 (f"judge failed ({error}); policy on_error={fallback}",),
                 Escalation(
@@ -340,14 +330,12 @@ class Engine:
             said = f"judge {judgment.model_id} answered {verdict.verdict.value}"
             if verdict.rationale:
                 said += f": {verdict.rationale}"
-            return record(
-                _OUTCOME_OF_VERDICT[verdict.verdict], DecidedBy.JUDGE, (said,), escalation
-            )
+            return record(OUTCOME_OF_VERDICT[verdict.verdict], DecidedBy.JUDGE, (said,), escalation)
         fallback = settings.on_blocked if judgment.status == "blocked" else settings.on_error
         knob = "on_blocked" if judgment.status == "blocked" else "on_error"
         detail = judgment.detail or judgment.status
         return record(
-            _OUTCOME_OF_FALLBACK[fallback],
+            OUTCOME_OF_FALLBACK[fallback],
             DecidedBy.FALLBACK,
             (f"judge gave no verdict ({detail}); policy {knob}={fallback}",),
             escalation,
@@ -460,13 +448,13 @@ def _shadow(
     judge's verdict if the live decision acted on one, else stays undecided (outcome None).
     """
     triage = evaluate(shadow, detection)
-    outcome = _OUTCOME_OF_ACTION.get(triage.action)
+    outcome = OUTCOME_OF_ACTION.get(triage.action)
     reused = False
     if triage.action is Action.ESCALATE:
         if shadow.escalation.judge == "none":
             outcome = Outcome.REVIEW
         elif verdict is not None:
-            outcome, reused = _OUTCOME_OF_VERDICT[verdict.verdict], True
+            outcome, reused = OUTCOME_OF_VERDICT[verdict.verdict], True
     band = Band(triage.action.value) if triage.action is not Action.APPROVE else None
     # As in the live reasons: up to three findings of the deciding band, the deciding one last.
     reasons = tuple(f.describe() for f in reversed(triage.at(band)[:3])) if band else ()

@@ -1044,6 +1044,23 @@ class PolicyStore:
         store._build(files, fallback_to_default)
         return store
 
+    @classmethod
+    def of(
+        cls, policies: PolicyStore | Mapping[str, str | bytes] | str | os.PathLike[str]
+    ) -> PolicyStore:
+        """`policies` itself if it is a store; else a store from a directory or from in-memory
+        documents (`from_sources`). TypeError for anything else."""
+        if isinstance(policies, PolicyStore):
+            return policies
+        if isinstance(policies, str | os.PathLike):
+            return cls(policies)
+        if isinstance(policies, Mapping):
+            return cls.from_sources(policies)
+        raise TypeError(
+            "policies is a PolicyStore, a policy directory or a mapping of tenant to YAML, "
+            f"not {type(policies).__name__}"
+        )
+
     def _build(self, sources: Mapping[str, _Source], fallback_to_default: bool) -> None:
         self.fallback_to_default = fallback_to_default
         problems: list[Problem] = []

@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moderation.decision import Decision, Outcome, TokenUsage, VerdictKind
+from moderation.decision import (
+    OUTCOME_OF_FALLBACK,
+    OUTCOME_OF_VERDICT,
+    Decision,
+    Outcome,
+    TokenUsage,
+)
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake
 from moderation.policy import Band
@@ -31,12 +37,6 @@ __all__ = ["DEFAULT_JUDGE_USAGE", "LiveJudging", "LivePlan", "LiveRun", "image_i
 #: Token usage assumed for one judge call of a model the log holds no call of: one image block at
 #: the judge's size (about 1,600 tokens) plus the prompt and guidance, and a short tool answer.
 DEFAULT_JUDGE_USAGE = TokenUsage(input_tokens=2_000, output_tokens=150, total_tokens=2_150)
-_FALLBACK = {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
-_VERDICT = {
-    VerdictKind.APPROVE: Outcome.APPROVED,
-    VerdictKind.REJECT: Outcome.REJECTED,
-    VerdictKind.UNSURE: Outcome.REVIEW,
-}
 _READ_CHUNK = 1 << 20
 
 
@@ -271,7 +271,7 @@ class LiveRun:
         except Exception as exc:  # the judge's own retries are over: fail closed
             fallback = settings.on_error
             said = f"live judge failed ({type(exc).__name__}: {exc}); policy on_error={fallback}"
-            return _FALLBACK[fallback], escalated, (*why, said), True, 0.0
+            return OUTCOME_OF_FALLBACK[fallback], escalated, (*why, said), True, 0.0
         cost: float | None = 0.0
         if judgment.provider == "bedrock" and judgment.usage is not None:
             cost = self.live.pricing.bedrock(judgment.model_id, judgment.usage)
@@ -279,7 +279,13 @@ class LiveRun:
             said = f"live judge {judgment.model_id} answered {judgment.verdict.verdict.value}"
             if judgment.verdict.rationale:
                 said += f": {judgment.verdict.rationale}"
-            return _VERDICT[judgment.verdict.verdict], escalated, (*why, said), False, cost
+            return (
+                OUTCOME_OF_VERDICT[judgment.verdict.verdict],
+                escalated,
+                (*why, said),
+                False,
+                cost,
+            )
         blocked = judgment.status == "blocked"
         fallback = settings.on_blocked if blocked else settings.on_error
         knob = "on_blocked" if blocked else "on_error"
@@ -287,4 +293,4 @@ class LiveRun:
             f"live judge gave no verdict ({judgment.detail or judgment.status}); "
             f"policy {knob}={fallback}"
         )
-        return _FALLBACK[fallback], escalated, (*why, said), True, cost
+        return OUTCOME_OF_FALLBACK[fallback], escalated, (*why, said), True, cost

@@ -5,7 +5,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from moderation.decision import Decision, Outcome, VerdictKind
+from moderation.decision import (
+    OUTCOME_OF_ACTION,
+    OUTCOME_OF_FALLBACK,
+    OUTCOME_OF_VERDICT,
+    Decision,
+    Outcome,
+)
 from moderation.detection import Detection
 from moderation.errors import ModerationError, ReplayError
 from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
@@ -17,17 +23,6 @@ from moderation.triage import Action, CompiledPolicy, Finding
 
 __all__ = ["replay", "replay_shadow", "shadow_reports"]
 
-OUTCOME_OF_ACTION = {
-    Action.APPROVE: Outcome.APPROVED,
-    Action.REJECT: Outcome.REJECTED,
-    Action.REVIEW: Outcome.REVIEW,
-}
-OUTCOME_OF_VERDICT = {
-    VerdictKind.APPROVE: Outcome.APPROVED,
-    VerdictKind.REJECT: Outcome.REJECTED,
-    VerdictKind.UNSURE: Outcome.REVIEW,
-}
-OUTCOME_OF_FALLBACK = {"review": Outcome.REVIEW, "reject": Outcome.REJECTED}
 _BAND_OF_ACTION = {
     Action.REJECT: Band.REJECT,
     Action.REVIEW: Band.REVIEW,
@@ -86,11 +81,11 @@ class _Resolver:
 
 
 def _store(policies: PolicyStore | str | os.PathLike[str]) -> tuple[PolicyStore, str | None]:
-    if isinstance(policies, PolicyStore):
-        return policies, str(policies.path) if policies.path is not None else None
     if isinstance(policies, str | os.PathLike):
         return PolicyStore(policies), str(policies)
-    raise TypeError(f"policies is a PolicyStore or a directory, not {type(policies).__name__}")
+    if not isinstance(policies, PolicyStore):
+        raise TypeError(f"policies is a PolicyStore or a directory, not {type(policies).__name__}")
+    return policies, str(policies.path) if policies.path is not None else None
 
 
 def _check_keep(keep: int) -> None:

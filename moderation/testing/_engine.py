@@ -86,12 +86,7 @@ def offline_engine(
     (`StaticJudge("unsure")`), so a borderline image goes to review. `detector`, `judge` and
     `audit` replace the defaults; the default audit log is an `InMemoryAuditLog` (`.decisions`).
     """
-    if isinstance(policies, PolicyStore):
-        store = policies
-    elif isinstance(policies, Mapping):
-        store = PolicyStore.from_sources(policies)
-    else:
-        store = PolicyStore(policies)
+    store = PolicyStore.of(policies)
     recorded: Recordings | None
     if recordings is None or isinstance(recordings, Recordings):
         recorded = recordings

@@ -369,12 +369,7 @@ def engine_from_log(
     recorded outcome under the recorded policy; under a changed one it decides with production's
     answers, or raises / falls back with an error naming what the log cannot answer.
     """
-    if isinstance(policies, PolicyStore):
-        store = policies
-    elif isinstance(policies, Mapping):
-        store = PolicyStore.from_sources(policies)
-    else:
-        store = PolicyStore(policies)
+    store = PolicyStore.of(policies)
     log = _index(source)
     return Engine(
         store,
