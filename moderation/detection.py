@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -11,7 +11,18 @@ from pydantic import BaseModel, ConfigDict
 from moderation.errors import DetectionParseError
 from moderation.taxonomy import TAXONOMY, normalize
 
-__all__ = ["ContentType", "Detection", "Label"]
+__all__ = ["ContentType", "Detection", "Label", "select_frames"]
+
+
+def select_frames(n_frames: int, max_frames: int) -> list[int]:
+    """Up to `max_frames` frame indices spread evenly over `n_frames`, first and last included:
+    round(i * (n - 1) / (k - 1)) for i in 0..k-1 (Python's round, halves to even)."""
+    if n_frames <= 1 or max_frames <= 1:
+        return [0]
+    if max_frames >= n_frames:
+        return list(range(n_frames))
+    last, steps = n_frames - 1, max_frames - 1
+    return sorted({round(i * last / steps) for i in range(max_frames)})
 
 
 class Label(BaseModel):
@@ -49,6 +60,30 @@ class Detection(BaseModel):
     # For an animation: the 0-based indices of the frames whose labels are combined here, in the
     # order they were sent (one detector call each). Empty for a still image.
     frames: tuple[int, ...] = ()
+
+    def misses(
+        self,
+        *,
+        min_confidence: float,
+        max_frames: int,
+        n_frames: int,
+        looked_at: Iterable[int] | None = None,
+    ) -> bool:
+        """True when a policy asking for labels from `min_confidence` on up to `max_frames` of the
+        image's `n_frames` frames may act on what this detection does not hold.
+
+        That is: the policy asks for less confident labels than the detector was asked for
+        (labels between the two never arrived), or intake would pick a frame for it that was not
+        looked at. `looked_at`: the frames known to have been looked at; by default `frames`
+        (the first frame when none are listed). A frame that intake dropped because its pixels
+        repeat another's counts as looked at only when the caller says so.
+        """
+        if self.min_confidence is not None and min_confidence < self.min_confidence:
+            return True
+        if n_frames <= 1:
+            return False
+        seen = set(self.frames if looked_at is None else looked_at) or {0}
+        return not seen.issuperset(select_frames(n_frames, max_frames))
 
     @classmethod
     def combine(cls, parts: Sequence[tuple[int, Detection]]) -> Detection:

@@ -41,10 +41,9 @@ from moderation.decision import (
     Verdict,
     check_context,
 )
-from moderation.detection import Detection
+from moderation.detection import Detection, select_frames
 from moderation.errors import AuditError, DetectorError, InvalidImage
 from moderation.image import ImageIntake, PreparedImage
-from moderation.image._frames import select_frames
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
@@ -458,22 +457,22 @@ def _shadow(
     band = Band(triage.action.value) if triage.action is not Action.APPROVE else None
     # As in the live reasons: up to three findings of the deciding band, the deciding one last.
     reasons = tuple(f.describe() for f in reversed(triage.at(band)[:3])) if band else ()
-    # The detector was asked with the live policy's min_confidence and shown the live policy's
-    # frames: a shadow that would have asked for less confident labels, or been shown frames the
-    # live policy did not pick, may be missing labels it would act on.
-    asked = (
-        detection.min_confidence if detection.min_confidence is not None else live.min_confidence
-    )
-    unseen = set(select_frames(n_frames, shadow.max_frames)) - set(
-        select_frames(n_frames, live.max_frames)
-    )
+    # The detector was asked with the live policy's min_confidence (the live policy's when the
+    # detection does not say) and shown the frames the live policy picked (a frame dropped as a
+    # repeat of another was seen through it).
+    incomplete = detection.misses(
+        min_confidence=shadow.min_confidence,
+        max_frames=shadow.max_frames,
+        n_frames=n_frames,
+        looked_at=select_frames(n_frames, live.max_frames),
+    ) or (detection.min_confidence is None and shadow.min_confidence < live.min_confidence)
     return ShadowResult(
         policy=shadow.ref,
         action=triage.action,
         outcome=outcome,
         verdict_reused=reused,
         reasons=reasons,
-        incomplete=shadow.min_confidence < asked or bool(unseen),
+        incomplete=incomplete,
     )
 
 

@@ -408,6 +408,22 @@ def test_an_animation_replayed_under_more_frames_is_incomplete() -> None:
     assert replay([long_one, short_one], store(fewer)).incomplete == 0
 
 
+def test_an_animation_replayed_under_fewer_frames_spread_onto_others_is_incomplete() -> None:
+    # GIVEN a 10-frame animation recorded under max_frames 4: frames 0, 3, 6 and 9 were sent
+    gif = animated_gif([(25 * i, 200 - 20 * i, 0) for i in range(10)])
+    four = DEFAULT.replace("max_frames: 2", "max_frames: 4")
+    audit = InMemoryAuditLog()
+    Engine(store(four), StaticDetector([("Explicit Nudity", 85.0)]), None, audit).moderate(gif)
+    [recorded] = audit.decisions
+    assert recorded.detection is not None and recorded.detection.frames == (0, 3, 6, 9)
+    # WHEN it is replayed under max_frames 3, which picks 0, 4 (round(4.5)) and 9
+    three = DEFAULT.replace("max_frames: 2", "max_frames: 3")
+    # THEN frame 4 was never looked at: incomplete, though fewer frames are asked for
+    assert replay([recorded], store(three)).incomplete_ids == (recorded.id,)
+    # AND max_frames 2 (0 and 9) asks only for frames that were sent
+    assert replay([recorded], store()).incomplete == 0
+
+
 def test_a_still_image_is_never_incomplete_for_frames(log: dict[str, Decision]) -> None:
     more = DEFAULT.replace("max_frames: 2", "max_frames: 8")
     assert replay(list(log.values()), store(more)).incomplete == 0

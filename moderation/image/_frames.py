@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from moderation.detection import select_frames
 from moderation.errors import InvalidImage
 from moderation.image._budget import decoded_bytes, shared_budget
 from moderation.image._convert import encode_plain, plain_mode
@@ -31,17 +32,6 @@ class Frame:
     detect_bytes: bytes = field(repr=False)
     detect_format: DetectFormat
     sha256: str
-
-
-def select_frames(n_frames: int, max_frames: int) -> list[int]:
-    """Up to `max_frames` frame indices spread evenly over `n_frames`, first and last included:
-    round(i * (n - 1) / (k - 1)) for i in 0..k-1 (Python's round, halves to even)."""
-    if n_frames <= 1 or max_frames <= 1:
-        return [0]
-    if max_frames >= n_frames:
-        return list(range(n_frames))
-    last, steps = n_frames - 1, max_frames - 1
-    return sorted({round(i * last / steps) for i in range(max_frames)})
 
 
 def check_animation_bound(info: Inspected, limits: Limits) -> None:

@@ -100,21 +100,13 @@ def _bad(tally: Tally, strict: bool, file: str | None, line: int, message: str) 
 
 
 def incomplete(decision: Decision, detection: Detection, policy: Policy) -> bool:
-    """True when the log cannot show everything `policy` would have seen.
-
-    The detector was asked for labels at or above `detection.min_confidence`: a policy with a
-    lower `min_confidence` would have been sent labels the record never saw. An animation was
-    detected on the frames in `detection.frames` (just the first when none are listed): a policy
-    with a higher `max_frames` would have sent more frames, unless every frame was sent already.
-    """
-    floor = detection.min_confidence
-    if floor is not None and floor > policy.min_confidence:
-        return True
-    frames, n_frames = detection.frames, decision.image.n_frames
-    if frames or n_frames > 1:
-        sent = len(frames) or 1
-        return policy.max_frames > sent and n_frames != sent
-    return False
+    """True when the log cannot show everything `policy` would have seen (`Detection.misses`):
+    labels below the recorded MinConfidence, or frames of an animation that were not sent."""
+    return detection.misses(
+        min_confidence=policy.min_confidence,
+        max_frames=policy.max_frames,
+        n_frames=decision.image.n_frames,
+    )
 
 
 def _decides(finding: Finding) -> tuple[int, float, int, str]:
