@@ -49,7 +49,7 @@ unit: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # The whole suite against the lowest versions pyproject.toml allows (requirements/lowest.txt).
-test-lowest: $(LOWEST_STAMP)
+test-lowest: $(LOWEST_STAMP) $(STAMP)
 	$(LOWEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck unit test-lowest
@@ -89,8 +89,10 @@ from importlib.metadata import distributions
 def norm(name): return re.sub(r"[-_.]+", "-", name).lower()
 
 lock = sys.argv[1]
-pins = dict((norm(n), v) for n, v in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", open(lock).read(), re.M))
-off = sorted(f"{d.name}=={d.version}" for d in distributions() if norm(d.name) not in ("pip", "setuptools", "moderation") and pins.get(norm(d.name)) != d.version)
+pins = {}  # a name may be pinned once per environment marker (python_full_version < '3.12', ...)
+for n, v in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)", open(lock).read(), re.M):
+    pins.setdefault(norm(n), set()).add(v)
+off = sorted(f"{d.name}=={d.version}" for d in distributions() if norm(d.name) not in ("pip", "setuptools", "moderation") and d.version not in pins.get(norm(d.name), ()))
 if off:
     sys.exit(f"installed but not pinned in {lock}: {' '.join(off)}\n"
              "Dependencies changed in pyproject.toml? Run `make lock`. Left over from an older lock? `make clean`.")

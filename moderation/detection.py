@@ -60,6 +60,10 @@ class Detection(BaseModel):
     # For an animation: the 0-based indices of the frames whose labels are combined here, in the
     # order they were sent (one detector call each). Empty for a still image.
     frames: tuple[int, ...] = ()
+    # True when this detection was not asked for this decision but reused from the dedupe cache
+    # (the same image, by sha256, with the same detector settings, was detected before): it cost
+    # nothing and `latency_ms` is the original call's.
+    cached: bool = False
 
     def misses(
         self,

@@ -17,14 +17,19 @@ from typing import Any, Literal
 
 from moderation.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "Settings", "is_file_sink"]
+__all__ = ["ENV_VARS", "Settings", "is_file_sink", "policies_location"]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
 #: Every variable this library reads, with what it means (docs/configuration.md has the table).
 ENV_VARS: Mapping[str, str] = {
-    "MODERATION_POLICIES": "policy directory (default ./policies)",
+    "MODERATION_POLICIES": "where the policies are: a directory (default ./policies),"
+    " `s3://bucket/prefix` (the same layout under a prefix) or"
+    " `appconfig://application/environment/profile` (an AWS AppConfig profile)",
+    "MODERATION_POLICIES_TTL": "seconds between checks for new policies (a new version is"
+    " validated whole before use; an invalid one is refused and the last good one stays)."
+    " Default 60 for S3 and AppConfig; a directory is read once unless this is set",
     "MODERATION_TENANT_FALLBACK": "`default`: a tenant with no policy file gets the default policy"
     " (recorded in the decision); unset: such a tenant raises UnknownTenant",
     "MODERATION_REGION": "AWS region for S3, Rekognition and Bedrock (else AWS_REGION, else"
@@ -40,8 +45,54 @@ ENV_VARS: Mapping[str, str] = {
     " K, M or G suffix (1024-based)",
     "MODERATION_PROJECT_VERSION": "ARN of a Rekognition custom moderation adapter",
     "MODERATION_JUDGE": "`bedrock` (default) or `none` (borderline images go to review)",
+    "MODERATION_REKOGNITION_TPS": "Rekognition requests per second this process may send,"
+    " shared by every thread (your account's DetectModerationLabels quota, or the share of it"
+    " this process gets); backs off on throttling and creeps back. Unset: no limit",
+    "MODERATION_BEDROCK_RPM": "Bedrock Converse requests per minute this process may send,"
+    " shared by every thread; backs off on throttling and creeps back. Unset: no limit",
+    "MODERATION_DEDUPE": "`memory` (default: the same image with the same detector settings is"
+    " detected once per process, LRU of 10,000), `memory:N` (N entries), `dynamodb:TABLE`"
+    " (shared by every process; partition key `id`, TTL attribute `expiration`), or `off`",
+    "MODERATION_DEDUPE_TTL": "seconds a cached detection stays usable (default 604800, 7 days)",
+    "MODERATION_REVIEW_QUEUE_URL": "Lambda: SQS queue URL that `review` outcomes are sent to"
+    " (docs/lambda.md has the message format). Unset: none are sent",
+    "MODERATION_QUARANTINE_BUCKET": "Lambda: bucket that rejected and invalid objects are moved"
+    " to, under the same key with their tags. Unset: they stay where they are, tagged",
+    "MODERATION_IDEMPOTENCY_TABLE": "Lambda: DynamoDB table (partition key: string `id`, TTL"
+    " attribute `expiration`) that makes redelivered events return the first decision",
+    "MODERATION_IDEMPOTENCY_TTL": "Lambda: seconds a decision is remembered for redelivery"
+    " (default 86400)",
     "MODERATION_STRICT_TENANTS": "obsolete: unknown tenants always raise now; `1` is accepted",
 }
+
+
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
+_DEDUPE = re.compile(r"^(?:off|memory(?::(?P<size>[0-9]+))?|dynamodb:(?P<table>.+))$")
+
+
+def policies_location(spec: str) -> Literal["dir", "s3", "appconfig"]:
+    """What kind of place MODERATION_POLICIES (or --policies) names."""
+    if spec.startswith("s3://"):
+        return "s3"
+    if spec.startswith("appconfig://"):
+        return "appconfig"
+    return "dir"
+
+
+def _policies_problem(spec: str) -> str | None:
+    kind = policies_location(spec)
+    if kind == "s3":
+        bucket = spec[len("s3://") :].split("/", 1)[0]
+        if not _BUCKET.fullmatch(bucket):
+            return f"must be s3://bucket/prefix with a valid bucket name, got {spec!r}"
+    elif kind == "appconfig":
+        parts = spec[len("appconfig://") :].split("/")
+        if len(parts) != 3 or not all(p.strip() for p in parts):
+            return (
+                f"must be appconfig://application/environment/profile (names or ids), got {spec!r}"
+            )
+    return None
 
 
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]?)(?:i?b)?\s*$", re.IGNORECASE)
@@ -74,6 +125,15 @@ class Settings:
     # A secret: kept out of repr (and so out of logs and tracebacks that print the settings).
     audit_key: str | None = field(default=None, repr=False)
     audit_rotate_bytes: int | None = None
+    policies_ttl: float | None = None  # None: 60 s for S3 and AppConfig, never for a directory
+    rekognition_tps: float | None = None
+    bedrock_rpm: float | None = None
+    dedupe: str = "memory"  # "off", "memory", "memory:N" or "dynamodb:TABLE"
+    dedupe_ttl: float = 604800.0
+    review_queue_url: str | None = None
+    quarantine_bucket: str | None = None
+    idempotency_table: str | None = None
+    idempotency_ttl: float = 86400.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -98,7 +158,63 @@ class Settings:
             return value.strip()
 
         if (policies := text("MODERATION_POLICIES")) is not None:
+            if (problem := _policies_problem(policies)) is not None:
+                problems.append(f"MODERATION_POLICIES: {problem}")
             values["policies"] = policies
+
+        def positive(name: str, field_name: str, unit: str) -> None:
+            value = text(name)
+            if value is None:
+                return
+            try:
+                number = float(value)
+            except ValueError:
+                number = float("nan")
+            if not number > 0 or number == float("inf"):
+                problems.append(f"{name}: must be a positive number of {unit}, got {value!r}")
+            else:
+                values[field_name] = number
+
+        positive("MODERATION_POLICIES_TTL", "policies_ttl", "seconds")
+        positive("MODERATION_REKOGNITION_TPS", "rekognition_tps", "requests per second")
+        positive("MODERATION_BEDROCK_RPM", "bedrock_rpm", "requests per minute")
+        positive("MODERATION_DEDUPE_TTL", "dedupe_ttl", "seconds")
+        positive("MODERATION_IDEMPOTENCY_TTL", "idempotency_ttl", "seconds")
+        if (dedupe := text("MODERATION_DEDUPE")) is not None:
+            match = _DEDUPE.fullmatch(dedupe)
+            if match is None or (match["size"] is not None and int(match["size"]) < 1):
+                problems.append(
+                    "MODERATION_DEDUPE: must be memory, memory:N (N entries, at least 1), "
+                    f"dynamodb:TABLE or off, got {dedupe!r}"
+                )
+            elif match["table"] is not None and not _TABLE.fullmatch(match["table"]):
+                problems.append(
+                    f"MODERATION_DEDUPE: {match['table']!r} is not a DynamoDB table name "
+                    "(3-255 of A-Z a-z 0-9 _ . -)"
+                )
+            else:
+                values["dedupe"] = dedupe
+        if (queue := text("MODERATION_REVIEW_QUEUE_URL")) is not None:
+            if not re.fullmatch(r"https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?", queue):
+                problems.append(
+                    "MODERATION_REVIEW_QUEUE_URL: must be an SQS queue URL "
+                    f"(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), got {queue!r}"
+                )
+            values["review_queue_url"] = queue
+        if (bucket := text("MODERATION_QUARANTINE_BUCKET")) is not None:
+            if not _BUCKET.fullmatch(bucket):
+                problems.append(
+                    f"MODERATION_QUARANTINE_BUCKET: {bucket!r} is not a bucket name "
+                    "(3-63 of a-z 0-9 . -, no s3:// prefix)"
+                )
+            values["quarantine_bucket"] = bucket
+        if (table := text("MODERATION_IDEMPOTENCY_TABLE")) is not None:
+            if not _TABLE.fullmatch(table):
+                problems.append(
+                    f"MODERATION_IDEMPOTENCY_TABLE: {table!r} is not a DynamoDB table name "
+                    "(3-255 of A-Z a-z 0-9 _ . -)"
+                )
+            values["idempotency_table"] = table
         fallback = env.get("MODERATION_TENANT_FALLBACK")
         if fallback is not None:
             if fallback.strip().lower() in ("default", *_TRUE):

@@ -189,6 +189,9 @@ class PolicyRef(BaseModel):
     id: str
     chain: tuple[str, ...]
     sha256: str
+    # Which version of the policy source the store had loaded (an AppConfig version, or a digest
+    # of the files for a directory or S3 prefix): None for a store built from in-memory documents.
+    version: str | None = None
 
 
 class Policy(BaseModel):
@@ -213,6 +216,9 @@ class Policy(BaseModel):
     escalation: EscalationPolicy = EscalationPolicy()
     on_detector_error: Literal["raise", "review"] = "raise"
     shadow: tuple[str, ...] = ()
+    # The version of the policy source this policy was loaded from (see PolicyRef.version): a
+    # label of where the rules came from, not a rule, so it is not part of `sha256`.
+    version: str | None = None
 
     def rule_for(self, name: str) -> CategoryRule | None:
         """The rule written for exactly this category (any spelling), or None."""
@@ -220,11 +226,14 @@ class Policy(BaseModel):
         return self.categories.get(canonical) if canonical else None
 
     def canonical_json(self) -> str:
-        """The effective rules as canonical JSON: no id, chain, description or shadow; sorted keys.
+        """The effective rules as canonical JSON: no id, chain, description, shadow or version;
+        sorted keys.
 
         `shadow` is left out because shadows never change a decision: replay compares these hashes.
         """
-        body = self.model_dump(mode="json", exclude={"id", "chain", "description", "shadow"})
+        body = self.model_dump(
+            mode="json", exclude={"id", "chain", "description", "shadow", "version"}
+        )
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @cached_property
@@ -235,4 +244,4 @@ class Policy(BaseModel):
     @property
     def ref(self) -> PolicyRef:
         """This policy's identity for a decision record."""
-        return PolicyRef(id=self.id, chain=self.chain, sha256=self.sha256)
+        return PolicyRef(id=self.id, chain=self.chain, sha256=self.sha256, version=self.version)
