@@ -19,6 +19,7 @@ from moderation.audit import (
     StreamAuditLog,
     verify_log,
 )
+from moderation.batch import BatchInput, BatchItem
 from moderation.decision import (
     Cost,
     DecidedBy,
@@ -84,6 +85,8 @@ __all__ = [
     "AuditError",
     "AuditLog",
     "Band",
+    "BatchInput",
+    "BatchItem",
     "BedrockJudge",
     "ConfigurationError",
     "ContentType",

@@ -9,21 +9,31 @@ that cannot be written to the audit log is raised as `AuditError`, never returne
 
 A policy's `shadow` policies are evaluated on the same detection and recorded in `Decision.shadow`;
 they never call the judge, spend budget, or change the live decision.
+
+At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
+the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
+detected before with the same settings, without a second call.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
+import hashlib
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from moderation._ids import new_ulid
 from moderation._version import __version__
 from moderation.audit import StreamAuditLog, audit_log_from_spec
+from moderation.batch import BatchInput, BatchItem, run_batch
 from moderation.budget import EscalationBudget
 from moderation.decision import (
     OUTCOME_OF_ACTION,
@@ -41,9 +51,17 @@ from moderation.decision import (
     Verdict,
     check_context,
 )
+from moderation.dedupe import DetectionCache, cache_key, detection_cache_from_spec
 from moderation.detection import Detection, select_frames
-from moderation.errors import AuditError, DetectorError, InvalidImage
+from moderation.errors import (
+    AuditError,
+    ConfigurationError,
+    DetectorError,
+    InvalidImage,
+    JudgeError,
+)
 from moderation.image import ImageIntake, PreparedImage
+from moderation.limits import THROTTLE_CODES, RateLimiter
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
@@ -51,7 +69,15 @@ from moderation.settings import Settings
 from moderation.taxonomy import normalize
 from moderation.triage import Action, Triage, evaluate
 
-__all__ = ["Engine", "ImageSource", "configure", "get_engine", "moderate"]
+__all__ = [
+    "BatchInput",
+    "BatchItem",
+    "Engine",
+    "ImageSource",
+    "configure",
+    "get_engine",
+    "moderate",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -94,21 +120,51 @@ class Engine:
         intake: ImageIntake | None = None,
         pricing: Pricing | None = None,
         budget: EscalationBudget | None = None,
+        cache: DetectionCache | None = None,
+        rekognition_tps: float | RateLimiter | None = None,
+        bedrock_rpm: float | RateLimiter | None = None,
+        async_workers: int = 16,
         now: Callable[[], datetime] = _utcnow,
         timer: Callable[[], float] = time.perf_counter,
         new_id: Callable[[], str] = new_ulid,
     ) -> None:
+        """`cache`: reuse a detection of the same image (sha256) with the same detector settings
+        (`moderation.dedupe`; off unless given here or by `MODERATION_DEDUPE`).
+
+        `rekognition_tps` / `bedrock_rpm`: the detector's requests per second and the judge's
+        requests per minute, shared by every thread that uses this engine, backing off on
+        throttling (a number, or a `RateLimiter` to share between engines). A detector or judge
+        with a settable `limiter` (the AWS adapters) charges every request, retries included;
+        any other is charged once per call.
+
+        `async_workers`: the threads `amoderate` runs moderations on.
+        """
+        if isinstance(async_workers, bool) or not isinstance(async_workers, int):
+            raise ValueError(f"async_workers must be a whole number, got {async_workers!r}")
+        if async_workers < 1:
+            raise ValueError(f"async_workers must be at least 1, got {async_workers}")
         self.policies = policies
-        self.detector = detector
-        self.judge = judge
+        self.rekognition_limiter = _limiter(rekognition_tps, 1.0, "rekognition")
+        self.bedrock_limiter = _limiter(bedrock_rpm, 60.0, "bedrock")
+        self.detector: Detector = _limited(detector, self.rekognition_limiter, _LimitedDetector)
+        self.judge: Judge | None = (
+            None if judge is None else _limited(judge, self.bedrock_limiter, _LimitedJudge)
+        )
         # Stdout by default: a sink nobody has to configure, so no decision is silently dropped.
         self.audit: AuditLog = audit if audit is not None else StreamAuditLog()
         self.intake = intake or ImageIntake()
         self.pricing = pricing or Pricing()
         self.budget = budget or EscalationBudget()
+        self.cache = cache
+        self.async_workers = async_workers
         self._now = now
         self._timer = timer
         self._new_id = new_id
+        self._inflight: dict[str, Future[Detection]] = {}
+        self._inflight_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._pools_for = 0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Engine:
@@ -127,11 +183,12 @@ class Engine:
         policies: PolicyStore | None = None,
     ) -> Engine:
         """The AWS engine for `settings`: Rekognition, Bedrock (unless judge is none), the
-        policy store and the audit sink they name; `audit` and `policies` replace those two."""
+        policy store, the audit sink, the dedupe cache and the rate limits they name; `audit` and
+        `policies` replace those two."""
         from moderation.aws.bedrock import BedrockJudge
         from moderation.aws.rekognition import RekognitionDetector
 
-        store = policies or PolicyStore(
+        store = policies or PolicyStore(  # PENDING-LOAD: PolicyStore.load when it lands
             settings.policies, fallback_to_default=settings.tenant_fallback
         )
         sink = audit
@@ -151,7 +208,22 @@ class Engine:
             from moderation.aws.s3 import S3ImageReader
 
             intake = ImageIntake(s3=S3ImageReader(region=settings.region))
-        return cls(store, detector, judge, sink, intake=intake)
+        try:
+            cache = detection_cache_from_spec(
+                settings.dedupe, ttl_seconds=settings.dedupe_ttl, region=settings.region
+            )
+        except ValueError as exc:
+            raise ConfigurationError([f"MODERATION_DEDUPE: {exc}"]) from exc
+        return cls(
+            store,
+            detector,
+            judge,
+            sink,
+            intake=intake,
+            cache=cache,
+            rekognition_tps=settings.rekognition_tps,
+            bedrock_rpm=settings.bedrock_rpm,
+        )
 
     def moderate(
         self,
@@ -170,11 +242,12 @@ class Engine:
         ctx = check_context(dict(context or {}))
         clock = _Clock(self._timer)
         policy = self.policies.get(tenant)
+        clock.lap("policy")
         prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
         identity = _identity(prepared)
         try:
-            detection, seen_in = self._detect(prepared, policy)
+            detection, seen_in, calls = self._detect(prepared, policy)
         except InvalidImage:
             raise
         except Exception as exc:
@@ -204,28 +277,116 @@ class Engine:
                 reasons=_policy_reasons(triage, outcome),
                 detection=detection,
                 triage=triage,
+                detector_calls=calls,
             )  # fmt: skip
-        return self._escalate(tenant, ctx, policy, seen_in, identity, clock, detection, triage)
+        return self._escalate(
+            tenant, ctx, policy, seen_in, identity, clock, detection, triage, calls
+        )
+
+    def moderate_many(
+        self,
+        images: Iterable[ImageSource | BatchInput],
+        *,
+        tenant: str = "default",
+        context: Mapping[str, ContextValue] | None = None,
+        max_workers: int = 16,
+        ordered: bool = False,
+    ) -> Iterator[BatchItem]:
+        """Moderate every image of `images` on up to `max_workers` threads: one `BatchItem` each.
+
+        `images` may be any iterable, a generator of millions included: inputs are pulled only as
+        workers free up, so memory stays bounded. A `BatchInput` gives one input its own tenant or
+        context. Items come as they finish (`ordered=True`: in input order); every index comes
+        back exactly once, and an input that fails is an item with `error` set, never the end of
+        the batch. If the iterable itself raises, the inputs already started finish and are
+        yielded, then its exception is raised. Stopping early (closing the iterator) cancels the
+        inputs not yet started. Rate limits are the engine's, shared by all threads; the AWS
+        clients' connection pools are widened to `max_workers` when this engine built them.
+        """
+        items = run_batch(
+            lambda image, t, c: self.moderate(image, tenant=t, context=c),
+            images,
+            tenant=tenant,
+            context=context,
+            max_workers=max_workers,
+            ordered=ordered,
+        )
+        self.size_pools(max_workers)
+        return items
+
+    async def amoderate(
+        self,
+        image: ImageSource,
+        *,
+        tenant: str = "default",
+        context: Mapping[str, ContextValue] | None = None,
+    ) -> Decision:
+        """`moderate` for asyncio code: the work runs on this engine's threads (`async_workers`
+        of them), so the event loop is never blocked; any number of concurrent calls share the
+        engine's rate limits. Cancelling the awaiting task does not stop a moderation that has
+        started: it finishes and is audited, and its result is dropped.
+        """
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.moderate, image, tenant=tenant, context=context)
+        run = contextvars.copy_context().run
+        return await loop.run_in_executor(self._async_executor(), run, call)
+
+    def size_pools(self, workers: int) -> None:
+        """Widen the connection pools of the AWS clients this engine's adapters built to at least
+        `workers` connections (`ensure_pool`), so that threads do not queue for connections."""
+        if workers <= self._pools_for:
+            return
+        self._pools_for = workers
+        parts: list[Any] = [_unwrapped(self.detector), _unwrapped(self.judge)]
+        parts.append(getattr(self.intake, "s3", None))
+        for part in parts:
+            ensure = getattr(part, "ensure_pool", None)
+            if callable(ensure):
+                ensure(workers)
+
+    def close(self) -> None:
+        """Stop `amoderate`'s threads once the calls in progress are done (idempotent)."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+    def _async_executor(self) -> ThreadPoolExecutor:
+        executor = self._executor
+        if executor is None:
+            with self._executor_lock:
+                if self._executor is None:
+                    self._executor = ThreadPoolExecutor(
+                        max_workers=self.async_workers, thread_name_prefix="amoderate"
+                    )
+                    self.size_pools(self.async_workers)
+                executor = self._executor
+        return executor
 
     def _detect(
         self, prepared: PreparedImage, policy: Policy
-    ) -> tuple[Detection, Callable[[str], PreparedImage]]:
-        """The detection, and for a label the image (or animation frame) it was seen in.
+    ) -> tuple[Detection, Callable[[str], PreparedImage], int]:
+        """The detection, for a label the image (or animation frame) it was seen in, and how many
+        detector calls it took (cached answers take none).
 
         A still image is one detector call. An animation is one call per selected frame (its
         first frame is not enough: a harmless first frame would hide the rest), combined with
         each label at its most confident; the judge is later shown the frame that label came from.
         """
         if not prepared.frames:
-            detection = self.detector.detect(prepared, min_confidence=policy.min_confidence)
-            return detection, lambda label: prepared
+            detection, called = self._detect_one(prepared, policy, prepared.sha256)
+            return detection, lambda label: prepared, int(called)
         parts: list[tuple[int, Detection]] = []
         images: dict[int, PreparedImage] = {}
+        calls = 0
         for frame in prepared.frames:
             images[frame.index] = prepared.frame_image(frame)
-            found = self.detector.detect(images[frame.index], min_confidence=policy.min_confidence)
+            found, called = self._detect_one(images[frame.index], policy, None)
+            calls += called
             parts.append((frame.index, found))
         detection = Detection.combine(parts)
+        if calls and detection.cached:  # combine keeps the first frame's flag: all or nothing
+            detection = detection.model_copy(update={"cached": False})
 
         def seen_in(label: str) -> PreparedImage:
             key = normalize(label)
@@ -238,7 +399,62 @@ class Engine:
             )
             return images[best[0]]
 
-        return detection, seen_in
+        return detection, seen_in, calls
+
+    def _detect_one(
+        self, image: PreparedImage, policy: Policy, sha256: str | None
+    ) -> tuple[Detection, bool]:
+        """One detector answer for exactly the bytes `image` sends, and whether a call was made.
+
+        With a cache, the answer for the same bytes (by sha256: `sha256` when the bytes sent are
+        the original's, else hashed here) and settings is reused and marked `cached`. Threads
+        asking for the same key at once make one call between them (the others wait for it).
+        Failures are never cached; a cache that fails is logged and bypassed.
+        """
+        cache = self.cache
+        if cache is None or (sha256 is None and image.detect_bytes is None):
+            return self.detector.detect(image, min_confidence=policy.min_confidence), True
+        if sha256 is None or image.converted:
+            assert image.detect_bytes is not None
+            sha256 = hashlib.sha256(image.detect_bytes).hexdigest()
+        key = cache_key(
+            sha256,
+            detector=_detector_id(self.detector),
+            min_confidence=policy.min_confidence,
+            max_frames=1,  # per call: each frame is its own image here
+        )
+        try:
+            hit = cache.get(key)
+        except Exception:
+            _log.warning("detection cache %s: lookup failed; detecting", cache.name, exc_info=True)
+            hit = None
+        if hit is not None:
+            return hit.model_copy(update={"cached": True}), False
+        with self._inflight_lock:
+            leader = self._inflight.get(key)
+            if leader is None:
+                mine: Future[Detection] = Future()
+                self._inflight[key] = mine
+        if leader is not None:
+            try:
+                return leader.result().model_copy(update={"cached": True}), False
+            except Exception:  # the other call failed: this one tries for itself
+                return self.detector.detect(image, min_confidence=policy.min_confidence), True
+        try:
+            detection = self.detector.detect(image, min_confidence=policy.min_confidence)
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        else:
+            mine.set_result(detection)
+        finally:
+            with self._inflight_lock:
+                del self._inflight[key]
+        try:
+            cache.put(key, detection)
+        except Exception:
+            _log.warning("detection cache %s: store failed", cache.name, exc_info=True)
+        return detection, True
 
     def _escalate(
         self,
@@ -250,6 +466,7 @@ class Engine:
         clock: _Clock,
         detection: Detection,
         triage: Triage,
+        calls: int,
     ) -> Decision:
         escalated = triage.at(Band.ESCALATE)
         # For an animation, the frame in which the most confident borderline label was seen.
@@ -272,6 +489,7 @@ class Engine:
                 triage=triage,
                 escalation=escalation,
                 error=escalation.error,
+                detector_calls=calls,
             )  # fmt: skip
 
         if settings.judge == "none":
@@ -355,6 +573,7 @@ class Engine:
         triage: Triage | None = None,
         escalation: Escalation | None = None,
         error: str | None = None,
+        detector_calls: int = 0,
     ) -> Decision:
         # The store hands out the default policy for an unknown tenant only when it was built to;
         # the record says so, first (reasons run from context to the one that decided).
@@ -382,8 +601,9 @@ class Engine:
             verdict = escalation.verdict if escalation and decided_by is DecidedBy.JUDGE else None
             shadow = self._shadows(policy, detection, identity.n_frames, verdict)
             clock.lap("shadow")
+        # Each call the detector made is billed; a cached answer cost nothing this time.
         billed = detection is not None and detection.provider == "rekognition"
-        calls = len(detection.frames) or 1 if detection is not None else 0
+        calls = detector_calls
         decision = Decision(
             id=self._new_id(),
             created_at=self._now(),
@@ -526,6 +746,82 @@ def _escalation_record(judge: str, judgment: Judgment) -> Escalation:
         attempts=judgment.attempts,
         error=None if judgment.status == "verdict" else (judgment.detail or judgment.status),
     )
+
+
+def _limiter(value: float | RateLimiter | None, per: float, name: str) -> RateLimiter | None:
+    if value is None or isinstance(value, RateLimiter):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} rate must be a number or a RateLimiter, got {value!r}")
+    return RateLimiter(float(value), per=per, name=name)
+
+
+class _LimitedDetector:
+    """A detector without a `limiter` of its own, charged one token per call."""
+
+    def __init__(self, inner: Detector, limiter: RateLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+
+    def detect(self, image: PreparedImage, *, min_confidence: float) -> Detection:
+        self.limiter.acquire()
+        try:
+            detection = self.inner.detect(image, min_confidence=min_confidence)
+        except DetectorError as exc:
+            if exc.code in THROTTLE_CODES:
+                self.limiter.throttled()
+            raise
+        self.limiter.succeeded()
+        return detection
+
+
+class _LimitedJudge:
+    """A judge without a `limiter` of its own, charged one token per call."""
+
+    def __init__(self, inner: Judge, limiter: RateLimiter) -> None:
+        self.inner = inner
+        self.limiter = limiter
+
+    def judge(self, image: PreparedImage, request: JudgeRequest) -> Judgment:
+        self.limiter.acquire()
+        try:
+            judgment = self.inner.judge(image, request)
+        except JudgeError as exc:
+            if exc.code in THROTTLE_CODES:
+                self.limiter.throttled()
+            raise
+        self.limiter.succeeded()
+        return judgment
+
+
+def _limited(
+    part: Any, limiter: RateLimiter | None, wrapper: Callable[[Any, RateLimiter], Any]
+) -> Any:
+    """`part` charged to `limiter`: through its own `limiter` attribute when it has one (the AWS
+    adapters charge every request, retries included), else wrapped."""
+    if limiter is None:
+        return part
+    if isinstance(getattr(type(part), "limiter", None), property):
+        part.limiter = limiter
+        return part
+    return wrapper(part, limiter)
+
+
+def _unwrapped(part: Any) -> Any:
+    return part.inner if isinstance(part, _LimitedDetector | _LimitedJudge) else part
+
+
+def _detector_id(detector: Detector) -> str:
+    """What makes two detectors' answers interchangeable in the detection cache.
+
+    A detector says so with a `cache_id` string (the Rekognition adapter: its project version);
+    any other is only ever equal to itself, in this process.
+    """
+    named = getattr(_unwrapped(detector), "cache_id", None)
+    if isinstance(named, str) and named:
+        return named
+    inner = _unwrapped(detector)
+    return f"{type(inner).__module__}.{type(inner).__qualname__}@{id(inner):x}/{os.getpid()}"
 
 
 _default: Engine | None = None

@@ -163,7 +163,7 @@ def test_decision_is_complete_and_round_trips():
     assert decision.detection == EXPLICIT
     assert decision.triage is not None and decision.triage.action == "reject"
     assert decision.reasons[0].startswith("rejected by policy: Explicit Nudity 95.0% >= reject 80")
-    assert set(decision.timings_ms) == {"intake", "detect", "triage", "total"}
+    assert set(decision.timings_ms) == {"policy", "intake", "detect", "triage", "total"}
     assert decision.cost is not None and decision.cost.rekognition_usd == pytest.approx(0.001)
     assert Decision.model_validate_json(decision.model_dump_json()) == decision
     assert "Bytes" not in decision.model_dump_json()

@@ -188,7 +188,15 @@ def test_the_time_spent_on_shadows_is_a_stage_of_its_own():
     decision = engine(store("kids-next"), violence(75.0), StaticJudge("approve")).moderate(
         IMAGE, tenant="kids"
     )
-    assert set(decision.timings_ms) == {"intake", "detect", "triage", "judge", "shadow", "total"}
+    assert set(decision.timings_ms) == {
+        "policy",
+        "intake",
+        "detect",
+        "triage",
+        "judge",
+        "shadow",
+        "total",
+    }
 
 
 def test_a_shadows_own_shadows_are_not_evaluated():
