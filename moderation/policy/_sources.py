@@ -296,7 +296,7 @@ def _build_client(service: str, region: str | None, where: str) -> Any:
     from moderation._version import __version__
 
     config = Config(
-        retries={"mode": "standard", "max_attempts": 3},
+        retries={"mode": "standard", "total_max_attempts": 3},
         connect_timeout=CONNECT_TIMEOUT,
         read_timeout=READ_TIMEOUT,
         user_agent_extra=f"moderation/{__version__}",
@@ -726,9 +726,12 @@ def split_document(data: bytes, where: str) -> dict[str, Entry]:
                     "the document needs a top-level `default:` holding the root policy",
                 ),
             )
-    for i, found in enumerate(problems):
-        files[f"\0document{i}"] = (where, found)
-    return files
+    elif problems:
+        # Nothing could be read: the document's problem stands for the default policy too.
+        files[DEFAULT_POLICY] = (where, problems.pop(0))
+    # What is wrong with the document itself first, then each policy's problems.
+    head: dict[str, Entry] = {f"\0document{i}": (where, p) for i, p in enumerate(problems)}
+    return head | files
 
 
 class AppConfigSource:

@@ -1154,10 +1154,13 @@ class PolicyStore:
     def of(
         cls, policies: PolicyStore | Mapping[str, str | bytes] | str | os.PathLike[str]
     ) -> PolicyStore:
-        """`policies` itself if it is a store; else a store from a directory or from in-memory
-        documents (`from_sources`). TypeError for anything else."""
+        """`policies` itself if it is a store; else a store from a directory (or an `s3://` or
+        `appconfig://` location, read by `load`) or from in-memory documents (`from_sources`).
+        TypeError for anything else."""
         if isinstance(policies, PolicyStore):
             return policies
+        if isinstance(policies, str) and policies_location(policies) != "dir":
+            return cls.load(policies)
         if isinstance(policies, str | os.PathLike):
             return cls(policies)
         if isinstance(policies, Mapping):
