@@ -353,13 +353,41 @@ def test_access_denied_names_the_bucket_and_the_iam_actions(fake_aws_env: dict[s
         )
         with pytest.raises(PolicyError) as caught:
             PolicyStore.load("s3://policies/prod/", s3_client=client)
-    [problem] = caught.value.problems
-    assert problem.message == (
-        "access denied to list s3://policies/prod/ in bucket 'policies' (Access Denied)"
-    )
-    assert problem.hint == (
+        # Listed, but the object may not be read.
+        stubber.add_response(
+            "list_objects_v2",
+            {"Contents": [{"Key": "prod/default.yaml", "ETag": '"e1"', "Size": 10}]},
+            {"Bucket": "policies", "Prefix": "prod/"},
+        )
+        stubber.add_client_error(
+            "get_object",
+            service_error_code="AccessDenied",
+            service_message="Access Denied",
+            http_status_code=403,
+            expected_params={"Bucket": "policies", "Key": "prod/default.yaml", "IfMatch": '"e1"'},
+        )
+        with pytest.raises(PolicyError) as unread:
+            PolicyStore.load("s3://policies/prod/", s3_client=client)
+    hint = (
         "the role needs s3:ListBucket on arn:aws:s3:::policies and s3:GetObject on "
         "arn:aws:s3:::policies/prod/*"
+    )
+    assert caught.value.problems == (
+        Problem(
+            "s3://policies/prod",
+            "",
+            "access denied to list s3://policies/prod/ in bucket 'policies' (Access Denied)",
+            hint,
+        ),
+    )
+    assert unread.value.problems == (
+        Problem(
+            "s3://policies/prod",
+            "",
+            "access denied to read s3://policies/prod/default.yaml in bucket 'policies' "
+            "(Access Denied)",
+            hint,
+        ),
     )
 
 

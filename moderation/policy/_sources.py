@@ -878,12 +878,17 @@ class AppConfigSource:
         one this source returned was `known`."""
         if self._last is not None and self._token is not None and self._clock() < self._next_poll:
             return self._unchanged(known)
+        from botocore.exceptions import BotoCoreError
+
         answer = self._poll()
         stream = answer.get("Configuration")
         body = b""
         if stream is not None:
             try:
                 body = bytes(stream.read(MAX_APPCONFIG_BYTES + 1))
+            except BotoCoreError as exc:
+                self._token = None  # the answer was lost: a new session asks again
+                raise self._fail("GetLatestConfiguration", exc) from exc
             finally:
                 stream.close()
         if not body and self._last is not None:
