@@ -1,6 +1,8 @@
 """The policy language: per-tenant YAML files, validated once, resolved into immutable `Policy`s.
 
 `PolicyStore(dir)` reads and checks every file; `store.get(tenant)` hands out a resolved `Policy`.
+`PolicyStore.load(location)` reads a directory, an S3 prefix or an AWS AppConfig profile (the
+`PolicySource`s `DirectorySource`, `S3Source`, `AppConfigSource`) and checks it for new versions.
 `PolicyFile` (with `RuleFile`, `PlainRuleFile`, `EscalationFile`, `BudgetFile`) is the file format,
 from which `policy_schema()` is generated. See docs/policy.md for the language.
 """
@@ -20,24 +22,38 @@ from moderation.policy._model import (
     validate_tenant,
 )
 from moderation.policy._schema import policy_schema
+from moderation.policy._sources import (
+    AppConfigSource,
+    DirectorySource,
+    Excerpt,
+    PolicySource,
+    S3Source,
+    Snapshot,
+)
 from moderation.policy._store import PolicyStore
 
 __all__ = [
     "DEFAULT_POLICY",
+    "AppConfigSource",
     "Band",
     "Budget",
     "BudgetFile",
     "CategoryRule",
     "ContentTypeName",
+    "DirectorySource",
     "EscalationFile",
     "EscalationPolicy",
+    "Excerpt",
     "FrozenDict",
     "PlainRuleFile",
     "Policy",
     "PolicyFile",
     "PolicyRef",
+    "PolicySource",
     "PolicyStore",
     "RuleFile",
+    "S3Source",
+    "Snapshot",
     "Thresholds",
     "policy_schema",
     "validate_tenant",

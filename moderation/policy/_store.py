@@ -16,11 +16,15 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import logging
+import math
 import os
-import stat
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -49,7 +53,18 @@ from moderation.policy._model import (
     Thresholds,
     validate_tenant,
 )
-from moderation.policy._yaml import MAX_POLICY_BYTES, KeyPath, YamlDocument, read_yaml
+from moderation.policy._sources import (
+    AppConfigSource,
+    DirectorySource,
+    Entry,
+    Excerpt,
+    PolicySource,
+    S3Source,
+    files_version,
+    read_file,
+)
+from moderation.policy._yaml import KeyPath, YamlDocument, read_yaml
+from moderation.settings import policies_location
 from moderation.taxonomy import TAXONOMY
 
 __all__ = ["PolicyStore"]
@@ -812,7 +827,7 @@ class _Resolver:
         return _Resolved(tuple(f.name for f in chain), merged)
 
 
-def _policy(name: str, resolved: _Resolved, shadow: tuple[str, ...]) -> Policy:
+def _policy(name: str, resolved: _Resolved, shadow: tuple[str, ...], version: str | None) -> Policy:
     merged = resolved.merged
     categories = {
         cat: CategoryRule(
@@ -843,6 +858,7 @@ def _policy(name: str, resolved: _Resolved, shadow: tuple[str, ...]) -> Policy:
         ),
         on_detector_error=merged.get("on_detector_error", "raise"),
         shadow=shadow,
+        version=version,
     )
 
 
@@ -850,149 +866,104 @@ def _unique(problems: list[Problem]) -> list[Problem]:
     return list(dict.fromkeys(problems))
 
 
-# --------------------------------------------------------------------------- reading files
-
-_Source = tuple[str, "str | bytes | Problem"]
+# --------------------------------------------------------------------------- building a version
 
 
-def _open_nonblocking(path: str, flags: int) -> int:
-    # Should the file be swapped for a FIFO between the stat and the open, the open still returns.
-    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))
+def _read(shown: str, content: str | bytes | Excerpt) -> tuple[YamlDocument | None, list[Problem]]:
+    """One policy document read; an excerpt's lines counted as in the document it was cut from."""
+    if not isinstance(content, Excerpt):
+        return read_yaml(content, shown)
+    doc, found = read_yaml(content.text, shown)
+    shift = content.first_line - 1
+    if shift:
+        found = [replace(p, line=p.line + shift) if p.line is not None else p for p in found]
+        if doc is not None:
+            doc.lines = {path: line + shift for path, line in doc.lines.items()}
+    return doc, found
 
 
-def _not_regular(mode: int) -> str | None:
-    for test, kind in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return kind
-    return None if stat.S_ISREG(mode) else "not a regular file"
+@dataclass(frozen=True, slots=True, eq=False)
+class _Version:
+    """One validated version of every policy: built whole, then swapped in by one assignment."""
+
+    policies: Mapping[str, Policy]
+    warnings: tuple[Problem, ...]
+    version: str | None
 
 
-def _reason(exc: OSError) -> str:
-    return (exc.strerror or str(exc)).lower()
-
-
-def _read_file(path: Path, shown: str) -> bytes | Problem:
-    """The first MAX_POLICY_BYTES + 1 bytes of a policy file, or why it cannot be read.
-
-    The type is checked with os.stat before anything is opened: opening a FIFO for reading waits
-    for a writer, for ever.
-    """
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        if os.path.islink(path):
-            return Problem(
-                shown,
-                "",
-                f"cannot read: a symbolic link to {os.readlink(path)!r}, which does not exist",
-                "fix or remove the link",
-            )
-        return Problem(shown, "", "cannot read: the file does not exist")
-    except OSError as exc:
-        return Problem(shown, "", f"cannot read: {_reason(exc)}")
-    kind = _not_regular(st.st_mode)
-    if kind is not None:
-        return Problem(
-            shown, "", f"cannot read: {kind}, not a regular file", "a policy is one YAML file"
+def _build(sources: Mapping[str, Entry], version: str | None) -> _Version:
+    """Every policy of `sources`, checked together; PolicyError listing every problem."""
+    problems: list[Problem] = []
+    warnings: list[Problem] = []
+    files: dict[str, _File] = {}
+    broken: set[str] = set()
+    if DEFAULT_POLICY not in sources:
+        broken.add(DEFAULT_POLICY)  # its tenants are not also told it does not exist
+        problems.append(
+            Problem("default.yaml", "", "no default policy", "every store needs default.yaml")
         )
-    try:
-        with open(path, "rb", opener=_open_nonblocking) as fh:
-            kind = _not_regular(os.fstat(fh.fileno()).st_mode)
-            if kind is not None:
-                return Problem(
+    for name, (shown, content) in sources.items():
+        if isinstance(content, Problem):
+            problems.append(content)
+            broken.add(name)
+            continue
+        if name != DEFAULT_POLICY and not _TENANT_ID.fullmatch(name):
+            problems.append(
+                Problem(
                     shown,
                     "",
-                    f"cannot read: {kind}, not a regular file",
-                    "a policy is one YAML file",
+                    f"'{name}' is not a valid tenant id, so this file can never be used",
+                    "tenant ids match ^[a-z0-9][a-z0-9_-]{0,63}$; rename the file",
                 )
-            return fh.read(MAX_POLICY_BYTES + 1)  # a bound on what we read; read_yaml names excess
-    except OSError as exc:
-        return Problem(shown, "", f"cannot read: {_reason(exc)}")
-
-
-def _tenant_files(root: Path, tenants: Path) -> list[Path] | Problem:
-    """The policy files in `tenants/`, or why that directory cannot be used."""
-    if not os.path.lexists(tenants):
-        return []
-    shown = str(tenants)
-    try:
-        real = tenants.resolve()
-    except (OSError, RuntimeError):  # a loop of links
-        return Problem(shown, "", "cannot read tenants/: a loop of symbolic links")
-    if not real.is_relative_to(root.resolve()):
-        return Problem(
-            shown,
-            "",
-            "refused: tenants/ resolves outside the policy directory",
-            "keep the tenant files inside the policy directory",
-        )
-    try:
-        st = os.stat(tenants)
-    except FileNotFoundError:
-        return Problem(
-            shown,
-            "",
-            f"tenants is a symbolic link to {os.readlink(tenants)!r}, which does not exist",
-        )
-    except OSError as exc:
-        return Problem(shown, "", f"cannot read tenants/: {_reason(exc)}")
-    if not stat.S_ISDIR(st.st_mode):
-        return Problem(shown, "", "tenants is not a directory", "tenant files go in tenants/")
-    try:
-        return sorted(p for p in tenants.iterdir() if p.suffix in (".yaml", ".yml"))
-    except OSError as exc:
-        return Problem(shown, "", f"cannot read tenants/: {_reason(exc)}")
-
-
-def _read_dir(root: Path) -> dict[str, _Source]:
-    resolved_root = root.resolve()
-    found: dict[str, _Source] = {}
-    default = root / "default.yaml"
-    candidates = [default]
-    listing = _tenant_files(root, root / "tenants")
-    if isinstance(listing, Problem):
-        found["\0tenants"] = (listing.file, listing)
-    else:
-        candidates += listing
-    for p in candidates:
-        shown = str(p)
-        name = DEFAULT_POLICY if p == default else p.stem
-        if name in found:
-            found[f"{name}\0{p.suffix}"] = (
-                shown,
-                Problem(shown, "", f"a second file for '{name}'", "keep one of .yaml/.yml"),
             )
             continue
-        if not os.path.lexists(p):
-            if p == default:
-                found[name] = (shown, Problem(shown, "", "default.yaml not found"))
+        doc, found = _read(shown, content)
+        problems.extend(found)
+        if doc is None:
+            broken.add(name)
             continue
-        try:
-            inside = p.resolve().is_relative_to(resolved_root)
-        except (OSError, RuntimeError):  # a loop of links
-            found[name] = (shown, Problem(shown, "", "cannot read: a loop of symbolic links"))
-            continue
-        if not inside:
-            found[name] = (
-                shown,
-                Problem(shown, "", "refused: the file resolves outside the policy directory"),
-            )
-            continue
-        found[name] = (shown, _read_file(p, shown))
-    return found
+        f = _File(name, shown, doc)
+        _Checker(f, problems, warnings).run()
+        files[name] = f
+    # Every file that could be read is merged, problems or not, so one run reports merge
+    # problems too; a tenant whose parent could not be read is skipped (the cause is listed).
+    _unknown_shadows(files, broken, problems)
+    resolver = _Resolver(files, broken, problems, warnings)
+    resolved = {name: resolver.resolve(name) for name in sorted(files)}
+    found_warnings = tuple(_unique(warnings))
+    if problems:
+        raise PolicyError(_unique(problems), found_warnings)
+    policies = {
+        name: _policy(name, r, files[name].shadow, version)
+        for name, r in resolved.items()
+        if r is not None
+    }
+    return _Version(MappingProxyType(policies), found_warnings, version)
 
 
 # --------------------------------------------------------------------------- the store
 
+logger = logging.getLogger("moderation.policy")
+
+#: Seconds between checks for new policies in S3 or AppConfig when `load` is given no ttl.
+DEFAULT_TTL = 60.0
+
+
+def _detail(exc: BaseException) -> str:
+    return exc.rendered() if isinstance(exc, PolicyError) else f"{type(exc).__name__}: {exc}"
+
 
 class PolicyStore:
-    """Every tenant's policy from one directory, all validated when the store is built.
+    """Every tenant's policy, all validated together before any is handed out.
+
+    `PolicyStore(dir)` reads a directory once; `PolicyStore.load(location)` reads a directory, an
+    S3 prefix (`s3://bucket/prefix`) or an AWS AppConfig profile
+    (`appconfig://application/environment/profile`) and, with a ttl, checks it again for a new
+    version once the ttl has passed. A new version is validated whole and swapped in at once; an
+    invalid one (or a failed check) is logged at ERROR on the `moderation.policy` logger, kept in
+    `last_error`, and the last good version stays in force. Every `Policy` records the `version`
+    it came from. Reads are safe from any number of threads; use `snapshot()` to read several
+    policies from one version.
 
     `get(tenant)` raises `UnknownTenant` for a tenant with no policy file, unless the store was
     built with `fallback_to_default=True`: then such a tenant gets the default policy, whose `id`
@@ -1003,10 +974,12 @@ class PolicyStore:
 
     `drafts`: policy files from outside the directory, each read as tenant `<file stem>` (in place
     of a tenant file of that name), so a new tenant is checked with everything it extends.
-    `strict` is the deprecated spelling of `not fallback_to_default`.
     """
 
     path: Path | None
+    location: str | None
+    fallback_to_default: bool
+    last_error: PolicyError | Exception | None
 
     def __init__(
         self,
@@ -1016,16 +989,59 @@ class PolicyStore:
         drafts: Iterable[str | os.PathLike[str]] = (),
     ) -> None:
         root = Path(path)
-        if not root.is_dir():
-            raise PolicyError([Problem(str(root), "", "policy directory not found")])
-        self.path = root
-        sources = _read_dir(root)
-        for draft in map(Path, drafts):
+        source = DirectorySource(root)
+        snapshot = source.fetch(None)
+        assert snapshot is not None  # nothing is known yet
+        draft_paths = [Path(d) for d in drafts]
+        if not draft_paths:
+            self._start(
+                _build(snapshot.files, snapshot.version),
+                fallback_to_default,
+                path=root,
+                location=str(root),
+                source=source,
+            )
+            return
+        files = dict(snapshot.files)
+        for draft in draft_paths:
             name = draft.stem
-            for key in [k for k in sources if k.split("\0")[0] == name]:
-                del sources[key]
-            sources[name] = (str(draft), _read_file(draft, str(draft)))
-        self._build(sources, fallback_to_default)
+            for key in [k for k in files if k.split("\0")[0] == name]:
+                del files[key]
+            files[name] = (str(draft), read_file(draft, str(draft)))
+        # Drafts are read once: a store with drafts is never checked again.
+        self._start(
+            _build(files, files_version(files, root)),
+            fallback_to_default,
+            path=root,
+            location=str(root),
+        )
+
+    def _start(
+        self,
+        loaded: _Version,
+        fallback_to_default: bool,
+        *,
+        path: Path | None = None,
+        location: str | None = None,
+        source: PolicySource | None = None,
+        ttl: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if ttl == math.inf:
+            ttl = None
+        self.path = path
+        self.location = location
+        self.fallback_to_default = fallback_to_default
+        self.last_error = None
+        self._loaded = loaded
+        self._source = source
+        self._ttl = ttl if source is not None else None
+        self._clock = clock
+        self._lock = threading.Lock()
+        # The version the source last gave (it may have been refused) and why it was refused.
+        self._seen = loaded.version
+        self._seen_error: PolicyError | None = None
+        self._due = clock() + self._ttl if self._ttl is not None else math.inf
 
     @classmethod
     def from_sources(
@@ -1036,22 +1052,115 @@ class PolicyStore:
     ) -> PolicyStore:
         """A store from in-memory documents: `{"default": yaml_text, "kids": yaml_text}`."""
         store = cls.__new__(cls)
-        store.path = None
-        files: dict[str, _Source] = {
+        files: dict[str, Entry] = {
             name: (f"{name}.yaml" if name == DEFAULT_POLICY else f"tenants/{name}.yaml", text)
             for name, text in sources.items()
         }
-        store._build(files, fallback_to_default)
+        store._start(_build(files, None), fallback_to_default)
+        return store
+
+    @classmethod
+    def from_source(
+        cls,
+        source: PolicySource,
+        *,
+        ttl: float | None = None,
+        fallback_to_default: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> PolicyStore:
+        """A store of what `source` holds now, checked again every `ttl` seconds (None or
+        math.inf: never). PolicyError if the current version cannot be read or is invalid."""
+        if ttl is not None and not ttl > 0:
+            raise ValueError(
+                f"ttl must be a positive number of seconds (None: never check again), got {ttl!r}"
+            )
+        snapshot = source.fetch(None)
+        if snapshot is None:
+            raise TypeError(
+                f"{source!r}.fetch(None) returned None: with no version known, a source returns "
+                "its current one"
+            )
+        store = cls.__new__(cls)
+        store._start(
+            _build(snapshot.files, snapshot.version),
+            fallback_to_default,
+            path=source.path if isinstance(source, DirectorySource) else None,
+            location=source.describe(),
+            source=source,
+            ttl=ttl,
+            clock=clock,
+        )
+        return store
+
+    @classmethod
+    def load(
+        cls,
+        location: str | os.PathLike[str],
+        *,
+        ttl: float | None = None,
+        fallback_to_default: bool = False,
+        region: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        s3_client: Any | None = None,
+        appconfig_client: Any | None = None,
+    ) -> PolicyStore:
+        """The policies at `location`: a directory, `s3://bucket/prefix` or
+        `appconfig://application/environment/profile` (MODERATION_POLICIES).
+
+        `ttl`: seconds between checks for a new version; None is 60 for S3 and AppConfig and
+        never for a directory; math.inf is never. The first load must succeed: PolicyError lists
+        every problem. `region`, `s3_client` and `appconfig_client` are for the AWS sources
+        (an injected client keeps its own configuration); `clock` times the ttl.
+        """
+        spec = os.fspath(location)
+        kind = policies_location(spec)
+        source: PolicySource
+        if kind == "s3":
+            bucket, _, prefix = spec[len("s3://") :].partition("/")
+            source = S3Source(bucket, prefix, client=s3_client, region=region)
+        elif kind == "appconfig":
+            parts = spec[len("appconfig://") :].split("/")
+            if len(parts) != 3:
+                raise PolicyError(
+                    [
+                        Problem(
+                            spec,
+                            "",
+                            "an AppConfig location has three parts",
+                            "write appconfig://application/environment/profile (names or ids)",
+                        )
+                    ]
+                )
+            application, environment, profile = parts
+            source = AppConfigSource(
+                application,
+                environment,
+                profile,
+                client=appconfig_client,
+                region=region,
+                clock=clock,
+            )
+        else:
+            source = DirectorySource(spec)
+        if ttl is None and kind != "dir":
+            ttl = DEFAULT_TTL
+        store = cls.from_source(
+            source, ttl=ttl, fallback_to_default=fallback_to_default, clock=clock
+        )
+        store.location = spec
         return store
 
     @classmethod
     def of(
         cls, policies: PolicyStore | Mapping[str, str | bytes] | str | os.PathLike[str]
     ) -> PolicyStore:
-        """`policies` itself if it is a store; else a store from a directory or from in-memory
-        documents (`from_sources`). TypeError for anything else."""
+        """`policies` itself if it is a store; else a store from a directory (or an `s3://` or
+        `appconfig://` location, read by `load`) or from in-memory documents (`from_sources`).
+        TypeError for anything else."""
         if isinstance(policies, PolicyStore):
             return policies
+        if isinstance(policies, str) and policies_location(policies) != "dir":
+            return cls.load(policies)
         if isinstance(policies, str | os.PathLike):
             return cls(policies)
         if isinstance(policies, Mapping):
@@ -1061,68 +1170,128 @@ class PolicyStore:
             f"not {type(policies).__name__}"
         )
 
-    def _build(self, sources: Mapping[str, _Source], fallback_to_default: bool) -> None:
-        self.fallback_to_default = fallback_to_default
-        problems: list[Problem] = []
-        warnings: list[Problem] = []
-        files: dict[str, _File] = {}
-        broken: set[str] = set()
-        if DEFAULT_POLICY not in sources:
-            broken.add(DEFAULT_POLICY)  # its tenants are not also told it does not exist
-            problems.append(
-                Problem("default.yaml", "", "no default policy", "every store needs default.yaml")
+    def __repr__(self) -> str:
+        return f"PolicyStore({self.location!r}, version={self._loaded.version!r})"
+
+    # ----------------------------------------------------------------------- reloading
+
+    def _current(self) -> _Version:
+        """The version in force, after a check for a new one if the ttl has passed."""
+        if self._ttl is not None and self._clock() >= self._due:
+            self._check(force=False)
+        return self._loaded
+
+    def _check(self, *, force: bool) -> bool:
+        """Fetch and maybe swap in a new version. Without `force`, a caller that finds another
+        checking goes on with the version in force."""
+        if not self._lock.acquire(blocking=force):
+            return False
+        try:
+            if not force and self._clock() < self._due:
+                return False  # checked by another caller while this one waited
+            return self._refresh()
+        finally:
+            if self._ttl is not None:
+                self._due = self._clock() + self._ttl
+            self._lock.release()
+
+    def _refresh(self) -> bool:
+        assert self._source is not None
+        current = self._loaded
+        where = self._source.describe()
+        try:
+            snapshot = self._source.fetch(self._seen)
+        except Exception as exc:
+            self.last_error = exc
+            logger.error(
+                "policies at %s: cannot check for a new version; still using version %s:\n%s",
+                where,
+                current.version,
+                _detail(exc),
+                exc_info=not isinstance(exc, PolicyError),
             )
-        for name, (shown, content) in sources.items():
-            if isinstance(content, Problem):
-                problems.append(content)
-                broken.add(name)
-                continue
-            if name != DEFAULT_POLICY and not _TENANT_ID.fullmatch(name):
-                problems.append(
-                    Problem(
-                        shown,
-                        "",
-                        f"'{name}' is not a valid tenant id, so this file can never be used",
-                        "tenant ids match ^[a-z0-9][a-z0-9_-]{0,63}$; rename the file",
-                    )
-                )
-                continue
-            doc, found = read_yaml(content, shown)
-            problems.extend(found)
-            if doc is None:
-                broken.add(name)
-                continue
-            f = _File(name, shown, doc)
-            _Checker(f, problems, warnings).run()
-            files[name] = f
-        # Every file that could be read is merged, problems or not, so one run reports merge
-        # problems too; a tenant whose parent could not be read is skipped (the cause is listed).
-        _unknown_shadows(files, broken, problems)
-        resolver = _Resolver(files, broken, problems, warnings)
-        resolved = {name: resolver.resolve(name) for name in sorted(files)}
-        self.warnings: tuple[Problem, ...] = tuple(_unique(warnings))
-        if problems:
-            raise PolicyError(_unique(problems), self.warnings)
-        self._policies = {
-            name: _policy(name, r, files[name].shadow)
-            for name, r in resolved.items()
-            if r is not None
-        }
+            return False
+        if snapshot is None:
+            self.last_error = self._seen_error  # what the source holds is what was last seen
+            return False
+        if snapshot.version == current.version:  # back to the version in force
+            self._seen, self._seen_error, self.last_error = current.version, None, None
+            return False
+        try:
+            loaded = _build(snapshot.files, snapshot.version)
+        except Exception as exc:
+            self._seen = snapshot.version
+            self._seen_error = exc if isinstance(exc, PolicyError) else None
+            self.last_error = exc
+            logger.error(
+                "policies at %s: version %s refused; still using version %s:\n%s",
+                where,
+                snapshot.version,
+                current.version,
+                _detail(exc),
+                exc_info=not isinstance(exc, PolicyError),
+            )
+            return False
+        self._loaded = loaded  # one assignment: readers see the old version or the new, whole
+        self._seen, self._seen_error, self.last_error = snapshot.version, None, None
+        logger.info(
+            "policies at %s: now using version %s (was %s)", where, loaded.version, current.version
+        )
+        if loaded.warnings:
+            logger.warning(
+                "policies at %s: version %s has warnings:\n%s",
+                where,
+                loaded.version,
+                "\n".join(f"  {w.render()}" for w in loaded.warnings),
+            )
+        return True
+
+    def reload(self) -> bool:
+        """Check for a new version now, without waiting for the ttl; True if one was swapped
+        in. Never raises for an invalid version or a failed check: both are logged and kept in
+        `last_error`. False at once for a store that has no source to check (`from_sources`, a
+        snapshot, a directory read with drafts)."""
+        if self._source is None:
+            return False
+        return self._check(force=True)
+
+    def snapshot(self) -> PolicyStore:
+        """The version in force as a store that never changes: for reading several policies
+        (a tenant's and its shadows) from one version."""
+        loaded = self._current()
+        store = type(self).__new__(type(self))
+        store._start(loaded, self.fallback_to_default, path=self.path, location=self.location)
+        return store
+
+    # ----------------------------------------------------------------------- reading
+
+    @property
+    def version(self) -> str | None:
+        """The version in force: a digest of the files, an AppConfig version label, or None for a
+        store built from in-memory documents."""
+        return self._current().version
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        """The warnings of the version in force."""
+        return self._current().warnings
 
     @property
     def tenants(self) -> tuple[str, ...]:
         """The tenants that have their own policy file, sorted."""
-        return tuple(sorted(n for n in self._policies if n != DEFAULT_POLICY))
+        return tuple(sorted(n for n in self._current().policies if n != DEFAULT_POLICY))
 
     def get(self, tenant: str) -> Policy:
         """The tenant's policy; `UnknownTenant` if it has no file (unless `fallback_to_default`)."""
         validate_tenant(tenant)
-        policy = self._policies.get(tenant)
+        policies = self._current().policies
+        policy = policies.get(tenant)
         if policy is not None:
             return policy
         if self.fallback_to_default:
-            return self._policies[DEFAULT_POLICY]
-        near = _close(tenant, self.tenants)
+            return policies[DEFAULT_POLICY]
+        tenants = sorted(n for n in policies if n != DEFAULT_POLICY)
+        near = _close(tenant, tenants)
         raise UnknownTenant(
             f"no policy for tenant {tenant!r}" + (f" ({near})" if near else "") + "; this store "
             "does not fall back to default (fallback_to_default=False)"
@@ -1134,9 +1303,13 @@ class PolicyStore:
         For a policy's `shadow` ids, which the store checked when it was built: they always
         exist. Any other id that is not a policy of this store raises `UnknownTenant`.
         """
-        policy = self._policies.get(policy_id)
+        return self._policy_in(self._current(), policy_id)
+
+    @staticmethod
+    def _policy_in(loaded: _Version, policy_id: str) -> Policy:
+        policy = loaded.policies.get(policy_id)
         if policy is None:
-            near = _close(policy_id, self._policies)
+            near = _close(policy_id, loaded.policies)
             raise UnknownTenant(
                 f"no policy {policy_id!r} in this store" + (f" ({near})" if near else "")
             )
@@ -1144,10 +1317,12 @@ class PolicyStore:
 
     def shadows(self, policy: Policy) -> tuple[Policy, ...]:
         """The policies `policy` names under `shadow`, in the order named (its own list only)."""
-        return tuple(self.policy(name) for name in policy.shadow)
+        loaded = self._current()
+        return tuple(self._policy_in(loaded, name) for name in policy.shadow)
 
     def __contains__(self, tenant: object) -> bool:
-        return isinstance(tenant, str) and tenant in self._policies
+        return isinstance(tenant, str) and tenant in self._current().policies
 
     def __iter__(self) -> Iterator[Policy]:
-        return iter(self._policies[n] for n in sorted(self._policies))
+        policies = self._current().policies
+        return iter([policies[n] for n in sorted(policies)])
