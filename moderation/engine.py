@@ -188,8 +188,11 @@ class Engine:
         from moderation.aws.bedrock import BedrockJudge
         from moderation.aws.rekognition import RekognitionDetector
 
-        store = policies or PolicyStore(  # PENDING-LOAD: PolicyStore.load when it lands
-            settings.policies, fallback_to_default=settings.tenant_fallback
+        store = policies or PolicyStore.load(
+            settings.policies,
+            ttl=settings.policies_ttl,
+            fallback_to_default=settings.tenant_fallback,
+            region=settings.region,
         )
         sink = audit
         if sink is None:
@@ -241,7 +244,10 @@ class Engine:
         """
         ctx = check_context(dict(context or {}))
         clock = _Clock(self._timer)
-        policy = self.policies.get(tenant)
+        # One version of the policies for the whole decision (a reloading store may swap versions
+        # meanwhile): the tenant's policy and its shadows come from the same one.
+        view = self.policies.snapshot()
+        policy = view.get(tenant)
         clock.lap("policy")
         prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
@@ -264,6 +270,7 @@ class Engine:
                 decided_by=DecidedBy.FALLBACK,
                 reasons=(f"detector failed ({error}); policy on_detector_error=review",),
                 error=str(error),
+                store=view,
             )  # fmt: skip
         clock.lap("detect")
         triage = evaluate(policy, detection)
@@ -278,9 +285,10 @@ class Engine:
                 detection=detection,
                 triage=triage,
                 detector_calls=calls,
+                store=view,
             )  # fmt: skip
         return self._escalate(
-            tenant, ctx, policy, seen_in, identity, clock, detection, triage, calls
+            tenant, ctx, policy, seen_in, identity, clock, detection, triage, calls, view
         )
 
     def moderate_many(
@@ -467,6 +475,7 @@ class Engine:
         detection: Detection,
         triage: Triage,
         calls: int,
+        view: PolicyStore,
     ) -> Decision:
         escalated = triage.at(Band.ESCALATE)
         # For an animation, the frame in which the most confident borderline label was seen.
@@ -490,6 +499,7 @@ class Engine:
                 escalation=escalation,
                 error=escalation.error,
                 detector_calls=calls,
+                store=view,
             )  # fmt: skip
 
         if settings.judge == "none":
@@ -574,6 +584,7 @@ class Engine:
         escalation: Escalation | None = None,
         error: str | None = None,
         detector_calls: int = 0,
+        store: PolicyStore | None = None,
     ) -> Decision:
         # The store hands out the default policy for an unknown tenant only when it was built to;
         # the record says so, first (reasons run from context to the one that decided).
@@ -599,7 +610,9 @@ class Engine:
             # Only a verdict the live decision acted on is reused: a failed or refused call, a
             # skipped one, or none at all leaves an escalating shadow undecided.
             verdict = escalation.verdict if escalation and decided_by is DecidedBy.JUDGE else None
-            shadow = self._shadows(policy, detection, identity.n_frames, verdict)
+            shadow = self._shadows(
+                store or self.policies, policy, detection, identity.n_frames, verdict
+            )
             clock.lap("shadow")
         # Each call the detector made is billed; a cached answer cost nothing this time.
         billed = detection is not None and detection.provider == "rekognition"
@@ -636,7 +649,12 @@ class Engine:
         return decision
 
     def _shadows(
-        self, policy: Policy, detection: Detection, n_frames: int, verdict: Verdict | None
+        self,
+        store: PolicyStore,
+        policy: Policy,
+        detection: Detection,
+        n_frames: int,
+        verdict: Verdict | None,
     ) -> tuple[ShadowResult, ...]:
         """What each of `policy`'s shadow policies would have said, in the order it names them.
 
@@ -646,9 +664,7 @@ class Engine:
         results: list[ShadowResult] = []
         for name in policy.shadow:
             try:
-                results.append(
-                    _shadow(self.policies.policy(name), policy, detection, n_frames, verdict)
-                )
+                results.append(_shadow(store.policy(name), policy, detection, n_frames, verdict))
             except Exception:
                 _log.exception(
                     "shadow policy %r of policy %r could not be evaluated; left out of the record",
