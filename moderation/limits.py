@@ -43,10 +43,14 @@ DEFAULT_BURST_SECONDS: Final = 0.1
 #: adaptive retry mode uses the same factor, as TCP CUBIC does).
 DEFAULT_DECREASE: Final = 0.7
 
-#: Additive increase: per second of throttle-free successes the rate grows by this fraction of
-#: the maximum rate. After one decrease (to 70 %) the full rate is back in 3 s; from the floor
-#: (5 %) in 9.5 s. Slow enough that a rate just over a server's quota is found again gradually,
-#: fast enough that one unlucky throttle costs seconds of capacity, not minutes.
+#: Additive increase: for every `recovery_window` (`per`, and at least one second) of
+#: throttle-free time, successes raise the rate by this fraction of the maximum rate. For a quota
+#: per second, the full rate is back 3 s after one decrease (to 70 %) and 9.5 s after the floor
+#: (5 %): one unlucky throttle costs seconds of capacity, not minutes, and a rate just over the
+#: quota is approached gradually. For a quota per minute it takes minutes, because a server that
+#: counts per minute remembers a burst for that long: creeping back within seconds re-triggers it
+#: (simulated, a client configured at twice a 20-per-minute quota has 38 % of its requests
+#: throttled when it recovers per second, 3 % when it recovers per minute).
 DEFAULT_RECOVERY: Final = 0.1
 
 #: The floor, as a fraction of the maximum rate: however many throttles, some requests still go,
@@ -101,7 +105,8 @@ class RateLimiter:
     Adapting: `throttled()` multiplies the rate by `decrease` (default 0.7), at most once per
     `cooldown` seconds (default 1 s: see `DEFAULT_COOLDOWN`), never below `min_rate` (default 5 %
     of `rate`). `succeeded()` adds `recovery * rate` (default a tenth of the full rate) per
-    second of throttle-free time since the last throttle or the last success, never above `rate`.
+    `recovery_window` (`max(1 s, per)`) of throttle-free time since the last throttle or the last
+    success, never above `rate` (see `DEFAULT_RECOVERY`).
 
     `clock` must be monotonic and `sleep(s)` must let at least `s` seconds of it pass; a `sleep`
     after which `clock` has not moved at all (a test's frozen clock) ends the wait rather than
@@ -141,7 +146,9 @@ class RateLimiter:
                 f" the rate on a throttle, e.g. 0.7), got {decrease!r}"
             )
         self._decrease = float(decrease)
-        self._recovery = _positive("recovery", recovery, "a fraction of rate per second, e.g. 0.1")
+        self._recovery = _positive(
+            "recovery", recovery, "a fraction of rate per recovery window, e.g. 0.1"
+        )
         if not _real(cooldown) or not 0.0 <= cooldown < math.inf:
             raise ValueError(f"cooldown must be a finite number of seconds >= 0, got {cooldown!r}")
         self._cooldown = float(cooldown)
@@ -185,6 +192,11 @@ class RateLimiter:
     def burst(self) -> float:
         """How many requests may go at once after a quiet spell (the bucket's capacity)."""
         return self._burst
+
+    @property
+    def recovery_window(self) -> float:
+        """Seconds of throttle-free time in which the rate recovers `recovery * max_rate`."""
+        return max(1.0, self.per)
 
     @property
     def cooldown(self) -> float:
@@ -237,7 +249,7 @@ class RateLimiter:
             self._succeeded += 1
             if self._rate < self._max:
                 self._refill(now)
-                calm = max(0.0, now - self._calm_since)
+                calm = max(0.0, now - self._calm_since) / self.recovery_window
                 self._rate = min(self._max, self._rate + self._recovery * self._max * calm)
             self._calm_since = max(self._calm_since, now)
 
