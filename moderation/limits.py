@@ -28,6 +28,7 @@ __all__ = [
     "DEFAULT_DECREASE",
     "DEFAULT_MIN_FRACTION",
     "DEFAULT_RECOVERY",
+    "THROTTLE_CODES",
     "LimiterStats",
     "RateLimiter",
 ]
@@ -66,6 +67,29 @@ DEFAULT_MIN_FRACTION: Final = 0.05
 #: spaces requests `per / rate` apart (and the default burst is then one request), so each throttle
 #: is a request of its own; a longer cooldown would only slow the reaction down.
 DEFAULT_COOLDOWN: Final = 1.0
+
+#: Error codes with which AWS services say "too many requests": the codes botocore's retry modes
+#: treat as throttling (S3's SlowDown, DynamoDB's ProvisionedThroughputExceededException, EC2's
+#: RequestLimitExceeded, Rekognition's and Bedrock's ThrottlingException, ...). An error with one
+#: of these codes is what to report to `RateLimiter.throttled()`.
+THROTTLE_CODES: Final = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "TransactionInProgressException",
+        "RequestLimitExceeded",
+        "BandwidthLimitExceeded",
+        "LimitExceededException",
+        "RequestThrottled",
+        "SlowDown",
+        "PriorRequestNotComplete",
+        "EC2ThrottledException",
+    }
+)
 
 # A ticket this close to its time goes: float sums of refills need not land exactly on it.
 _EPSILON: Final = 1e-9
@@ -139,7 +163,7 @@ class RateLimiter:
         floor = DEFAULT_MIN_FRACTION * max_rate if min_rate is None else min_rate
         self._min = _positive("min_rate", floor, f"requests per {self.per:g} s")
         if self._min > max_rate:
-            raise ValueError(f"min_rate ({min_rate!r}) must not be above rate ({rate!r})")
+            raise ValueError(f"min_rate must not be above rate ({rate!r}), got {min_rate!r}")
         if not _real(decrease) or not 0.0 < decrease < 1.0:
             raise ValueError(
                 f"decrease must be a number between 0 and 1 (exclusive; the factor applied to"

@@ -43,7 +43,7 @@ from botocore.exceptions import (
 )
 
 from moderation._retry import RetryPolicy, call_with_retries
-from moderation.limits import RateLimiter
+from moderation.limits import THROTTLE_CODES, RateLimiter
 
 __all__ = [
     "CONNECTION_ERRORS",
@@ -96,28 +96,6 @@ CONNECTION_ERRORS: Final[tuple[type[BotoCoreError], ...]] = (
     ConnectTimeoutError,
 )
 
-
-#: Error codes with which AWS services say "too many requests" (the codes botocore's retry modes
-#: treat as throttling): S3's SlowDown, DynamoDB's ProvisionedThroughputExceededException, EC2's
-#: RequestLimitExceeded, Rekognition's and Bedrock's ThrottlingException, ...
-THROTTLE_CODES: Final = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "RequestThrottledException",
-        "TooManyRequestsException",
-        "ProvisionedThroughputExceededException",
-        "TransactionInProgressException",
-        "RequestLimitExceeded",
-        "BandwidthLimitExceeded",
-        "LimitExceededException",
-        "RequestThrottled",
-        "SlowDown",
-        "PriorRequestNotComplete",
-        "EC2ThrottledException",
-    }
-)
 
 # A 429 that is not about the request rate: Bedrock's model is still loading (an imported model
 # scaled to zero). Slowing down would not help, so it does not lower a limiter's rate.
