@@ -10,11 +10,20 @@ subclass names its service and timeouts, says which failures are worth another a
 any failure into the library's own error. Whatever botocore raises (including its parser's own
 failures on a garbled body, which are not `BotoCoreError`s), a transport raises only the error
 its port promises.
+
+Every request counts against a service quota, retries included, so the rate limiter a transport
+is given (`AWSTransport.limiter`, a `moderation.limits.RateLimiter` shared by every thread) is
+consulted before each attempt, and told whether the service throttled it. And a client shared by
+many threads needs a connection pool as large as their number (`AWSTransport.ensure_pool`):
+botocore's default pool holds 10, and a thread beyond that opens a new connection for each request
+and throws it away.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,11 +43,14 @@ from botocore.exceptions import (
 )
 
 from moderation._retry import RetryPolicy, call_with_retries
+from moderation.limits import THROTTLE_CODES, RateLimiter
 
 __all__ = [
     "CONNECTION_ERRORS",
+    "DEFAULT_POOL_CONNECTIONS",
     "NO_BOTOCORE_RETRIES",
     "NO_REGION_HINT",
+    "THROTTLE_CODES",
     "TRANSIENT_STATUS_CODES",
     "AWSTransport",
     "Attempted",
@@ -48,6 +60,7 @@ __all__ = [
     "client_retries_itself",
     "error_code",
     "http_status",
+    "is_throttle",
     "plural_attempts",
     "requests_sent",
     "requests_sent_before",
@@ -55,6 +68,11 @@ __all__ = [
 ]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("moderation.aws")
+
+#: botocore's own default size of a client's connection pool.
+DEFAULT_POOL_CONNECTIONS: Final = 10
 
 NO_REGION_HINT = (
     "no AWS region: set MODERATION_REGION, AWS_REGION or AWS_DEFAULT_REGION (or a region in the"
@@ -77,6 +95,20 @@ CONNECTION_ERRORS: Final[tuple[type[BotoCoreError], ...]] = (
     ReadTimeoutError,
     ConnectTimeoutError,
 )
+
+
+# A 429 that is not about the request rate: Bedrock's model is still loading (an imported model
+# scaled to zero). Slowing down would not help, so it does not lower a limiter's rate.
+_NOT_THROTTLES: Final = frozenset({"ModelNotReadyException"})
+
+
+def is_throttle(exc: BaseException) -> bool:
+    """Whether `exc` is the service refusing a request for the rate: a code in THROTTLE_CODES,
+    or an HTTP 429 (except Bedrock's ModelNotReadyException: the model is loading)."""
+    code = error_code(exc)
+    if code in THROTTLE_CODES:
+        return True
+    return http_status(exc) == 429 and code not in _NOT_THROTTLES
 
 
 def http_status(exc: BaseException) -> int | None:
@@ -156,12 +188,18 @@ def aws_client(
     read_timeout: float,
     retry: RetryPolicy | None,
     failure: Callable[[str], Exception],
+    max_pool_connections: int = DEFAULT_POOL_CONNECTIONS,
 ) -> tuple[Any, RetryPolicy]:
     """The client an adapter uses and the retry policy that goes with it: one retry owner.
 
     An injected client is used as it is; if it retries by itself we make one attempt. A client
-    built here has botocore's retries off and tenacity owns them.
+    built here has botocore's retries off and tenacity owns them, and a connection pool of
+    `max_pool_connections` (botocore's default, 10, unless more threads share the client).
     """
+    if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
+        raise TypeError(f"max_pool_connections must be an int, got {max_pool_connections!r}")
+    if max_pool_connections < 1:
+        raise ValueError(f"max_pool_connections must be at least 1, got {max_pool_connections}")
     policy = retry if retry is not None else RetryPolicy()
     if client is not None:
         if session is not None or region is not None:
@@ -177,6 +215,7 @@ def aws_client(
         connect_timeout=connect_timeout,
         read_timeout=read_timeout,
         user_agent_extra=f"moderation/{__version__}",
+        max_pool_connections=max_pool_connections,
     )
     session = session or boto3.Session()
     if region is None and session.region_name is None:
@@ -205,7 +244,17 @@ class AWSTransport:
     """One AWS client, its retry owner, and the translation of every failure into our errors.
 
     Subclasses set `service`, the default timeouts, `retryable(exc)` and `translate(exc,
-    operation, requests)`; they call `self.invoke(operation, fn)` for every request.
+    operation, requests)`; they call `self.invoke(operation, fn)` for every request, and reach
+    the client through `self._client` (or the `client` property) inside `fn`, never a copy of it:
+    `ensure_pool` may swap it for a larger-pooled one.
+
+    With a `limiter` set, every attempt (retries included) first waits for the limiter's
+    permission, and reports the outcome: a throttle (`is_throttle`) lowers the limiter's rate, a
+    success lets it recover; other failures say nothing about the rate. A client that retries by
+    itself (an injected one with botocore's retries on) sends its retries unseen by the limiter:
+    give such a transport a client with `retries={"total_max_attempts": 1}` to count them all.
+
+    Safe to share between threads.
     """
 
     service: ClassVar[str]
@@ -226,6 +275,8 @@ class AWSTransport:
         read = self.default_read_timeout if read_timeout is None else read_timeout
         if connect <= 0 or read <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
+        if client is None and session is None:
+            session = boto3.Session()  # kept: a larger pool is built from the same session
         self._client, self._retry = aws_client(
             self.service,
             client=client,
@@ -237,6 +288,17 @@ class AWSTransport:
             failure=self.failure,
         )
         self._owns_retries = client is None or not client_retries_itself(client)
+        self._built = client is None
+        # What rebuilding the client with a larger pool needs: the same session, the region it
+        # resolved to, the same timeouts.
+        self._session = session
+        self._region = getattr(getattr(self._client, "meta", None), "region_name", None) or region
+        self._timeouts = (connect, read)
+        self._pool_lock = threading.Lock()
+        self._pool_warned = 0  # the largest worker count already warned about (injected client)
+        self._limiter: RateLimiter | None = None
+        self._count_lock = threading.Lock()
+        self._throttles = 0
 
     @property
     def client(self) -> Any:
@@ -252,6 +314,87 @@ class AWSTransport:
     def owns_retries(self) -> bool:
         """True when this transport retries (tenacity); False when the injected client does."""
         return self._owns_retries
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        """The rate limiter every attempt waits for (None: no limit). Share one between all the
+        transports and threads that spend the same quota."""
+        return self._limiter
+
+    @limiter.setter
+    def limiter(self, limiter: RateLimiter | None) -> None:
+        if limiter is not None and not isinstance(limiter, RateLimiter):
+            raise TypeError(
+                f"{self.service}: limiter must be a moderation.limits.RateLimiter or None,"
+                f" got {type(limiter).__name__}"
+            )
+        self._limiter = limiter
+
+    @property
+    def throttles(self) -> int:
+        """How many attempts the service throttled (`is_throttle`), limiter or not."""
+        with self._count_lock:
+            return self._throttles
+
+    @property
+    def pool_size(self) -> int | None:
+        """The client's connection pool size (`max_pool_connections`); None when it cannot tell
+        (a stand-in client without botocore's `meta.config`)."""
+        config = getattr(getattr(self._client, "meta", None), "config", None)
+        size = getattr(config, "max_pool_connections", None)
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
+
+    def ensure_pool(self, n: int) -> bool:
+        """Make the connection pool hold at least `n` connections, for `n` threads sharing this
+        transport; True when the client was rebuilt for it.
+
+        A client built here whose pool is smaller is rebuilt (same session, region, timeouts,
+        retries off, user agent) with `max_pool_connections=n` and swapped in; requests already
+        under way finish on the old one. An injected client is never rebuilt: if its pool is
+        smaller, one warning on the `moderation.aws` logger says so, and this returns False.
+        Best called once, before the threads start.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"ensure_pool needs a number of workers >= 1, got {n!r}")
+        with self._pool_lock:
+            size = self.pool_size
+            if size is not None and size >= n:
+                return False
+            if not self._built:
+                if size is None:
+                    logger.debug(
+                        "%s: cannot tell the connection pool size of the injected client %r",
+                        self.service,
+                        self._client,
+                    )
+                elif n > self._pool_warned:
+                    self._pool_warned = n
+                    logger.warning(
+                        "%s: the injected client's connection pool holds %d connections, fewer"
+                        " than the %d workers that share it: the workers beyond %d open a new"
+                        " connection for every request. Build the client with"
+                        " botocore.config.Config(max_pool_connections=%d), or let the library"
+                        " build it",
+                        self.service,
+                        size,
+                        n,
+                        size,
+                        n,
+                    )
+                return False
+            connect, read = self._timeouts
+            self._client, _ = aws_client(
+                self.service,
+                client=None,
+                session=self._session,
+                region=self._region,
+                connect_timeout=connect,
+                read_timeout=read,
+                retry=self._retry,
+                failure=self.failure,
+                max_pool_connections=n,
+            )
+            return True
 
     def failure(self, message: str) -> Exception:
         """This transport's own error for `message` (the client cannot be built, a bug in
@@ -272,12 +415,28 @@ class AWSTransport:
         """Call `fn` under the retry policy; every failure leaves as `translate(...)`.
 
         `context` (what the call was about: an image, a model id) is handed to `translate`.
+        Each attempt first waits for the limiter, if one is set; the time waited is not part of
+        the latency.
         """
         started = [0.0]
 
         def attempt() -> T:
+            limiter = self._limiter
+            if limiter is not None:
+                limiter.acquire()
             started[0] = time.perf_counter()
-            return fn()
+            try:
+                value = fn()
+            except Exception as exc:
+                if is_throttle(exc):
+                    with self._count_lock:
+                        self._throttles += 1
+                    if limiter is not None:
+                        limiter.throttled()
+                raise
+            if limiter is not None:
+                limiter.succeeded()
+            return value
 
         try:
             value, attempts = call_with_retries(

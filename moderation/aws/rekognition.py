@@ -101,7 +101,12 @@ class RekognitionDetector(AWSTransport):
     `Detection.latency_ms` is the wall time (`time.perf_counter`) of the successful attempt only:
     backoff sleeps and failed attempts are not counted.
 
-    Safe to share between threads (boto3 clients are; the detector holds no mutable state).
+    With a `limiter` (a `moderation.limits.RateLimiter`), every attempt waits for its permission
+    and throttles lower its rate; `ensure_pool(n)` widens a built client's connection pool for `n`
+    threads (see `AWSTransport`).
+
+    Safe to share between threads (boto3 clients are; the limiter, the throttle count and the
+    client swap of `ensure_pool` are thread-safe).
     """
 
     service = "rekognition"
