@@ -183,27 +183,28 @@ def test_amoderate_leaves_the_event_loop_free_while_the_detector_works() -> None
 
 
 class CountingLimiter(RateLimiter):
-    """Counts what the engine charges it; never waits."""
+    """Counts what the engine charges it; never waits. (Its own attribute names, so as not to
+    touch the real limiter's state.)"""
 
     def __init__(self) -> None:
         super().__init__(1000.0, name="counting")
-        self._lock = threading.Lock()
-        self.acquired = 0
-        self.throttles = 0
-        self.successes = 0
+        self._count_lock = threading.Lock()
+        self.n_acquired = 0
+        self.n_throttled = 0
+        self.n_succeeded = 0
 
     def acquire(self) -> float:
-        with self._lock:
-            self.acquired += 1
+        with self._count_lock:
+            self.n_acquired += 1
         return 0.0
 
     def throttled(self) -> None:
-        with self._lock:
-            self.throttles += 1
+        with self._count_lock:
+            self.n_throttled += 1
 
     def succeeded(self) -> None:
-        with self._lock:
-            self.successes += 1
+        with self._count_lock:
+            self.n_succeeded += 1
 
 
 class Concurrency:
@@ -252,7 +253,7 @@ def test_a_thousand_concurrent_calls_share_one_limiter_and_the_engine_threads() 
         engine.close()
     assert [d.context["n"] for d in decisions] == list(range(1000))
     assert {d.outcome for d in decisions} == {Outcome.APPROVED}
-    assert (limiter.acquired, limiter.successes, limiter.throttles) == (1000, 1000, 0)
+    assert (limiter.n_acquired, limiter.n_succeeded, limiter.n_throttled) == (1000, 1000, 0)
     assert detector.calls == 1000
     # Every call ran on one of the engine's `workers` threads, all of them at once at the start.
     assert len(detector.threads) == workers

@@ -393,27 +393,28 @@ def test_one_image_instead_of_an_iterable_is_refused_when_called(images: Any) ->
 
 
 class CountingLimiter(RateLimiter):
-    """Counts what the engine charges it; never waits."""
+    """Counts what the engine charges it; never waits. (Its own attribute names, so as not to
+    touch the real limiter's state.)"""
 
     def __init__(self) -> None:
         super().__init__(1000.0, name="counting")
-        self._lock = threading.Lock()
-        self.acquired = 0
-        self.throttles = 0
-        self.successes = 0
+        self._count_lock = threading.Lock()
+        self.n_acquired = 0
+        self.n_throttled = 0
+        self.n_succeeded = 0
 
     def acquire(self) -> float:
-        with self._lock:
-            self.acquired += 1
+        with self._count_lock:
+            self.n_acquired += 1
         return 0.0
 
     def throttled(self) -> None:
-        with self._lock:
-            self.throttles += 1
+        with self._count_lock:
+            self.n_throttled += 1
 
     def succeeded(self) -> None:
-        with self._lock:
-            self.successes += 1
+        with self._count_lock:
+            self.n_succeeded += 1
 
 
 def test_every_thread_of_a_batch_is_charged_to_the_engine_limiter() -> None:
@@ -430,4 +431,4 @@ def test_every_thread_of_a_batch_is_charged_to_the_engine_limiter() -> None:
     items = list(engine.moderate_many(IMAGES[:12], max_workers=4))
     assert engine.rekognition_limiter is limiter
     assert sorted(item.index for item in items if not item.ok) == [3, 5, 7]
-    assert (limiter.acquired, limiter.successes, limiter.throttles) == (12, 9, 2)
+    assert (limiter.n_acquired, limiter.n_succeeded, limiter.n_throttled) == (12, 9, 2)

@@ -91,7 +91,7 @@ def make_engine(detector: Any, cache: Any = "memory", **kwargs: Any) -> Engine:
         POLICIES,
         detector,
         audit=InMemoryAuditLog(),
-        cache=MemoryDetectionCache() if cache == "memory" else cache,
+        cache=MemoryDetectionCache(1000) if cache == "memory" else cache,
         now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
         **kwargs,
     )
@@ -286,7 +286,7 @@ def test_a_failure_under_on_detector_error_review_is_not_cached_either() -> None
         {"default": "on_detector_error: review\ndefault: {reject: 90}\nescalation: {judge: none}\n"}
     )
     detector = Counting(DetectorError("timeout"))
-    engine = Engine(store, detector, audit=InMemoryAuditLog(), cache=MemoryDetectionCache())
+    engine = Engine(store, detector, audit=InMemoryAuditLog(), cache=MemoryDetectionCache(1000))
     assert engine.moderate(IMAGE).outcome is Outcome.REVIEW
     detector.answer = CLEAN
     decision = engine.moderate(IMAGE)
