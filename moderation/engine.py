@@ -431,13 +431,9 @@ class Engine:
             min_confidence=policy.min_confidence,
             max_frames=1,  # per call: each frame is its own image here
         )
-        try:
-            hit = cache.get(key)
-        except Exception:
-            _log.warning("detection cache %s: lookup failed; detecting", cache.name, exc_info=True)
-            hit = None
-        if hit is not None:
-            return hit.model_copy(update={"cached": True}), False
+        # One caller per key at a time (the leader): the others wait for its answer. The leader
+        # looks in the cache only once it leads, and stores before it lets go of the key, so a
+        # caller arriving just after a leader finished finds the answer instead of calling again.
         with self._inflight_lock:
             leader = self._inflight.get(key)
             if leader is None:
@@ -449,19 +445,33 @@ class Engine:
             except Exception:  # the other call failed: this one tries for itself
                 return self.detector.detect(image, min_confidence=policy.min_confidence), True
         try:
-            detection = self.detector.detect(image, min_confidence=policy.min_confidence)
+            try:
+                hit = cache.get(key)
+            except Exception:
+                _log.warning(
+                    "detection cache %s: lookup failed; detecting", cache.name, exc_info=True
+                )
+                hit = None
+            detection = (
+                hit
+                if hit is not None
+                else self.detector.detect(image, min_confidence=policy.min_confidence)
+            )
         except BaseException as exc:
             mine.set_exception(exc)
             raise
         else:
             mine.set_result(detection)
+            if hit is None:
+                try:
+                    cache.put(key, detection)
+                except Exception:
+                    _log.warning("detection cache %s: store failed", cache.name, exc_info=True)
         finally:
             with self._inflight_lock:
                 del self._inflight[key]
-        try:
-            cache.put(key, detection)
-        except Exception:
-            _log.warning("detection cache %s: store failed", cache.name, exc_info=True)
+        if hit is not None:
+            return hit.model_copy(update={"cached": True}), False
         return detection, True
 
     def _escalate(
