@@ -140,6 +140,12 @@ class RekognitionDetector(AWSTransport):
         client: RekognitionClient = self._client
         return client
 
+    @property
+    def cache_id(self) -> str:
+        """What makes this detector's answers interchangeable with another's in the detection
+        cache (`moderation.dedupe`): the service, and the custom adapter when one is used."""
+        return f"rekognition:{self._project_version}" if self._project_version else "rekognition"
+
     def retryable(self, exc: BaseException) -> bool:
         """Throttling, 5xx and connection failures (the call is cheap and idempotent)."""
         return _RETRYABLE(exc)
