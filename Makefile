@@ -61,6 +61,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/cold_start.py
 	$(BIN)/python benchmarks/audit.py
 	$(BIN)/python benchmarks/replay.py
+	$(BIN)/python benchmarks/throughput.py
+	$(BIN)/python benchmarks/overhead.py
 
 $(UV):
 	$(PYTHON) -m venv .venv-uv
