@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_COOLDOWN",
     "DEFAULT_DECREASE",
     "DEFAULT_MIN_FRACTION",
+    "DEFAULT_PROBE",
     "DEFAULT_RECOVERY",
     "THROTTLE_CODES",
     "LimiterStats",
@@ -53,6 +54,15 @@ DEFAULT_DECREASE: Final = 0.7
 #: (simulated, a client configured at twice a 20-per-minute quota has 38 % of its requests
 #: throttled when it recovers per second, 3 % when it recovers per minute).
 DEFAULT_RECOVERY: Final = 0.1
+
+#: Near the rate that was last throttled, recovery slows to this fraction of its pace: the quota
+#: is probably there, so the limiter closes in fast (up to 90 % of that rate) and then probes past
+#: it gently, the way TCP CUBIC approaches its last congestion window. A quota enforced with a
+#: bucket of one second absorbs a slow probe for many seconds before it throttles again, so a
+#: client configured at twice the quota settles just under it with few throttles, instead of
+#: overshooting by 10 % of its configured rate every few seconds. Once the rate is 10 % past that
+#: rate without a throttle (the quota rose, or another client left), it recovers at full pace again.
+DEFAULT_PROBE: Final = 0.1
 
 #: The floor, as a fraction of the maximum rate: however many throttles, some requests still go,
 #: so that the limiter keeps learning when the pressure has gone.
@@ -130,7 +140,8 @@ class RateLimiter:
     `cooldown` seconds (default 1 s: see `DEFAULT_COOLDOWN`), never below `min_rate` (default 5 %
     of `rate`). `succeeded()` adds `recovery * rate` (default a tenth of the full rate) per
     `recovery_window` (`max(1 s, per)`) of throttle-free time since the last throttle or the last
-    success, never above `rate` (see `DEFAULT_RECOVERY`).
+    success, never above `rate` (see `DEFAULT_RECOVERY`); a tenth of that between 90 % and 110 %
+    of the rate last throttled at (see `DEFAULT_PROBE`).
 
     `clock` must be monotonic and `sleep(s)` must let at least `s` seconds of it pass; a `sleep`
     after which `clock` has not moved at all (a test's frozen clock) ends the wait rather than
@@ -189,6 +200,7 @@ class RateLimiter:
         self._stamp = now  # when credit was last brought up to date
         self._calm_since = now  # the last throttle, or the last success that raised the rate
         self._quiet_until = -math.inf  # no decrease before this time
+        self._ceiling = math.inf  # the rate last throttled at: recovery slows near it
         self._succeeded = 0
         self._throttles = 0
         self._decreases = 0
@@ -262,6 +274,7 @@ class RateLimiter:
             if now < self._quiet_until:
                 return
             self._refill(now)
+            self._ceiling = self._rate
             self._rate = max(self._min, self._rate * self._decrease)
             self._decreases += 1
             self._quiet_until = now + self._cooldown
@@ -274,7 +287,12 @@ class RateLimiter:
             if self._rate < self._max:
                 self._refill(now)
                 calm = max(0.0, now - self._calm_since) / self.recovery_window
-                self._rate = min(self._max, self._rate + self._recovery * self._max * calm)
+                step = self._recovery * self._max * calm
+                if self._rate >= 1.1 * self._ceiling:
+                    self._ceiling = math.inf  # well past it: the quota has moved
+                elif self._rate >= 0.9 * self._ceiling:
+                    step *= DEFAULT_PROBE
+                self._rate = min(self._max, self._rate + step)
             self._calm_since = max(self._calm_since, now)
 
     def stats(self) -> LimiterStats:

@@ -181,8 +181,41 @@ def test_recovery_is_additive_and_stops_at_max_rate() -> None:
         t.advance(1.0)
         lim.succeeded()
         rates.append(lim.rate)
-    # +10 (a tenth of 100) per throttle-free second, capped at 100.
-    assert rates == [pytest.approx(r) for r in (80.0, 90.0, 100.0, 100.0, 100.0)]
+    # +10 (a tenth of 100) per throttle-free second up to 90 % of the rate last throttled at
+    # (100), then a tenth of that: +1 per second, probing.
+    assert rates == [pytest.approx(r) for r in (80.0, 90.0, 91.0, 92.0, 93.0)]
+    for _ in range(10):
+        t.advance(1.0)
+        lim.succeeded()
+        rates.append(lim.rate)
+    assert rates[-4:] == [100.0] * 4  # 93 + 7: capped at 100, never above
+
+
+def test_well_past_the_rate_last_throttled_at_recovery_is_fast_again() -> None:
+    t = FakeTime()
+    lim = limiter(100, t)
+    lim.throttled()  # 100 -> 70
+    t.advance(1.0)
+    lim.throttled()  # 70 -> 49: the rate last throttled at is now 70
+    rates = []
+    for _ in range(5):
+        t.advance(1.0)
+        lim.succeeded()
+        rates.append(lim.rate)
+    # +10 to 59 and 69 (under 63 = 90 % of 70, then over), +1 to 70 ... 77 >= 77 = 110 % of 70:
+    # from there the quota has moved, +10 a second again.
+    assert rates == [pytest.approx(r) for r in (59.0, 69.0, 70.0, 71.0, 72.0)]
+    for _ in range(5):
+        t.advance(1.0)
+        lim.succeeded()
+        rates.append(lim.rate)
+    assert rates[5:] == [pytest.approx(r) for r in (73.0, 74.0, 75.0, 76.0, 77.0)]
+    t.advance(1.0)
+    lim.succeeded()
+    assert lim.rate == pytest.approx(87.0)  # at 77 (110 %) the ceiling is forgotten: +10
+    t.advance(1.0)
+    lim.succeeded()
+    assert lim.rate == pytest.approx(97.0)
 
 
 def test_recovery_counts_only_throttle_free_time() -> None:
@@ -209,17 +242,17 @@ def test_back_to_max_rate_from_the_floor_and_never_above() -> None:
         t.advance(1.0)
     assert lim.rate == 5.0
     assert lim.stats().decreases == 12
-    # Successes every 0.1 s from the last throttle (at t=11, now t=12): +1 each.
-    # 5 -> 100 needs 95 of them: 9.5 s after the throttle, i.e. 8.5 s after now.
-    lim.succeeded()  # one second of calm: 15
-    assert lim.rate == pytest.approx(15.0)
+    # The floor is the rate last throttled at, so the first second of calm (t=11 to 12) probes:
+    # +1. From 6 (past 110 % of 5) successes every 0.1 s add +1 each.
+    lim.succeeded()
+    assert lim.rate == pytest.approx(6.0)
     seen = []
     for _ in range(120):
         t.advance(0.1)
         lim.succeeded()
         seen.append(lim.rate)
-    assert seen[83] == pytest.approx(99.0)  # 15 + 84 x 1
-    assert seen[84] == pytest.approx(100.0)
+    assert seen[92] == pytest.approx(99.0)  # 6 + 93 x 1
+    assert seen[93] == pytest.approx(100.0)
     assert max(seen) == 100.0
     assert seen[-1] == 100.0
 
