@@ -214,12 +214,8 @@ def test_inputs_that_cannot_be_used_are_usage_errors_before_anything_runs(
 
 
 def test_parse_args_tells_objects_from_prefixes_by_the_trailing_slash(tmp_path: Path):
-    assert [a.kind for a in parse_args(["s3://b/k.jpg", "s3://b/photos/", "s3://b", "s3://b/"])] == [
-        "object",
-        "prefix",
-        "prefix",
-        "prefix",
-    ]
+    given = ["s3://b/k.jpg", "s3://b/photos/", "s3://b", "s3://b/"]
+    assert [a.kind for a in parse_args(given)] == ["object", "prefix", "prefix", "prefix"]
     assert parse_args(["s3://b/dir/?versionId=3"])[0].kind == "object"
     assert parse_args([str(tmp_path), f"@{os.devnull}"]) == [
         Arg(str(tmp_path), "dir"),
@@ -263,9 +259,7 @@ def test_an_s3_prefix_is_every_object_under_it(s3: Any, recordings: Path):
         "s3://uploads/photos: error: s3 object not found: s3://uploads/photos (for every object "
         "under a prefix, end it with /: s3://uploads/photos/)"
     ) in result.stderr
-    assert "  errors: 2 (ImageSourceError (NoSuchBucket) 1, InvalidImage 1)" in lines(
-        result.stderr
-    )
+    assert "  errors: 2 (ImageSourceError (NoSuchBucket) 1, InvalidImage 1)" in lines(result.stderr)
     assert result.exit_code == 3
 
 
@@ -339,9 +333,8 @@ def test_a_second_run_decides_only_the_new_inputs_and_a_policy_change_decides_al
     assert sorted(outcome_of(line)[0] for line in lines(second.stdout)) == [
         str(folder / f"img-{i}.png") for i in range(5, 8)
     ]
-    assert (
-        f"  skipped: 5 already decided in {audit} under the same policy (5 approved)"
-        in lines(second.stderr)
+    assert f"  skipped: 5 already decided in {audit} under the same policy (5 approved)" in lines(
+        second.stderr
     )
     # AND a file whose content changed is decided again (its sha256 is another)
     (folder / "img-0.png").write_bytes(new_png(9))
