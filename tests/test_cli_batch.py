@@ -543,6 +543,12 @@ def test_progress_line_shows_done_total_rate_eta_and_counts_and_redraws_at_most_
     assert stream.getvalue().endswith("\r\x1b[Ka line\n\r\x1b[K" + progress.text())
     progress.finish()
     assert stream.getvalue().endswith(progress.text() + "\n")
+    # skipped inputs count as done, not in the rate, and are shown apart from this run's counts
+    # (2.2 s have passed: 4 / 2.2 = 1.8 images/s, and 5 to go take 2.75 s)
+    tally.skip(Outcome.APPROVED)
+    assert progress.text() == (
+        "5/10 50%  1.8 images/s  ETA 2.75s  approved 2  rejected 1  review 0  errors 1  skipped 1"
+    )
     # a narrow terminal gets the line cut, never wrapped
     narrow = ProgressLine(io.StringIO(), tally, clock=clock, width=lambda: 30)
     narrow.update()

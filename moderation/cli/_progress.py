@@ -163,10 +163,12 @@ class Tally:
         return 0
 
     def counts(self) -> str:
-        """`approved 3  rejected 1  review 0  errors 2` (and `skipped N` when some were)."""
+        """`approved 3  rejected 1  review 0  errors 2`: this run's, and `skipped N` when some
+        inputs were already decided."""
         text = (
-            f"approved {self.count(Outcome.APPROVED)}  rejected {self.count(Outcome.REJECTED)}  "
-            f"review {self.count(Outcome.REVIEW)}  errors {sum(self.errors.values())}"
+            f"approved {self.outcomes[Outcome.APPROVED]}  rejected "
+            f"{self.outcomes[Outcome.REJECTED]}  review {self.outcomes[Outcome.REVIEW]}  "
+            f"errors {sum(self.errors.values())}"
         )
         n_skipped = sum(self.skipped.values())
         return text + (f"  skipped {n_skipped}" if n_skipped else "")
@@ -203,7 +205,8 @@ class Tally:
             lines.append(f"  escalated: {escalated} ({', '.join(parts)})")
         n_errors = sum(self.errors.values())
         if n_errors:
-            kinds = ", ".join(f"{kind} {n}" for kind, n in self.errors.most_common())
+            by_count = sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))
+            kinds = ", ".join(f"{kind} {n}" for kind, n in by_count)
             lines.append(f"  errors: {n_errors} ({kinds})")
         else:
             lines.append("  errors: 0")
