@@ -372,39 +372,42 @@ def test_a_run_interrupted_half_way_continues_where_it_stopped(
     tmp_path: Path, recordings: Path, monkeypatch: pytest.MonkeyPatch
 ):
     audit = tmp_path / "audit.jsonl"
-    paths = write_images(tmp_path / "in", range(6))
-    # GIVEN a run that is interrupted (Ctrl-C) while the 4th image is moderated
-    real = RecordedDetector.detect
-    stop_at = hashlib.sha256(new_png(3)).hexdigest()
+    paths = write_images(tmp_path / "in", range(8))
+    # GIVEN a run that is interrupted (Ctrl-C reaches the main thread) as the 3rd result comes
+    real = check_module._Run.decided
+    seen: list[str] = []
 
-    def interrupted(self: RecordedDetector, image: Any, *, min_confidence: float) -> Any:
-        if image.sha256 == stop_at:
+    def interrupted(self: Any, source: str, decision: Decision) -> None:
+        seen.append(source)
+        if len(seen) == 3:
             raise KeyboardInterrupt
-        return real(self, image, min_confidence=min_confidence)
+        real(self, source, decision)
 
-    monkeypatch.setattr(RecordedDetector, "detect", interrupted)
-    first = offline(
-        recordings, *map(str, paths), "--audit", str(audit), "--workers", "1", "--ordered"
-    )
-    # THEN it stops with 130 and says how to continue; the log has the three before it (and the
-    # one the worker had already started, if it had: running images finish and are audited)
+    monkeypatch.setattr(check_module._Run, "decided", interrupted)
+    args = [*map(str, paths), "--audit", str(audit), "--workers", "1", "--ordered"]
+    first = offline(recordings, *args)
+    # THEN it stops with 130, counts what it reported, and says how to continue
     assert first.exit_code == 130
-    assert lines(first.stderr)[0].startswith("interrupted: 3 inputs in ")
+    assert [outcome_of(line) for line in lines(first.stdout)] == [
+        (str(paths[0]), "approved"),
+        (str(paths[1]), "approved"),
+    ]
+    assert lines(first.stderr)[0].startswith("interrupted: 2 inputs in ")
     assert "with a file --audit log, the same command continues" in first.stderr
+    # AND the images not yet started were not moderated; those started finished and are audited
     decided_first = len(list(decisions(audit)))
-    assert decided_first in (3, 4)
+    assert 3 <= decided_first < 8
     # WHEN the same command runs again
-    monkeypatch.setattr(RecordedDetector, "detect", real)
-    second = offline(
-        recordings, *map(str, paths), "--audit", str(audit), "--workers", "1", "--ordered"
-    )
+    monkeypatch.setattr(check_module._Run, "decided", real)
+    second = offline(recordings, *args)
     # THEN it decides the others only: every image is in the log exactly once
     assert second.exit_code == 0
-    printed = [outcome_of(line)[0] for line in lines(second.stdout)]
-    assert printed[0] == str(paths[3]) and len(printed) == 6 - decided_first
+    assert [outcome_of(line)[0] for line in lines(second.stdout)] == list(
+        map(str, paths[decided_first:])
+    )
     assert f"  skipped: {decided_first} already decided in" in second.stderr
     logged = sorted(d.image.sha256 or "" for d in decisions(audit))
-    assert logged == sorted(hashlib.sha256(new_png(i)).hexdigest() for i in range(6))
+    assert logged == sorted(hashlib.sha256(new_png(i)).hexdigest() for i in range(8))
 
 
 def test_s3_objects_resume_by_bucket_key_and_etag(
@@ -621,25 +624,21 @@ def test_on_a_terminal_a_progress_line_is_redrawn_and_the_summary_follows_it(tmp
     )
 
 
-def test_on_a_terminal_only_images_that_are_not_approved_are_listed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-):
-    # GIVEN stdout and stderr both on a pseudo-terminal (in this process: a subprocess costs a
-    # second of imports, and the test above runs one)
+def run_on_this_pty(monkeypatch: pytest.MonkeyPatch, args: list[str]) -> tuple[Any, str]:
+    """Run the CLI in this process with stdout and stderr on a pseudo-terminal (a subprocess
+    costs a second of imports): its exit code and what the terminal received."""
     import threading
 
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 250, 0, 0))
     terminal = os.fdopen(slave, "w", encoding="utf-8")
-    monkeypatch.setattr(sys, "stdout", terminal)
-    monkeypatch.setattr(sys, "stderr", terminal)
     chunks: list[bytes] = []
 
     def drain() -> None:
         while True:
             try:
                 data = os.read(master, 65536)
-            except OSError:
+            except OSError:  # EIO: the other end is closed
                 return
             if not data:
                 return
@@ -647,27 +646,42 @@ def test_on_a_terminal_only_images_that_are_not_approved_are_listed(
 
     reader = threading.Thread(target=drain)
     reader.start()
-    # WHEN an approved and a rejected image are checked
     try:
-        with pytest.raises(SystemExit) as stopped:
-            main.main(
-                [
-                    "check", "--offline", str(RECORDINGS), "--policies", str(POLICIES),
-                    "--audit", str(tmp_path / "audit.jsonl"),
-                    str(IMAGES / "beach.jpg"), str(IMAGES / "surgery.jpg"),
-                ],
-                prog_name="moderation",
-            )  # fmt: skip
+        with monkeypatch.context() as patch:
+            patch.setattr(sys, "stdout", terminal)
+            patch.setattr(sys, "stderr", terminal)
+            with pytest.raises(SystemExit) as stopped:
+                main.main(args, prog_name="moderation")
     finally:
         terminal.close()
         reader.join(timeout=10)
         os.close(master)
-    text = b"".join(chunks).decode()
-    # THEN only the rejected one is listed: the approved one is counted in the progress line
-    assert stopped.value.code == 1, text
-    assert f"{IMAGES / 'surgery.jpg'}  rejected  by fallback" in text
-    assert f"{IMAGES / 'beach.jpg'}  approved" not in text
+    return stopped.value.code, b"".join(chunks).decode()
+
+
+def test_on_a_terminal_approved_images_of_a_directory_are_only_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN a directory with an approved and a rejected image
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(IMAGES / "beach.jpg", folder / "beach.jpg")
+    shutil.copy(IMAGES / "surgery.jpg", folder / "surgery.jpg")
+    common = ["check", "--offline", str(RECORDINGS), "--policies", str(POLICIES), "--no-resume"]
+    common += ["--audit", str(tmp_path / "audit.jsonl")]
+    # WHEN it is checked with stdout and stderr on a terminal
+    code, text = run_on_this_pty(monkeypatch, [*common, str(folder)])
+    # THEN only the rejected image is listed: the approved one is counted in the progress line
+    assert code == 1, text
+    assert f"{folder / 'surgery.jpg'}  rejected  by fallback" in text
+    assert f"{folder / 'beach.jpg'}  approved" not in text
     assert "2/2 100%  " in text and "approved 1  rejected 1  review 0  errors 0\r\n" in text
+    # AND images named one by one each get their line
+    code, text = run_on_this_pty(
+        monkeypatch, [*common, str(folder / "beach.jpg"), str(folder / "surgery.jpg")]
+    )
+    assert f"{folder / 'beach.jpg'}  approved  by policy" in text
+    assert f"{folder / 'surgery.jpg'}  rejected  by fallback" in text
 
 
 def test_without_a_terminal_every_image_is_one_plain_line_and_nothing_is_redrawn():

@@ -111,7 +111,11 @@ def limiter_stats(name: str, limiter: Any) -> LimiterLine | None:
 
 @dataclass(slots=True)
 class Tally:
-    """Running counts of a run: outcomes, escalations, errors by kind, skipped, cost."""
+    """Running counts of a run: outcomes, escalations, errors by kind, skipped, cost.
+
+    Thread-safe: the progress line reads it from whichever thread writes above it (an audit
+    record is written by the worker that made the decision) while the run counts.
+    """
 
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     skipped: Counter[Outcome] = field(default_factory=Counter)
@@ -119,39 +123,59 @@ class Tally:
     escalations: Counter[str] = field(default_factory=Counter)  # by what the judge gave
     cost_usd: float = 0.0
     cost_unknown: int = 0  # decisions whose cost is not known (a model missing from the prices)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def decided(self, decision: Decision) -> None:
         """Count one decision made in this run."""
-        self.outcomes[decision.outcome] += 1
-        if decision.escalation is not None:
-            self.escalations[decision.escalation.answer or "not asked"] += 1
-        total = decision.cost.total_usd if decision.cost is not None else 0.0
-        if total is None:
-            self.cost_unknown += 1
-        else:
-            self.cost_usd += total
+        with self._lock:
+            self.outcomes[decision.outcome] += 1
+            if decision.escalation is not None:
+                self.escalations[decision.escalation.answer or "not asked"] += 1
+            total = decision.cost.total_usd if decision.cost is not None else 0.0
+            if total is None:
+                self.cost_unknown += 1
+            else:
+                self.cost_usd += total
 
     def failed(self, exc: BaseException) -> None:
         """Count one input that could not be moderated."""
-        self.errors[error_kind(exc)] += 1
+        with self._lock:
+            self.errors[error_kind(exc)] += 1
 
     def skip(self, outcome: Outcome) -> None:
         """Count one input already decided (resumed), with its recorded outcome."""
-        self.skipped[outcome] += 1
+        with self._lock:
+            self.skipped[outcome] += 1
 
     @property
     def processed(self) -> int:
         """Inputs this run decided or failed on (not the skipped ones)."""
-        return sum(self.outcomes.values()) + sum(self.errors.values())
+        with self._lock:
+            return sum(self.outcomes.values()) + sum(self.errors.values())
 
     @property
     def done(self) -> int:
         """Inputs accounted for so far: processed or skipped."""
-        return self.processed + sum(self.skipped.values())
+        with self._lock:
+            skipped = sum(self.skipped.values())
+        return self.processed + skipped
 
     def count(self, outcome: Outcome) -> int:
         """Decisions with `outcome`, made now or recorded before (skipped)."""
-        return self.outcomes[outcome] + self.skipped[outcome]
+        with self._lock:
+            return self.outcomes[outcome] + self.skipped[outcome]
+
+    def counts(self) -> str:
+        """`approved 3  rejected 1  review 0  errors 2`: this run's, and `skipped N` when some
+        inputs were already decided."""
+        with self._lock:
+            text = (
+                f"approved {self.outcomes[Outcome.APPROVED]}  rejected "
+                f"{self.outcomes[Outcome.REJECTED]}  review {self.outcomes[Outcome.REVIEW]}  "
+                f"errors {sum(self.errors.values())}"
+            )
+            n_skipped = sum(self.skipped.values())
+        return text + (f"  skipped {n_skipped}" if n_skipped else "")
 
     def exit_code(self) -> int:
         """3 if some input could not be moderated, else 1 if some image (decided now or before)
@@ -161,17 +185,6 @@ class Tally:
         if any(self.count(o) for o in (Outcome.REJECTED, Outcome.REVIEW)):
             return 1
         return 0
-
-    def counts(self) -> str:
-        """`approved 3  rejected 1  review 0  errors 2`: this run's, and `skipped N` when some
-        inputs were already decided."""
-        text = (
-            f"approved {self.outcomes[Outcome.APPROVED]}  rejected "
-            f"{self.outcomes[Outcome.REJECTED]}  review {self.outcomes[Outcome.REVIEW]}  "
-            f"errors {sum(self.errors.values())}"
-        )
-        n_skipped = sum(self.skipped.values())
-        return text + (f"  skipped {n_skipped}" if n_skipped else "")
 
     def summary(
         self,

@@ -52,6 +52,7 @@ Exit codes:
   2  usage error (unknown option, a path that does not exist, bad configuration)
   3  at least one image could not be moderated (not an image, S3 or detector failure)
   4  the policies are invalid
+  130  interrupted (Ctrl-C)
 
 \b
 With a file audit log (--audit FILE or MODERATION_AUDIT), inputs the log already holds a
@@ -256,8 +257,13 @@ class _Run:
         self.index = index if index is not None and len(index) else None
         self._lister: S3Lister | None = None
         self._lister_lock = threading.Lock()
-        # On a terminal showing the progress line, approved images are only counted in it.
-        self.quiet_approved = progress is not None and _is_terminal(sys.stdout)
+        # On a terminal showing the progress line, approved images of a directory, prefix or
+        # list are only counted in it; images named one by one each get their line.
+        self.quiet_approved = (
+            progress is not None
+            and _is_terminal(sys.stdout)
+            and any(arg.kind not in ("file", "object") for arg in args)
+        )
 
     def lister(self) -> S3Lister:
         """The S3 client for listings and HEADs, built on first use (thread-safe)."""
