@@ -185,6 +185,29 @@ def test_an_at_list_takes_one_input_per_line_with_comments_and_blank_lines(tmp_p
     assert result.exit_code == 3
 
 
+def test_file_names_that_are_not_utf8_are_moderated_and_printed_with_a_replacement(
+    tmp_path: Path,
+):
+    # GIVEN a directory and a list naming files whose names are Latin-1 bytes, not UTF-8
+    folder = tmp_path / "in"
+    folder.mkdir()
+    image = os.path.join(os.fsencode(folder), b"pl\xe4ge.jpg")
+    shutil.copy(IMAGES / "beach.jpg", image)
+    with open(os.path.join(os.fsencode(folder), b"notes-\xe9.txt"), "wb") as fh:
+        fh.write(b"text")
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(image + b"\n")
+    # WHEN both are checked
+    result = offline(RECORDINGS, str(folder), f"@{listing}", "--ordered")
+    # THEN the image is moderated each time, and the names print with U+FFFD for the odd byte
+    assert [outcome_of(line) for line in lines(result.stdout)] == [
+        (f"{folder}/pl\ufffdge.jpg", "approved"),
+        (f"{folder}/pl\ufffdge.jpg", "approved"),
+    ]
+    assert f"{folder}/notes-\ufffd.txt: error: not an image" in result.stderr
+    assert result.exit_code == 3
+
+
 def test_at_dash_reads_the_list_from_stdin():
     text = f"{IMAGES / 'landscape.png'}\n#{IMAGES / 'surgery.jpg'}\n{IMAGES / 'couple.jpg'}\n"
     result = offline(RECORDINGS, "@-", "--ordered", input=text)

@@ -174,7 +174,8 @@ def _list(
             lines: Iterable[str] = stream
             yield from _entries(lines, shown, lister, on_error)
         else:
-            with open(name, encoding="utf-8") as fh:
+            # A line is a path: bytes that are not UTF-8 stay the path they name, as in argv.
+            with open(name, encoding="utf-8", errors="surrogateescape") as fh:
                 yield from _entries(fh, shown, lister, on_error)
     except (OSError, UnicodeDecodeError) as exc:
         on_error(shown, exc)

@@ -224,6 +224,16 @@ def check(
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
 
 
+def _printable(text: str) -> str:
+    """`text` as it can be printed: a file name that is not UTF-8 (kept by Python as surrogate
+    escapes) gets U+FFFD where its undecodable bytes are."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
 def _is_terminal(stream: TextIO | None) -> bool:
     try:
         return stream is not None and stream.isatty()
@@ -277,12 +287,14 @@ class _Run:
     # -- output ----------------------------------------------------------------------------
 
     def out(self, text: str) -> None:
+        text = _printable(text)
         if self.progress is not None and _is_terminal(sys.stdout):
             self.progress.above(text, sys.stdout)
         else:
             click.echo(text)
 
     def err(self, text: str) -> None:
+        text = _printable(text)
         if self.progress is not None:
             self.progress.above(text)
         else:
