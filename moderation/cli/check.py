@@ -1,35 +1,71 @@
-"""`moderation check`: moderate images from the command line."""
+"""`moderation check`: moderate images from the command line, one or a backlog of millions.
+
+INPUTs (files, directories, S3 objects and prefixes, @lists: `moderation.cli._inputs`) are
+expanded lazily and streamed into `Engine.moderate_many`, so memory stays bounded whatever their
+number. With a file audit log, inputs it already holds a decision for under the same policy are
+skipped (`moderation.cli._resume`), so a run that was stopped continues where it stopped. On a
+terminal a progress line is redrawn in place (`moderation.cli._progress`); otherwise one line per
+image. A summary goes to stderr at the end.
+"""
 
 from __future__ import annotations
 
-import os
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, TextIO, cast
 
 import click
 
 from moderation.cli._common import load_store
+from moderation.cli._inputs import Arg, UsageProblems, expand, parse_args
+from moderation.cli._progress import ProgressLine, Tally, limiter_stats
+from moderation.cli._resume import ResumeIndex
 from moderation.engine import Engine
-from moderation.errors import ConfigurationError, ModerationError
+from moderation.errors import AuditError, ConfigurationError, InvalidImage, ModerationError
+from moderation.image import ImageIntake, ObjectHead, S3Location, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
-from moderation.settings import Settings
+from moderation.settings import Settings, is_file_sink
+
+if TYPE_CHECKING:
+    from moderation.cli._s3 import S3Lister
+    from moderation.decision import Decision
 
 __all__ = ["EXIT_BAD_POLICIES", "EXIT_NOT_APPROVED", "EXIT_UNDECIDED", "check"]
 
 EXIT_APPROVED, EXIT_NOT_APPROVED, EXIT_USAGE, EXIT_UNDECIDED, EXIT_BAD_POLICIES = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130  # Ctrl-C: what shells report for SIGINT
 
 _EPILOG = """\b
+INPUT is an image file; a directory (every file under it, recursively, in sorted order; hidden
+names skipped; a file that is not an image is an error); s3://bucket/key (one object);
+s3://bucket/prefix/ ending in / (every object under it, listed as the run goes); or @FILE (one
+INPUT per line, # comments; @- reads stdin).
+
+\b
 Exit codes:
   0  every image approved
   1  at least one image rejected or sent to review
   2  usage error (unknown option, a path that does not exist, bad configuration)
   3  at least one image could not be moderated (not an image, S3 or detector failure)
   4  the policies are invalid
+  130  interrupted (Ctrl-C)
+
+\b
+With a file audit log (--audit FILE or MODERATION_AUDIT), inputs the log already holds a
+decision for, under the tenant's current policy, are skipped (--no-resume decides them again):
+a stopped run continues where it stopped. Skipped inputs count in the exit code with the outcome
+they were given.
 
 Settings come from the environment (MODERATION_POLICIES, MODERATION_REGION or AWS_REGION,
-MODERATION_AUDIT, MODERATION_PROJECT_VERSION, MODERATION_JUDGE, MODERATION_TENANT_FALLBACK);
-the options override them. Audit records go to stderr unless MODERATION_AUDIT or --audit
-names another sink."""
+MODERATION_AUDIT, MODERATION_PROJECT_VERSION, MODERATION_JUDGE, MODERATION_TENANT_FALLBACK,
+MODERATION_REKOGNITION_TPS, MODERATION_BEDROCK_RPM, MODERATION_DEDUPE); the options override
+them. Audit records go to stderr unless MODERATION_AUDIT or --audit names another sink."""
+
+_clock: Callable[[], float] = time.monotonic  # the run's clock (elapsed, images/s, ETA)
 
 
 def _usage(message: str) -> click.exceptions.Exit:
@@ -38,7 +74,7 @@ def _usage(message: str) -> click.exceptions.Exit:
 
 
 @click.command(epilog=_EPILOG)
-@click.argument("images", nargs=-1, required=True)
+@click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--tenant", default="default", show_default=True, help="Whose policy applies.")
 @click.option("--policies", "directory", help="Policy directory (default: $MODERATION_POLICIES).")
 @click.option("--json", "as_json", is_flag=True, help="Print each decision as a JSON line.")
@@ -54,8 +90,33 @@ def _usage(message: str) -> click.exceptions.Exit:
     help="Audit sink: stderr (default), stdout, log, or a file path for JSON lines.",
 )
 @click.option("--context", "pairs", multiple=True, help="Caller context as key=value (repeatable).")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=16,
+    show_default=True,
+    help="Images moderated at once (threads).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Rekognition requests per second, shared by all workers (overrides "
+    "MODERATION_REKOGNITION_TPS).",
+)
+@click.option(
+    "--ordered/--unordered",
+    default=None,
+    help="Print results in input order, or as they finish. Default: input order when every "
+    "INPUT is one image, as they finish for directories, prefixes and lists.",
+)
+@click.option(
+    "--resume/--no-resume",
+    default=True,
+    show_default=True,
+    help="Skip inputs the file audit log already holds a decision for under the same policy.",
+)
 def check(
-    images: tuple[str, ...],
+    inputs: tuple[str, ...],
     tenant: str,
     directory: str | None,
     as_json: bool,
@@ -63,13 +124,18 @@ def check(
     region: str | None,
     audit: str | None,
     pairs: tuple[str, ...],
+    workers: int,
+    rate: float | None,
+    ordered: bool | None,
+    resume: bool,
 ) -> None:
-    """Moderate IMAGES (paths or s3://bucket/key): one line each, or JSON lines with --json.
+    """Moderate every image INPUT names: one line each (JSON lines with --json), a summary at
+    the end on stderr, and a progress line when stderr is a terminal.
 
-    Each line shows the outcome, the stage that decided and the reason that decided. An image
-    that cannot be moderated is reported and the others are still moderated.
+    Each line shows the input, the outcome, the stage that decided and the reason that decided.
+    An image that cannot be moderated is reported and the others are still moderated.
     """
-    from moderation.audit import audit_log_from_spec
+    from moderation.audit import StreamAuditLog, audit_log_from_spec
 
     context: dict[str, str] = {}
     for pair in pairs:
@@ -77,17 +143,35 @@ def check(
         if not sep or not key:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
         context[key] = value
-    missing = [i for i in images if not i.startswith("s3://") and not os.path.exists(i)]
-    if missing:
-        raise _usage("no such file: " + ", ".join(missing))
     try:
-        settings = Settings.from_env().with_options(policies=directory, region=region, audit=audit)
-        sink = audit_log_from_spec(
-            settings.audit or "stderr",
-            key=settings.audit_key,
-            rotate_bytes=settings.audit_rotate_bytes,
-            region=settings.region,
+        args = parse_args(inputs)
+    except UsageProblems as exc:
+        raise _usage(str(exc)) from exc
+    try:
+        settings = Settings.from_env().with_options(
+            policies=directory, region=region, audit=audit, rekognition_tps=rate
         )
+    except ConfigurationError as exc:
+        raise _usage(str(exc)) from exc
+    started = _clock()
+    tally = Tally()
+    progress: ProgressLine | None = None
+    if _is_terminal(sys.stderr):
+        progress = ProgressLine(sys.stderr, tally, clock=_clock)
+    spec = settings.audit or "stderr"
+    try:
+        sink: AuditLog
+        if progress is not None and spec == "stderr":
+            sink = StreamAuditLog(cast(TextIO, progress.writer()))
+        elif progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
+            sink = StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
+        else:
+            sink = audit_log_from_spec(
+                spec,
+                key=settings.audit_key,
+                rotate_bytes=settings.audit_rotate_bytes,
+                region=settings.region,
+            )
     except (ConfigurationError, ValueError) as exc:
         raise _usage(str(exc)) from exc
     store = load_store(
@@ -96,33 +180,255 @@ def check(
         fallback_to_default=settings.tenant_fallback,
     )
     try:
-        store.get(tenant)  # an unknown tenant is a mistake in the command, not in an image
+        policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
     except ModerationError as exc:
         raise _usage(str(exc)) from exc
-    engine = _engine(store, recordings, settings, sink)
-    worst = EXIT_APPROVED
-    for image in images:
+    index: ResumeIndex | None = None
+    if resume and settings.audit is not None and is_file_sink(settings.audit):
         try:
-            decision = engine.moderate(image, tenant=tenant, context=context)
-        except (ModerationError, ValueError) as exc:
-            click.echo(f"{image}: error: {exc}", err=True)
-            worst = max(worst, EXIT_UNDECIDED)
-            continue
-        if as_json:
-            click.echo(decision.model_dump_json())
+            index = ResumeIndex.load(settings.audit, tenant=tenant, policy_sha256=policy.sha256)
+        except OSError as exc:
+            message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
+            raise _usage(message) from exc
+    run = _Run(
+        args=args,
+        tenant=tenant,
+        context=context,
+        as_json=as_json,
+        region=settings.region,
+        tally=tally,
+        progress=progress,
+        index=index,
+    )
+    engine = run.engine = _engine(store, recordings, settings, sink, s3=_SharedS3(run.lister))
+    if ordered is None:
+        ordered = all(arg.kind in ("file", "object") for arg in args)
+    interrupted = run.go(workers=workers, ordered=ordered)
+    limiters = [
+        line
+        for line in (
+            limiter_stats("rekognition", engine.rekognition_limiter),
+            limiter_stats("bedrock", engine.bedrock_limiter),
+        )
+        if line is not None
+    ]
+    if progress is not None:
+        progress.finish()
+    for line in tally.summary(
+        elapsed=_clock() - started,
+        resumed_from=index.path if index is not None else None,
+        limiters=limiters,
+        interrupted=interrupted,
+    ):
+        click.echo(line, err=True)
+    raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _printable(text: str) -> str:
+    """`text` as it can be printed: a file name that is not UTF-8 (kept by Python as surrogate
+    escapes) gets U+FFFD where its undecodable bytes are."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
+
+
+def _is_terminal(stream: TextIO | None) -> bool:
+    try:
+        return stream is not None and stream.isatty()
+    except (AttributeError, ValueError):  # a closed or replaced stream
+        return False
+
+
+class _Run:
+    """One run: expand the inputs, skip the decided ones, moderate the rest, report each."""
+
+    def __init__(
+        self,
+        *,
+        args: list[Arg],
+        tenant: str,
+        context: dict[str, str],
+        as_json: bool,
+        region: str | None,
+        tally: Tally,
+        progress: ProgressLine | None,
+        index: ResumeIndex | None,
+    ) -> None:
+        self.engine: Engine | None = None
+        self.args = args
+        self.tenant = tenant
+        self.context = context
+        self.as_json = as_json
+        self.region = region
+        self.tally = tally
+        self.progress = progress
+        self.index = index if index is not None and len(index) else None
+        self._lister: S3Lister | None = None
+        self._lister_lock = threading.Lock()
+        # On a terminal showing the progress line, approved images of a directory, prefix or
+        # list are only counted in it; images named one by one each get their line.
+        self.quiet_approved = (
+            progress is not None
+            and _is_terminal(sys.stdout)
+            and any(arg.kind not in ("file", "object") for arg in args)
+        )
+
+    def lister(self) -> S3Lister:
+        """The S3 client for listings and HEADs, built on first use (thread-safe)."""
+        with self._lister_lock:
+            if self._lister is None:
+                from moderation.cli._s3 import S3Lister
+
+                self._lister = S3Lister(region=self.region)
+            return self._lister
+
+    # -- output ----------------------------------------------------------------------------
+
+    def out(self, text: str) -> None:
+        text = _printable(text)
+        if self.progress is not None and _is_terminal(sys.stdout):
+            self.progress.above(text, sys.stdout)
         else:
-            click.echo(
-                f"{image}  {decision.outcome.value}  by {decision.decided_by.value}  "
+            click.echo(text)
+
+    def err(self, text: str) -> None:
+        text = _printable(text)
+        if self.progress is not None:
+            self.progress.above(text)
+        else:
+            click.echo(text, err=True)
+
+    def failed(self, source: str, exc: BaseException) -> None:
+        self.tally.failed(exc)
+        message = str(exc)
+        if (
+            isinstance(exc, InvalidImage)
+            and source.startswith("s3://")
+            and not source.endswith("/")
+            and message.startswith("s3 object not found")
+        ):
+            message += f" (for every object under a prefix, end it with /: {source}/)"
+        self.err(f"{source}: error: {message}")
+        self._tick()
+
+    def decided(self, source: str, decision: Decision) -> None:
+        self.tally.decided(decision)
+        if self.as_json:
+            text = decision.model_dump_json()
+        else:
+            text = (
+                f"{source}  {decision.outcome.value}  by {decision.decided_by.value}  "
                 f"{decision.reason}"
             )
-        if not decision.approved:
-            worst = max(worst, EXIT_NOT_APPROVED)
-    raise click.exceptions.Exit(worst)
+        if not (decision.approved and self.quiet_approved):
+            self.out(text)
+        self._tick()
+
+    def _tick(self) -> None:
+        if self.progress is not None:
+            self.progress.update()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def _etag(self, bucket: str, key: str, version: str | None) -> str | None:
+        return self.lister().head(bucket, key, version).etag
+
+    def _sources(self) -> Iterator[str]:
+        """What the engine is given: every expanded input that is not already decided."""
+        for image in expand(self.args, lister=self.lister, on_error=self.failed):
+            if self.index is not None:
+                outcome = self.index.recorded(image, self._etag)
+                if outcome is not None:
+                    self.tally.skip(outcome)
+                    self._tick()
+                    continue
+            yield image.source
+
+    def _count(self) -> None:
+        """Count the inputs on a thread of its own, for the progress line's total and ETA."""
+        assert self.progress is not None
+        lister: list[S3Lister] = []
+
+        def own_lister() -> S3Lister:
+            if not lister:
+                from moderation.cli._s3 import S3Lister
+
+                lister.append(S3Lister(region=self.region))
+            return lister[0]
+
+        def ignore(source: str, exc: Exception) -> None:
+            pass  # the run itself reports it
+
+        try:
+            total = sum(1 for _ in expand(self.args, lister=own_lister, on_error=ignore))
+        except Exception:
+            return  # the total stays unknown
+        self.progress.total = total
+
+    def go(self, *, workers: int, ordered: bool) -> bool:
+        """Moderate everything; True if interrupted (Ctrl-C) before the end."""
+        if self.progress is not None:
+            if all(not (a.kind == "list" and a.text == "-") for a in self.args):
+                threading.Thread(target=self._count, name="count-inputs", daemon=True).start()
+            self.progress.update(force=True)
+        assert self.engine is not None
+        items = self.engine.moderate_many(
+            self._sources(),
+            tenant=self.tenant,
+            context=self.context,
+            max_workers=workers,
+            ordered=ordered,
+        )
+        try:
+            for item in items:
+                source = str(item.source)
+                if item.decision is not None:
+                    self.decided(source, item.decision)
+                    continue
+                assert item.error is not None
+                self.failed(source, item.error)
+                if isinstance(item.error, AuditError):
+                    # Every decision from here on could not be accounted for either: stop (the
+                    # images not yet started are not moderated, and not billed).
+                    self.err(
+                        "stopping: the audit log cannot be written, and no decision may be made "
+                        "without it; fix the audit destination and run the command again"
+                    )
+                    break
+        except KeyboardInterrupt:
+            return True
+        finally:
+            close = getattr(items, "close", None)
+            if callable(close):
+                close()  # images not yet started are cancelled; running ones finish
+        return False
+
+
+class _SharedS3:
+    """The image reader of an offline engine: the run's S3 client, built on first use, so that
+    listings and reads share one client."""
+
+    def __init__(self, lister: Callable[[], S3Lister]) -> None:
+        self._lister = lister
+
+    def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
+        return self._lister().head(bucket, key, version_id)
+
+    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+        return self._lister().read(location, limit=limit, byte_range=byte_range)
 
 
 def _engine(
-    store: PolicyStore, recordings: Path | None, settings: Settings, audit: AuditLog
+    store: PolicyStore,
+    recordings: Path | None,
+    settings: Settings,
+    audit: AuditLog,
+    *,
+    s3: S3Reader | None = None,
 ) -> Engine:
+    """The engine of a run: answering from `recordings` (reading S3 through `s3`), or AWS's."""
     if recordings is not None:
         from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
 
@@ -130,7 +436,15 @@ def _engine(
             recorded = Recordings.load(recordings)
         except ModerationError as exc:
             raise click.ClickException(str(exc)) from exc
-        return Engine(store, RecordedDetector(recorded), RecordedJudge(recorded), audit)
+        return Engine(
+            store,
+            RecordedDetector(recorded),
+            RecordedJudge(recorded),
+            audit,
+            intake=ImageIntake(s3=s3),
+            rekognition_tps=settings.rekognition_tps,
+            bedrock_rpm=settings.bedrock_rpm,
+        )
     try:
         return Engine.from_settings(settings, audit=audit, policies=store)
     except ModerationError as exc:  # e.g. no AWS region: nothing can be moderated
