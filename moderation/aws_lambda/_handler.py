@@ -200,7 +200,7 @@ def _queue_region(url: str, default: str | None) -> str | None:
 
 def _build(settings: Settings) -> _State:
     engine = Engine.from_settings(settings)
-    session = boto3.session.Session()
+    session = boto3.Session()
     config = _client_config()
     s3: S3Client = session.client("s3", region_name=settings.region, config=config)
     sqs: SQSClient | None = None
@@ -495,7 +495,10 @@ def _check_unchanged(state: _State, head: _Head) -> None:
         return
     current = state.s3.get_object_tagging(Bucket=head.bucket, Key=head.key)["TagSet"]
     kept = [tag for tag in current if tag["Key"] not in OURS]
-    state.s3.put_object_tagging(Bucket=head.bucket, Key=head.key, Tagging={"TagSet": kept})
+    if kept:
+        state.s3.put_object_tagging(Bucket=head.bucket, Key=head.key, Tagging={"TagSet": kept})
+    else:
+        state.s3.delete_object_tagging(Bucket=head.bucket, Key=head.key)
     raise _Changed(
         f"{head.where} was overwritten while its outcome was applied; the retry moderates the "
         "new content (enable versioning to pin every step to one version)"
