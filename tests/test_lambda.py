@@ -747,3 +747,16 @@ def test_an_overwrite_while_tagging_takes_our_tags_off_and_retries(world):
     retried = world.invoke(s3_notification(obj))
     assert retried["objects"][0]["outcome"] == "rejected"
     assert world.tags("o/photo.png")["moderation-outcome"] == "rejected"
+
+
+def test_a_fifo_source_queue_fails_the_rest_of_the_batch_after_a_failure(world):
+    busy = world.put("ff/busy.png", solid("png", color=RED), labels=Reply.throttle())
+    later = world.put("ff/later.png", solid("png", color=GREEN))
+    payload = sqs_event(s3_notification(busy), s3_notification(later))
+    for record in payload["Records"]:
+        record["eventSourceARN"] = "arn:aws:sqs:us-east-2:123456789012:uploads.fifo"
+    assert world.invoke(payload) == {
+        "batchItemFailures": [{"itemIdentifier": "msg-1"}, {"itemIdentifier": "msg-2"}]
+    }
+    assert world.detects("ff/later.png") == 0  # kept in order: not processed before msg-1
+    assert world.tags("ff/later.png") == {}

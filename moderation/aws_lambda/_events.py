@@ -130,9 +130,10 @@ def _s3_records(records: list[Any], event_id: str | None) -> Iterator[Parsed]:
         )
 
 
-def _eventbridge(event: Mapping[str, Any]) -> Iterator[Parsed]:
+def _eventbridge(event: Mapping[str, Any], event_id: str | None) -> Iterator[Parsed]:
     detail_type = event.get("detail-type")
-    event_id = event.get("id") if isinstance(event.get("id"), str) else None
+    if event_id is None and isinstance(event.get("id"), str):
+        event_id = event["id"]
     detail = event.get("detail")
     if not isinstance(detail, Mapping):
         raise EventError("EventBridge event has no detail object")
@@ -165,7 +166,7 @@ def parse_document(doc: Any, *, event_id: str | None = None, depth: int = 0) -> 
     if isinstance(doc.get("Records"), list):
         return list(_s3_records(doc["Records"], event_id))
     if doc.get("source") == "aws.s3" and "detail-type" in doc:
-        return list(_eventbridge(doc))
+        return list(_eventbridge(doc, event_id))
     if doc.get("Type") == "Notification" and isinstance(doc.get("Message"), str) and depth == 0:
         # SNS to SQS without raw message delivery: the S3 notification is the envelope's Message.
         inner = _json(doc["Message"], "the SNS envelope's Message")

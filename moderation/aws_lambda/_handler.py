@@ -690,11 +690,10 @@ def _handle_sqs(
 ) -> dict[str, Any]:
     records = event["Records"]
     fifo = any(str(r.get("eventSourceARN") or "").endswith(".fifo") for r in records)
-    processor: BatchProcessor = (
-        SqsFifoPartialProcessor()
-        if fifo
-        else BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-    )
+    # A FIFO queue keeps its order: after a failure the rest of the batch is failed unprocessed.
+    processor: BatchProcessor = SqsFifoPartialProcessor() if fifo else BatchProcessor(EventType.SQS)
+    # A batch that failed whole is reported like any other, not raised as an error of its own.
+    processor.raise_on_entire_batch_failure = False
 
     def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
         try:
@@ -727,6 +726,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     ConfigurationError from every invocation.
     """
     state = _state()
+    if not isinstance(event, Mapping):
+        raise EventError(f"the event must be a JSON object, got {type(event).__name__}")
     request_id = getattr(context, "aws_request_id", None)
     remaining: Any = context if hasattr(context, "get_remaining_time_in_millis") else _NoDeadline()
     state.idempotency.register_lambda_context(remaining)
