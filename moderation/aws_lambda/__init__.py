@@ -14,7 +14,6 @@ from moderation.aws_lambda._handler import (
     RetryLater,
     handler,
     reset,
-    review_message,
 )
 from moderation.aws_lambda._idempotency import MemoryPersistenceLayer
 from moderation.aws_lambda._tags import TAG_DECISION, TAG_OUTCOME, TAG_REASON, merge_tags, tag_value
@@ -32,6 +31,5 @@ __all__ = [
     "handler",
     "merge_tags",
     "reset",
-    "review_message",
     "tag_value",
 ]

@@ -545,7 +545,7 @@ def _quarantine(state: _State, head: _Head, merged: Merged) -> None:
     )
 
 
-def review_message(result: _Result) -> dict[str, Any]:
+def _review_message(result: _Result) -> dict[str, Any]:
     """The JSON body sent to MODERATION_REVIEW_QUEUE_URL for a `review` outcome (docs/lambda.md)."""
     decision = result.decision
     assert decision is not None
@@ -571,7 +571,7 @@ def _send_review(state: _State, result: _Result) -> None:
     assert result.decision is not None
     params: dict[str, Any] = {
         "QueueUrl": url,
-        "MessageBody": json.dumps(review_message(result), ensure_ascii=False),
+        "MessageBody": json.dumps(_review_message(result), ensure_ascii=False),
     }
     if url.endswith(".fifo"):
         params["MessageGroupId"] = result.decision.id
