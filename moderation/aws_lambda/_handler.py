@@ -437,6 +437,7 @@ def _process(
         tally.decided(head.tenant, result.decision)
     else:
         tally.invalid(head.tenant)
+    _apply(state, head, result)
     if result.outcome == "invalid":
         log(
             logging.WARNING,
@@ -451,7 +452,6 @@ def _process(
             replayed=result.replayed,
             request_id=request_id,
         )
-    _apply(state, head, result)
     return result
 
 
