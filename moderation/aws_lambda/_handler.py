@@ -1,0 +1,742 @@
+"""The Lambda entry point: S3 `ObjectCreated` events in, moderated and tagged objects out.
+
+For each object an event names (docs/lambda.md):
+
+1. HeadObject (the event's version when it has one): the tenant is the object's user metadata
+   `tenant`, else `default`. A tenant the policies do not know is an invalid input.
+2. Moderate, idempotently: the key is (bucket, key, version id or else ETag, tenant, the tenant
+   policy's sha256); a redelivery of the same content gets the first decision back.
+3. Apply the outcome: tags, then quarantine (rejected, invalid) or the review message (review).
+
+Failures are TRANSIENT (retried: SQS reports just that message in `batchItemFailures`; a direct
+or EventBridge invocation raises) or PERMANENT (the object is tagged invalid and the delivery
+succeeds). An object that no longer exists succeeds with a log line. No failure path tags an
+object approved.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import boto3
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.idempotency import (
+    BasePersistenceLayer,
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+)
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from moderation._version import __version__
+from moderation.aws_lambda._events import (
+    EventError,
+    Ignored,
+    ObjectRef,
+    Parsed,
+    Trigger,
+    parse_document,
+    parse_sqs_body,
+)
+from moderation.aws_lambda._idempotency import MemoryPersistenceLayer, idempotent
+from moderation.aws_lambda._log import install, log
+from moderation.aws_lambda._metrics import Tally, namespace
+from moderation.aws_lambda._tags import (
+    OURS,
+    TAG_DECISION,
+    TAG_OUTCOME,
+    TAG_REASON,
+    Merged,
+    merge_tags,
+    tag_value,
+)
+from moderation.decision import ContextValue, Decision
+from moderation.engine import Engine
+from moderation.errors import ConfigurationError, InvalidImage, InvalidTenant, UnknownTenant
+from moderation.settings import Settings
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sqs import SQSClient
+
+__all__ = ["RetryLater", "handler", "reset"]
+
+OutcomeTag = Literal["approved", "rejected", "review", "invalid"]
+
+#: The user metadata entry (`x-amz-meta-tenant`) that names an object's tenant.
+TENANT_METADATA: Final = "tenant"
+DEFAULT_TENANT: Final = "default"
+#: CopyObject copies objects up to 5 GiB; larger ones are left in place, tagged.
+MAX_COPY_BYTES: Final = 5 * 1024**3
+#: The remaining time assumed when the context cannot say (a direct call outside Lambda):
+#: Lambda's longest timeout.
+_NO_CONTEXT_REMAINING_MS: Final = 900_000
+_NOT_FOUND: Final = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"})
+_SQS_HOST = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
+
+
+class RetryLater(Exception):
+    """Some objects of a direct or EventBridge invocation failed for a reason that may pass; the
+    invocation is failed so that Lambda retries it (the others come back idempotently)."""
+
+    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+        self.failures = failures
+        lines = [f"  {where}: {type(exc).__name__}: {exc}" for where, exc in failures]
+        n = len(failures)
+        super().__init__(
+            f"{n} object{'s' if n != 1 else ''} could not be moderated now and will be "
+            "retried:\n" + "\n".join(lines)
+        )
+
+
+class _Gone(Exception):
+    """The object no longer exists (deleted, or moved by an earlier delivery)."""
+
+
+class _Changed(Exception):
+    """An unversioned object was overwritten while its outcome was applied."""
+
+
+@dataclass(frozen=True)
+class _Head:
+    bucket: str
+    key: str
+    version_id: str | None
+    etag: str | None
+    size: int
+    tenant: str
+
+    def pinned(self) -> dict[str, str]:
+        """The request parameters that address exactly this object (version when known)."""
+        params = {"Bucket": self.bucket, "Key": self.key}
+        if self.version_id:
+            params["VersionId"] = self.version_id
+        return params
+
+    @property
+    def where(self) -> str:
+        version = f"?versionId={self.version_id}" if self.version_id else ""
+        return f"s3://{self.bucket}/{self.key}{version}"
+
+
+@dataclass
+class _Result:
+    bucket: str
+    key: str
+    version_id: str | None = None
+    etag: str | None = None
+    tenant: str | None = None
+    outcome: OutcomeTag | None = None
+    decision: Decision | None = None
+    reason: str | None = None
+    replayed: bool = False
+    skipped: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "bucket": self.bucket,
+            "key": self.key,
+            "version_id": self.version_id,
+            "outcome": self.outcome,
+            "decision_id": self.decision.id if self.decision is not None else None,
+        }
+        if self.outcome is not None:
+            entry["replayed"] = self.replayed
+        if self.reason is not None:
+            entry["reason"] = self.reason
+        if self.skipped is not None:
+            entry["skipped"] = self.skipped
+        return entry
+
+
+@dataclass
+class _State:
+    """What one cold start builds, for every invocation of this instance."""
+
+    settings: Settings
+    engine: Engine
+    s3: S3Client
+    sqs: SQSClient | None
+    persistence: BasePersistenceLayer
+    idempotency: IdempotencyConfig
+    moderate_once: Callable[..., dict[str, Any]]
+    namespace: str
+
+
+_STATE: _State | ConfigurationError | None = None
+
+
+def reset() -> None:
+    """Forget what the cold start built (engine, clients, the in-memory idempotency store): the
+    next invocation starts cold. For tests; Lambda itself never needs it."""
+    global _STATE
+    _STATE = None
+
+
+def _client_config() -> Config:
+    return Config(
+        connect_timeout=3,
+        read_timeout=10,
+        retries={"mode": "standard", "max_attempts": 3},
+        user_agent_extra=f"moderation/{__version__}",
+    )
+
+
+def _queue_region(url: str, default: str | None) -> str | None:
+    match = _SQS_HOST.match(url)
+    return match.group(1) if match else default
+
+
+def _build(settings: Settings) -> _State:
+    engine = Engine.from_settings(settings)
+    session = boto3.Session()
+    config = _client_config()
+    s3: S3Client = session.client("s3", region_name=settings.region, config=config)
+    sqs: SQSClient | None = None
+    if settings.review_queue_url:
+        region = _queue_region(settings.review_queue_url, settings.region)
+        sqs = session.client("sqs", region_name=region, config=config)
+    persistence: BasePersistenceLayer
+    if settings.idempotency_table:
+        dynamodb = session.client("dynamodb", region_name=settings.region, config=config)
+        persistence = DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=dynamodb
+        )
+    else:
+        persistence = MemoryPersistenceLayer()
+    idempotency = IdempotencyConfig(
+        expires_after_seconds=max(1, round(settings.idempotency_ttl)),
+        raise_on_no_idempotency_key=True,
+    )
+    return _State(
+        settings=settings,
+        engine=engine,
+        s3=s3,
+        sqs=sqs,
+        persistence=persistence,
+        idempotency=idempotency,
+        moderate_once=idempotent(_moderate_object, persistence, idempotency),
+        namespace=namespace(),
+    )
+
+
+def _state() -> _State:
+    """The cold start's state, built on first use; a ConfigurationError on every invocation."""
+    global _STATE
+    if isinstance(_STATE, ConfigurationError):
+        # The environment cannot change under a running instance: the same error, every time.
+        raise ConfigurationError(_STATE.problems) from None
+    if _STATE is None:
+        install()
+        try:
+            settings = Settings.from_env()
+        except ConfigurationError as exc:
+            _STATE = exc
+            log(
+                logging.ERROR,
+                "the function's environment is misconfigured: every invocation fails until "
+                "it is fixed",
+                problems=list(exc.problems),
+            )
+            raise
+        try:
+            _STATE = _build(settings)
+        except Exception as exc:
+            # Not kept: policies or a client that fail to load may load on the next try.
+            log(
+                logging.ERROR,
+                "the engine could not be built",
+                error=str(exc),
+                error_type=type(exc).__name__,
+            )
+            raise
+    return _STATE
+
+
+# -- the idempotent part ------------------------------------------------------------------------
+
+
+def _invalid_kind(exc: InvalidImage) -> Literal["gone", "denied", "image"]:
+    """Why intake refused an S3 input: the object is gone, may not be read, or is no image."""
+    if exc.reason.startswith("s3 object not found"):
+        return "gone"
+    if exc.reason.startswith("s3 object may not be read"):
+        return "denied"
+    return "image"
+
+
+def _moderate_object(
+    *,
+    identity: dict[str, Any],
+    engine: Engine,
+    uri: str,
+    tenant: str,
+    context: dict[str, ContextValue],
+    ran: list[bool],
+) -> dict[str, Any]:
+    """The answer for one object version: `{"decision": ...}` or `{"invalid": reason}`.
+
+    Made idempotent on `identity` (`idempotent`): only the first call for an identity runs. An
+    object that is gone, may not be read, or cannot be moderated for a transient reason raises,
+    and nothing is stored.
+    """
+    del identity  # the idempotency key, hashed by the wrapper
+    ran.append(True)
+    try:
+        decision = engine.moderate(uri, tenant=tenant, context=context)
+    except InvalidImage as exc:
+        kind = _invalid_kind(exc)
+        if kind == "gone":
+            raise _Gone(exc.reason) from exc
+        if kind == "denied":
+            # The function's role, not the image: retried (and left for the dead-letter queue)
+            # rather than quarantined.
+            raise
+        return {"invalid": exc.reason}
+    return {"decision": decision.model_dump(mode="json")}
+
+
+# -- one object ---------------------------------------------------------------------------------
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or "")
+
+
+def _status(exc: ClientError) -> int | None:
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return status if isinstance(status, int) else None
+
+
+def _missing(exc: BaseException) -> bool:
+    """A ClientError that says the object (or that version of it) does not exist."""
+    if not isinstance(exc, ClientError):
+        return False
+    # 405 is a HEAD of a version that is a delete marker.
+    return _error_code(exc) in _NOT_FOUND or _status(exc) in (404, 405)
+
+
+def _version(value: Any) -> str | None:
+    return None if value in (None, "", "null") else str(value)
+
+
+def _head(s3: S3Client, ref: ObjectRef) -> _Head | None:
+    """What S3 says about the object now; None when it no longer exists."""
+    for key in (ref.key, ref.raw_key):
+        if key is None:
+            continue
+        params = {"Bucket": ref.bucket, "Key": key}
+        if ref.version_id:
+            params["VersionId"] = ref.version_id
+        try:
+            found = s3.head_object(**params)  # type: ignore[arg-type]
+        except ClientError as exc:
+            if _missing(exc):
+                continue
+            raise
+        metadata = found.get("Metadata") or {}
+        return _Head(
+            bucket=ref.bucket,
+            key=key,
+            version_id=ref.version_id or _version(found.get("VersionId")),
+            etag=str(found.get("ETag") or "").strip('"') or None,
+            size=int(found.get("ContentLength") or 0),
+            tenant=metadata.get(TENANT_METADATA, DEFAULT_TENANT),
+        )
+    return None
+
+
+def _uri(head: _Head) -> str:
+    from urllib.parse import quote
+
+    version = f"?versionId={quote(head.version_id, safe='')}" if head.version_id else ""
+    return f"s3://{head.bucket}/{head.key}{version}"
+
+
+def _context(
+    head: _Head, ref: ObjectRef, trigger: Trigger, request_id: str | None
+) -> dict[str, ContextValue]:
+    key = head.key if len(head.key) <= 256 else head.key[:255] + "…"  # the full key: image.s3
+    context: dict[str, ContextValue] = {
+        "trigger": trigger,
+        "bucket": head.bucket,
+        "key": key,
+        "version_id": head.version_id,
+        "etag": head.etag,
+        "event_id": ref.event_id,
+        "request_id": request_id,
+    }
+    return {k: v for k, v in context.items() if v is not None}
+
+
+def _process(
+    state: _State,
+    ref: ObjectRef,
+    trigger: Trigger,
+    request_id: str | None,
+    tally: Tally,
+    seen: dict[str, str],
+) -> _Result:
+    head = _head(state.s3, ref)
+    if head is None:
+        raise _Gone(f"s3://{ref.bucket}/{ref.key}")
+    seen["tenant"] = head.tenant
+    result = _Result(
+        bucket=head.bucket,
+        key=head.key,
+        version_id=head.version_id,
+        etag=head.etag,
+        tenant=head.tenant,
+    )
+    try:
+        policy = state.engine.policies.get(head.tenant)
+    except (UnknownTenant, InvalidTenant) as exc:
+        # Never the default policy in its place: the upload names a tenant nobody configured.
+        answer: dict[str, Any] = {"invalid": f"tenant: {exc}"}
+        ran = [True]
+    else:
+        if head.version_id is None and head.etag is None:
+            raise RuntimeError(f"{head.where}: S3 gave neither a version id nor an ETag")
+        identity = {
+            "bucket": head.bucket,
+            "key": head.key,
+            "version": head.version_id or f"etag:{head.etag}",
+            "tenant": head.tenant,
+            "policy_sha256": policy.ref.sha256,
+        }
+        ran = []
+        answer = state.moderate_once(
+            identity=identity,
+            engine=state.engine,
+            uri=_uri(head),
+            tenant=head.tenant,
+            context=_context(head, ref, trigger, request_id),
+            ran=ran,
+        )
+    result.replayed = not ran
+    if "decision" in answer:
+        result.decision = Decision.model_validate(answer["decision"])
+        result.outcome = result.decision.outcome.value
+    else:
+        result.outcome = "invalid"
+        result.reason = str(answer["invalid"])
+    if result.replayed:
+        tally.redelivered(head.tenant)
+    elif result.decision is not None:
+        tally.decided(head.tenant, result.decision)
+    else:
+        tally.invalid(head.tenant)
+    _apply(state, head, result)
+    if result.outcome == "invalid":
+        log(
+            logging.WARNING,
+            "invalid input: tagged invalid"
+            + (" and quarantined" if state.settings.quarantine_bucket else ""),
+            bucket=head.bucket,
+            key=head.key,
+            version_id=head.version_id,
+            etag=head.etag,
+            tenant=head.tenant,
+            reason=result.reason,
+            replayed=result.replayed,
+            request_id=request_id,
+        )
+    return result
+
+
+# -- applying the outcome -----------------------------------------------------------------------
+
+
+def _ours(result: _Result) -> list[tuple[str, str]]:
+    assert result.outcome is not None
+    tags: list[tuple[str, str]] = [(TAG_OUTCOME, result.outcome)]
+    if result.decision is not None:
+        tags.append((TAG_DECISION, result.decision.id))
+    if result.outcome == "invalid" and result.reason:
+        tags.append((TAG_REASON, tag_value(result.reason)))
+    return tags
+
+
+def _tag(state: _State, head: _Head, result: _Result) -> Merged:
+    s3 = state.s3
+    existing = s3.get_object_tagging(**head.pinned())["TagSet"]  # type: ignore[arg-type]
+    merged = merge_tags(({"Key": t["Key"], "Value": t["Value"]} for t in existing), _ours(result))
+    if merged.dropped:
+        log(
+            logging.WARNING,
+            "the object has too many tags for all of ours: some were left out",
+            bucket=head.bucket,
+            key=head.key,
+            version_id=head.version_id,
+            dropped=dict(merged.dropped),
+        )
+    s3.put_object_tagging(**head.pinned(), Tagging={"TagSet": merged.as_tag_set()})  # type: ignore[arg-type, typeddict-item]
+    return merged
+
+
+def _check_unchanged(state: _State, head: _Head) -> None:
+    """For an unversioned object: raise _Changed if it was overwritten since HEAD, after taking
+    our tags off it (they describe the old content; the retry moderates the new one)."""
+    if head.version_id is not None:
+        return
+    now = state.s3.head_object(Bucket=head.bucket, Key=head.key)
+    if str(now.get("ETag") or "").strip('"') == head.etag:
+        return
+    current = state.s3.get_object_tagging(Bucket=head.bucket, Key=head.key)["TagSet"]
+    kept = [tag for tag in current if tag["Key"] not in OURS]
+    if kept:
+        state.s3.put_object_tagging(Bucket=head.bucket, Key=head.key, Tagging={"TagSet": kept})
+    else:
+        state.s3.delete_object_tagging(Bucket=head.bucket, Key=head.key)
+    raise _Changed(
+        f"{head.where} was overwritten while its outcome was applied; the retry moderates the "
+        "new content (enable versioning to pin every step to one version)"
+    )
+
+
+def _quarantine(state: _State, head: _Head, merged: Merged) -> None:
+    bucket = state.settings.quarantine_bucket
+    assert bucket is not None
+    if head.size > MAX_COPY_BYTES:
+        log(
+            logging.WARNING,
+            "too large to copy to the quarantine bucket: left in place, tagged",
+            bucket=head.bucket,
+            key=head.key,
+            version_id=head.version_id,
+            size=head.size,
+        )
+        return
+    source: dict[str, str] = {"Bucket": head.bucket, "Key": head.key}
+    condition: dict[str, str] = {}
+    if head.version_id:
+        source["VersionId"] = head.version_id
+    elif head.etag:
+        condition["CopySourceIfMatch"] = f'"{head.etag}"'
+    state.s3.copy_object(
+        Bucket=bucket,
+        Key=head.key,
+        CopySource=source,  # type: ignore[arg-type]
+        MetadataDirective="COPY",
+        TaggingDirective="REPLACE",
+        Tagging=merged.as_query(),
+        **condition,  # type: ignore[arg-type]
+    )
+    _check_unchanged(state, head)
+    state.s3.delete_object(**head.pinned())  # type: ignore[arg-type]
+    log(
+        logging.INFO,
+        "moved to the quarantine bucket",
+        bucket=head.bucket,
+        key=head.key,
+        version_id=head.version_id,
+        quarantine_bucket=bucket,
+    )
+
+
+def _review_message(result: _Result) -> dict[str, Any]:
+    """The JSON body sent to MODERATION_REVIEW_QUEUE_URL for a `review` outcome (docs/lambda.md)."""
+    decision = result.decision
+    assert decision is not None
+    return {
+        "schema": 1,
+        "decision_id": decision.id,
+        "tenant": decision.tenant,
+        "bucket": result.bucket,
+        "key": result.key,
+        "version_id": result.version_id,
+        "etag": result.etag,
+        "reasons": list(decision.reasons),
+        "created_at": decision.model_dump(mode="json")["created_at"],
+        "policy_id": decision.policy.id,
+        "policy_sha256": decision.policy.sha256,
+    }
+
+
+def _send_review(state: _State, result: _Result) -> None:
+    url = state.settings.review_queue_url
+    assert url is not None
+    assert state.sqs is not None
+    assert result.decision is not None
+    params: dict[str, Any] = {
+        "QueueUrl": url,
+        "MessageBody": json.dumps(_review_message(result), ensure_ascii=False),
+    }
+    if url.endswith(".fifo"):
+        params["MessageGroupId"] = result.decision.id
+        params["MessageDeduplicationId"] = result.decision.id
+    state.sqs.send_message(**params)
+
+
+def _apply(state: _State, head: _Head, result: _Result) -> None:
+    """Tags; then quarantine (rejected, invalid) or the review message (review). Every step is
+    safe to repeat: a redelivery writes the same tags, the same copy, the same message."""
+    try:
+        merged = _tag(state, head, result)
+        _check_unchanged(state, head)
+        if state.settings.quarantine_bucket and result.outcome in ("rejected", "invalid"):
+            _quarantine(state, head, merged)
+    except ClientError as exc:
+        if _missing(exc):
+            raise _Gone(head.where) from exc
+        raise
+    if state.sqs is not None and result.outcome == "review":
+        _send_review(state, result)
+
+
+# -- the entry point ----------------------------------------------------------------------------
+
+
+class _NoDeadline:
+    """A context for Powertools when the handler is called without a Lambda one."""
+
+    @staticmethod
+    def get_remaining_time_in_millis() -> int:
+        return _NO_CONTEXT_REMAINING_MS
+
+
+def _run(
+    state: _State,
+    items: list[Parsed],
+    trigger: Trigger,
+    request_id: str | None,
+    tally: Tally,
+) -> list[dict[str, Any]]:
+    """Every object of one delivery; RetryLater (after all were tried) if some must be retried."""
+    summaries: list[dict[str, Any]] = []
+    failures: list[tuple[str, BaseException]] = []
+    for item in items:
+        if isinstance(item, Ignored):
+            log(logging.INFO, "ignored", what=item.what, why=item.why, request_id=request_id)
+            continue
+        where = f"s3://{item.bucket}/{item.key}"
+        if item.bucket == state.settings.quarantine_bucket:
+            log(
+                logging.WARNING,
+                "ignored: an object in the quarantine bucket (do not send that bucket's events "
+                "to this function)",
+                what=where,
+                request_id=request_id,
+            )
+            continue
+        seen: dict[str, str] = {}
+        try:
+            result = _process(state, item, trigger, request_id, tally, seen)
+        except _Gone:
+            log(
+                logging.INFO,
+                "the object no longer exists (deleted, or moved by an earlier delivery): "
+                "nothing to do",
+                bucket=item.bucket,
+                key=item.key,
+                version_id=item.version_id,
+                request_id=request_id,
+            )
+            summaries.append(
+                _Result(
+                    bucket=item.bucket,
+                    key=item.key,
+                    version_id=item.version_id,
+                    skipped="the object no longer exists",
+                ).summary()
+            )
+            continue
+        except Exception as exc:
+            tally.transient(seen.get("tenant"))
+            log(
+                logging.WARNING,
+                "transient failure: left to be retried",
+                bucket=item.bucket,
+                key=item.key,
+                version_id=item.version_id,
+                tenant=seen.get("tenant"),
+                event_id=item.event_id,
+                error=str(exc),
+                error_type=type(exc).__name__,
+                request_id=request_id,
+            )
+            failures.append((where, exc))
+            continue
+        summaries.append(result.summary())
+    if failures:
+        error = RetryLater(failures)
+        raise error from failures[0][1]
+    return summaries
+
+
+def _is_sqs(event: Mapping[str, Any]) -> bool:
+    records = event.get("Records")
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and isinstance(records[0], Mapping)
+        and records[0].get("eventSource") == "aws:sqs"
+    )
+
+
+def _handle_sqs(
+    state: _State, event: dict[str, Any], context: Any, request_id: str | None, tally: Tally
+) -> dict[str, Any]:
+    records = event["Records"]
+    fifo = any(str(r.get("eventSourceARN") or "").endswith(".fifo") for r in records)
+    # A FIFO queue keeps its order: after a failure the rest of the batch is failed unprocessed.
+    processor: BatchProcessor = SqsFifoPartialProcessor() if fifo else BatchProcessor(EventType.SQS)
+    # A batch that failed whole is reported like any other, not raised as an error of its own.
+    processor.raise_on_entire_batch_failure = False
+
+    def record_handler(record: SQSRecord) -> list[dict[str, Any]]:
+        try:
+            items = parse_sqs_body(record.body, record.message_id)
+        except EventError as exc:
+            log(
+                logging.ERROR,
+                "the message is not an S3 event: it is failed, and the queue's redrive policy "
+                "moves it to the dead-letter queue",
+                message_id=record.message_id,
+                error=str(exc),
+                request_id=request_id,
+            )
+            raise
+        return _run(state, items, "sqs", request_id, tally)
+
+    response = process_partial_response(
+        event=event, record_handler=record_handler, processor=processor, context=context
+    )
+    return dict(response)
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The Lambda handler (`moderation.aws_lambda.handler`).
+
+    SQS events return `{"batchItemFailures": [{"itemIdentifier": message id}, ...]}` naming the
+    messages to retry (enable ReportBatchItemFailures on the event source mapping). S3 and
+    EventBridge events return `{"objects": [{bucket, key, version_id, outcome, decision_id, ...}]}`
+    and raise RetryLater when an object must be retried. A misconfigured environment raises
+    ConfigurationError from every invocation.
+    """
+    state = _state()
+    if not isinstance(event, Mapping):
+        raise EventError(f"the event must be a JSON object, got {type(event).__name__}")
+    request_id = getattr(context, "aws_request_id", None)
+    remaining: Any = context if hasattr(context, "get_remaining_time_in_millis") else _NoDeadline()
+    state.idempotency.register_lambda_context(remaining)
+    tally = Tally(state.namespace)
+    try:
+        if _is_sqs(event):
+            return _handle_sqs(state, event, context, request_id, tally)
+        trigger: Trigger = "eventbridge" if event.get("source") == "aws.s3" else "s3"
+        items = parse_document(event)
+        return {"objects": _run(state, items, trigger, request_id, tally)}
+    finally:
+        tally.flush()
