@@ -81,11 +81,23 @@ class InvalidImage(ModerationError, ValueError):
 
     Intake raises it before any AWS call (empty, not an image, corrupt, too small, too large); the
     detector raises it when Rekognition itself refuses the image (format, size, S3 object).
+    `kind` tells the causes apart for code that must act on them: "image" (the bytes are not a
+    moderatable image), "gone" (the S3 object or bucket does not exist) or "denied" (the caller
+    may not read the S3 object).
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, kind: Literal["image", "gone", "denied"] = "image") -> None:
         self.reason = reason
+        self.kind = kind
         super().__init__(reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keep `kind` across pickling (multiprocessing, concurrent.futures).
+        return _rebuild_invalid_image, (self.reason, self.kind)
+
+
+def _rebuild_invalid_image(reason: str, kind: Literal["image", "gone", "denied"]) -> InvalidImage:
+    return InvalidImage(reason, kind=kind)
 
 
 class DetectorError(ModerationError):

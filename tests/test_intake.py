@@ -697,10 +697,11 @@ def test_s3_object_over_fifteen_megabytes_is_downloaded(s3):
     assert image.s3_object() is None
 
 
-def refused_with(client, uri, limits=None):
+def refused_with(client, uri, limits=None, kind="image"):
     intake = ImageIntake(limits=limits or Limits(), s3_client=client)
     with pytest.raises(InvalidImage) as caught:
         intake.prepare(uri)
+    assert caught.value.kind == kind
     return caught.value.reason
 
 
@@ -713,7 +714,7 @@ def test_s3_not_found(s3, uri):
     s3.put_bucket_versioning(Bucket="archive", VersioningConfiguration={"Status": "Enabled"})
     put(s3, "a.jpg", JPEG, bucket="archive")
     put(s3, "a.jpg", JPEG)
-    assert refused_with(s3, uri) == f"s3 object not found: {uri}"
+    assert refused_with(s3, uri, kind="gone") == f"s3 object not found: {uri}"
 
 
 @pytest.mark.parametrize(
@@ -748,6 +749,7 @@ def test_s3_access_denied_is_an_invalid_image_naming_the_permission():
     with pytest.raises(InvalidImage, match="s3:GetObject") as caught:
         ImageIntake(s3_client=Denied()).prepare("s3://uploads/a.jpg")
     assert isinstance(caught.value.__cause__, ClientError)
+    assert caught.value.kind == "denied"
 
 
 def test_s3_client_is_built_lazily_from_the_default_session(s3):

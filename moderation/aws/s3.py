@@ -105,13 +105,14 @@ class S3ImageReader(AWSTransport):
             said = str(exc.response.get("Error", {}).get("Message") or code or status)
             # HEAD answers have no body: a missing key or bucket shows up only as the status.
             if code == "NoSuchBucket":
-                return InvalidImage(f"s3 object not found: {uri}")
+                return InvalidImage(f"s3 object not found: {uri}", kind="gone")
             if code in _NOT_FOUND_CODES or status == 404:
-                return InvalidImage(f"s3 object not found: {uri}")
+                return InvalidImage(f"s3 object not found: {uri}", kind="gone")
             if code in _DENIED_CODES or status == 403:
                 return InvalidImage(
                     f"s3 object may not be read: {uri} ({operation} denied: the caller needs "
-                    "s3:GetObject on it, and s3:GetObjectVersion to read a given version)"
+                    "s3:GetObject on it, and s3:GetObjectVersion to read a given version)",
+                    kind="denied",
                 )
             if code == "PreconditionFailed" or status == 412:
                 return ImageSourceError(

@@ -269,11 +269,7 @@ def _state() -> _State:
 
 def _invalid_kind(exc: InvalidImage) -> Literal["gone", "denied", "image"]:
     """Why intake refused an S3 input: the object is gone, may not be read, or is no image."""
-    if exc.reason.startswith("s3 object not found"):
-        return "gone"
-    if exc.reason.startswith("s3 object may not be read"):
-        return "denied"
-    return "image"
+    return exc.kind
 
 
 def _moderate_object(

@@ -307,7 +307,7 @@ class _Run:
             isinstance(exc, InvalidImage)
             and source.startswith("s3://")
             and not source.endswith("/")
-            and message.startswith("s3 object not found")
+            and exc.kind == "gone"
         ):
             message += f" (for every object under a prefix, end it with /: {source}/)"
         self.err(f"{source}: error: {message}")

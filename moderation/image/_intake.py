@@ -271,7 +271,7 @@ class ImageIntake:
             with open(name, "rb") as f:
                 data = f.read(limit + 1)  # the file may have grown since stat
         except (FileNotFoundError, NotADirectoryError):
-            raise InvalidImage(f"file not found: {name}") from None
+            raise InvalidImage(f"file not found: {name}", kind="gone") from None
         if len(data) > limit:
             raise InvalidImage(f"input is over the {limit}-byte bound")
         return data
