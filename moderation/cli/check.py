@@ -178,6 +178,7 @@ def check(
         settings.policies,
         exit_code=EXIT_BAD_POLICIES,
         fallback_to_default=settings.tenant_fallback,
+        region=settings.region,
     )
     try:
         policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
