@@ -2,7 +2,8 @@
 
 Exit codes of `moderation check`: 0 every image approved; 1 at least one rejected or sent to review;
 2 usage error; 3 at least one image could not be moderated (not an image, detector failure, no
-recording); 4 the policies are invalid; 130 interrupted (Ctrl-C). `moderation policy …`: 0 ok, 1 invalid input, 2 usage.
+recording); 4 the policies are invalid; 130 interrupted (Ctrl-C). `moderation policy …`: 0 ok,
+1 invalid input, 2 usage.
 """
 
 from __future__ import annotations
