@@ -50,20 +50,28 @@ def call_with_retries(
     *,
     policy: RetryPolicy,
     retryable: Callable[[BaseException], bool],
+    uncounted: Callable[[BaseException], bool] | None = None,
 ) -> tuple[T, int]:
     """Call `fn` under `policy`, retrying errors `retryable` accepts; the result and attempts made.
 
     The last error is re-raised with `attempts` set on it. No retry is started that could not
-    finish its backoff before the deadline.
+    finish its backoff before the deadline. An attempt that failed with an error `uncounted`
+    accepts (a throttle, when a rate limiter already slows every request down) is retried without
+    counting against `policy.attempts`: only the deadline bounds those.
     """
     # Imported here: only calls that leave the process retry, and tenacity is slow to import.
-    from tenacity import Retrying, retry_if_exception, stop_after_attempt
+    from tenacity import Retrying, retry_if_exception
 
     start = policy.clock()
     attempts = 0
+    free = 0  # attempts that failed in a way `uncounted` accepts
 
     def stop(state: RetryCallState) -> bool:
-        if stop_after_attempt(policy.attempts)(state):
+        nonlocal free
+        error = state.outcome.exception() if state.outcome is not None else None
+        if uncounted is not None and error is not None and uncounted(error):
+            free += 1
+        if state.attempt_number - free >= policy.attempts:
             return True
         upcoming = state.upcoming_sleep or 0.0
         return policy.clock() - start + upcoming >= policy.deadline

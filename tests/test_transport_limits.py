@@ -261,13 +261,28 @@ def test_a_throttle_that_exhausts_the_retries_is_reported_every_time(
     t = FakeTime()
     limiter = fake_limiter(100, t)
     client = aws.client("bedrock-runtime", retries={"total_max_attempts": 1})
-    judge = BedrockJudge(client, retry=no_sleep_policy(attempts=3))
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    # Under a limiter throttles do not use up the 3 attempts: the 2 s deadline ends the call.
+    policy = RetryPolicy(
+        attempts=3, deadline=2.0, sleep=sleep, clock=lambda: clock[0], rng=random.Random(7)
+    )
+    judge = BedrockJudge(client, retry=policy)
     judge.limiter = limiter
     aws.set_default(CONVERSE, Reply.throttle())
     with pytest.raises(JudgeError) as caught:
         judge.judge(image, REQUEST)
-    assert (caught.value.code, caught.value.attempts) == ("ThrottlingException", 3)
-    assert (limiter.stats().acquired, limiter.stats().throttles, judge.throttles) == (3, 3, 3)
+    sent = aws.count(CONVERSE)
+    assert sent > 3
+    assert (caught.value.code, caught.value.attempts) == ("ThrottlingException", sent)
+    assert (limiter.stats().acquired, limiter.stats().throttles, judge.throttles) == (
+        sent,
+        sent,
+        sent,
+    )
 
 
 def test_throttles_are_counted_without_a_limiter(aws: AWSEndpoint, image: PreparedImage) -> None:
@@ -455,3 +470,56 @@ def test_twenty_threads_on_the_default_pool_of_ten_churn_connections(
         logging.getLogger("urllib3.connectionpool").setLevel(logging.NOTSET)
     assert aws.count(DETECT) == 60
     assert aws.connections > 20
+
+
+# -- under a limiter, a throttle is not a wasted attempt -------------------------------------
+
+
+def test_under_a_limiter_throttles_do_not_use_up_the_attempts(aws: AWSEndpoint, image) -> None:
+    t = FakeTime()
+    detector = detector_on(aws)  # 4 attempts
+    detector.limiter = fake_limiter(100, t)
+    aws.script(DETECT, *[Reply.throttle() for _ in range(6)], Reply.ok(DETECT_BODY))
+    detector.detect(image, min_confidence=50)  # 6 throttles, then an answer: no error
+    assert aws.count(DETECT) == 7
+    assert detector.limiter.stats().acquired == 7
+    assert detector.limiter.stats().throttles == 6
+
+
+def test_under_a_limiter_other_errors_still_count(aws: AWSEndpoint, image) -> None:
+    t = FakeTime()
+    detector = detector_on(aws)
+    detector.limiter = fake_limiter(100, t)
+    failures = [Reply.fail("InternalServerError") for _ in range(4)]
+    aws.script(DETECT, Reply.throttle(), Reply.throttle(), *failures, Reply.ok(DETECT_BODY))
+    with pytest.raises(DetectorError, match="InternalServerError"):
+        detector.detect(image, min_confidence=50)
+    assert aws.count(DETECT) == 6  # 2 throttles are free, then 4 counted failures
+
+
+def test_without_a_limiter_throttles_count_as_attempts(aws: AWSEndpoint, image) -> None:
+    detector = detector_on(aws)
+    aws.script(DETECT, *[Reply.throttle() for _ in range(6)], Reply.ok(DETECT_BODY))
+    with pytest.raises(DetectorError, match="ThrottlingException"):
+        detector.detect(image, min_confidence=50)
+    assert aws.count(DETECT) == 4
+
+
+def test_under_a_limiter_the_deadline_still_bounds_throttles(aws: AWSEndpoint, image) -> None:
+    clock = [0.0]
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    policy = RetryPolicy(
+        attempts=4, deadline=3.0, sleep=sleep, clock=lambda: clock[0], rng=random.Random(7)
+    )
+    client = aws.client("rekognition", retries={"total_max_attempts": 1})
+    detector = RekognitionDetector(client, retry=policy)
+    detector.limiter = RateLimiter(1000)
+    aws.set_default(DETECT, Reply.throttle())
+    with pytest.raises(DetectorError, match="ThrottlingException"):
+        detector.detect(image, min_confidence=50)
+    # Backoff doubles from 0.2 s (jittered): the deadline of 3 s stops it well before 20 tries.
+    assert 4 <= aws.count(DETECT) < 20
+    assert clock[0] < 3.0

@@ -439,8 +439,14 @@ class AWSTransport:
             return value
 
         try:
+            # Under a rate limiter a throttle is not an attempt wasted: the limiter has slowed
+            # every request down, so the call waits for capacity (within its deadline) instead of
+            # failing after a storm it did not cause.
             value, attempts = call_with_retries(
-                attempt, policy=self._retry, retryable=self.retryable
+                attempt,
+                policy=self._retry,
+                retryable=self.retryable,
+                uncounted=is_throttle if self._limiter is not None else None,
             )
         except Exception as exc:
             requests = requests_sent_before(exc)
