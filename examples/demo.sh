@@ -22,6 +22,13 @@ for tenant in default kids; do
     examples/images/* || true
   echo
 done
+# A backlog run stopped half-way continues where it stopped: with --audit naming the log, inputs
+# already decided under the tenant's current policy are skipped (the three non-images are tried
+# again: an error is not a decision).
+echo "== moderation check --offline examples/recordings --tenant kids --audit $audit examples/images/   (again: resumes)"
+"$bin/moderation" check --offline examples/recordings --tenant kids --audit "$audit" \
+  examples/images/ || true
+echo
 echo "== moderation audit verify $audit   (each record is hash-chained to the one before it)"
 "$bin/moderation" audit verify "$audit"
 echo
