@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from counting import CountingLimiter
 from images import solid
 
 from moderation import (
@@ -33,7 +34,6 @@ from moderation import (
 )
 from moderation.audit import InMemoryAuditLog
 from moderation.image import PreparedImage
-from moderation.limits import RateLimiter
 from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,31 +180,6 @@ def test_amoderate_leaves_the_event_loop_free_while_the_detector_works() -> None
     assert decision.outcome is Outcome.APPROVED
     [worker] = detector.threads
     assert worker is not loop_thread and worker.name.startswith("amoderate")
-
-
-class CountingLimiter(RateLimiter):
-    """Counts what the engine charges it; never waits. (Its own attribute names, so as not to
-    touch the real limiter's state.)"""
-
-    def __init__(self) -> None:
-        super().__init__(1000.0, name="counting")
-        self._count_lock = threading.Lock()
-        self.n_acquired = 0
-        self.n_throttled = 0
-        self.n_succeeded = 0
-
-    def acquire(self) -> float:
-        with self._count_lock:
-            self.n_acquired += 1
-        return 0.0
-
-    def throttled(self) -> None:
-        with self._count_lock:
-            self.n_throttled += 1
-
-    def succeeded(self) -> None:
-        with self._count_lock:
-            self.n_succeeded += 1
 
 
 class Concurrency:

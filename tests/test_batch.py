@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from counting import CountingLimiter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from images import solid
@@ -34,7 +35,6 @@ from moderation import (
 )
 from moderation.audit import InMemoryAuditLog
 from moderation.image import PreparedImage
-from moderation.limits import RateLimiter
 
 POLICIES = PolicyStore.from_sources(
     {
@@ -390,31 +390,6 @@ def test_one_image_instead_of_an_iterable_is_refused_when_called(images: Any) ->
 
 
 # -- shared rate limiter ------------------------------------------------------------------------
-
-
-class CountingLimiter(RateLimiter):
-    """Counts what the engine charges it; never waits. (Its own attribute names, so as not to
-    touch the real limiter's state.)"""
-
-    def __init__(self) -> None:
-        super().__init__(1000.0, name="counting")
-        self._count_lock = threading.Lock()
-        self.n_acquired = 0
-        self.n_throttled = 0
-        self.n_succeeded = 0
-
-    def acquire(self) -> float:
-        with self._count_lock:
-            self.n_acquired += 1
-        return 0.0
-
-    def throttled(self) -> None:
-        with self._count_lock:
-            self.n_throttled += 1
-
-    def succeeded(self) -> None:
-        with self._count_lock:
-            self.n_succeeded += 1
 
 
 def test_every_thread_of_a_batch_is_charged_to_the_engine_limiter() -> None:
