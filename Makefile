@@ -15,7 +15,7 @@ UV := .venv-uv/bin/uv
 PIP_INSTALL := python -m pip install -qq --disable-pip-version-check --no-input
 COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --custom-compile-command 'make lock'
 
-.PHONY: demo test lint typecheck unit test-lowest bench lock lock-upgrade clean
+.PHONY: demo test test-deep lint typecheck unit test-lowest bench lock lock-upgrade clean
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ test-lowest: $(LOWEST_STAMP) $(STAMP)
 	$(LOWEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 test: lint typecheck unit test-lowest
+
+# The property tests at ten times their examples (tests/profiles.py): for a change to the pure core
+# (policy, triage, outcome, replay) or before a release. Minutes longer than `make test`.
+test-deep: $(STAMP)
+	MODERATION_HYPOTHESIS=deep $(BIN)/pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import profiles  # noqa: F401  (loads the Hypothesis profile before any test module)
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -255,6 +255,7 @@ def _run_writers(tmp_path: Path, path: Path, *, each: int, rotate: int = 0) -> s
     return {f"{name}-{i}" for name in ("p1", "p2") for i in range(each)}
 
 
+@pytest.mark.slow
 def test_two_processes_of_eight_threads_and_two_instances_each_lose_and_interleave_nothing(
     tmp_path: Path,
 ):

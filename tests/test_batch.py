@@ -19,6 +19,7 @@ from counting import CountingLimiter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from images import solid
+from profiles import examples
 
 import moderation.batch
 from moderation import (
@@ -117,7 +118,7 @@ def wait_for(event: threading.Event, what: str) -> None:
 KINDS = st.sampled_from(["ok", "ok", "detector fails", "not an image"])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=examples(40), deadline=None)
 @given(
     kinds=st.lists(KINDS, max_size=N_IMAGES),
     max_workers=st.integers(1, 8),

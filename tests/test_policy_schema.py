@@ -107,6 +107,7 @@ def test_checker_and_json_schema_agree_on_every_example(text):
     )
 
 
+@pytest.mark.slow
 def test_the_examples_include_both_verdicts():
     verdicts = set()
     validator = jsonschema.Draft202012Validator(policy_schema())

@@ -161,6 +161,7 @@ def every_document() -> list[str | bytes]:
     return docs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("text", every_document())
 def test_libyaml_and_pure_python_read_the_same(text):
     fast = read_yaml(text, "f.yaml", prefer_libyaml=True)
@@ -223,6 +224,7 @@ def test_libyaml_is_used_for_an_ordinary_policy():
     assert _yaml.loader_for(DEFAULT) is yaml.CSafeLoader
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "text",
     ["[" * 60_000 + "]" * 60_000, "- " * 60_000 + "x\n", "{a: " * 40_000 + "}" * 40_000],

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectionParseError, PolicyError
@@ -17,7 +18,7 @@ from moderation.taxonomy import TAXONOMY
 from moderation.triage import Action, evaluate
 
 SETTINGS = settings(
-    max_examples=200,
+    max_examples=examples(200),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -116,6 +117,7 @@ def reject_changes(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, Any], flo
     return document, changed, rule.get("reject"), new
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(reject_changes(), detections())
 def test_moving_one_reject_threshold_moves_the_action_the_same_way(change, detection):
@@ -411,6 +413,7 @@ def expected_band(thresholds: Thresholds, confidence: float) -> Band:
     return Band.IGNORE
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(policy_documents(), detections())
 def test_evaluate_is_deterministic_and_every_band_follows_its_thresholds(document, detection):
@@ -462,7 +465,7 @@ def test_evaluate_is_deterministic_and_every_band_follows_its_thresholds(documen
         assert deciding.band == worst
 
 
-@settings(SETTINGS, max_examples=60)
+@settings(SETTINGS, max_examples=examples(60))
 @given(policy_documents())
 def test_generated_policies_load_and_hash_stably(document):
     policy = load(document)

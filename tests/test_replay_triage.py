@@ -11,9 +11,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from profiles import examples
 
 from moderation.detection import ContentType, Detection, Label
 from moderation.policy import Band, ContentTypeName, Policy, PolicyStore
@@ -216,7 +218,7 @@ def old_evaluate(policy: Policy, detection: Detection) -> Triage:
 # --------------------------------------------------------------------------- strategies
 
 SETTINGS = settings(
-    max_examples=300,
+    max_examples=examples(300),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -306,6 +308,7 @@ def detections(draw: st.DrawFn) -> Detection:
 # --------------------------------------------------------------------------- properties
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(policies(), st.lists(detections(), min_size=1, max_size=6))
 def test_the_compiled_path_answers_as_evaluate_did(policy: Policy, found: list[Detection]) -> None:

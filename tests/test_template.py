@@ -305,6 +305,7 @@ def lint(template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> 
     return {name: [ln for ln in lines if ln.startswith(f"{path}:")] for name, path in files.items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["template", "s3-adapter-in-region", "appconfig-no-judge"])
 def test_cfn_lint_finds_nothing(lint, name):
     assert lint[name] == []

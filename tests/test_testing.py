@@ -633,6 +633,7 @@ def doc_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", DOC.read_text(), flags=re.S)
 
 
+@pytest.mark.slow
 def test_docs_python_examples_run_as_written_under_pytest(tmp_path):
     blocks = doc_blocks("python")
     assert len(blocks) >= 3
