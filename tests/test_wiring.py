@@ -1,0 +1,73 @@
+"""Settings -> engine parts, shared by `Engine.from_env`, the CLI and the Lambda: every problem
+found before anything is raised."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from moderation import Engine
+from moderation.errors import ConfigurationError, PolicyError
+from moderation.settings import Settings
+from moderation.wiring import engine_parts, parts_from_env
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def aws(fake_aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+
+
+def test_a_bad_variable_does_not_hide_policies_that_do_not_exist(aws, tmp_path: Path):
+    missing = tmp_path / "nowhere"
+    with pytest.raises(ConfigurationError) as caught:
+        Engine.from_env({"MODERATION_JUDGE": "gpt", "MODERATION_POLICIES": str(missing)})
+    assert caught.value.problems == (
+        "MODERATION_JUDGE: must be bedrock or none, got 'gpt'",
+        f"MODERATION_POLICIES: {missing}: policy directory not found",
+    )
+    assert isinstance(caught.value.__cause__, PolicyError)
+
+
+def test_policies_that_are_all_that_is_wrong_raise_the_policy_error(aws, tmp_path: Path):
+    with pytest.raises(PolicyError, match="policy directory not found"):
+        Engine.from_env({"MODERATION_POLICIES": str(tmp_path / "nowhere")})
+
+
+def test_a_part_whose_variable_is_bad_is_not_built_from_a_default(aws, tmp_path: Path):
+    # A bad MODERATION_POLICIES must not be replaced by ./policies and reported as missing.
+    with pytest.raises(ConfigurationError) as caught:
+        parts_from_env({"MODERATION_POLICIES": "s3://Not_A_Bucket/p"})
+    [problem] = caught.value.problems
+    assert problem.startswith("MODERATION_POLICIES: must be s3://bucket/prefix")
+
+
+def test_parts_that_cannot_be_built_are_named_together(aws, monkeypatch, tmp_path: Path):
+    # A logging sink nobody listens to, and a region-less AWS client: both found in one pass.
+    monkeypatch.delenv("AWS_REGION")
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    settings = Settings(policies=str(ROOT / "policies"), audit="log", judge="none")
+    with pytest.raises(ConfigurationError) as caught:
+        engine_parts(settings)
+    text = str(caught.value)
+    assert "moderation.audit" in text
+    assert "no AWS region" in text
+
+
+def test_the_environment_engine_is_built_from_the_shared_parts(aws, tmp_path: Path):
+    env = {
+        "MODERATION_POLICIES": str(ROOT / "policies"),
+        "MODERATION_REGION": "eu-west-1",
+        "MODERATION_AUDIT": str(tmp_path / "audit.jsonl"),
+        "MODERATION_DEDUPE": "memory:5",
+        "MODERATION_REKOGNITION_TPS": "7",
+    }
+    settings, parts = parts_from_env(env)
+    engine = Engine.from_parts(parts)
+    assert engine.policies is parts.policies
+    assert engine.audit is parts.audit
+    assert engine.cache is parts.cache
+    assert engine.intake is parts.intake
+    assert parts.rekognition_tps == settings.rekognition_tps == 7.0
