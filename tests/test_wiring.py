@@ -71,3 +71,52 @@ def test_the_environment_engine_is_built_from_the_shared_parts(aws, tmp_path: Pa
     assert engine.cache is parts.cache
     assert engine.intake is parts.intake
     assert parts.rekognition_tps == settings.rekognition_tps == 7.0
+
+
+# -- the CLI reads the environment through the same table -----------------------------------
+
+
+def _cli(monkeypatch: pytest.MonkeyPatch, *args: str, **env: str):
+    from clirunner import runner
+
+    from moderation.cli import main
+
+    for name in [n for n in __import__("os").environ if n.startswith("MODERATION_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return runner().invoke(main, list(args))
+
+
+def test_a_bad_policies_variable_stops_a_policy_command_with_its_reason(monkeypatch):
+    result = _cli(monkeypatch, "policy", "show", "default", MODERATION_POLICIES="s3://Bad_Bucket/p")
+    assert result.exit_code == 2
+    assert "MODERATION_POLICIES: must be s3://bucket/prefix with a valid bucket name" in (
+        result.stderr
+    )
+
+
+def test_a_policy_command_is_not_failed_by_a_variable_it_does_not_read(monkeypatch):
+    result = _cli(
+        monkeypatch,
+        "policy",
+        "show",
+        "default",
+        MODERATION_POLICIES=str(ROOT / "policies"),
+        MODERATION_JUDGE="gpt",
+    )
+    assert result.exit_code == 0, result.stderr
+
+
+def test_replay_live_reads_the_judge_setting_from_the_same_table(monkeypatch, tmp_path: Path):
+    log = tmp_path / "audit.jsonl"
+    log.write_text("")
+    result = _cli(
+        monkeypatch,
+        "replay", str(log), "--policies", str(ROOT / "policies"), "--live",
+        "--max-judge-calls", "1", "--images", str(tmp_path),
+        MODERATION_JUDGE="none", MODERATION_DEDUPE="lru",
+    )  # fmt: skip
+    assert result.exit_code == 2
+    # Every bad variable, not the judge setting alone
+    assert "MODERATION_DEDUPE: must be memory" in result.stderr

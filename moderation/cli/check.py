@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 import click
 
-from moderation.cli._common import load_store
+from moderation import wiring
+from moderation.cli._common import env_settings, load_store
 from moderation.cli._inputs import Arg, UsageProblems, expand, parse_args
 from moderation.cli._progress import ProgressLine, Tally, limiter_stats
 from moderation.cli._resume import ResumeIndex
@@ -135,7 +136,7 @@ def check(
     Each line shows the input, the outcome, the stage that decided and the reason that decided.
     An image that cannot be moderated is reported and the others are still moderated.
     """
-    from moderation.audit import StreamAuditLog, audit_log_from_spec
+    from moderation.audit import StreamAuditLog
 
     context: dict[str, str] = {}
     for pair in pairs:
@@ -147,12 +148,7 @@ def check(
         args = parse_args(inputs)
     except UsageProblems as exc:
         raise _usage(str(exc)) from exc
-    try:
-        settings = Settings.from_env().with_options(
-            policies=directory, region=region, audit=audit, rekognition_tps=rate
-        )
-    except ConfigurationError as exc:
-        raise _usage(str(exc)) from exc
+    settings = env_settings(policies=directory, region=region, audit=audit, rekognition_tps=rate)
     started = _clock()
     tally = Tally()
     progress: ProgressLine | None = None
@@ -166,12 +162,7 @@ def check(
         elif progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
             sink = StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
         else:
-            sink = audit_log_from_spec(
-                spec,
-                key=settings.audit_key,
-                rotate_bytes=settings.audit_rotate_bytes,
-                region=settings.region,
-            )
+            sink = wiring.audit_sink(settings, default=spec)
     except (ConfigurationError, ValueError) as exc:
         raise _usage(str(exc)) from exc
     store = load_store(
