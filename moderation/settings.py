@@ -1,9 +1,11 @@
 """Configuration from the environment: read once, checked whole, shared by the engine and the CLI.
 
-`Settings.from_env()` reads every `MODERATION_*` variable (and `AWS_REGION`), checks them all and
-raises one `ConfigurationError` naming every bad variable, so a deployment learns everything that
-is wrong at cold start rather than one variable per redeploy. `Engine.from_settings()` and every
-CLI command build from the same object; command-line options override single fields.
+Every variable is one row of `VARIABLES` (name, field, parser, default, meaning), read by one
+loop (`read_env`). `Settings.from_env()` reads every `MODERATION_*` variable (and `AWS_REGION`),
+checks them all and raises one `ConfigurationError` naming every bad variable, so a deployment
+learns everything that is wrong at cold start rather than one variable per redeploy.
+`moderation.wiring` builds the engine's parts from the same object for the engine, every CLI
+command and the Lambda; command-line options override single fields.
 """
 
 from __future__ import annotations
