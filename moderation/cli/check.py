@@ -136,8 +136,6 @@ def check(
     Each line shows the input, the outcome, the stage that decided and the reason that decided.
     An image that cannot be moderated is reported and the others are still moderated.
     """
-    from moderation.audit import StreamAuditLog
-
     context: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -154,17 +152,7 @@ def check(
     progress: ProgressLine | None = None
     if _is_terminal(sys.stderr):
         progress = ProgressLine(sys.stderr, tally, clock=_clock)
-    spec = settings.audit or "stderr"
-    try:
-        sink: AuditLog
-        if progress is not None and spec == "stderr":
-            sink = StreamAuditLog(cast(TextIO, progress.writer()))
-        elif progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
-            sink = StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
-        else:
-            sink = wiring.audit_sink(settings, default=spec)
-    except (ConfigurationError, ValueError) as exc:
-        raise _usage(str(exc)) from exc
+    sink = _audit_sink(settings, progress)
     store = load_store(
         settings.policies,
         exit_code=EXIT_BAD_POLICIES,
@@ -214,6 +202,22 @@ def check(
     ):
         click.echo(line, err=True)
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:
+    """The run's audit sink (stderr by default): a stream the progress line is drawn on goes
+    through it, so that records and the progress line do not overwrite each other."""
+    from moderation.audit import StreamAuditLog
+
+    spec = settings.audit or "stderr"
+    try:
+        if progress is not None and spec == "stderr":
+            return StreamAuditLog(cast(TextIO, progress.writer()))
+        if progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
+            return StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
+        return wiring.audit_sink(settings, default=spec)
+    except (ConfigurationError, ValueError) as exc:
+        raise _usage(str(exc)) from exc
 
 
 def _printable(text: str) -> str:
