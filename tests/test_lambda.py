@@ -721,6 +721,23 @@ def test_a_bad_queue_url_does_not_hide_policies_that_do_not_exist(world, tmp_pat
     assert logged["problems"] == list(raised.value.problems)
 
 
+def test_the_function_builds_its_engine_through_the_shared_wiring(world):
+    # GIVEN the wiring's detector replaced: what the engine, the CLI and the function all build
+    from moderation import wiring
+    from moderation.testing import StaticDetector
+
+    world.monkeypatch.setattr(
+        wiring, "detector", lambda settings: StaticDetector([("Explicit", 96.5)])
+    )
+    world.cold_start()
+    obj = world.put("w/photo.png", solid("png", color=GREEN))
+    # WHEN an object arrives
+    [entry] = world.invoke(s3_notification(obj))["objects"]
+    # THEN the function decided with that detector, and Rekognition was never called
+    assert entry["outcome"] == "rejected"
+    assert world.detects() == 0
+
+
 def test_a_fifo_review_queue_gets_group_and_deduplication_ids(world):
     created = world.sqs.create_queue(QueueName="review.fifo", Attributes={"FifoQueue": "true"})
     fifo = created["QueueUrl"]

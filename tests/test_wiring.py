@@ -3,6 +3,7 @@ found before anything is raised."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,22 @@ def test_replay_live_reads_the_judge_setting_from_the_same_table(monkeypatch, tm
     assert result.exit_code == 2
     # Every bad variable, not the judge setting alone
     assert "MODERATION_DEDUPE: must be memory" in result.stderr
+
+
+def test_check_builds_its_engine_through_the_shared_wiring(monkeypatch, fake_aws_env):
+    # GIVEN the wiring's detector replaced: what the engine, the CLI and the Lambda all build
+    from moderation import wiring
+    from moderation.testing import StaticDetector
+
+    monkeypatch.setattr(wiring, "detector", lambda settings: StaticDetector([("Explicit", 96.5)]))
+    # WHEN a command moderates an image
+    result = _cli(
+        monkeypatch,
+        "check", "--json", "--policies", str(ROOT / "policies"),
+        str(ROOT / "examples/images/beach.jpg"),
+        MODERATION_JUDGE="none", MODERATION_AUDIT="stderr",
+    )  # fmt: skip
+    # THEN it decided with that detector
+    assert result.exit_code == 1, result.stderr
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["outcome"] == "rejected"
