@@ -145,20 +145,26 @@ class _Collector:
     bad: Collection[str]
     policy_error: PolicyError | None = None
 
-    def build(self, variables: tuple[str, ...], make: Callable[[], _T]) -> _T | None:
+    def build(
+        self, variables: tuple[str, ...], make: Callable[[], _T], *, named: bool = True
+    ) -> _T | None:
+        """`make()`, or None with its problem kept. `variables` are what the part is built
+        from; when `named`, the first is the one a problem that names none is put under."""
         if any(name in self.bad for name in variables):
             return None
         try:
             return make()
         except PolicyError as exc:
             self.policy_error = exc
-        except ConfigurationError as exc:
-            self.problems.extend(p for p in exc.problems if p not in self.problems)
-        except (ModerationError, ValueError) as exc:
+        except ModerationError as exc:
             # Building makes no request (only the policies are read): what fails here is the
-            # configuration, e.g. an adapter with no AWS region, whichever variable would fix it.
-            problem = str(exc) if isinstance(exc, ModerationError) else f"{variables[0]}: {exc}"
-            self.problems.append(problem)
+            # configuration, e.g. an audit directory that does not exist, or no AWS region.
+            found = exc.problems if isinstance(exc, ConfigurationError) else (str(exc),)
+            for problem in found:
+                if named and not problem.startswith("MODERATION_"):
+                    problem = f"{variables[0]}: {problem}"
+                if problem not in self.problems:
+                    self.problems.append(problem)
         return None
 
     def raise_any(self) -> None:
@@ -192,9 +198,10 @@ def engine_parts(
     if store is None:
         store = collect.build(_POLICIES, lambda: policy_store(settings))
     sink = audit if audit is not None else collect.build(_AUDIT, lambda: audit_sink(settings))
-    rekognition = collect.build(_DETECTOR, lambda: detector(settings))
-    bedrock = collect.build(_JUDGE, lambda: judge(settings))
-    intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings))
+    # What these miss is most often a region, which no single variable names (several set it).
+    rekognition = collect.build(_DETECTOR, lambda: detector(settings), named=False)
+    bedrock = collect.build(_JUDGE, lambda: judge(settings), named=False)
+    intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings), named=False)
     cache = collect.build(_DEDUPE, lambda: detection_cache(settings))
     collect.raise_any()
     # Every part was built: a part that was not left a problem, and raise_any raised it.

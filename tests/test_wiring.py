@@ -52,9 +52,26 @@ def test_parts_that_cannot_be_built_are_named_together(aws, monkeypatch, tmp_pat
     settings = Settings(policies=str(ROOT / "policies"), audit="log", judge="none")
     with pytest.raises(ConfigurationError) as caught:
         engine_parts(settings)
-    text = str(caught.value)
-    assert "moderation.audit" in text
-    assert "no AWS region" in text
+    audit, region = caught.value.problems
+    assert audit.startswith("MODERATION_AUDIT=log: ") and "moderation.audit" in audit
+    assert "no AWS region" in region
+
+
+def test_an_audit_directory_that_does_not_exist_joins_the_bad_variables(aws, tmp_path: Path):
+    log = tmp_path / "no-such-dir" / "audit.jsonl"
+    env = {
+        "MODERATION_POLICIES": str(ROOT / "policies"),
+        "MODERATION_AUDIT": str(log),
+        "MODERATION_BEDROCK_RPM": "fast",
+    }
+    with pytest.raises(ConfigurationError) as caught:
+        Engine.from_env(env)
+    rpm, audit = caught.value.problems
+    assert (
+        rpm
+        == "MODERATION_BEDROCK_RPM: must be a positive number of requests per minute, got 'fast'"
+    )
+    assert audit.startswith(f"MODERATION_AUDIT: audit log {log}: the directory")
 
 
 def test_the_environment_engine_is_built_from_the_shared_parts(aws, tmp_path: Path):
