@@ -29,9 +29,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
+from moderation import wiring
 from moderation._ids import new_ulid
 from moderation._version import __version__
-from moderation.audit import StreamAuditLog, audit_log_from_spec
+from moderation.audit import StreamAuditLog
 from moderation.batch import BatchInput, BatchItem, run_batch
 from moderation.budget import EscalationBudget
 from moderation.decision import (
@@ -50,11 +51,10 @@ from moderation.decision import (
     Verdict,
     check_context,
 )
-from moderation.dedupe import DetectionCache, cache_key, detection_cache_from_spec
+from moderation.dedupe import DetectionCache, cache_key
 from moderation.detection import Detection, select_frames
 from moderation.errors import (
     AuditError,
-    ConfigurationError,
     DetectorError,
     InvalidImage,
     JudgeError,
@@ -171,9 +171,11 @@ class Engine:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Engine:
         """The AWS engine configured from environment variables (see docs/configuration.md).
 
-        Raises ConfigurationError naming every bad variable, PolicyError for invalid policies.
+        Raises one ConfigurationError naming every bad variable and every part that could not
+        be built (a policy location that does not exist included); PolicyError when the
+        policies are all that is wrong.
         """
-        return cls.from_settings(Settings.from_env(env))
+        return cls.from_parts(wiring.parts_from_env(env)[1])
 
     @classmethod
     def from_settings(
@@ -185,48 +187,21 @@ class Engine:
     ) -> Engine:
         """The AWS engine for `settings`: Rekognition, Bedrock (unless judge is none), the
         policy store, the audit sink, the dedupe cache and the rate limits they name; `audit` and
-        `policies` replace those two."""
-        from moderation.aws.bedrock import BedrockJudge
-        from moderation.aws.rekognition import RekognitionDetector
+        `policies` replace those two. Raises as `from_env` does."""
+        return cls.from_parts(wiring.engine_parts(settings, audit=audit, policies=policies))
 
-        store = policies or PolicyStore.load(
-            settings.policies,
-            ttl=settings.policies_ttl,
-            fallback_to_default=settings.tenant_fallback,
-            region=settings.region,
-        )
-        sink = audit
-        if sink is None:
-            sink = audit_log_from_spec(
-                settings.audit or "stdout",
-                key=settings.audit_key,
-                rotate_bytes=settings.audit_rotate_bytes,
-                region=settings.region,
-            )
-        detector = RekognitionDetector(
-            region=settings.region, project_version=settings.project_version
-        )
-        judge = BedrockJudge(region=settings.region) if settings.judge == "bedrock" else None
-        intake = None
-        if settings.region is not None:
-            from moderation.aws.s3 import S3ImageReader
-
-            intake = ImageIntake(s3=S3ImageReader(region=settings.region))
-        try:
-            cache = detection_cache_from_spec(
-                settings.dedupe, ttl_seconds=settings.dedupe_ttl, region=settings.region
-            )
-        except ValueError as exc:
-            raise ConfigurationError([f"MODERATION_DEDUPE: {exc}"]) from exc
+    @classmethod
+    def from_parts(cls, parts: wiring.EngineParts) -> Engine:
+        """The engine of parts `moderation.wiring` built (what the CLI and the Lambda use)."""
         return cls(
-            store,
-            detector,
-            judge,
-            sink,
-            intake=intake,
-            cache=cache,
-            rekognition_tps=settings.rekognition_tps,
-            bedrock_rpm=settings.bedrock_rpm,
+            parts.policies,
+            parts.detector,
+            parts.judge,
+            parts.audit,
+            intake=parts.intake,
+            cache=parts.cache,
+            rekognition_tps=parts.rekognition_tps,
+            bedrock_rpm=parts.bedrock_rpm,
         )
 
     def moderate(

@@ -1,9 +1,11 @@
 """Configuration from the environment: read once, checked whole, shared by the engine and the CLI.
 
-`Settings.from_env()` reads every `MODERATION_*` variable (and `AWS_REGION`), checks them all and
-raises one `ConfigurationError` naming every bad variable, so a deployment learns everything that
-is wrong at cold start rather than one variable per redeploy. `Engine.from_settings()` and every
-CLI command build from the same object; command-line options override single fields.
+Every variable is one row of `VARIABLES` (name, field, parser, default, meaning), read by one
+loop (`read_env`). `Settings.from_env()` reads every `MODERATION_*` variable (and `AWS_REGION`),
+checks them all and raises one `ConfigurationError` naming every bad variable, so a deployment
+learns everything that is wrong at cold start rather than one variable per redeploy.
+`moderation.wiring` builds the engine's parts from the same object for the engine, every CLI
+command and the Lambda; command-line options override single fields.
 """
 
 from __future__ import annotations
@@ -11,64 +13,30 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from moderation.errors import ConfigurationError
 
-__all__ = ["ENV_VARS", "Settings", "is_file_sink", "policies_location"]
+__all__ = [
+    "ENV_VARS",
+    "VARIABLES",
+    "EnvReading",
+    "Settings",
+    "Variable",
+    "is_file_sink",
+    "policies_location",
+    "read_env",
+]
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
-#: Every variable this library reads, with what it means (docs/configuration.md has the table).
-ENV_VARS: Mapping[str, str] = {
-    "MODERATION_POLICIES": "where the policies are: a directory (default ./policies),"
-    " `s3://bucket/prefix` (the same layout under a prefix) or"
-    " `appconfig://application/environment/profile` (an AWS AppConfig profile)",
-    "MODERATION_POLICIES_TTL": "seconds between checks for new policies (a new version is"
-    " validated whole before use; an invalid one is refused and the last good one stays)."
-    " Default 60 for S3 and AppConfig; a directory is read once unless this is set",
-    "MODERATION_TENANT_FALLBACK": "`default`: a tenant with no policy file gets the default policy"
-    " (recorded in the decision); unset: such a tenant raises UnknownTenant",
-    "MODERATION_REGION": "AWS region for S3, Rekognition and Bedrock (else AWS_REGION, else"
-    " AWS_DEFAULT_REGION / the AWS config file)",
-    "MODERATION_AUDIT": "`stdout` (default: JSON lines, as Lambda and containers collect them),"
-    " `stderr`, `log` (the `moderation.audit` logger, which must be configured to emit INFO),"
-    " `s3://bucket/prefix` (one object per decision, never overwritten), or a file path"
-    " (hash-chained JSON lines, fsynced; docs/audit.md)",
-    "MODERATION_AUDIT_KEY": "secret that makes a file log's record hashes HMAC-SHA256"
-    " (`alg: hmac-sha256`); `moderation audit verify` needs it too. Never printed",
-    "MODERATION_AUDIT_ROTATE_BYTES": "start a new file log file (the old one renamed to"
-    " `<name>.N`) before a record would take it past this size; a number of bytes, or with a"
-    " K, M or G suffix (1024-based)",
-    "MODERATION_PROJECT_VERSION": "ARN of a Rekognition custom moderation adapter",
-    "MODERATION_JUDGE": "`bedrock` (default) or `none` (borderline images go to review)",
-    "MODERATION_REKOGNITION_TPS": "Rekognition requests per second this process may send,"
-    " shared by every thread (your account's DetectModerationLabels quota, or the share of it"
-    " this process gets); backs off on throttling and creeps back. Unset: no limit",
-    "MODERATION_BEDROCK_RPM": "Bedrock Converse requests per minute this process may send,"
-    " shared by every thread; backs off on throttling and creeps back. Unset: no limit",
-    "MODERATION_DEDUPE": "`memory` (default: the same image with the same detector settings is"
-    " detected once per process, LRU of 10,000), `memory:N` (N entries), `dynamodb:TABLE`"
-    " (shared by every process; partition key `id`, TTL attribute `expiration`), or `off`",
-    "MODERATION_DEDUPE_TTL": "seconds a cached detection stays usable (default 604800, 7 days)",
-    "MODERATION_REVIEW_QUEUE_URL": "Lambda: SQS queue URL that `review` outcomes are sent to"
-    " (docs/lambda.md has the message format). Unset: none are sent",
-    "MODERATION_QUARANTINE_BUCKET": "Lambda: bucket that rejected and invalid objects are moved"
-    " to, under the same key with their tags. Unset: they stay where they are, tagged",
-    "MODERATION_IDEMPOTENCY_TABLE": "Lambda: DynamoDB table (partition key: string `id`, TTL"
-    " attribute `expiration`) that makes redelivered events return the first decision",
-    "MODERATION_IDEMPOTENCY_TTL": "Lambda: seconds a decision is remembered for redelivery"
-    " (default 86400)",
-    "MODERATION_STRICT_TENANTS": "obsolete: unknown tenants always raise now; `1` is accepted",
-}
-
-
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _DEDUPE = re.compile(r"^(?:off|memory(?::(?P<size>[0-9]+))?|dynamodb:(?P<table>.+))$")
+_QUEUE_URL = re.compile(r"https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?")
 
 
 def policies_location(spec: str) -> Literal["dir", "s3", "appconfig"]:
@@ -112,6 +80,248 @@ def is_file_sink(spec: str) -> bool:
     return spec not in ("log", "stdout", "-", "stderr") and not spec.startswith("s3://")
 
 
+# -- the parsers: each takes the variable's raw value and returns the field's value, or raises
+# ValueError with what is wrong (the variable's name is put in front by `read_env`).
+
+
+def _text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is set but empty (unset it for the default)")
+    return value.strip()
+
+
+def _policies(value: str) -> str:
+    spec = _text(value)
+    if (problem := _policies_problem(spec)) is not None:
+        raise ValueError(problem)
+    return spec
+
+
+def _positive(unit: str) -> Callable[[str], float]:
+    def parse(value: str) -> float:
+        text = _text(value)
+        try:
+            number = float(text)
+        except ValueError:
+            number = float("nan")
+        if not number > 0 or number == float("inf"):
+            raise ValueError(f"must be a positive number of {unit}, got {text!r}")
+        return number
+
+    return parse
+
+
+def _tenant_fallback(value: str) -> bool:
+    word = value.strip().lower()
+    if word in ("default", *_TRUE):
+        return True
+    if word in _FALSE:
+        return False
+    raise ValueError(f"must be `default` (fall back to the default policy) or unset, got {value!r}")
+
+
+def _audit_key(value: str) -> str:
+    if not value.strip():
+        raise ValueError("is set but empty (unset it for no key)")
+    return value  # as given: whitespace may be part of a secret
+
+
+def _rotate_bytes(value: str) -> int:
+    size = _byte_size(value)
+    if size is None:
+        raise ValueError(
+            "must be a positive number of bytes, optionally with a K, M or G suffix (e.g. 100M), "
+            f"got {value!r}"
+        )
+    return size
+
+
+def _project_version(value: str) -> str:
+    arn = _text(value)
+    if not arn.startswith("arn:"):
+        raise ValueError(
+            f"must be a Rekognition project version ARN (arn:aws:rekognition:...), got {arn!r}"
+        )
+    return arn
+
+
+def _judge(value: str) -> str:
+    if value.strip() not in ("bedrock", "none"):
+        raise ValueError(f"must be bedrock or none, got {value!r}")
+    return value.strip()
+
+
+def _dedupe(value: str) -> str:
+    spec = _text(value)
+    match = _DEDUPE.fullmatch(spec)
+    if match is None or (match["size"] is not None and int(match["size"]) < 1):
+        raise ValueError(
+            f"must be memory, memory:N (N entries, at least 1), dynamodb:TABLE or off, got {spec!r}"
+        )
+    if match["table"] is not None and not _TABLE.fullmatch(match["table"]):
+        raise ValueError(
+            f"{match['table']!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)"
+        )
+    return spec
+
+
+def _queue_url(value: str) -> str:
+    url = _text(value)
+    if not _QUEUE_URL.fullmatch(url):
+        raise ValueError(
+            f"must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), got {url!r}"
+        )
+    return url
+
+
+def _bucket(value: str) -> str:
+    bucket = _text(value)
+    if not _BUCKET.fullmatch(bucket):
+        raise ValueError(f"{bucket!r} is not a bucket name (3-63 of a-z 0-9 . -, no s3:// prefix)")
+    return bucket
+
+
+def _table(value: str) -> str:
+    table = _text(value)
+    if not _TABLE.fullmatch(table):
+        raise ValueError(f"{table!r} is not a DynamoDB table name (3-255 of A-Z a-z 0-9 _ . -)")
+    return table
+
+
+def _obsolete_strict(value: str) -> None:
+    if value.strip().lower() not in _TRUE:
+        raise ValueError(
+            "no longer read (unknown tenants always raise UnknownTenant); to give them the "
+            "default policy set MODERATION_TENANT_FALLBACK=default"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: the `Settings` field it sets and how its value is read."""
+
+    name: str
+    #: The Settings field it sets; None for a variable that is only checked (an obsolete one).
+    field: str | None
+    #: The raw value -> the field's value; ValueError saying what is wrong.
+    parse: Callable[[str], Any]
+    #: The default as docs/configuration.md states it (its table's third column).
+    default: str
+    #: What it means, in one sentence or two.
+    doc: str
+    #: Another variable read when this one is unset (as given, stripped; empty is unset).
+    fallback: str | None = None
+
+
+_SECONDS = _positive("seconds")
+
+#: Every variable this library reads, in the order docs/configuration.md lists them.
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "MODERATION_POLICIES", "policies", _policies, "`policies`",
+        "where the policies are: a directory (default ./policies), `s3://bucket/prefix` (the"
+        " same layout under a prefix) or `appconfig://application/environment/profile` (an AWS"
+        " AppConfig profile)",
+    ),
+    Variable(
+        "MODERATION_POLICIES_TTL", "policies_ttl", _SECONDS,
+        "`60` for S3 and AppConfig; a directory is read once unless this is set",
+        "seconds between checks for new policies (a new version is validated whole before use;"
+        " an invalid one is refused and the last good one stays)",
+    ),
+    Variable(
+        "MODERATION_TENANT_FALLBACK", "tenant_fallback", _tenant_fallback, "unset",
+        "`default`: a tenant with no policy file gets the default policy (recorded in the"
+        " decision); unset: such a tenant raises UnknownTenant",
+    ),
+    Variable(
+        "MODERATION_REGION", "region", _text,
+        "`AWS_REGION`, else boto3's (`AWS_DEFAULT_REGION`, the config file)",
+        "AWS region for S3, Rekognition and Bedrock",
+        fallback="AWS_REGION",
+    ),
+    Variable(
+        "MODERATION_AUDIT", "audit", _text,
+        "`stdout` (`stderr` for `moderation check`, whose stdout is its report)",
+        "`stdout` (JSON lines, as Lambda and containers collect them), `stderr`, `log` (the"
+        " `moderation.audit` logger, which must be configured to emit INFO),"
+        " `s3://bucket/prefix` (one object per decision, never overwritten), or a file path"
+        " (hash-chained JSON lines, fsynced; docs/audit.md)",
+    ),
+    Variable(
+        "MODERATION_AUDIT_KEY", "audit_key", _audit_key, "unset: plain SHA-256 chain",
+        "secret that makes a file log's record hashes HMAC-SHA256 (`alg: hmac-sha256`);"
+        " `moderation audit verify` needs it too. Never printed",
+    ),
+    Variable(
+        "MODERATION_AUDIT_ROTATE_BYTES", "audit_rotate_bytes", _rotate_bytes,
+        "unset: never rotate",
+        "start a new file log file (the old one renamed to `<name>.N`) before a record would"
+        " take it past this size; a number of bytes, or with a K, M or G suffix (1024-based)",
+    ),
+    Variable(
+        "MODERATION_PROJECT_VERSION", "project_version", _project_version, "none",
+        "ARN of a Rekognition custom moderation adapter",
+    ),
+    Variable(
+        "MODERATION_JUDGE", "judge", _judge, "`bedrock`",
+        "`bedrock` or `none` (borderline images go to review)",
+    ),
+    Variable(
+        "MODERATION_REKOGNITION_TPS", "rekognition_tps", _positive("requests per second"),
+        "no limit",
+        "Rekognition requests per second this process may send, shared by every thread (your"
+        " account's DetectModerationLabels quota, or the share of it this process gets); backs"
+        " off on throttling and creeps back",
+    ),
+    Variable(
+        "MODERATION_BEDROCK_RPM", "bedrock_rpm", _positive("requests per minute"), "no limit",
+        "Bedrock Converse requests per minute this process may send, shared by every thread;"
+        " backs off on throttling and creeps back",
+    ),
+    Variable(
+        "MODERATION_DEDUPE", "dedupe", _dedupe, "`memory`",
+        "`memory` (the same image with the same detector settings is detected once per"
+        " process, LRU of 10,000), `memory:N` (N entries), `dynamodb:TABLE` (shared by every"
+        " process; partition key `id`, TTL attribute `expiration`), or `off`",
+    ),
+    Variable(
+        "MODERATION_DEDUPE_TTL", "dedupe_ttl", _SECONDS, "`604800` (7 days)",
+        "seconds a cached detection stays usable",
+    ),
+    Variable(
+        "MODERATION_REVIEW_QUEUE_URL", "review_queue_url", _queue_url, "none sent",
+        "Lambda: SQS queue URL that `review` outcomes are sent to (docs/lambda.md has the"
+        " message format)",
+    ),
+    Variable(
+        "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
+        "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
+        " their tags",
+    ),
+    Variable(
+        "MODERATION_IDEMPOTENCY_TABLE", "idempotency_table", _table,
+        "in-memory only (one warm instance)",
+        "Lambda: DynamoDB table (partition key: string `id`, TTL attribute `expiration`) that"
+        " makes redelivered events return the first decision",
+    ),
+    Variable(
+        "MODERATION_IDEMPOTENCY_TTL", "idempotency_ttl", _SECONDS, "`86400`",
+        "Lambda: seconds a decision is remembered for redelivery",
+    ),
+    Variable(
+        "MODERATION_STRICT_TENANTS", None, _obsolete_strict, "",
+        "obsolete: unknown tenants always raise now; `1` is accepted",
+    ),
+)  # fmt: skip
+
+#: Every variable this library reads, with what it means (docs/configuration.md has the table).
+ENV_VARS: Mapping[str, str] = {v.name: v.doc for v in VARIABLES}
+
+#: Variables that only a file audit log reads: an error beside any other MODERATION_AUDIT.
+_FILE_LOG_ONLY = ("MODERATION_AUDIT_KEY", "MODERATION_AUDIT_ROTATE_BYTES")
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """What the engine is built from. Every field has the default a fresh deployment gets."""
@@ -138,144 +348,70 @@ class Settings:
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """The settings in `env` (default: os.environ); ConfigurationError naming every bad one."""
-        env = os.environ if env is None else env
-        problems: list[str] = []
-        values: dict[str, Any] = {}
-
-        for name in sorted(k for k in env if k.startswith("MODERATION_")):
-            if name not in ENV_VARS:
-                close = difflib.get_close_matches(name, list(ENV_VARS), n=1, cutoff=0.7)
-                hint = f" (did you mean {close[0]}?)" if close else ""
-                problems.append(f"{name}: not a setting of this library{hint}")
-
-        def text(name: str) -> str | None:
-            value = env.get(name)
-            if value is None:
-                return None
-            if not value.strip():
-                problems.append(f"{name}: is set but empty (unset it for the default)")
-                return None
-            return value.strip()
-
-        if (policies := text("MODERATION_POLICIES")) is not None:
-            if (problem := _policies_problem(policies)) is not None:
-                problems.append(f"MODERATION_POLICIES: {problem}")
-            values["policies"] = policies
-
-        def positive(name: str, field_name: str, unit: str) -> None:
-            value = text(name)
-            if value is None:
-                return
-            try:
-                number = float(value)
-            except ValueError:
-                number = float("nan")
-            if not number > 0 or number == float("inf"):
-                problems.append(f"{name}: must be a positive number of {unit}, got {value!r}")
-            else:
-                values[field_name] = number
-
-        positive("MODERATION_POLICIES_TTL", "policies_ttl", "seconds")
-        positive("MODERATION_REKOGNITION_TPS", "rekognition_tps", "requests per second")
-        positive("MODERATION_BEDROCK_RPM", "bedrock_rpm", "requests per minute")
-        positive("MODERATION_DEDUPE_TTL", "dedupe_ttl", "seconds")
-        positive("MODERATION_IDEMPOTENCY_TTL", "idempotency_ttl", "seconds")
-        if (dedupe := text("MODERATION_DEDUPE")) is not None:
-            match = _DEDUPE.fullmatch(dedupe)
-            if match is None or (match["size"] is not None and int(match["size"]) < 1):
-                problems.append(
-                    "MODERATION_DEDUPE: must be memory, memory:N (N entries, at least 1), "
-                    f"dynamodb:TABLE or off, got {dedupe!r}"
-                )
-            elif match["table"] is not None and not _TABLE.fullmatch(match["table"]):
-                problems.append(
-                    f"MODERATION_DEDUPE: {match['table']!r} is not a DynamoDB table name "
-                    "(3-255 of A-Z a-z 0-9 _ . -)"
-                )
-            else:
-                values["dedupe"] = dedupe
-        if (queue := text("MODERATION_REVIEW_QUEUE_URL")) is not None:
-            if not re.fullmatch(r"https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?", queue):
-                problems.append(
-                    "MODERATION_REVIEW_QUEUE_URL: must be an SQS queue URL "
-                    f"(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), got {queue!r}"
-                )
-            values["review_queue_url"] = queue
-        if (bucket := text("MODERATION_QUARANTINE_BUCKET")) is not None:
-            if not _BUCKET.fullmatch(bucket):
-                problems.append(
-                    f"MODERATION_QUARANTINE_BUCKET: {bucket!r} is not a bucket name "
-                    "(3-63 of a-z 0-9 . -, no s3:// prefix)"
-                )
-            values["quarantine_bucket"] = bucket
-        if (table := text("MODERATION_IDEMPOTENCY_TABLE")) is not None:
-            if not _TABLE.fullmatch(table):
-                problems.append(
-                    f"MODERATION_IDEMPOTENCY_TABLE: {table!r} is not a DynamoDB table name "
-                    "(3-255 of A-Z a-z 0-9 _ . -)"
-                )
-            values["idempotency_table"] = table
-        fallback = env.get("MODERATION_TENANT_FALLBACK")
-        if fallback is not None:
-            if fallback.strip().lower() in ("default", *_TRUE):
-                values["tenant_fallback"] = True
-            elif fallback.strip().lower() not in _FALSE:
-                problems.append(
-                    f"MODERATION_TENANT_FALLBACK: must be `default` (fall back to the default "
-                    f"policy) or unset, got {fallback!r}"
-                )
-        strict = env.get("MODERATION_STRICT_TENANTS")
-        if strict is not None and strict.strip().lower() not in _TRUE:
-            problems.append(
-                "MODERATION_STRICT_TENANTS: no longer read (unknown tenants always raise "
-                "UnknownTenant); to give them the default policy set MODERATION_TENANT_FALLBACK="
-                "default"
-            )
-        region = text("MODERATION_REGION") or env.get("AWS_REGION", "").strip() or None
-        values["region"] = region
-        if (audit := text("MODERATION_AUDIT")) is not None:
-            values["audit"] = audit
-        key = env.get("MODERATION_AUDIT_KEY")
-        if key is not None:
-            if not key.strip():
-                problems.append("MODERATION_AUDIT_KEY: is set but empty (unset it for no key)")
-            else:
-                values["audit_key"] = key  # as given: whitespace may be part of a secret
-        rotate = env.get("MODERATION_AUDIT_ROTATE_BYTES")
-        if rotate is not None:
-            size = _byte_size(rotate)
-            if size is None:
-                problems.append(
-                    "MODERATION_AUDIT_ROTATE_BYTES: must be a positive number of bytes, "
-                    f"optionally with a K, M or G suffix (e.g. 100M), got {rotate!r}"
-                )
-            else:
-                values["audit_rotate_bytes"] = size
-        sink = values.get("audit")
-        if sink is not None and not is_file_sink(sink):
-            for name in ("MODERATION_AUDIT_KEY", "MODERATION_AUDIT_ROTATE_BYTES"):
-                if env.get(name) is not None:
-                    problems.append(
-                        f"{name}: applies only to a file audit log, but MODERATION_AUDIT is "
-                        f"{sink!r}"
-                    )
-        if (project := text("MODERATION_PROJECT_VERSION")) is not None:
-            if not project.startswith("arn:"):
-                problems.append(
-                    f"MODERATION_PROJECT_VERSION: must be a Rekognition project version ARN "
-                    f"(arn:aws:rekognition:...), got {project!r}"
-                )
-            values["project_version"] = project
-        judge = env.get("MODERATION_JUDGE")
-        if judge is not None:
-            if judge.strip() in ("bedrock", "none"):
-                values["judge"] = judge.strip()
-            else:
-                problems.append(f"MODERATION_JUDGE: must be bedrock or none, got {judge!r}")
-        if problems:
-            raise ConfigurationError(problems)
-        return cls(**values)
+        return read_env(env).checked()
 
     def with_options(self, **options: Any) -> Settings:
         """These settings with the options that are not None replaced (command-line overrides)."""
         return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+
+@dataclass(frozen=True, slots=True)
+class EnvReading:
+    """What `read_env` found: the settings of the good variables and a problem per bad one."""
+
+    #: The settings; a bad variable's field keeps its default.
+    settings: Settings
+    #: One line per problem, `NAME: what is wrong`: unknown names first, then by name.
+    problems: tuple[str, ...]
+    #: The names of the variables that have a problem.
+    bad: frozenset[str]
+
+    def checked(self) -> Settings:
+        """The settings, or ConfigurationError naming every bad variable."""
+        if self.problems:
+            raise ConfigurationError(self.problems)
+        return self.settings
+
+
+def read_env(env: Mapping[str, str] | None = None) -> EnvReading:
+    """Every variable of `env` (default: os.environ) read and checked, none raising: the caller
+    decides (`EnvReading.checked`), or adds what it finds later (the Lambda's cold start)."""
+    env = os.environ if env is None else env
+    found: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for variable in VARIABLES:
+        raw = env.get(variable.name)
+        if raw is None and variable.fallback is not None:
+            raw = env.get(variable.fallback, "").strip() or None
+        if raw is None:
+            continue
+        try:
+            value = variable.parse(raw)
+        except ValueError as exc:
+            found.append((variable.name, str(exc)))
+            continue
+        if variable.field is not None:
+            values[variable.field] = value
+    sink = values.get("audit")
+    if sink is not None and not is_file_sink(sink):
+        for name in _FILE_LOG_ONLY:
+            if env.get(name) is not None:
+                found.append(
+                    (name, f"applies only to a file audit log, but MODERATION_AUDIT is {sink!r}")
+                )
+    found.sort(key=lambda problem: problem[0])
+    problems = _unknown_names(env) + [f"{name}: {message}" for name, message in found]
+    bad = frozenset(line.split(":", 1)[0] for line in problems)
+    return EnvReading(Settings(**values), tuple(problems), bad)
+
+
+def _unknown_names(env: Mapping[str, str]) -> list[str]:
+    """A problem for each `MODERATION_*` name this library does not read (a typo would otherwise
+    do nothing), with the closest real name."""
+    problems = []
+    for name in sorted(k for k in env if k.startswith("MODERATION_")):
+        if name not in ENV_VARS:
+            close = difflib.get_close_matches(name, list(ENV_VARS), n=1, cutoff=0.7)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{name}: not a setting of this library{hint}")
+    return problems

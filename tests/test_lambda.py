@@ -703,6 +703,41 @@ def test_configuration_error_names_every_bad_variable_on_every_invocation(world)
     assert logged["problems"] == list(raised.value.problems)
 
 
+def test_a_bad_queue_url_does_not_hide_policies_that_do_not_exist(world, tmp_path):
+    # GIVEN two mistakes: a queue name where its URL belongs, and a policy directory not there
+    missing = tmp_path / "no-such-policies"
+    world.cold_start(MODERATION_REVIEW_QUEUE_URL="review-queue", MODERATION_POLICIES=str(missing))
+    # WHEN the function is invoked (twice: the error is the same on every invocation)
+    for _ in range(2):
+        with pytest.raises(ConfigurationError) as raised:
+            world.invoke(s3_notification())
+        # THEN one error names both
+        assert raised.value.problems == (
+            "MODERATION_REVIEW_QUEUE_URL: must be an SQS queue URL "
+            "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), got 'review-queue'",
+            f"MODERATION_POLICIES: {missing}: policy directory not found",
+        )
+    [logged] = world.logs("ERROR")
+    assert logged["problems"] == list(raised.value.problems)
+
+
+def test_the_function_builds_its_engine_through_the_shared_wiring(world):
+    # GIVEN the wiring's detector replaced: what the engine, the CLI and the function all build
+    from moderation import wiring
+    from moderation.testing import StaticDetector
+
+    world.monkeypatch.setattr(
+        wiring, "detector", lambda settings: StaticDetector([("Explicit", 96.5)])
+    )
+    world.cold_start()
+    obj = world.put("w/photo.png", solid("png", color=GREEN))
+    # WHEN an object arrives
+    [entry] = world.invoke(s3_notification(obj))["objects"]
+    # THEN the function decided with that detector, and Rekognition was never called
+    assert entry["outcome"] == "rejected"
+    assert world.detects() == 0
+
+
 def test_a_fifo_review_queue_gets_group_and_deduplication_ids(world):
     created = world.sqs.create_queue(QueueName="review.fifo", Attributes={"FifoQueue": "true"})
     fifo = created["QueueUrl"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
 
 from moderation import Engine
 from moderation.errors import ConfigurationError, UnknownTenant
-from moderation.settings import ENV_VARS, Settings
+from moderation.settings import ENV_VARS, VARIABLES, Settings, read_env
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -82,10 +84,66 @@ def test_options_override_single_fields():
     )
 
 
-def test_every_documented_variable_is_in_the_configuration_docs():
-    text = (ROOT / "docs/configuration.md").read_text()
-    for name in ENV_VARS:
-        assert f"`{name}`" in text, name
+def _documented() -> dict[str, str]:
+    """docs/configuration.md's table of variables: name -> its default column."""
+    rows = {}
+    for line in (ROOT / "docs/configuration.md").read_text().splitlines():
+        match = re.fullmatch(r"\| `([A-Z0-9_]+)` \| .* \| (.*?) ?\|", line)
+        if match:
+            rows[match[1]] = match[2]
+    return rows
+
+
+def test_the_docs_table_lists_exactly_the_variables_read_with_their_defaults():
+    documented = _documented()
+    assert set(documented) == set(ENV_VARS)
+    assert {v.name: v.default for v in VARIABLES} == documented
+
+
+def test_the_variable_table_sets_every_settings_field():
+    fields = {f.name for f in dataclasses.fields(Settings)}
+    assert {v.field for v in VARIABLES if v.field is not None} == fields
+
+
+def test_every_bad_value_is_named_not_only_the_first():
+    bad = {
+        "MODERATION_POLICIES": "s3://Not_A_Bucket/x",
+        "MODERATION_POLICIES_TTL": "0",
+        "MODERATION_REGION": " ",
+        "MODERATION_AUDIT_ROTATE_BYTES": "lots",
+        "MODERATION_REKOGNITION_TPS": "inf",
+        "MODERATION_BEDROCK_RPM": "-1",
+        "MODERATION_DEDUPE": "dynamodb:x",
+        "MODERATION_DEDUPE_TTL": "soon",
+        "MODERATION_REVIEW_QUEUE_URL": "review-queue",
+        "MODERATION_QUARANTINE_BUCKET": "s3://quarantine",
+        "MODERATION_IDEMPOTENCY_TABLE": "t",
+        "MODERATION_IDEMPOTENCY_TTL": "nan",
+    }
+    reading = read_env(bad)
+    assert reading.bad == set(bad)
+    assert [p.split(":", 1)[0] for p in reading.problems] == sorted(bad)
+    assert reading.settings == Settings()  # no bad value reaches a field
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env(bad)
+    assert caught.value.problems == reading.problems
+
+
+def test_unknown_names_come_first_then_bad_values_by_name():
+    problems = read_env(
+        {"MODERATION_JUDGE": "gpt", "MODERATION_AUDITT": "x", "MODERATION_DEDUPE": "lru"}
+    ).problems
+    assert [p.split(":", 1)[0] for p in problems] == [
+        "MODERATION_AUDITT", "MODERATION_DEDUPE", "MODERATION_JUDGE"
+    ]  # fmt: skip
+
+
+def test_a_file_log_option_beside_another_sink_names_the_option():
+    reading = read_env({"MODERATION_AUDIT": "stdout", "MODERATION_AUDIT_ROTATE_BYTES": "1M"})
+    assert reading.problems == (
+        "MODERATION_AUDIT_ROTATE_BYTES: applies only to a file audit log, but MODERATION_AUDIT "
+        "is 'stdout'",
+    )
 
 
 def test_an_unknown_tenant_raises_through_the_environment_engine(fake_aws_env):

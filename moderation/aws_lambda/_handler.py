@@ -63,7 +63,8 @@ from moderation.aws_lambda._tags import (
 from moderation.decision import ContextValue, Decision
 from moderation.engine import Engine
 from moderation.errors import ConfigurationError, InvalidImage, InvalidTenant, UnknownTenant
-from moderation.settings import Settings
+from moderation.settings import Settings, read_env
+from moderation.wiring import EngineParts, engine_parts
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -198,8 +199,9 @@ def _queue_region(url: str, default: str | None) -> str | None:
     return match.group(1) if match else default
 
 
-def _build(settings: Settings) -> _State:
-    engine = Engine.from_settings(settings)
+def _build(settings: Settings, parts: EngineParts) -> _State:
+    """The state of an instance whose environment was read (`_cold_start`)."""
+    engine = Engine.from_parts(parts)
     session = boto3.Session()
     config = _client_config()
     s3: S3Client = session.client("s3", region_name=settings.region, config=config)
@@ -239,29 +241,37 @@ def _state() -> _State:
         raise ConfigurationError(_STATE.problems) from None
     if _STATE is None:
         install()
-        try:
-            settings = Settings.from_env()
-        except ConfigurationError as exc:
-            _STATE = exc
-            log(
-                logging.ERROR,
-                "the function's environment is misconfigured: every invocation fails until "
-                "it is fixed",
-                problems=list(exc.problems),
-            )
-            raise
-        try:
-            _STATE = _build(settings)
-        except Exception as exc:
-            # Not kept: policies or a client that fail to load may load on the next try.
-            log(
-                logging.ERROR,
-                "the engine could not be built",
-                error=str(exc),
-                error_type=type(exc).__name__,
-            )
-            raise
+        _STATE = _cold_start()
     return _STATE
+
+
+def _cold_start() -> _State:
+    """Everything the environment names, checked whole before anything is raised: one
+    ConfigurationError names every bad variable and every part that could not be built (a bad
+    queue URL does not hide a policy location that does not exist)."""
+    global _STATE
+    reading = read_env()
+    try:
+        parts = engine_parts(reading.settings, problems=reading.problems, bad=reading.bad)
+        return _build(reading.settings, parts)
+    except ConfigurationError as exc:
+        if reading.problems:
+            _STATE = exc  # a bad variable stays bad until the function is redeployed
+        log(
+            logging.ERROR,
+            "the function's environment is misconfigured: every invocation fails until it is fixed",
+            problems=list(exc.problems),
+        )
+        raise
+    except Exception as exc:
+        # Not kept: policies or a client that fail to load may load on the next try.
+        log(
+            logging.ERROR,
+            "the engine could not be built",
+            error=str(exc),
+            error_type=type(exc).__name__,
+        )
+        raise
 
 
 # -- the idempotent part ------------------------------------------------------------------------

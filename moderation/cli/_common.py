@@ -1,4 +1,9 @@
-"""What every command group shares: loading the policies, printing problems, exit codes."""
+"""What every command group shares: the environment's settings, loading the policies, printing
+problems, exit codes.
+
+The environment is read through `moderation.settings` (the one table of variables) and the
+policies are built by `moderation.wiring`, as the engine and the Lambda build them.
+"""
 
 from __future__ import annotations
 
@@ -6,23 +11,54 @@ import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from moderation.errors import PolicyError, Problem
+from moderation import wiring
+from moderation.errors import ConfigurationError, PolicyError, Problem
 from moderation.policy import PolicyStore
-from moderation.settings import policies_location
+from moderation.settings import Settings, policies_location, read_env
 
-__all__ = ["POLICIES_ENV", "default_policies", "load_store", "print_problems"]
+__all__ = [
+    "EXIT_USAGE",
+    "POLICIES_ENV",
+    "default_policies",
+    "env_policies",
+    "env_settings",
+    "load_store",
+    "print_problems",
+]
 
 POLICIES_ENV = "MODERATION_POLICIES"
-REGION_ENV = "MODERATION_REGION"
+EXIT_USAGE = 2
+
+
+def env_settings(**options: Any) -> Settings:
+    """The environment's settings with the command-line `options` that are not None over them,
+    or every bad variable printed and an exit 2."""
+    try:
+        return Settings.from_env().with_options(**options)
+    except ConfigurationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+
+
+def env_policies() -> str | None:
+    """$MODERATION_POLICIES (a directory, s3://bucket/prefix or
+    appconfig://application/environment/profile) when it is set. Only a bad MODERATION_POLICIES
+    stops the command (exit 2): a command that reads no other variable is not failed by one."""
+    reading = read_env()
+    if POLICIES_ENV in reading.bad:
+        bad = [p for p in reading.problems if p.startswith(f"{POLICIES_ENV}:")]
+        click.echo(f"Error: {ConfigurationError(bad)}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE)
+    return reading.settings.policies if POLICIES_ENV in os.environ else None
 
 
 def default_policies() -> str:
-    """Where the policies are: $MODERATION_POLICIES (a directory, s3://bucket/prefix or
-    appconfig://application/environment/profile), else ./policies."""
-    return os.environ.get(POLICIES_ENV, "policies")
+    """Where the policies are: $MODERATION_POLICIES, else ./policies."""
+    return env_policies() or Settings().policies
 
 
 def print_problems(problems: tuple[Problem, ...], *, err: bool = True) -> None:
@@ -44,8 +80,9 @@ def load_store(
     or every problem printed and an exit with `exit_code`.
 
     `fallback_to_default` and `drafts` are passed to `PolicyStore`; drafts need a directory.
-    `region` (default $MODERATION_REGION, else AWS_REGION or boto3's) is for S3 and AppConfig.
-    A command reads one version of the policies: the store is not checked again while it runs.
+    `region` (default the environment's: $MODERATION_REGION, else AWS_REGION or boto3's) is for
+    S3 and AppConfig. A command reads one version of the policies: the store is not checked again
+    while it runs.
     """
     drafts = list(drafts)
     remote = isinstance(path, str) and policies_location(path) != "dir"
@@ -56,12 +93,12 @@ def load_store(
         )
     try:
         if remote:
-            return PolicyStore.load(
-                path,
-                ttl=math.inf,
-                fallback_to_default=fallback_to_default,
-                region=region or os.environ.get(REGION_ENV) or None,
+            settings = Settings(
+                policies=str(path),
+                tenant_fallback=fallback_to_default,
+                region=region or read_env().settings.region,
             )
+            return wiring.policy_store(settings, ttl=math.inf)
         return PolicyStore(path, fallback_to_default=fallback_to_default, drafts=drafts)
     except PolicyError as exc:
         print_problems(exc.problems)

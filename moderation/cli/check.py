@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, TextIO, cast
 
 import click
 
-from moderation.cli._common import load_store
+from moderation import wiring
+from moderation.cli._common import env_settings, load_store
 from moderation.cli._inputs import Arg, UsageProblems, expand, parse_args
 from moderation.cli._progress import ProgressLine, Tally, limiter_stats
 from moderation.cli._resume import ResumeIndex
@@ -135,8 +136,6 @@ def check(
     Each line shows the input, the outcome, the stage that decided and the reason that decided.
     An image that cannot be moderated is reported and the others are still moderated.
     """
-    from moderation.audit import StreamAuditLog, audit_log_from_spec
-
     context: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -147,33 +146,13 @@ def check(
         args = parse_args(inputs)
     except UsageProblems as exc:
         raise _usage(str(exc)) from exc
-    try:
-        settings = Settings.from_env().with_options(
-            policies=directory, region=region, audit=audit, rekognition_tps=rate
-        )
-    except ConfigurationError as exc:
-        raise _usage(str(exc)) from exc
+    settings = env_settings(policies=directory, region=region, audit=audit, rekognition_tps=rate)
     started = _clock()
     tally = Tally()
     progress: ProgressLine | None = None
     if _is_terminal(sys.stderr):
         progress = ProgressLine(sys.stderr, tally, clock=_clock)
-    spec = settings.audit or "stderr"
-    try:
-        sink: AuditLog
-        if progress is not None and spec == "stderr":
-            sink = StreamAuditLog(cast(TextIO, progress.writer()))
-        elif progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
-            sink = StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
-        else:
-            sink = audit_log_from_spec(
-                spec,
-                key=settings.audit_key,
-                rotate_bytes=settings.audit_rotate_bytes,
-                region=settings.region,
-            )
-    except (ConfigurationError, ValueError) as exc:
-        raise _usage(str(exc)) from exc
+    sink = _audit_sink(settings, progress)
     store = load_store(
         settings.policies,
         exit_code=EXIT_BAD_POLICIES,
@@ -223,6 +202,22 @@ def check(
     ):
         click.echo(line, err=True)
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:
+    """The run's audit sink (stderr by default): a stream the progress line is drawn on goes
+    through it, so that records and the progress line do not overwrite each other."""
+    from moderation.audit import StreamAuditLog
+
+    spec = settings.audit or "stderr"
+    try:
+        if progress is not None and spec == "stderr":
+            return StreamAuditLog(cast(TextIO, progress.writer()))
+        if progress is not None and spec in ("stdout", "-") and _is_terminal(sys.stdout):
+            return StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
+        return wiring.audit_sink(settings, default=spec)
+    except (ConfigurationError, ValueError) as exc:
+        raise _usage(str(exc)) from exc
 
 
 def _printable(text: str) -> str:

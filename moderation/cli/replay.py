@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from moderation import wiring
 from moderation.audit import log_files
-from moderation.cli._common import POLICIES_ENV, load_store
-from moderation.errors import ConfigurationError, ModerationError, ReplayError
+from moderation.cli._common import POLICIES_ENV, env_policies, env_settings, load_store
+from moderation.errors import ModerationError, ReplayError
 from moderation.ports import Judge
 from moderation.replay._live import LiveJudging, LivePlan
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
 from moderation.replay._run import replay as run_replay
 from moderation.replay._run import shadow_reports
-from moderation.settings import Settings
 
 __all__ = ["EXIT_BAD_POLICIES", "EXIT_BAD_RECORD", "EXIT_FLIPPED", "replay"]
 
@@ -42,18 +41,14 @@ def _usage(message: str) -> click.exceptions.Exit:
 
 def _bedrock_judge(region: str | None) -> Judge:
     """The judge `Engine.from_settings` builds, from the environment and --region."""
+    settings = env_settings(region=region)
     try:
-        settings = Settings.from_env().with_options(region=region)
-    except ConfigurationError as exc:
-        raise _usage(str(exc)) from exc
-    if settings.judge == "none":
-        raise _usage("--live needs a judge, but MODERATION_JUDGE=none")
-    from moderation.aws.bedrock import BedrockJudge
-
-    try:
-        return BedrockJudge(region=settings.region)
+        judge = wiring.judge(settings)
     except ModerationError as exc:  # e.g. no AWS region
         raise _usage(f"cannot build the judge: {exc}") from exc
+    if judge is None:
+        raise _usage("--live needs a judge, but MODERATION_JUDGE=none")
+    return judge
 
 
 @click.command(epilog=_EPILOG)
@@ -120,7 +115,7 @@ def replay(
             raise _usage("--live needs --images DIR: a log holds no image bytes")
     elif max_judge_calls is not None or images is not None:
         raise _usage("--max-judge-calls and --images only apply with --live")
-    directory = directory or os.environ.get(POLICIES_ENV)
+    directory = directory or env_policies()
     if not shadow and not directory:
         raise _usage(f"--policies DIR is required (or set {POLICIES_ENV})")
     for path in paths:

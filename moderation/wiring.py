@@ -1,0 +1,233 @@
+"""Settings -> engine parts: the one place the library, the CLI and the Lambda build from.
+
+`Engine.from_settings` / `Engine.from_env`, every `moderation` command and the Lambda's cold start
+all turn a `Settings` into the same parts here (the policy store, the audit sink, the detector,
+the judge, the image intake and its S3 reader, the detection cache, the rate limits), so that what
+a deployment runs is what the CLI and a test build.
+
+Building collects: every part is tried, and what is wrong with any of them is added to the
+problems the environment already had (`read_env`), so one `ConfigurationError` names every bad
+variable. A part whose own variables are already known to be bad is not built (it would only
+repeat the problem, or build from a default nobody asked for).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from moderation.audit import audit_log_from_spec
+from moderation.dedupe import DetectionCache, detection_cache_from_spec
+from moderation.errors import ConfigurationError, ModerationError, PolicyError
+from moderation.image import ImageIntake, S3Reader
+from moderation.policy import PolicyStore
+from moderation.ports import AuditLog, Detector, Judge
+from moderation.settings import Settings, read_env
+
+__all__ = [
+    "EngineParts",
+    "audit_sink",
+    "detection_cache",
+    "detector",
+    "engine_parts",
+    "image_intake",
+    "judge",
+    "parts_from_env",
+    "policy_store",
+    "s3_reader",
+]
+
+_T = TypeVar("_T")
+
+# The variables each part is built from: a part is skipped when one of them is already bad.
+_POLICIES = (
+    "MODERATION_POLICIES",
+    "MODERATION_POLICIES_TTL",
+    "MODERATION_TENANT_FALLBACK",
+    "MODERATION_REGION",
+)
+_AUDIT = (
+    "MODERATION_AUDIT",
+    "MODERATION_AUDIT_KEY",
+    "MODERATION_AUDIT_ROTATE_BYTES",
+    "MODERATION_REGION",
+)
+_DETECTOR = ("MODERATION_PROJECT_VERSION", "MODERATION_REGION")
+_JUDGE = ("MODERATION_JUDGE", "MODERATION_REGION")
+_DEDUPE = ("MODERATION_DEDUPE", "MODERATION_DEDUPE_TTL", "MODERATION_REGION")
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParts:
+    """What an `Engine` is built from (`Engine.from_parts`)."""
+
+    policies: PolicyStore
+    detector: Detector
+    judge: Judge | None
+    audit: AuditLog
+    intake: ImageIntake
+    cache: DetectionCache | None
+    rekognition_tps: float | None
+    bedrock_rpm: float | None
+
+
+def policy_store(settings: Settings, *, ttl: float | None = None) -> PolicyStore:
+    """The policies at `settings.policies`; `ttl` replaces the settings' (math.inf: read once).
+    PolicyError lists every problem."""
+    return PolicyStore.load(
+        settings.policies,
+        ttl=settings.policies_ttl if ttl is None else ttl,
+        fallback_to_default=settings.tenant_fallback,
+        region=settings.region,
+    )
+
+
+def audit_sink(settings: Settings, *, default: str = "stdout") -> AuditLog:
+    """The audit sink `settings.audit` names (`default` when it names none)."""
+    return audit_log_from_spec(
+        settings.audit or default,
+        key=settings.audit_key,
+        rotate_bytes=settings.audit_rotate_bytes,
+        region=settings.region,
+    )
+
+
+def detector(settings: Settings) -> Detector:
+    """Rekognition, with the settings' region and custom adapter."""
+    from moderation.aws.rekognition import RekognitionDetector
+
+    return RekognitionDetector(region=settings.region, project_version=settings.project_version)
+
+
+def judge(settings: Settings) -> Judge | None:
+    """The Bedrock judge, or None when `settings.judge` is `none`."""
+    if settings.judge == "none":
+        return None
+    from moderation.aws.bedrock import BedrockJudge
+
+    return BedrockJudge(region=settings.region)
+
+
+def s3_reader(settings: Settings) -> S3Reader | None:
+    """The reader of `s3://` images in the settings' region; None without a region (intake then
+    builds one with boto3's own region the first time it reads S3)."""
+    if settings.region is None:
+        return None
+    from moderation.aws.s3 import S3ImageReader
+
+    return S3ImageReader(region=settings.region)
+
+
+def image_intake(settings: Settings) -> ImageIntake:
+    """Image intake, reading S3 through `s3_reader(settings)`."""
+    return ImageIntake(s3=s3_reader(settings))
+
+
+def detection_cache(settings: Settings) -> DetectionCache | None:
+    """The cache `settings.dedupe` names, or None for `off`; ConfigurationError naming
+    MODERATION_DEDUPE for a spec the cache refuses."""
+    try:
+        return detection_cache_from_spec(
+            settings.dedupe, ttl_seconds=settings.dedupe_ttl, region=settings.region
+        )
+    except ConfigurationError:
+        raise
+    except ValueError as exc:
+        raise ConfigurationError([f"MODERATION_DEDUPE: {exc}"]) from exc
+
+
+@dataclass
+class _Collector:
+    """Builds parts one by one, keeping every configuration problem instead of stopping."""
+
+    problems: list[str]
+    bad: Collection[str]
+    policy_error: PolicyError | None = None
+
+    def build(
+        self, variables: tuple[str, ...], make: Callable[[], _T], *, named: bool = True
+    ) -> _T | None:
+        """`make()`, or None with its problem kept. `variables` are what the part is built
+        from; when `named`, the first is the one a problem that names none is put under."""
+        if any(name in self.bad for name in variables):
+            return None
+        try:
+            return make()
+        except PolicyError as exc:
+            self.policy_error = exc
+        except ModerationError as exc:
+            # Building makes no request (only the policies are read): what fails here is the
+            # configuration, e.g. an audit directory that does not exist, or no AWS region.
+            found = exc.problems if isinstance(exc, ConfigurationError) else (str(exc),)
+            for problem in found:
+                if named and not problem.startswith("MODERATION_"):
+                    problem = f"{variables[0]}: {problem}"
+                if problem not in self.problems:
+                    self.problems.append(problem)
+        return None
+
+    def raise_any(self) -> None:
+        """One ConfigurationError for everything found; a PolicyError alone when the policies
+        are the only problem (the error `PolicyStore.load` raises, with its warnings)."""
+        error = self.policy_error
+        if error is not None and not self.problems:
+            raise error
+        if error is not None:
+            self.problems.extend(f"MODERATION_POLICIES: {p.render()}" for p in error.problems)
+        if self.problems:
+            raise ConfigurationError(self.problems) from error
+
+
+def engine_parts(
+    settings: Settings,
+    *,
+    audit: AuditLog | None = None,
+    policies: PolicyStore | None = None,
+    problems: Collection[str] = (),
+    bad: Collection[str] = (),
+) -> EngineParts:
+    """The parts of the AWS engine `settings` describe; `audit` and `policies` replace those two.
+
+    `problems` are ones already found (`EnvReading.problems`) and `bad` the variables they name:
+    parts built from a bad variable are skipped. Raises one ConfigurationError naming everything
+    wrong; a PolicyError when the policies are all that is wrong.
+    """
+    collect = _Collector(list(problems), bad)
+    store = policies
+    if store is None:
+        store = collect.build(_POLICIES, lambda: policy_store(settings))
+    sink = audit if audit is not None else collect.build(_AUDIT, lambda: audit_sink(settings))
+    # What these miss is most often a region, which no single variable names (several set it).
+    rekognition = collect.build(_DETECTOR, lambda: detector(settings), named=False)
+    bedrock = collect.build(_JUDGE, lambda: judge(settings), named=False)
+    intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings), named=False)
+    cache = collect.build(_DEDUPE, lambda: detection_cache(settings))
+    collect.raise_any()
+    # Every part was built: a part that was not left a problem, and raise_any raised it.
+    assert store is not None
+    assert sink is not None
+    assert rekognition is not None
+    assert intake is not None
+    return EngineParts(
+        policies=store,
+        detector=rekognition,
+        judge=bedrock,
+        audit=sink,
+        intake=intake,
+        cache=cache,
+        rekognition_tps=settings.rekognition_tps,
+        bedrock_rpm=settings.bedrock_rpm,
+    )
+
+
+def parts_from_env(env: Mapping[str, str] | None = None) -> tuple[Settings, EngineParts]:
+    """The settings in `env` (default: os.environ) and the engine parts they describe.
+
+    Everything is checked before anything is raised: a bad variable does not hide a policy
+    location that does not exist, or a part that cannot be built. One ConfigurationError names
+    every problem; a PolicyError when the policies are all that is wrong.
+    """
+    reading = read_env(env)
+    parts = engine_parts(reading.settings, problems=reading.problems, bad=reading.bad)
+    return reading.settings, parts
