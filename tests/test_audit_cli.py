@@ -76,9 +76,13 @@ def test_verify_reports_set_aside_torn_records_as_warnings(tmp_path: Path):
     write_log(path, 1)
     with path.open("ab") as fh:
         fh.write(b'{"audit":1,"se')
+    # until a writer repairs it, the crash's tail is its own exit code and message
     unacknowledged = run("verify", str(path))
-    assert unacknowledged.exit_code == 1
-    assert f"{path}:3: line 3: torn record of 14 bytes" in unacknowledged.stderr
+    assert unacknowledged.exit_code == 3
+    assert unacknowledged.stderr.startswith(
+        f"{path}: UNREPAIRED CRASH TAIL at {path}:3: line 3: unrepaired crash tail: a torn "
+        "record of 14 bytes after the last record (a writer stopped mid-record"
+    )
     JsonlAuditLog(path).append(make_decision(2))
     result = run("verify", str(path))
     assert result.exit_code == 0
@@ -87,6 +91,23 @@ def test_verify_reports_set_aside_torn_records_as_warnings(tmp_path: Path):
         "warning: " in result.stderr
         and "line 3: torn record of 14 bytes, set aside by line 4" in (result.stderr)
     )
+
+
+def test_verify_exits_1_for_tampering_even_beside_a_crash_tail(tmp_path: Path):
+    crashed, joined = tmp_path / "crashed.jsonl", tmp_path / "joined.jsonl"
+    write_log(crashed, 1)
+    with crashed.open("ab") as fh:
+        fh.write(b'{"audit":1,"se')
+    write_log(joined, 4)
+    lines = joined.read_bytes().splitlines(keepends=True)
+    joined.write_bytes(b"".join(lines[:2]) + b"".join(line.rstrip(b"\n") for line in lines[2:]))
+    result = run("verify", str(crashed), str(joined))
+    assert result.exit_code == 1
+    assert f"{crashed}: UNREPAIRED CRASH TAIL at" in result.stderr
+    assert f"{joined}: FAILED at {joined}:3: line 3: " in result.stderr
+    assert "records were hidden here (tampering: lines joined into one)" in result.stderr
+    assert "Exit codes:" in run("verify", "--help").stdout
+    assert "3  verify: the log ends in an unrepaired crash tail" in run("verify", "--help").stdout
 
 
 def test_verify_head_passes_while_the_log_reaches_it_and_fails_once_cut_before_it(tmp_path):

@@ -33,6 +33,7 @@ from moderation.audit._format import (
     Kind,
     TornNote,
     encode_record,
+    not_a_crash,
     record_hash,
     signed_prefix,
 )
@@ -301,7 +302,9 @@ class JsonlAuditLog:
             try:
                 size = os.fstat(fd).st_size
                 if size:
-                    self._scan(fd, size)
+                    base, _, start, _ = self._scan(fd, size)
+                    if start < size:
+                        self._leftovers(_pread_exact(fd, size - start, start), start, base)
                 else:
                     self._predecessor_end()
             finally:
@@ -474,6 +477,30 @@ class JsonlAuditLog:
             return None
         return _Link(base.seq + 1, stated, kind)
 
+    def _leftovers(self, region: bytes, start: int, base: _Link) -> _Link | None:
+        """What a crash left after the last record (`region`, from byte `start`): the link it
+        makes when it is the next record missing only its newline, else None (it is to be set
+        aside). ConfigurationError when it is not what a crash leaves: a crash cuts one write of
+        one record short, so the bytes never hold a whole record; whole records there were put
+        there (records joined onto one line to pass them off as torn), and setting them aside
+        would erase them from the chain."""
+        if b"\n" not in region:
+            completed = self._next_link(region, base)
+            if completed is not None:
+                return completed
+        problem = not_a_crash(region)
+        if problem is not None:
+            raise ConfigurationError(
+                [
+                    f"audit log {self.path}: the {len(region)} bytes after its last record (from "
+                    f"byte {start}) hold {problem}: a crash leaves at most one partial record, so "
+                    "this is tampering, not a torn tail; refusing to append (setting them aside "
+                    f"would erase those records from the chain); run `moderation audit verify "
+                    f"{self.path}`"
+                ]
+            )
+        return None
+
     def _header(self, link: _Link, continues: str | None) -> bytes:
         body = FileHeader(
             created_at=datetime.now(UTC), continues=continues, engine_version=__version__
@@ -522,11 +549,10 @@ class JsonlAuditLog:
         if start == size:
             return base, size
         region = _pread_exact(fd, size - start, start)
-        if b"\n" not in region:
-            completed = self._next_link(region, base)
-            if completed is not None:  # killed just before the newline: the record is whole
-                self._write_all(fd, b"\n")
-                return completed, size + 1
+        completed = self._leftovers(region, start, base)
+        if completed is not None:  # killed just before the newline: the record is whole
+            self._write_all(fd, b"\n")
+            return completed, size + 1
         # Kept in place and set aside: the note covers the bytes up to the newline ending them.
         terminated = region.endswith(b"\n")
         covered = region[:-1] if terminated else region

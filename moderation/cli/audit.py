@@ -1,6 +1,7 @@
 """`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only.
 
-Exit codes: 0 ok; 1 verification failed, a log or decision not found; 2 usage error.
+Exit codes: 0 ok; 1 verification failed (tampering), a log or decision not found; 2 usage
+error; 3 (`verify`) the log ends in an unrepaired crash tail and every record before it verified.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ from moderation.triage import Action
 __all__ = ["audit"]
 
 KEY_ENV = "MODERATION_AUDIT_KEY"
+EXIT_CRASH_TAIL = 3
 _EPILOG = """\b
 Exit codes:
   0  ok
-  1  verification failed, or the log or decision was not found
+  1  verification failed (the log was changed), or the log or decision was not found
   2  usage error
+  3  verify: the log ends in an unrepaired crash tail (a writer stopped mid-record;
+     every record before it verified; the next writer sets it aside)
 
 A keyed log's key comes from MODERATION_AUDIT_KEY or --key-file (never from the command line,
 where other users and shell history would see it)."""
@@ -92,7 +96,9 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
     PATH.1, PATH.2, ...; each PATH is its own log).
 
     Prints a one-line summary per log and exits 0 only when every record of every log verifies;
-    else exits 1 naming the file and line of the first bad record.
+    else exits 1 naming the file and line of the first bad record, or 3 when the only thing
+    wrong is a torn record at the very end that a crashed writer left and no writer has set
+    aside yet (UNREPAIRED CRASH TAIL).
     """
     head: Head | None = None
     if head_text is not None:
@@ -103,7 +109,7 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--head") from exc
     key = _key(key_file)
-    failed = False
+    failed = crash_tail = False
     for path in paths:
         try:
             report = verify_log(path, key=key, head=head)
@@ -117,8 +123,9 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
             click.echo(f"{path}: {report.summary()}")
         else:
             click.echo(f"{path}: {report.summary()}", err=True)
-            failed = True
-    raise click.exceptions.Exit(1 if failed else 0)
+            crash_tail |= report.crash_tail
+            failed |= not report.crash_tail
+    raise click.exceptions.Exit(1 if failed else EXIT_CRASH_TAIL if crash_tail else 0)
 
 
 @audit.command(epilog=_EPILOG)
