@@ -191,11 +191,13 @@ class Tally:
         *,
         elapsed: float,
         resumed_from: str | None = None,
+        ignored: int = 0,
         limiters: Iterable[LimiterLine] = (),
         interrupted: bool = False,
     ) -> list[str]:
         """The end-of-run summary, one line each: totals and speed, outcomes, escalations,
-        errors by kind, skipped, throttles, estimated cost."""
+        errors by kind, skipped (and `ignored` lines of the log that do not verify), throttles,
+        estimated cost."""
         processed = self.processed
         rate = processed / elapsed if elapsed > 0 else 0.0
         n_inputs = self.done
@@ -234,6 +236,12 @@ class Tally:
                 f"  skipped: {n_skipped} already decided in {resumed_from} under the same policy"
                 + (f" ({recorded})" if recorded else "")
             )
+            if ignored:
+                lines.append(
+                    f"  ignored: {ignored} line{'s' if ignored != 1 else ''} of {resumed_from} "
+                    f"that do{'es' if ignored == 1 else ''} not verify, not trusted to skip an "
+                    "input"
+                )
         stats = [line.render() for line in limiters]
         if stats:
             lines.append(f"  throttles: {', '.join(stats)}")

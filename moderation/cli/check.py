@@ -187,10 +187,16 @@ def check(
     index: ResumeIndex | None = None
     if resume and settings.audit is not None and is_file_sink(settings.audit):
         try:
-            index = ResumeIndex.load(settings.audit, tenant=tenant, policy_sha256=policy.sha256)
+            index = ResumeIndex.load(
+                settings.audit,
+                tenant=tenant,
+                policy_sha256=policy.sha256,
+                key=settings.audit_key,
+            )
         except OSError as exc:
             message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
             raise _usage(message) from exc
+        _report_ignored(index)
     run = _Run(
         args=args,
         tenant=tenant,
@@ -218,11 +224,30 @@ def check(
     for line in tally.summary(
         elapsed=_clock() - started,
         resumed_from=index.path if index is not None else None,
+        ignored=index.ignored_count if index is not None else 0,
         limiters=limiters,
         interrupted=interrupted,
     ):
         click.echo(line, err=True)
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _report_ignored(index: ResumeIndex, shown: int = 3) -> None:
+    """Say which lines of the audit log resume does not trust, and why (stderr)."""
+    n = index.ignored_count
+    if not n:
+        return
+    click.echo(
+        f"warning: resume ignores {n} line{'s' if n != 1 else ''} of {index.path} that "
+        f"do{'es' if n == 1 else ''} not verify (not in the chain, or not under its key): "
+        "the inputs they might stand for are decided again; `moderation audit verify "
+        f"{index.path}` says more",
+        err=True,
+    )
+    for ignored in index.ignored[:shown]:
+        click.echo(f"  {ignored.where}: {ignored.problem}", err=True)
+    if n > shown:
+        click.echo(f"  ... and {n - shown} more", err=True)
 
 
 def _printable(text: str) -> str:
