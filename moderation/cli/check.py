@@ -10,6 +10,7 @@ image. A summary goes to stderr at the end.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -77,11 +78,17 @@ def _usage(message: str) -> click.exceptions.Exit:
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--tenant", default="default", show_default=True, help="Whose policy applies.")
 @click.option("--policies", "directory", help="Policy directory (default: $MODERATION_POLICIES).")
-@click.option("--json", "as_json", is_flag=True, help="Print each decision as a JSON line.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON line per input: {"input": INPUT, "decision": {...}}, or '
+    '{"input": INPUT, "error": {"type", "code", "message"}} for one that failed.',
+)
 @click.option(
     "--offline",
     "recordings",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Answer from recorded Rekognition/Bedrock responses in this directory; no AWS call.",
 )
 @click.option("--region", help="AWS region (default: $MODERATION_REGION, $AWS_REGION, boto3's).")
@@ -232,6 +239,11 @@ def check(
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
 
 
+def _json_line(source: str, what: str, body_json: str) -> str:
+    """`{"input":"<source>","<what>":<body>}`: a --json line naming the input it is about."""
+    return f'{{"input":{json.dumps(_printable(source))},"{what}":{body_json}}}'
+
+
 def _report_ignored(index: ResumeIndex, shown: int = 3) -> None:
     """Say which lines of the audit log resume does not trust, and why (stderr)."""
     n = index.ignored_count
@@ -337,12 +349,22 @@ class _Run:
         ):
             message += f" (for every object under a prefix, end it with /: {source}/)"
         self.err(f"{source}: error: {message}")
+        if self.as_json:
+            code = getattr(exc, "code", None)
+            error = {
+                "type": type(exc).__name__,
+                "code": code if isinstance(code, str) and code else None,
+                "message": message,
+            }
+            self.out(_json_line(source, "error", json.dumps(error, separators=(",", ":"))))
         self._tick()
 
     def decided(self, source: str, decision: Decision) -> None:
         self.tally.decided(decision)
         if self.as_json:
-            text = decision.model_dump_json()
+            # One object per input, naming it: {"input": ..., "decision": {...}}, and for an
+            # input that failed {"input": ..., "error": {...}} (see `failed`).
+            text = _json_line(source, "decision", decision.model_dump_json())
         else:
             text = (
                 f"{source}  {decision.outcome.value}  by {decision.decided_by.value}  "
@@ -460,8 +482,8 @@ def _engine(
 
         try:
             recorded = Recordings.load(recordings)
-        except ModerationError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except ModerationError as exc:  # recordings that cannot be read: the option is wrong
+            raise _usage(f"--offline {recordings}: {exc}") from exc
         return Engine(
             store,
             RecordedDetector(recorded),
