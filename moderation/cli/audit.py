@@ -132,10 +132,10 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def head(path: Path, as_json: bool) -> None:
-    """Print the seq and hash of the last record of the log at PATH: `SEQ HASH`.
+    """Print the last record of the log at PATH as `SEQ:HASH`, what `verify --head` takes.
 
-    Keep the printed head somewhere the log's writers cannot change it; `verify --head` later
-    proves the log still reaches it. Does not verify the log (that is `verify`).
+    Keep the printed head somewhere the log's writers cannot change it; `verify --head SEQ:HASH`
+    later proves the log still reaches it. Does not verify the log (that is `verify`).
     """
     try:
         found = read_head(path)
@@ -150,8 +150,10 @@ def head(path: Path, as_json: bool) -> None:
             "next writer sets them aside)",
             err=True,
         )
+    anchor = Head(record.hash, record.seq)
     if as_json:
         body = {
+            "head": str(anchor),
             "file": str(found.file),
             "seq": record.seq,
             "hash": record.hash,
@@ -160,7 +162,7 @@ def head(path: Path, as_json: bool) -> None:
         }
         click.echo(json.dumps(body))
     else:
-        click.echo(f"{record.seq} {record.hash}")
+        click.echo(str(anchor))
 
 
 @audit.command(epilog=_EPILOG)
@@ -168,15 +170,57 @@ def head(path: Path, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the decision's JSON.")
 def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Find decision ID in the logs at PATHS and print it for a person (or as JSON)."""
+    """Find decision ID in the logs at PATHS and print it for a person (or as JSON).
+
+    ID may be shortened to its first characters (`01JNF4W3`, or as printed with a trailing `…`
+    or `...`), case-insensitively, as long as one decision's id starts with them.
+    """
+    prefix = _id_prefix(decision_id)
     try:
-        found = next((d for d in decisions(paths) if d.id == decision_id), None)
+        found, others = _find(prefix, paths)
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise _not_found(str(exc)) from exc
+    names = ", ".join(str(p) for p in paths)
+    if found is not None and others:
+        ids = [found.id, *sorted(others)]
+        count = f"at least {len(ids)}" if len(others) >= _SHOWN_IDS else str(len(ids))
+        raise click.UsageError(
+            f"ID {decision_id!r} is ambiguous: {count} decisions in {names} have ids starting "
+            f"with it ({', '.join(ids)}); give more of the id"
+        )
     if found is None:
-        names = ", ".join(str(p) for p in paths)
-        raise _not_found(f"decision {decision_id} is not in {names}")
+        raise _not_found(f"no decision in {names} has an id starting with {decision_id!r}")
     click.echo(found.model_dump_json(indent=2) if as_json else describe(found))
+
+
+_SHOWN_IDS = 5
+
+
+def _id_prefix(text: str) -> str:
+    prefix = text.strip().removesuffix("…").removesuffix("...").upper()
+    if not prefix:
+        raise click.BadParameter("an empty ID matches every decision", param_hint="ID")
+    return prefix
+
+
+def _find(prefix: str, paths: tuple[Path, ...]) -> tuple[Decision | None, set[str]]:
+    """The decision whose id is `prefix` (case-insensitively), or else the first whose id
+    starts with it; and the ids of other decisions that start with it too (empty when it is
+    exact or unique; at most `_SHOWN_IDS`, where the search stops). Streams the logs."""
+    found: Decision | None = None
+    others: set[str] = set()
+    for decision in decisions(paths):
+        key = decision.id.upper()
+        if key == prefix:
+            return decision, set()
+        if key.startswith(prefix):
+            if found is None:
+                found = decision
+            elif decision.id != found.id:
+                others.add(decision.id)
+                if len(others) >= _SHOWN_IDS:
+                    break
+    return found, others
 
 
 def describe(decision: Decision) -> str:
