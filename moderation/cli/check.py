@@ -191,19 +191,7 @@ def check(
         policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
     except ModerationError as exc:
         raise _usage(str(exc)) from exc
-    index: ResumeIndex | None = None
-    if resume and settings.audit is not None and is_file_sink(settings.audit):
-        try:
-            index = ResumeIndex.load(
-                settings.audit,
-                tenant=tenant,
-                policy_sha256=policy.sha256,
-                key=settings.audit_key,
-            )
-        except OSError as exc:
-            message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
-            raise _usage(message) from exc
-        _report_ignored(index)
+    index = _resume_index(settings, tenant, policy.sha256) if resume else None
     run = _Run(
         args=args,
         tenant=tenant,
@@ -237,6 +225,22 @@ def check(
     ):
         click.echo(line, err=True)
     raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _resume_index(settings: Settings, tenant: str, policy_sha256: str) -> ResumeIndex | None:
+    """What the file audit log already decided for `tenant` under this policy, from its records
+    that verify (the lines it ignores are reported on stderr); None without a file log."""
+    if settings.audit is None or not is_file_sink(settings.audit):
+        return None
+    try:
+        index = ResumeIndex.load(
+            settings.audit, tenant=tenant, policy_sha256=policy_sha256, key=settings.audit_key
+        )
+    except OSError as exc:
+        message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
+        raise _usage(message) from exc
+    _report_ignored(index)
+    return index
 
 
 def _json_line(source: str, what: str, body_json: str) -> str:
