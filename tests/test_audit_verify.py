@@ -348,6 +348,7 @@ def test_records_joined_into_a_torn_looking_tail_are_tampering_and_no_writer_rep
     log = JsonlAuditLog(path, key="k", fsync=False)
     for i in range(705):
         log.append(make_decision(i))
+    first = len(_lines(path)[6]) - 1  # where the second joined record will start
     _joined(path, 700)
     before = path.read_bytes()
     # THEN verify fails it as tampering, not as a crash tail
@@ -355,13 +356,15 @@ def test_records_joined_into_a_torn_looking_tail_are_tampering_and_no_writer_rep
     assert not report.ok and not report.crash_tail
     assert report.failure == (
         f"line 7: {len(path.read_bytes().splitlines()[6])} bytes that are no record but hold "
-        "whole ones (line 7 holds a whole audit record (seq 7) at byte 0 of them): a crash "
-        "leaves at most one partial record, so records were hidden here (tampering: lines "
-        "joined into one)"
+        f"whole ones (line 7 holds 700 records starting on one line (the second at byte {first} "
+        "of them)): a crash leaves at most one partial record, so records were hidden here "
+        "(tampering: lines joined into one)"
     )
     # AND no writer sets it aside: a new one refuses the log, and one that had the log open
     # refuses to append (the decision is not made), leaving the file as it was
-    with pytest.raises(ConfigurationError, match=r"hold a whole audit record .* tampering"):
+    with pytest.raises(
+        ConfigurationError, match=r"hold 700 records starting on one line .* tampering"
+    ):
         JsonlAuditLog(path, key="k")
     with pytest.raises(ConfigurationError, match="refusing to append"):
         log.append(make_decision(999))
@@ -374,6 +377,30 @@ def test_records_joined_into_a_torn_looking_tail_are_tampering_and_no_writer_rep
     with pytest.raises(ConfigurationError, match="a crash leaves at most one partial record"):
         JsonlAuditLog(small, key="k")
     assert not verify_log(small, key="k").crash_tail
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (0, "holds a whole audit record (seq 4) at byte 0 of them"),  # whole, not the next link
+        (1, "holds 3 records starting on one line"),  # their closing braces cut too
+    ],
+    ids=["one-whole-record-out-of-place", "closing-bytes-cut"],
+)
+def test_a_tail_that_a_crash_cannot_leave_is_refused(tmp_path: Path, cut: int, message: str):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 5)
+    lines = _lines(path)
+    if cut:  # the last 3 records joined, each without its closing `}` either
+        tail = b"".join(line.rstrip(b"\n")[:-cut] for line in lines[-3:])
+        path.write_bytes(b"".join(lines[:-3]) + tail)
+    else:  # a copy of record seq 4 at the end, without its newline: whole, but not the next link
+        path.write_bytes(b"".join(lines) + lines[3].rstrip(b"\n"))
+    report = verify_log(path)
+    assert not report.ok and not report.crash_tail
+    assert message in (report.failure or "")
+    with pytest.raises(ConfigurationError, match="refusing to append"):
+        JsonlAuditLog(path)
 
 
 def test_a_torn_note_that_sets_aside_whole_records_fails_verify(tmp_path: Path):
@@ -400,8 +427,9 @@ def test_a_torn_note_that_sets_aside_whole_records_fails_verify(tmp_path: Path):
     # THEN verify fails: a crash never leaves whole records for a note to set aside
     report = verify_log(path, key="k")
     assert not report.ok and report.failure_line == 9
-    assert "set aside as a torn record by the torn note on line 10, but line 9 holds a whole " in (
-        report.failure or ""
+    assert (
+        "set aside as a torn record by the torn note on line 10, but line 9 holds 3 records "
+        in (report.failure or "")
     )
     # AND a note over a real partial record still passes, with its warning
     path.write_bytes(b"".join(lines[:-3]) + lines[-3][:60])

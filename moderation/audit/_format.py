@@ -52,6 +52,13 @@ Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
 _RECORD_START = b'{"audit":'
 _DECODER = json.JSONDecoder()
+# Where a record starts: its fixed keys up to its body's opening brace. Nothing inside a body can
+# look like this (a decision's context holds only scalars, and no model has a field named after a
+# kind), so two of these on one line are two records.
+_RECORD_HEAD = re.compile(
+    rb'\{"audit":\d+,"seq":\d+,"prev":"[0-9a-f]{64}","alg":"[a-z0-9-]+",'
+    rb'"kind":"(decision|file|torn)","\1":\{'
+)
 # A crash's torn bytes hold one record start (a decision's context may add one more, as a key):
 # past this many, the bytes are not a crash's leftovers, whatever they parse to.
 _MAX_RECORD_STARTS = 64
@@ -184,11 +191,21 @@ def not_a_crash(raw: bytes) -> str | None:
     """Why `raw` is not what a crash leaves, or None when it could be.
 
     A writer stopped mid-record leaves a prefix of the one line it was writing: never a whole
-    record, since a record's object closes only at the end of its line. So bytes holding a whole
-    chained record anywhere (lines joined into one, a record hidden after garbage, a whole record
-    that is not the next link) were put there by someone: tampering, not a crash. The answer names
-    the byte offset of the first whole record found.
+    record, since a record's object closes only at the end of its line, and never two record
+    starts on one line. So bytes holding a whole chained record anywhere (lines joined into one,
+    a record hidden after garbage, a whole record that is not the next link), or a line where a
+    second record starts (records joined, their closing bytes cut), were put there by someone:
+    tampering, not a crash. The answer names the byte offset of what was found.
     """
+    offset = 0
+    for line in raw.split(b"\n"):
+        starts = [m.start() for m in _RECORD_HEAD.finditer(line)]
+        if len(starts) > 1:
+            return (
+                f"{len(starts)} records starting on one line (the second at byte "
+                f"{offset + starts[1]} of them)"
+            )
+        offset += len(line) + 1
     position = raw.find(_RECORD_START)
     for _ in range(_MAX_RECORD_STARTS):
         if position == -1:
