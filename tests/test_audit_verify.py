@@ -328,6 +328,11 @@ def test_a_log_cut_mid_record_is_an_unrepaired_crash_tail_not_tampering(tmp_path
     assert verify_log(path, head=lost).crash_tail
     with_head = verify_log(path, head=other)
     assert not with_head.crash_tail and "is not in the chain" in (with_head.failure or "")
+    # AND a complete line a writer would not set aside is no crash tail (the writer refuses it)
+    path.write_bytes(b"".join(_lines(path)[:6]) + b'{"not":"a record"}\n')
+    assert not verify_log(path).crash_tail
+    with pytest.raises(ConfigurationError):
+        JsonlAuditLog(path)
 
 
 def _joined(path: Path, n: int) -> tuple[int, bytes]:

@@ -51,7 +51,7 @@ _FILE_MODE = 0o640  # decisions name tenants and callers' ids: not for every loc
 _CHUNK = 64 * 1024
 # What a crash can leave after the last record: a torn line, or a torn line whose repair was cut
 # short too (a full disk). Anything longer is not a crash's leftovers.
-_MAX_SKIPPED_LINES = 4
+MAX_SKIPPED_LINES = 4
 _MAX_SKIPPED_BYTES = 1 << 20
 
 
@@ -521,7 +521,7 @@ class JsonlAuditLog:
         last, last_offset, skipped = tail.last, tail.last_offset, 0
         while last is not None and _chained_fields(last) is None and not _is_bare_json(last):
             skipped += 1
-            if skipped > _MAX_SKIPPED_LINES or size - last_offset > _MAX_SKIPPED_BYTES:
+            if skipped > MAX_SKIPPED_LINES or size - last_offset > _MAX_SKIPPED_BYTES:
                 raise ConfigurationError(
                     [
                         f"audit log {self.path}: its last {skipped} lines are not audit records "

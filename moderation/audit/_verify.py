@@ -12,6 +12,7 @@ file and 1-based line, and says what kind of change it looks like.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from collections.abc import Iterable, Iterator
@@ -26,7 +27,7 @@ from moderation.audit._format import (
     record_hash,
     signed_prefix,
 )
-from moderation.audit._jsonl import audit_key_bytes
+from moderation.audit._jsonl import MAX_SKIPPED_LINES, audit_key_bytes
 from moderation.audit._read import LogEntry, log_files, read_log
 from moderation.decision import Decision
 
@@ -42,8 +43,6 @@ __all__ = [
 ]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-# A crash leaves one partial record; each repair that a full disk cut short adds one more line.
-_MAX_CRASH_LINES = 5
 KEY_NEEDED = (
     "the log is keyed (hmac-sha256): verifying it needs the key (set MODERATION_AUDIT_KEY, or "
     "--key-file on the command line)"
@@ -131,6 +130,13 @@ class VerifyReport:
         return text
 
 
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
 class _Failed(Exception):
     def __init__(
         self, message: str, entry: LogEntry | None = None, file: Path | None = None
@@ -155,6 +161,7 @@ class _Region:
     # Why these lines are not what a crash leaves (a whole record among them), if they are not.
     not_a_crash: str | None = None
     last: LogEntry | None = None
+    json_line: bool = False  # a complete JSON object line: a writer does not set it aside
 
     @property
     def span(self) -> str:
@@ -166,6 +173,7 @@ class _Region:
     def add(self, entry: LogEntry) -> None:
         self.lines += 1
         self.last = entry
+        self.json_line = self.json_line or (not entry.torn and _is_json_object(entry.raw))
         if self.not_a_crash is None:
             problem = not_a_crash(entry.raw)
             if problem is not None:
@@ -247,7 +255,11 @@ class _Walk:
             whole = self._completes_chain(last)
             if whole is not None:
                 return whole
-        if region.not_a_crash is not None or region.lines > _MAX_CRASH_LINES:
+        # What a writer sets aside: a torn line after at most MAX_SKIPPED_LINES complete lines
+        # that are not JSON (repairs a full disk cut short), holding no whole record.
+        if region.not_a_crash is not None or region.lines > MAX_SKIPPED_LINES + 1:
+            return None
+        if region.json_line:
             return None
         return _Failed(
             f"{region.span}: unrepaired crash tail: a torn record of {region.length} bytes after "
