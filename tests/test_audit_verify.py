@@ -360,10 +360,10 @@ def test_records_joined_into_a_torn_looking_tail_are_tampering_and_no_writer_rep
     report = verify_log(path, key="k")
     assert not report.ok and not report.crash_tail
     assert report.failure == (
-        f"line 7: {len(path.read_bytes().splitlines()[6])} bytes that are no record but hold "
-        f"whole ones (line 7 holds 700 records starting on one line (the second at byte {first} "
-        "of them)): a crash leaves at most one partial record, so records were hidden here "
-        "(tampering: lines joined into one)"
+        f"line 7: {len(path.read_bytes().splitlines()[6])} bytes after the last record that a "
+        f"crash cannot leave (line 7 holds 700 records starting on one line (the second at byte "
+        f"{first} of them)): a crash leaves at most one partial record, so records were hidden "
+        "here (tampering: lines joined into one)"
     )
     # AND no writer sets it aside: a new one refuses the log, and one that had the log open
     # refuses to append (the decision is not made), leaving the file as it was

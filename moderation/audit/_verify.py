@@ -227,9 +227,10 @@ class _Walk:
                 problem = region.problem
                 if region.not_a_crash is not None and region.first.parsed is None:
                     problem = (
-                        f"{region.span}: {region.length} bytes that are no record but hold "
-                        f"whole ones ({region.not_a_crash}): a crash leaves at most one partial "
-                        "record, so records were hidden here (tampering: lines joined into one)"
+                        f"{region.span}: {region.length} bytes after the last record that a "
+                        f"crash cannot leave ({region.not_a_crash}): a crash leaves at most one "
+                        "partial record, so records were hidden here (tampering: lines joined "
+                        "into one)"
                     )
                 raise _Failed(problem, region.first)
             self.region = None
