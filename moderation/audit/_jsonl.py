@@ -10,7 +10,9 @@ whenever the file's inode or size is not what this process last wrote) and repai
 writer left: an empty live file gets its header; a torn last line is either completed (it is a
 whole record that only lacks its newline) or kept in place and set aside by a chained `torn` note;
 a live file missing beside rotated ones is started again, continuing the newest one's chain.
-Nothing already written is ever rewritten or truncated. docs/audit.md has the guarantees.
+Bytes after the last record that a crash cannot leave (a whole record, two record starts on one
+line) are tampering: the writer refuses the log rather than set them aside. Nothing already
+written is ever rewritten or truncated. docs/audit.md has the guarantees.
 """
 
 from __future__ import annotations

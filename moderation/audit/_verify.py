@@ -5,8 +5,10 @@ streaming, and checks what the writer promises: each file starts with a header t
 before it; every record's hash covers its bytes (SHA-256, or HMAC-SHA256 under the key); its
 `prev` is the previous record's hash and its `seq` the previous one's plus one. A torn line (a
 writer stopped mid-record) is accepted only when a chained `torn` note right after it describes
-exactly those bytes; it is then a warning, not a failure. The report names the first failure by
-file and 1-based line, and says what kind of change it looks like.
+exactly those bytes and they are what a crash leaves (no whole record); it is then a warning, not
+a failure. A torn tail no writer has set aside yet is reported as an unrepaired crash tail
+(`VerifyReport.crash_tail`), apart from tampering. The report names the first failure by file and
+1-based line, and says what kind of change it looks like.
 """
 
 from __future__ import annotations
