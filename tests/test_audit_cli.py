@@ -76,9 +76,13 @@ def test_verify_reports_set_aside_torn_records_as_warnings(tmp_path: Path):
     write_log(path, 1)
     with path.open("ab") as fh:
         fh.write(b'{"audit":1,"se')
+    # until a writer repairs it, the crash's tail is its own exit code and message
     unacknowledged = run("verify", str(path))
-    assert unacknowledged.exit_code == 1
-    assert f"{path}:3: line 3: torn record of 14 bytes" in unacknowledged.stderr
+    assert unacknowledged.exit_code == 3
+    assert unacknowledged.stderr.startswith(
+        f"{path}: UNREPAIRED CRASH TAIL at {path}:3: line 3: unrepaired crash tail: a torn "
+        "record of 14 bytes after the last record (a writer stopped mid-record"
+    )
     JsonlAuditLog(path).append(make_decision(2))
     result = run("verify", str(path))
     assert result.exit_code == 0
@@ -89,12 +93,31 @@ def test_verify_reports_set_aside_torn_records_as_warnings(tmp_path: Path):
     )
 
 
+def test_verify_exits_1_for_tampering_even_beside_a_crash_tail(tmp_path: Path):
+    crashed, joined = tmp_path / "crashed.jsonl", tmp_path / "joined.jsonl"
+    write_log(crashed, 1)
+    with crashed.open("ab") as fh:
+        fh.write(b'{"audit":1,"se')
+    write_log(joined, 4)
+    lines = joined.read_bytes().splitlines(keepends=True)
+    joined.write_bytes(b"".join(lines[:2]) + b"".join(line.rstrip(b"\n") for line in lines[2:]))
+    result = run("verify", str(crashed), str(joined))
+    assert result.exit_code == 1
+    assert f"{crashed}: UNREPAIRED CRASH TAIL at" in result.stderr
+    assert f"{joined}: FAILED at {joined}:3: line 3: " in result.stderr
+    assert "records were hidden here (tampering: lines joined into one)" in result.stderr
+    assert "Exit codes:" in run("verify", "--help").stdout
+    assert "3  verify: the log ends in an unrepaired crash tail" in run("verify", "--help").stdout
+
+
 def test_verify_head_passes_while_the_log_reaches_it_and_fails_once_cut_before_it(tmp_path):
     path = tmp_path / "audit.jsonl"
     write_log(path, 4)
     head = run("head", str(path))
     assert head.exit_code == 0
-    seq, digest = head.stdout.split()
+    # what `head` prints is what `verify --head` takes, as it is
+    assert run("verify", str(path), "--head", head.stdout.strip()).exit_code == 0
+    seq, digest = head.stdout.strip().split(":")
     older = json.loads(path.read_bytes().splitlines()[2])["hash"]
     assert run("verify", str(path), "--head", f"{seq}:{digest}").exit_code == 0
     assert run("verify", str(path), "--head", digest).exit_code == 0
@@ -147,9 +170,10 @@ def test_head_prints_the_last_seq_and_hash(tmp_path: Path):
     write_log(path, 3, rotate_bytes=5000)
     report = verify_log(path)
     result = run("head", str(path))
-    assert result.stdout == f"{report.last_seq} {report.last_hash}\n"
+    assert result.stdout == f"{report.last_seq}:{report.last_hash}\n"
     as_json = json.loads(run("head", str(path), "--json").stdout)
     assert as_json == {
+        "head": f"{report.last_seq}:{report.last_hash}",
         "file": str(path),
         "seq": report.last_seq,
         "hash": report.last_hash,
@@ -175,8 +199,26 @@ def test_head_warns_about_a_torn_tail_and_prints_the_last_intact_record(tmp_path
         fh.write(b'{"audit":1')
     result = run("head", str(path))
     assert result.exit_code == 0
-    assert result.stdout == f"{report.last_seq} {report.last_hash}\n"
+    assert result.stdout == f"{report.last_seq}:{report.last_hash}\n"
     assert "ends in 10 torn bytes" in result.stderr
+
+
+def test_the_head_printed_round_trips_through_verify_head_and_is_caught_once_cut(tmp_path):
+    # GIVEN a keyed, rotated log and the head printed for it
+    path = tmp_path / "audit.jsonl"
+    env = {"MODERATION_AUDIT_KEY": "k"}
+    write_log(path, 6, key="k", rotate_bytes=5000)
+    printed = run("head", str(path), env=env).stdout.strip()
+    as_json = json.loads(run("head", "--json", str(path), env=env).stdout)["head"]
+    # THEN verify takes either as --head and finds it
+    for anchor in (printed, as_json):
+        verified = run("verify", str(path), "--head", anchor, env=env)
+        assert verified.exit_code == 0, verified.stderr
+        assert verified.stdout.endswith(", head found\n")
+    # AND once the last record is cut off, the same anchor fails
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[:-1]))
+    cut = run("verify", str(path), "--head", printed, env=env)
+    assert cut.exit_code == 1 and f"head {printed} is not in the chain" in cut.stderr
 
 
 # -- show ---------------------------------------------------------------------------------------
@@ -229,7 +271,32 @@ def test_show_json_round_trips_and_a_missing_id_exits_1(real_log):
     assert shown["id"] == ids["surgery.jpg"] and shown["outcome"] == "rejected"
     missing = run("show", "01NOTTHERE", str(path))
     assert missing.exit_code == 1
-    assert f"decision 01NOTTHERE is not in {path}" in missing.stderr
+    assert f"no decision in {path} has an id starting with '01NOTTHERE'" in missing.stderr
+
+
+def test_show_takes_a_shortened_id_and_names_an_ambiguous_one(tmp_path: Path):
+    # GIVEN a log whose ids share their first characters, as ULIDs made close in time do
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, fsync=False)
+    ids = ["01JNF4W3A0T00BWNA9W1FF72QZ", "01JNF4W3B1XXXXXXXXXXXXXXXX", "01JNF5ZZZZZZZZZZZZZZZZZZZZ"]
+    for n, decision_id in enumerate(ids):
+        log.append(make_decision(n).model_copy(update={"id": decision_id}))
+    # THEN a prefix that one id starts with shows it, as typed or as the docs print it
+    for short in ("01JNF4W3A", "01jnf4w3a0", "01JNF4W3A…", "01JNF4W3A...", "01JNF5"):
+        result = run("show", short, str(path), "--json")
+        assert result.exit_code == 0, (short, result.stderr)
+        wanted = next(i for i in ids if i.startswith(short.upper().rstrip(".…")))
+        assert json.loads(result.stdout)["id"] == wanted
+    # AND a prefix that several ids start with is a usage error naming them
+    ambiguous = run("show", "01JNF4W3", str(path))
+    assert ambiguous.exit_code == 2
+    assert (
+        "ID '01JNF4W3' is ambiguous: 2 decisions in "
+        f"{path} have ids starting with it ({ids[0]}, {ids[1]}); give more of the id"
+    ) in ambiguous.stderr
+    assert ambiguous.stdout == ""
+    # AND the full id is still exact
+    assert json.loads(run("show", ids[1], str(path), "--json").stdout)["id"] == ids[1]
 
 
 def _decisions(path: Path):

@@ -338,7 +338,8 @@ def test_writers_killed_mid_record_leave_torn_lines_that_the_next_writer_sets_as
         report = verify_log(path)
         assert not report.ok
         assert (report.failure_file, report.failure_line) == (path, torn_line)
-        assert "torn record" in (report.failure or "")
+        assert "unrepaired crash tail: a torn record" in (report.failure or "")
+        assert report.crash_tail  # not tampering: the next writer repairs it
         # and the intact prefix is untouched: everything before it still reads
         assert [e.line for e in read_log(path) if e.torn] == [torn_line]
         # WHEN the next writer appends (this process: its cache is stale and must be re-read)
@@ -360,7 +361,9 @@ def test_a_whole_record_missing_only_its_newline_is_completed_not_set_aside(tmp_
     log = JsonlAuditLog(path)
     log.append(make_decision(0))
     _killed_writer(tmp_path, path, "newline", 0)
-    assert not verify_log(path).ok  # a last line without its newline is torn until completed
+    unrepaired = verify_log(path)  # a last line without its newline is torn until completed
+    assert not unrepaired.ok and unrepaired.crash_tail
+    assert "the last record lacks only its newline" in (unrepaired.failure or "")
     log.append(make_decision(1))
     report = verify_log(path)
     assert report.ok and report.warnings == ()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from moderation.audit import (
     parse_line,
     verify_log,
 )
+from moderation.errors import ConfigurationError
 
 Lines = list[bytes]
 
@@ -81,10 +83,6 @@ def _reorder(lines: Lines) -> Lines:
     return lines
 
 
-def _truncate_mid_record(lines: Lines) -> Lines:
-    return [*lines[:5], lines[5][:100]]
-
-
 def _delete_header(lines: Lines) -> Lines:
     return lines[1:]
 
@@ -108,7 +106,6 @@ TAMPERING: list[tuple[Callable[[Lines], Lines], int, str]] = [
     (_insert_forged, 5, "seq 4 follows seq 4: a repeated or earlier record"),
     (_insert_bare, 4, "a bare decision line, not a chained record"),
     (_reorder, 4, "seq 5 follows seq 3: 1 record is missing"),
-    (_truncate_mid_record, 6, "torn record of 100 bytes"),
     (_delete_header, 1, "does not start with a file header"),
     (_garbage, 3, "not a record: not JSON"),
     (_move_header, 1, "does not start with a file header"),
@@ -132,6 +129,7 @@ def test_every_change_is_found_at_its_line(tmp_path: Path, change, line, message
     assert message in (report.failure or ""), report.failure
     assert report.failure is not None and report.failure.startswith(f"line {line}:")
     assert report.summary().startswith(f"FAILED at {path}:{line}: ")
+    assert not report.crash_tail
 
 
 def test_whole_records_cut_off_the_end_are_found_only_against_an_anchored_head(tmp_path):
@@ -307,6 +305,144 @@ def test_deleted_oldest_files_are_named(tmp_path: Path):
 def test_a_missing_log_is_an_error(tmp_path: Path):
     with pytest.raises(FileNotFoundError, match="no such audit log"):
         verify_log(tmp_path / "nothing.jsonl")
+
+
+def test_a_log_cut_mid_record_is_an_unrepaired_crash_tail_not_tampering(tmp_path: Path):
+    # GIVEN a log whose last record was cut short (a writer killed mid-record, no writer since)
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 6)
+    path.write_bytes(b"".join([*_lines(path)[:6], _lines(path)[6][:100]]))
+    report = verify_log(path)
+    # THEN it is not ok, but named for what it is: a crash tail, everything before it verified
+    assert not report.ok and report.crash_tail
+    assert (report.failure_file, report.failure_line) == (path, 7)
+    assert report.failure is not None and report.failure.startswith(
+        "line 7: unrepaired crash tail: a torn record of 100 bytes after the last record"
+    )
+    assert report.summary().startswith(f"UNREPAIRED CRASH TAIL at {path}:7: ")
+    assert (report.records, report.last_seq) == (6, 6)
+    # AND a head the log no longer reaches is still the failure (not the crash tail)
+    lost = json.loads(_lines(path)[5])["hash"]
+    write_log(tmp_path / "other.jsonl", 1)
+    other = verify_log(tmp_path / "other.jsonl").last_hash
+    assert verify_log(path, head=lost).crash_tail
+    with_head = verify_log(path, head=other)
+    assert not with_head.crash_tail and "is not in the chain" in (with_head.failure or "")
+    # AND a complete line a writer would not set aside is no crash tail (the writer refuses it)
+    path.write_bytes(b"".join(_lines(path)[:6]) + b'{"not":"a record"}\n')
+    assert not verify_log(path).crash_tail
+    with pytest.raises(ConfigurationError):
+        JsonlAuditLog(path)
+
+
+def _joined(path: Path, n: int) -> tuple[int, bytes]:
+    """The log's last `n` lines joined into one line without its final newline: what erases
+    them if a writer takes it for a crash's torn tail. Returns where they start, and them."""
+    lines = _lines(path)
+    start = len(b"".join(lines[:-n]))
+    joined = b"".join(line.rstrip(b"\n") for line in lines[-n:])
+    path.write_bytes(b"".join(lines[:-n]) + joined)
+    return start, joined
+
+
+def test_records_joined_into_a_torn_looking_tail_are_tampering_and_no_writer_repairs_it(
+    tmp_path: Path,
+):
+    # GIVEN a keyed log whose last 700 records were joined into one line with no final newline
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, key="k", fsync=False)
+    for i in range(705):
+        log.append(make_decision(i))
+    first = len(_lines(path)[6]) - 1  # where the second joined record will start
+    _joined(path, 700)
+    before = path.read_bytes()
+    # THEN verify fails it as tampering, not as a crash tail
+    report = verify_log(path, key="k")
+    assert not report.ok and not report.crash_tail
+    assert report.failure == (
+        f"line 7: {len(path.read_bytes().splitlines()[6])} bytes after the last record that a "
+        f"crash cannot leave (line 7 holds 700 records starting on one line (the second at byte "
+        f"{first} of them)): a crash leaves at most one partial record, so records were hidden "
+        "here (tampering: lines joined into one)"
+    )
+    # AND no writer sets it aside: a new one refuses the log, and one that had the log open
+    # refuses to append (the decision is not made), leaving the file as it was
+    with pytest.raises(
+        ConfigurationError, match=r"hold 700 records starting on one line .* tampering"
+    ):
+        JsonlAuditLog(path, key="k")
+    with pytest.raises(ConfigurationError, match="refusing to append"):
+        log.append(make_decision(999))
+    assert path.read_bytes() == before
+    # AND the same with its final newline kept (a complete line that is no record)
+    small = tmp_path / "small.jsonl"
+    write_log(small, 8, key="k")
+    _joined(small, 5)
+    small.write_bytes(small.read_bytes() + b"\n")
+    with pytest.raises(ConfigurationError, match="a crash leaves at most one partial record"):
+        JsonlAuditLog(small, key="k")
+    assert not verify_log(small, key="k").crash_tail
+
+
+@pytest.mark.parametrize(
+    ("cut", "message"),
+    [
+        (0, "holds a whole audit record (seq 4) at byte 0 of them"),  # whole, not the next link
+        (1, "holds 3 records starting on one line"),  # their closing braces cut too
+    ],
+    ids=["one-whole-record-out-of-place", "closing-bytes-cut"],
+)
+def test_a_tail_that_a_crash_cannot_leave_is_refused(tmp_path: Path, cut: int, message: str):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 5)
+    lines = _lines(path)
+    if cut:  # the last 3 records joined, each without its closing `}` either
+        tail = b"".join(line.rstrip(b"\n")[:-cut] for line in lines[-3:])
+        path.write_bytes(b"".join(lines[:-3]) + tail)
+    else:  # a copy of record seq 4 at the end, without its newline: whole, but not the next link
+        path.write_bytes(b"".join(lines) + lines[3].rstrip(b"\n"))
+    report = verify_log(path)
+    assert not report.ok and not report.crash_tail
+    assert message in (report.failure or "")
+    with pytest.raises(ConfigurationError, match="refusing to append"):
+        JsonlAuditLog(path)
+
+
+def test_a_torn_note_that_sets_aside_whole_records_fails_verify(tmp_path: Path):
+    # GIVEN a keyed log that an earlier version repaired after records were joined: a chained
+    # torn note, made with the key, sets the joined line aside
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 10, key="k")
+    lines = _lines(path)
+    base = parse_line(lines[-4])
+    assert isinstance(base, AuditRecord)
+    start, joined = _joined(path, 3)
+    note = {
+        "line": 9,
+        "offset": start,
+        "length": len(joined),
+        "sha256": hashlib.sha256(joined).hexdigest(),
+        "found_at": "2025-03-01T09:13:02.649819Z",
+    }
+    record = encode_record(
+        seq=base.seq + 1, prev=base.hash, kind="torn", body_json=json.dumps(note), key=b"k"
+    )
+    with path.open("ab") as fh:
+        fh.write(b"\n" + record)
+    # THEN verify fails: a crash never leaves whole records for a note to set aside
+    report = verify_log(path, key="k")
+    assert not report.ok and report.failure_line == 9
+    assert (
+        "set aside as a torn record by the torn note on line 10, but line 9 holds 3 records "
+        in (report.failure or "")
+    )
+    # AND a note over a real partial record still passes, with its warning
+    path.write_bytes(b"".join(lines[:-3]) + lines[-3][:60])
+    JsonlAuditLog(path, key="k").append(make_decision(50))
+    repaired = verify_log(path, key="k")
+    assert repaired.ok and repaired.warnings == (
+        f"{path}: line 9: torn record of 60 bytes, set aside by line 10",
+    )
 
 
 def test_an_edit_before_a_set_aside_torn_line_is_the_failure(tmp_path: Path):

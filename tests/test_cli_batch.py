@@ -717,10 +717,50 @@ def test_without_a_terminal_every_image_is_one_plain_line_and_nothing_is_redrawn
     assert result.exit_code == 1
 
 
-def test_json_lines_stay_one_decision_per_line(tmp_path: Path):
+def test_json_lines_name_their_input_and_failed_inputs_are_lines_too(tmp_path: Path):
     result = offline(RECORDINGS, str(IMAGES), "--json", "--audit", str(tmp_path / "a.jsonl"))
-    printed = [Decision.model_validate_json(line) for line in lines(result.stdout)]
-    assert sorted(d.outcome.value for d in printed) == sorted(DEFAULT_OUTCOMES.values())
+    printed = [json.loads(line) for line in lines(result.stdout)]
+    # one line per input, each naming it: a decision for each image, an error for the others
+    decided = {
+        Path(p["input"]).name: Decision.model_validate(p["decision"])
+        for p in printed
+        if "decision" in p
+    }
+    assert {name: d.outcome.value for name, d in decided.items()} == DEFAULT_OUTCOMES
+    failed = {Path(p["input"]).name: p["error"] for p in printed if "error" in p}
+    inputs = sorted(p.name for p in IMAGES.iterdir() if not p.name.startswith("."))
+    assert sorted([*decided, *failed]) == inputs
+    assert all(set(p) in ({"input", "decision"}, {"input", "error"}) for p in printed)
+    assert failed["notes.txt"]["type"] == "InvalidImage"
+    assert failed["notes.txt"]["message"] in result.stderr  # the person's line is still there
+    assert result.exit_code == 3
+
+
+def test_json_lines_name_s3_objects_and_failed_listings(s3: Any, recordings: Path):
+    put(s3, "photos/surgery.jpg", (IMAGES / "surgery.jpg").read_bytes())
+    result = offline(recordings, "s3://uploads/photos/", "s3://no-such-bucket/x/", "--json")
+    printed = sorted((json.loads(line) for line in lines(result.stdout)), key=lambda p: p["input"])
+    assert [p["input"] for p in printed] == [
+        "s3://no-such-bucket/x/",
+        "s3://uploads/photos/surgery.jpg",
+    ]
+    listing, decided = printed
+    assert listing["error"] == {
+        "type": "ImageSourceError",
+        "code": "NoSuchBucket",
+        "message": "s3 bucket not found: no-such-bucket (listing s3://no-such-bucket/x/)",
+    }
+    assert decided["decision"]["outcome"] == "rejected"
+    assert decided["decision"]["image"]["s3"]["key"] == "photos/surgery.jpg"
+
+
+def test_offline_with_a_missing_recordings_directory_is_a_usage_error(tmp_path: Path):
+    missing = tmp_path / "no-recordings"
+    result = offline(missing, str(IMAGES / "beach.jpg"))
+    assert result.exit_code == 2, result.output
+    assert "--offline" in result.stderr and str(missing) in result.stderr
+    assert "does not exist" in result.stderr
+    assert result.stdout == ""
 
 
 # -- --workers and --rate -------------------------------------------------------------------------

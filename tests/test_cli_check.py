@@ -54,7 +54,7 @@ def test_check_offline_not_approved_exits_1_and_shows_the_reason():
 
 def test_check_offline_goes_through_the_recorded_judge():
     result = check(str(IMAGES / "cartoon-fight.png"), "--json")
-    decision = Decision.model_validate_json(result.stdout)
+    decision = Decision.model_validate(json.loads(result.stdout)["decision"])
     assert (decision.outcome, decision.decided_by) == ("approved", "judge")
     assert decision.escalation is not None and decision.escalation.stop_reason == "tool_use"
     assert result.exit_code == 0
@@ -62,7 +62,7 @@ def test_check_offline_goes_through_the_recorded_judge():
 
 def test_check_offline_text_reply_from_the_judge_never_approves():
     result = check(str(IMAGES / "game-screenshot.png"), "--json")
-    decision = Decision.model_validate_json(result.stdout)
+    decision = Decision.model_validate(json.loads(result.stdout)["decision"])
     assert (decision.outcome, decision.decided_by) == ("review", "fallback")
     assert result.exit_code == 1
 
@@ -119,7 +119,7 @@ def test_audit_records_go_to_stderr_by_default_so_stdout_stays_parseable():
     assert result.exit_code == 0
     [printed] = result.stdout.splitlines()
     [audited] = [line for line in result.stderr.splitlines() if line.startswith("{")]
-    assert json.loads(audited)["id"] == json.loads(printed)["id"]
+    assert json.loads(audited)["id"] == json.loads(printed)["decision"]["id"]
 
 
 def test_a_path_that_does_not_exist_is_a_usage_error_exit_2(tmp_path: Path):
@@ -146,7 +146,7 @@ def test_an_unknown_tenant_gets_default_only_when_configured_and_says_so():
         env={"MODERATION_TENANT_FALLBACK": "default"},
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    decision = Decision.model_validate_json(result.stdout)
+    decision = Decision.model_validate(json.loads(result.stdout)["decision"])
     assert decision.policy.id == "default" and decision.policy_fallback
     assert "tenant 'kidz' has no policy of its own" in decision.reasons[0]
 

@@ -156,4 +156,4 @@ def test_check_builds_its_engine_through_the_shared_wiring(monkeypatch, fake_aws
     # THEN it decided with that detector
     assert result.exit_code == 1, result.stderr
     [line] = result.stdout.splitlines()
-    assert json.loads(line)["outcome"] == "rejected"
+    assert json.loads(line)["decision"]["outcome"] == "rejected"

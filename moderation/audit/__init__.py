@@ -24,7 +24,14 @@ from moderation.audit._sinks import (
     StreamAuditLog,
     audit_log_from_spec,
 )
-from moderation.audit._verify import Head, VerifyReport, parse_head, verify_log
+from moderation.audit._verify import (
+    Head,
+    Ignored,
+    VerifiedRecords,
+    VerifyReport,
+    parse_head,
+    verify_log,
+)
 
 __all__ = [
     "GENESIS",
@@ -32,6 +39,7 @@ __all__ = [
     "AuditSink",
     "FileHeader",
     "Head",
+    "Ignored",
     "InMemoryAuditLog",
     "JsonlAuditLog",
     "LogEntry",
@@ -41,6 +49,7 @@ __all__ = [
     "S3AuditLog",
     "StreamAuditLog",
     "TornNote",
+    "VerifiedRecords",
     "VerifyReport",
     "audit_log_from_spec",
     "audit_record_schema",

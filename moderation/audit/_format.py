@@ -38,6 +38,7 @@ __all__ = [
     "RecordError",
     "TornNote",
     "encode_record",
+    "not_a_crash",
     "parse_line",
     "record_hash",
     "signed_prefix",
@@ -50,6 +51,17 @@ Kind = Literal["decision", "file", "torn"]
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
 _RECORD_START = b'{"audit":'
+_DECODER = json.JSONDecoder()
+# Where a record starts: its fixed keys up to its body's opening brace. Nothing inside a body can
+# look like this (a decision's context holds only scalars, and no model has a field named after a
+# kind), so two of these on one line are two records.
+_RECORD_HEAD = re.compile(
+    rb'\{"audit":\d+,"seq":\d+,"prev":"[0-9a-f]{64}","alg":"[a-z0-9-]+",'
+    rb'"kind":"(decision|file|torn)","\1":\{'
+)
+# A crash's torn bytes hold one record start (a decision's context may add one more, as a key):
+# past this many, the bytes are not a crash's leftovers, whatever they parse to.
+_MAX_RECORD_STARTS = 64
 
 
 class RecordError(ValueError):
@@ -173,3 +185,38 @@ def parse_line(line: bytes) -> AuditRecord | Decision:
     except ValidationError as exc:
         what = "audit record" if text.startswith(_RECORD_START) else "decision"
         raise _explain(text, exc, what) from None
+
+
+def not_a_crash(raw: bytes) -> str | None:
+    """Why `raw` is not what a crash leaves, or None when it could be.
+
+    A writer stopped mid-record leaves a prefix of the one line it was writing: never a whole
+    record, since a record's object closes only at the end of its line, and never two record
+    starts on one line. So bytes holding a whole chained record anywhere (lines joined into one,
+    a record hidden after garbage, a whole record that is not the next link), or a line where a
+    second record starts (records joined, their closing bytes cut), were put there by someone:
+    tampering, not a crash. The answer names the byte offset of what was found.
+    """
+    offset = 0
+    for line in raw.split(b"\n"):
+        starts = [m.start() for m in _RECORD_HEAD.finditer(line)]
+        if len(starts) > 1:
+            return (
+                f"{len(starts)} records starting on one line (the second at byte "
+                f"{offset + starts[1]} of them)"
+            )
+        offset += len(line) + 1
+    position = raw.find(_RECORD_START)
+    for _ in range(_MAX_RECORD_STARTS):
+        if position == -1:
+            return None
+        rest = raw[position:].decode("utf-8", "replace")
+        try:
+            _, end = _DECODER.raw_decode(rest)
+            parsed = parse_line(rest[:end].encode())
+        except (ValueError, RecordError):
+            parsed = None
+        if isinstance(parsed, AuditRecord):
+            return f"a whole audit record (seq {parsed.seq}) at byte {position} of them"
+        position = raw.find(_RECORD_START, position + 1)
+    return f"more than {_MAX_RECORD_STARTS} record starts"

@@ -10,7 +10,9 @@ whenever the file's inode or size is not what this process last wrote) and repai
 writer left: an empty live file gets its header; a torn last line is either completed (it is a
 whole record that only lacks its newline) or kept in place and set aside by a chained `torn` note;
 a live file missing beside rotated ones is started again, continuing the newest one's chain.
-Nothing already written is ever rewritten or truncated. docs/audit.md has the guarantees.
+Bytes after the last record that a crash cannot leave (a whole record, two record starts on one
+line) are tampering: the writer refuses the log rather than set them aside. Nothing already
+written is ever rewritten or truncated. docs/audit.md has the guarantees.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from moderation.audit._format import (
     Kind,
     TornNote,
     encode_record,
+    not_a_crash,
     record_hash,
     signed_prefix,
 )
@@ -50,7 +53,7 @@ _FILE_MODE = 0o640  # decisions name tenants and callers' ids: not for every loc
 _CHUNK = 64 * 1024
 # What a crash can leave after the last record: a torn line, or a torn line whose repair was cut
 # short too (a full disk). Anything longer is not a crash's leftovers.
-_MAX_SKIPPED_LINES = 4
+MAX_SKIPPED_LINES = 4
 _MAX_SKIPPED_BYTES = 1 << 20
 
 
@@ -301,7 +304,9 @@ class JsonlAuditLog:
             try:
                 size = os.fstat(fd).st_size
                 if size:
-                    self._scan(fd, size)
+                    base, _, start, _ = self._scan(fd, size)
+                    if start < size:
+                        self._leftovers(_pread_exact(fd, size - start, start), start, base)
                 else:
                     self._predecessor_end()
             finally:
@@ -474,6 +479,30 @@ class JsonlAuditLog:
             return None
         return _Link(base.seq + 1, stated, kind)
 
+    def _leftovers(self, region: bytes, start: int, base: _Link) -> _Link | None:
+        """What a crash left after the last record (`region`, from byte `start`): the link it
+        makes when it is the next record missing only its newline, else None (it is to be set
+        aside). ConfigurationError when it is not what a crash leaves: a crash cuts one write of
+        one record short, so the bytes never hold a whole record; whole records there were put
+        there (records joined onto one line to pass them off as torn), and setting them aside
+        would erase them from the chain."""
+        if b"\n" not in region:
+            completed = self._next_link(region, base)
+            if completed is not None:
+                return completed
+        problem = not_a_crash(region)
+        if problem is not None:
+            raise ConfigurationError(
+                [
+                    f"audit log {self.path}: the {len(region)} bytes after its last record (from "
+                    f"byte {start}) hold {problem}: a crash leaves at most one partial record, so "
+                    "this is tampering, not a torn tail; refusing to append (setting them aside "
+                    f"would erase those records from the chain); run `moderation audit verify "
+                    f"{self.path}`"
+                ]
+            )
+        return None
+
     def _header(self, link: _Link, continues: str | None) -> bytes:
         body = FileHeader(
             created_at=datetime.now(UTC), continues=continues, engine_version=__version__
@@ -494,7 +523,7 @@ class JsonlAuditLog:
         last, last_offset, skipped = tail.last, tail.last_offset, 0
         while last is not None and _chained_fields(last) is None and not _is_bare_json(last):
             skipped += 1
-            if skipped > _MAX_SKIPPED_LINES or size - last_offset > _MAX_SKIPPED_BYTES:
+            if skipped > MAX_SKIPPED_LINES or size - last_offset > _MAX_SKIPPED_BYTES:
                 raise ConfigurationError(
                     [
                         f"audit log {self.path}: its last {skipped} lines are not audit records "
@@ -522,11 +551,10 @@ class JsonlAuditLog:
         if start == size:
             return base, size
         region = _pread_exact(fd, size - start, start)
-        if b"\n" not in region:
-            completed = self._next_link(region, base)
-            if completed is not None:  # killed just before the newline: the record is whole
-                self._write_all(fd, b"\n")
-                return completed, size + 1
+        completed = self._leftovers(region, start, base)
+        if completed is not None:  # killed just before the newline: the record is whole
+            self._write_all(fd, b"\n")
+            return completed, size + 1
         # Kept in place and set aside: the note covers the bytes up to the newline ending them.
         terminated = region.endswith(b"\n")
         covered = region[:-1] if terminated else region

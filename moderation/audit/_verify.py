@@ -5,25 +5,44 @@ streaming, and checks what the writer promises: each file starts with a header t
 before it; every record's hash covers its bytes (SHA-256, or HMAC-SHA256 under the key); its
 `prev` is the previous record's hash and its `seq` the previous one's plus one. A torn line (a
 writer stopped mid-record) is accepted only when a chained `torn` note right after it describes
-exactly those bytes; it is then a warning, not a failure. The report names the first failure by
-file and 1-based line, and says what kind of change it looks like.
+exactly those bytes and they are what a crash leaves (no whole record); it is then a warning, not
+a failure. A torn tail no writer has set aside yet is reported as an unrepaired crash tail
+(`VerifyReport.crash_tail`), apart from tampering. The report names the first failure by file and
+1-based line, and says what kind of change it looks like.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from moderation.audit._format import GENESIS, AuditRecord, record_hash, signed_prefix
-from moderation.audit._jsonl import audit_key_bytes
+from moderation.audit._format import (
+    GENESIS,
+    AuditRecord,
+    not_a_crash,
+    parse_line,
+    record_hash,
+    signed_prefix,
+)
+from moderation.audit._jsonl import MAX_SKIPPED_LINES, audit_key_bytes
 from moderation.audit._read import LogEntry, log_files, read_log
 from moderation.decision import Decision
 
-__all__ = ["Head", "LogHead", "VerifyReport", "parse_head", "read_head", "verify_log"]
+__all__ = [
+    "Head",
+    "Ignored",
+    "LogHead",
+    "VerifiedRecords",
+    "VerifyReport",
+    "parse_head",
+    "read_head",
+    "verify_log",
+]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 KEY_NEEDED = (
@@ -75,6 +94,9 @@ class VerifyReport:
     failure_line: int | None = None
     head_found: bool | None = None  # None: no head was asked for
     keyed: bool = False
+    # The failure is only an unrepaired crash tail: a writer stopped mid-record at the very end
+    # of the log, every record before it verified, and the next writer sets it aside.
+    crash_tail: bool = False
 
     @property
     def ok(self) -> bool:
@@ -95,7 +117,8 @@ class VerifyReport:
         or `FAILED at file:line: what`."""
         if self.failure is not None:
             where = self.where
-            return f"FAILED at {where}: {self.failure}" if where else f"FAILED: {self.failure}"
+            head = "UNREPAIRED CRASH TAIL" if self.crash_tail else "FAILED"
+            return f"{head} at {where}: {self.failure}" if where else f"{head}: {self.failure}"
         n = len(self.files)
         w = len(self.warnings)
         alg = "hmac-sha256" if self.keyed else "sha256"
@@ -107,6 +130,13 @@ class VerifyReport:
         if self.head_found:
             text += ", head found"
         return text
+
+
+def _is_json_object(raw: bytes) -> bool:
+    try:
+        return isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
 
 
 class _Failed(Exception):
@@ -129,8 +159,27 @@ class _Region:
     hasher: hashlib._Hash = field(default_factory=hashlib.sha256)
     length: int = 0
     pending_newline: bool = False
+    lines: int = 0
+    # Why these lines are not what a crash leaves (a whole record among them), if they are not.
+    not_a_crash: str | None = None
+    last: LogEntry | None = None
+    json_line: bool = False  # a complete JSON object line: a writer does not set it aside
+
+    @property
+    def span(self) -> str:
+        """`line 7` or `lines 7-9`."""
+        if self.last_line == self.first.line:
+            return f"line {self.first.line}"
+        return f"lines {self.first.line}-{self.last_line}"
 
     def add(self, entry: LogEntry) -> None:
+        self.lines += 1
+        self.last = entry
+        self.json_line = self.json_line or (not entry.torn and _is_json_object(entry.raw))
+        if self.not_a_crash is None:
+            problem = not_a_crash(entry.raw)
+            if problem is not None:
+                self.not_a_crash = f"line {entry.line} holds {problem}"
         # The note covers the bytes up to, not including, the newline that ends the last line.
         if self.pending_newline:
             self.hasher.update(b"\n")
@@ -170,9 +219,24 @@ class _Walk:
         self.expect_header = True
         self.file_lines = 0
 
-    def end_file(self) -> None:
+    def end_file(self, *, last: bool = False) -> _Failed | None:
+        """Close the current file; at the end of the log (`last`), an unrepaired crash tail is
+        returned rather than raised."""
         if self.region is not None:
-            raise _Failed(self.region.problem, self.region.first)
+            region = self.region
+            tail = self._crash_tail(region) if last else None
+            if tail is None:
+                problem = region.problem
+                if region.not_a_crash is not None and region.first.parsed is None:
+                    problem = (
+                        f"{region.span}: {region.length} bytes after the last record that a "
+                        f"crash cannot leave ({region.not_a_crash}): a crash leaves at most one "
+                        "partial record, so records were hidden here (tampering: lines joined "
+                        "into one)"
+                    )
+                raise _Failed(problem, region.first)
+            self.region = None
+            return tail
         if self.files and self.expect_header:
             if self.file_lines:
                 raise _Failed(
@@ -180,6 +244,48 @@ class _Walk:
                     file=self.files[-1],
                 )
             self.warnings.append(f"{self.files[-1]}: empty (a writer created it and stopped)")
+        return None
+
+    def _crash_tail(self, region: _Region) -> _Failed | None:
+        """The failure naming `region` (the end of the log) as an unrepaired crash tail, or None
+        when it is not one. A crash cuts one write short: the log then ends in a partial record
+        (or, after a repair cut short too, a few lines of them), or in a whole record missing
+        only its newline that is the next link."""
+        last = region.last
+        if last is None:
+            return None
+        if region.lines == 1 and last.torn:
+            whole = self._completes_chain(last)
+            if whole is not None:
+                return whole
+        # What a writer sets aside: a torn line after at most MAX_SKIPPED_LINES complete lines
+        # that are not JSON (repairs a full disk cut short), holding no whole record.
+        if region.not_a_crash is not None or region.lines > MAX_SKIPPED_LINES + 1:
+            return None
+        if region.json_line:
+            return None
+        return _Failed(
+            f"{region.span}: unrepaired crash tail: a torn record of {region.length} bytes after "
+            "the last record (a writer stopped mid-record: a crash, or a full disk) that no "
+            "writer has set aside yet; every record before it verified, and the next writer to "
+            "append sets it aside with a torn note",
+            region.first,
+        )
+
+    def _completes_chain(self, entry: LogEntry) -> _Failed | None:
+        try:
+            record = parse_line(entry.raw)
+        except ValueError:
+            return None
+        if not isinstance(record, AuditRecord) or record.kind == "file":
+            return None
+        if self._check_hash(entry, record) is not None or self._check_link(entry, record):
+            return None
+        return _Failed(
+            f"line {entry.line}: the last record lacks only its newline: a writer stopped just "
+            "before it; the next writer to append completes it",
+            entry,
+        )
 
     # -- lines ---------------------------------------------------------------------------------
 
@@ -332,16 +438,19 @@ class _Walk:
                 + ", ".join(mismatch),
                 region.first,
             )
+        if region.not_a_crash is not None:
+            raise _Failed(
+                f"{region.span}: set aside as a torn record by the torn note on line "
+                f"{entry.line}, but {region.not_a_crash}: a crash leaves at most one partial "
+                "record, so records were hidden here (tampering: lines joined, or a record "
+                "passed off as torn)",
+                region.first,
+            )
         chain = self._check_link(entry, record)
         if chain is not None:
             raise _Failed(chain, entry)
-        span = (
-            f"line {region.first.line}"
-            if region.last_line == region.first.line
-            else f"lines {region.first.line}-{region.last_line}"
-        )
         self.warnings.append(
-            f"{entry.file}: {span}: torn record of {note.length} bytes, set aside by line "
+            f"{entry.file}: {region.span}: torn record of {note.length} bytes, set aside by line "
             f"{entry.line}"
         )
         self.region = None
@@ -366,6 +475,100 @@ class _Walk:
             self.head_found = True
 
 
+def _files_of(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Every file of the named logs, oldest first, each once; FileNotFoundError for a path that
+    names no log."""
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        for file in log_files(path):
+            if file.resolve() not in seen:
+                seen.add(file.resolve())
+                files.append(file)
+    return files
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """A line that `VerifiedRecords` passed over, and why (what `verify_log` would say)."""
+
+    file: Path
+    line: int
+    problem: str
+
+    @property
+    def where(self) -> str:
+        """`file:line`, for messages."""
+        return f"{self.file}:{self.line}"
+
+
+class VerifiedRecords:
+    """The records of a log that verify, in order, for a reader that acts on them (resuming a
+    batch skips what they decided): each record's hash checks out (under the key of a keyed log)
+    and it links to the last record accepted, as `verify_log` checks them.
+
+    Unlike `verify_log`, reading does not stop at the first problem: a line that holds a record
+    or a bare decision but does not verify or link is passed over and counted in `ignored_count`
+    (the first `keep` of them with why, in `ignored`), and the chain goes on from the last record
+    accepted. So a line inserted into a keyed log costs only itself, and a record deleted makes
+    every record after it unlinked, hence ignored. Lines that hold no record at all (torn bytes,
+    garbage) can stand for no decision and are passed over uncounted; `verify_log` reports them.
+    Without a key, the chain only shows the log is consistent with itself: whoever can write the
+    file can also write records that link.
+    """
+
+    def __init__(
+        self,
+        paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+        *,
+        key: str | bytes | None = None,
+        keep: int = 20,
+    ) -> None:
+        self._files = _files_of(paths)
+        self._walk = _Walk(audit_key_bytes(key), None)
+        self._keep = keep
+        self.ignored: list[Ignored] = []
+        self.ignored_count = 0
+
+    def __iter__(self) -> Iterator[tuple[LogEntry, AuditRecord]]:
+        walk = self._walk
+        for file in self._files:
+            walk.files.append(file)
+            walk.expect_header = True
+            for entry in read_log(file, predecessors=False):
+                record = entry.parsed
+                if isinstance(record, Decision):
+                    self._ignore(entry, f"line {entry.line}: a bare decision line, not a record")
+                    continue
+                if not isinstance(record, AuditRecord):
+                    continue
+                problem = self._problem(entry, record)
+                if problem is not None:
+                    self._ignore(entry, problem)
+                    continue
+                walk._accept(entry, record)
+                yield entry, record
+
+    def _problem(self, entry: LogEntry, record: AuditRecord) -> str | None:
+        walk = self._walk
+        try:
+            problem = walk._check_hash(entry, record)
+            if problem is None and record.kind == "torn":  # it may come before a file header
+                problem = walk._check_link(entry, record)
+            elif problem is None:
+                problem = walk._check_place(entry, record)
+        except _Failed as failed:
+            problem = failed.message
+        return problem
+
+    def _ignore(self, entry: LogEntry, problem: str) -> None:
+        self.ignored_count += 1
+        if len(self.ignored) < self._keep:
+            self.ignored.append(Ignored(entry.file, entry.line, problem))
+
+
 def verify_log(
     paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
     *,
@@ -380,22 +583,15 @@ def verify_log(
     FileNotFoundError when a path names no log at all.
     """
     walk = _Walk(audit_key_bytes(key), parse_head(head) if isinstance(head, str) else head)
-    if isinstance(paths, str | os.PathLike):
-        paths = [paths]
-    files: list[Path] = []
-    seen: set[Path] = set()
-    for path in paths:
-        for file in log_files(path):
-            if file.resolve() not in seen:
-                seen.add(file.resolve())
-                files.append(file)
+    files = _files_of(paths)
     failure: _Failed | None = None
+    crash_tail: _Failed | None = None
     try:
         for file in files:
             walk.start_file(file)
             for entry in read_log(file, predecessors=False):
                 walk.feed(entry)
-        walk.end_file()
+        crash_tail = walk.end_file(last=True)
         if walk.head is not None and not walk.head_found:
             raise _Failed(
                 f"head {walk.head} is not in the chain: the log was truncated before it, or "
@@ -404,6 +600,8 @@ def verify_log(
             )
     except _Failed as failed:
         failure = failed
+    if failure is None and crash_tail is not None:
+        failure = crash_tail
     return VerifyReport(
         files=tuple(walk.files),
         records=walk.records,
@@ -416,6 +614,7 @@ def verify_log(
         failure_line=failure.line if failure is not None else None,
         head_found=walk.head_found if walk.head is not None else None,
         keyed=walk.key is not None,
+        crash_tail=failure is not None and failure is crash_tail,
     )
 
 

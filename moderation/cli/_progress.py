@@ -191,11 +191,13 @@ class Tally:
         *,
         elapsed: float,
         resumed_from: str | None = None,
+        ignored: int = 0,
         limiters: Iterable[LimiterLine] = (),
         interrupted: bool = False,
     ) -> list[str]:
         """The end-of-run summary, one line each: totals and speed, outcomes, escalations,
-        errors by kind, skipped, throttles, estimated cost."""
+        errors by kind, skipped (and `ignored` lines of the log that do not verify), throttles,
+        estimated cost."""
         processed = self.processed
         rate = processed / elapsed if elapsed > 0 else 0.0
         n_inputs = self.done
@@ -224,16 +226,7 @@ class Tally:
         else:
             lines.append("  errors: 0")
         if resumed_from is not None:
-            n_skipped = sum(self.skipped.values())
-            recorded = ", ".join(
-                f"{self.skipped[o]} {o.value}"
-                for o in (Outcome.APPROVED, Outcome.REJECTED, Outcome.REVIEW)
-                if self.skipped[o]
-            )
-            lines.append(
-                f"  skipped: {n_skipped} already decided in {resumed_from} under the same policy"
-                + (f" ({recorded})" if recorded else "")
-            )
+            lines += self._resumed(resumed_from, ignored)
         stats = [line.render() for line in limiters]
         if stats:
             lines.append(f"  throttles: {', '.join(stats)}")
@@ -245,6 +238,26 @@ class Tally:
             lines.append(
                 "  stopped before every input was moderated; with a file --audit log, the same "
                 "command continues where this one stopped"
+            )
+        return lines
+
+    def _resumed(self, log: str, ignored: int) -> list[str]:
+        """The summary's `skipped:` line, and its `ignored:` line when some lines of the log
+        did not verify."""
+        n_skipped = sum(self.skipped.values())
+        recorded = ", ".join(
+            f"{self.skipped[o]} {o.value}"
+            for o in (Outcome.APPROVED, Outcome.REJECTED, Outcome.REVIEW)
+            if self.skipped[o]
+        )
+        lines = [
+            f"  skipped: {n_skipped} already decided in {log} under the same policy"
+            + (f" ({recorded})" if recorded else "")
+        ]
+        if ignored:
+            lines.append(
+                f"  ignored: {ignored} line{'s' if ignored != 1 else ''} of {log} that "
+                f"do{'es' if ignored == 1 else ''} not verify, not trusted to skip an input"
             )
         return lines
 

@@ -9,6 +9,14 @@ A decision stands for an input when it was made for the same tenant under the sa
   for a single `s3://bucket/key`; the object is not downloaded). An object recorded with a sha256
   also matches a local file with the same content.
 
+Only decisions of records that verify are trusted (`moderation.audit.VerifiedRecords`: each
+record's hash checks out, under the key of a keyed log, and it links to the last one accepted,
+as `moderation audit verify` checks them). A line that does not (a bare decision line, a record
+whose hash or link does not check) is ignored, counted, and named in `ignored`: an input it
+might stand for is decided again. Without a key the chain still has to link, so a bare line or a
+record outside the chain is ignored; but whoever can write the file can also write records that
+link, so only a keyed log protects resume from a forged decision.
+
 The index keeps, per matching decision, 16 bytes of the image's sha256 (or the S3 key and ETag)
 and the outcome; about 100 bytes each in memory. A later decision of the same image replaces an
 earlier one.
@@ -22,7 +30,7 @@ import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from moderation.audit import read_log
+from moderation.audit import Ignored, VerifiedRecords
 from moderation.cli._inputs import Image, split_s3
 from moderation.decision import Outcome
 
@@ -45,18 +53,24 @@ class ResumeIndex:
     policy_sha256: str
     by_content: dict[int, Outcome] = field(default_factory=dict)
     by_object: dict[tuple[str, str], tuple[str | None, Outcome]] = field(default_factory=dict)
-    records: int = 0  # decisions read from the log, of any tenant and policy
+    records: int = 0  # verified decisions read from the log, of any tenant and policy
+    ignored_count: int = 0  # lines holding a record or decision that did not verify
+    ignored: list[Ignored] = field(default_factory=list)  # the first few of them, with why
 
     @classmethod
-    def load(cls, path: str, *, tenant: str, policy_sha256: str) -> ResumeIndex:
-        """The index of the log at `path` (with its rotated predecessors); empty when there is
-        no log yet. Lines that hold no decision (headers, torn or unreadable lines) are passed
-        over: an input they might have stood for is decided again."""
+    def load(
+        cls, path: str, *, tenant: str, policy_sha256: str, key: str | bytes | None = None
+    ) -> ResumeIndex:
+        """The index of the log at `path` (with its rotated predecessors), from its records that
+        verify under `key` (the log's MODERATION_AUDIT_KEY; None for an unkeyed log); empty when
+        there is no log yet. Lines that hold no decision (headers, torn or unreadable lines)
+        are passed over, and lines that do not verify are ignored and counted: an input they
+        might have stood for is decided again."""
         index = cls(path, tenant, policy_sha256)
         try:
-            entries = read_log(path)
-            for entry in entries:
-                decision = entry.decision
+            verified = VerifiedRecords(path, key=key)
+            for _, record in verified:
+                decision = record.decision
                 if decision is None:
                     continue
                 index.records += 1
@@ -68,6 +82,7 @@ class ResumeIndex:
                 if image.s3 is not None:
                     where = (image.s3.bucket, image.s3.key)
                     index.by_object[where] = (image.s3.etag, decision.outcome)
+            index.ignored_count, index.ignored = verified.ignored_count, verified.ignored
         except (FileNotFoundError, IsADirectoryError):
             pass  # no log yet, or not a file (the sink says what is wrong): nothing to resume
         return index

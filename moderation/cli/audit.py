@@ -1,6 +1,7 @@
 """`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only.
 
-Exit codes: 0 ok; 1 verification failed, a log or decision not found; 2 usage error.
+Exit codes: 0 ok; 1 verification failed (tampering), a log or decision not found; 2 usage
+error; 3 (`verify`) the log ends in an unrepaired crash tail and every record before it verified.
 """
 
 from __future__ import annotations
@@ -33,11 +34,14 @@ from moderation.triage import Action
 __all__ = ["audit"]
 
 KEY_ENV = "MODERATION_AUDIT_KEY"
+EXIT_CRASH_TAIL = 3
 _EPILOG = """\b
 Exit codes:
   0  ok
-  1  verification failed, or the log or decision was not found
+  1  verification failed (the log was changed), or the log or decision was not found
   2  usage error
+  3  verify: the log ends in an unrepaired crash tail (a writer stopped mid-record;
+     every record before it verified; the next writer sets it aside)
 
 A keyed log's key comes from MODERATION_AUDIT_KEY or --key-file (never from the command line,
 where other users and shell history would see it)."""
@@ -92,7 +96,9 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
     PATH.1, PATH.2, ...; each PATH is its own log).
 
     Prints a one-line summary per log and exits 0 only when every record of every log verifies;
-    else exits 1 naming the file and line of the first bad record.
+    else exits 1 naming the file and line of the first bad record, or 3 when the only thing
+    wrong is a torn record at the very end that a crashed writer left and no writer has set
+    aside yet (UNREPAIRED CRASH TAIL).
     """
     head: Head | None = None
     if head_text is not None:
@@ -103,7 +109,7 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--head") from exc
     key = _key(key_file)
-    failed = False
+    failed = crash_tail = False
     for path in paths:
         try:
             report = verify_log(path, key=key, head=head)
@@ -117,18 +123,19 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
             click.echo(f"{path}: {report.summary()}")
         else:
             click.echo(f"{path}: {report.summary()}", err=True)
-            failed = True
-    raise click.exceptions.Exit(1 if failed else 0)
+            crash_tail |= report.crash_tail
+            failed |= not report.crash_tail
+    raise click.exceptions.Exit(1 if failed else EXIT_CRASH_TAIL if crash_tail else 0)
 
 
 @audit.command(epilog=_EPILOG)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def head(path: Path, as_json: bool) -> None:
-    """Print the seq and hash of the last record of the log at PATH: `SEQ HASH`.
+    """Print the last record of the log at PATH as `SEQ:HASH`, what `verify --head` takes.
 
-    Keep the printed head somewhere the log's writers cannot change it; `verify --head` later
-    proves the log still reaches it. Does not verify the log (that is `verify`).
+    Keep the printed head somewhere the log's writers cannot change it; `verify --head SEQ:HASH`
+    later proves the log still reaches it. Does not verify the log (that is `verify`).
     """
     try:
         found = read_head(path)
@@ -143,8 +150,10 @@ def head(path: Path, as_json: bool) -> None:
             "next writer sets them aside)",
             err=True,
         )
+    anchor = Head(record.hash, record.seq)
     if as_json:
         body = {
+            "head": str(anchor),
             "file": str(found.file),
             "seq": record.seq,
             "hash": record.hash,
@@ -153,7 +162,7 @@ def head(path: Path, as_json: bool) -> None:
         }
         click.echo(json.dumps(body))
     else:
-        click.echo(f"{record.seq} {record.hash}")
+        click.echo(str(anchor))
 
 
 @audit.command(epilog=_EPILOG)
@@ -161,15 +170,57 @@ def head(path: Path, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the decision's JSON.")
 def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Find decision ID in the logs at PATHS and print it for a person (or as JSON)."""
+    """Find decision ID in the logs at PATHS and print it for a person (or as JSON).
+
+    ID may be shortened to its first characters (`01JNF4W3`, or as printed with a trailing `…`
+    or `...`), case-insensitively, as long as one decision's id starts with them.
+    """
+    prefix = _id_prefix(decision_id)
     try:
-        found = next((d for d in decisions(paths) if d.id == decision_id), None)
+        found, others = _find(prefix, paths)
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise _not_found(str(exc)) from exc
+    names = ", ".join(str(p) for p in paths)
+    if found is not None and others:
+        ids = [found.id, *sorted(others)]
+        count = f"at least {len(ids)}" if len(others) >= _SHOWN_IDS else str(len(ids))
+        raise click.UsageError(
+            f"ID {decision_id!r} is ambiguous: {count} decisions in {names} have ids starting "
+            f"with it ({', '.join(ids)}); give more of the id"
+        )
     if found is None:
-        names = ", ".join(str(p) for p in paths)
-        raise _not_found(f"decision {decision_id} is not in {names}")
+        raise _not_found(f"no decision in {names} has an id starting with {decision_id!r}")
     click.echo(found.model_dump_json(indent=2) if as_json else describe(found))
+
+
+_SHOWN_IDS = 5
+
+
+def _id_prefix(text: str) -> str:
+    prefix = text.strip().removesuffix("…").removesuffix("...").upper()
+    if not prefix:
+        raise click.BadParameter("an empty ID matches every decision", param_hint="ID")
+    return prefix
+
+
+def _find(prefix: str, paths: tuple[Path, ...]) -> tuple[Decision | None, set[str]]:
+    """The decision whose id is `prefix` (case-insensitively), or else the first whose id
+    starts with it; and the ids of other decisions that start with it too (empty when it is
+    exact or unique; at most `_SHOWN_IDS`, where the search stops). Streams the logs."""
+    found: Decision | None = None
+    others: set[str] = set()
+    for decision in decisions(paths):
+        key = decision.id.upper()
+        if key == prefix:
+            return decision, set()
+        if key.startswith(prefix):
+            if found is None:
+                found = decision
+            elif decision.id != found.id:
+                others.add(decision.id)
+                if len(others) >= _SHOWN_IDS:
+                    break
+    return found, others
 
 
 def describe(decision: Decision) -> str:

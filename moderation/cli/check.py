@@ -10,6 +10,7 @@ image. A summary goes to stderr at the end.
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
@@ -78,11 +79,17 @@ def _usage(message: str) -> click.exceptions.Exit:
 @click.argument("inputs", metavar="INPUT...", nargs=-1, required=True)
 @click.option("--tenant", default="default", show_default=True, help="Whose policy applies.")
 @click.option("--policies", "directory", help="Policy directory (default: $MODERATION_POLICIES).")
-@click.option("--json", "as_json", is_flag=True, help="Print each decision as a JSON line.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print one JSON line per input: {"input": INPUT, "decision": {...}}, or '
+    '{"input": INPUT, "error": {"type", "code", "message"}} for one that failed.',
+)
 @click.option(
     "--offline",
     "recordings",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Answer from recorded Rekognition/Bedrock responses in this directory; no AWS call.",
 )
 @click.option("--region", help="AWS region (default: $MODERATION_REGION, $AWS_REGION, boto3's).")
@@ -163,13 +170,7 @@ def check(
         policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
     except ModerationError as exc:
         raise _usage(str(exc)) from exc
-    index: ResumeIndex | None = None
-    if resume and settings.audit is not None and is_file_sink(settings.audit):
-        try:
-            index = ResumeIndex.load(settings.audit, tenant=tenant, policy_sha256=policy.sha256)
-        except OSError as exc:
-            message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
-            raise _usage(message) from exc
+    index = _resume_index(settings, tenant, policy.sha256) if resume else None
     run = _Run(
         args=args,
         tenant=tenant,
@@ -197,6 +198,7 @@ def check(
     for line in tally.summary(
         elapsed=_clock() - started,
         resumed_from=index.path if index is not None else None,
+        ignored=index.ignored_count if index is not None else 0,
         limiters=limiters,
         interrupted=interrupted,
     ):
@@ -218,6 +220,45 @@ def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:
         return wiring.audit_sink(settings, default=spec)
     except (ConfigurationError, ValueError) as exc:
         raise _usage(str(exc)) from exc
+
+
+def _resume_index(settings: Settings, tenant: str, policy_sha256: str) -> ResumeIndex | None:
+    """What the file audit log already decided for `tenant` under this policy, from its records
+    that verify (the lines it ignores are reported on stderr); None without a file log."""
+    if settings.audit is None or not is_file_sink(settings.audit):
+        return None
+    try:
+        index = ResumeIndex.load(
+            settings.audit, tenant=tenant, policy_sha256=policy_sha256, key=settings.audit_key
+        )
+    except OSError as exc:
+        message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
+        raise _usage(message) from exc
+    _report_ignored(index)
+    return index
+
+
+def _json_line(source: str, what: str, body_json: str) -> str:
+    """`{"input":"<source>","<what>":<body>}`: a --json line naming the input it is about."""
+    return f'{{"input":{json.dumps(_printable(source))},"{what}":{body_json}}}'
+
+
+def _report_ignored(index: ResumeIndex, shown: int = 3) -> None:
+    """Say which lines of the audit log resume does not trust, and why (stderr)."""
+    n = index.ignored_count
+    if not n:
+        return
+    click.echo(
+        f"warning: resume ignores {n} line{'s' if n != 1 else ''} of {index.path} that "
+        f"do{'es' if n == 1 else ''} not verify (not in the chain, or not under its key): "
+        "the inputs they might stand for are decided again; `moderation audit verify "
+        f"{index.path}` says more",
+        err=True,
+    )
+    for ignored in index.ignored[:shown]:
+        click.echo(f"  {ignored.where}: {ignored.problem}", err=True)
+    if n > shown:
+        click.echo(f"  ... and {n - shown} more", err=True)
 
 
 def _printable(text: str) -> str:
@@ -307,12 +348,22 @@ class _Run:
         ):
             message += f" (for every object under a prefix, end it with /: {source}/)"
         self.err(f"{source}: error: {message}")
+        if self.as_json:
+            code = getattr(exc, "code", None)
+            error = {
+                "type": type(exc).__name__,
+                "code": code if isinstance(code, str) and code else None,
+                "message": message,
+            }
+            self.out(_json_line(source, "error", json.dumps(error, separators=(",", ":"))))
         self._tick()
 
     def decided(self, source: str, decision: Decision) -> None:
         self.tally.decided(decision)
         if self.as_json:
-            text = decision.model_dump_json()
+            # One object per input, naming it: {"input": ..., "decision": {...}}, and for an
+            # input that failed {"input": ..., "error": {...}} (see `failed`).
+            text = _json_line(source, "decision", decision.model_dump_json())
         else:
             text = (
                 f"{source}  {decision.outcome.value}  by {decision.decided_by.value}  "
@@ -430,8 +481,8 @@ def _engine(
 
         try:
             recorded = Recordings.load(recordings)
-        except ModerationError as exc:
-            raise click.ClickException(str(exc)) from exc
+        except ModerationError as exc:  # recordings that cannot be read: the option is wrong
+            raise _usage(f"--offline {recordings}: {exc}") from exc
         return Engine(
             store,
             RecordedDetector(recorded),
