@@ -8,7 +8,8 @@ follows the policy's `on_error` / `on_blocked`, which can only be review or reje
 that cannot be written to the audit log is raised as `AuditError`, never returned.
 
 A policy's `shadow` policies are evaluated on the same detection and recorded in `Decision.shadow`;
-they never call the judge, spend budget, or change the live decision.
+they never call the judge, spend budget, or change the live decision. The live outcome and each
+shadow's come from `moderation.outcome.decide`, the rule replay re-decides recorded decisions with.
 
 At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
 the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
