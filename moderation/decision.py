@@ -7,7 +7,7 @@ It never holds image bytes or credentials.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import (
     AfterValidator,
@@ -37,10 +37,12 @@ __all__ = [
     "DecidedBy",
     "Decision",
     "Escalation",
+    "IdentifiedImage",
     "ImageIdentity",
     "JudgeAnswer",
     "Outcome",
     "S3Identity",
+    "S3Object",
     "ShadowResult",
     "TokenUsage",
     "Verdict",
@@ -110,6 +112,41 @@ class S3Identity(_Record):
     etag: str | None = None
 
 
+class S3Object(Protocol):
+    """Where an image was read from in S3: what `ImageIdentity.of` takes from it."""
+
+    @property
+    def bucket(self) -> str: ...
+    @property
+    def key(self) -> str: ...
+    @property
+    def version_id(self) -> str | None: ...
+    @property
+    def etag(self) -> str | None: ...
+
+
+class IdentifiedImage(Protocol):
+    """An image that passed intake (`moderation.image.PreparedImage`), as far as its identity
+    goes: the decision model names what it reads without importing the image package."""
+
+    @property
+    def sha256(self) -> str | None: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def format(self) -> str: ...
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def s3(self) -> S3Object | None: ...
+    @property
+    def converted(self) -> bool: ...
+    @property
+    def n_frames(self) -> int: ...
+
+
 class ImageIdentity(_Record):
     """Which image this was: its hash (or S3 identity), size, format and dimensions."""
 
@@ -121,6 +158,23 @@ class ImageIdentity(_Record):
     s3: S3Identity | None = None
     converted: bool = False
     n_frames: int = 1  # frames in the animation; 1 for a still image
+
+    @classmethod
+    def of(cls, image: IdentifiedImage) -> ImageIdentity:
+        """The identity of a prepared image: never its bytes."""
+        s3 = image.s3
+        return cls(
+            sha256=image.sha256,
+            size=image.size,
+            format=image.format,
+            width=image.width,
+            height=image.height,
+            s3=None
+            if s3 is None
+            else S3Identity(bucket=s3.bucket, key=s3.key, version_id=s3.version_id, etag=s3.etag),
+            converted=image.converted,
+            n_frames=image.n_frames,
+        )
 
 
 class VerdictKind(StrEnum):

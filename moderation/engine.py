@@ -8,7 +8,8 @@ follows the policy's `on_error` / `on_blocked`, which can only be review or reje
 that cannot be written to the audit log is raised as `AuditError`, never returned.
 
 A policy's `shadow` policies are evaluated on the same detection and recorded in `Decision.shadow`;
-they never call the judge, spend budget, or change the live decision.
+they never call the judge, spend budget, or change the live decision. The live outcome and each
+shadow's come from `moderation.outcome.decide`, the rule replay re-decides recorded decisions with.
 
 At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
 the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
@@ -36,19 +37,13 @@ from moderation.audit import StreamAuditLog
 from moderation.batch import BatchInput, BatchItem, run_batch
 from moderation.budget import EscalationBudget
 from moderation.decision import (
-    OUTCOME_OF_ACTION,
-    OUTCOME_OF_FALLBACK,
-    OUTCOME_OF_VERDICT,
     ContextValue,
-    Cost,
     DecidedBy,
     Decision,
     Escalation,
     ImageIdentity,
     Outcome,
-    S3Identity,
     ShadowResult,
-    Verdict,
     check_context,
 )
 from moderation.dedupe import DetectionCache, cache_key
@@ -61,12 +56,19 @@ from moderation.errors import (
 )
 from moderation.image import ImageIntake, PreparedImage
 from moderation.limits import THROTTLE_CODES, RateLimiter
+from moderation.outcome import (
+    NO_JUDGE_NOTE,
+    decide,
+    escalation_record,
+    policy_reasons,
+    reusable_answer,
+)
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
-from moderation.triage import Action, Triage, evaluate
+from moderation.triage import Action, Finding, Triage, evaluate
 
 __all__ = [
     "BatchInput",
@@ -227,7 +229,7 @@ class Engine:
         clock.lap("policy")
         prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
-        identity = _identity(prepared)
+        identity = ImageIdentity.of(prepared)
         try:
             detection, seen_in, calls = self._detect(prepared, policy)
         except InvalidImage:
@@ -252,12 +254,14 @@ class Engine:
         triage = evaluate(policy, detection)
         clock.lap("triage")
         if triage.action is not Action.ESCALATE:
-            outcome = OUTCOME_OF_ACTION[triage.action]
+            ruling = decide(policy, triage.action, None)
+            assert ruling.outcome is not None
+            assert ruling.decided_by is not None
             return self._record(
                 tenant, ctx, policy, identity, clock,
-                outcome=outcome,
-                decided_by=DecidedBy.POLICY,
-                reasons=_policy_reasons(triage, outcome),
+                outcome=ruling.outcome,
+                decided_by=ruling.decided_by,
+                reasons=policy_reasons(triage, ruling.outcome),
                 detection=detection,
                 triage=triage,
                 detector_calls=calls,
@@ -467,54 +471,48 @@ class Engine:
     ) -> Decision:
         escalated = triage.at(Band.ESCALATE)
         # For an animation, the frame in which the most confident borderline label was seen.
-        prepared = seen_in(escalated[0].label)
-        why = "escalated: " + "; ".join(f.describe() for f in escalated[:3])
+        answer = self._ask_judge(tenant, policy, seen_in(escalated[0].label), escalated, clock)
+        ruling = decide(policy, triage.action, answer)
+        # The engine always has an answer, or a note of why the judge was not asked.
+        assert ruling.outcome is not None
+        assert ruling.decided_by is not None
+        assert ruling.reason is not None
+        return self._record(
+            tenant, ctx, policy, identity, clock,
+            outcome=ruling.outcome,
+            decided_by=ruling.decided_by,
+            reasons=("escalated: " + "; ".join(f.describe() for f in escalated[:3]), ruling.reason),
+            detection=detection,
+            triage=triage,
+            escalation=answer,
+            error=answer.error,
+            detector_calls=calls,
+            store=view,
+        )  # fmt: skip
+
+    def _ask_judge(
+        self,
+        tenant: str,
+        policy: Policy,
+        prepared: PreparedImage,
+        escalated: tuple[Finding, ...],
+        clock: _Clock,
+    ) -> Escalation:
+        """The judge's answer about `escalated`, as the audit log records it (the outcome rule
+        reads it from there): its reply, its failure, or why it was not asked."""
         settings = policy.escalation
-
-        def record(
-            outcome: Outcome,
-            decided_by: DecidedBy,
-            reasons: tuple[str, ...],
-            escalation: Escalation,
-        ) -> Decision:
-            return self._record(
-                tenant, ctx, policy, identity, clock,
-                outcome=outcome,
-                decided_by=decided_by,
-                reasons=(why, *reasons),
-                detection=detection,
-                triage=triage,
-                escalation=escalation,
-                error=escalation.error,
-                detector_calls=calls,
-                store=view,
-            )  # fmt: skip
-
         if settings.judge == "none":
-            note = "the policy has no judge (judge: none): borderline goes to human review"
-            return record(
-                Outcome.REVIEW, DecidedBy.POLICY, (note,), Escalation(judge="none", skipped=note)
-            )
+            return Escalation(judge="none", skipped=NO_JUDGE_NOTE)
         if self.judge is None or settings.model_id is None:
             note = "no judge is configured in this engine: borderline goes to human review"
-            return record(
-                Outcome.REVIEW,
-                DecidedBy.FALLBACK,
-                (note,),
-                Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note),
-            )
+            return Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note)
         if not self.budget.try_acquire(tenant, settings.budget):
             assert settings.budget is not None
             note = (
                 f"escalation budget exhausted ({settings.budget.calls} judge calls per "
                 f"{settings.budget.per_seconds:g}s for tenant '{tenant}'): sent to human review"
             )
-            return record(
-                Outcome.REVIEW,
-                DecidedBy.FALLBACK,
-                (note,),
-                Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note),
-            )
+            return Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note)
         request = JudgeRequest(
             tenant=tenant,
             model_id=settings.model_id,
@@ -525,36 +523,14 @@ class Engine:
             judgment = self.judge.judge(prepared, request)
         except Exception as exc:
             clock.lap("judge")
-            fallback = settings.on_error
-            error = f"{type(exc).__name__}: {exc}"
-            return record(
-                OUTCOME_OF_FALLBACK[fallback],
-                DecidedBy.FALLBACK,
-                (f"judge failed ({error}); policy on_error={fallback}",),
-                Escalation(
-                    judge=settings.judge,
-                    model_id=settings.model_id,
-                    attempts=int(getattr(exc, "attempts", 0) or 0),
-                    error=error,
-                ),
+            return Escalation(
+                judge=settings.judge,
+                model_id=settings.model_id,
+                attempts=int(getattr(exc, "attempts", 0) or 0),
+                error=f"{type(exc).__name__}: {exc}",
             )
         clock.lap("judge")
-        escalation = _escalation_record(settings.judge, judgment)
-        if judgment.status == "verdict" and judgment.verdict is not None:
-            verdict = judgment.verdict
-            said = f"judge {judgment.model_id} answered {verdict.verdict.value}"
-            if verdict.rationale:
-                said += f": {verdict.rationale}"
-            return record(OUTCOME_OF_VERDICT[verdict.verdict], DecidedBy.JUDGE, (said,), escalation)
-        fallback = settings.on_blocked if judgment.status == "blocked" else settings.on_error
-        knob = "on_blocked" if judgment.status == "blocked" else "on_error"
-        detail = judgment.detail or judgment.status
-        return record(
-            OUTCOME_OF_FALLBACK[fallback],
-            DecidedBy.FALLBACK,
-            (f"judge gave no verdict ({detail}); policy {knob}={fallback}",),
-            escalation,
-        )
+        return escalation_record(settings.judge, judgment)
 
     def _record(
         self,
@@ -583,28 +559,15 @@ class Engine:
                 "(fallback_to_default)",
                 *reasons,
             )
-        # Only the services bill: recorded and static answers (offline runs, tests) cost nothing,
-        # so an offline decision can never be mistaken for a production one by its cost either.
-        bedrock_usd: float | None = 0.0
-        if (
-            escalation is not None
-            and escalation.provider == "bedrock"
-            and escalation.usage is not None
-            and escalation.model_id
-        ):
-            bedrock_usd = self.pricing.bedrock(escalation.model_id, escalation.usage)
         shadow: tuple[ShadowResult, ...] = ()
         if detection is not None and policy.shadow:
             # Only a verdict the live decision acted on is reused: a failed or refused call, a
             # skipped one, or none at all leaves an escalating shadow undecided.
-            verdict = escalation.verdict if escalation and decided_by is DecidedBy.JUDGE else None
+            reused = reusable_answer(escalation, replies=False)
             shadow = self._shadows(
-                store or self.policies, policy, detection, identity.n_frames, verdict
+                store or self.policies, policy, detection, identity.n_frames, reused
             )
             clock.lap("shadow")
-        # Each call the detector made is billed; a cached answer cost nothing this time.
-        billed = detection is not None and detection.provider == "rekognition"
-        calls = detector_calls
         decision = Decision(
             id=self._new_id(),
             created_at=self._now(),
@@ -621,10 +584,7 @@ class Engine:
             escalation=escalation,
             shadow=shadow,
             timings_ms=clock.done(),
-            cost=Cost(
-                rekognition_usd=self.pricing.rekognition_per_image * calls if billed else 0.0,
-                bedrock_usd=bedrock_usd,
-            ),
+            cost=self.pricing.cost(detection, detector_calls, escalation),
             engine_version=__version__,
             error=error,
         )
@@ -642,7 +602,7 @@ class Engine:
         policy: Policy,
         detection: Detection,
         n_frames: int,
-        verdict: Verdict | None,
+        answer: Escalation | None,
     ) -> tuple[ShadowResult, ...]:
         """What each of `policy`'s shadow policies would have said, in the order it names them.
 
@@ -652,7 +612,7 @@ class Engine:
         results: list[ShadowResult] = []
         for name in policy.shadow:
             try:
-                results.append(_shadow(store.policy(name), policy, detection, n_frames, verdict))
+                results.append(_shadow(store.policy(name), policy, detection, n_frames, answer))
             except Exception:
                 _log.exception(
                     "shadow policy %r of policy %r could not be evaluated; left out of the record",
@@ -663,21 +623,16 @@ class Engine:
 
 
 def _shadow(
-    shadow: Policy, live: Policy, detection: Detection, n_frames: int, verdict: Verdict | None
+    shadow: Policy, live: Policy, detection: Detection, n_frames: int, answer: Escalation | None
 ) -> ShadowResult:
-    """What `shadow` would have decided about `detection`, with no judge call of its own.
+    """What `shadow` would have decided about `detection`, with no judge call of its own: the
+    outcome rule with the live judge's `answer` (a verdict the live decision acted on, or None).
 
     Escalate becomes review under `judge: none` (as the engine would decide it), else the live
-    judge's verdict if the live decision acted on one, else stays undecided (outcome None).
+    judge's verdict if there is one, else stays undecided (outcome None).
     """
     triage = evaluate(shadow, detection)
-    outcome = OUTCOME_OF_ACTION.get(triage.action)
-    reused = False
-    if triage.action is Action.ESCALATE:
-        if shadow.escalation.judge == "none":
-            outcome = Outcome.REVIEW
-        elif verdict is not None:
-            outcome, reused = OUTCOME_OF_VERDICT[verdict.verdict], True
+    ruling = decide(shadow, triage.action, answer)
     band = Band(triage.action.value) if triage.action is not Action.APPROVE else None
     # As in the live reasons: up to three findings of the deciding band, the deciding one last.
     reasons = tuple(f.describe() for f in reversed(triage.at(band)[:3])) if band else ()
@@ -693,62 +648,10 @@ def _shadow(
     return ShadowResult(
         policy=shadow.ref,
         action=triage.action,
-        outcome=outcome,
-        verdict_reused=reused,
+        outcome=ruling.outcome,
+        verdict_reused=ruling.decided_by is DecidedBy.JUDGE,
         reasons=reasons,
         incomplete=incomplete,
-    )
-
-
-def _identity(image: PreparedImage) -> ImageIdentity:
-    s3 = None
-    if image.s3 is not None:
-        s3 = S3Identity(
-            bucket=image.s3.bucket,
-            key=image.s3.key,
-            version_id=image.s3.version_id,
-            etag=image.s3.etag,
-        )
-    return ImageIdentity(
-        sha256=image.sha256,
-        size=image.size,
-        format=image.format,
-        width=image.width,
-        height=image.height,
-        s3=s3,
-        converted=image.converted,
-        n_frames=image.n_frames,
-    )
-
-
-def _policy_reasons(triage: Triage, outcome: Outcome) -> tuple[str, ...]:
-    if outcome is Outcome.APPROVED:
-        acted = [f for f in triage.findings if f.band is not Band.IGNORE]
-        n = len(triage.findings)
-        return (
-            "approved by policy: no label reached a band"
-            + (f" ({n} label{'s' if n != 1 else ''} seen)" if n else " (no labels)")
-            if not acted
-            else "approved by policy",
-        )
-    band = Band.REJECT if outcome is Outcome.REJECTED else Band.REVIEW
-    verb = "rejected by policy" if outcome is Outcome.REJECTED else "sent to review by policy"
-    # The three most confident findings of the band, the deciding one last (reasons end with it).
-    return tuple(f"{verb}: {f.describe()}" for f in reversed(triage.at(band)[:3]))
-
-
-def _escalation_record(judge: str, judgment: Judgment) -> Escalation:
-    return Escalation(
-        judge=judge,
-        provider=judgment.provider,
-        model_id=judgment.model_id,
-        prompt_sha256=judgment.prompt_sha256,
-        verdict=judgment.verdict,
-        stop_reason=judgment.stop_reason,
-        usage=judgment.usage,
-        latency_ms=judgment.latency_ms,
-        attempts=judgment.attempts,
-        error=None if judgment.status == "verdict" else (judgment.detail or judgment.status),
     )
 
 

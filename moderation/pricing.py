@@ -10,7 +10,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from moderation.decision import TokenUsage
+from moderation.decision import Cost, Escalation, TokenUsage
+from moderation.detection import Detection
 
 __all__ = ["DEFAULT_MODEL_PRICES", "ModelPrice", "Pricing"]
 
@@ -102,3 +103,26 @@ class Pricing:
             + usage.cache_read_input_tokens * read
             + usage.cache_write_input_tokens * write
         ) / 1_000_000
+
+    def cost(
+        self, detection: Detection | None, detector_calls: int, escalation: Escalation | None
+    ) -> Cost:
+        """A decision's estimated cost: each detector call it made and its judge call's tokens.
+
+        Only the services bill: recorded and static answers (offline runs, tests) cost nothing,
+        so an offline decision can never be mistaken for a production one by its cost either.
+        A cached detection took no call this time, so it cost nothing either.
+        """
+        billed = detection is not None and detection.provider == "rekognition"
+        bedrock_usd: float | None = 0.0
+        if (
+            escalation is not None
+            and escalation.provider == "bedrock"
+            and escalation.usage is not None
+            and escalation.model_id
+        ):
+            bedrock_usd = self.bedrock(escalation.model_id, escalation.usage)
+        return Cost(
+            rekognition_usd=self.rekognition_per_image * detector_calls if billed else 0.0,
+            bedrock_usd=bedrock_usd,
+        )

@@ -13,20 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from moderation.decision import (
-    OUTCOME_OF_FALLBACK,
-    OUTCOME_OF_VERDICT,
-    Decision,
-    Outcome,
-    TokenUsage,
-)
+from moderation.decision import DecidedBy, Decision, Escalation, Outcome, TokenUsage
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake
+from moderation.outcome import decide, escalation_record
 from moderation.policy import Band
 from moderation.ports import Judge, JudgeRequest
 from moderation.pricing import Pricing
 from moderation.replay._report import Flip, LiveSummary
-from moderation.triage import Finding
+from moderation.triage import Action, Finding
 
 if TYPE_CHECKING:
     from moderation.replay._run import Resolved
@@ -269,28 +264,17 @@ class LiveRun:
         try:
             judgment = self.live.judge.judge(prepared, request)
         except Exception as exc:  # the judge's own retries are over: fail closed
-            fallback = settings.on_error
-            said = f"live judge failed ({type(exc).__name__}: {exc}); policy on_error={fallback}"
-            return OUTCOME_OF_FALLBACK[fallback], escalated, (*why, said), True, 0.0
-        cost: float | None = 0.0
-        if judgment.provider == "bedrock" and judgment.usage is not None:
-            cost = self.live.pricing.bedrock(judgment.model_id, judgment.usage)
-        if judgment.status == "verdict" and judgment.verdict is not None:
-            said = f"live judge {judgment.model_id} answered {judgment.verdict.verdict.value}"
-            if judgment.verdict.rationale:
-                said += f": {judgment.verdict.rationale}"
-            return (
-                OUTCOME_OF_VERDICT[judgment.verdict.verdict],
-                escalated,
-                (*why, said),
-                False,
-                cost,
+            answer = Escalation(
+                judge=settings.judge,
+                model_id=settings.model_id,
+                error=f"{type(exc).__name__}: {exc}",
             )
-        blocked = judgment.status == "blocked"
-        fallback = settings.on_blocked if blocked else settings.on_error
-        knob = "on_blocked" if blocked else "on_error"
-        said = (
-            f"live judge gave no verdict ({judgment.detail or judgment.status}); "
-            f"policy {knob}={fallback}"
-        )
-        return OUTCOME_OF_FALLBACK[fallback], escalated, (*why, said), True, cost
+        else:
+            answer = escalation_record(settings.judge, judgment)
+        # The engine's rule and prices, on the answer the judge just gave.
+        ruling = decide(policy, Action.ESCALATE, answer)
+        assert ruling.outcome is not None
+        assert ruling.reason is not None
+        failed = ruling.decided_by is not DecidedBy.JUDGE
+        cost = self.live.pricing.cost(None, 0, answer).bedrock_usd
+        return ruling.outcome, escalated, (*why, f"live {ruling.reason}"), failed, cost

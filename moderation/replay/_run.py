@@ -5,15 +5,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from moderation.decision import (
-    OUTCOME_OF_ACTION,
-    OUTCOME_OF_FALLBACK,
-    OUTCOME_OF_VERDICT,
-    Decision,
-    Outcome,
-)
+from moderation.decision import Decision
 from moderation.detection import Detection
 from moderation.errors import ModerationError, ReplayError
+from moderation.outcome import decide, reusable_answer
 from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
 from moderation.replay._live import LiveJudging, LiveRun
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
@@ -179,40 +174,26 @@ def replay(
             _bad(tally, strict, item.file, item.line, f"decision {decision.id}: {resolved}")
             continue
         policy, compiled = resolved.policy, resolved.compiled
-        action = compiled.action(detection)
-        after: Outcome | None
-        reused = other_model = judge_call = False
-        if action is not Action.ESCALATE:
-            after = OUTCOME_OF_ACTION[action]
-        elif policy.escalation.judge == "none":
-            after = Outcome.REVIEW  # as the engine does: borderline goes to a person
-        else:
-            judge_call = True
-            escalation = decision.escalation
-            answer = escalation.answer if escalation is not None else None
-            if escalation is not None and escalation.verdict is not None:
-                after = OUTCOME_OF_VERDICT[escalation.verdict.verdict]
-            elif answer == "blocked":  # the recorded reply was refused: the policy's on_blocked now
-                after = OUTCOME_OF_FALLBACK[policy.escalation.on_blocked]
-            elif answer == "invalid":  # a reply with no usable verdict: the policy's on_error now
-                after = OUTCOME_OF_FALLBACK[policy.escalation.on_error]
-            else:  # never asked, or the call failed: nothing recorded to reuse
-                after = None
-            if after is not None:
-                assert escalation is not None
-                reused = True
-                other_model = escalation.model_id != policy.escalation.model_id
+        # The engine's own rule, with the recorded reply where there is one (a verdict, or a
+        # reply without one that the policy's fallback now decides); a failed or skipped call
+        # left nothing to reuse, so such a case needs judgment.
+        answer = reusable_answer(decision.escalation)
+        ruling = decide(policy, compiled.action(detection), answer)
+        after = ruling.outcome
+        reused = ruling.judged
         partial = incomplete(decision, detection, policy)
         tally.replay(
             decision,
             item.file,
             item.line,
-            action=action,
+            action=ruling.action,
             after=after,
-            judge_call=judge_call,
+            judge_call=ruling.asks_judge,
             incomplete=partial,
             reused=reused,
-            other_model=other_model,
+            other_model=reused
+            and answer is not None
+            and answer.model_id != policy.escalation.model_id,
             explain=lambda: explain(compiled, decision, detection),  # noqa: B023 (called at once)
         )
         if after is None and run is not None:
