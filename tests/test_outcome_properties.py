@@ -19,6 +19,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from images import solid
+from profiles import examples
 
 from moderation import DecidedBy, Decision, Engine, Outcome, PolicyStore
 from moderation.audit import InMemoryAuditLog
@@ -30,7 +31,7 @@ from moderation.testing import FailingJudge, StaticDetector, StaticJudge
 from moderation.triage import Action
 
 SETTINGS = settings(
-    max_examples=30,  # for each of the judge's answers
+    max_examples=examples(30),  # for each of the judge's answers
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
