@@ -95,9 +95,21 @@ class CheckedFile:
     shadow: tuple[str, ...] = ()
 
 
-def close_match(word: str, options: Iterable[str]) -> str | None:
-    close = difflib.get_close_matches(word, list(options), n=1, cutoff=0.5)
+def close_match(word: str, options: Iterable[str], *, cutoff: float = 0.5) -> str | None:
+    close = difflib.get_close_matches(word, list(options), n=1, cutoff=cutoff)
     return f"did you mean '{close[0]}'?" if close else None
+
+
+# A choice is a short word, where half the letters in common is chance (`nova` and `none`): only a
+# misspelling is suggested. Measured on difflib's ratio: `revew`/`review` 0.91, `bedrok`/`bedrock`
+# 0.92, `Bedrock`/`bedrock` 0.86, `nova`/`none` 0.5.
+_CHOICE_CUTOFF = 0.75
+
+# What a value that is not a misspelt choice is told instead, per key.
+_CHOICE_ADVICE = {
+    "judge": "the judge is the service asked: `bedrock` with model_id naming the model "
+    "(a Claude or Nova model id, for instance), or `none` for no judge",
+}
 
 
 def dotted(path: KeyPath) -> str:
@@ -300,8 +312,12 @@ class FileChecker:
         if field_name in _CHOICES:
             options, why = _CHOICES[field_name]
             message = f"must be one of {', '.join(options)}, got {value!r}"
-            near = close_match(value, options) if isinstance(value, str) else None
-            return message + (f"; {why}" if why else ""), near
+            near = (
+                close_match(value, options, cutoff=_CHOICE_CUTOFF)
+                if isinstance(value, str)
+                else None
+            )
+            return message + (f"; {why}" if why else ""), near or _CHOICE_ADVICE.get(field_name)
         if path == ("id",):
             return f"id {value!r} does not match the file, which defines {self.f.name!r}", (
                 f"use id: {self.f.name} or rename the file"
