@@ -7,8 +7,8 @@ chain (`Resolver`) and, if nothing was found wrong, hands out one immutable `Ver
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -53,6 +53,8 @@ class Version:
     policies: Mapping[str, Policy]
     warnings: tuple[Problem, ...]
     version: str | None
+    # Shadow candidates, each with the policies that name it: policies, but never tenants.
+    candidates: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def build_version(sources: Mapping[str, Entry], version: str | None) -> Version:
@@ -73,7 +75,20 @@ def build_version(sources: Mapping[str, Entry], version: str | None) -> Version:
         for name, r in resolved.items()
         if r is not None
     }
-    return Version(MappingProxyType(policies), found_warnings, version)
+    return Version(
+        MappingProxyType(policies), found_warnings, version, _candidates(policies.values())
+    )
+
+
+def _candidates(policies: Iterable[Policy]) -> Mapping[str, tuple[str, ...]]:
+    """Every policy named under another's `shadow`, with the ids that name it. `default` is the
+    base every tenant extends, never a candidate, even when a policy compares itself with it."""
+    named: dict[str, list[str]] = {}
+    for policy in policies:
+        for name in policy.shadow:
+            if name != DEFAULT_POLICY:
+                named.setdefault(name, []).append(policy.id)
+    return MappingProxyType({name: tuple(by) for name, by in named.items()})
 
 
 def _check_files(

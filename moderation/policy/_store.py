@@ -369,20 +369,45 @@ class PolicyStore:
 
     @property
     def tenants(self) -> tuple[str, ...]:
-        """The tenants that have their own policy file, sorted."""
-        return tuple(sorted(n for n in self._current().policies if n != DEFAULT_POLICY))
+        """The tenants that have their own policy file, sorted: not `default`, not a shadow
+        candidate."""
+        return self._tenants_in(self._current())
+
+    @property
+    def candidates(self) -> Mapping[str, tuple[str, ...]]:
+        """The shadow candidates (policies named under another's `shadow`), each with the ids of
+        the policies that name it. A candidate is never a tenant's policy."""
+        return self._current().candidates
+
+    @staticmethod
+    def _tenants_in(loaded: Version) -> tuple[str, ...]:
+        return tuple(
+            sorted(n for n in loaded.policies if n != DEFAULT_POLICY and n not in loaded.candidates)
+        )
 
     def get(self, tenant: str) -> Policy:
-        """The tenant's policy; `UnknownTenant` if it has no file (unless `fallback_to_default`)."""
+        """The tenant's policy; `UnknownTenant` if it has no file (unless `fallback_to_default`)
+        and, whatever the fallback, if its file is a shadow candidate.
+
+        A candidate is under trial, not in force: whoever names the tenant must not be able to
+        pick it (it may well be the most lenient policy of the store).
+        """
         validate_tenant(tenant)
-        policies = self._current().policies
-        policy = policies.get(tenant)
+        loaded = self._current()
+        naming = loaded.candidates.get(tenant)
+        if naming is not None:
+            raise UnknownTenant(
+                f"{tenant!r} is a shadow candidate (named under `shadow` by "
+                + ", ".join(repr(n) for n in naming)
+                + "), not a tenant: its policy is only evaluated beside theirs; to put it in "
+                "force, take it out of every `shadow` list"
+            )
+        policy = loaded.policies.get(tenant)
         if policy is not None:
             return policy
         if self.fallback_to_default:
-            return policies[DEFAULT_POLICY]
-        tenants = sorted(n for n in policies if n != DEFAULT_POLICY)
-        near = close_match(tenant, tenants)
+            return loaded.policies[DEFAULT_POLICY]
+        near = close_match(tenant, self._tenants_in(loaded))
         raise UnknownTenant(
             f"no policy for tenant {tenant!r}" + (f" ({near})" if near else "") + "; this store "
             "does not fall back to default (fallback_to_default=False)"
@@ -412,7 +437,14 @@ class PolicyStore:
         return tuple(self._policy_in(loaded, name) for name in policy.shadow)
 
     def __contains__(self, tenant: object) -> bool:
-        return isinstance(tenant, str) and tenant in self._current().policies
+        """Whether `get(tenant)` finds a policy of the tenant's own: `default` or a tenant file,
+        not a shadow candidate (and not a fallback)."""
+        loaded = self._current()
+        return (
+            isinstance(tenant, str)
+            and tenant in loaded.policies
+            and tenant not in loaded.candidates
+        )
 
     def __iter__(self) -> Iterator[Policy]:
         policies = self._current().policies
