@@ -1,4 +1,4 @@
-"""`moderation policy ...`: validate, show, print the schema of, and try tenant policies."""
+"""`moderation policy ...`: start, validate, show, print the schema of, and try tenant policies."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from moderation.decision import decision_schema
 from moderation.detection import Detection
 from moderation.errors import ModerationError, PolicyError, UnknownTenant
 from moderation.policy import Policy, PolicyStore, policy_schema
+from moderation.policy._starter import write_starter_policies
 from moderation.triage import evaluate
 
 __all__ = ["policy"]
@@ -23,6 +24,30 @@ __all__ = ["policy"]
 @click.group()
 def policy() -> None:
     """Validate, inspect and try per-tenant policies."""
+
+
+@policy.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite starter policy files already there.")
+def init(directory: Path, force: bool) -> None:
+    """Write the starter policies shipped with the package into DIRECTORY.
+
+    DIRECTORY/default.yaml and DIRECTORY/tenants/*.yaml (dating, forum, kids, medical), to edit
+    and check with `moderation policy validate DIRECTORY`. Refuses, writing nothing, if any of
+    those files exists, unless --force.
+    """
+    try:
+        written = write_starter_policies(directory, overwrite=force)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc}; nothing was written (--force overwrites them)") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the starter policies: {exc}") from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: edit them, then `moderation policy validate {directory}`; point "
+        f"MODERATION_POLICIES (or --policies) at {directory}"
+    )
 
 
 @policy.command()

@@ -30,7 +30,19 @@ from moderation.policy._resolve import Resolved, Resolver
 from moderation.policy._sources import Entry, Excerpt
 from moderation.policy._yaml import YamlDocument, read_yaml
 
-__all__ = ["Version", "build_version"]
+__all__ = ["Version", "build_version", "with_init_hint"]
+
+# What a directory source says when there is no store yet: the first problem a new user meets (an
+# installed package has no policies), so its hint says how to start.
+_NO_STORE = ("default.yaml not found", "policy directory not found")
+_INIT_HINT = "default.yaml: `moderation policy init DIR` writes the starter policies there"
+
+
+def with_init_hint(problem: Problem) -> Problem:
+    """`problem`, with a hint to run `moderation policy init` if it says there is no store."""
+    if problem.message in _NO_STORE and problem.hint is None:
+        return replace(problem, hint=f"a store needs {_INIT_HINT}")
+    return problem
 
 
 def _read(shown: str, content: str | bytes | Excerpt) -> tuple[YamlDocument | None, list[Problem]]:
@@ -105,7 +117,7 @@ def _check_files(
         )
     for name, (shown, content) in sources.items():
         if isinstance(content, Problem):
-            problems.append(content)
+            problems.append(with_init_hint(content))
             broken.add(name)
             continue
         if name != DEFAULT_POLICY and not _TENANT_ID.fullmatch(name):

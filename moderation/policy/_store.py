@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from moderation.errors import PolicyError, Problem, UnknownTenant
-from moderation.policy._build import Version, build_version
+from moderation.policy._build import Version, build_version, with_init_hint
 from moderation.policy._check import close_match
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
 from moderation.policy._sources import (
@@ -27,6 +27,7 @@ from moderation.policy._sources import (
     Entry,
     PolicySource,
     S3Source,
+    Snapshot,
     files_version,
     read_file,
 )
@@ -42,6 +43,17 @@ DEFAULT_TTL = 60.0
 
 def _detail(exc: BaseException) -> str:
     return exc.rendered() if isinstance(exc, PolicyError) else f"{type(exc).__name__}: {exc}"
+
+
+def _first_fetch(source: PolicySource) -> Snapshot | None:
+    """What `source` holds now; a PolicyError saying there is no store hints at `policy init`."""
+    try:
+        return source.fetch(None)
+    except PolicyError as exc:
+        hinted = [with_init_hint(p) for p in exc.problems]
+        if hinted == list(exc.problems):
+            raise
+        raise PolicyError(hinted, exc.warnings) from exc
 
 
 class PolicyStore:
@@ -81,7 +93,7 @@ class PolicyStore:
     ) -> None:
         root = Path(path)
         source = DirectorySource(root)
-        snapshot = source.fetch(None)
+        snapshot = _first_fetch(source)
         assert snapshot is not None  # nothing is known yet
         draft_paths = [Path(d) for d in drafts]
         if not draft_paths:
@@ -165,7 +177,7 @@ class PolicyStore:
             raise ValueError(
                 f"ttl must be a positive number of seconds (None: never check again), got {ttl!r}"
             )
-        snapshot = source.fetch(None)
+        snapshot = _first_fetch(source)
         if snapshot is None:
             raise TypeError(
                 f"{source!r}.fetch(None) returned None: with no version known, a source returns "
