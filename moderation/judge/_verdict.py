@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from moderation.decision import TokenUsage, Verdict, VerdictKind
 from moderation.judge._prompt import RATIONALE_MAX_CHARS, TOOL_NAME
@@ -35,6 +35,7 @@ _INVALID_STOPS: Final[Mapping[str, str]] = {
     "malformed_model_output": "the model produced malformed output",
     "model_context_window_exceeded": "the request exceeded the model's context window",
 }
+_NoVerdict = Literal["blocked", "invalid"]
 _TOOL_FIELDS: Final = frozenset({"verdict", "rationale", "categories"})
 _VERDICTS: Final[Mapping[str, VerdictKind]] = {kind.value: kind for kind in VerdictKind}
 
@@ -174,6 +175,31 @@ def _read_tool_call(content: list[Any] | None) -> Verdict | str:
     return _read_verdict(use.get("input"))
 
 
+def _read_reply(response: Mapping[str, Any], raw_stop: Any) -> Verdict | tuple[_NoVerdict, str]:
+    """The verdict of a reply, or why it has none: ("blocked" or "invalid", what happened)."""
+    duplicated = response.get(DUPLICATE_KEYS)
+    if duplicated:
+        keys = ", ".join(_short(k, 40) for k in duplicated)
+        return "invalid", f"the response holds key(s) {keys} more than once: it has no one reading"
+    stop = raw_stop if isinstance(raw_stop, str) else None
+    if stop is not None and stop in _BLOCKED_STOPS:
+        return "blocked", f"{stop}: {_BLOCKED_STOPS[stop]}"
+    if stop is not None and stop in _INVALID_STOPS:
+        return "invalid", f"{stop}: {_INVALID_STOPS[stop]}"
+    if stop not in _VERDICT_STOPS:
+        if raw_stop is None and response.get("output") is None:
+            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
+            return "invalid", "not a Converse answer: no stopReason and no output"
+        if raw_stop is None:
+            return "invalid", "no stopReason"
+        return "invalid", f"unknown stopReason {_short(raw_stop)}"
+    message = _message(response)
+    if isinstance(message, str):
+        return "invalid", message
+    found = _read_tool_call(_content(message))
+    return ("invalid", found) if isinstance(found, str) else found
+
+
 def interpret_converse(
     response: Mapping[str, Any],
     *,
@@ -214,31 +240,8 @@ def interpret_converse(
         "latency_ms": latency_ms if service_latency is None else service_latency,
         "attempts": attempts,
     }
-    duplicated = response.get(DUPLICATE_KEYS)
-    if duplicated:
-        keys = ", ".join(_short(k, 40) for k in duplicated)
-        return Judgment(
-            status="invalid",
-            detail=f"the response holds key(s) {keys} more than once: it has no one reading",
-            **common,
-        )
-    if stop is not None and stop in _BLOCKED_STOPS:
-        return Judgment(status="blocked", detail=f"{stop}: {_BLOCKED_STOPS[stop]}", **common)
-    if stop is not None and stop in _INVALID_STOPS:
-        return Judgment(status="invalid", detail=f"{stop}: {_INVALID_STOPS[stop]}", **common)
-    if stop not in _VERDICT_STOPS:
-        if raw_stop is None and response.get("output") is None:
-            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
-            what = "not a Converse answer: no stopReason and no output"
-        elif raw_stop is None:
-            what = "no stopReason"
-        else:
-            what = f"unknown stopReason {_short(raw_stop)}"
-        return Judgment(status="invalid", detail=what, **common)
-    message = _message(response)
-    if isinstance(message, str):
-        return Judgment(status="invalid", detail=message, **common)
-    found = _read_tool_call(_content(message))
-    if isinstance(found, str):
-        return Judgment(status="invalid", detail=found, **common)
+    found = _read_reply(response, raw_stop)
+    if isinstance(found, tuple):
+        status, detail = found
+        return Judgment(status=status, detail=detail, **common)
     return Judgment(status="verdict", verdict=found, **common)
