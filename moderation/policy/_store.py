@@ -70,7 +70,10 @@ class PolicyStore:
 
     `get(tenant)` raises `UnknownTenant` for a tenant with no policy file, unless the store was
     built with `fallback_to_default=True`: then such a tenant gets the default policy, whose `id`
-    stays `default` (so a caller can tell a fallback by `policy.id != tenant`).
+    stays `default` (so a caller can tell a fallback by `policy.id != tenant`). A shadow
+    candidate (a policy named under another's `shadow`) is never a tenant: `get` refuses it with
+    `UnknownTenant` either way. `default` is a tenant like any policy file: the tenant must come
+    from the caller's authentication, never from the request.
 
     `policy(id)` gets a policy by its own id (never a fallback), and `shadows(policy)` the policies
     it names under `shadow`: ids the store checked when it was built.
