@@ -356,7 +356,13 @@ def recorded_engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
 def readme_app(marker: str) -> Any:
     namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(readme_block(marker), "README.md", "exec"), namespace)
+    # One account per tenant the tests moderate under; `kidz` has no policy.
+    namespace["ACCOUNTS"].update({f"key-{t}": t for t in ("default", "kids", "kidz", "Kids!")})
     return namespace["app"]
+
+
+def auth(tenant: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{tenant}"}
 
 
 APPS = [
@@ -388,14 +394,16 @@ def test_readme_async_upload_handler(
     with test_client(app) as client:  # runs the lifespan: the engine is closed on leaving
         for n, (image, tenant, _, _) in enumerate(CASES):
             response = client.post(
-                f"/tenants/{tenant}/uploads?upload_id=up-{n}",
+                f"/uploads?upload_id=up-{n}&tenant=default",  # a tenant asked for is ignored
                 content=(ROOT / "examples/images" / image).read_bytes(),
-                headers={"Content-Type": "application/octet-stream"},
+                headers={"Content-Type": "application/octet-stream", **auth(tenant)},
             )
             answers.append((response.status_code, response.json()))
-        not_an_image = client.post("/tenants/default/uploads", content=b"meeting notes")
-        unknown = client.post("/tenants/kidz/uploads", content=b"x" * 100)
-        invalid = client.post("/tenants/Kids!/uploads", content=b"x" * 100)
+        not_an_image = client.post("/uploads", content=b"meeting notes", headers=auth("default"))
+        unknown = client.post("/uploads", content=b"x" * 100, headers=auth("kidz"))
+        invalid = client.post("/uploads", content=b"x" * 100, headers=auth("Kids!"))
+        no_key = client.post("/uploads", content=b"x" * 100)
+        bad_key = client.post("/uploads", content=b"x" * 100, headers=auth("nobody"))
         threads = set(detector.threads)
         assert threads and all(t.is_alive() for t in threads)
     assert not any(t.is_alive() for t in threads)  # the lifespan closed the engine
@@ -410,8 +418,11 @@ def test_readme_async_upload_handler(
     ]
     assert not_an_image.status_code == 415
     assert "not an image" in not_an_image.json()["error"]
-    assert (unknown.status_code, unknown.json()) == (404, {"error": "no such tenant: kidz"})
-    assert invalid.status_code == 404
+    no_policy = {"error": "this account has no moderation policy"}
+    assert (unknown.status_code, unknown.json()) == (403, no_policy)
+    assert (invalid.status_code, invalid.json()) == (403, no_policy)
+    assert no_key.status_code == 401  # FastAPI's HTTPBearer, or the Starlette handler itself
+    assert bad_key.status_code == 401
 
 
 @pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient` is deprecated")
@@ -430,7 +441,9 @@ def test_readme_async_upload_handler_answers_503_when_the_detector_fails(
     test_client = importlib.import_module(client_module).TestClient
     with test_client(readme_app(marker)) as client:
         response = client.post(
-            "/tenants/default/uploads", content=(ROOT / "examples/images/beach.jpg").read_bytes()
+            "/uploads",
+            content=(ROOT / "examples/images/beach.jpg").read_bytes(),
+            headers=auth("default"),
         )
     assert (response.status_code, response.json()) == (
         503,

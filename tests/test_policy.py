@@ -662,6 +662,27 @@ ERROR_CASES = [
         id="on-error-typo",
     ),
     pytest.param(
+        # `nova` shares half its letters with `none`, but it names a Bedrock model: suggesting
+        # `none` would turn the judge off. Only a misspelling is suggested.
+        {"default": SMALL + "escalation: {judge: nova}\n"},
+        [
+            (
+                "default.yaml",
+                "escalation.judge",
+                6,
+                "the judge is the service asked: `bedrock` with model_id naming the model (a "
+                "Claude or Nova model id, for instance), or `none` for no judge",
+                "must be one of bedrock, none, got 'nova'",
+            )
+        ],
+        id="judge-names-a-model",
+    ),
+    pytest.param(
+        {"default": SMALL + "escalation: {judge: bedrok}\n"},
+        [("default.yaml", "escalation.judge", 6, "did you mean 'bedrock'?", "got 'bedrok'")],
+        id="judge-typo",
+    ),
+    pytest.param(
         {"default": SMALL, "kids": "extends: teen\n", "teens": "{}\n"},
         [
             (

@@ -18,7 +18,7 @@ from test_policy import DEFAULT, ERROR_CASES, SMALL
 from test_policy_nulls import EMPTY_CASES
 
 from moderation.policy import PolicyFile, policy_schema
-from moderation.policy._store import _Checker, _File
+from moderation.policy._check import CheckedFile, FileChecker
 from moderation.policy._yaml import read_yaml
 
 jsonschema = pytest.importorskip("jsonschema")
@@ -96,7 +96,7 @@ def documents() -> list[Any]:
 def test_checker_and_json_schema_agree_on_every_example(text):
     doc, _ = read_yaml(text, "x.yaml")
     assert doc is not None
-    checker = _Checker(_File("x", "tenants/x.yaml", doc), [], [])
+    checker = FileChecker(CheckedFile("x", "tenants/x.yaml", doc), [], [])
     checker.run()
     by_checker = not checker.format_problems
     validator = jsonschema.Draft202012Validator(policy_schema())

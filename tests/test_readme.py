@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +15,12 @@ from moderation.audit import InMemoryAuditLog
 from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
 
 ROOT = Path(__file__).resolve().parent.parent
+# Accounts added to the example's, one per tenant the tests moderate under; `kidz` has no policy.
+ACCOUNTS = {"key-default": "default", "key-kids": "kids", "key-kidz": "kidz"}
+
+
+def auth(tenant: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{tenant}"}
 
 
 def readme_example() -> str:
@@ -35,8 +42,9 @@ def app_and_audit():
             audit,
         )
     )
-    namespace: dict[str, object] = {"__name__": "readme_example"}
+    namespace: dict[str, Any] = {"__name__": "readme_example"}
     exec(compile(readme_example(), "README.md", "exec"), namespace)
+    namespace["ACCOUNTS"].update(ACCOUNTS)
     yield namespace["app"], audit
     moderation.configure(None)
 
@@ -55,9 +63,10 @@ def test_readme_upload_handler(app_and_audit, image, tenant, status, outcome):
     app, audit = app_and_audit
     data = (ROOT / "examples/images" / image).read_bytes()
     response = app.test_client().post(
-        f"/tenants/{tenant}/uploads",
+        "/uploads",
         data={"image": (io.BytesIO(data), image), "upload_id": "up-42"},
         content_type="multipart/form-data",
+        headers=auth(tenant),
     )
     assert response.status_code == status
     assert response.json["outcome"] == outcome
@@ -70,25 +79,60 @@ def test_readme_upload_handler(app_and_audit, image, tenant, status, outcome):
 def test_readme_upload_handler_refuses_a_non_image(app_and_audit):
     app, audit = app_and_audit
     response = app.test_client().post(
-        "/tenants/default/uploads",
+        "/uploads",
         data={"image": (io.BytesIO(b"meeting notes"), "notes.jpg")},
         content_type="multipart/form-data",
+        headers=auth("default"),
     )
     assert response.status_code == 415
     assert "not an image" in response.json["error"]
     assert audit.decisions == []
 
 
-def test_readme_upload_handler_answers_404_for_an_unknown_tenant(app_and_audit):
+def test_readme_upload_handler_answers_403_for_an_account_without_a_policy(app_and_audit):
     app, audit = app_and_audit
     data = (ROOT / "examples/images/beach.jpg").read_bytes()
     response = app.test_client().post(
-        "/tenants/kidz/uploads",
+        "/uploads",
         data={"image": (io.BytesIO(data), "beach.jpg")},
         content_type="multipart/form-data",
+        headers=auth("kidz"),
     )
-    assert response.status_code == 404
+    assert (response.status_code, response.json) == (
+        403,
+        {"error": "this account has no moderation policy"},
+    )
     assert audit.decisions == []
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer key-nobody"}])
+def test_readme_upload_handler_answers_401_without_a_known_api_key(app_and_audit, headers):
+    app, audit = app_and_audit
+    data = (ROOT / "examples/images/beach.jpg").read_bytes()
+    response = app.test_client().post(
+        "/uploads",
+        data={"image": (io.BytesIO(data), "beach.jpg")},
+        content_type="multipart/form-data",
+        headers=headers,
+    )
+    assert response.status_code == 401
+    assert audit.decisions == []
+
+
+def test_readme_upload_handler_takes_the_tenant_from_the_account_not_the_request(app_and_audit):
+    # GIVEN a kids account, whose policy rejects beach.jpg while default approves it
+    app, audit = app_and_audit
+    data = (ROOT / "examples/images/beach.jpg").read_bytes()
+    # WHEN the client names another tenant every way a request could
+    response = app.test_client().post(
+        "/uploads?tenant=default",
+        data={"image": (io.BytesIO(data), "beach.jpg"), "tenant": "default"},
+        content_type="multipart/form-data",
+        headers={**auth("kids"), "X-Tenant": "default"},
+    )
+    # THEN it is moderated under its account's tenant
+    assert (response.status_code, response.json["outcome"]) == (422, "rejected")
+    assert [d.tenant for d in audit.decisions] == ["kids"]
 
 
 def test_readme_upload_handler_answers_503_when_the_detector_fails(app_and_audit):
@@ -102,9 +146,10 @@ def test_readme_upload_handler_answers_503_when_the_detector_fails(app_and_audit
     moderation.configure(Engine(PolicyStore(ROOT / "policies"), Down(), audit=audit))
     data = (ROOT / "examples/images/beach.jpg").read_bytes()
     response = app.test_client().post(
-        "/tenants/default/uploads",
+        "/uploads",
         data={"image": (io.BytesIO(data), "beach.jpg")},
         content_type="multipart/form-data",
+        headers=auth("default"),
     )
     assert response.status_code == 503
     assert audit.decisions == []

@@ -206,9 +206,37 @@ def test_a_shadows_own_shadows_are_not_evaluated():
         IMAGE, tenant="kids"
     )
     assert [s.policy.id for s in decision.shadow] == ["kids-next"]
-    # ... while its own decisions do record kids-lax.
-    own = engine(policies, violence(75.0)).moderate(IMAGE, tenant="kids-next")
-    assert [s.policy.id for s in own.shadow] == ["kids-lax"]
+    # ... while its own list is kept, for the day it is put in force.
+    assert policies.policy("kids-next").shadow == ("kids-lax",)
+
+
+@pytest.mark.parametrize("fallback", [False, True])
+def test_a_shadow_candidate_cannot_be_moderated_under_as_a_tenant(fallback: bool):
+    # GIVEN kids trialling kids-lax, which ignores violence: whoever names the tenant (a request
+    # parameter, say) must not be able to pick the candidate, fallback or not
+    policies = PolicyStore.from_sources(
+        {"default": DEFAULT, "kids": KIDS + "shadow: kids-lax\n", **CANDIDATES},
+        fallback_to_default=fallback,
+    )
+    # WHEN it is named as the tenant THEN it is refused, saying why
+    with pytest.raises(UnknownTenant, match=r"'kids-lax' is a shadow candidate .*'kids'"):
+        engine(policies, violence(99.0)).moderate(IMAGE, tenant="kids-lax")
+    assert "kids-lax" not in policies
+    assert "kids-lax" not in policies.tenants
+    assert policies.candidates == {"kids-lax": ("kids",)}
+    # ... it is still a policy of the store, evaluated beside kids
+    assert policies.policy("kids-lax").id == "kids-lax"
+    decision = engine(policies, violence(99.0), StaticJudge("reject")).moderate(
+        IMAGE, tenant="kids"
+    )
+    assert [s.policy.id for s in decision.shadow] == ["kids-lax"]
+
+
+def test_a_near_miss_never_suggests_a_shadow_candidate():
+    policies = store("kids-lax")
+    with pytest.raises(UnknownTenant) as caught:
+        policies.get("kids-la")
+    assert "kids-lax" not in str(caught.value)
 
 
 def test_a_fallback_tenant_gets_the_default_policys_shadows():
@@ -227,6 +255,8 @@ def test_default_may_be_a_shadow():
     )
     # live: 85 escalates (60..90), the judge rejects; default escalates at 80 too: verdict reused
     assert decision.outcome == Outcome.REJECTED
+    # `default` is the base every tenant extends: named as a shadow, it is not a candidate
+    assert store("default").candidates == {}
     [shadow] = decision.shadow
     assert (shadow.policy.id, shadow.action, shadow.outcome, shadow.verdict_reused) == (
         "default",
@@ -542,3 +572,27 @@ def test_policy_show_prints_the_shadows(tmp_path: Path):
     body = json.loads(result.output)
     assert body["shadow"] == ["kids-next"]
     assert body["sha256"] == PolicyStore(tmp_path).get("kids").sha256
+
+
+def test_policy_show_and_try_inspect_a_shadow_candidate(tmp_path: Path):
+    # GIVEN a store where kids trials kids-next
+    (tmp_path / "tenants").mkdir()
+    (tmp_path / "default.yaml").write_text(DEFAULT)
+    (tmp_path / "tenants/kids.yaml").write_text(KIDS + "shadow: [kids-next]\n")
+    (tmp_path / "tenants/kids-next.yaml").write_text(CANDIDATES["kids-next"])
+    # WHEN the candidate is shown THEN its own policy is printed, and stderr says no tenant uses it
+    result = runner().invoke(main, ["policy", "show", "kids-next", "--policies", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["id"] == "kids-next"
+    assert "'kids-next' is a shadow candidate of kids" in result.stderr
+    # ... and `try` labels its row as a candidate, and leaves it out when no tenant is named
+    response = tmp_path / "violence.json"
+    response.write_text(json.dumps({"ModerationLabels": [], "ModerationModelVersion": "7.0"}))
+    tried = runner().invoke(
+        main,
+        ["policy", "try", str(response), "--policies", str(tmp_path), "--tenant", "kids-next"],
+    )
+    assert tried.exit_code == 0, tried.output
+    assert "kids-next (shadow candidate)" in tried.output
+    every = runner().invoke(main, ["policy", "try", str(response), "--policies", str(tmp_path)])
+    assert "kids-next" not in every.output

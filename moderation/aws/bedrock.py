@@ -31,7 +31,13 @@ from moderation.aws._base import (
 )
 from moderation.errors import InvalidImage, JudgeError, ModerationError
 from moderation.image import PreparedImage
-from moderation.judge import build_converse_request, interpret_converse, prompt_sha256
+from moderation.judge import (
+    DUPLICATE_KEYS,
+    build_converse_request,
+    duplicate_keys,
+    interpret_converse,
+    prompt_sha256,
+)
 from moderation.ports import JudgeRequest, Judgment
 
 __all__ = ["RETRYABLE_CODES", "BedrockJudge"]
@@ -49,6 +55,25 @@ _RETRYABLE = any_of(
     codes(*RETRYABLE_CODES),
     instances((EndpointConnectionError, ConnectTimeoutError, ConnectionClosedError)),
 )
+
+
+def _flag_duplicate_keys(response_dict: Any, customized_response_dict: Any, **_: Any) -> None:
+    """botocore's before-parse hook: lists the keys the raw body holds twice, which its JSON
+    parser would silently collapse to the last value, under `DUPLICATE_KEYS` in the response."""
+    body = response_dict.get("body") if isinstance(response_dict, dict) else None
+    if isinstance(body, bytes) and (found := duplicate_keys(body)):
+        customized_response_dict[DUPLICATE_KEYS] = list(found)
+
+
+def _watch_duplicate_keys(client: Any) -> None:
+    """Registers the hook on `client`, once (a unique id; the call is cheap when it is there)."""
+    events = getattr(getattr(client, "meta", None), "events", None)
+    if events is not None:
+        events.register(
+            "before-parse.bedrock-runtime.Converse",
+            _flag_duplicate_keys,
+            unique_id="moderation-duplicate-keys",
+        )
 
 
 class BedrockJudge(AWSTransport):
@@ -138,7 +163,7 @@ class BedrockJudge(AWSTransport):
             temperature=self._temperature,
         )
         digest = prompt_sha256(kwargs)
-        done = self.invoke("Converse", lambda: self._client.converse(**kwargs), request.model_id)
+        done = self.invoke("Converse", lambda: self._converse(kwargs), request.model_id)
         return interpret_converse(
             done.value,
             model_id=request.model_id,
@@ -146,6 +171,12 @@ class BedrockJudge(AWSTransport):
             latency_ms=done.latency_ms,
             attempts=done.requests,
         )
+
+    def _converse(self, kwargs: dict[str, Any]) -> Any:
+        # The hook goes on whichever client is in use: `ensure_pool` may have swapped it.
+        client = self._client
+        _watch_duplicate_keys(client)
+        return client.converse(**kwargs)
 
     def translate(
         self, exc: BaseException, operation: str, requests: int, context: Any = None

@@ -7,6 +7,15 @@ and optionally a quarantine bucket and a review queue. Needs the `lambda` extra
 loads.
 """
 
+try:
+    import aws_lambda_powertools  # noqa: F401  (only to say how to install it when it is missing)
+except ImportError as exc:
+    raise ImportError(
+        "moderation.aws_lambda needs Powertools for AWS Lambda, which the `lambda` extra installs: "
+        "pip install 'moderation[lambda]'",
+        name=exc.name,
+    ) from exc
+
 from moderation.aws_lambda._events import EventError, ObjectRef
 from moderation.aws_lambda._handler import (
     DEFAULT_TENANT,

@@ -1,9 +1,10 @@
-"""`moderation policy ...`: validate, show, print the schema of, and try tenant policies."""
+"""`moderation policy ...`: start, validate, show, print the schema of, and try tenant policies."""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from moderation.cli._common import default_policies, load_store, print_problems
 from moderation.decision import decision_schema
 from moderation.detection import Detection
 from moderation.errors import ModerationError, PolicyError, UnknownTenant
-from moderation.policy import PolicyStore, policy_schema
+from moderation.policy import Policy, PolicyStore, policy_schema
+from moderation.policy._starter import write_starter_policies
 from moderation.triage import evaluate
 
 __all__ = ["policy"]
@@ -22,6 +24,30 @@ __all__ = ["policy"]
 @click.group()
 def policy() -> None:
     """Validate, inspect and try per-tenant policies."""
+
+
+@policy.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite starter policy files already there.")
+def init(directory: Path, force: bool) -> None:
+    """Write the starter policies shipped with the package into DIRECTORY.
+
+    DIRECTORY/default.yaml and DIRECTORY/tenants/*.yaml (dating, forum, kids, medical), to edit
+    and check with `moderation policy validate DIRECTORY`. Refuses, writing nothing, if any of
+    those files exists, unless --force.
+    """
+    try:
+        written = write_starter_policies(directory, overwrite=force)
+    except FileExistsError as exc:
+        raise click.ClickException(f"{exc}; nothing was written (--force overwrites them)") from exc
+    except OSError as exc:
+        raise click.ClickException(f"cannot write the starter policies: {exc}") from exc
+    for path in written:
+        click.echo(f"wrote {path}")
+    click.echo(
+        f"next: edit them, then `moderation policy validate {directory}`; point "
+        f"MODERATION_POLICIES (or --policies) at {directory}"
+    )
 
 
 @policy.command()
@@ -118,19 +144,30 @@ _FALLBACK_HELP = (
 def show(tenant: str, directory: str | None, fallback: bool) -> None:
     """Print TENANT's resolved policy as JSON, with its chain and sha256."""
     store = load_store(directory or default_policies(), fallback_to_default=fallback)
-    try:
-        resolved = store.get(tenant)
-    except UnknownTenant as exc:
-        raise click.ClickException(f"{exc}; --fallback-to-default shows what it would get") from exc
-    except ModerationError as exc:
-        raise click.ClickException(str(exc)) from exc
-    if resolved.id != tenant:
+    resolved = _policies(store, (tenant,))[0]
+    if tenant in store.candidates:
+        naming = ", ".join(store.candidates[tenant])
+        click.echo(
+            f"note: {tenant!r} is a shadow candidate of {naming}: no tenant is moderated under it",
+            err=True,
+        )
+    elif resolved.id != tenant:
         click.echo(
             f"note: no policy file for {tenant!r}; it falls back to {resolved.id!r}", err=True
         )
     body = resolved.model_dump(mode="json")
     body["sha256"] = resolved.sha256
     click.echo(json.dumps(body, indent=2, ensure_ascii=False))
+
+
+def _policies(store: PolicyStore, names: Iterable[str]) -> list[Policy]:
+    """Each name's policy as a tenant would get it; a shadow candidate's own, to be inspected."""
+    try:
+        return [store.policy(n) if n in store.candidates else store.get(n) for n in names]
+    except UnknownTenant as exc:
+        raise click.ClickException(f"{exc}; --fallback-to-default gives it the default") from exc
+    except ModerationError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @policy.command()
@@ -171,12 +208,7 @@ def try_(
     """
     store = load_store(directory or default_policies(), fallback_to_default=fallback)
     names = list(tenants) or ["default", *store.tenants]
-    try:
-        policies = [store.get(t) for t in names]
-    except UnknownTenant as exc:
-        raise click.ClickException(f"{exc}; --fallback-to-default gives it the default") from exc
-    except ModerationError as exc:
-        raise click.ClickException(str(exc)) from exc
+    policies = _policies(store, names)
     rows: list[tuple[str, ...]] = []
     for path in responses:
         detection = _read_detection(path)
@@ -194,6 +226,8 @@ def try_(
                 record |= triage.model_dump(mode="json")
                 click.echo(json.dumps(record, ensure_ascii=False))
             label = tenant if resolved.id == tenant else f"{tenant} ({resolved.id})"
+            if tenant in store.candidates:
+                label = f"{tenant} (shadow candidate)"
             rows.append((path.stem, label, triage.action.value, reason))
     if not as_json:
         _print_table(("example", "tenant", "action", "deciding finding"), rows)

@@ -12,14 +12,16 @@ from moderation.judge._prompt import (
     build_converse_request,
     prompt_sha256,
 )
-from moderation.judge._verdict import interpret_converse
+from moderation.judge._verdict import DUPLICATE_KEYS, duplicate_keys, interpret_converse
 
 __all__ = [
+    "DUPLICATE_KEYS",
     "RATIONALE_MAX_CHARS",
     "SYSTEM_PROMPT",
     "TOOL_NAME",
     "TOOL_SCHEMA",
     "build_converse_request",
+    "duplicate_keys",
     "interpret_converse",
     "prompt_sha256",
 ]

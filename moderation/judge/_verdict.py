@@ -3,19 +3,26 @@
 Only the forced tool's input is read: free text is never searched for a verdict (a reply "I would
 not APPROVE this" contains the word). Everything else (a refusal by the model's content filter or a
 guardrail, a reply cut off at maxTokens, a malformed or missing tool call, an input that does not
-match the schema exactly) becomes a `Judgment` with status `blocked` or `invalid`, never a verdict.
+match the schema exactly, a message not from the assistant, a body holding a key twice) becomes a
+`Judgment` with status `blocked` or `invalid`, never a verdict.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from moderation.decision import TokenUsage, Verdict, VerdictKind
 from moderation.judge._prompt import RATIONALE_MAX_CHARS, TOOL_NAME
 from moderation.ports import Judgment
 
-__all__ = ["interpret_converse"]
+__all__ = ["DUPLICATE_KEYS", "duplicate_keys", "interpret_converse"]
+
+#: Where the transport records the keys the raw response body held more than once (a JSON reader
+#: keeps the last of them, so `"verdict": "reject", "verdict": "approve"` would read as approve).
+#: Not a Converse field: the Bedrock judge adds it from the raw body, before botocore parses it.
+DUPLICATE_KEYS: Final = "moderationDuplicateKeys"
 
 _VERDICT_STOPS: Final = frozenset({"tool_use", "end_turn", "stop_sequence"})
 _BLOCKED_STOPS: Final[Mapping[str, str]] = {
@@ -28,8 +35,29 @@ _INVALID_STOPS: Final[Mapping[str, str]] = {
     "malformed_model_output": "the model produced malformed output",
     "model_context_window_exceeded": "the request exceeded the model's context window",
 }
+_NoVerdict = Literal["blocked", "invalid"]
 _TOOL_FIELDS: Final = frozenset({"verdict", "rationale", "categories"})
 _VERDICTS: Final[Mapping[str, VerdictKind]] = {kind.value: kind for kind in VerdictKind}
+
+
+def duplicate_keys(body: bytes | str) -> tuple[str, ...]:
+    """The keys some object of the JSON document `body` holds more than once, in order of their
+    second appearance; () for a document without any, or one that is not JSON at all."""
+    found: dict[str, None] = {}
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                found.setdefault(key)
+            seen.add(key)
+        return dict(items)
+
+    try:
+        json.loads(body, object_pairs_hook=pairs)
+    except ValueError:  # not JSON: the parser of the response reports that
+        return ()
+    return tuple(found)
 
 
 def _count(value: Any) -> int | None:
@@ -75,10 +103,20 @@ def _type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
 
 
-def _content(response: Mapping[str, Any]) -> list[Any] | None:
+def _message(response: Mapping[str, Any]) -> Mapping[str, Any] | str:
+    """The reply's message, or what is wrong with it: only the assistant's message is an answer."""
     output = response.get("output")
     message = output.get("message") if isinstance(output, Mapping) else None
-    content = message.get("content") if isinstance(message, Mapping) else None
+    if not isinstance(message, Mapping):
+        return "the response has no output.message"
+    role = message.get("role")
+    if role != "assistant":
+        return f"the message's role is {_short(role)}, not 'assistant'"
+    return message
+
+
+def _content(message: Mapping[str, Any]) -> list[Any] | None:
+    content = message.get("content")
     return content if isinstance(content, list) else None
 
 
@@ -137,6 +175,31 @@ def _read_tool_call(content: list[Any] | None) -> Verdict | str:
     return _read_verdict(use.get("input"))
 
 
+def _read_reply(response: Mapping[str, Any], raw_stop: Any) -> Verdict | tuple[_NoVerdict, str]:
+    """The verdict of a reply, or why it has none: ("blocked" or "invalid", what happened)."""
+    duplicated = response.get(DUPLICATE_KEYS)
+    if duplicated:
+        keys = ", ".join(_short(k, 40) for k in duplicated)
+        return "invalid", f"the response holds key(s) {keys} more than once: it has no one reading"
+    stop = raw_stop if isinstance(raw_stop, str) else None
+    if stop is not None and stop in _BLOCKED_STOPS:
+        return "blocked", f"{stop}: {_BLOCKED_STOPS[stop]}"
+    if stop is not None and stop in _INVALID_STOPS:
+        return "invalid", f"{stop}: {_INVALID_STOPS[stop]}"
+    if stop not in _VERDICT_STOPS:
+        if raw_stop is None and response.get("output") is None:
+            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
+            return "invalid", "not a Converse answer: no stopReason and no output"
+        if raw_stop is None:
+            return "invalid", "no stopReason"
+        return "invalid", f"unknown stopReason {_short(raw_stop)}"
+    message = _message(response)
+    if isinstance(message, str):
+        return "invalid", message
+    found = _read_tool_call(_content(message))
+    return ("invalid", found) if isinstance(found, str) else found
+
+
 def interpret_converse(
     response: Mapping[str, Any],
     *,
@@ -149,8 +212,10 @@ def interpret_converse(
 
     `blocked` for stopReason content_filtered / guardrail_intervened. `invalid` for max_tokens,
     malformed_tool_use, malformed_model_output, model_context_window_exceeded, a missing or
-    unknown stopReason, no tool call, a call to another tool, more than one tool call, or a tool
-    input that is not exactly {verdict: approve|reject|unsure, rationale: str, categories?: [str]}.
+    unknown stopReason, a message whose role is not `assistant`, no tool call, a call to another
+    tool, more than one tool call, a tool input that is not exactly {verdict:
+    approve|reject|unsure, rationale: str, categories?: [str]}, and a response whose raw body held
+    a key twice (the transport lists them under `DUPLICATE_KEYS`).
     `verdict` otherwise. Free text is never read. Usage and stopReason are recorded whatever the
     status; latency is the service's metrics.latencyMs when present, else `latency_ms`.
     A rationale longer than RATIONALE_MAX_CHARS is clipped (with "…"), not refused.
@@ -175,20 +240,8 @@ def interpret_converse(
         "latency_ms": latency_ms if service_latency is None else service_latency,
         "attempts": attempts,
     }
-    if stop is not None and stop in _BLOCKED_STOPS:
-        return Judgment(status="blocked", detail=f"{stop}: {_BLOCKED_STOPS[stop]}", **common)
-    if stop is not None and stop in _INVALID_STOPS:
-        return Judgment(status="invalid", detail=f"{stop}: {_INVALID_STOPS[stop]}", **common)
-    if stop not in _VERDICT_STOPS:
-        if raw_stop is None and response.get("output") is None:
-            # What botocore makes of a 200 whose body is empty, cut short or an HTML page.
-            what = "not a Converse answer: no stopReason and no output"
-        elif raw_stop is None:
-            what = "no stopReason"
-        else:
-            what = f"unknown stopReason {_short(raw_stop)}"
-        return Judgment(status="invalid", detail=what, **common)
-    found = _read_tool_call(_content(response))
-    if isinstance(found, str):
-        return Judgment(status="invalid", detail=found, **common)
+    found = _read_reply(response, raw_stop)
+    if isinstance(found, tuple):
+        status, detail = found
+        return Judgment(status=status, detail=detail, **common)
     return Judgment(status="verdict", verdict=found, **common)
