@@ -23,15 +23,15 @@ from pip._internal.utils.compatibility_tags import get_supported
 ROOT = Path(__file__).resolve().parent.parent
 
 # The locked dependencies with compiled code that `.[lambda]` installs, and the file name of the
-# wheel each publishes on PyPI for CPython 3.13 on Linux arm64 (its "Download files" list at that
-# version). pydantic-core is built by maturin on manylinux2014 and has no other arm64 glibc wheel:
-# the file behind the failure of the old command (it named only manylinux_2_28). PyYAML tags its
-# Linux wheels 2014, 2_17 and 2_28 at once (its x86_64 wheel of 6.0.3 is named so in this
-# machine's package mirror); Pillow builds on manylinux_2_28 (glibc 2.27 and 2.28 tags).
+# wheel each publishes on PyPI for CPython on Linux arm64 at that version (the names were read with
+# `pip download --no-deps --only-binary=:all: --platform manylinux_2_28_aarch64 --platform
+# manylinux2014_aarch64` on 2026-12-07; the cp311 names, here for cp313, the Lambda runtime).
+# pydantic-core publishes only a manylinux2014 arm64 glibc wheel: the file behind the failure of
+# the old command, which named only manylinux_2_28.
 # A lock change fails test_the_table_is_of_the_locked_versions until this table is updated.
 PUBLISHED = {
     "pydantic-core": "pydantic_core-2.50.4-cp313-cp313-"
-    "manylinux_2_17_aarch64.manylinux2014_aarch64.whl",
+    "manylinux2014_aarch64.manylinux_2_17_aarch64.whl",
     "pillow": "pillow-13.0.0-cp313-cp313-manylinux_2_27_aarch64.manylinux_2_28_aarch64.whl",
     "pyyaml": "pyyaml-6.0.3-cp313-cp313-"
     "manylinux2014_aarch64.manylinux_2_17_aarch64.manylinux_2_28_aarch64.whl",
