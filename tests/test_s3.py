@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from moderation.aws._base import RetryPolicy
 from moderation.aws.s3 import S3ImageReader
+from moderation.aws.transport import RetryPolicy
 from moderation.errors import ImageSourceError, InvalidImage
 from moderation.image import ImageIntake, S3Location
 

@@ -448,6 +448,8 @@ def _engine(
         )
     try:
         return Engine.from_settings(settings, audit=audit, policies=store)
-    except ModerationError as exc:  # e.g. no AWS region: nothing can be moderated
+    except ConfigurationError as exc:  # e.g. no AWS region: fix the setup, retrying won't help
+        raise _usage(str(exc)) from exc
+    except ModerationError as exc:  # nothing can be moderated
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_UNDECIDED) from exc
