@@ -303,8 +303,8 @@ def error_message(
     requests: int,
     permission: str | None = None,
 ) -> str:
-    """The one wording of a failed request: `s3 PutObject denied for s3://b/k (the caller needs
-    s3:PutObject; AccessDenied: Access Denied; 1 attempt)`."""
+    """The one wording of a failed request: `s3 PutObject failed for s3://b/k: denied (the caller
+    needs s3:PutObject; AccessDenied: Access Denied; 1 attempt)`."""
     notes = []
     if failure is Failure.DENIED and permission:
         notes.append(f"the caller needs {permission}")
@@ -313,8 +313,8 @@ def error_message(
     else:
         notes.append(_said(exc))
     notes.append(plural_attempts(requests))
-    what = "failed" if failure in (Failure.FAILED, Failure.REFUSED) else failure.value
-    return f"{service} {operation} {what} for {resource} ({'; '.join(notes)})"
+    what = "" if failure is Failure.FAILED else f": {failure.value}"
+    return f"{service} {operation} failed for {resource}{what} ({'; '.join(notes)})"
 
 
 def aws_client(

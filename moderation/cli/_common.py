@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from moderation.errors import PolicyError, Problem
+from moderation.errors import ConfigurationError, PolicyError, Problem
 from moderation.policy import PolicyStore
 from moderation.settings import policies_location
 
@@ -67,3 +67,6 @@ def load_store(
         print_problems(exc.problems)
         print_problems(exc.warnings)
         raise click.exceptions.Exit(exit_code) from exc
+    except ConfigurationError as exc:  # e.g. no AWS region for S3 or AppConfig: a usage error
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(2) from exc

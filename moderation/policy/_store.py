@@ -53,7 +53,8 @@ from moderation.policy._model import (
     Thresholds,
     validate_tenant,
 )
-from moderation.policy._sources import (
+from moderation.policy._yaml import KeyPath, YamlDocument, read_yaml
+from moderation.policy.sources import (
     AppConfigSource,
     DirectorySource,
     Entry,
@@ -63,7 +64,6 @@ from moderation.policy._sources import (
     files_version,
     read_file,
 )
-from moderation.policy._yaml import KeyPath, YamlDocument, read_yaml
 from moderation.settings import policies_location
 from moderation.taxonomy import TAXONOMY
 
