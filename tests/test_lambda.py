@@ -741,7 +741,7 @@ def test_an_overwrite_while_tagging_takes_our_tags_off_and_retries(world):
 
     state = _handler._STATE
     assert isinstance(state, _handler._State)
-    state.s3.meta.events.register("provide-client-params.s3.PutObjectTagging", overwrite)
+    state.s3.client.meta.events.register("provide-client-params.s3.PutObjectTagging", overwrite)
     with pytest.raises(RetryLater, match="was overwritten while its outcome was applied"):
         world.invoke(s3_notification(obj))
     assert world.tags("o/photo.png") == {}  # not the old content's "approved"

@@ -81,6 +81,7 @@ __all__ = [
     "plural_attempts",
     "requests_sent",
     "requests_sent_before",
+    "sdk_client",
     "transient_status",
 ]
 
@@ -372,6 +373,26 @@ def aws_client(
     except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL, ...
         raise failure(f"{service}: cannot build the client: {type(exc).__name__}: {exc}") from exc
     return built, policy
+
+
+def sdk_client(service: str, *, region: str | None, session: boto3.Session | None = None) -> Any:
+    """A client for another library that makes its own calls with it (Powertools' idempotency
+    layer): the same timeouts, user agent and region rules as `aws_client`, but botocore's
+    standard retries (3 attempts) on, since no transport of ours wraps those calls."""
+    from moderation._version import __version__
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=AWSTransport.default_connect_timeout,
+        read_timeout=AWSTransport.default_read_timeout,
+        user_agent_extra=f"moderation/{__version__}",
+    )
+    session = session or boto3.Session()
+    region = region or os.environ.get("AWS_REGION") or None
+    try:
+        return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+    except NoRegionError as exc:
+        raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
 
 
 @dataclass(frozen=True, slots=True)
