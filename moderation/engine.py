@@ -32,6 +32,7 @@ from typing import Any, BinaryIO
 from moderation._ids import new_ulid
 from moderation._version import __version__
 from moderation.audit import StreamAuditLog, audit_log_from_spec
+from moderation.aws.deferred import DeferredS3Reader
 from moderation.batch import BatchInput, BatchItem, run_batch
 from moderation.budget import EscalationBudget
 from moderation.decision import (
@@ -153,7 +154,8 @@ class Engine:
         )
         # Stdout by default: a sink nobody has to configure, so no decision is silently dropped.
         self.audit: AuditLog = audit if audit is not None else StreamAuditLog()
-        self.intake = intake or ImageIntake()
+        # Intake is given its S3 reader: built from the default session on the first s3:// input.
+        self.intake = intake or ImageIntake(s3=DeferredS3Reader())
         self.pricing = pricing or Pricing()
         self.budget = budget or EscalationBudget()
         self.cache = cache
@@ -207,11 +209,7 @@ class Engine:
             region=settings.region, project_version=settings.project_version
         )
         judge = BedrockJudge(region=settings.region) if settings.judge == "bedrock" else None
-        intake = None
-        if settings.region is not None:
-            from moderation.aws.s3 import S3ImageReader
-
-            intake = ImageIntake(s3=S3ImageReader(region=settings.region))
+        intake = ImageIntake(s3=DeferredS3Reader(region=settings.region))
         try:
             cache = detection_cache_from_spec(
                 settings.dedupe, ttl_seconds=settings.dedupe_ttl, region=settings.region

@@ -135,3 +135,17 @@ def test_the_import_graph_sees_function_level_and_from_package_imports():
 def test_the_package_has_no_import_cycle():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_production_module_imports_the_test_kit():
+    # `moderation check --offline` answers from recordings (moderation.recorded), not the test kit.
+    found = sorted(
+        {
+            f"{module} (line {line}) imports {name}"
+            for module, path in modules().items()
+            if not module.startswith("moderation.testing")
+            for name, line in imported_names(module, path)
+            if name == "moderation.testing" or name.startswith("moderation.testing.")
+        }
+    )
+    assert not found, "the test kit imported by the library:\n" + "\n".join(found)

@@ -431,7 +431,7 @@ def _engine(
 ) -> Engine:
     """The engine of a run: answering from `recordings` (reading S3 through `s3`), or AWS's."""
     if recordings is not None:
-        from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
+        from moderation.recorded import RecordedDetector, RecordedJudge, Recordings
 
         try:
             recorded = Recordings.load(recordings)

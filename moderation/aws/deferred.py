@@ -1,0 +1,53 @@
+"""An S3 image reader built on its first use, so that what holds one need not import boto3.
+
+The engine gives its intake this reader when it was given no intake: an `s3://` input then builds
+an `S3ImageReader` from the default session (region from `region`, else AWS_REGION or boto3's),
+and every later input uses it. Importing this module imports neither boto3 nor botocore.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from moderation.aws.s3 import S3ImageReader
+    from moderation.image import ObjectHead, S3Location
+
+__all__ = ["DeferredS3Reader"]
+
+
+class DeferredS3Reader:
+    """An `S3Reader` that builds an `S3ImageReader(**options)` on the first call."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._reader: S3ImageReader | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"DeferredS3Reader(built={self._reader is not None})"
+
+    @property
+    def reader(self) -> S3ImageReader:
+        """The S3ImageReader, built now if it was not yet."""
+        with self._lock:
+            if self._reader is None:
+                from moderation.aws.s3 import S3ImageReader
+
+                self._reader = S3ImageReader(**self._options)
+            return self._reader
+
+    def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
+        """`S3ImageReader.head`."""
+        return self.reader.head(bucket, key, version_id)
+
+    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+        """`S3ImageReader.read`."""
+        return self.reader.read(location, limit=limit, byte_range=byte_range)
+
+    def ensure_pool(self, n: int) -> bool:
+        """`S3ImageReader.ensure_pool`, once the reader is built (nothing to widen before)."""
+        with self._lock:
+            reader = self._reader
+        return reader.ensure_pool(n) if reader is not None else False
