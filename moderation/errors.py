@@ -226,7 +226,7 @@ class AWSError(ModerationError):
 
 
 def _rebuild_aws_error(cls: type[AWSError], message: str, fields: dict[str, Any]) -> AWSError:
-    error = AWSError.__new__(cls)
+    error = cls.__new__(cls, message)
     AWSError.__init__(error, message, **fields)
     return error
 

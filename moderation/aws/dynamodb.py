@@ -54,4 +54,4 @@ class DynamoDBTable(AWSService):
 
     def _name(self, key: Mapping[str, Any]) -> str:
         ids = [next(iter(v.values()), "") for v in key.values() if isinstance(v, Mapping)]
-        return f"{ids[0]} in table {self.table}" if ids else f"table {self.table}"
+        return f"{self.table}/{ids[0]}" if ids else self.table
