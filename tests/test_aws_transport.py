@@ -319,6 +319,7 @@ def test_the_deferred_reader_builds_nothing_until_an_s3_input(
 
     reader = DeferredS3Reader(region="eu-west-1")
     assert "built=False" in repr(reader)
-    assert reader.ensure_pool(32) is False  # nothing to widen yet
+    assert reader.ensure_pool(32) is False  # nothing to widen yet: remembered for the build
     assert reader.reader.client.meta.region_name == "eu-west-1"
+    assert reader.reader.pool_size == 32
     assert "built=True" in repr(reader)

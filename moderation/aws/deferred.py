@@ -23,6 +23,7 @@ class DeferredS3Reader:
     def __init__(self, **options: Any) -> None:
         self._options = options
         self._reader: S3ImageReader | None = None
+        self._pool = 0  # the workers ensure_pool was asked for before the reader was built
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
@@ -36,6 +37,8 @@ class DeferredS3Reader:
                 from moderation.aws.s3 import S3ImageReader
 
                 self._reader = S3ImageReader(**self._options)
+                if self._pool:
+                    self._reader.ensure_pool(self._pool)
             return self._reader
 
     def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
@@ -47,7 +50,10 @@ class DeferredS3Reader:
         return self.reader.read(location, limit=limit, byte_range=byte_range)
 
     def ensure_pool(self, n: int) -> bool:
-        """`S3ImageReader.ensure_pool`, once the reader is built (nothing to widen before)."""
+        """`S3ImageReader.ensure_pool`; before the reader is built, the size it is built with."""
         with self._lock:
             reader = self._reader
-        return reader.ensure_pool(n) if reader is not None else False
+            if reader is None:
+                self._pool = max(self._pool, n)
+                return False
+        return reader.ensure_pool(n)
