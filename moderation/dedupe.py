@@ -27,16 +27,19 @@ import hashlib
 import json
 import logging
 import math
-import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from moderation.detection import Detection
 from moderation.errors import ConfigurationError, ModerationError
+
+if TYPE_CHECKING:
+    from moderation.aws.dynamodb import DynamoDBTable
+    from moderation.errors import AWSError
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
@@ -223,12 +226,13 @@ class DynamoDBDetectionCache:
     :now`: a live entry is never overwritten (the first detection wins; losing that race is not an
     error), an expired one is replaced.
 
-    A client built here (boto3 imported then) uses the region `region`, else `AWS_REGION`, else
-    boto3's (`AWS_DEFAULT_REGION`, the config file); botocore's `standard` retry mode with at most
-    2 attempts (its retry quota stops retrying when DynamoDB keeps failing), and 1 s connect and
-    read timeouts: a slow or absent cache adds at most a few seconds to a call, and usually much
-    less. An injected `client` is used as it is. `AWS_ENDPOINT_URL_DYNAMODB` points a built client
-    at another endpoint (DynamoDB local).
+    The requests go through the AWS transport (`moderation.aws.dynamodb.DynamoDBTable`): a client
+    built here (boto3 imported then) uses the region `region`, else `AWS_REGION`, else boto3's
+    (`AWS_DEFAULT_REGION`, the config file), has botocore's retries off and 1 s connect and read
+    timeouts, and the transport retries once (`RetryPolicy(attempts=2, deadline=3.0)`): a slow or
+    absent cache adds at most a few seconds to a call, and usually much less. An injected
+    `client` is used as it is. `AWS_ENDPOINT_URL_DYNAMODB` points a built client at another
+    endpoint (DynamoDB local). Set `transport.limiter` to count its requests against a quota.
 
     Raises: `ConfigurationError` from the constructor when no region is known or the client cannot
     be built; `ValueError` for a bad table name or ttl; `DetectionCacheError` from `get` and `put`
@@ -241,6 +245,7 @@ class DynamoDBDetectionCache:
     connect_timeout: Final = 1.0
     read_timeout: Final = 1.0
     max_attempts: Final = 2
+    deadline: Final = 3.0
 
     def __init__(
         self,
@@ -282,7 +287,7 @@ class DynamoDBDetectionCache:
         self.prefix = prefix
         self.ttl_attribute = ttl_attribute
         self._clock = clock
-        self._client = client if client is not None else self._build_client(region)
+        self._table = self._transport(client, region)
         self._corrupt_seen: set[str] = set()
         self._corrupt_lock = threading.Lock()
 
@@ -292,45 +297,46 @@ class DynamoDBDetectionCache:
     @property
     def client(self) -> Any:
         """The boto3 DynamoDB client calls go through (built here or injected)."""
-        return self._client
+        return self._table.client
 
-    def _build_client(self, region: str | None) -> Any:
-        import boto3
-        from botocore.config import Config
-        from botocore.exceptions import BotoCoreError, NoRegionError
+    @property
+    def transport(self) -> DynamoDBTable:
+        """The AWS transport the requests go through (set its `limiter` to count them)."""
+        return self._table
 
-        from moderation._version import __version__
-        from moderation.aws._base import NO_REGION_HINT
+    def _transport(self, client: Any | None, region: str | None) -> DynamoDBTable:
+        from moderation._retry import RetryPolicy
+        from moderation.aws.dynamodb import DynamoDBTable
+        from moderation.errors import AWSError
 
-        config = Config(
-            retries={"mode": "standard", "total_max_attempts": self.max_attempts},
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            user_agent_extra=f"moderation/{__version__}",
-        )
-        # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION, which is the one
-        # Lambda and most container platforms set.
-        region = region or os.environ.get("AWS_REGION") or None
         try:
-            return boto3.Session().client("dynamodb", region_name=region, config=config)
-        except NoRegionError as exc:
-            raise ConfigurationError([f"dedupe cache (dynamodb): {NO_REGION_HINT}"]) from exc
-        except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL
+            return DynamoDBTable(
+                self.table,
+                client,
+                region=region,
+                retry=RetryPolicy(attempts=self.max_attempts, deadline=self.deadline),
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
+        except ConfigurationError as exc:  # no region anywhere
             raise ConfigurationError(
-                [f"dedupe cache (dynamodb): cannot build the client: {type(exc).__name__}: {exc}"]
+                [f"dedupe cache (dynamodb): {p}" for p in exc.problems]
             ) from exc
+        except AWSError as exc:  # an invalid region name, a bad endpoint URL
+            raise ConfigurationError([f"dedupe cache (dynamodb): {exc}"]) from exc
 
     def _id(self, key: str) -> str:
         return f"{self.prefix}{key}"
 
     def get(self, key: str) -> Detection | None:
         """The live detection stored under `key`, or None; DetectionCacheError if the read fails."""
+        from moderation.errors import AWSError
+
         item_id = self._id(key)
         try:
-            response = self._client.get_item(TableName=self.table, Key={"id": {"S": item_id}})
-        except Exception as exc:
-            raise self._error(exc, "GetItem", item_id) from exc
-        item = response.get("Item")
+            item = self._table.get_item({"id": {"S": item_id}})
+        except AWSError as exc:
+            raise self._error(exc) from exc
         if not item:
             return None
         expiration = _number(item.get(self.ttl_attribute))
@@ -354,7 +360,7 @@ class DynamoDBDetectionCache:
     def put(self, key: str, detection: Detection) -> None:
         """Store `detection` under `key` for `ttl_seconds`, unless a live entry is there already;
         DetectionCacheError if the write fails for any other reason."""
-        from moderation.aws._base import error_code
+        from moderation.errors import AWSError
 
         item_id = self._id(key)
         now = float(self._clock())
@@ -365,18 +371,17 @@ class DynamoDBDetectionCache:
             "created_at": {"N": str(math.floor(now))},
         }
         try:
-            self._client.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(id) OR #exp < :now",
-                ExpressionAttributeNames={"#exp": self.ttl_attribute},
-                ExpressionAttributeValues={":now": {"N": f"{now:.6f}"}},
+            self._table.put_item(
+                item,
+                condition="attribute_not_exists(id) OR #exp < :now",
+                names={"#exp": self.ttl_attribute},
+                values={":now": {"N": f"{now:.6f}"}},
             )
-        except Exception as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+        except AWSError as exc:
+            if exc.kind == "changed":  # the condition: a live entry is there
                 _log.debug("dedupe cache: %s holds a live detection already; kept it", item_id)
                 return
-            raise self._error(exc, "PutItem", item_id) from exc
+            raise self._error(exc) from exc
 
     def _corrupt(self, item_id: str, why: str) -> None:
         with self._corrupt_lock:
@@ -393,21 +398,18 @@ class DynamoDBDetectionCache:
             why,
         )
 
-    def _error(self, exc: BaseException, operation: str, item_id: str) -> DetectionCacheError:
-        from moderation.aws._base import error_code
-
-        code = error_code(exc)
-        where = f"dedupe cache: DynamoDB {operation} of {item_id} in table {self.table}"
-        if code == "ResourceNotFoundException":
+    def _error(self, exc: AWSError) -> DetectionCacheError:
+        """The transport's error, with what to do about it where the cache knows."""
+        if exc.kind == "not found":
             hint = (
-                "the table does not exist in this region: create it (partition key `id`, String) "
-                "or fix MODERATION_DEDUPE"
+                "; the table does not exist in this region: create it (partition key `id`, "
+                "String) or fix MODERATION_DEDUPE"
             )
-        elif code in ("AccessDeniedException", "UnrecognizedClientException"):
-            hint = "the caller needs dynamodb:GetItem and dynamodb:PutItem on the table"
+        elif exc.kind == "denied":
+            hint = "; the caller needs dynamodb:GetItem and dynamodb:PutItem on the table"
         else:
-            hint = f"{code or type(exc).__name__}: {exc}"
-        return DetectionCacheError(f"{where} failed: {hint}", code=code)
+            hint = ""
+        return DetectionCacheError(f"dedupe cache: {exc}{hint}", code=exc.code)
 
 
 def _number(value: Any) -> float | None:

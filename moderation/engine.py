@@ -34,6 +34,7 @@ from moderation import wiring
 from moderation._ids import new_ulid
 from moderation._version import __version__
 from moderation.audit import StreamAuditLog
+from moderation.aws.deferred import DeferredS3Reader
 from moderation.batch import BatchInput, BatchItem, run_batch
 from moderation.budget import EscalationBudget
 from moderation.decision import (
@@ -155,7 +156,8 @@ class Engine:
         )
         # Stdout by default: a sink nobody has to configure, so no decision is silently dropped.
         self.audit: AuditLog = audit if audit is not None else StreamAuditLog()
-        self.intake = intake or ImageIntake()
+        # Intake is given its S3 reader: built from the default session on the first s3:// input.
+        self.intake = intake or ImageIntake(s3=DeferredS3Reader())
         self.pricing = pricing or Pricing()
         self.budget = budget or EscalationBudget()
         self.cache = cache

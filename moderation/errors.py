@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 __all__ = [
+    "AWSError",
     "AuditError",
     "ConfigurationError",
     "DetectionParseError",
@@ -177,6 +178,57 @@ def _rebuild_source_error(
     message: str, code: str | None, retryable: bool, attempts: int
 ) -> ImageSourceError:
     return ImageSourceError(message, code=code, retryable=retryable, attempts=attempts)
+
+
+class AWSError(ModerationError):
+    """An AWS request failed (after retries) for a reason the transport's one table names.
+
+    `kind` is what went wrong, the same word whichever module made the request: `not found`,
+    `denied`, `changed` (a precondition failed), `throttled`, `unavailable` (5xx), `connection`,
+    `no credentials`, `refused` (any other answer) or `failed` (anything else). `code` is the AWS
+    error code when there was one; `operation` the API call (`PutObject`); `resource` what it was
+    about (`s3://bucket/key`, a table, a queue); `retryable` whether another try may pass;
+    `attempts` how many requests were sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        operation: str = "",
+        resource: str = "",
+        code: str | None = None,
+        retryable: bool = False,
+        attempts: int = 0,
+    ) -> None:
+        self.kind = kind
+        self.operation = operation
+        self.resource = resource
+        self.code = code
+        self.retryable = retryable
+        self.attempts = attempts
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _rebuild_aws_error, (
+            type(self),
+            str(self),
+            {
+                "kind": self.kind,
+                "operation": self.operation,
+                "resource": self.resource,
+                "code": self.code,
+                "retryable": self.retryable,
+                "attempts": self.attempts,
+            },
+        )
+
+
+def _rebuild_aws_error(cls: type[AWSError], message: str, fields: dict[str, Any]) -> AWSError:
+    error = cls.__new__(cls, message)
+    AWSError.__init__(error, message, **fields)
+    return error
 
 
 class ConfigurationError(ModerationError, ValueError):

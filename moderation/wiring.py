@@ -109,14 +109,12 @@ def judge(settings: Settings) -> Judge | None:
     return BedrockJudge(region=settings.region)
 
 
-def s3_reader(settings: Settings) -> S3Reader | None:
-    """The reader of `s3://` images in the settings' region; None without a region (intake then
-    builds one with boto3's own region the first time it reads S3)."""
-    if settings.region is None:
-        return None
-    from moderation.aws.s3 import S3ImageReader
+def s3_reader(settings: Settings) -> S3Reader:
+    """The reader of `s3://` images in the settings' region, built on its first use (so that an
+    engine that never reads S3 never imports boto3)."""
+    from moderation.aws.deferred import DeferredS3Reader
 
-    return S3ImageReader(region=settings.region)
+    return DeferredS3Reader(region=settings.region)
 
 
 def image_intake(settings: Settings) -> ImageIntake:

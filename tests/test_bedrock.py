@@ -21,10 +21,10 @@ from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutE
 from botocore.stub import ANY, Stubber
 from images import decode, solid
 
-from moderation.aws._base import RetryPolicy
 from moderation.aws.bedrock import BedrockJudge
+from moderation.aws.transport import RetryPolicy
 from moderation.decision import TokenUsage, VerdictKind
-from moderation.errors import JudgeError
+from moderation.errors import ConfigurationError, JudgeError
 from moderation.image import ImageIntake, PreparedImage
 from moderation.judge import (
     DUPLICATE_KEYS,
@@ -1003,11 +1003,14 @@ def test_wire_reply_is_interpreted_not_searched(aws: AWSEndpoint, image: Prepare
     assert aws.count("Converse") == 1
 
 
-def test_a_missing_region_is_a_judge_error_naming_the_fix(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_region_is_a_configuration_error_naming_the_fix(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Not a JudgeError: a service would answer that with 503 for ever; the setup is what is wrong.
     for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
-    with pytest.raises(JudgeError, match=r"no AWS region: set MODERATION_REGION, AWS_REGION or"):
+    with pytest.raises(ConfigurationError, match=r"no AWS region: set MODERATION_REGION, AWS_REG"):
         BedrockJudge()
 
 

@@ -455,13 +455,15 @@ def test_cache_error_pickles_with_its_code() -> None:
     assert (str(error), error.code) == ("down", "InternalServerError")
 
 
-def test_dynamodb_client_built_here_is_short_and_retries_in_standard_mode(
+def test_dynamodb_client_built_here_is_short_and_the_transport_owns_its_two_attempts(
     fake_aws_env: dict[str, str],
 ) -> None:
     cache = DynamoDBDetectionCache(TABLE, region="eu-west-1")
     config = cache.client.meta.config
     assert cache.client.meta.region_name == "eu-west-1"
-    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
+    assert config.retries["total_max_attempts"] == 1  # botocore's retries off: one owner
+    assert cache.transport.owns_retries
+    assert cache.transport.retry.attempts == 2
     assert (config.connect_timeout, config.read_timeout) == (1.0, 1.0)
     assert "moderation/" in config.user_agent_extra
 

@@ -28,6 +28,7 @@ from moderation import (
     PolicyStore,
 )
 from moderation.audit import InMemoryAuditLog, JsonlAuditLog, decisions
+from moderation.aws.s3 import S3ImageReader
 from moderation.budget import EscalationBudget
 from moderation.decision import TokenUsage, Verdict, VerdictKind
 from moderation.ports import JudgeRequest, Judgment
@@ -402,7 +403,7 @@ def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(versi
             return judge.judge(image, request)
 
     e = engine(S3Detector(CLEAN), DownloadingJudge())
-    e.intake = ImageIntake(s3_client=spy)
+    e.intake = ImageIntake(s3=S3ImageReader(spy))
     decision = e.moderate("s3://uploads/u/1.jpg")
     assert seen == [(None, {"Bucket": "uploads", "Name": "u/1.jpg", "Version": version})]
     assert spy.calls == ["head_object", "get_object"]  # HEAD and one ranged GET, no download
@@ -411,7 +412,7 @@ def test_s3_image_is_passed_by_reference_and_downloaded_only_for_the_judge(versi
     assert decision.image.s3.version_id == version and decision.image.s3.etag
 
     e2 = engine(S3Detector(BORDERLINE), DownloadingJudge())
-    e2.intake = ImageIntake(s3_client=spy)
+    e2.intake = ImageIntake(s3=S3ImageReader(spy))
     spy.calls.clear()
     assert e2.moderate("s3://uploads/u/1.jpg").decided_by == DecidedBy.JUDGE
     assert spy.calls.count("get_object") == 2  # the ranged sniff, then the download for the judge

@@ -28,7 +28,8 @@ from images import (
 from PIL import Image
 
 import moderation.image._intake as intake_module
-from moderation.errors import InvalidImage, ModerationError
+from moderation.aws.s3 import S3ImageReader
+from moderation.errors import ImageSourceError, InvalidImage, ModerationError
 from moderation.image import ImageIntake, Limits, PreparedImage, S3Location, sniff
 
 MB = 1024 * 1024
@@ -568,7 +569,7 @@ def test_s3_jpeg_is_referenced_not_downloaded(s3):
     assert 65_536 < len(data) < 5 * MB
     etag = put(s3, "photos/cat.jpg", data)["ETag"].strip('"')
     spy = Spy(s3)
-    image = ImageIntake(s3_client=spy).prepare("s3://uploads/photos/cat.jpg")
+    image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/photos/cat.jpg")
     assert spy.calls == [
         ("head_object", {"Bucket": "uploads", "Key": "photos/cat.jpg"}),
         (
@@ -603,7 +604,7 @@ def test_s3_small_object_read_whole_by_the_range_is_hashed(s3):
     assert len(data) < 65_536
     put(s3, "a.png", data)
     spy = Spy(s3)
-    image = ImageIntake(s3_client=spy).prepare("s3://uploads/a.png")
+    image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/a.png")
     assert spy.names() == ["head_object", "get_object"]
     assert image.s3_object() == {"Bucket": "uploads", "Name": "a.png"}
     assert image.sha256 == hashlib.sha256(data).hexdigest()
@@ -618,14 +619,14 @@ def test_s3_version_is_passed_through(s3):
     assert v1 != v2
 
     spy = Spy(s3)
-    old = ImageIntake(s3_client=spy).prepare(f"s3://versioned/k.jpg?versionId={v1}")
+    old = ImageIntake(s3=S3ImageReader(spy)).prepare(f"s3://versioned/k.jpg?versionId={v1}")
     assert old.s3_object() == {"Bucket": "versioned", "Name": "k.jpg", "Version": v1}
     assert (old.width, old.height) == (100, 100)
     assert [params.get("VersionId") for _, params in spy.calls] == [v1, v1]
 
     # Without a version in the URI, the one HEAD saw is pinned and used from then on.
     spy = Spy(s3)
-    latest = ImageIntake(s3_client=spy).prepare("s3://versioned/k.jpg")
+    latest = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://versioned/k.jpg")
     assert latest.s3_object() == {"Bucket": "versioned", "Name": "k.jpg", "Version": v2}
     assert (latest.width, latest.height) == (200, 100)
     assert spy.calls[1][1]["VersionId"] == v2
@@ -637,7 +638,7 @@ def test_s3_webp_is_downloaded_and_converted(s3):
     assert len(data) > 65_536  # so that the ranged GET is not the whole object
     put(s3, "w.webp", data)
     spy = Spy(s3)
-    image = ImageIntake(s3_client=spy).prepare("s3://uploads/w.webp")
+    image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/w.webp")
     assert spy.names() == ["head_object", "get_object", "get_object"]
     assert "Range" not in spy.calls[2][1]
     assert (image.format, image.detect_format, image.converted) == ("webp", "jpeg", True)
@@ -653,7 +654,7 @@ def test_s3_jpeg_whose_header_exceeds_the_range_is_downloaded(s3):
     data = encode(Image.new("RGB", (300, 200), RED), "jpeg", icc_profile=b"\x00" * 100_000)
     put(s3, "icc.jpg", data)
     spy = Spy(s3)
-    image = ImageIntake(s3_client=spy).prepare("s3://uploads/icc.jpg")
+    image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/icc.jpg")
     assert spy.names() == ["head_object", "get_object", "get_object"]
     assert (image.width, image.height, image.converted) == (300, 200, False)
     assert image.detect_bytes == data
@@ -691,14 +692,14 @@ def test_s3_object_over_fifteen_megabytes_is_downloaded(s3):
     put(s3, "large.jpg", data)
     spy = Spy(s3)
     limits = Limits(s3_max_bytes=50_000)
-    image = ImageIntake(limits=limits, s3_client=spy).prepare("s3://uploads/large.jpg")
+    image = ImageIntake(limits=limits, s3=S3ImageReader(spy)).prepare("s3://uploads/large.jpg")
     assert spy.names() == ["head_object", "get_object", "get_object"]
     assert image.detect_bytes == data
     assert image.s3_object() is None
 
 
 def refused_with(client, uri, limits=None, kind="image"):
-    intake = ImageIntake(limits=limits or Limits(), s3_client=client)
+    intake = ImageIntake(limits=limits or Limits(), s3=S3ImageReader(client))
     with pytest.raises(InvalidImage) as caught:
         intake.prepare(uri)
     assert caught.value.kind == kind
@@ -747,15 +748,21 @@ def test_s3_access_denied_is_an_invalid_image_naming_the_permission():
             )
 
     with pytest.raises(InvalidImage, match="s3:GetObject") as caught:
-        ImageIntake(s3_client=Denied()).prepare("s3://uploads/a.jpg")
+        ImageIntake(s3=S3ImageReader(Denied())).prepare("s3://uploads/a.jpg")
     assert isinstance(caught.value.__cause__, ClientError)
     assert caught.value.kind == "denied"
 
 
-def test_s3_client_is_built_lazily_from_the_default_session(s3):
+def test_intake_is_given_its_s3_reader_and_without_one_says_so(s3):
+    # GIVEN an intake built without an S3 reader (it never builds one: no import of moderation.aws)
     put(s3, "a.jpg", JPEG)
-    intake = ImageIntake()
-    image = intake.prepare("s3://uploads/a.jpg")
+    # WHEN an s3:// input arrives THEN the error says how to give it one
+    with pytest.raises(ImageSourceError, match=r"intake has no S3 reader .*S3ImageReader"):
+        ImageIntake().prepare("s3://uploads/a.jpg")
+    # AND an engine's own intake reads S3 with a reader built from the default session
+    from moderation.aws.deferred import DeferredS3Reader
+
+    image = ImageIntake(s3=DeferredS3Reader()).prepare("s3://uploads/a.jpg")
     assert image.s3_object() == {"Bucket": "uploads", "Name": "a.jpg"}
 
 

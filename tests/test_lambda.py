@@ -28,7 +28,7 @@ import pytest
 from images import BLUE, GREEN, RED, png_header_only, solid
 from moto import mock_aws
 
-import moderation.aws._base
+import moderation.aws.transport
 from moderation import RetryPolicy
 from moderation.aws_lambda import RetryLater, handler, reset
 from moderation.errors import ConfigurationError
@@ -232,7 +232,7 @@ def world(fake_aws_env, monkeypatch, tmp_path, capsys) -> Iterator[World]:
     sleeps: list[float] = []
     # The library's retries, without their sleeps: every client built from here on records them.
     monkeypatch.setattr(
-        moderation.aws._base, "RetryPolicy", functools.partial(RetryPolicy, sleep=sleeps.append)
+        moderation.aws.transport, "RetryPolicy", functools.partial(RetryPolicy, sleep=sleeps.append)
     )
     for name in [n for n in __import__("os").environ if n.startswith("MODERATION_")]:
         monkeypatch.delenv(name)
@@ -776,7 +776,7 @@ def test_an_overwrite_while_tagging_takes_our_tags_off_and_retries(world):
 
     state = _handler._STATE
     assert isinstance(state, _handler._State)
-    state.s3.meta.events.register("provide-client-params.s3.PutObjectTagging", overwrite)
+    state.s3.client.meta.events.register("provide-client-params.s3.PutObjectTagging", overwrite)
     with pytest.raises(RetryLater, match="was overwritten while its outcome was applied"):
         world.invoke(s3_notification(obj))
     assert world.tags("o/photo.png") == {}  # not the old content's "approved"

@@ -20,7 +20,7 @@ from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
 from moderation.cli._common import load_store
-from moderation.errors import PolicyError, Problem, UnknownTenant
+from moderation.errors import ConfigurationError, PolicyError, Problem, UnknownTenant
 from moderation.policy import (
     AppConfigSource,
     DirectorySource,
@@ -317,7 +317,10 @@ def test_a_failed_check_keeps_the_last_good_version_until_s3_answers_again(
     with caplog.at_level(logging.ERROR, logger="moderation.policy"):
         assert violence(store) == 80.0
     assert isinstance(store.last_error, PolicyError)
-    assert store.last_error.problems[0].message == "bucket 'policies' does not exist"
+    assert store.last_error.problems[0].message == (
+        "s3 ListObjectsV2 failed for s3://policies/prod/: not found (NoSuchBucket: The specified "
+        "bucket does not exist; 1 attempt)"
+    )
     assert "cannot check for a new version" in caplog.records[0].getMessage()
     bucket.create_bucket(Bucket="policies")
     put(bucket, "default.yaml", DEFAULT)
@@ -332,7 +335,9 @@ def test_a_missing_bucket_names_the_bucket_and_the_iam_actions(s3: Any):
         PolicyStore.load("s3://no-such-bucket/prod", s3_client=s3)
     [problem] = caught.value.problems
     assert problem.file == "s3://no-such-bucket/prod"
-    assert problem.message == "bucket 'no-such-bucket' does not exist"
+    assert problem.message.startswith(
+        "s3 ListObjectsV2 failed for s3://no-such-bucket/prod/: not found (NoSuchBucket: "
+    )
     assert problem.hint == (
         "check MODERATION_POLICIES; the role needs s3:ListBucket on arn:aws:s3:::no-such-bucket "
         "and s3:GetObject on arn:aws:s3:::no-such-bucket/prod/*"
@@ -376,7 +381,8 @@ def test_access_denied_names_the_bucket_and_the_iam_actions(fake_aws_env: dict[s
         Problem(
             "s3://policies/prod",
             "",
-            "access denied to list s3://policies/prod/ in bucket 'policies' (Access Denied)",
+            "s3 ListObjectsV2 failed for s3://policies/prod/: denied (the caller needs "
+            "s3:ListBucket on the bucket; AccessDenied: Access Denied; 1 attempt)",
             hint,
         ),
     )
@@ -384,8 +390,8 @@ def test_access_denied_names_the_bucket_and_the_iam_actions(fake_aws_env: dict[s
         Problem(
             "s3://policies/prod",
             "",
-            "access denied to read s3://policies/prod/default.yaml in bucket 'policies' "
-            "(Access Denied)",
+            "s3 GetObject failed for s3://policies/prod/default.yaml: denied (the caller needs "
+            "s3:GetObject; AccessDenied: Access Denied; 1 attempt)",
             hint,
         ),
     )
@@ -466,12 +472,13 @@ def test_an_object_over_the_size_bound_is_refused_without_reading_it_all(bucket:
     assert sorted(ranges, key=str) == [None, "bytes=0-262144"]
 
 
-def test_a_client_built_here_has_standard_retries_and_short_timeouts(
+def test_a_client_built_here_has_three_attempts_owned_by_the_transport_and_short_timeouts(
     fake_aws_env: dict[str, str],
 ):
     source = AppConfigSource(APP, ENV, PROFILE, region="eu-west-1")
     config = source.client.meta.config
-    assert config.retries == {"mode": "standard", "total_max_attempts": 3}
+    assert config.retries["total_max_attempts"] == 1  # botocore's retries off: one owner
+    assert source.transport.owns_retries and source.transport.retry.attempts == 3
     assert (config.connect_timeout, config.read_timeout) == (2.0, 5.0)
     assert source.client.meta.region_name == "eu-west-1"
     given = object()
@@ -692,7 +699,10 @@ def test_appconfig_not_found_names_the_application_environment_and_profile(
         load_appconfig(appconfig, Clock())
     [problem] = caught.value.problems
     assert problem.file == WHERE
-    assert problem.message == "AppConfig has no such configuration (Application not found)"
+    assert problem.message == (
+        "appconfigdata StartConfigurationSession failed for appconfig:moderation/prod/policies: "
+        "not found (ResourceNotFoundException: Application not found; 1 attempt)"
+    )
     assert problem.hint == (
         "check the application 'moderation', environment 'prod' and profile 'policies' (names "
         "or ids), and that a configuration was deployed to that environment"
@@ -709,7 +719,11 @@ def test_appconfig_access_denied_names_the_iam_actions(appconfig: AppConfig):
     with pytest.raises(PolicyError) as caught:
         load_appconfig(appconfig, Clock())
     [problem] = caught.value.problems
-    assert problem.message == "access denied to StartConfigurationSession (not authorized)"
+    assert problem.message == (
+        "appconfigdata StartConfigurationSession failed for appconfig:moderation/prod/policies: "
+        "denied (the caller needs appconfig:StartConfigurationSession; AccessDeniedException: "
+        "not authorized; 1 attempt)"
+    )
     assert problem.hint is not None
     assert "appconfig:StartConfigurationSession and appconfig:GetLatestConfiguration" in (
         problem.hint
@@ -717,13 +731,13 @@ def test_appconfig_access_denied_names_the_iam_actions(appconfig: AppConfig):
 
 
 def test_appconfig_needs_a_region(fake_aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):
+    # The environment is incomplete, not the policies: a ConfigurationError, as for every client.
     monkeypatch.delenv("AWS_DEFAULT_REGION")
-    with pytest.raises(PolicyError) as caught:
+    with pytest.raises(ConfigurationError) as caught:
         PolicyStore.load(f"appconfig://{APP}/{ENV}/{PROFILE}")
-    [problem] = caught.value.problems
-    assert problem.message == "cannot read the policies: no AWS region for appconfigdata"
-    assert problem.hint == (
-        "set MODERATION_REGION or AWS_REGION (or a region in the AWS config file)"
+    assert caught.value.problems == (
+        "appconfigdata: no AWS region: set MODERATION_REGION, AWS_REGION or AWS_DEFAULT_REGION "
+        "(or a region in the AWS config file), or pass region=... (--region on the command line)",
     )
 
 
@@ -1006,7 +1020,7 @@ def test_the_cli_loads_s3_policies_for_one_version_and_prints_every_problem(
     with pytest.raises(click.exceptions.Exit) as caught:
         load_store("s3://no-such-bucket/prod", exit_code=3)
     assert caught.value.exit_code == 3
-    assert "s3://no-such-bucket/prod: bucket 'no-such-bucket' does not exist" in (
+    assert "s3://no-such-bucket/prod: s3 ListObjectsV2 failed for s3://no-such-bucket/prod/: " in (
         capsys.readouterr().err
     )
 

@@ -20,9 +20,9 @@ import pytest
 from botocore.stub import Stubber
 from images import solid
 
-from moderation.aws._base import RetryPolicy
 from moderation.aws.bedrock import BedrockJudge
 from moderation.aws.rekognition import RekognitionDetector
+from moderation.aws.transport import RetryPolicy
 from moderation.decision import TokenUsage
 from moderation.detection import Detection
 from moderation.image import ImageIntake, PreparedImage

@@ -34,8 +34,8 @@ from botocore.retries.standard import ExponentialBackoff
 from botocore.stub import Stubber
 from PIL import Image
 
-from moderation.aws._base import RetryPolicy
 from moderation.aws.rekognition import RETRYABLE_CODES, RekognitionDetector
+from moderation.aws.transport import RetryPolicy
 from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectorError, InvalidImage
 from moderation.image import ImageIntake, PreparedImage, S3Location

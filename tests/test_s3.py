@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from botocore.exceptions import ClientError
 
-from moderation.aws._base import RetryPolicy
 from moderation.aws.s3 import S3ImageReader
+from moderation.aws.transport import RetryPolicy
 from moderation.errors import ImageSourceError, InvalidImage
 from moderation.image import ImageIntake, S3Location
 
@@ -78,8 +78,12 @@ def test_the_default_reader_has_deadlines_and_owns_its_retries(fake_aws_env):
     assert reader.owns_retries and reader.retry.attempts == 4
 
 
-def test_intake_builds_that_reader_when_given_no_client(fake_aws_env, monkeypatch):
-    # GIVEN no S3 client or reader: intake builds the library's reader on the first S3 input
+def test_the_engines_deferred_reader_builds_that_reader_on_the_first_s3_input(
+    fake_aws_env, monkeypatch
+):
+    # GIVEN the reader an Engine gives its intake when given none: built on the first S3 input
+    from moderation.aws.deferred import DeferredS3Reader
+
     built: list[S3ImageReader] = []
     original = S3ImageReader.__init__
 
@@ -90,7 +94,7 @@ def test_intake_builds_that_reader_when_given_no_client(fake_aws_env, monkeypatc
     monkeypatch.setattr(S3ImageReader, "__init__", spy)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(ImageSourceError, match=r"EndpointConnectionError|Could not connect"):
-        ImageIntake().prepare("s3://uploads/a.jpg")
+        ImageIntake(s3=DeferredS3Reader()).prepare("s3://uploads/a.jpg")
     [reader] = built
     assert reader.client.meta.config.read_timeout == 10.0
 

@@ -19,10 +19,10 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 from images import solid
 
 from moderation._version import __version__
-from moderation.aws._base import THROTTLE_CODES, RetryPolicy, is_throttle
 from moderation.aws.bedrock import BedrockJudge
 from moderation.aws.rekognition import RekognitionDetector
 from moderation.aws.s3 import S3ImageReader
+from moderation.aws.transport import THROTTLE_CODES, RetryPolicy, is_throttle
 from moderation.errors import DetectorError, JudgeError
 from moderation.image import ImageIntake, PreparedImage, S3Location
 from moderation.limits import RateLimiter

@@ -3,7 +3,8 @@
 Each decision becomes `{prefix}/{tenant}/{yyyy}/{mm}/{dd}/{decision_id}.json` (the UTC date it was
 made), holding the Decision's JSON. The put is conditional (`If-None-Match: *`): S3 refuses it
 when the key already exists, so a decision can never replace another record. S3 checks the body
-against a SHA-256 checksum the client sends. boto3 is imported on first use, not with the package.
+against a SHA-256 checksum the client sends. The requests go through the AWS transport
+(`moderation.aws.s3.S3Objects`), built on first use: boto3 is not imported with the package.
 """
 
 from __future__ import annotations
@@ -13,28 +14,27 @@ from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
 from moderation.decision import Decision
-from moderation.errors import ConfigurationError, ModerationError
+from moderation.errors import AWSError, ConfigurationError
 
 if TYPE_CHECKING:
     from moderation._retry import RetryPolicy
+    from moderation.aws.s3 import S3Objects
 
 __all__ = ["S3AuditError", "S3AuditLog"]
 
 # A key part must not be able to climb out of its folder or name another tenant's.
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_RETRYABLE_CODES = frozenset(
-    {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout", "InternalError", "503"}
-)
 
 
-class S3AuditError(ModerationError, OSError):
-    """A decision could not be stored in S3; `code` is the AWS error code when there was one."""
+class S3AuditError(AWSError, OSError):
+    """A decision could not be stored in S3: an `AWSError` (`kind`, `code`, `attempts`) that is
+    also an OSError, as every audit sink's write failure is; `requests` is `attempts`."""
 
-    def __init__(self, message: str, *, code: str | None = None, requests: int = 1) -> None:
-        self.code = code
-        self.requests = requests
-        super().__init__(message)
+    @property
+    def requests(self) -> int:
+        """Requests sent for the put (retries included)."""
+        return self.attempts
 
 
 class S3AuditLog:
@@ -58,24 +58,32 @@ class S3AuditLog:
             )
         self.bucket = bucket
         self.prefix = prefix.strip("/")
-        from moderation.aws._base import aws_client, client_retries_itself
+        from moderation.aws.s3 import S3Objects
 
-        self._client, self._retry = aws_client(
-            "s3",
-            client=client,
-            session=None,
-            region=region,
-            connect_timeout=self.connect_timeout,
-            read_timeout=self.read_timeout,
-            retry=retry,
-            failure=lambda message: ConfigurationError([f"audit sink: {message}"]),
-        )
-        self._owns_retries = client is None or not client_retries_itself(client)
+        if client is not None and region is not None:
+            raise TypeError(
+                "audit sink: pass either an injected client or a region to build one, not both"
+            )
+        try:
+            self._s3: S3Objects = S3Objects(
+                client,
+                region=region,
+                retry=retry,
+                connect_timeout=self.connect_timeout,
+                read_timeout=self.read_timeout,
+            )
+        except AWSError as exc:  # an invalid region name, a bad endpoint URL
+            raise ConfigurationError([f"audit sink: {exc}"]) from exc
 
     @property
     def client(self) -> Any:
         """The boto3 S3 client puts go through (built here or injected)."""
-        return self._client
+        return self._s3.client
+
+    @property
+    def transport(self) -> S3Objects:
+        """The AWS transport the puts go through (set its `limiter` to count them)."""
+        return self._s3
 
     def __repr__(self) -> str:
         return f"S3AuditLog({self.bucket!r}, {self.prefix!r})"
@@ -91,79 +99,37 @@ class S3AuditLog:
 
     def append(self, decision: Decision) -> None:
         """Put the decision's object; S3AuditError if it exists already or could not be stored."""
-        from moderation._retry import call_with_retries
-        from moderation.aws._base import requests_sent_before
-
         key = self.key_for(decision)
         body = decision.model_dump_json().encode()
-
-        def put() -> Any:
-            return self._client.put_object(
-                Bucket=self.bucket,
-                Key=key,
-                Body=body,
-                ContentType="application/json",
-                IfNoneMatch="*",
-                ChecksumAlgorithm="SHA256",
-            )
-
         try:
-            call_with_retries(put, policy=self._retry, retryable=self._retryable)
-        except Exception as exc:
-            requests = requests_sent_before(exc)
-            error = self._translate(exc, key, requests)
+            self._s3.put_new(self.bucket, key, body, content_type="application/json")
+        except AWSError as exc:
             # A put whose answer was lost and whose retry found the object: it is ours if the
             # stored bytes are exactly this decision's (a second decision never has its id).
-            if error.code == "PreconditionFailed" and requests > 1 and self._holds(key, body):
+            if exc.kind == "changed" and exc.attempts > 1 and self._holds(key, body):
                 return
-            raise error from exc
-
-    def _retryable(self, exc: BaseException) -> bool:
-        from moderation.aws._base import CONNECTION_ERRORS, error_code, transient_status
-
-        if not self._owns_retries:
-            return False
-        return (
-            error_code(exc) in _RETRYABLE_CODES
-            or transient_status(exc)
-            or isinstance(exc, CONNECTION_ERRORS)
-        )
+            raise self._error(exc, key) from exc
 
     def _holds(self, key: str, body: bytes) -> bool:
         try:
-            stored = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-            try:
-                return bytes(stored.read()) == body
-            finally:
-                stored.close()
-        except Exception:
+            return self._s3.get(self.bucket, key, limit=len(body) + 1) == body
+        except AWSError:
             return False
 
-    def _translate(self, exc: BaseException, key: str, requests: int) -> S3AuditError:
-        from moderation.aws._base import error_code, http_status, plural_attempts
-
+    def _error(self, exc: AWSError, key: str) -> S3AuditError:
+        """The transport's error, with what it means for an audit record where that helps."""
         uri = f"s3://{self.bucket}/{key}"
-        code = error_code(exc)
-        status = http_status(exc)
-        tried = plural_attempts(requests)
-        if code == "PreconditionFailed" or status == 412:
-            return S3AuditError(
-                f"audit object {uri} exists already: refusing to overwrite it ({tried})",
-                code="PreconditionFailed",
-                requests=requests,
-            )
-        if code in ("AccessDenied", "403") or status == 403:
-            return S3AuditError(
-                f"audit object {uri} may not be written: the caller needs s3:PutObject on it "
-                f"({tried})",
-                code=code,
-                requests=requests,
-            )
-        if code == "NoSuchBucket":
-            return S3AuditError(f"audit bucket {self.bucket} does not exist", code=code)
-        said = f"{code or type(exc).__name__}: {exc}"
+        message = str(exc)
+        if exc.kind == "changed":
+            message = f"audit object {uri} exists already: refusing to overwrite it ({message})"
+        elif exc.code == "NoSuchBucket":
+            message = f"audit bucket {self.bucket} does not exist ({message})"
         return S3AuditError(
-            f"audit object {uri} could not be written ({said}; {tried})",
-            code=code,
-            requests=requests,
+            message,
+            kind=exc.kind,
+            operation=exc.operation,
+            resource=exc.resource,
+            code=exc.code,
+            retryable=exc.retryable,
+            attempts=exc.attempts,
         )

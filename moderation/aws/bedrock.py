@@ -20,7 +20,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from moderation.aws._base import (
+from moderation.aws.transport import (
     AWSTransport,
     RetryPolicy,
     any_of,

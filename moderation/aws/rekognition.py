@@ -19,7 +19,7 @@ from botocore.exceptions import (
 )
 from pydantic import ValidationError
 
-from moderation.aws._base import (
+from moderation.aws.transport import (
     CONNECTION_ERRORS,
     TRANSIENT_STATUS_CODES,
     AWSTransport,

@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-import boto3
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -35,10 +33,10 @@ from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
     IdempotencyConfig,
 )
-from botocore.config import Config
-from botocore.exceptions import ClientError
 
-from moderation._version import __version__
+from moderation.aws.s3 import S3Objects
+from moderation.aws.sqs import SQSQueue
+from moderation.aws.transport import sdk_client
 from moderation.aws_lambda._events import (
     EventError,
     Ignored,
@@ -62,14 +60,18 @@ from moderation.aws_lambda._tags import (
 )
 from moderation.decision import ContextValue, Decision
 from moderation.engine import Engine
-from moderation.errors import ConfigurationError, InvalidImage, InvalidTenant, UnknownTenant
+from moderation.errors import (
+    AWSError,
+    ConfigurationError,
+    InvalidImage,
+    InvalidTenant,
+    UnknownTenant,
+)
 from moderation.settings import Settings, read_env
 from moderation.wiring import EngineParts, engine_parts
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-    from mypy_boto3_s3 import S3Client
-    from mypy_boto3_sqs import SQSClient
 
 __all__ = ["RetryLater", "handler", "reset"]
 
@@ -83,8 +85,6 @@ MAX_COPY_BYTES: Final = 5 * 1024**3
 #: The remaining time assumed when the context cannot say (a direct call outside Lambda):
 #: Lambda's longest timeout.
 _NO_CONTEXT_REMAINING_MS: Final = 900_000
-_NOT_FOUND: Final = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"})
-_SQS_HOST = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
 
 class RetryLater(Exception):
@@ -117,13 +117,6 @@ class _Head:
     etag: str | None
     size: int
     tenant: str
-
-    def pinned(self) -> dict[str, str]:
-        """The request parameters that address exactly this object (version when known)."""
-        params = {"Bucket": self.bucket, "Key": self.key}
-        if self.version_id:
-            params["VersionId"] = self.version_id
-        return params
 
     @property
     def where(self) -> str:
@@ -167,8 +160,8 @@ class _State:
 
     settings: Settings
     engine: Engine
-    s3: S3Client
-    sqs: SQSClient | None
+    s3: S3Objects
+    sqs: SQSQueue | None
     persistence: BasePersistenceLayer
     idempotency: IdempotencyConfig
     moderate_once: Callable[..., dict[str, Any]]
@@ -185,33 +178,18 @@ def reset() -> None:
     _STATE = None
 
 
-def _client_config() -> Config:
-    return Config(
-        connect_timeout=3,
-        read_timeout=10,
-        retries={"mode": "standard", "max_attempts": 3},
-        user_agent_extra=f"moderation/{__version__}",
-    )
-
-
-def _queue_region(url: str, default: str | None) -> str | None:
-    match = _SQS_HOST.match(url)
-    return match.group(1) if match else default
-
-
 def _build(settings: Settings, parts: EngineParts) -> _State:
     """The state of an instance whose environment was read (`_cold_start`)."""
     engine = Engine.from_parts(parts)
-    session = boto3.Session()
-    config = _client_config()
-    s3: S3Client = session.client("s3", region_name=settings.region, config=config)
-    sqs: SQSClient | None = None
+    # Every S3 and SQS call goes through the AWS transports (one retry owner, the one error table).
+    s3 = S3Objects(region=settings.region)
+    sqs: SQSQueue | None = None
     if settings.review_queue_url:
-        region = _queue_region(settings.review_queue_url, settings.region)
-        sqs = session.client("sqs", region_name=region, config=config)
+        sqs = SQSQueue(settings.review_queue_url, region=settings.region)
     persistence: BasePersistenceLayer
     if settings.idempotency_table:
-        dynamodb = session.client("dynamodb", region_name=settings.region, config=config)
+        # Powertools makes these calls itself: its client keeps botocore's retries.
+        dynamodb = sdk_client("dynamodb", region=settings.region)
         persistence = DynamoDBPersistenceLayer(
             table_name=settings.idempotency_table, boto3_client=dynamodb
         )
@@ -316,38 +294,26 @@ def _moderate_object(
 # -- one object ---------------------------------------------------------------------------------
 
 
-def _error_code(exc: ClientError) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or "")
-
-
-def _status(exc: ClientError) -> int | None:
-    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-    return status if isinstance(status, int) else None
-
-
 def _missing(exc: BaseException) -> bool:
-    """A ClientError that says the object (or that version of it) does not exist."""
-    if not isinstance(exc, ClientError):
+    """An AWSError that says the object (or that version of it) does not exist."""
+    if not isinstance(exc, AWSError):
         return False
     # 405 is a HEAD of a version that is a delete marker.
-    return _error_code(exc) in _NOT_FOUND or _status(exc) in (404, 405)
+    return exc.kind == "not found" or exc.code in ("405", "MethodNotAllowed")
 
 
 def _version(value: Any) -> str | None:
     return None if value in (None, "", "null") else str(value)
 
 
-def _head(s3: S3Client, ref: ObjectRef) -> _Head | None:
+def _head(s3: S3Objects, ref: ObjectRef) -> _Head | None:
     """What S3 says about the object now; None when it no longer exists."""
     for key in (ref.key, ref.raw_key):
         if key is None:
             continue
-        params = {"Bucket": ref.bucket, "Key": key}
-        if ref.version_id:
-            params["VersionId"] = ref.version_id
         try:
-            found = s3.head_object(**params)  # type: ignore[arg-type]
-        except ClientError as exc:
+            found = s3.head(ref.bucket, key, ref.version_id)
+        except AWSError as exc:
             if _missing(exc):
                 continue
             raise
@@ -476,8 +442,8 @@ def _ours(result: _Result) -> list[tuple[str, str]]:
 
 def _tag(state: _State, head: _Head, result: _Result) -> Merged:
     s3 = state.s3
-    existing = s3.get_object_tagging(**head.pinned())["TagSet"]  # type: ignore[arg-type]
-    merged = merge_tags(({"Key": t["Key"], "Value": t["Value"]} for t in existing), _ours(result))
+    existing = s3.tags(head.bucket, head.key, head.version_id)
+    merged = merge_tags(existing, _ours(result))
     if merged.dropped:
         log(
             logging.WARNING,
@@ -487,7 +453,7 @@ def _tag(state: _State, head: _Head, result: _Result) -> Merged:
             version_id=head.version_id,
             dropped=dict(merged.dropped),
         )
-    s3.put_object_tagging(**head.pinned(), Tagging={"TagSet": merged.as_tag_set()})  # type: ignore[arg-type, typeddict-item]
+    s3.set_tags(head.bucket, head.key, head.version_id, merged.as_tag_set())
     return merged
 
 
@@ -496,15 +462,12 @@ def _check_unchanged(state: _State, head: _Head) -> None:
     our tags off it (they describe the old content; the retry moderates the new one)."""
     if head.version_id is not None:
         return
-    now = state.s3.head_object(Bucket=head.bucket, Key=head.key)
+    now = state.s3.head(head.bucket, head.key)
     if str(now.get("ETag") or "").strip('"') == head.etag:
         return
-    current = state.s3.get_object_tagging(Bucket=head.bucket, Key=head.key)["TagSet"]
+    current = state.s3.tags(head.bucket, head.key)
     kept = [tag for tag in current if tag["Key"] not in OURS]
-    if kept:
-        state.s3.put_object_tagging(Bucket=head.bucket, Key=head.key, Tagging={"TagSet": kept})
-    else:
-        state.s3.delete_object_tagging(Bucket=head.bucket, Key=head.key)
+    state.s3.set_tags(head.bucket, head.key, None, kept)  # none kept: the tagging is deleted
     raise _Changed(
         f"{head.where} was overwritten while its outcome was applied; the retry moderates the "
         "new content (enable versioning to pin every step to one version)"
@@ -524,23 +487,17 @@ def _quarantine(state: _State, head: _Head, merged: Merged) -> None:
             size=head.size,
         )
         return
-    source: dict[str, str] = {"Bucket": head.bucket, "Key": head.key}
-    condition: dict[str, str] = {}
-    if head.version_id:
-        source["VersionId"] = head.version_id
-    elif head.etag:
-        condition["CopySourceIfMatch"] = f'"{head.etag}"'
-    state.s3.copy_object(
-        Bucket=bucket,
-        Key=head.key,
-        CopySource=source,  # type: ignore[arg-type]
-        MetadataDirective="COPY",
-        TaggingDirective="REPLACE",
-        Tagging=merged.as_query(),
-        **condition,  # type: ignore[arg-type]
+    state.s3.copy(
+        head.bucket,
+        head.key,
+        head.version_id,
+        to_bucket=bucket,
+        # Unversioned: the copy must be of the content that was moderated.
+        if_match=head.etag if not head.version_id else None,
+        tagging=merged.as_query(),
     )
     _check_unchanged(state, head)
-    state.s3.delete_object(**head.pinned())  # type: ignore[arg-type]
+    state.s3.delete(head.bucket, head.key, head.version_id)
     log(
         logging.INFO,
         "moved to the quarantine bucket",
@@ -571,18 +528,13 @@ def _review_message(result: _Result) -> dict[str, Any]:
 
 
 def _send_review(state: _State, result: _Result) -> None:
-    url = state.settings.review_queue_url
-    assert url is not None
     assert state.sqs is not None
     assert result.decision is not None
-    params: dict[str, Any] = {
-        "QueueUrl": url,
-        "MessageBody": json.dumps(_review_message(result), ensure_ascii=False),
-    }
-    if url.endswith(".fifo"):
-        params["MessageGroupId"] = result.decision.id
-        params["MessageDeduplicationId"] = result.decision.id
-    state.sqs.send_message(**params)
+    body = json.dumps(_review_message(result), ensure_ascii=False)
+    if state.sqs.fifo:
+        state.sqs.send(body, group_id=result.decision.id, dedup_id=result.decision.id)
+    else:
+        state.sqs.send(body)
 
 
 def _apply(state: _State, head: _Head, result: _Result) -> None:
@@ -593,7 +545,7 @@ def _apply(state: _State, head: _Head, result: _Result) -> None:
         _check_unchanged(state, head)
         if state.settings.quarantine_bucket and result.outcome in ("rejected", "invalid"):
             _quarantine(state, head, merged)
-    except ClientError as exc:
+    except AWSError as exc:
         if _missing(exc):
             raise _Gone(head.where) from exc
         raise

@@ -104,3 +104,6 @@ def load_store(
         print_problems(exc.problems)
         print_problems(exc.warnings)
         raise click.exceptions.Exit(exit_code) from exc
+    except ConfigurationError as exc:  # e.g. no AWS region for S3 or AppConfig: a usage error
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(2) from exc

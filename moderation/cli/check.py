@@ -477,7 +477,7 @@ def _engine(
 ) -> Engine:
     """The engine of a run: answering from `recordings` (reading S3 through `s3`), or AWS's."""
     if recordings is not None:
-        from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordings
+        from moderation.recorded import RecordedDetector, RecordedJudge, Recordings
 
         try:
             recorded = Recordings.load(recordings)
@@ -494,6 +494,8 @@ def _engine(
         )
     try:
         return Engine.from_settings(settings, audit=audit, policies=store)
-    except ModerationError as exc:  # e.g. no AWS region: nothing can be moderated
+    except ConfigurationError as exc:  # e.g. no AWS region: fix the setup, retrying won't help
+        raise _usage(str(exc)) from exc
+    except ModerationError as exc:  # nothing can be moderated
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_UNDECIDED) from exc

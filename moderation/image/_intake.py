@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote
 
-from moderation.errors import InvalidImage
+from moderation.errors import ImageSourceError, InvalidImage
 from moderation.image._convert import scaled_size, stored_size, to_detect
 from moderation.image._decode import (
     PLAIN_MODES,
@@ -204,18 +204,12 @@ class ImageIntake:
         *,
         limits: Limits = _DEFAULT_LIMITS,
         s3: S3Reader | None = None,
-        s3_client: Any | None = None,
     ) -> None:
-        """`s3` reads `s3://` inputs; or pass a boto3 `s3_client` to wrap in the AWS reader.
-
-        With neither, an AWS reader is built from the default session on the first S3 input.
-        """
-        if s3 is not None and s3_client is not None:
-            raise TypeError("pass either s3 (an S3Reader) or s3_client (a boto3 client), not both")
+        """`s3` reads `s3://` inputs (`moderation.aws.s3.S3ImageReader`, or any `S3Reader`):
+        intake is given its reader and never builds one. Without it, an `s3://` input is an
+        `ImageSourceError` saying so."""
         self._limits = limits
         self._s3 = s3
-        self._s3_client = s3_client
-        self._s3_lock = threading.Lock()
 
     @property
     def limits(self) -> Limits:
@@ -360,14 +354,15 @@ class ImageIntake:
 
     # -- S3 ----------------------------------------------------------------------------------
 
-    def _reader(self) -> S3Reader:
-        with self._s3_lock:
-            if self._s3 is None:
-                # Imported here: only S3 inputs need boto3 (slow to import, and not the core's).
-                from moderation.aws.s3 import S3ImageReader
+    @property
+    def s3(self) -> S3Reader | None:
+        """The reader of `s3://` inputs this intake was given, if any."""
+        return self._s3
 
-                self._s3 = S3ImageReader(self._s3_client)
-            return self._s3
+    def _reader(self) -> S3Reader:
+        if self._s3 is None:
+            raise ImageSourceError(_NO_READER)
+        return self._s3
 
     def _prepare_s3(self, uri: str, max_frames: int) -> PreparedImage:
         limits = self._limits
@@ -465,6 +460,12 @@ def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int]
         return None
 
 
+_NO_READER = (
+    "intake has no S3 reader for an s3:// input: give it one, "
+    "ImageIntake(s3=moderation.aws.s3.S3ImageReader(...)) (an Engine gives its intake one)"
+)
+
+
 def _make_judge_image(
     image: PreparedImage, limits: Limits, reader: S3Reader | None
 ) -> tuple[DetectFormat, bytes]:
@@ -479,9 +480,7 @@ def _make_judge_image(
         data = image.detect_bytes
     elif image.s3 is not None:
         if reader is None:
-            from moderation.aws.s3 import S3ImageReader
-
-            reader = S3ImageReader()
+            raise ImageSourceError(_NO_READER)
         data = reader.read(image.s3, limit=limits.max_input_bytes + 1)
         if len(data) > limits.max_input_bytes:
             raise InvalidImage(f"input is over the {limits.max_input_bytes}-byte bound")

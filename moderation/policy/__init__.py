@@ -22,7 +22,8 @@ from moderation.policy._model import (
     validate_tenant,
 )
 from moderation.policy._schema import policy_schema
-from moderation.policy._sources import (
+from moderation.policy._store import PolicyStore
+from moderation.policy.sources import (
     AppConfigSource,
     DirectorySource,
     Excerpt,
@@ -30,7 +31,6 @@ from moderation.policy._sources import (
     S3Source,
     Snapshot,
 )
-from moderation.policy._store import PolicyStore
 
 __all__ = [
     "DEFAULT_POLICY",

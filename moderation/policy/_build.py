@@ -27,8 +27,8 @@ from moderation.policy._model import (
     Thresholds,
 )
 from moderation.policy._resolve import Resolved, Resolver
-from moderation.policy._sources import Entry, Excerpt
-from moderation.policy._yaml import YamlDocument, read_yaml
+from moderation.policy._yaml import Excerpt, YamlDocument, read_yaml
+from moderation.policy.sources import Entry
 
 __all__ = ["Version", "build_version", "with_init_hint"]
 

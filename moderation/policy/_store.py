@@ -21,7 +21,7 @@ from moderation.errors import PolicyError, Problem, UnknownTenant
 from moderation.policy._build import Version, build_version, with_init_hint
 from moderation.policy._check import close_match
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
-from moderation.policy._sources import (
+from moderation.policy.sources import (
     AppConfigSource,
     DirectorySource,
     Entry,

@@ -13,6 +13,8 @@ by the pure-Python parser, so its message does not depend on libyaml, and then l
 
 from __future__ import annotations
 
+import difflib
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,13 +25,16 @@ from moderation.errors import Problem
 
 __all__ = [
     "FAST_LOADER",
+    "MAX_DOCUMENT_BYTES",
     "MAX_NODES",
     "MAX_POLICY_BYTES",
     "SAFE_LOADER",
+    "Excerpt",
     "KeyPath",
     "YamlDocument",
     "loader_for",
     "read_yaml",
+    "split_document",
 ]
 
 MAX_POLICY_BYTES = 256 * 1024
@@ -493,3 +498,174 @@ def _indent_mistake(number: int, indent: int, siblings: int) -> tuple[int, str, 
     spaces = f"{indent} space{'s' if indent != 1 else ''}"
     theirs = f"use {siblings}" if siblings else "are not indented"
     return number, "wrong indentation", f"indented {spaces}, but its siblings {theirs}"
+
+
+# ------------------------------------------------------------------ one document, many policies
+
+
+@dataclass(frozen=True, slots=True)
+class Excerpt:
+    """One policy cut out of a larger document: `text` begins on line `first_line` (1-based) of
+    it, so that problems are reported at the document's own line numbers."""
+
+    text: str
+    first_line: int
+
+
+#: The largest multi-policy document read (AppConfig's own limit is lower unless raised).
+MAX_DOCUMENT_BYTES = 4 * 1024 * 1024
+_TOP_KEYS = ("default", "tenants")
+_NULL_TAG = "tag:yaml.org,2002:null"
+_DEFAULT = "default"
+
+
+def _node_line(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def _compose(text: str, where: str) -> yaml.Node | Problem:
+    """The document's node tree (aliases not expanded), or why there is none."""
+    loader = yaml.SafeLoader(text)
+    nodes: list[yaml.Node] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                nodes.append(node)
+    except yaml.YAMLError as exc:
+        return _syntax_problem(exc, text, where)
+    except RecursionError:
+        return Problem(where, "", "YAML nesting is too deep")
+    finally:
+        loader.dispose()
+    if len(nodes) != 1:
+        what = "is empty" if not nodes else f"holds {len(nodes)} documents"
+        return Problem(
+            where,
+            "",
+            f"the configuration {what}; it is one YAML or JSON mapping",
+            "{default: <policy>, tenants: {<tenant>: <policy>, ...}}",
+        )
+    return nodes[0]
+
+
+def split_document(data: bytes, where: str) -> dict[str, tuple[str, Excerpt | Problem]]:
+    """The policies of one document: `{default: <policy>, tenants: {<id>: <policy>}}`.
+
+    Each policy is cut out of the document as an `Excerpt` and read by the store like a file,
+    named `<where>#default` or `<where>#tenants/<id>`, with the document's line numbers. What is
+    wrong with the document's own shape is reported under `<where>`.
+    """
+    files: dict[str, tuple[str, Excerpt | Problem]] = {}
+    problems: list[Problem] = []
+
+    def problem(path: str, message: str, hint: str | None = None, line: int | None = None) -> None:
+        problems.append(Problem(where, path, message, hint, line))
+
+    def policy_entry(node: yaml.Node, shown: str) -> Excerpt | Problem:
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+            return Problem(
+                shown, "", "empty policy", "write the policy as a mapping under this key", None
+            )
+        start, end = node.start_mark, node.end_mark
+        return Excerpt(" " * start.column + text[start.index : end.index], start.line + 1)
+
+    text = ""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        problem("", f"the configuration is larger than {MAX_DOCUMENT_BYTES} bytes")
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+    root: yaml.Node | Problem | None = None
+    if not problems:
+        if "\t" in text:
+            # JSON may be indented with tabs, which YAML refuses; valid JSON has no raw tab
+            # inside a string, so they can become spaces without moving anything.
+            try:
+                json.loads(text)
+            except ValueError:
+                pass
+            else:
+                text = text.replace("\t", " ")
+        root = _compose(text, where)
+        if isinstance(root, Problem):
+            problems.append(root)
+        elif not isinstance(root, yaml.MappingNode):
+            problem(
+                "",
+                "the configuration must be a mapping with the keys default and tenants",
+                "{default: <policy>, tenants: {<tenant>: <policy>, ...}}",
+                _node_line(root),
+            )
+    if isinstance(root, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, value_node in root.value:
+            key, line = str(key_node.value), _node_line(key_node)
+            if not isinstance(key_node, yaml.ScalarNode) or key not in _TOP_KEYS:
+                close = difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.5)
+                problem(
+                    key,
+                    f"unknown key '{key}'",
+                    f"did you mean '{close[0]}'?" if close else "allowed here: default, tenants",
+                    line,
+                )
+                continue
+            if key in seen:
+                problem(key, f"duplicate key '{key}' (first at line {seen[key]})", None, line)
+                continue
+            seen[key] = line
+            if key == _DEFAULT:
+                shown = f"{where}#default"
+                files[_DEFAULT] = (shown, policy_entry(value_node, shown))
+                continue
+            if not isinstance(value_node, yaml.MappingNode):
+                problem(
+                    "tenants",
+                    "tenants must be a mapping of tenant id to policy",
+                    "e.g. tenants: {kids: {extends: default}}; leave the key out for none",
+                    line,
+                )
+                continue
+            names: dict[str, int] = {}
+            for name_node, policy_node in value_node.value:
+                name, name_line = str(name_node.value), _node_line(name_node)
+                path = f"tenants.{name}"
+                if not isinstance(name_node, yaml.ScalarNode):
+                    problem("tenants", "a tenant id must be text", None, name_line)
+                elif name in names:
+                    problem(
+                        path,
+                        f"duplicate tenant '{name}' (first at line {names[name]})",
+                        "keep one",
+                        name_line,
+                    )
+                elif name == _DEFAULT:
+                    problem(
+                        path,
+                        "'default' is the root policy, not a tenant",
+                        "write it as the top-level `default:`",
+                        name_line,
+                    )
+                else:
+                    names[name] = name_line
+                    shown = f"{where}#tenants/{name}"
+                    files[name] = (shown, policy_entry(policy_node, shown))
+        if _DEFAULT not in files:
+            shown = f"{where}#default"
+            files[_DEFAULT] = (
+                shown,
+                Problem(
+                    shown,
+                    "",
+                    "no default policy",
+                    "the document needs a top-level `default:` holding the root policy",
+                ),
+            )
+    elif problems:
+        # Nothing could be read: the document's problem stands for the default policy too.
+        files[_DEFAULT] = (where, problems.pop(0))
+    # What is wrong with the document itself first, then each policy's problems.
+    head = {f"\0document{i}": (where, p) for i, p in enumerate(problems)}
+    return head | files

@@ -24,7 +24,7 @@ from moderation.replay._report import Flip, LiveSummary
 from moderation.triage import Action, Finding
 
 if TYPE_CHECKING:
-    from moderation.replay._run import Resolved
+    from moderation.replay._resolved import Resolved
     from moderation.replay._tally import Tally
 
 __all__ = ["DEFAULT_JUDGE_USAGE", "LiveJudging", "LivePlan", "LiveRun", "image_index"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from moderation.decision import Decision
 from moderation.detection import Detection
@@ -12,6 +11,7 @@ from moderation.outcome import decide, reusable_answer
 from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
 from moderation.replay._live import LiveJudging, LiveRun
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
+from moderation.replay._resolved import Resolved
 from moderation.replay._source import Source, items
 from moderation.replay._tally import Tally
 from moderation.triage import Action, CompiledPolicy, Finding
@@ -27,14 +27,6 @@ _BAND_RANK = {Band.IGNORE: 0, Band.ESCALATE: 1, Band.REVIEW: 2, Band.REJECT: 3}
 # Tenants whose resolution is remembered; past it (a log naming ever new tenants) each is resolved
 # again, which is cheap, rather than remembered without bound.
 _MAX_TENANTS = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """The policy a tenant's decisions are replayed under, compiled once."""
-
-    policy: Policy
-    compiled: CompiledPolicy
 
 
 class _Resolver:

@@ -1,41 +1,11 @@
-"""What the test doubles were asked: one record per call, kept in the double's `.calls` list."""
+"""What the test doubles were asked: one record per call, kept in the double's `.calls` list.
+
+Defined beside the recorded answers (`moderation.recorded`, part of the library: the CLI's
+`--offline` uses them) and re-exported here for the fakes.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from moderation.image import PreparedImage
-from moderation.ports import JudgeRequest
+from moderation.recorded import DetectCall, JudgeCall
 
 __all__ = ["DetectCall", "JudgeCall"]
-
-
-@dataclass(frozen=True, slots=True)
-class DetectCall:
-    """One `detect()` call: the prepared image and the tenant policy's `min_confidence`."""
-
-    image: PreparedImage
-    min_confidence: float
-
-    @property
-    def sha256(self) -> str | None:
-        """The image's sha256 (None only for an S3 image that was never downloaded)."""
-        return self.image.sha256
-
-
-@dataclass(frozen=True, slots=True)
-class JudgeCall:
-    """One `judge()` call: the prepared image and the request (tenant, model, findings)."""
-
-    image: PreparedImage
-    request: JudgeRequest
-
-    @property
-    def sha256(self) -> str | None:
-        """The image's sha256 (None only for an S3 image that was never downloaded)."""
-        return self.image.sha256
-
-    @property
-    def tenant(self) -> str:
-        """The tenant whose policy escalated the image."""
-        return self.request.tenant

@@ -1,4 +1,8 @@
-"""The base every AWS transport shares: client building, one retry owner, timing, error translation.
+"""The one way to AWS: client building, one retry owner, the error table, the limiter hook.
+
+Every boto3 call the library makes goes through a subclass of `AWSTransport` in this package; no
+module outside `moderation.aws` (but the Lambda handler's package and the test kit's endpoint)
+imports boto3 or botocore.
 
 Clients this library builds have botocore's retries switched off (`total_max_attempts: 1`) and
 tenacity retries instead, with exponential backoff, full jitter and a deadline. A client the caller
@@ -7,9 +11,11 @@ so attempts never multiply (3 x 3 = 9 requests is what two owners would send).
 
 `AWSTransport` is the base of the S3 reader, the Rekognition detector and the Bedrock judge: a
 subclass names its service and timeouts, says which failures are worth another attempt, and turns
-any failure into the library's own error. Whatever botocore raises (including its parser's own
-failures on a garbled body, which are not `BotoCoreError`s), a transport raises only the error
-its port promises.
+any failure into the library's own error. `AWSService` is the base of the others (S3 writes and
+listings, DynamoDB, SQS, AppConfig): its failures leave as `AWSError`, classified by the one table
+below (`classify`: botocore error -> `Failure`) and worded one way (`error_message`). Whatever
+botocore raises (including its parser's own failures on a garbled body, which are not
+`BotoCoreError`s), a transport raises only the error its port promises.
 
 Every request counts against a service quota, retries included, so the rate limiter a transport
 is given (`AWSTransport.limiter`, a `moderation.limits.RateLimiter` shared by every thread) is
@@ -27,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 from types import MappingProxyType
 from typing import Any, ClassVar, Final, Generic, TypeVar
 
@@ -38,11 +45,13 @@ from botocore.exceptions import (
     ConnectionClosedError,
     ConnectTimeoutError,
     EndpointConnectionError,
+    NoCredentialsError,
     NoRegionError,
     ReadTimeoutError,
 )
 
 from moderation._retry import RetryPolicy, call_with_retries
+from moderation.errors import AWSError, ConfigurationError
 from moderation.limits import THROTTLE_CODES, RateLimiter
 
 __all__ = [
@@ -50,20 +59,29 @@ __all__ = [
     "DEFAULT_POOL_CONNECTIONS",
     "NO_BOTOCORE_RETRIES",
     "NO_REGION_HINT",
+    "S3_DENIED_CODES",
+    "S3_NOT_FOUND_CODES",
     "THROTTLE_CODES",
     "TRANSIENT_STATUS_CODES",
+    "AWSError",
+    "AWSService",
     "AWSTransport",
     "Attempted",
+    "Failure",
     "RetryPolicy",
     "aws_client",
     "call_with_retries",
+    "classify",
     "client_retries_itself",
     "error_code",
+    "error_message",
     "http_status",
+    "is_retryable",
     "is_throttle",
     "plural_attempts",
     "requests_sent",
     "requests_sent_before",
+    "sdk_client",
     "transient_status",
 ]
 
@@ -178,6 +196,128 @@ def instances(types: Iterable[type[BaseException]]) -> Callable[[BaseException],
     return lambda exc: isinstance(exc, kinds)
 
 
+# --------------------------------------------------------------------------- the error table
+
+
+class Failure(StrEnum):
+    """What went wrong with an AWS request, whichever service and module made it."""
+
+    NOT_FOUND = "not found"
+    DENIED = "denied"
+    CHANGED = "changed"  # a precondition (If-Match, If-None-Match) failed
+    THROTTLED = "throttled"
+    UNAVAILABLE = "unavailable"  # 5xx: the service failed
+    CONNECTION = "connection"  # the request or its answer was lost on the way
+    NO_CREDENTIALS = "no credentials"
+    REFUSED = "refused"  # any other answer of the service
+    FAILED = "failed"  # anything else (a garbled answer, a bug)
+
+
+#: S3's error codes, one set for every S3 call. HEAD answers have no body: there the status
+#: (404, 403) is the code.
+S3_NOT_FOUND_CODES: Final = frozenset(
+    {"404", "NoSuchKey", "NotFound", "NoSuchVersion", "NoSuchBucket"}
+)
+S3_DENIED_CODES: Final = frozenset({"403", "AccessDenied", "Forbidden", "AllAccessDisabled"})
+
+#: Error code -> failure, for every service this library calls.
+_CODE_FAILURES: Final[Mapping[str, Failure]] = MappingProxyType(
+    {
+        **dict.fromkeys(S3_NOT_FOUND_CODES, Failure.NOT_FOUND),
+        **dict.fromkeys(S3_DENIED_CODES, Failure.DENIED),
+        "ResourceNotFoundException": Failure.NOT_FOUND,  # DynamoDB, AppConfig
+        "AWS.SimpleQueueService.NonExistentQueue": Failure.NOT_FOUND,
+        "QueueDoesNotExist": Failure.NOT_FOUND,
+        "AccessDeniedException": Failure.DENIED,
+        "UnrecognizedClientException": Failure.DENIED,  # unknown or revoked credentials
+        "InvalidClientTokenId": Failure.DENIED,
+        "ExpiredToken": Failure.DENIED,
+        "ExpiredTokenException": Failure.DENIED,
+        "PreconditionFailed": Failure.CHANGED,
+        "412": Failure.CHANGED,
+        "ConditionalCheckFailedException": Failure.CHANGED,
+        "SlowDown": Failure.THROTTLED,
+        **dict.fromkeys(THROTTLE_CODES, Failure.THROTTLED),
+        "InternalError": Failure.UNAVAILABLE,
+        "InternalServerError": Failure.UNAVAILABLE,
+        "InternalServerException": Failure.UNAVAILABLE,
+        "ServiceUnavailable": Failure.UNAVAILABLE,
+        "ServiceUnavailableException": Failure.UNAVAILABLE,
+        "RequestTimeout": Failure.UNAVAILABLE,
+        "503": Failure.UNAVAILABLE,
+    }
+)
+_STATUS_FAILURES: Final[Mapping[int, Failure]] = MappingProxyType(
+    {
+        404: Failure.NOT_FOUND,
+        403: Failure.DENIED,
+        412: Failure.CHANGED,
+        429: Failure.THROTTLED,
+        **dict.fromkeys(TRANSIENT_STATUS_CODES, Failure.UNAVAILABLE),
+    }
+)
+#: Failures worth another attempt (every call made through `AWSService` is safe to repeat).
+_RETRYABLE_FAILURES: Final = frozenset({Failure.THROTTLED, Failure.UNAVAILABLE, Failure.CONNECTION})
+
+
+def classify(exc: BaseException) -> Failure:
+    """The failure `exc` is, by the one table: its AWS error code, else its HTTP status, else
+    its botocore exception type."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        if code is not None and code in _CODE_FAILURES:
+            return _CODE_FAILURES[code]
+        if is_throttle(exc):
+            return Failure.THROTTLED
+        return _STATUS_FAILURES.get(http_status(exc) or 0, Failure.REFUSED)
+    if isinstance(exc, NoCredentialsError):
+        return Failure.NO_CREDENTIALS
+    if isinstance(exc, CONNECTION_ERRORS):
+        return Failure.CONNECTION
+    return Failure.FAILED
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """Whether the table calls `exc` worth another attempt: throttled, unavailable (5xx), or a
+    lost connection (for calls safe to repeat)."""
+    return classify(exc) in _RETRYABLE_FAILURES
+
+
+def _said(exc: BaseException) -> str:
+    """What the service (its code and message) or botocore said."""
+    if isinstance(exc, ClientError):
+        code = error_code(exc)
+        message = str(exc.response.get("Error", {}).get("Message") or "")
+        status = http_status(exc)
+        if code and message and code not in message:
+            return f"{code}: {message}"
+        return message or code or f"HTTP {status}"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def error_message(
+    service: str,
+    operation: str,
+    resource: str,
+    failure: Failure,
+    exc: BaseException,
+    requests: int,
+    permission: str | None = None,
+) -> str:
+    """The one wording of a failed request: `s3 PutObject failed for s3://b/k: denied (the caller
+    needs s3:PutObject; AccessDenied: Access Denied; 1 attempt)`."""
+    notes = []
+    if failure is Failure.DENIED and permission:
+        notes.append(f"the caller needs {permission}")
+    if failure is Failure.NO_CREDENTIALS:
+        notes.append("no AWS credentials: give the process a role, or set AWS_PROFILE or keys")
+    else:
+        notes.append(_said(exc))
+    notes.append(plural_attempts(requests))
+    what = "" if failure is Failure.FAILED else f": {failure.value}"
+    return f"{service} {operation} failed for {resource}{what} ({'; '.join(notes)})"
+
+
 def aws_client(
     service: str,
     *,
@@ -195,6 +335,9 @@ def aws_client(
     An injected client is used as it is; if it retries by itself we make one attempt. A client
     built here has botocore's retries off and tenacity owns them, and a connection pool of
     `max_pool_connections` (botocore's default, 10, unless more threads share the client).
+
+    No region anywhere is a `ConfigurationError` (the environment is incomplete, and retrying or
+    answering 503 would not fix it); any other failure to build the client is `failure(message)`.
     """
     if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
         raise TypeError(f"max_pool_connections must be an int, got {max_pool_connections!r}")
@@ -218,17 +361,38 @@ def aws_client(
         max_pool_connections=max_pool_connections,
     )
     session = session or boto3.Session()
-    if region is None and session.region_name is None:
+    if region is None:
         # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION, which is the one
-        # Lambda and most container platforms set (the other AWS SDKs read it).
+        # Lambda and most container platforms set; the other AWS SDKs read it first, and so do we.
         region = os.environ.get("AWS_REGION") or None
     try:
         built = session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
     except NoRegionError as exc:
-        raise failure(f"{service}: {NO_REGION_HINT}") from exc
+        # The environment is incomplete, not the service down: no retry, no 503, fix the setup.
+        raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
     except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL, ...
         raise failure(f"{service}: cannot build the client: {type(exc).__name__}: {exc}") from exc
     return built, policy
+
+
+def sdk_client(service: str, *, region: str | None, session: boto3.Session | None = None) -> Any:
+    """A client for another library that makes its own calls with it (Powertools' idempotency
+    layer): the same timeouts, user agent and region rules as `aws_client`, but botocore's
+    standard retries (3 attempts) on, since no transport of ours wraps those calls."""
+    from moderation._version import __version__
+
+    config = Config(
+        retries={"mode": "standard", "total_max_attempts": 3},
+        connect_timeout=AWSTransport.default_connect_timeout,
+        read_timeout=AWSTransport.default_read_timeout,
+        user_agent_extra=f"moderation/{__version__}",
+    )
+    session = session or boto3.Session()
+    region = region or os.environ.get("AWS_REGION") or None
+    try:
+        return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+    except NoRegionError as exc:
+        raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -461,3 +625,49 @@ class AWSTransport:
         latency_ms = (time.perf_counter() - started[0]) * 1000.0
         response = value if isinstance(value, Mapping) else None
         return Attempted(value, requests_sent(attempts, response), latency_ms)
+
+
+class AWSService(AWSTransport):
+    """A transport whose every failure leaves as `AWSError`, classified by `classify` and worded
+    by `error_message`; retried on throttling, 5xx and connection failures (its calls are safe to
+    repeat). Subclasses name their `service` and the IAM action each operation needs."""
+
+    #: Operation -> the IAM permission it needs, where that is not `<service>:<operation>`.
+    permissions: ClassVar[Mapping[str, str]] = MappingProxyType({})
+    #: The IAM prefix of the service's actions (`s3`, `dynamodb`); `service` when empty.
+    iam_prefix: ClassVar[str] = ""
+
+    def failure(self, message: str) -> Exception:
+        """Failures to build the client (an invalid region name, a bad endpoint URL)."""
+        return AWSError(message, kind=Failure.FAILED.value)
+
+    def retryable(self, exc: BaseException) -> bool:
+        """Throttling, 5xx and connection failures."""
+        return is_retryable(exc)
+
+    def permission(self, operation: str) -> str:
+        """The IAM permission `operation` needs, for the message of a denied request."""
+        return self.permissions.get(operation) or f"{self.iam_prefix or self.service}:{operation}"
+
+    def translate(
+        self, exc: BaseException, operation: str, requests: int, context: Any = None
+    ) -> Exception:
+        """`AWSError` of the failure `classify` names; `context` is the resource's name."""
+        failure = classify(exc)
+        resource = str(context) if context is not None else self.service
+        message = error_message(
+            self.service, operation, resource, failure, exc, requests, self.permission(operation)
+        )
+        return AWSError(
+            message,
+            kind=failure.value,
+            operation=operation,
+            resource=resource,
+            code=error_code(exc),
+            retryable=failure in _RETRYABLE_FAILURES,
+            attempts=requests,
+        )
+
+    def call(self, operation: str, fn: Callable[[], T], resource: str) -> T:
+        """`fn()` under the retries and the limiter; `AWSError` naming `resource` on failure."""
+        return self.invoke(operation, fn, resource).value
