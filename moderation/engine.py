@@ -30,7 +30,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
-from moderation import wiring
+import moderation.wiring as wiring
 from moderation._ids import new_ulid
 from moderation._version import __version__
 from moderation.audit import StreamAuditLog
