@@ -64,6 +64,7 @@ from moderation.limits import THROTTLE_CODES, RateLimiter
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
+from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
 from moderation.triage import Action, Triage, evaluate
@@ -80,7 +81,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
+# An S3 object is passed as an `S3Location`; a `str` starting with `s3://` is parsed once by
+# `S3Location.parse` (see `ImageIntake.prepare`).
+ImageSource = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
 
 
 def _utcnow() -> datetime:

@@ -29,7 +29,8 @@ from moderation.aws._base import (
     transient_status,
 )
 from moderation.errors import ImageSourceError, InvalidImage
-from moderation.image import ObjectHead, S3Location
+from moderation.image import ObjectHead, S3Object
+from moderation.s3location import S3Location
 
 __all__ = ["S3ImageReader"]
 
@@ -71,7 +72,7 @@ class S3ImageReader(AWSTransport):
             version_id=str(version) if version else None,
         )
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         """At most `limit` bytes of the object HEAD saw: the pinned version, or failing that
         the same ETag (If-Match), so that a concurrent overwrite fails instead of mixing two."""
         params = {"Bucket": location.bucket, "Key": location.key}

@@ -25,7 +25,7 @@ from moderation.cli._progress import ProgressLine, Tally, limiter_stats
 from moderation.cli._resume import ResumeIndex
 from moderation.engine import Engine
 from moderation.errors import AuditError, ConfigurationError, InvalidImage, ModerationError
-from moderation.image import ImageIntake, ObjectHead, S3Location, S3Reader
+from moderation.image import ImageIntake, ObjectHead, S3Object, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
 from moderation.settings import Settings, is_file_sink
@@ -417,7 +417,7 @@ class _SharedS3:
     def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
         return self._lister().head(bucket, key, version_id)
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         return self._lister().read(location, limit=limit, byte_range=byte_range)
 
 
