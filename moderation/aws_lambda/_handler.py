@@ -44,6 +44,7 @@ from moderation.aws_lambda._events import (
     Ignored,
     ObjectRef,
     Parsed,
+    Refused,
     Trigger,
     parse_document,
     parse_sqs_body,
@@ -63,6 +64,7 @@ from moderation.aws_lambda._tags import (
 from moderation.decision import ContextValue, Decision
 from moderation.engine import Engine
 from moderation.errors import ConfigurationError, InvalidImage, InvalidTenant, UnknownTenant
+from moderation.s3location import S3Location
 from moderation.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,17 +119,19 @@ class _Head:
     size: int
     tenant: str
 
+    @property
+    def location(self) -> S3Location:
+        """Exactly this object: the version when known. What the engine is given, never a
+        string it would parse again."""
+        return S3Location(self.bucket, self.key, self.version_id)
+
     def pinned(self) -> dict[str, str]:
         """The request parameters that address exactly this object (version when known)."""
-        params = {"Bucket": self.bucket, "Key": self.key}
-        if self.version_id:
-            params["VersionId"] = self.version_id
-        return params
+        return self.location.params()
 
     @property
     def where(self) -> str:
-        version = f"?versionId={self.version_id}" if self.version_id else ""
-        return f"s3://{self.bucket}/{self.key}{version}"
+        return self.location.uri
 
 
 @dataclass
@@ -276,7 +280,7 @@ def _moderate_object(
     *,
     identity: dict[str, Any],
     engine: Engine,
-    uri: str,
+    location: S3Location,
     tenant: str,
     context: dict[str, ContextValue],
     ran: list[bool],
@@ -290,7 +294,7 @@ def _moderate_object(
     del identity  # the idempotency key, hashed by the wrapper
     ran.append(True)
     try:
-        decision = engine.moderate(uri, tenant=tenant, context=context)
+        decision = engine.moderate(location, tenant=tenant, context=context)
     except InvalidImage as exc:
         kind = _invalid_kind(exc)
         if kind == "gone":
@@ -328,36 +332,23 @@ def _version(value: Any) -> str | None:
 
 
 def _head(s3: S3Client, ref: ObjectRef) -> _Head | None:
-    """What S3 says about the object now; None when it no longer exists."""
-    for key in (ref.key, ref.raw_key):
-        if key is None:
-            continue
-        params = {"Bucket": ref.bucket, "Key": key}
-        if ref.version_id:
-            params["VersionId"] = ref.version_id
-        try:
-            found = s3.head_object(**params)  # type: ignore[arg-type]
-        except ClientError as exc:
-            if _missing(exc):
-                continue
-            raise
-        metadata = found.get("Metadata") or {}
-        return _Head(
-            bucket=ref.bucket,
-            key=key,
-            version_id=ref.version_id or _version(found.get("VersionId")),
-            etag=str(found.get("ETag") or "").strip('"') or None,
-            size=int(found.get("ContentLength") or 0),
-            tenant=metadata.get(TENANT_METADATA, DEFAULT_TENANT),
-        )
-    return None
-
-
-def _uri(head: _Head) -> str:
-    from urllib.parse import quote
-
-    version = f"?versionId={quote(head.version_id, safe='')}" if head.version_id else ""
-    return f"s3://{head.bucket}/{head.key}{version}"
+    """What S3 says about the object the event names now; None when it no longer exists."""
+    location = ref.location
+    try:
+        found = s3.head_object(**location.params())  # type: ignore[arg-type]
+    except ClientError as exc:
+        if _missing(exc):
+            return None
+        raise
+    metadata = found.get("Metadata") or {}
+    return _Head(
+        bucket=location.bucket,
+        key=location.key,
+        version_id=location.version_id or _version(found.get("VersionId")),
+        etag=str(found.get("ETag") or "").strip('"') or None,
+        size=int(found.get("ContentLength") or 0),
+        tenant=metadata.get(TENANT_METADATA, DEFAULT_TENANT),
+    )
 
 
 def _context(
@@ -386,7 +377,7 @@ def _process(
 ) -> _Result:
     head = _head(state.s3, ref)
     if head is None:
-        raise _Gone(f"s3://{ref.bucket}/{ref.key}")
+        raise _Gone(ref.location.uri)
     seen["tenant"] = head.tenant
     result = _Result(
         bucket=head.bucket,
@@ -415,7 +406,7 @@ def _process(
         answer = state.moderate_once(
             identity=identity,
             engine=state.engine,
-            uri=_uri(head),
+            location=head.location,
             tenant=head.tenant,
             context=_context(head, ref, trigger, request_id),
             ran=ran,
@@ -616,7 +607,10 @@ def _run(
         if isinstance(item, Ignored):
             log(logging.INFO, "ignored", what=item.what, why=item.why, request_id=request_id)
             continue
-        where = f"s3://{item.bucket}/{item.key}"
+        if isinstance(item, Refused):
+            summaries.append(_refused(item, request_id))
+            continue
+        where = item.location.uri
         if item.bucket == state.settings.quarantine_bucket:
             log(
                 logging.WARNING,
@@ -669,6 +663,22 @@ def _run(
         error = RetryLater(failures)
         raise error from failures[0][1]
     return summaries
+
+
+def _refused(item: Refused, request_id: str | None) -> dict[str, Any]:
+    """An object no S3 object can be: a permanent error, logged and reported, never retried."""
+    log(
+        logging.ERROR,
+        "invalid event: it names an object S3 cannot have; not retried",
+        bucket=item.bucket,
+        key=item.key,
+        event_id=item.event_id,
+        error=item.why,
+        request_id=request_id,
+    )
+    refused = _Result(bucket=item.bucket, key=item.key, reason=item.why)
+    refused.skipped = "the event names no object S3 can have"
+    return refused.summary()
 
 
 def _is_sqs(event: Mapping[str, Any]) -> bool:
