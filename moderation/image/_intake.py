@@ -52,9 +52,7 @@ __all__ = [
     "sniff",
 ]
 
-Source: TypeAlias = (
-    bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
-)
+Source: TypeAlias = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
 
 # The first bytes of an S3 object fetched to sniff it and read its dimensions. Enough for the
 # header of a JPEG (markers up to the start of scan, EXIF included) or a PNG (chunks up to IDAT).
