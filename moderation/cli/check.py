@@ -28,6 +28,7 @@ from moderation.errors import AuditError, ConfigurationError, InvalidImage, Mode
 from moderation.image import ImageIntake, ObjectHead, S3Object, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
+from moderation.s3location import S3Location
 from moderation.settings import Settings, is_file_sink
 
 if TYPE_CHECKING:
@@ -336,7 +337,7 @@ class _Run:
     def _etag(self, bucket: str, key: str, version: str | None) -> str | None:
         return self.lister().head(bucket, key, version).etag
 
-    def _sources(self) -> Iterator[str]:
+    def _sources(self) -> Iterator[S3Location | str]:
         """What the engine is given: every expanded input that is not already decided."""
         for image in expand(self.args, lister=self.lister, on_error=self.failed):
             if self.index is not None:
@@ -345,7 +346,7 @@ class _Run:
                     self.tally.skip(outcome)
                     self._tick()
                     continue
-            yield image.source
+            yield image.target
 
     def _count(self) -> None:
         """Count the inputs on a thread of its own, for the progress line's total and ETA."""
