@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from moderation.errors import ConfigurationError
+from moderation.errors import ConfigurationError, InvalidS3Location
+from moderation.s3location import S3Prefix, bucket_problem
 
 __all__ = ["ENV_VARS", "Settings", "is_file_sink", "policies_location"]
 
@@ -66,7 +67,6 @@ ENV_VARS: Mapping[str, str] = {
 }
 
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _DEDUPE = re.compile(r"^(?:off|memory(?::(?P<size>[0-9]+))?|dynamodb:(?P<table>.+))$")
 
@@ -83,9 +83,11 @@ def policies_location(spec: str) -> Literal["dir", "s3", "appconfig"]:
 def _policies_problem(spec: str) -> str | None:
     kind = policies_location(spec)
     if kind == "s3":
-        bucket = spec[len("s3://") :].split("/", 1)[0]
-        if not _BUCKET.fullmatch(bucket):
-            return f"must be s3://bucket/prefix with a valid bucket name, got {spec!r}"
+        try:
+            S3Prefix.parse(spec)
+        except InvalidS3Location as exc:
+            why = str(exc).removeprefix(f"{spec}: ")
+            return f"must be s3://bucket/prefix with a valid bucket name, got {spec!r} ({why})"
     elif kind == "appconfig":
         parts = spec[len("appconfig://") :].split("/")
         if len(parts) != 3 or not all(p.strip() for p in parts):
@@ -202,7 +204,7 @@ class Settings:
                 )
             values["review_queue_url"] = queue
         if (bucket := text("MODERATION_QUARANTINE_BUCKET")) is not None:
-            if not _BUCKET.fullmatch(bucket):
+            if bucket_problem(bucket) is not None:
                 problems.append(
                     f"MODERATION_QUARANTINE_BUCKET: {bucket!r} is not a bucket name "
                     "(3-63 of a-z 0-9 . -, no s3:// prefix)"

@@ -323,15 +323,15 @@ def test_the_listing_is_paged_lazily_with_continuation_tokens(fake_aws_env: dict
             "NextContinuationToken": "page-2",
             "Contents": [{"Key": "p/a.jpg", "ETag": '"e1"', "Size": 10}, {"Key": "p/sub/"}],
         },
-        {"Bucket": "b", "Prefix": "p/", "MaxKeys": 2},
+        {"Bucket": "bkt", "Prefix": "p/", "MaxKeys": 2},
     )
     stub.add_response(
         "list_objects_v2",
         {"IsTruncated": False, "Contents": [{"Key": "p/b.jpg", "ETag": '"e2"', "Size": 20}]},
-        {"Bucket": "b", "Prefix": "p/", "MaxKeys": 2, "ContinuationToken": "page-2"},
+        {"Bucket": "bkt", "Prefix": "p/", "MaxKeys": 2, "ContinuationToken": "page-2"},
     )
     with stub:
-        objects = S3Lister(client).objects("b", "p/", page_size=2)
+        objects = S3Lister(client).objects("bkt", "p/", page_size=2)
         # WHEN the first object is taken, only the first page has been asked for
         first = next(objects)
         with pytest.raises(AssertionError):

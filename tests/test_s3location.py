@@ -165,3 +165,29 @@ def test_parse_a_prefix(uri: str, expected: S3Prefix) -> None:
 def test_parse_a_prefix_refuses(uri: str, message: str) -> None:
     with pytest.raises(InvalidS3Location, match=message):
         S3Prefix.parse(uri)
+
+
+# -- every place that names a bucket uses the one rule --------------------------------------------
+
+ONE_RULE = ["Not_A_Bucket", "xn--bucket", "bucket-s3alias", "192.168.5.4", "my..bucket", "ab"]
+
+
+@pytest.mark.parametrize("name", ONE_RULE)
+def test_settings_intake_cli_audit_and_policies_refuse_the_same_names(name: str) -> None:
+    from moderation import ConfigurationError, ImageIntake, InvalidImage, PolicyError, Settings
+    from moderation.audit import audit_log_from_spec
+    from moderation.cli._inputs import UsageProblems, parse_args
+    from moderation.policy import PolicyStore
+
+    with pytest.raises(ConfigurationError, match="MODERATION_QUARANTINE_BUCKET"):
+        Settings.from_env({"MODERATION_QUARANTINE_BUCKET": name})
+    with pytest.raises(ConfigurationError, match="MODERATION_POLICIES"):
+        Settings.from_env({"MODERATION_POLICIES": f"s3://{name}/prod"})
+    with pytest.raises(InvalidImage, match="malformed s3 uri"):
+        ImageIntake(s3=object()).prepare(f"s3://{name}/a.png")  # type: ignore[arg-type]
+    with pytest.raises(UsageProblems, match="not an S3 location"):
+        parse_args([f"s3://{name}/a.png"])
+    with pytest.raises(ConfigurationError, match="audit destination"):
+        audit_log_from_spec(f"s3://{name}/decisions")
+    with pytest.raises(PolicyError):
+        PolicyStore.load(f"s3://{name}/prod")

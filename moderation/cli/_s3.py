@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 from moderation.aws._base import error_code, http_status, plural_attempts
 from moderation.aws.s3 import S3ImageReader
 from moderation.errors import ImageSourceError
+from moderation.s3location import S3Prefix
 
 __all__ = ["ListedObject", "S3Lister"]
 
@@ -47,7 +48,7 @@ class S3Lister(S3ImageReader):
         Raises `ImageSourceError` (the bucket does not exist, listing is denied, S3 failed after
         retries) when the page that fails is requested.
         """
-        uri = f"s3://{bucket}/{prefix}"
+        where = S3Prefix(bucket, prefix)
         token: str | None = None
         while True:
             params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
@@ -56,7 +57,7 @@ class S3Lister(S3ImageReader):
             if page_size is not None:
                 params["MaxKeys"] = page_size
             call = functools.partial(self._client.list_objects_v2, **params)
-            page = self.invoke(_LIST, call, uri)
+            page = self.invoke(_LIST, call, where)
             for entry in page.value.get("Contents") or ():
                 key = str(entry["Key"])
                 if key.endswith("/"):
@@ -73,8 +74,8 @@ class S3Lister(S3ImageReader):
         """Listing failures name the bucket and the permission; the rest as the reader's."""
         if operation != _LIST:
             return super().translate(exc, operation, requests, context)
-        uri = str(context)
-        bucket = uri.removeprefix("s3://").split("/", 1)[0]
+        uri = str(context)  # the S3Prefix listed
+        bucket = context.bucket if isinstance(context, S3Prefix) else uri
         code = error_code(exc)
         status = http_status(exc)
         if isinstance(exc, ClientError) and (code == "NoSuchBucket" or status == 404):

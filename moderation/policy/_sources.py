@@ -19,7 +19,6 @@ import difflib
 import hashlib
 import json
 import os
-import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -33,6 +32,7 @@ import yaml
 from moderation.errors import PolicyError, Problem
 from moderation.policy._model import DEFAULT_POLICY
 from moderation.policy._yaml import MAX_POLICY_BYTES, _syntax_problem
+from moderation.s3location import bucket_problem
 
 if TYPE_CHECKING:
     from mypy_boto3_appconfigdata import AppConfigDataClient
@@ -348,7 +348,6 @@ def _credentials_hint(exc: Exception) -> str | None:
 
 # --------------------------------------------------------------------------- an S3 prefix
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _DENIED = frozenset({"AccessDenied", "AllAccessDisabled", "403", "Forbidden"})
 _GONE = frozenset({"NoSuchKey", "PreconditionFailed", "404", "412", "NotFound"})
 _ATTEMPTS = 3  # listings tried when objects change between the List and the Gets
@@ -385,17 +384,8 @@ class S3Source:
         client: S3Client | Any | None = None,
         region: str | None = None,
     ) -> None:
-        if not _BUCKET.fullmatch(bucket):
-            raise PolicyError(
-                [
-                    Problem(
-                        f"s3://{bucket}",
-                        "",
-                        f"{bucket!r} is not an S3 bucket name",
-                        "write s3://bucket/prefix (3-63 of a-z 0-9 . -)",
-                    )
-                ]
-            )
+        if (problem := bucket_problem(bucket)) is not None:
+            raise PolicyError([Problem(f"s3://{bucket}", "", problem, "write s3://bucket/prefix")])
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._client = client

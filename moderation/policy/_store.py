@@ -29,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from moderation.errors import PolicyError, Problem, UnknownTenant
+from moderation.errors import InvalidS3Location, PolicyError, Problem, UnknownTenant
 from moderation.policy._file import (
     TAGS,
     BudgetFile,
@@ -64,6 +64,7 @@ from moderation.policy._sources import (
     read_file,
 )
 from moderation.policy._yaml import KeyPath, YamlDocument, read_yaml
+from moderation.s3location import S3Prefix
 from moderation.settings import policies_location
 from moderation.taxonomy import TAXONOMY
 
@@ -1116,8 +1117,13 @@ class PolicyStore:
         kind = policies_location(spec)
         source: PolicySource
         if kind == "s3":
-            bucket, _, prefix = spec[len("s3://") :].partition("/")
-            source = S3Source(bucket, prefix, client=s3_client, region=region)
+            try:
+                where = S3Prefix.parse(spec)
+            except InvalidS3Location as exc:
+                raise PolicyError(
+                    [Problem(spec, "", str(exc), "write s3://bucket/prefix")]
+                ) from None
+            source = S3Source(where.bucket, where.prefix, client=s3_client, region=region)
         elif kind == "appconfig":
             parts = spec[len("appconfig://") :].split("/")
             if len(parts) != 3:
