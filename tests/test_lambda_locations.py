@@ -128,3 +128,42 @@ def test_the_sam_template_event_as_stored_is_refused_not_retried(world: World):
     [summary] = world.invoke(doc)["objects"]
     assert (summary["bucket"], summary["outcome"]) == ("{{{bucket}}}", None)
     assert "bucket name '{{{bucket}}}'" in summary["reason"]
+
+
+def _fixture(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+@pytest.mark.parametrize(
+    ("name", "sent", "beside"),
+    [
+        ("eventbridge-raw-plus-both-exist.json", "eb/c+d.jpg", "eb/c d.jpg"),
+        ("eventbridge-raw-percent20-literal.json", "eb/a%20b.jpg", "eb/a b.jpg"),
+    ],
+)
+def test_an_eventbridge_key_names_that_very_object(world: World, name: str, sent: str, beside: str):
+    # GIVEN the object the event names (explicit) and the one its decoded spelling names (clean)
+    world.put(sent, solid("png", color=RED), labels=EXPLICIT)
+    world.put(beside, solid("png", color=GREEN))
+    # WHEN the corpus's EventBridge event arrives, directly and through SQS
+    [direct] = world.invoke(_fixture(name))["objects"]
+    assert world.invoke(sqs_event(_fixture(name))) == {"batchItemFailures": []}
+    # THEN the object named is moderated and tagged; the other is never touched
+    assert (direct["key"], direct["outcome"]) == (sent, "rejected")
+    assert _tag(world, sent) == "rejected"
+    assert _tag(world, beside) is None
+    assert world.detects(sent) == 1 and world.detects(beside) == 0
+
+
+def test_the_corpus_bad_bucket_event_is_refused_not_retried(world: World):
+    [summary] = world.invoke(_fixture("s3-direct-bad-bucket-name.json"))["objects"]
+    assert (summary["bucket"], summary["key"], summary["outcome"]) == (
+        "Not_A_Bucket!",
+        "x.jpg",
+        None,
+    )
+    assert summary["skipped"] == "the event names no object S3 can have"
+    assert world.invoke(sqs_event(_fixture("s3-direct-bad-bucket-name.json"))) == {
+        "batchItemFailures": []
+    }
