@@ -41,6 +41,7 @@ from moderation.errors import (
     DetectorError,
     ImageSourceError,
     InvalidImage,
+    InvalidS3Location,
     InvalidTenant,
     JudgeError,
     ModerationError,
@@ -54,6 +55,7 @@ from moderation.policy import Band, Policy, PolicyRef, PolicyStore, Thresholds
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import ModelPrice, Pricing
 from moderation.replay import Flip, ReplayReport, replay, replay_shadow
+from moderation.s3location import S3Location, S3Prefix
 from moderation.settings import Settings
 from moderation.taxonomy import TAXONOMY
 from moderation.triage import Action, Finding, Triage, evaluate
@@ -106,6 +108,7 @@ __all__ = [
     "ImageSourceError",
     "InMemoryAuditLog",
     "InvalidImage",
+    "InvalidS3Location",
     "InvalidTenant",
     "JsonlAuditLog",
     "Judge",
@@ -132,6 +135,8 @@ __all__ = [
     "S3AuditLog",
     "S3Identity",
     "S3ImageReader",
+    "S3Location",
+    "S3Prefix",
     "S3Reader",
     "Settings",
     "StreamAuditLog",

@@ -67,6 +67,7 @@ from moderation.outcome import (
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
 from moderation.pricing import Pricing
+from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
 from moderation.triage import Action, Finding, Triage, evaluate
@@ -83,7 +84,9 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-ImageSource = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
+# An S3 object is passed as an `S3Location`; a `str` starting with `s3://` is parsed once by
+# `S3Location.parse` (see `ImageIntake.prepare`).
+ImageSource = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
 
 
 def _utcnow() -> datetime:

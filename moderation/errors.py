@@ -17,6 +17,7 @@ __all__ = [
     "DetectorError",
     "ImageSourceError",
     "InvalidImage",
+    "InvalidS3Location",
     "InvalidTenant",
     "JudgeError",
     "ModerationError",
@@ -261,3 +262,8 @@ class ReplayError(ModerationError, ValueError):
 
 def _rebuild_replay_error(message: str, file: str | None, line: int | None) -> ReplayError:
     return ReplayError(message, file=file, line=line)
+
+
+class InvalidS3Location(ModerationError, ValueError):
+    """A bucket, key, version or `s3://` string that names no S3 object (or prefix) that can
+    exist; the message says what is wrong."""

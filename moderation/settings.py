@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
-from moderation.errors import ConfigurationError
+from moderation.errors import ConfigurationError, InvalidS3Location
+from moderation.s3location import S3Prefix, bucket_problem
 
 __all__ = [
     "ENV_VARS",
@@ -33,7 +34,6 @@ __all__ = [
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _DEDUPE = re.compile(r"^(?:off|memory(?::(?P<size>[0-9]+))?|dynamodb:(?P<table>.+))$")
 _QUEUE_URL = re.compile(r"https?://[^/\s]+/[0-9]+/[A-Za-z0-9_-]{1,80}(\.fifo)?")
@@ -51,9 +51,11 @@ def policies_location(spec: str) -> Literal["dir", "s3", "appconfig"]:
 def _policies_problem(spec: str) -> str | None:
     kind = policies_location(spec)
     if kind == "s3":
-        bucket = spec[len("s3://") :].split("/", 1)[0]
-        if not _BUCKET.fullmatch(bucket):
-            return f"must be s3://bucket/prefix with a valid bucket name, got {spec!r}"
+        try:
+            S3Prefix.parse(spec)
+        except InvalidS3Location as exc:
+            why = str(exc).removeprefix(f"{spec}: ")
+            return f"must be s3://bucket/prefix with a valid bucket name, got {spec!r} ({why})"
     elif kind == "appconfig":
         parts = spec[len("appconfig://") :].split("/")
         if len(parts) != 3 or not all(p.strip() for p in parts):
@@ -176,7 +178,7 @@ def _queue_url(value: str) -> str:
 
 def _bucket(value: str) -> str:
     bucket = _text(value)
-    if not _BUCKET.fullmatch(bucket):
+    if bucket_problem(bucket) is not None:
         raise ValueError(f"{bucket!r} is not a bucket name (3-63 of a-z 0-9 . -, no s3:// prefix)")
     return bucket
 

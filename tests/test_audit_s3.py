@@ -136,8 +136,13 @@ def test_the_spec_builds_it(fake_aws_env):
     assert isinstance(sink, S3AuditLog)
     assert (sink.bucket, sink.prefix) == ("audit-bucket", "decisions/prod")
     assert sink.client.meta.region_name == "eu-west-1"
-    with pytest.raises(ConfigurationError, match="not an S3 bucket name"):
+    with pytest.raises(ConfigurationError, match="names no bucket"):
         audit_log_from_spec("s3:///prefix")
+    # S3's own bucket-name rule, the one settings, intake and the CLI use
+    with pytest.raises(ConfigurationError, match="starts with 'xn--', which S3 reserves"):
+        audit_log_from_spec("s3://xn--audit/p")
+    with pytest.raises(ConfigurationError, match="audit bucket: bucket name 'Audit'"):
+        S3AuditLog("Audit")
 
 
 def test_the_environment_selects_it(fake_aws_env):

@@ -223,8 +223,15 @@ def test_at_dash_reads_the_list_from_stdin():
     [
         ("@{tmp}/nope.txt", "no such file: {tmp}/nope.txt"),
         ("@", "'@' names no list file (use @FILE, or @- to read stdin)"),
-        ("s3://", "s3://: not an S3 location"),
-        ("s3://a bucket/x", "s3://a bucket/x: not an S3 location"),
+        ("s3://", "s3://: not an S3 location: names no bucket"),
+        ("s3://a bucket/x", "s3://a bucket/x: not an S3 location: bucket name 'a bucket' holds"),
+        # Names S3 gives no bucket are refused as the settings refuse them (one rule).
+        ("s3://Not_A_Bucket/x.jpg", "s3://Not_A_Bucket/x.jpg: not an S3 location: bucket name"),
+        (
+            "s3://{{{{{{bucket}}}}}}/x/",
+            "s3://{{{{{{bucket}}}}}}/x/: not an S3 location: bucket name",
+        ),
+        ("s3://xn--abc/x.jpg", "starts with 'xn--', which S3 reserves"),
     ],
 )
 def test_inputs_that_cannot_be_used_are_usage_errors_before_anything_runs(
@@ -237,9 +244,9 @@ def test_inputs_that_cannot_be_used_are_usage_errors_before_anything_runs(
 
 
 def test_parse_args_tells_objects_from_prefixes_by_the_trailing_slash(tmp_path: Path):
-    given = ["s3://b/k.jpg", "s3://b/photos/", "s3://b", "s3://b/"]
+    given = ["s3://bkt/k.jpg", "s3://bkt/photos/", "s3://bkt", "s3://bkt/"]
     assert [a.kind for a in parse_args(given)] == ["object", "prefix", "prefix", "prefix"]
-    assert parse_args(["s3://b/dir/?versionId=3"])[0].kind == "object"
+    assert parse_args(["s3://bkt/dir/?versionId=3"])[0].kind == "object"
     assert parse_args([str(tmp_path), f"@{os.devnull}"]) == [
         Arg(str(tmp_path), "dir"),
         Arg(os.devnull, "list"),
@@ -286,6 +293,20 @@ def test_an_s3_prefix_is_every_object_under_it(s3: Any, recordings: Path):
     assert result.exit_code == 3
 
 
+def test_a_listed_key_holding_version_id_is_moderated_as_itself(s3: Any, recordings: Path):
+    # GIVEN `v/cat.png` (rejected) beside `v/cat.png?versionId=null` (approved)
+    put(s3, "v/cat.png", (IMAGES / "surgery.jpg").read_bytes())
+    put(s3, "v/cat.png?versionId=null", (IMAGES / "beach.jpg").read_bytes())
+    # WHEN the prefix is checked
+    result = offline(recordings, "s3://uploads/v/", "--audit", "-")
+    # THEN each listed object is moderated as itself (handed over as a location, not a string)
+    assert sorted(outcome_of(line) for line in lines(result.stderr + result.stdout)
+                  if line.startswith("s3://")) == [
+        ("s3://uploads/v/cat.png", "rejected"),
+        ("s3://uploads/v/cat.png?versionId=null", "approved"),
+    ]  # fmt: skip
+
+
 def test_the_listing_is_paged_lazily_with_continuation_tokens(fake_aws_env: dict[str, str]):
     # GIVEN S3 answering two pages (the contract checked against the real S3 model)
     import boto3
@@ -302,15 +323,15 @@ def test_the_listing_is_paged_lazily_with_continuation_tokens(fake_aws_env: dict
             "NextContinuationToken": "page-2",
             "Contents": [{"Key": "p/a.jpg", "ETag": '"e1"', "Size": 10}, {"Key": "p/sub/"}],
         },
-        {"Bucket": "b", "Prefix": "p/", "MaxKeys": 2},
+        {"Bucket": "bkt", "Prefix": "p/", "MaxKeys": 2},
     )
     stub.add_response(
         "list_objects_v2",
         {"IsTruncated": False, "Contents": [{"Key": "p/b.jpg", "ETag": '"e2"', "Size": 20}]},
-        {"Bucket": "b", "Prefix": "p/", "MaxKeys": 2, "ContinuationToken": "page-2"},
+        {"Bucket": "bkt", "Prefix": "p/", "MaxKeys": 2, "ContinuationToken": "page-2"},
     )
     with stub:
-        objects = S3Lister(client).objects("b", "p/", page_size=2)
+        objects = S3Lister(client).objects("bkt", "p/", page_size=2)
         # WHEN the first object is taken, only the first page has been asked for
         first = next(objects)
         with pytest.raises(AssertionError):

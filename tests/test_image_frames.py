@@ -208,10 +208,10 @@ def test_s3_apng_is_downloaded_when_frames_are_asked_for():
             return self.data[:65536] if byte_range else self.data[:limit]
 
     s3 = MemoryS3(animation("png", COLORS, size=(400, 300)))
-    referenced = ImageIntake(s3=s3).prepare("s3://b/a.png")
+    referenced = ImageIntake(s3=s3).prepare("s3://bkt/a.png")
     assert referenced.s3_object() is not None
     assert (referenced.frames, referenced.n_frames) == ((), 6)
-    image = ImageIntake(s3=s3).prepare("s3://b/a.png", max_frames=2)
+    image = ImageIntake(s3=s3).prepare("s3://bkt/a.png", max_frames=2)
     assert [frame.index for frame in image.frames] == [0, 5]
     assert image.detect_bytes is not None
 

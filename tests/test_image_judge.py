@@ -50,7 +50,7 @@ def test_s3_jpeg_is_judged_at_a_reduced_scale_that_follows_its_orientation(monke
     # Stored 2400x1000, shown 1000x2400; referenced in S3 at intake, downloaded by the judge.
     data = with_orientation(halves((2400, 1000)), 6)
     s3 = MemoryS3({"tall.jpg": data})
-    image = ImageIntake(limits=Limits(judge_max_edge=600), s3=s3).prepare("s3://b/tall.jpg")
+    image = ImageIntake(limits=Limits(judge_max_edge=600), s3=s3).prepare("s3://bkt/tall.jpg")
     assert (image.detect_bytes, image.width, image.height) == (None, 1000, 2400)
     decodes = spy_decodes(monkeypatch)
     fmt, judged = image.judge_image()

@@ -28,9 +28,10 @@ from images import (
 from PIL import Image
 
 import moderation.image._intake as intake_module
+from moderation import S3Location
 from moderation.aws.s3 import S3ImageReader
 from moderation.errors import ImageSourceError, InvalidImage, ModerationError
-from moderation.image import ImageIntake, Limits, PreparedImage, S3Location, sniff
+from moderation.image import ImageIntake, Limits, PreparedImage, S3Object, sniff
 
 MB = 1024 * 1024
 
@@ -587,7 +588,7 @@ def test_s3_jpeg_is_referenced_not_downloaded(s3):
     assert image.sha256 is None
     assert image.converted is False
     assert (image.format, image.width, image.height, image.size) == ("jpeg", 400, 400, len(data))
-    assert image.s3 == S3Location("uploads", "photos/cat.jpg", None, etag, len(data))
+    assert image.s3 == S3Object("uploads", "photos/cat.jpg", None, etag, len(data))
     assert image.s3_object() == {"Bucket": "uploads", "Name": "photos/cat.jpg"}
 
     # The judge needs pixels: the first call downloads the object (once), whole.
@@ -726,14 +727,34 @@ def test_s3_not_found(s3, uri):
         "s3://bucket/",
         "s3:///key",
         "s3://bad bucket/k",
-        "s3://b/k?versionId=",
+        "s3://bucket/k?versionId=",
+        # Names S3 gives no bucket (botocore alone would send them): the one bucket-name rule.
+        "s3://Not_A_Bucket/k.png",
+        "s3://{{{bucket}}}/k.png",
+        "s3://xn--bucket/k.png",
+        "s3://192.168.5.4/k.png",
     ],
 )
 def test_malformed_s3_uri(uri):
     # No client call at all: the spy would fail the test on first use.
     reason = refused_with(object(), uri)
-    assert reason.startswith("malformed s3 uri")
-    assert reason.endswith(uri)
+    assert reason.startswith("malformed s3 uri: ")
+    assert uri in reason
+
+
+def test_an_s3_location_is_read_as_the_object_it_names(s3):
+    # GIVEN `cat.png` and another object whose key is `cat.png?versionId=null`
+    put(s3, "cat.png", noise_jpeg(200))
+    upload = solid("png", (120, 90))
+    put(s3, "cat.png?versionId=null", upload)
+    spy = Spy(s3)
+    # WHEN the second is given as a location (never re-parsed from a string)
+    image = ImageIntake(s3_client=spy).prepare(S3Location("uploads", "cat.png?versionId=null"))
+    # THEN that object is read and referenced, and no request names a version
+    assert {params["Key"] for _, params in spy.calls} == {"cat.png?versionId=null"}
+    assert all("VersionId" not in params for _, params in spy.calls)
+    assert (image.format, image.width) == ("png", 120)
+    assert image.s3_object() == {"Bucket": "uploads", "Name": "cat.png?versionId=null"}
 
 
 def test_s3_access_denied_is_an_invalid_image_naming_the_permission():

@@ -285,12 +285,13 @@ def s3_notification(*objects: dict[str, Any], encode: Callable[[str], str] = quo
 
 
 def eventbridge(obj: dict[str, Any], key: str | None = None) -> dict[str, Any]:
-    """The EventBridge Object Created example for `obj` (`key`: the key as the event spells it)."""
+    """The EventBridge Object Created example for `obj` (`key`: the key as the event spells it;
+    S3 sends EventBridge the key itself, not URL-encoded)."""
     doc = event("eventbridge-object-created.json")
     doc["resources"] = [f"arn:aws:s3:::{obj['bucket']}"]
     doc["detail"]["bucket"]["name"] = obj["bucket"]
     doc["detail"]["object"].update(
-        key=quote_plus(obj["key"]) if key is None else key, etag=obj["etag"], size=obj["size"]
+        key=obj["key"] if key is None else key, etag=obj["etag"], size=obj["size"]
     )
     if obj.get("version"):
         doc["detail"]["object"]["version-id"] = obj["version"]
@@ -636,15 +637,23 @@ def test_url_encoded_keys_with_spaces_plus_and_unicode(world, encode):
         assert world.tags(key)["moderation-outcome"] == "approved"
 
 
-def test_eventbridge_keys_are_decoded_with_the_raw_key_as_fallback(world):
-    spaced = world.put("eb/my photo.png", solid("png", (91, 90)))
-    plus = world.put("eb/a+b.png", solid("png", (92, 90)))
-    first = world.invoke(eventbridge(spaced))  # "eb/my+photo.png"
-    second = world.invoke(eventbridge(plus, key="eb/a+b.png"))  # a key sent as it is
-    assert first["objects"][0]["key"] == "eb/my photo.png"
-    assert second["objects"][0]["key"] == "eb/a+b.png"
-    assert world.tags("eb/a+b.png")["moderation-outcome"] == "approved"
-    assert audit_by_key(world)["eb/a+b.png"]["context"]["trigger"] == "eventbridge"
+def test_eventbridge_keys_are_used_as_sent(world):
+    # GIVEN `c+d.png` (explicit) beside `c d.png` (clean), and a key with a literal `%`
+    plus = world.put("eb/c+d.png", solid("png", color=RED), labels=EXPLICIT)
+    spaced = world.put("eb/c d.png", solid("png", color=GREEN))
+    percent = world.put("eb/100%25.png", solid("png", (92, 90)))
+    # WHEN EventBridge names each (S3 sends it the key itself, not URL-encoded)
+    results = [world.invoke(eventbridge(o))["objects"][0] for o in (plus, spaced, percent)]
+    # THEN each event's own object is moderated and tagged, never a decoded spelling of it
+    assert [(r["key"], r["outcome"]) for r in results] == [
+        ("eb/c+d.png", "rejected"), ("eb/c d.png", "approved"), ("eb/100%25.png", "approved")
+    ]  # fmt: skip
+    assert world.tags("eb/c+d.png")["moderation-outcome"] == "rejected"
+    assert world.tags("eb/c d.png")["moderation-outcome"] == "approved"
+    assert [r.body["Image"]["S3Object"]["Name"] for r in world.endpoint.requests] == [
+        "eb/c+d.png", "eb/c d.png", "eb/100%25.png"
+    ]  # fmt: skip
+    assert audit_by_key(world)["eb/c+d.png"]["context"]["trigger"] == "eventbridge"
 
 
 # -- metrics, configuration -----------------------------------------------------------------------

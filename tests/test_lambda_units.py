@@ -16,8 +16,9 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 )
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
+from moderation import S3Location
 from moderation.aws_lambda import EventError, MemoryPersistenceLayer, ObjectRef, merge_tags
-from moderation.aws_lambda._events import Ignored, parse_document, parse_sqs_body
+from moderation.aws_lambda._events import Ignored, Refused, parse_document, parse_sqs_body
 from moderation.aws_lambda._metrics import Tally
 from moderation.aws_lambda._tags import tag_value
 
@@ -45,9 +46,20 @@ def test_the_s3_documentation_example_as_published():
 
 
 def test_the_eventbridge_documentation_example_as_published():
-    assert parse_document(event("eventbridge-object-created.json")) == [
+    # Its bucket is a placeholder no S3 bucket can have (capitals): a permanent error.
+    [refused] = parse_document(event("eventbridge-object-created.json"))
+    assert isinstance(refused, Refused)
+    assert (refused.bucket, refused.key) == ("DOC-EXAMPLE-BUCKET1", "example-key")
+    assert refused.event_id == "17793124-05d4-b198-2fde-7ededc63b103"
+    assert "bucket name 'DOC-EXAMPLE-BUCKET1'" in refused.why and "lowercase" in refused.why
+
+
+def test_the_eventbridge_documentation_example_with_a_real_bucket():
+    doc = event("eventbridge-object-created.json")
+    doc["detail"]["bucket"]["name"] = "doc-example-bucket1"
+    assert parse_document(doc) == [
         ObjectRef(
-            bucket="DOC-EXAMPLE-BUCKET1",
+            bucket="doc-example-bucket1",
             key="example-key",
             version_id="IYV3p45BT0ac8hjHg1houSdS1a.Mro8e",
             etag="b1946ac92492d2347c6235b4d2611184",
@@ -73,15 +85,37 @@ def test_s3_notification_keys_are_form_decoded(sent, key):
     [ref] = parse_document(doc)
     assert isinstance(ref, ObjectRef)
     assert ref.key == key
-    assert ref.raw_key is None
+    assert ref.location == S3Location("mybucket", key, "096fKKXTRTtl3on89fVO.nfljtsv6qko")
 
 
-def test_eventbridge_keeps_the_key_as_sent_when_decoding_changes_it():
+@pytest.mark.parametrize("key", ["a+b.png", "a b.png", "100%25.png", "a%20b.png", "фото/ü ✓.png"])
+def test_eventbridge_keys_are_the_keys_as_sent(key):
+    # The S3 User Guide's EventBridge detail field is the key itself, not URL-encoded.
     doc = event("eventbridge-object-created.json")
-    doc["detail"]["object"]["key"] = "a+b.png"
+    doc["detail"]["bucket"]["name"] = "uploads"
+    doc["detail"]["object"]["key"] = key
     [ref] = parse_document(doc)
     assert isinstance(ref, ObjectRef)
-    assert (ref.key, ref.raw_key) == ("a b.png", "a+b.png")
+    assert ref.location == S3Location("uploads", key, "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e")
+
+
+@pytest.mark.parametrize("bucket", ["{{{bucket}}}", "Not_A_Bucket!", "192.168.5.4", "ab"])
+def test_an_object_in_a_bucket_s3_cannot_have_is_refused_not_retried(bucket):
+    s3 = event("s3-object-created-put.json")
+    s3["Records"][0]["s3"]["bucket"]["name"] = bucket
+    bridge = event("eventbridge-object-created.json")
+    bridge["detail"]["bucket"]["name"] = bucket
+    for doc in (s3, bridge):
+        [refused] = parse_document(doc)
+        assert isinstance(refused, Refused) and refused.bucket == bucket
+        assert f"bucket name {bucket!r}" in refused.why
+
+
+def test_a_key_s3_cannot_store_is_refused():
+    doc = event("s3-object-created-put.json")
+    doc["Records"][0]["s3"]["object"]["key"] = "k" * 1025
+    [refused] = parse_document(doc)
+    assert isinstance(refused, Refused) and "1025 bytes" in refused.why
 
 
 @pytest.mark.parametrize("version", [None, "null", ""])
@@ -118,7 +152,9 @@ def test_sqs_bodies_direct_sns_wrapped_and_eventbridge():
     sns["Message"] = json.dumps(s3)
     [direct] = parse_sqs_body(json.dumps(s3), "m-1")
     [wrapped] = parse_sqs_body(json.dumps(sns), "m-2")
-    [bridged] = parse_sqs_body(json.dumps(event("eventbridge-object-created.json")), "m-3")
+    bridge = event("eventbridge-object-created.json")
+    bridge["detail"]["bucket"]["name"] = "doc-example-bucket1"
+    [bridged] = parse_sqs_body(json.dumps(bridge), "m-3")
     assert isinstance(direct, ObjectRef) and direct.event_id == "m-1"
     assert isinstance(wrapped, ObjectRef) and wrapped.key == "HappyFace.jpg"
     assert wrapped.event_id == "m-2"

@@ -488,7 +488,13 @@ def test_a_client_built_here_has_three_attempts_owned_by_the_transport_and_short
 def test_an_s3_location_must_name_a_valid_bucket():
     with pytest.raises(PolicyError) as caught:
         PolicyStore.load("s3://Not_A_Bucket/prod")
-    assert caught.value.problems[0].message == "'Not_A_Bucket' is not an S3 bucket name"
+    assert caught.value.problems[0].message == (
+        "s3://Not_A_Bucket/prod: bucket name 'Not_A_Bucket' holds 'A', 'B', 'N', '_'; S3 takes "
+        "only lowercase letters, digits, dots and hyphens"
+    )
+    # S3's own rule, the one settings, intake and the CLI use: not only the characters
+    with pytest.raises(PolicyError, match="which S3 reserves"):
+        S3Source("policies-s3alias")
 
 
 # --------------------------------------------------------------------------- AppConfig (Stubber)

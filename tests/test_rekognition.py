@@ -38,7 +38,7 @@ from moderation.aws.rekognition import RETRYABLE_CODES, RekognitionDetector
 from moderation.aws.transport import RetryPolicy
 from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectorError, InvalidImage
-from moderation.image import ImageIntake, PreparedImage, S3Location
+from moderation.image import ImageIntake, PreparedImage, S3Object
 from moderation.policy import PolicyStore
 from moderation.ports import Detector
 from moderation.testing import AWSEndpoint, Reply
@@ -102,7 +102,7 @@ def s3_image(version: str | None = "3HL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY") -> Prepa
         height=480,
         detect_bytes=None,
         detect_format=None,
-        s3=S3Location(bucket="uploads", key="tenant/a b.jpg", version_id=version, size=123_456),
+        s3=S3Object(bucket="uploads", key="tenant/a b.jpg", version_id=version, size=123_456),
         converted=False,
     )
 

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 from moderation.aws.s3 import S3ImageReader
 from moderation.aws.transport import RetryPolicy
 from moderation.errors import ImageSourceError, InvalidImage
-from moderation.image import ImageIntake, S3Location
+from moderation.image import ImageIntake, S3Object
 
 
 class Silent:
@@ -149,7 +149,7 @@ def test_every_failure_is_a_typed_error(error, kind, retryable):
 def test_a_read_of_a_changed_object_is_a_retryable_source_error():
     reader = S3ImageReader(Raising(client_error("PreconditionFailed", 412)))
     with pytest.raises(ImageSourceError, match="changed while it was read") as caught:
-        reader.read(S3Location("uploads", "a.jpg", etag="abc"), limit=10)
+        reader.read(S3Object("uploads", "a.jpg", etag="abc"), limit=10)
     assert caught.value.retryable
 
 

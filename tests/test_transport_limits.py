@@ -24,7 +24,7 @@ from moderation.aws.rekognition import RekognitionDetector
 from moderation.aws.s3 import S3ImageReader
 from moderation.aws.transport import THROTTLE_CODES, RetryPolicy, is_throttle
 from moderation.errors import DetectorError, JudgeError
-from moderation.image import ImageIntake, PreparedImage, S3Location
+from moderation.image import ImageIntake, PreparedImage, S3Object
 from moderation.limits import RateLimiter
 from moderation.policy import Band, Thresholds
 from moderation.ports import JudgeRequest
@@ -375,7 +375,7 @@ def test_ensure_pool_on_the_s3_reader(s3: Any) -> None:
     assert reader.ensure_pool(12) is True
     assert reader.client.meta.config.max_pool_connections == 12
     head = reader.head("uploads", "a.png", None)
-    data = reader.read(S3Location("uploads", "a.png", etag=head.etag), limit=10_000)
+    data = reader.read(S3Object("uploads", "a.png", etag=head.etag), limit=10_000)
     assert len(data) == head.size
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from moderation.decision import Decision
 from moderation.errors import AWSError, ConfigurationError
+from moderation.s3location import bucket_problem
 
 if TYPE_CHECKING:
     from moderation._retry import RetryPolicy
@@ -24,7 +25,6 @@ __all__ = ["S3AuditError", "S3AuditLog"]
 
 # A key part must not be able to climb out of its folder or name another tenant's.
 _KEY_PART = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
 class S3AuditError(AWSError, OSError):
@@ -52,10 +52,8 @@ class S3AuditLog:
         region: str | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if not _BUCKET.match(bucket):
-            raise ConfigurationError(
-                [f"audit bucket {bucket!r}: not an S3 bucket name (s3://bucket/prefix)"]
-            )
+        if (problem := bucket_problem(bucket)) is not None:
+            raise ConfigurationError([f"audit bucket: {problem} (s3://bucket/prefix)"])
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         from moderation.aws.s3 import S3Objects

@@ -10,7 +10,8 @@ from typing import TextIO
 from moderation.audit._jsonl import JsonlAuditLog
 from moderation.audit._s3 import S3AuditLog
 from moderation.decision import Decision
-from moderation.errors import ConfigurationError
+from moderation.errors import ConfigurationError, InvalidS3Location
+from moderation.s3location import SCHEME, S3Prefix
 
 __all__ = [
     "AuditSink",
@@ -134,7 +135,10 @@ def audit_log_from_spec(
         raise ValueError(
             "audit destination is empty; use log, stdout, stderr, s3://bucket/prefix or a file path"
         )
-    if spec.startswith("s3://"):
-        bucket, _, prefix = spec[len("s3://") :].partition("/")
-        return S3AuditLog(bucket, prefix, region=region)
+    if spec.startswith(SCHEME):
+        try:
+            where = S3Prefix.parse(spec)
+        except InvalidS3Location as exc:
+            raise ConfigurationError([f"audit destination: {exc}"]) from None
+        return S3AuditLog(where.bucket, where.prefix, region=region)
     return JsonlAuditLog(spec, key=key, rotate_bytes=rotate_bytes)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from moderation.aws.s3 import S3ImageReader
-    from moderation.image import ObjectHead, S3Location
+    from moderation.image import ObjectHead, S3Object
 
 __all__ = ["DeferredS3Reader"]
 
@@ -45,7 +45,7 @@ class DeferredS3Reader:
         """`S3ImageReader.head`."""
         return self.reader.head(bucket, key, version_id)
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         """`S3ImageReader.read`."""
         return self.reader.read(location, limit=limit, byte_range=byte_range)
 

@@ -231,10 +231,7 @@ class RekognitionDetector(AWSTransport):
         message = str(exc.response.get("Error", {}).get("Message") or "").strip()
         detail = f"{code}: {message}" if message else code
         ref = image.s3_object() if image is not None and image.detect_bytes is None else None
-        where = ""
-        if ref:
-            version = f"?versionId={ref['Version']}" if ref.get("Version") else ""
-            where = f" (s3://{ref['Bucket']}/{ref['Name']}{version})"
+        where = f" ({image.s3.uri})" if ref and image is not None and image.s3 else ""
         if code in IMAGE_ERROR_CODES:
             return InvalidImage(f"Rekognition refused the image{where}: {detail}")
         if code == "AccessDeniedException":

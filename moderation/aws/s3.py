@@ -39,7 +39,8 @@ from moderation.aws.transport import (
     plural_attempts,
 )
 from moderation.errors import ImageSourceError, InvalidImage
-from moderation.image import ObjectHead, S3Location
+from moderation.image import ObjectHead, S3Object
+from moderation.s3location import S3Location
 
 __all__ = ["ListedObject", "S3ImageReader", "S3Objects", "s3_name"]
 
@@ -79,7 +80,7 @@ class S3ImageReader(AWSTransport):
             version_id=str(version) if version else None,
         )
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         """At most `limit` bytes of the object HEAD saw: the pinned version, or failing that
         the same ETag (If-Match), so that a concurrent overwrite fails instead of mixing two."""
         params = {"Bucket": location.bucket, "Key": location.key}

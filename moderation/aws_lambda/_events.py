@@ -8,25 +8,35 @@ Pure (the standard library only). Three deliveries reach the handler:
   EventBridge rule with an SQS target);
 - an EventBridge `Object Created` event, directly.
 
-Object keys arrive URL-encoded in S3 event notifications ("red flower.jpg" is "red+flower.jpg"):
-they are decoded with `unquote_plus`. The EventBridge documentation does not say whether its keys
-are encoded; they are decoded the same way (as Powertools' `S3EventBridgeNotificationObject.key`
-does), and the key exactly as it arrived is kept as a fallback for when the decoded one does not
-exist.
+Object keys arrive URL-encoded in S3 event notifications: the S3 User Guide's "Event message
+structure" says "The object key name value is URL encoded. For example, 'red flower.jpg' becomes
+'red+flower.jpg'"; they are decoded with `unquote_plus`. EventBridge events are not: the S3 User
+Guide's "EventBridge event message structure" (its example events and the "Event message detail
+field" list) gives `detail.object.key` as the key itself and says nothing of an encoding, and S3
+sends a key such as `a b+c.jpg` to EventBridge as it is. An EventBridge key is used exactly as
+sent, so that `c+d.jpg` is never read as `c d.jpg` (or `100%25.jpg` as `100%.jpg`).
+
+An object an event names must be one S3 can have (`S3Location`: S3's bucket-name rule, a key of
+1 to 1,024 bytes): one that cannot (`{{{bucket}}}` from an unrendered template, `Not_A_Bucket!`)
+is `Refused`, a permanent error that is reported and never retried.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote_plus
+
+from moderation.errors import InvalidS3Location
+from moderation.s3location import S3Location
 
 __all__ = [
     "EventError",
     "Ignored",
     "ObjectRef",
+    "Refused",
     "Trigger",
     "parse_document",
     "parse_sqs_body",
@@ -43,10 +53,11 @@ class EventError(ValueError):
 class ObjectRef:
     """One S3 object an event says was created.
 
-    `key` is decoded; `raw_key` is the key exactly as the event spelled it when that may be the
-    real key (EventBridge), else None. `version_id` is None for an unversioned bucket. `etag` and
-    `size` are what the event said (HEAD is what the handler trusts). `event_id` identifies the
-    delivery (the SQS message id or the EventBridge event id) for logs and the decision context.
+    `key` is the object's key (decoded from an S3 notification, as sent by EventBridge).
+    `version_id` is None for an unversioned bucket. `etag` and `size` are what the event said
+    (HEAD is what the handler trusts). `event_id` identifies the delivery (the SQS message id or
+    the EventBridge event id) for logs and the decision context. `location` names the object;
+    building an ObjectRef for one S3 cannot have raises `InvalidS3Location`.
     """
 
     bucket: str
@@ -54,8 +65,11 @@ class ObjectRef:
     version_id: str | None = None
     etag: str | None = None
     size: int | None = None
-    raw_key: str | None = None
     event_id: str | None = None
+    location: S3Location = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "location", S3Location(self.bucket, self.key, self.version_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +80,37 @@ class Ignored:
     why: str
 
 
-Parsed = ObjectRef | Ignored
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """An object an event names that no S3 object can be (`why`): a permanent error, reported
+    and never retried (a retry cannot make the name valid)."""
+
+    bucket: str
+    key: str
+    why: str
+    event_id: str | None = None
+
+
+Parsed = ObjectRef | Ignored | Refused
+
+
+def _created(
+    bucket: str, key: str, obj: Mapping[str, Any], names: tuple[str, str, str], event_id: str | None
+) -> ObjectRef | Refused:
+    """The object an ObjectCreated item names (`names`: the event's version, ETag and size
+    fields), or why it cannot be one."""
+    version, etag, size = names
+    try:
+        return ObjectRef(
+            bucket=bucket,
+            key=key,
+            version_id=_version(obj.get(version)),
+            etag=_etag(obj.get(etag)),
+            size=_size(obj.get(size)),
+            event_id=event_id,
+        )
+    except InvalidS3Location as exc:
+        return Refused(bucket, key, str(exc), event_id)
 
 
 def _text(value: Any, what: str) -> str:
@@ -120,14 +164,7 @@ def _s3_records(records: list[Any], event_id: str | None) -> Iterator[Parsed]:
         if not name.startswith("ObjectCreated:"):
             yield Ignored(f"s3://{bucket}/{key}", f"event {name or '(none)'} is not ObjectCreated")
             continue
-        yield ObjectRef(
-            bucket=bucket,
-            key=key,
-            version_id=_version(obj.get("versionId")),
-            etag=_etag(obj.get("eTag")),
-            size=_size(obj.get("size")),
-            event_id=event_id,
-        )
+        yield _created(bucket, key, obj, ("versionId", "eTag", "size"), event_id)
 
 
 def _eventbridge(event: Mapping[str, Any], event_id: str | None) -> Iterator[Parsed]:
@@ -139,20 +176,11 @@ def _eventbridge(event: Mapping[str, Any], event_id: str | None) -> Iterator[Par
         raise EventError("EventBridge event has no detail object")
     bucket = _text((detail.get("bucket") or {}).get("name"), "detail.bucket.name")
     obj = detail.get("object") or {}
-    raw = _text(obj.get("key"), "detail.object.key")
-    key = unquote_plus(raw)
+    key = _text(obj.get("key"), "detail.object.key")  # not URL-encoded: see the module's doc
     if detail_type != "Object Created":
         yield Ignored(f"s3://{bucket}/{key}", f"EventBridge {detail_type!r} is not Object Created")
         return
-    yield ObjectRef(
-        bucket=bucket,
-        key=key,
-        version_id=_version(obj.get("version-id")),
-        etag=_etag(obj.get("etag")),
-        size=_size(obj.get("size")),
-        raw_key=raw if raw != key else None,
-        event_id=event_id,
-    )
+    yield _created(bucket, key, obj, ("version-id", "etag", "size"), event_id)
 
 
 def parse_document(doc: Any, *, event_id: str | None = None, depth: int = 0) -> list[Parsed]:

@@ -42,6 +42,7 @@ from moderation.aws_lambda._events import (
     Ignored,
     ObjectRef,
     Parsed,
+    Refused,
     Trigger,
     parse_document,
     parse_sqs_body,
@@ -67,6 +68,7 @@ from moderation.errors import (
     InvalidTenant,
     UnknownTenant,
 )
+from moderation.s3location import S3Location
 from moderation.settings import Settings, read_env
 from moderation.wiring import EngineParts, engine_parts
 
@@ -119,9 +121,14 @@ class _Head:
     tenant: str
 
     @property
+    def location(self) -> S3Location:
+        """Exactly this object: the version when known. What the engine is given, never a
+        string it would parse again."""
+        return S3Location(self.bucket, self.key, self.version_id)
+
+    @property
     def where(self) -> str:
-        version = f"?versionId={self.version_id}" if self.version_id else ""
-        return f"s3://{self.bucket}/{self.key}{version}"
+        return self.location.uri
 
 
 @dataclass
@@ -264,7 +271,7 @@ def _moderate_object(
     *,
     identity: dict[str, Any],
     engine: Engine,
-    uri: str,
+    location: S3Location,
     tenant: str,
     context: dict[str, ContextValue],
     ran: list[bool],
@@ -278,7 +285,7 @@ def _moderate_object(
     del identity  # the idempotency key, hashed by the wrapper
     ran.append(True)
     try:
-        decision = engine.moderate(uri, tenant=tenant, context=context)
+        decision = engine.moderate(location, tenant=tenant, context=context)
     except InvalidImage as exc:
         kind = _invalid_kind(exc)
         if kind == "gone":
@@ -307,33 +314,23 @@ def _version(value: Any) -> str | None:
 
 
 def _head(s3: S3Objects, ref: ObjectRef) -> _Head | None:
-    """What S3 says about the object now; None when it no longer exists."""
-    for key in (ref.key, ref.raw_key):
-        if key is None:
-            continue
-        try:
-            found = s3.head(ref.bucket, key, ref.version_id)
-        except AWSError as exc:
-            if _missing(exc):
-                continue
-            raise
-        metadata = found.get("Metadata") or {}
-        return _Head(
-            bucket=ref.bucket,
-            key=key,
-            version_id=ref.version_id or _version(found.get("VersionId")),
-            etag=str(found.get("ETag") or "").strip('"') or None,
-            size=int(found.get("ContentLength") or 0),
-            tenant=metadata.get(TENANT_METADATA, DEFAULT_TENANT),
-        )
-    return None
-
-
-def _uri(head: _Head) -> str:
-    from urllib.parse import quote
-
-    version = f"?versionId={quote(head.version_id, safe='')}" if head.version_id else ""
-    return f"s3://{head.bucket}/{head.key}{version}"
+    """What S3 says about the object the event names now; None when it no longer exists."""
+    location = ref.location
+    try:
+        found = s3.head(location.bucket, location.key, location.version_id)
+    except AWSError as exc:
+        if _missing(exc):
+            return None
+        raise
+    metadata = found.get("Metadata") or {}
+    return _Head(
+        bucket=location.bucket,
+        key=location.key,
+        version_id=location.version_id or _version(found.get("VersionId")),
+        etag=str(found.get("ETag") or "").strip('"') or None,
+        size=int(found.get("ContentLength") or 0),
+        tenant=metadata.get(TENANT_METADATA, DEFAULT_TENANT),
+    )
 
 
 def _context(
@@ -362,7 +359,7 @@ def _process(
 ) -> _Result:
     head = _head(state.s3, ref)
     if head is None:
-        raise _Gone(f"s3://{ref.bucket}/{ref.key}")
+        raise _Gone(ref.location.uri)
     seen["tenant"] = head.tenant
     result = _Result(
         bucket=head.bucket,
@@ -391,7 +388,7 @@ def _process(
         answer = state.moderate_once(
             identity=identity,
             engine=state.engine,
-            uri=_uri(head),
+            location=head.location,
             tenant=head.tenant,
             context=_context(head, ref, trigger, request_id),
             ran=ran,
@@ -578,7 +575,10 @@ def _run(
         if isinstance(item, Ignored):
             log(logging.INFO, "ignored", what=item.what, why=item.why, request_id=request_id)
             continue
-        where = f"s3://{item.bucket}/{item.key}"
+        if isinstance(item, Refused):
+            summaries.append(_refused(item, request_id))
+            continue
+        where = item.location.uri
         if item.bucket == state.settings.quarantine_bucket:
             log(
                 logging.WARNING,
@@ -631,6 +631,22 @@ def _run(
         error = RetryLater(failures)
         raise error from failures[0][1]
     return summaries
+
+
+def _refused(item: Refused, request_id: str | None) -> dict[str, Any]:
+    """An object no S3 object can be: a permanent error, logged and reported, never retried."""
+    log(
+        logging.ERROR,
+        "invalid event: it names an object S3 cannot have; not retried",
+        bucket=item.bucket,
+        key=item.key,
+        event_id=item.event_id,
+        error=item.why,
+        request_id=request_id,
+    )
+    refused = _Result(bucket=item.bucket, key=item.key, reason=item.why)
+    refused.skipped = "the event names no object S3 can have"
+    return refused.summary()
 
 
 def _is_sqs(event: Mapping[str, Any]) -> bool:

@@ -6,8 +6,11 @@ An INPUT is one of:
 - a directory: every file under it, recursively, in sorted order; names starting with `.`
   (hidden files and directories) are skipped, nothing else is: a file that is not an image is
   reported as an error, so that nothing under the directory escapes moderation unseen;
-- `s3://bucket/key`: one object; `s3://bucket/prefix/` (ending in `/`) or `s3://bucket`: every
-  object under the prefix, listed page by page as the run goes;
+- `s3://bucket/key`: one object (`s3://bucket/key?versionId=V`: one version of it);
+  `s3://bucket/prefix/` (ending in `/`) or `s3://bucket`: every object under the prefix, listed
+  page by page as the run goes. Parsed by `S3Location.parse` / `S3Prefix.parse`, with S3's own
+  bucket-name rule; an object is handed to the engine as its `S3Location` (a listed key such as
+  `cat.png?versionId=null` is that object, never version `null` of `cat.png`);
 - `@FILE`: one INPUT per line (files, directories, S3 objects or prefixes); blank lines and lines
   starting with `#` are ignored, surrounding whitespace is stripped, relative paths are relative to
   the current directory. `@-` reads the lines from stdin.
@@ -19,20 +22,24 @@ walked or listed as the images are moderated, so memory stays bounded.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from moderation.errors import InvalidS3Location
+from moderation.s3location import SCHEME, S3Location, S3Prefix
+
 if TYPE_CHECKING:
     from moderation.cli._s3 import S3Lister
 
-__all__ = ["Arg", "Image", "UsageProblems", "expand", "parse_args", "split_s3"]
+__all__ = ["Arg", "Image", "UsageProblems", "expand", "parse_args", "s3_input"]
 
 Kind = Literal["file", "dir", "object", "prefix", "list"]
 
-_BUCKET = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-_VERSION = "?versionId="
+_S3_SHAPES = (
+    "expected s3://bucket/key for one object, or s3://bucket/prefix/ ending in / for every "
+    "object under a prefix"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,48 +52,57 @@ class Arg:
 
 @dataclass(frozen=True, slots=True)
 class Image:
-    """One image to moderate: `source` is what the engine is given and what the output shows.
+    """One image to moderate: `source` is what the output shows.
 
-    For an S3 object, `bucket` and `key`; `etag` when it came from a listing.
+    For an S3 object, `location` (what the engine is given); `etag` when it came from a listing.
     """
 
     source: str
-    bucket: str | None = None
-    key: str | None = None
+    location: S3Location | None = None
     etag: str | None = None
 
     @property
     def local(self) -> bool:
         """True for a local file."""
-        return self.bucket is None
+        return self.location is None
+
+    @property
+    def bucket(self) -> str | None:
+        return None if self.location is None else self.location.bucket
+
+    @property
+    def key(self) -> str | None:
+        return None if self.location is None else self.location.key
+
+    @property
+    def target(self) -> S3Location | str:
+        """What the engine is given: the S3 object's location, or the file's path."""
+        return self.source if self.location is None else self.location
 
 
 class UsageProblems(ValueError):
     """INPUT arguments that cannot be used; the message names each one and what is wrong."""
 
 
-def split_s3(uri: str) -> tuple[str, str, str | None]:
-    """(bucket, key or prefix, versionId) of `s3://bucket/key[?versionId=V]`; ValueError if the
-    bucket is missing or not a bucket name."""
-    rest = uri.removeprefix("s3://")
-    version: str | None = None
-    if _VERSION in rest:
-        rest, _, version = rest.rpartition(_VERSION)
-    bucket, _, key = rest.partition("/")
-    if not _BUCKET.fullmatch(bucket):
-        raise ValueError(
-            f"{uri}: not an S3 location (expected s3://bucket/key for one object, or "
-            "s3://bucket/prefix/ ending in / for every object under a prefix)"
-        )
-    return bucket, key, version or None
+def s3_input(text: str) -> S3Location | S3Prefix:
+    """The object or the prefix (`s3://bucket`, or ending in `/`) an `s3://` INPUT names;
+    ValueError naming what is wrong."""
+    try:
+        prefix = S3Prefix.parse(text)
+    except InvalidS3Location:
+        prefix = None  # a version (an object), or not an S3 location: parsed as an object below
+    if prefix is not None and (prefix.prefix == "" or prefix.prefix.endswith("/")):
+        return prefix
+    try:
+        return S3Location.parse(text)
+    except InvalidS3Location as exc:
+        why = str(exc).removeprefix(f"{text}: ")
+        raise ValueError(f"{text}: not an S3 location: {why} ({_S3_SHAPES})") from None
 
 
 def _kind(text: str) -> Kind:
-    if text.startswith("s3://"):
-        _, key, version = split_s3(text)
-        if version is not None:
-            return "object"
-        return "prefix" if key == "" or key.endswith("/") else "object"
+    if text.startswith(SCHEME):
+        return "prefix" if isinstance(s3_input(text), S3Prefix) else "object"
     return "dir" if os.path.isdir(text) else "file"
 
 
@@ -149,13 +165,16 @@ def _one(
     elif arg.kind == "dir":
         yield from _walk(arg.text, on_error)
     elif arg.kind == "object":
-        bucket, key, _ = split_s3(arg.text)
-        yield Image(arg.text, bucket=bucket, key=key)
+        location = s3_input(arg.text)
+        assert isinstance(location, S3Location)
+        yield Image(arg.text, location=location)
     elif arg.kind == "prefix":
-        bucket, prefix, _ = split_s3(arg.text)
+        prefix = s3_input(arg.text)
+        assert isinstance(prefix, S3Prefix)
         try:
-            for obj in lister().objects(bucket, prefix):
-                yield Image(f"s3://{bucket}/{obj.key}", bucket=bucket, key=obj.key, etag=obj.etag)
+            for obj in lister().objects(prefix.bucket, prefix.prefix):
+                listed = S3Location(prefix.bucket, obj.key)
+                yield Image(listed.uri, location=listed, etag=obj.etag)
         except Exception as exc:  # reported; the next input is still expanded
             on_error(arg.text, exc)
     else:

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from moderation.audit import Ignored, VerifiedRecords
-from moderation.cli._inputs import Image, split_s3
+from moderation.cli._inputs import Image
 from moderation.decision import Outcome
 
 __all__ = ["ResumeIndex"]
@@ -99,20 +99,19 @@ class ResumeIndex:
         asked only when the log holds a decision for that bucket and key. A file that cannot be
         read, or an ETag that cannot be had, is None: the engine then reports why.
         """
-        if image.bucket is None:
+        if image.location is None:
             if not self.by_content:
                 return None
             digest = _file_sha256(image.source)
             return None if digest is None else self.by_content.get(_short(digest))
-        assert image.key is not None
-        known = self.by_object.get((image.bucket, image.key))
+        location = image.location
+        known = self.by_object.get((location.bucket, location.key))
         if known is None:
             return None
         etag = image.etag
         if etag is None:
             try:
-                _, _, version = split_s3(image.source)
-                etag = etag_of(image.bucket, image.key, version)
+                etag = etag_of(location.bucket, location.key, location.version_id)
             except Exception:
                 return None
         recorded_etag, outcome = known

@@ -12,7 +12,7 @@ from typing import Any
 
 from moderation.aws.s3 import ListedObject, S3ImageReader, S3Objects
 from moderation.errors import AWSError, ImageSourceError
-from moderation.image import ObjectHead, S3Location
+from moderation.image import ObjectHead, S3Object
 
 __all__ = ["ListedObject", "S3Lister"]
 
@@ -29,7 +29,7 @@ class S3Lister:
         """HEAD, as the image reader does it."""
         return self.reader.head(bucket, key, version_id)
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         """GET, as the image reader does it."""
         return self.reader.read(location, limit=limit, byte_range=byte_range)
 

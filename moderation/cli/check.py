@@ -27,9 +27,10 @@ from moderation.cli._progress import ProgressLine, Tally, limiter_stats
 from moderation.cli._resume import ResumeIndex
 from moderation.engine import Engine
 from moderation.errors import AuditError, ConfigurationError, InvalidImage, ModerationError
-from moderation.image import ImageIntake, ObjectHead, S3Location, S3Reader
+from moderation.image import ImageIntake, ObjectHead, S3Object, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
+from moderation.s3location import S3Location
 from moderation.settings import Settings, is_file_sink
 
 if TYPE_CHECKING:
@@ -382,7 +383,7 @@ class _Run:
     def _etag(self, bucket: str, key: str, version: str | None) -> str | None:
         return self.lister().head(bucket, key, version).etag
 
-    def _sources(self) -> Iterator[str]:
+    def _sources(self) -> Iterator[S3Location | str]:
         """What the engine is given: every expanded input that is not already decided."""
         for image in expand(self.args, lister=self.lister, on_error=self.failed):
             if self.index is not None:
@@ -391,7 +392,7 @@ class _Run:
                     self.tally.skip(outcome)
                     self._tick()
                     continue
-            yield image.source
+            yield image.target
 
     def _count(self) -> None:
         """Count the inputs on a thread of its own, for the progress line's total and ETA."""
@@ -463,7 +464,7 @@ class _SharedS3:
     def head(self, bucket: str, key: str, version_id: str | None) -> ObjectHead:
         return self._lister().head(bucket, key, version_id)
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         return self._lister().read(location, limit=limit, byte_range=byte_range)
 
 

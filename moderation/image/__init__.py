@@ -9,6 +9,7 @@ from moderation.image._intake import (
     ObjectHead,
     PreparedImage,
     S3Location,
+    S3Object,
     S3Reader,
 )
 from moderation.image._limits import Limits
@@ -22,6 +23,7 @@ __all__ = [
     "ObjectHead",
     "PreparedImage",
     "S3Location",
+    "S3Object",
     "S3Reader",
     "sniff",
 ]

@@ -1,6 +1,7 @@
 """Turn what a caller uploads into something Rekognition and the Bedrock judge accept.
 
-`ImageIntake.prepare` takes bytes, a local path, a binary file object or an `s3://` URI and returns
+`ImageIntake.prepare` takes bytes, a local path, a binary file object, an `S3Location` or an
+`s3://` string (parsed once, by `S3Location.parse`) and returns
 a `PreparedImage`: the original's identity (sha256, size, sniffed format, oriented dimensions) plus
 either bytes for `Image.Bytes` (JPEG/PNG, <= 5 MB, <= 10,000 px a side) or an `S3Object` reference
 when the object in S3 can be used as it is. Anything that cannot be moderated as an image is refused
@@ -17,14 +18,12 @@ import dataclasses
 import hashlib
 import io
 import os
-import re
 import stat
 import threading
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TypeAlias, runtime_checkable
-from urllib.parse import unquote
 
-from moderation.errors import ImageSourceError, InvalidImage
+from moderation.errors import ImageSourceError, InvalidImage, InvalidS3Location
 from moderation.image._convert import scaled_size, stored_size, to_detect
 from moderation.image._decode import (
     PLAIN_MODES,
@@ -38,6 +37,7 @@ from moderation.image._frames import Frame, check_animation_bound, collect_frame
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from moderation.image._limits import Limits
 from moderation.image._sniff import DetectFormat, ImageFormat, sniff
+from moderation.s3location import SCHEME, S3Location
 
 __all__ = [
     "Frame",
@@ -47,36 +47,25 @@ __all__ = [
     "ObjectHead",
     "PreparedImage",
     "S3Location",
+    "S3Object",
     "S3Reader",
     "sniff",
 ]
 
-Source: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
+Source: TypeAlias = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
 
 # The first bytes of an S3 object fetched to sniff it and read its dimensions. Enough for the
 # header of a JPEG (markers up to the start of scan, EXIF included) or a PNG (chunks up to IDAT).
 _HEADER_RANGE = "bytes=0-65535"
 
-# What botocore itself accepts as a bucket name; checking it here turns a typo into InvalidImage
-# instead of a botocore ParamValidationError.
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
-
 
 @dataclass(frozen=True, slots=True)
-class S3Location:
-    """Where an S3 image lives, as seen by the HEAD request made when it was prepared."""
+class S3Object(S3Location):
+    """An S3 image as the HEAD request made when it was prepared saw it: its location (the
+    version HEAD saw pinned, when the bucket is versioned), its ETag and its size."""
 
-    bucket: str
-    key: str
-    version_id: str | None = None
     etag: str | None = None
     size: int | None = None
-
-    @property
-    def uri(self) -> str:
-        """`s3://bucket/key`, with `?versionId=` when the version is known."""
-        version = f"?versionId={self.version_id}" if self.version_id else ""
-        return f"s3://{self.bucket}/{self.key}{version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +89,7 @@ class S3Reader(Protocol):
         """Size, ETag and version of the object."""
         ...
 
-    def read(self, location: S3Location, *, limit: int, byte_range: str | None = None) -> bytes:
+    def read(self, location: S3Object, *, limit: int, byte_range: str | None = None) -> bytes:
         """At most `limit` bytes of the object HEAD saw (same version, or same ETag)."""
         ...
 
@@ -154,7 +143,7 @@ class PreparedImage:
     height: int
     detect_bytes: bytes | None = field(repr=False)
     detect_format: DetectFormat | None
-    s3: S3Location | None
+    s3: S3Object | None
     converted: bool
     frames: tuple[Frame, ...] = ()
     n_frames: int = 1
@@ -219,9 +208,10 @@ class ImageIntake:
         """Validate `source` and make it ready for detection; raises `InvalidImage` if it is not.
 
         `source` is bytes-like, a local path (`str` or `os.PathLike`), a binary file object (read
-        from its current position, which is restored afterwards) or `s3://bucket/key[?versionId=]`.
-        An S3 object that does not exist or may not be read is `InvalidImage`; any other S3
-        failure is `ImageSourceError`.
+        from its current position, which is restored afterwards), an `S3Location`, or a string
+        `s3://bucket/key[?versionId=V]` (see `S3Location.parse`; a string that names no object is
+        `InvalidImage`). An S3 object that does not exist or may not be read is `InvalidImage`;
+        any other S3 failure is `ImageSourceError`.
 
         With `max_frames` > 1, an animation (GIF, WebP, APNG) also gets up to that many frames,
         spread from its first to its last, in `PreparedImage.frames`; see `Frame`.
@@ -234,8 +224,14 @@ class ImageIntake:
             self._check_input_size(memoryview(source).nbytes)  # before copying a huge buffer
             data = source if isinstance(source, bytes) else memoryview(source).tobytes()
             return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
-        if isinstance(source, str) and source.startswith("s3://"):
+        if isinstance(source, S3Location):
             return self._prepare_s3(source, max_frames)
+        if isinstance(source, str) and source.startswith(SCHEME):
+            try:
+                location = S3Location.parse(source)
+            except InvalidS3Location as exc:
+                raise InvalidImage(f"malformed s3 uri: {exc}") from None
+            return self._prepare_s3(location, max_frames)
         if isinstance(source, str | os.PathLike):
             data = self._read_path(source)
             return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
@@ -244,7 +240,7 @@ class ImageIntake:
             return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
         raise TypeError(
             "ImageIntake.prepare() takes bytes, bytearray, memoryview, a path (str or os.PathLike),"
-            f" an s3:// URI or a binary file object, not {type(source).__name__}"
+            f" an S3Location, an s3:// URI or a binary file object, not {type(source).__name__}"
         )
 
     # -- local inputs ------------------------------------------------------------------------
@@ -294,7 +290,7 @@ class ImageIntake:
         return data
 
     def _prepare_bytes(
-        self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None, max_frames: int
+        self, data: bytes, *, s3: S3Object | None, reader: S3Reader | None, max_frames: int
     ) -> PreparedImage:
         limits = self._limits
         if not data:
@@ -364,16 +360,16 @@ class ImageIntake:
             raise ImageSourceError(_NO_READER)
         return self._s3
 
-    def _prepare_s3(self, uri: str, max_frames: int) -> PreparedImage:
+    def _prepare_s3(self, source: S3Location, max_frames: int) -> PreparedImage:
         limits = self._limits
-        bucket, key, version = _parse_s3_uri(uri)
+        bucket, key, version = source.bucket, source.key, source.version_id
         reader = self._reader()
         head = reader.head(bucket, key, version)
         size, etag = head.size, head.etag
         if not version and head.version_id and head.version_id != "null":
             # Pin the version HEAD saw, so every later read (and Rekognition) sees the same object.
             version = head.version_id
-        location = S3Location(bucket=bucket, key=key, version_id=version, etag=etag, size=size)
+        location = S3Object(bucket=bucket, key=key, version_id=version, etag=etag, size=size)
         if size == 0:
             raise InvalidImage("empty input")
         self._check_input_size(size)
@@ -502,21 +498,3 @@ def _make_judge_image(
     size = scaled_size(info.width, info.height, limits.judge_max_edge)
     with decoded(info, size, limits) as im:
         return to_detect(im, info.orientation, size, limits.judge_max_bytes, consume=True)
-
-
-def _parse_s3_uri(uri: str) -> tuple[str, str, str | None]:
-    """(bucket, key, version) from `s3://bucket/key[?versionId=V]`; the key is taken verbatim."""
-    rest = uri.removeprefix("s3://")
-    version: str | None = None
-    marker = "?versionId="
-    if marker in rest:
-        rest, _, raw_version = rest.rpartition(marker)
-        version = unquote(raw_version)
-        if not version:
-            raise InvalidImage(f"malformed s3 uri (empty versionId): {uri}")
-    bucket, _, key = rest.partition("/")
-    if not bucket or not key:
-        raise InvalidImage(f"malformed s3 uri (expected s3://bucket/key): {uri}")
-    if not _BUCKET_RE.match(bucket):
-        raise InvalidImage(f"malformed s3 uri (invalid bucket name {bucket!r}): {uri}")
-    return bucket, key, version

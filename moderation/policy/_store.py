@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from moderation.errors import PolicyError, Problem, UnknownTenant
+from moderation.errors import InvalidS3Location, PolicyError, Problem, UnknownTenant
 from moderation.policy._build import Version, build_version, with_init_hint
 from moderation.policy._check import close_match
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
@@ -31,6 +31,7 @@ from moderation.policy.sources import (
     files_version,
     read_file,
 )
+from moderation.s3location import S3Prefix
 from moderation.settings import policies_location
 
 __all__ = ["PolicyStore"]
@@ -222,8 +223,13 @@ class PolicyStore:
         kind = policies_location(spec)
         source: PolicySource
         if kind == "s3":
-            bucket, _, prefix = spec[len("s3://") :].partition("/")
-            source = S3Source(bucket, prefix, client=s3_client, region=region)
+            try:
+                where = S3Prefix.parse(spec)
+            except InvalidS3Location as exc:
+                raise PolicyError(
+                    [Problem(spec, "", str(exc), "write s3://bucket/prefix")]
+                ) from None
+            source = S3Source(where.bucket, where.prefix, client=s3_client, region=region)
         elif kind == "appconfig":
             parts = spec[len("appconfig://") :].split("/")
             if len(parts) != 3:

@@ -29,6 +29,7 @@ from moderation.image import ImageIntake, PreparedImage
 from moderation.image._intake import Source
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog, JudgeRequest, Judgment
+from moderation.s3location import SCHEME, S3Location
 from moderation.testing._calls import DetectCall, JudgeCall
 from moderation.testing.recorded import NoRecording
 
@@ -342,8 +343,10 @@ class _LoggedIntake(ImageIntake):
     """Intake that tells the logged detector which frames of an animation the engine selected."""
 
     def prepare(self, source: Source, *, max_frames: int = 1) -> PreparedImage:
-        """The prepared image; ModerationError for an s3:// URI (this engine is offline)."""
-        if isinstance(source, str) and source.startswith("s3://"):
+        """The prepared image; ModerationError for an S3 object (this engine is offline)."""
+        if isinstance(source, S3Location) or (
+            isinstance(source, str) and source.startswith(SCHEME)
+        ):
             raise ModerationError(
                 f"{source}: an engine from a decision log is offline and reads no S3 object; "
                 "pass the image's bytes (the log matches them by sha256)"

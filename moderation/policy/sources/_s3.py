@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,13 +11,13 @@ from moderation.policy._model import DEFAULT_POLICY
 from moderation.policy._yaml import MAX_POLICY_BYTES
 from moderation.policy.sources._aws import build, unreadable
 from moderation.policy.sources._snapshot import Entry, Snapshot, content_bytes, digest
+from moderation.s3location import bucket_problem
 
 if TYPE_CHECKING:
     from moderation.aws.s3 import S3Objects
 
 __all__ = ["S3Source"]
 
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ATTEMPTS = 3  # listings tried when objects change between the List and the Gets
 
 
@@ -54,17 +53,8 @@ class S3Source:
         client: Any | None = None,
         region: str | None = None,
     ) -> None:
-        if not _BUCKET.fullmatch(bucket):
-            raise PolicyError(
-                [
-                    Problem(
-                        f"s3://{bucket}",
-                        "",
-                        f"{bucket!r} is not an S3 bucket name",
-                        "write s3://bucket/prefix (3-63 of a-z 0-9 . -)",
-                    )
-                ]
-            )
+        if (problem := bucket_problem(bucket)) is not None:
+            raise PolicyError([Problem(f"s3://{bucket}", "", problem, "write s3://bucket/prefix")])
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self._given = client
