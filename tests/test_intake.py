@@ -749,7 +749,9 @@ def test_an_s3_location_is_read_as_the_object_it_names(s3):
     put(s3, "cat.png?versionId=null", upload)
     spy = Spy(s3)
     # WHEN the second is given as a location (never re-parsed from a string)
-    image = ImageIntake(s3_client=spy).prepare(S3Location("uploads", "cat.png?versionId=null"))
+    image = ImageIntake(s3=S3ImageReader(spy)).prepare(
+        S3Location("uploads", "cat.png?versionId=null")
+    )
     # THEN that object is read and referenced, and no request names a version
     assert {params["Key"] for _, params in spy.calls} == {"cat.png?versionId=null"}
     assert all("VersionId" not in params for _, params in spy.calls)

@@ -724,7 +724,9 @@ def test_a_bad_queue_url_does_not_hide_policies_that_do_not_exist(world, tmp_pat
         assert raised.value.problems == (
             "MODERATION_REVIEW_QUEUE_URL: must be an SQS queue URL "
             "(https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), got 'review-queue'",
-            f"MODERATION_POLICIES: {missing}: policy directory not found",
+            f"MODERATION_POLICIES: {missing}: policy directory not found"
+            " (a store needs default.yaml: `moderation policy init DIR` writes the starter"
+            " policies there)",
         )
     [logged] = world.logs("ERROR")
     assert logged["problems"] == list(raised.value.problems)

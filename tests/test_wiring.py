@@ -27,7 +27,9 @@ def test_a_bad_variable_does_not_hide_policies_that_do_not_exist(aws, tmp_path: 
         Engine.from_env({"MODERATION_JUDGE": "gpt", "MODERATION_POLICIES": str(missing)})
     assert caught.value.problems == (
         "MODERATION_JUDGE: must be bedrock or none, got 'gpt'",
-        f"MODERATION_POLICIES: {missing}: policy directory not found",
+        f"MODERATION_POLICIES: {missing}: policy directory not found"
+        " (a store needs default.yaml: `moderation policy init DIR` writes the starter"
+        " policies there)",
     )
     assert isinstance(caught.value.__cause__, PolicyError)
 
