@@ -182,10 +182,11 @@ def test_rekognition_throttled_twice_then_answered(aws: AWSEndpoint, image: Prep
     assert detection.model_version == "7.0"
     assert aws.count(DETECT) == 3
     stats = limiter.stats()
-    # 3 attempts, 3 tokens; 2 throttles at the same (fake) instant: 1 decrease, 100 -> 70; the
-    # success came with no throttle-free time since, so no recovery yet.
-    assert (stats.acquired, stats.throttles, stats.decreases, stats.succeeded) == (3, 2, 1, 1)
-    assert stats.rate == pytest.approx(70.0)
+    # 3 attempts, 3 tokens from the bucket (no wait); the retry was let through after the first
+    # decrease (100 -> 70), so its throttle says 70 is still too much: 49. The success came with
+    # nobody waiting for the limiter, so no recovery.
+    assert (stats.acquired, stats.throttles, stats.decreases, stats.succeeded) == (3, 2, 2, 1)
+    assert stats.rate == pytest.approx(49.0)
     assert detector.throttles == 2
     assert aws.unexpected == []
 
@@ -204,11 +205,13 @@ def test_bedrock_throttled_twice_with_429s_then_answered(
     assert judgment.status == "verdict"
     assert judgment.attempts == 3
     stats = limiter.stats()
-    assert (stats.acquired, stats.throttles, stats.decreases, stats.succeeded) == (3, 2, 1, 1)
+    assert (stats.acquired, stats.throttles, stats.decreases, stats.succeeded) == (3, 2, 2, 1)
     # 600 per minute x 0.7 = 420 at the first throttle. The burst is one request (a tenth of a
-    # second at 10/s), so the third attempt waited 60/420 = 1/7 s after the second throttle:
-    # throttle-free time that recovers 60 per minute-long window x (1/7 s / 60 s) = 1/7.
-    assert stats.rate == pytest.approx(420.0 + 1 / 7)
+    # second at 10/s), so the retry waited 60/420 = 1/7 s and was sent at the lowered rate: its
+    # throttle lowers it again, to 294. The third attempt waited 60/294 s for its token: time
+    # callers waited without a throttle, which recovers a tenth of the rate last throttled at
+    # (42 per minute-long window) x (60/294 s / 60 s) = 1/7.
+    assert stats.rate == pytest.approx(294.0 + 1 / 7)
     assert judge.throttles == 2
 
 
