@@ -88,11 +88,31 @@ def test_an_idle_bucket_holds_only_the_burst() -> None:
 def test_callers_at_the_same_instant_queue_for_their_own_turn() -> None:
     # A frozen clock shows the reservations: each caller is told to sleep until its own turn.
     t = FrozenTime()
-    lim = limiter(10, t, burst=2)
+    lim = limiter(20, t, burst=2)
     for _ in range(5):
         lim.acquire()
-    # Tickets 1 and 2 from the bucket; ticket k then waits (k - 2) / 10 s.
-    assert t.sleeps == [pytest.approx(0.1), pytest.approx(0.2), pytest.approx(0.3)]
+    # Tickets 1 and 2 from the bucket; ticket k then waits (k - 2) / 20 s.
+    assert t.sleeps == [pytest.approx(0.05), pytest.approx(0.1), pytest.approx(0.15)]
+
+
+def test_a_waiter_goes_sooner_when_the_rate_rises_meanwhile() -> None:
+    # A limiter finding the quota climbs while callers queue: the ones queued at the starting
+    # rate must not sleep out the turns they were given then.
+    t = FakeTime()
+    lim = RateLimiter(start=1, step=10, burst=1, clock=t.clock, sleep=t.sleep)
+    lim.acquire()  # the burst
+
+    def sleep(seconds: float) -> None:
+        t.sleep(seconds)
+        if len(t.sleeps) == 1:
+            lim.succeeded()  # another caller's request succeeded meanwhile: 1 + 10 x 0.25
+
+    lim._sleep = sleep
+    waited = lim.acquire()
+    # Its turn at 1/s was a second away; it looks again after 0.25 s, when 0.25 of the token
+    # has come and the rate is 3.5/s: the remaining 0.75 takes 0.75 / 3.5 s.
+    assert t.sleeps == [0.25, pytest.approx(0.75 / 3.5)]
+    assert waited == pytest.approx(0.25 + 0.75 / 3.5)
 
 
 def test_a_waiter_sleeps_again_when_the_rate_drops_meanwhile() -> None:
@@ -314,7 +334,7 @@ def test_a_frozen_clock_does_not_spin() -> None:
     lim = limiter(1, t, burst=1)
     lim.acquire()
     assert lim.acquire() == 0.0  # the clock did not move: no time waited, and no endless loop
-    assert t.sleeps == [pytest.approx(1.0)]
+    assert t.sleeps == [0.25]  # a second away, looked at again after at most a quarter
 
 
 # -- validation ------------------------------------------------------------------------------
