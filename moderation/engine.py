@@ -10,10 +10,9 @@ that cannot be written to the audit log is raised as `AuditError`, never returne
 A policy's `shadow` policies are evaluated on the same detection and recorded in `Decision.shadow`;
 they never call the judge, spend budget, or change the live decision.
 
-At scale (`moderate_many`, `amoderate`, your own threads): rate limiters shared by every thread keep
-the detector and the judge at the account's quota (found by themselves unless a rate is
-configured: `moderation.limits`), and a detection cache answers for an image (by sha256) that was
-detected before with the same settings, without a second call (`moderation.dedupe`).
+At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
+the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
+detected before with the same settings, without a second call.
 """
 
 from __future__ import annotations
