@@ -220,6 +220,21 @@ class RateLimiter:
     spin.
     """
 
+    # What the bucket and the adaptation keep (set by `_start_counting`; guarded by `_lock`).
+    _credit: float
+    _issued: int
+    _stamp: float
+    _born: float
+    _sent: deque[float]
+    _pressed: bool
+    _calm_since: float
+    _decreased_at: float
+    _ceiling: float
+    _succeeded: int
+    _throttles: int
+    _decreases: int
+    _waited: float
+
     def __init__(
         self,
         rate: float | None = None,
@@ -241,35 +256,17 @@ class RateLimiter:
         )
         self.name: str = str(name)
         unit = f"requests per {self.per:g} s"
-        if rate is None:
-            if start is None:
-                raise ValueError(
-                    "a RateLimiter without a rate (no ceiling) needs start=: the rate to begin"
-                    f" at, in {unit}, e.g. 5"
-                )
-            ceiling = math.inf
-        else:
-            ceiling = _positive("rate", rate, "requests per `per` seconds, e.g. 50")
-        first = ceiling if start is None else _positive("start", start, unit)
-        if first > ceiling:
-            raise ValueError(f"start must not be above rate ({rate!r}), got {start!r}")
+        self._max, first = _ceiling_and_start(rate, start, unit)
         self._recovery = _positive(
             "recovery", recovery, "a fraction of rate per recovery window, e.g. 0.1"
         )
         if step is not None:
             self._step = _positive("step", step, f"{unit}, added per recovery window")
         else:
-            self._step = first if rate is None else self._recovery * ceiling
-        self._fixed_burst: float | None = None
-        if burst is not None:
-            self._fixed_burst = _positive("burst", burst, "requests")
-            if self._fixed_burst < 1.0:
-                raise ValueError(
-                    f"burst must be at least 1 request (one whole token), got {burst!r}"
-                )
-        base = first if rate is None else ceiling
-        floor = DEFAULT_MIN_FRACTION * base if min_rate is None else min_rate
-        self._min = _positive("min_rate", floor, unit)
+            self._step = first if rate is None else self._recovery * self._max
+        self._fixed_burst = None if burst is None else _burst(burst)
+        floor = DEFAULT_MIN_FRACTION * (first if rate is None else self._max)
+        self._min = _positive("min_rate", floor if min_rate is None else min_rate, unit)
         if self._min > first:
             raise ValueError(
                 f"min_rate must not be above the starting rate ({first:g}), got {min_rate!r}"
@@ -283,28 +280,12 @@ class RateLimiter:
         if not _real(cooldown) or not 0.0 <= cooldown < math.inf:
             raise ValueError(f"cooldown must be a finite number of seconds >= 0, got {cooldown!r}")
         self._cooldown = float(cooldown)
-        self._max = ceiling
         self._rate = first
         self._clock = clock
         self._sleep = sleep
         self._lock = threading.Lock()
         self._local = threading.local()  # when this thread's last request was let through
-        now = clock()
-        # Tickets and credit, counted from the start: ticket k may go once credit >= k. The bucket
-        # starts full, and credit never runs more than `burst` ahead of the tickets handed out.
-        self._credit = self._burst_now()
-        self._issued = 0
-        self._stamp = now  # when credit was last brought up to date
-        self._born = now
-        self._sent: deque[float] = deque()  # when requests were let through, the last window's
-        self._pressed = False  # a caller waited since the rate was last raised (or not)
-        self._calm_since = now  # the last throttle or the last success
-        self._decreased_at = -math.inf
-        self._ceiling = math.inf  # the rate last throttled at: recovery slows near it
-        self._succeeded = 0
-        self._throttles = 0
-        self._decreases = 0
-        self._waited = 0.0
+        self._start_counting(clock())
 
     # -- configuration -----------------------------------------------------------------------
 
@@ -446,6 +427,24 @@ class RateLimiter:
 
     # -- internals (hold the lock) -----------------------------------------------------------
 
+    def _start_counting(self, now: float) -> None:
+        """The bucket full, no request yet, nothing learnt."""
+        # Tickets and credit, counted from the start: ticket k may go once credit >= k. The bucket
+        # starts full, and credit never runs more than `burst` ahead of the tickets handed out.
+        self._credit = self._burst_now()
+        self._issued = 0
+        self._stamp = now  # when credit was last brought up to date
+        self._born = now
+        self._sent = deque()  # when requests were let through, the last window's
+        self._pressed = False  # a caller waited since the rate was last raised (or not)
+        self._calm_since = now  # the last throttle or the last success
+        self._decreased_at = -math.inf
+        self._ceiling = math.inf  # the rate last throttled at: recovery slows near it
+        self._succeeded = 0
+        self._throttles = 0
+        self._decreases = 0
+        self._waited = 0.0
+
     def _burst_now(self) -> float:
         if self._fixed_burst is not None:
             return self._fixed_burst
@@ -476,6 +475,31 @@ class RateLimiter:
         self._forget_sent(now)
         span = min(self.recovery_window, now - self._born)
         return len(self._sent) * self.per / span if span > 0.0 else math.inf
+
+
+def _ceiling_and_start(rate: float | None, start: float | None, unit: str) -> tuple[float, float]:
+    """The ceiling (`math.inf` for no `rate`) and the rate to begin at, validated."""
+    if rate is None:
+        if start is None:
+            raise ValueError(
+                "a RateLimiter without a rate (no ceiling) needs start=: the rate to begin at, in"
+                f" {unit}, e.g. 5"
+            )
+        ceiling = math.inf
+    else:
+        ceiling = _positive("rate", rate, "requests per `per` seconds, e.g. 50")
+    first = ceiling if start is None else _positive("start", start, unit)
+    if first > ceiling:
+        raise ValueError(f"start must not be above rate ({rate!r}), got {start!r}")
+    return ceiling, first
+
+
+def _burst(burst: float) -> float:
+    """`burst` validated: a whole request at least."""
+    value = _positive("burst", burst, "requests")
+    if value < 1.0:
+        raise ValueError(f"burst must be at least 1 request (one whole token), got {burst!r}")
+    return value
 
 
 def _real(value: float) -> bool:
