@@ -337,10 +337,11 @@ def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
-        outcomes: Counter[str] = Counter(
-            json.loads(line)["outcome"] for line in done.stdout.splitlines() if line.strip()
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        outcomes: Counter[str] = Counter(line["outcome"] for line in lines if "outcome" in line)
+        errors: Counter[str] = Counter(
+            str(line.get("error"))[:160] for line in lines if "outcome" not in line
         )
-        errors: Counter[str] = Counter()
         if done.returncode not in (0, 1):
             tail = done.stderr.strip().splitlines()[-3:]
             errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
