@@ -210,10 +210,12 @@ class RateLimiter:
     Adapting: `throttled()` lowers the rate to `decrease` (default 0.7) times the lower of the
     rate and the rate requests were let through at over the last `recovery_window`, once per
     congestion event (see `DEFAULT_COOLDOWN`), never below `min_rate` (default 5 % of `rate`,
-    or of `start`). `succeeded()` raises it by the step for the throttle-free time since the last
-    throttle or success, but only if a caller had to wait for the limiter meanwhile: a rate
-    nobody uses says nothing about the quota, and is not raised. A tenth of the step between 90 %
-    and 110 % of the rate last throttled at (see `DEFAULT_PROBE`); never above `rate`.
+    or of `start`), and empties the bucket. `succeeded()` raises it by `step` per
+    `recovery_window` of throttle-free time since the last throttle or success, but only if a
+    caller had to wait for the limiter meanwhile: a rate nobody uses says nothing about the
+    quota, and is not raised. Once a throttle has shown where the quota is, the step is at most
+    `recovery` times the rate last throttled at, and a tenth of that between 90 % and 110 % of it
+    (see `DEFAULT_PROBE`); never above `rate`.
 
     `clock` must be monotonic and `sleep(s)` must let at least `s` seconds of it pass; a `sleep`
     after which `clock` has not moved at all (a test's frozen clock) ends the wait rather than
