@@ -77,9 +77,10 @@ DEFAULT_DECREASE: Final = 0.7
 
 #: Additive increase with a configured rate: for every `recovery_window` (`per`, and at least one
 #: second) that callers wait for the limiter without a throttle, the rate rises by this fraction
-#: of the configured rate (without one, by `step` requests). For a quota per second, the full
-#: rate is back 3 s after one decrease (to 70 %): one unlucky throttle costs seconds of capacity,
-#: not minutes, and a rate just over the quota is approached gradually. For a quota per minute it
+#: of the configured rate (without one, by `step` requests), and after a throttle by at most this
+#: fraction of the rate last throttled at (a quota of 5 is not probed in steps of 10). A rate
+#: per second is back 3 s after one decrease (to 70 %): one unlucky throttle costs seconds, not
+#: minutes, and a rate just over the quota is approached gradually. For a quota per minute it
 #: takes minutes, because a server that counts per minute remembers a burst for that long:
 #: creeping back within seconds re-triggers it (simulated, a client configured at twice a
 #: 20-per-minute quota has 38 % of its requests throttled when it recovers per second, 3 % when
