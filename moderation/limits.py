@@ -129,12 +129,15 @@ class ServiceLimits:
 #: region's default, and +20 per second while callers wait reaches 50 in 2.3 s (a run of a
 #: thousand images at 50 per second loses about 50 requests' worth of time to the climb).
 #: Bedrock's on-demand quotas are per model and region, tens to thousands of requests per minute,
-#: and judge calls are a small share of the images: one a second to begin with, +60 per minute of
-#: waiting. Set `MODERATION_REKOGNITION_TPS` / `MODERATION_BEDROCK_RPM` when the quota is known.
+#: and judge calls are a small share of the images: 60 a minute to begin with, +300 per minute of
+#: waiting (simulated against a bucket of a minute's worth, over an hour: quotas of 20 to 1,000
+#: per minute are used at 99-101 % with under 1 % throttled; +60 reached 1,000 only after
+#: sixteen minutes). Set `MODERATION_REKOGNITION_TPS` / `MODERATION_BEDROCK_RPM` when the quota
+#: is known.
 SERVICE_LIMITS: Final[Mapping[str, ServiceLimits]] = MappingProxyType(
     {
         "rekognition": ServiceLimits(per=1.0, start=5.0, step=20.0),
-        "bedrock": ServiceLimits(per=60.0, start=60.0, step=60.0),
+        "bedrock": ServiceLimits(per=60.0, start=60.0, step=300.0),
     }
 )
 

@@ -233,6 +233,30 @@ def test_a_limiter_without_a_rate_finds_the_quota(quota: float) -> None:
     assert throttled / (accepted + throttled) < (0.03 if quota == 5.0 else 0.01)
 
 
+@pytest.mark.parametrize("per_minute", [20.0, 200.0, 1000.0])
+def test_a_bedrock_limiter_without_a_rate_finds_a_quota_per_minute(per_minute: float) -> None:
+    # An hour against a server whose bucket holds a minute of its quota.
+    t = FakeTime()
+    search = SERVICE_LIMITS["bedrock"]
+    lim = RateLimiter(
+        per=search.per, start=search.start, step=search.step, clock=t.clock, sleep=t.sleep
+    )
+    tokens, stamp, accepted, throttled = per_minute, 0.0, 0, 0
+    while True:
+        lim.acquire()
+        if t.now >= 3600.0:
+            break
+        tokens, stamp = min(per_minute, tokens + (t.now - stamp) * per_minute / 60), t.now
+        if tokens >= 1.0:
+            tokens, accepted = tokens - 1.0, accepted + 1
+            lim.succeeded()
+        else:
+            throttled += 1
+            lim.throttled()
+    assert 0.95 * per_minute * 60 <= accepted <= per_minute * 61
+    assert throttled / (accepted + throttled) < 0.01
+
+
 def test_a_rate_nobody_uses_is_not_raised() -> None:
     # Four callers at 200 ms use 20 per second: the limiter must not climb past what they use
     # (a rate left far above the quota would let the next burst through unpaced).
