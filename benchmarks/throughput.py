@@ -1,7 +1,8 @@
-"""Throughput at the account quota: `moderate_many` against an endpoint that enforces one.
+"""Throughput at the account quota, with and without a rate configured, against an endpoint
+that enforces one.
 
-    .venv/bin/python benchmarks/throughput.py [--images 2000] [--sequential N] [--tps 50]
-                                              [--latency 0.2] [--workers 16]
+    .venv/bin/python benchmarks/throughput.py [--quick] [--images 1000] [--tps 50]
+                                              [--latency 0.2] [--sequential 40]
 
 Not a test: nothing here asserts a time. A local 127.0.0.1 endpoint speaks Rekognition's real
 DetectModerationLabels wire format (the whole botocore path runs: serialisation, signing, the
@@ -10,43 +11,57 @@ is answered after `--latency` seconds, and a server-side token bucket of `--tps`
 second holding one second of them refuses anything above it with a ThrottlingException, at once.
 Every image is distinct (its pixels encode its index), so nothing is answered twice by a cache.
 
-Three runs, each on a fresh engine, client and server bucket:
+Each run has a fresh engine, client and server bucket:
 
-(a) `Engine.moderate_many` with `rekognition_tps` at the quota and `--workers` threads;
-(b) a naive loop of `Engine.moderate`, one image after another, no rate limit: the baseline;
-(c) `moderate_many` with `rekognition_tps` at twice the quota: the limiter must find the quota
-    from the throttles (AIMD: back off on a throttle, creep back up while none comes).
+(a) the reference: `moderate_many`, 16 workers, `rekognition_tps` at the quota: what this
+    machine gets through when the limiter knows the quota;
+(b) NOTHING configured (the engine's default limiter finds the quota by itself): `moderate_many`
+    at 4, 16, 64 and 256 workers, your own 64 threads calling `moderation.moderate()`, 1,000
+    `amoderate` calls gathered at once, and `moderation check` (the CLI, in a subprocess, on a
+    directory of the images, without `--rate`);
+(c) what 4 workers can do at all: 4 workers at 200 ms a call are 20 requests/s at most, under the
+    quota, so their baseline is the same 4 workers with the rate set at the quota (it never holds
+    them back);
+(d) `moderate_many`, 16 workers, `rekognition_tps` at twice the quota;
+(e) a loop of `moderate()`, one image after another: the sequential baseline.
 
-For each: images/s, the fraction of the quota used (requests the server accepted per second /
-`--tps`), throttled requests (of all requests sent, retries included) and the images left without
-a decision. Targets: >= 90 % of the quota, throttled < 1 %, 0 undecided.
+For each: images/s, the requests the server accepted per second as a ratio of the quota and of
+run (a) (measured in the same invocation), throttled requests (of all requests sent, retries
+included) and the images left without a decision. Targets: >= 90 % of the quota (for 4 workers,
+of their baseline (c)), <= 1 % throttled, 0 undecided.
 
-Why 16 workers are enough: by Little's law the requests in flight are rate x latency, 50/s x
-0.2 s = 10, so 10 threads waiting on answers keep the quota busy; the other 6 absorb the client's
-own time per image (intake, triage, audit) and jitter. More threads would only queue at the
-limiter.
+`--quick` runs a third of the images (the ramp from the default starting rate then weighs more).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
+import functools
 import io
+import json
 import math
 import os
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+import moderation
 from moderation import Engine, PolicyStore
 from moderation.audit import InMemoryAuditLog
 from moderation.aws.rekognition import RekognitionDetector
-from moderation.testing.endpoint import DETECT, AWSEndpoint, Recorded, Reply
+from moderation.testing.endpoint import AWSEndpoint, Recorded, Reply
 
 #: Every label is allowed (or below every band), no judge: each image is approved by policy, so
 #: the figures are the detector's path and nothing else.
@@ -156,29 +171,32 @@ class Run:
     def requests(self) -> int:
         return len(self.accepted) + len(self.throttled)
 
-    def quota_used(self, tps: float) -> float:
-        return len(self.accepted) / self.elapsed / tps
+    @property
+    def accepted_rate(self) -> float:
+        return len(self.accepted) / self.elapsed
 
     def throttled_share(self) -> float:
         return len(self.throttled) / self.requests if self.requests else 0.0
 
 
+#: How one run moderates its images: (engine, images, outcomes, errors), counting each.
+How = Callable[[Engine, list[bytes], Counter[str], Counter[str]], None]
+
+
 class Bench:
     """One endpoint for every run; a fresh engine, client and server bucket for each."""
 
-    def __init__(self, aws: AWSEndpoint, quota: Quota, workers: int) -> None:
+    def __init__(self, aws: AWSEndpoint, quota: Quota) -> None:
         self.aws = aws
         self.quota = quota
-        self.workers = workers
         self.store = PolicyStore.from_sources({"default": POLICY})
         self.warm = make_images(1, offset=10**9)[0]
 
-    def engine(self, tps: float | None) -> Engine:
-        # One attempt per botocore call: the adapter owns retries, so the limiter sees them all.
+    def engine(self, tps: float | None, workers: int) -> Engine:
+        """An engine on a client with a pool for `workers` and one attempt per botocore call
+        (the adapter owns retries, so the limiter sees them all); `tps` None: nothing set."""
         client = self.aws.client(
-            "rekognition",
-            retries={"total_max_attempts": 1},
-            max_pool_connections=self.workers,
+            "rekognition", retries={"total_max_attempts": 1}, max_pool_connections=workers
         )
         engine = Engine(
             self.store, RekognitionDetector(client), None, InMemoryAuditLog(), rekognition_tps=tps
@@ -186,41 +204,169 @@ class Bench:
         engine.moderate(self.warm)  # connection, service model, first-call costs: not timed
         return engine
 
-    def run(self, name: str, engine: Engine, images: list[bytes], batch: bool) -> Run:
+    def run(self, name: str, engine: Engine, images: list[bytes], how: How) -> Run:
         outcomes: Counter[str] = Counter()
         errors: Counter[str] = Counter()
         stats = getattr(engine.rekognition_limiter, "stats", None)
         before = stats() if callable(stats) else None  # after the warm-up call
         self.quota.reset()
         start = time.perf_counter()
-        if batch:
-            for item in engine.moderate_many(images, max_workers=self.workers):
-                if item.decision is not None:
-                    outcomes[item.decision.outcome.value] += 1
-                else:
-                    errors[_describe(item.error)] += 1
-        else:
-            for image in images:
-                try:
-                    outcomes[engine.moderate(image).outcome.value] += 1
-                except Exception as exc:  # counted as undecided, as a batch item would be
-                    errors[_describe(exc)] += 1
+        how(engine, images, outcomes, errors)
         elapsed = time.perf_counter() - start
+        engine.close()
+        after = stats() if callable(stats) else None
+        return self.result(name, len(images), elapsed, outcomes, errors, _delta(before, after))
+
+    def result(
+        self,
+        name: str,
+        images: int,
+        elapsed: float,
+        outcomes: Counter[str],
+        errors: Counter[str],
+        limiter: Any = None,
+    ) -> Run:
         return Run(
             name=name,
-            images=len(images),
+            images=images,
             elapsed=elapsed,
             outcomes=outcomes,
             errors=errors,
             accepted=list(self.quota.accepted),
             throttled=list(self.quota.throttled),
-            limiter=_delta(before, stats()) if callable(stats) else None,
+            limiter=limiter,
         )
+
+
+# -- the ways a user moderates many images ---------------------------------------------------
+
+
+def batch(workers: int) -> How:
+    """`Engine.moderate_many` on `workers` threads."""
+
+    def how(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
+        for item in engine.moderate_many(images, max_workers=workers):
+            if item.decision is not None:
+                outcomes[item.decision.outcome.value] += 1
+            else:
+                errors[_describe(item.error)] += 1
+
+    return how
+
+
+def loop(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
+    """One `moderate()` after another."""
+    for image in images:
+        _count(functools.partial(engine.moderate, image), outcomes, errors)
+
+
+def own_threads(threads: int) -> How:
+    """The caller's own thread pool calling the module-level `moderation.moderate()`."""
+
+    def how(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
+        moderation.configure(engine)
+        lock = threading.Lock()
+
+        def one(image: bytes) -> None:
+            mine: Counter[str] = Counter()
+            failed: Counter[str] = Counter()
+            _count(functools.partial(moderation.moderate, image), mine, failed)
+            with lock:
+                outcomes.update(mine)
+                errors.update(failed)
+
+        try:
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(one, images))
+        finally:
+            moderation.configure(None)
+
+    return how
+
+
+def gathered(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
+    """Every image's `amoderate` awaited at once (`asyncio.gather`)."""
+
+    async def everything() -> list[Any]:
+        calls = [engine.amoderate(image) for image in images]
+        return await asyncio.gather(*calls, return_exceptions=True)
+
+    for result in asyncio.run(everything()):
+        if isinstance(result, BaseException):
+            errors[_describe(result)] += 1
+        else:
+            outcomes[result.outcome.value] += 1
+
+
+def _count(call: Callable[[], Any], outcomes: Counter[str], errors: Counter[str]) -> None:
+    try:
+        outcomes[call().outcome.value] += 1
+    except Exception as exc:  # counted as undecided, as a batch item would be
+        errors[_describe(exc)] += 1
+
+
+def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run:
+    """`moderation check DIR` in a subprocess, nothing set but the endpoint and fake keys."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        (root / "policies").mkdir()
+        (root / "policies" / "default.yaml").write_text(POLICY)
+        (root / "images").mkdir()
+        for i, data in enumerate(images):
+            (root / "images" / f"{i:06d}.png").write_bytes(data)
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("MODERATION_", "AWS_"))
+        }
+        env.update(
+            AWS_ENDPOINT_URL_REKOGNITION=bench.aws.url,
+            AWS_ACCESS_KEY_ID="AKIDBENCH",
+            AWS_SECRET_ACCESS_KEY="x",
+            AWS_CONFIG_FILE=os.devnull,
+            AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+            PYTHONPATH=os.pathsep.join(sys.path),
+        )
+        audit = root / "audit.jsonl"
+        command = [
+            sys.executable, "-m", "moderation", "check", "--policies", str(root / "policies"),
+            "--region", "us-east-1", "--audit", str(audit), "--json", "--no-resume",
+            "--workers", str(workers), str(root / "images"),
+        ]  # fmt: skip
+        bench.quota.reset()
+        start = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        elapsed = time.perf_counter() - start
+        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+        outcomes: Counter[str] = Counter(line["outcome"] for line in lines if "outcome" in line)
+        errors: Counter[str] = Counter(
+            str(line.get("error"))[:160] for line in lines if "outcome" not in line
+        )
+        if done.returncode not in (0, 1):
+            tail = done.stderr.strip().splitlines()[-3:]
+            errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
+    # From the first request to the last answer: the CLI's start-up (a new interpreter, the
+    # imports, the policies, listing the directory) spends no quota.
+    sent = bench.quota.accepted + bench.quota.throttled
+    served = max(bench.quota.accepted) + bench.quota.latency - min(sent) if sent else elapsed
+    run = bench.result(name, len(images), served, outcomes, errors)
+    if sent:
+        first = min(sent)
+        run.accepted = [t - first for t in run.accepted]
+        run.throttled = [t - first for t in run.throttled]
+    run.note = (
+        f"timed from its first request to its last answer ({served:.1f} s of the {elapsed:.1f} s"
+        " the command ran: start-up and listing the directory spend no quota)"
+    )
+    said = [line.strip() for line in done.stderr.splitlines() if "throttles:" in line]
+    if said:
+        run.extra["the CLI says"] = said[-1]
+    return run
 
 
 def _delta(before: Any, after: Any) -> Any:
     """The limiter's counters for the run alone (the warm-up call left out), its rate at the end."""
-    if before is None:
+    if before is None or after is None:
         return after
     return dataclasses.replace(
         after,
@@ -240,38 +386,61 @@ def _mark(ok: bool) -> str:
     return "ok  " if ok else "MISS"
 
 
-def report(run: Run, tps: float, *, targets: bool) -> None:
-    quota = run.quota_used(tps)
-    share = run.throttled_share()
+@dataclass
+class Verdict:
+    """A run and what it is measured against: the quota, or what its workers can do at all."""
+
+    run: Run
+    of: float  # accepted requests per second that count as 100 %
+    of_name: str
+    checked: bool  # held to the targets
+
+    def share(self) -> float:
+        return self.run.accepted_rate / self.of
+
+    def ok(self) -> bool:
+        return (
+            self.share() >= TARGET_QUOTA
+            and self.run.throttled_share() <= TARGET_THROTTLED
+            and self.run.undecided == 0
+        )
+
+
+def report(verdict: Verdict, tps: float, reference: Run) -> None:
+    run = verdict.run
     print(f"\n{run.name}")
     if run.note:
         print(f"  {run.note}")
     print(f"  {run.images} images in {run.elapsed:.1f} s: {run.rate:.1f} images/s")
-    line = f"  quota used      {quota:7.1%}  ({len(run.accepted) / run.elapsed:.1f} accepted/s)"
-    print(
-        line
-        + (f"   target >= {TARGET_QUOTA:.0%}  {_mark(quota >= TARGET_QUOTA)}" if targets else "")
-    )
-    line = f"  throttled       {len(run.throttled):7d}  ({share:.2%} of {run.requests} requests)"
-    print(
-        line
-        + (
-            f"   target < {TARGET_THROTTLED:.0%}   {_mark(share < TARGET_THROTTLED)}"
-            if targets
-            else ""
+    ratios = f"{run.accepted_rate / tps:.1%} of the quota ({run.accepted_rate:.1f} accepted/s)"
+    if reference is not run:
+        ratios += f", {run.accepted_rate / reference.accepted_rate:.1%} of run (a)"
+    if verdict.of_name != "the quota":
+        ratios += f", {verdict.share():.1%} of {verdict.of_name}"
+    print(f"  accepted        {ratios}")
+    if verdict.checked:
+        print(
+            f"  {'':<15} target >= {TARGET_QUOTA:.0%} of {verdict.of_name}"
+            f"  {_mark(verdict.share() >= TARGET_QUOTA)}"
         )
-    )
+    share = run.throttled_share()
+    line = f"  throttled       {len(run.throttled):7d}  ({share:.2%} of {run.requests} requests)"
+    if verdict.checked:
+        line += f"   target <= {TARGET_THROTTLED:.0%}  {_mark(share <= TARGET_THROTTLED)}"
+    print(line)
     print(f"  undecided       {run.undecided:7d}   target 0      {_mark(run.undecided == 0)}")
     print(f"  outcomes        {dict(run.outcomes)}")
     for error, count in run.errors.most_common(3):
         print(f"    {count} x {error}")
     stats = run.limiter
     if stats is not None:
+        ceiling = f"{stats.max_rate:g}" if math.isfinite(stats.max_rate) else "none set"
         print(
-            f"  limiter         rate {stats.rate:.1f}/{stats.max_rate:g} per {stats.per:g} s at the"
-            f" end, {stats.acquired} acquired, {stats.throttles} throttles reported,"
+            f"  limiter         rate {stats.rate:.1f} per {stats.per:g} s at the end (ceiling"
+            f" {ceiling}), {stats.acquired} acquired, {stats.throttles} throttles reported,"
             f" {stats.decreases} decreases, {stats.waited_s:.1f} s waited in all"
         )
+    run.extra.setdefault("per 5 s", "accepted/s (throttles): " + timeline(run, 5.0))
     for key, value in run.extra.items():
         print(f"  {key:<15} {value}")
 
@@ -306,83 +475,91 @@ def timeline(run: Run, step: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=2000, help="images per run (default 2000)")
+    parser.add_argument("--images", type=int, default=1000, help="images per run (default 1000)")
+    parser.add_argument("--quick", action="store_true", help="a third of the images per run")
     parser.add_argument(
-        "--sequential",
-        type=int,
-        default=None,
-        metavar="N",
-        help="images for the sequential loop (default: all; at 5 images/s 2000 take ~400 s)",
+        "--sequential", type=int, default=40, metavar="N", help="images for the loop (40)"
     )
     parser.add_argument("--tps", type=float, default=50.0, help="the quota (default 50/s)")
     parser.add_argument(
         "--latency", type=float, default=0.2, help="seconds per accepted request (default 0.2)"
     )
-    parser.add_argument("--workers", type=int, default=16, help="moderate_many threads (16)")
+    parser.add_argument("--no-cli", action="store_true", help="leave out `moderation check`")
     args = parser.parse_args()
-    if args.images < 1 or args.tps <= 0 or args.latency < 0 or args.workers < 1:
-        parser.error("--images and --workers must be >= 1, --tps > 0, --latency >= 0")
-    sequential = args.images if args.sequential is None else min(args.sequential, args.images)
-    if sequential < 1:
-        parser.error("--sequential must be >= 1")
-
-    in_flight = args.tps * args.latency
+    n = max(1, args.images // 3) if args.quick else args.images
+    if n < 1 or args.tps <= 0 or args.latency < 0 or args.sequential < 1:
+        parser.error("--images and --sequential must be >= 1, --tps > 0, --latency >= 0")
     print(
         f"throughput at a {args.tps:g}/s quota, {args.latency * 1000:.0f} ms per request "
-        f"({os.cpu_count()} cores): {args.images} distinct {SIDE}x{SIDE} PNGs; "
-        f"{args.workers} workers for {args.tps:g}/s x {args.latency:g} s = {in_flight:.0f} "
-        "requests in flight"
+        f"({os.cpu_count()} cores): {n} distinct {SIDE}x{SIDE} PNGs per run; "
+        f"{args.tps:g}/s x {args.latency:g} s = {args.tps * args.latency:.0f} requests in flight"
+        " at the quota"
     )
     print(
         "the server's bucket starts full (one second of the quota), so a run of T seconds can use"
         " up to 1 + 1/T of it"
     )
-    images = make_images(args.images)
+    started = time.perf_counter()
+    images = make_images(n)
     quota = Quota(args.tps, args.latency)
     with AWSEndpoint(default_detect=quota) as aws:
-        bench = Bench(aws, quota, args.workers)
-        a = bench.run(
-            f"(a) moderate_many, {args.workers} workers, rekognition_tps={args.tps:g}",
-            bench.engine(args.tps),
-            images,
-            batch=True,
-        )
-        if a.limiter is None:
-            a.note = (
-                "WARNING: the engine's RateLimiter keeps no stats (the placeholder that does not"
-                " limit?): these figures are not the limiter's"
-            )
-        a.extra["per 5 s"] = "accepted/s (throttles): " + timeline(a, 5.0)
-        report(a, args.tps, targets=True)
-
-        b = bench.run(
-            "(b) sequential loop of moderate(), no rate limit",
-            bench.engine(None),
-            images[:sequential],
-            batch=False,
-        )
-        if sequential < args.images:
-            b.note = (
-                f"the first {sequential} of the {args.images} images only (--sequential "
-                f"{sequential}): images/s is theirs"
-            )
-        b.extra["ratio"] = f"moderate_many is {a.rate / b.rate:.1f}x the sequential loop"
-        report(b, args.tps, targets=False)
-
-        c = bench.run(
-            f"(c) moderate_many, {args.workers} workers, rekognition_tps={2 * args.tps:g}"
-            " (2x the quota)",
-            bench.engine(2 * args.tps),
-            images,
-            batch=True,
-        )
-        c.extra["per 5 s"] = "accepted/s (throttles): " + timeline(c, 5.0)
-        c.extra["settled"] = settled(c, 5.0)
-        report(c, args.tps, targets=True)
+        verdicts = run_all(Bench(aws, quota), images, args)
         if unexpected := aws.unexpected:
             raise SystemExit(f"the endpoint got {len(unexpected)} requests it did not expect")
-        if aws.count(DETECT) < a.requests + b.requests + c.requests:
-            raise SystemExit("the endpoint counted fewer requests than the runs")
+    print(f"\nsummary ({time.perf_counter() - started:.0f} s in all)")
+    for verdict in verdicts:
+        run = verdict.run
+        mark = _mark(verdict.ok()) if verdict.checked else "    "
+        print(
+            f"  {mark}  {run.name[:64]:<64} {verdict.share():6.1%} of {verdict.of_name},"
+            f" {run.throttled_share():.2%} throttled, {run.undecided} undecided"
+        )
+
+
+def run_all(bench: Bench, images: list[bytes], args: argparse.Namespace) -> list[Verdict]:
+    """Every run, reported as it ends."""
+    tps = args.tps
+    verdicts: list[Verdict] = []
+
+    def record(run: Run, of: float = tps, of_name: str = "the quota", checked: bool = True) -> Run:
+        verdict = Verdict(run, of, of_name, checked)
+        verdicts.append(verdict)
+        report(verdict, tps, verdicts[0].run)
+        return run
+
+    def go(name: str, rate: float | None, workers: int, how: How, **kw: Any) -> Run:
+        run = bench.run(name, bench.engine(rate, workers), kw.pop("images", images), how)
+        return record(run, **kw)
+
+    go(f"(a) moderate_many, 16 workers, rekognition_tps={tps:g} (the quota)", tps, 16, batch(16))
+    few = images[: max(1, len(images) * 2 // 5)]  # 4 workers are slower: fewer images
+    base = go(
+        f"(c) moderate_many, 4 workers, rekognition_tps={tps:g}: what 4 workers can do",
+        tps, 4, batch(4), images=few, checked=False,
+    )  # fmt: skip
+    go(
+        "(b) moderate_many, 4 workers, nothing configured",
+        None, 4, batch(4), images=few, of=base.accepted_rate, of_name="(c)",
+    )  # fmt: skip
+    for workers in (16, 64, 256):
+        name = f"(b) moderate_many, {workers} workers, nothing configured"
+        go(name, None, workers, batch(workers))
+    go("(b) your own 64 threads calling moderation.moderate(), nothing configured", None, 64,
+       own_threads(64))  # fmt: skip
+    go(f"(b) {len(images)} amoderate calls gathered, nothing configured (16 async workers)",
+       None, 16, gathered)  # fmt: skip
+    if not args.no_cli:
+        record(cli_check(bench, "(b) moderation check DIR, 16 workers, no --rate", images, 16))
+    twice = go(
+        f"(d) moderate_many, 16 workers, rekognition_tps={2 * tps:g} (2x the quota)",
+        2 * tps, 16, batch(16),
+    )  # fmt: skip
+    print(f"  {'settled':<15} {settled(twice, 5.0)}")
+    loop_images = images[: min(args.sequential, len(images))]
+    sequential = go("(e) a loop of moderate(), nothing configured", None, 1, loop,
+                    images=loop_images, checked=False)  # fmt: skip
+    print(f"  moderate_many (a) is {verdicts[0].run.rate / sequential.rate:.1f}x the loop")
+    return verdicts
 
 
 if __name__ == "__main__":

@@ -17,8 +17,10 @@ Failures are never stored (only a detection that succeeded is put). A cache is a
 the engine treats any exception from `get` or `put` as a miss, logs it and detects normally, so a
 cache that is down slows moderation a little but never fails or changes it.
 
-`detection_cache_from_spec` builds the cache the `MODERATION_DEDUPE` setting names. Importing this
-module loads neither boto3 nor botocore: the DynamoDB client is built when the cache is.
+`SingleFlight` is how the engine detects through a cache: threads asking for the same key at once
+make one detector call between them. `detection_cache_from_spec` builds the cache the
+`MODERATION_DEDUPE` setting names. Importing this module loads neither boto3 nor botocore: the
+DynamoDB client is built when the cache is.
 """
 
 from __future__ import annotations
@@ -27,19 +29,24 @@ import hashlib
 import json
 import logging
 import math
+import os
 import re
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Final, Protocol, runtime_checkable
 
 from moderation.detection import Detection
 from moderation.errors import ConfigurationError, ModerationError
+from moderation.limits import unwrapped
 
 if TYPE_CHECKING:
     from moderation.aws.dynamodb import DynamoDBTable
     from moderation.errors import AWSError
+    from moderation.image import PreparedImage
+    from moderation.ports import Detector
 
 __all__ = [
     "DEFAULT_TTL_SECONDS",
@@ -48,8 +55,10 @@ __all__ = [
     "DetectionCacheError",
     "DynamoDBDetectionCache",
     "MemoryDetectionCache",
+    "SingleFlight",
     "cache_key",
     "detection_cache_from_spec",
+    "detector_id",
 ]
 
 _log = logging.getLogger(__name__)
@@ -130,6 +139,110 @@ def cache_key(sha256: str, *, detector: str, min_confidence: float, max_frames: 
         allow_nan=False,
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
+
+
+def detector_id(detector: Detector) -> str:
+    """What makes two detectors' answers interchangeable in the detection cache.
+
+    A detector says so with a `cache_id` string (the Rekognition adapter: its project version);
+    any other is only ever equal to itself, in this process. A detector the engine wrapped in its
+    rate limiter is named by what it wraps.
+    """
+    inner = unwrapped(detector)
+    named = getattr(inner, "cache_id", None)
+    if isinstance(named, str) and named:
+        return named
+    return f"{type(inner).__module__}.{type(inner).__qualname__}@{id(inner):x}/{os.getpid()}"
+
+
+class SingleFlight:
+    """Detections through a cache, one detector call per key at a time (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[str, Future[Detection]] = {}
+        self._lock = threading.Lock()
+
+    def detect(
+        self,
+        detector: Detector,
+        cache: DetectionCache | None,
+        image: PreparedImage,
+        *,
+        min_confidence: float,
+        sha256: str | None,
+    ) -> tuple[Detection, bool]:
+        """One detector answer for exactly the bytes `image` sends, and whether a call was made.
+
+        With a cache, the answer for the same bytes (by sha256: `sha256` when the bytes sent are
+        the original's, else hashed here) and settings is reused and marked `cached`. Threads
+        asking for the same key at once make one call between them (the others wait for it).
+        Failures are never cached; a cache that fails is logged and bypassed.
+        """
+        if cache is None or (sha256 is None and image.detect_bytes is None):
+            return detector.detect(image, min_confidence=min_confidence), True
+        if sha256 is None or image.converted:
+            assert image.detect_bytes is not None
+            sha256 = hashlib.sha256(image.detect_bytes).hexdigest()
+        key = cache_key(
+            sha256,
+            detector=detector_id(detector),
+            min_confidence=min_confidence,
+            max_frames=1,  # per call: each frame is its own image here
+        )
+        # One caller per key at a time (the leader): the others wait for its answer. The leader
+        # looks in the cache only once it leads, and stores before it lets go of the key, so a
+        # caller arriving just after a leader finished finds the answer instead of calling again.
+        with self._lock:
+            leader = self._inflight.get(key)
+            if leader is None:
+                mine: Future[Detection] = Future()
+                self._inflight[key] = mine
+        if leader is not None:
+            try:
+                return leader.result().model_copy(update={"cached": True}), False
+            except Exception:  # the other call failed: this one tries for itself
+                return detector.detect(image, min_confidence=min_confidence), True
+        try:
+            hit = self._lead(detector, cache, key, mine, image, min_confidence)
+        finally:
+            with self._lock:
+                del self._inflight[key]
+        if hit is not None:
+            return hit.model_copy(update={"cached": True}), False
+        return mine.result(), True
+
+    @staticmethod
+    def _lead(
+        detector: Detector,
+        cache: DetectionCache,
+        key: str,
+        mine: Future[Detection],
+        image: PreparedImage,
+        min_confidence: float,
+    ) -> Detection | None:
+        """As the leader for `key`: the cached detection (None if there was none, and then the
+        detector's answer is stored), settling `mine` for the callers waiting on it."""
+        try:
+            try:
+                hit = cache.get(key)
+            except Exception:
+                _log.warning(
+                    "detection cache %s: lookup failed; detecting", cache.name, exc_info=True
+                )
+                hit = None
+            detection = (
+                hit if hit is not None else detector.detect(image, min_confidence=min_confidence)
+            )
+        except BaseException as exc:
+            mine.set_exception(exc)
+            raise
+        mine.set_result(detection)
+        if hit is None:
+            try:
+                cache.put(key, detection)
+            except Exception:
+                _log.warning("detection cache %s: store failed", cache.name, exc_info=True)
+        return hit
 
 
 class DetectionCacheError(ModerationError):

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import contextvars
 import functools
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -47,16 +46,15 @@ from moderation.decision import (
     ShadowResult,
     check_context,
 )
-from moderation.dedupe import DetectionCache, cache_key
+from moderation.dedupe import DetectionCache, SingleFlight
 from moderation.detection import Detection, select_frames
 from moderation.errors import (
     AuditError,
     DetectorError,
     InvalidImage,
-    JudgeError,
 )
 from moderation.image import ImageIntake, PreparedImage
-from moderation.limits import THROTTLE_CODES, RateLimiter
+from moderation.limits import RateLimiter, limit_detector, limit_judge, unwrapped
 from moderation.outcome import (
     NO_JUDGE_NOTE,
     decide,
@@ -65,7 +63,7 @@ from moderation.outcome import (
     reusable_answer,
 )
 from moderation.policy import Band, Policy, PolicyStore
-from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
+from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
 from moderation.s3location import S3Location
 from moderation.settings import Settings
@@ -136,11 +134,13 @@ class Engine:
         """`cache`: reuse a detection of the same image (sha256) with the same detector settings
         (`moderation.dedupe`; off unless given here or by `MODERATION_DEDUPE`).
 
-        `rekognition_tps` / `bedrock_rpm`: the detector's requests per second and the judge's
-        requests per minute, shared by every thread that uses this engine, backing off on
-        throttling (a number, or a `RateLimiter` to share between engines). A detector or judge
-        with a settable `limiter` (the AWS adapters) charges every request, retries included;
-        any other is charged once per call.
+        `rekognition_tps` / `bedrock_rpm`: the most requests per second the detector and per
+        minute the judge may send, shared by every thread that uses this engine, backing off on
+        throttling (a number, or a `RateLimiter` to share between engines). Unset, the AWS
+        adapters (any part with a settable `limiter`) still get a limiter, which finds the
+        quota by itself (`moderation.limits.SERVICE_LIMITS`); they charge every request, retries
+        included. Any other detector or judge is limited only by a configured rate, and is
+        charged once per call.
 
         `async_workers`: the threads `amoderate` runs moderations on.
         """
@@ -151,12 +151,12 @@ class Engine:
         self.policies = policies
         # The engine sets an AWS adapter's own `limiter` (so one adapter object belongs to one
         # engine's limits); any other detector or judge is wrapped.
-        self.rekognition_limiter = _limiter(rekognition_tps, 1.0, "rekognition")
-        self.bedrock_limiter = _limiter(bedrock_rpm, 60.0, "bedrock")
-        self.detector: Detector = _limited(detector, self.rekognition_limiter, _LimitedDetector)
-        self.judge: Judge | None = (
-            None if judge is None else _limited(judge, self.bedrock_limiter, _LimitedJudge)
-        )
+        self.detector: Detector
+        self.judge: Judge | None
+        self.rekognition_limiter: RateLimiter | None
+        self.bedrock_limiter: RateLimiter | None
+        self.detector, self.rekognition_limiter = limit_detector(detector, rekognition_tps)
+        self.judge, self.bedrock_limiter = limit_judge(judge, bedrock_rpm)
         # Stdout by default: a sink nobody has to configure, so no decision is silently dropped.
         self.audit: AuditLog = audit if audit is not None else StreamAuditLog()
         # Intake is given its S3 reader: built from the default session on the first s3:// input.
@@ -168,8 +168,7 @@ class Engine:
         self._now = now
         self._timer = timer
         self._new_id = new_id
-        self._inflight: dict[str, Future[Detection]] = {}
-        self._inflight_lock = threading.Lock()
+        self._single_flight = SingleFlight()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._pools_for = 0
@@ -332,7 +331,7 @@ class Engine:
         if workers <= self._pools_for:
             return
         self._pools_for = workers
-        parts: list[Any] = [_unwrapped(self.detector), _unwrapped(self.judge)]
+        parts: list[Any] = [unwrapped(self.detector), unwrapped(self.judge)]
         parts.append(getattr(self.intake, "s3", None))
         for part in parts:
             ensure = getattr(part, "ensure_pool", None)
@@ -399,67 +398,11 @@ class Engine:
     def _detect_one(
         self, image: PreparedImage, policy: Policy, sha256: str | None
     ) -> tuple[Detection, bool]:
-        """One detector answer for exactly the bytes `image` sends, and whether a call was made.
-
-        With a cache, the answer for the same bytes (by sha256: `sha256` when the bytes sent are
-        the original's, else hashed here) and settings is reused and marked `cached`. Threads
-        asking for the same key at once make one call between them (the others wait for it).
-        Failures are never cached; a cache that fails is logged and bypassed.
-        """
-        cache = self.cache
-        if cache is None or (sha256 is None and image.detect_bytes is None):
-            return self.detector.detect(image, min_confidence=policy.min_confidence), True
-        if sha256 is None or image.converted:
-            assert image.detect_bytes is not None
-            sha256 = hashlib.sha256(image.detect_bytes).hexdigest()
-        key = cache_key(
-            sha256,
-            detector=_detector_id(self.detector),
-            min_confidence=policy.min_confidence,
-            max_frames=1,  # per call: each frame is its own image here
+        """One detector answer for the bytes `image` sends, and whether a call was made (the
+        detection cache and its single flight: `moderation.dedupe.SingleFlight`)."""
+        return self._single_flight.detect(
+            self.detector, self.cache, image, min_confidence=policy.min_confidence, sha256=sha256
         )
-        # One caller per key at a time (the leader): the others wait for its answer. The leader
-        # looks in the cache only once it leads, and stores before it lets go of the key, so a
-        # caller arriving just after a leader finished finds the answer instead of calling again.
-        with self._inflight_lock:
-            leader = self._inflight.get(key)
-            if leader is None:
-                mine: Future[Detection] = Future()
-                self._inflight[key] = mine
-        if leader is not None:
-            try:
-                return leader.result().model_copy(update={"cached": True}), False
-            except Exception:  # the other call failed: this one tries for itself
-                return self.detector.detect(image, min_confidence=policy.min_confidence), True
-        try:
-            try:
-                hit = cache.get(key)
-            except Exception:
-                _log.warning(
-                    "detection cache %s: lookup failed; detecting", cache.name, exc_info=True
-                )
-                hit = None
-            detection = (
-                hit
-                if hit is not None
-                else self.detector.detect(image, min_confidence=policy.min_confidence)
-            )
-        except BaseException as exc:
-            mine.set_exception(exc)
-            raise
-        else:
-            mine.set_result(detection)
-            if hit is None:
-                try:
-                    cache.put(key, detection)
-                except Exception:
-                    _log.warning("detection cache %s: store failed", cache.name, exc_info=True)
-        finally:
-            with self._inflight_lock:
-                del self._inflight[key]
-        if hit is not None:
-            return hit.model_copy(update={"cached": True}), False
-        return detection, True
 
     def _escalate(
         self,
@@ -660,80 +603,6 @@ def _shadow(
     )
 
 
-def _limiter(value: float | RateLimiter | None, per: float, name: str) -> RateLimiter | None:
-    if value is None or isinstance(value, RateLimiter):
-        return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} rate must be a number or a RateLimiter, got {value!r}")
-    return RateLimiter(float(value), per=per, name=name)
-
-
-class _LimitedDetector:
-    """A detector without a `limiter` of its own, charged one token per call."""
-
-    def __init__(self, inner: Detector, limiter: RateLimiter) -> None:
-        self.inner = inner
-        self.limiter = limiter
-
-    def detect(self, image: PreparedImage, *, min_confidence: float) -> Detection:
-        self.limiter.acquire()
-        try:
-            detection = self.inner.detect(image, min_confidence=min_confidence)
-        except DetectorError as exc:
-            if exc.code in THROTTLE_CODES:
-                self.limiter.throttled()
-            raise
-        self.limiter.succeeded()
-        return detection
-
-
-class _LimitedJudge:
-    """A judge without a `limiter` of its own, charged one token per call."""
-
-    def __init__(self, inner: Judge, limiter: RateLimiter) -> None:
-        self.inner = inner
-        self.limiter = limiter
-
-    def judge(self, image: PreparedImage, request: JudgeRequest) -> Judgment:
-        self.limiter.acquire()
-        try:
-            judgment = self.inner.judge(image, request)
-        except JudgeError as exc:
-            if exc.code in THROTTLE_CODES:
-                self.limiter.throttled()
-            raise
-        self.limiter.succeeded()
-        return judgment
-
-
-def _limited(
-    part: Any, limiter: RateLimiter | None, wrapper: Callable[[Any, RateLimiter], Any]
-) -> Any:
-    """`part` charged to `limiter`: through its own `limiter` attribute when it has one (the AWS
-    adapters charge every request, retries included), else wrapped."""
-    if limiter is None:
-        return part
-    if isinstance(getattr(type(part), "limiter", None), property):
-        part.limiter = limiter
-        return part
-    return wrapper(part, limiter)
-
-
-def _unwrapped(part: Any) -> Any:
-    return part.inner if isinstance(part, _LimitedDetector | _LimitedJudge) else part
-
-
-def _detector_id(detector: Detector) -> str:
-    """What makes two detectors' answers interchangeable in the detection cache.
-
-    A detector says so with a `cache_id` string (the Rekognition adapter: its project version);
-    any other is only ever equal to itself, in this process.
-    """
-    named = getattr(_unwrapped(detector), "cache_id", None)
-    if isinstance(named, str) and named:
-        return named
-    inner = _unwrapped(detector)
-    return f"{type(inner).__module__}.{type(inner).__qualname__}@{id(inner):x}/{os.getpid()}"
 
 
 _default: Engine | None = None

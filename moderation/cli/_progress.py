@@ -10,6 +10,7 @@ one per `interval` seconds of the injectable `clock`, and once more at the end.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -65,10 +66,14 @@ class LimiterLine:
         unit = {1.0: "/s", 60.0: "/min"}.get(self.per, f" per {self.per:g}s")
         parts = [f"{self.name} {self.throttles if self.throttles is not None else '?'}"]
         details: list[str] = []
-        if self.max_rate is not None:
+        if self.max_rate is not None and not math.isfinite(self.max_rate):
+            # No rate was set: the limiter found one by itself.
+            if self.rate is not None:
+                details.append(f"no limit set, found {self.rate:.3g}{unit}")
+        elif self.max_rate is not None:
             details.append(f"limit {self.max_rate:g}{unit}")
-        if self.rate is not None and self.max_rate is not None and self.rate < self.max_rate:
-            details.append(f"now {self.rate:.3g}{unit}")
+            if self.rate is not None and self.rate < self.max_rate:
+                details.append(f"now {self.rate:.3g}{unit}")
         if self.decreases:
             details.append(f"backed off {self.decreases}x")
         if self.waited_s:

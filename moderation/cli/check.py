@@ -109,8 +109,8 @@ def _usage(message: str) -> click.exceptions.Exit:
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
-    help="Rekognition requests per second, shared by all workers (overrides "
-    "MODERATION_REKOGNITION_TPS).",
+    help="The most Rekognition requests per second, shared by all workers (overrides "
+    "MODERATION_REKOGNITION_TPS). Unset, the rate limiter finds the quota by itself.",
 )
 @click.option(
     "--ordered/--unordered",
