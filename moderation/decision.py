@@ -24,7 +24,7 @@ from pydantic import (
 
 from moderation._frozen import FrozenDict, freeze
 from moderation.detection import Detection
-from moderation.policy import PolicyRef
+from moderation.policy._model import PolicyRef
 from moderation.triage import Action, Triage
 
 __all__ = [

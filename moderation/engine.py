@@ -603,8 +603,6 @@ def _shadow(
     )
 
 
-
-
 _default: Engine | None = None
 _default_lock = threading.Lock()
 

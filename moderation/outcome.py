@@ -27,7 +27,7 @@ from moderation.decision import (
     Escalation,
     Outcome,
 )
-from moderation.policy import Band, Policy
+from moderation.policy._model import Band, Policy
 from moderation.ports import Judgment
 from moderation.triage import Action, Triage
 

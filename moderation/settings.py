@@ -271,13 +271,14 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "MODERATION_REKOGNITION_TPS", "rekognition_tps", _positive("requests per second"),
-        "no limit",
+        "found from the throttles, starting at 5/s",
         "Rekognition requests per second this process may send, shared by every thread (your"
         " account's DetectModerationLabels quota, or the share of it this process gets); backs"
         " off on throttling and creeps back",
     ),
     Variable(
-        "MODERATION_BEDROCK_RPM", "bedrock_rpm", _positive("requests per minute"), "no limit",
+        "MODERATION_BEDROCK_RPM", "bedrock_rpm", _positive("requests per minute"),
+        "found from the throttles, starting at 60/min",
         "Bedrock Converse requests per minute this process may send, shared by every thread;"
         " backs off on throttling and creeps back",
     ),

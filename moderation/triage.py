@@ -16,8 +16,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from moderation.detection import Detection, Label
-from moderation.policy import Band, CategoryRule, ContentTypeName, Policy, Thresholds
-from moderation.policy._model import CONTENT_TYPES
+from moderation.policy._model import (
+    CONTENT_TYPES,
+    Band,
+    CategoryRule,
+    ContentTypeName,
+    Policy,
+    Thresholds,
+)
 from moderation.taxonomy import TAXONOMY, normalize
 
 __all__ = ["Action", "CompiledPolicy", "Finding", "Matched", "Triage", "evaluate", "lineage"]
