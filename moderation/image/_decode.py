@@ -26,6 +26,7 @@ __all__ = [
     "inspect",
     "open_image",
     "orientation_of",
+    "pending_orientation",
 ]
 
 # Pillow's plugin id for each format we accept.
@@ -103,7 +104,7 @@ def inspect(
         if png_exif is not None and "exif" not in im.info:
             # Found after the pixel data, where Pillow would only see it once they are decoded.
             im.info["exif"] = b"Exif\x00\x00" + png_exif
-        orientation = orientation_of(im)
+        orientation = pending_orientation(im, fmt)
         width, height = stored_size(im.size, orientation)
         check_dimensions(width, height, limits)
         n_frames, canvas = _frames(im, fmt, data) if count_frames else (1, im.size)
@@ -163,17 +164,39 @@ def open_image(data: bytes, fmt: ImageFormat) -> ImageFile.ImageFile:
 
 
 def orientation_of(im: Image.Image) -> int:
-    """EXIF Orientation (1-8) from the header; 1 when absent or unreadable (viewers ignore broken
-    EXIF too)."""
-    if im.format == "PNG" and "exif" not in im.info:
-        # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after IDAT;
-        # the chunk walk has already looked (and put what it found in info).
-        return 1
+    """The Orientation (1-8) `ImageOps.exif_transpose` would apply, read from the header; 1 when
+    absent or unreadable (viewers ignore broken EXIF too).
+
+    Pillow reads it from EXIF, from an ImageMagick "Raw profile type exif" text chunk or from XMP
+    (`tiff:Orientation`); so does this.
+    """
     try:
-        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+        if im.format == "PNG":
+            # PngImageFile.getexif() decodes the whole image to look for metadata after IDAT; the
+            # chunk walk has already found an eXIf there (and put it in info). The base class
+            # reads the same sources from info alone, so ask it, on a stand-in.
+            stand_in = Image.new("1", (1, 1))
+            stand_in.info = dict(im.info)
+            value = stand_in.getexif().get(ExifTags.Base.Orientation, 1)
+        else:
+            value = im.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # a malformed EXIF block can fail in many ways; it is not worth refusing
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def pending_orientation(im: Image.Image, fmt: ImageFormat) -> int:
+    """The orientation intake must still apply to `im`'s decoded pixels: `orientation_of`, except
+    for formats whose Pillow plugin transposes the pixels itself when it loads them (TIFF: its
+    header size is already the upright one), where applying it again would turn the picture twice.
+    """
+    return 1 if fmt in ORIENTED_BY_PILLOW else orientation_of(im)
+
+
+# Formats whose Pillow plugin applies the Orientation tag at load (`TiffImageFile.load_end` calls
+# `exif_transpose`); a test compares every oriented format with `exif_transpose`, so a Pillow that
+# starts doing this for another format shows up there.
+ORIENTED_BY_PILLOW: frozenset[ImageFormat] = frozenset({"tiff"})
 
 
 def check_dimensions(width: int, height: int, limits: Limits) -> None:

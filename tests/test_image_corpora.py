@@ -1,0 +1,45 @@
+"""Intake against files from Pillow's and libvips' own test suites (tests/fixtures/images/corpora,
+provenance in its README.md): each one exposed a defect."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops, ImageOps, ImageStat
+
+from moderation.image import ImageIntake, Limits
+
+CORPORA = Path(__file__).parent / "fixtures" / "images" / "corpora"
+ORIENTED = sorted(
+    [p for p in (CORPORA / "pillow").glob("*orientation*")],
+    key=lambda p: p.name,
+)
+
+
+def upright_reference(path: Path) -> Image.Image:
+    """The picture as Pillow's own `exif_transpose` shows it."""
+    with Image.open(path) as im:
+        return ImageOps.exif_transpose(im).convert("RGB")
+
+
+@pytest.mark.parametrize("path", ORIENTED, ids=lambda p: p.name)
+def test_oriented_files_come_out_as_exif_transpose_shows_them(path):
+    # GIVEN a file with an orientation (EXIF in JPEG/WebP, a TIFF tag, PNG raw-profile or XMP)
+    reference = upright_reference(path)
+    # WHEN intake prepares it
+    image = ImageIntake(limits=Limits(min_side=1)).prepare(path)
+    # THEN its size and pixels are the upright ones, turned once
+    assert (image.width, image.height) == reference.size
+    assert image.detect_bytes is not None
+    out = Image.open(io.BytesIO(image.detect_bytes)).convert("RGB")
+    assert out.size == reference.size
+    mean_difference = max(ImageStat.Stat(ImageChops.difference(out, reference)).mean)
+    assert mean_difference < 8, f"{path.name}: pixels differ by {mean_difference:.1f} on average"
+
+
+def test_the_orientation_table_covers_every_format_pillow_orients():
+    suffixes = {p.suffix for p in ORIENTED}
+    assert suffixes == {".jpg", ".webp", ".tif", ".png"}
+    assert len(ORIENTED) == 8 + 7 + 7 + 2
