@@ -9,13 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops, ImageOps, ImageStat
 
+from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
 
 CORPORA = Path(__file__).parent / "fixtures" / "images" / "corpora"
-ORIENTED = sorted(
-    [p for p in (CORPORA / "pillow").glob("*orientation*")],
-    key=lambda p: p.name,
-)
+ORIENTED = sorted((CORPORA / "pillow").glob("*orientation*"), key=lambda p: p.name)
 
 
 def upright_reference(path: Path) -> Image.Image:
@@ -43,3 +41,39 @@ def test_the_orientation_table_covers_every_format_pillow_orients():
     suffixes = {p.suffix for p in ORIENTED}
     assert suffixes == {".jpg", ".webp", ".tif", ".png"}
     assert len(ORIENTED) == 8 + 7 + 7 + 2
+
+
+BROKEN = [
+    "pillow/truncated_jpeg.jpg",
+    "pillow/ultrahdr.jpg",
+    "libvips/truncated.jpg",
+    "pillow/truncated_image.png",
+    "pillow/truncated_end_chunk.png",
+    "pillow/broken_data_stream.png",  # IEND intact: a read of the tail alone would pass it
+]
+
+
+def refusal(prepare) -> tuple[str, str]:
+    with pytest.raises(InvalidImage) as caught:
+        prepare()
+    return caught.value.kind, caught.value.reason
+
+
+@pytest.mark.parametrize("name", BROKEN)
+def test_broken_files_get_the_same_refusal_from_every_source(s3, name):
+    # GIVEN a truncated or corrupt file from Pillow's or libvips' test suite, also in S3
+    path = CORPORA / name
+    data = path.read_bytes()
+    s3.put_object(Bucket="uploads", Key=name, Body=data)
+    intake = ImageIntake(s3_client=s3)
+    # WHEN it is given as bytes, as a path and as s3://
+    answers = {
+        "bytes": refusal(lambda: intake.prepare(data)),
+        "path": refusal(lambda: intake.prepare(path)),
+        "s3": refusal(lambda: intake.prepare(f"s3://uploads/{name}")),
+    }
+    # THEN all three refuse it, for the same reason
+    assert len(set(answers.values())) == 1, answers
+    kind, reason = answers["s3"]
+    assert kind == "image"
+    assert reason.startswith("truncated or corrupt"), reason

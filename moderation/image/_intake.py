@@ -25,14 +25,12 @@ from typing import Any, BinaryIO, Protocol, TypeAlias, runtime_checkable
 from urllib.parse import unquote
 
 from moderation.errors import InvalidImage
-from moderation.image._convert import scaled_size, stored_size, to_detect
+from moderation.image._convert import scaled_size, to_detect
 from moderation.image._decode import (
     PLAIN_MODES,
-    check_dimensions,
+    Inspected,
     decoded,
     inspect,
-    open_image,
-    orientation_of,
 )
 from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
@@ -52,10 +50,6 @@ __all__ = [
 ]
 
 Source: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
-
-# The first bytes of an S3 object fetched to sniff it and read its dimensions. Enough for the
-# header of a JPEG (markers up to the start of scan, EXIF included) or a PNG (chunks up to IDAT).
-_HEADER_RANGE = "bytes=0-65535"
 
 # What botocore itself accepts as a bucket name; checking it here turns a typo into InvalidImage
 # instead of a botocore ParamValidationError.
@@ -302,27 +296,26 @@ class ImageIntake:
     def _prepare_bytes(
         self, data: bytes, *, s3: S3Location | None, reader: S3Reader | None, max_frames: int
     ) -> PreparedImage:
+        """The one set of checks every source gets (bytes, a path, a stream, an S3 object)."""
         limits = self._limits
-        if not data:
-            raise InvalidImage("empty input")
-        self._check_input_size(len(data))
-        fmt = sniff(data)
-        if fmt is None:
-            raise InvalidImage("not an image (no known magic bytes)")
-        info = inspect(data, fmt, limits)
+        info = self._inspect(data)
         # Bytes after a JPEG's EOI or a PNG's IEND are no part of the picture (camera trailers,
         # appended files): the detector gets the image without them; the hash is the upload's.
         body = data if info.end >= len(data) else data[: info.end]
         want_frames = max_frames > 1 and info.n_frames > 1
         if want_frames:
             check_animation_bound(info, limits)  # before decoding anything
-        passthrough = (
-            fmt in ("jpeg", "png")
-            and len(body) <= limits.detect_max_bytes
+        plain = (
+            info.fmt in ("jpeg", "png")
             and info.orientation == 1
             and max(info.width, info.height) <= limits.max_side
-            and info.mode in PLAIN_MODES[fmt]
+            and info.mode in PLAIN_MODES[info.fmt]
         )
+        identity = _Identity(hashlib.sha256(data).hexdigest(), len(data), info)
+        if s3 is not None and plain and not want_frames and len(data) <= limits.s3_max_bytes:
+            # Checked whole, and Rekognition reads it from S3 itself: nothing to upload.
+            return identity.prepared(None, None, s3, converted=False, judge=(limits, reader))
+        passthrough = plain and len(body) <= limits.detect_max_bytes
         # Pixels are decoded only when the detector cannot take the file as it is, or when frames
         # are wanted; the structural check in `inspect` stands in for a decode everywhere else.
         size = scaled_size(info.width, info.height, limits.max_side)
@@ -333,30 +326,34 @@ class ImageIntake:
                 collect_frames(info, select_frames(info.n_frames, max_frames), size, limits)
             )
             if passthrough:
-                detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+                detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
             else:  # the first frame, converted for the detector: what a still gets
                 detect_format, detect_bytes = frames[0].detect_format, frames[0].detect_bytes
         elif passthrough:  # Rekognition takes it as it is: no decode, no re-encode
-            detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+            detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
         else:
             with decoded(info, size, limits) as im:
                 detect_format, detect_bytes = to_detect(
                     im, info.orientation, size, limits.detect_max_bytes, consume=True
                 )
-        return PreparedImage(
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            format=fmt,
-            width=info.width,
-            height=info.height,
-            detect_bytes=detect_bytes,
-            detect_format=detect_format,
-            s3=s3,
+        return identity.prepared(
+            detect_bytes,
+            detect_format,
+            s3,
             converted=not passthrough,
+            judge=(limits, reader),
             frames=frames,
-            n_frames=info.n_frames,
-            _judge=_JudgeCache(limits, reader),
         )
+
+    def _inspect(self, data: bytes) -> Inspected:
+        """Sniff and inspect `data` (structure, header, dimensions); refuse what is not usable."""
+        if not data:
+            raise InvalidImage("empty input")
+        self._check_input_size(len(data))
+        fmt = sniff(data)
+        if fmt is None:
+            raise InvalidImage("not an image (no known magic bytes)")
+        return inspect(data, fmt, self._limits)
 
     # -- S3 ----------------------------------------------------------------------------------
 
@@ -382,42 +379,44 @@ class ImageIntake:
         if size == 0:
             raise InvalidImage("empty input")
         self._check_input_size(size)
+        # The whole object, in one GET, gets exactly the checks bytes and paths get: a header or
+        # a ranged read of the tail cannot see a broken stream in the middle (docs/images.md).
+        data = reader.read(location, limit=limits.max_input_bytes + 1)
+        return self._prepare_bytes(data, s3=location, reader=reader, max_frames=max_frames)
 
-        prefix = reader.read(location, limit=65536, byte_range=_HEADER_RANGE)
-        fmt = sniff(prefix)
-        if fmt is None:
-            raise InvalidImage("not an image (no known magic bytes)")
-        whole = prefix if len(prefix) >= size else None
-        header = _probe_header(prefix, fmt)
-        if header is not None:
-            mode, (width, height), n_frames = header
-            check_dimensions(width, height, limits)  # refuse without downloading the rest
-            if (
-                fmt in ("jpeg", "png")
-                and size <= limits.s3_max_bytes
-                and max(width, height) <= limits.max_side
-                and mode in PLAIN_MODES[fmt]
-                and not (max_frames > 1 and n_frames > 1)  # an APNG's frames need its bytes
-            ):
-                # Rekognition reads it from S3 itself: no download, no conversion. Orientation is
-                # not a reason to download: S3 references are sent as they are.
-                return PreparedImage(
-                    # The ranged GET may have returned the whole (small) object: hash it then.
-                    sha256=hashlib.sha256(whole).hexdigest() if whole is not None else None,
-                    size=size,
-                    format=fmt,
-                    width=width,
-                    height=height,
-                    detect_bytes=None,
-                    detect_format=None,
-                    s3=location,
-                    converted=False,
-                    n_frames=n_frames,
-                    _judge=_JudgeCache(limits, reader),
-                )
-        if whole is None:
-            whole = reader.read(location, limit=limits.max_input_bytes + 1)
-        return self._prepare_bytes(whole, s3=location, reader=reader, max_frames=max_frames)
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What every PreparedImage of one upload shares, whatever is sent to the detector."""
+
+    sha256: str
+    size: int
+    info: Inspected
+
+    def prepared(
+        self,
+        detect_bytes: bytes | None,
+        detect_format: DetectFormat | None,
+        s3: S3Location | None,
+        *,
+        converted: bool,
+        judge: tuple[Limits, S3Reader | None],
+        frames: tuple[Frame, ...] = (),
+    ) -> PreparedImage:
+        return PreparedImage(
+            sha256=self.sha256,
+            size=self.size,
+            format=self.info.fmt,
+            width=self.info.width,
+            height=self.info.height,
+            detect_bytes=detect_bytes,
+            detect_format=detect_format,
+            s3=s3,
+            converted=converted,
+            frames=frames,
+            n_frames=self.info.n_frames,
+            _judge=_JudgeCache(*judge),
+        )
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -451,18 +450,6 @@ def _read_at_most(stream: BinaryIO, n: int) -> bytes:
         chunks.append(bytes(chunk))
         total += len(chunks[-1])
     return b"".join(chunks)
-
-
-def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int], int] | None:
-    """(mode, oriented size, frame count) from the first bytes of a file, or None if they do not
-    hold the whole header (the caller then fetches the whole file)."""
-    try:
-        im = open_image(prefix, fmt)
-        orientation = orientation_of(im)
-        n_frames = int(getattr(im, "n_frames", 1)) if fmt == "png" else 1  # APNG: from acTL
-        return im.mode, stored_size(im.size, orientation), max(1, n_frames)
-    except Exception:  # partial data: any failure just means "read the rest"
-        return None
 
 
 def _make_judge_image(
