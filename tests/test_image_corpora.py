@@ -77,3 +77,46 @@ def test_broken_files_get_the_same_refusal_from_every_source(s3, name):
     kind, reason = answers["s3"]
     assert kind == "image"
     assert reason.startswith("truncated or corrupt"), reason
+
+
+TAKEN = "(this library takes JPEG, PNG, WebP, GIF, BMP and TIFF)"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        # a decompression bomb: our own pixel bound, with the canvas the first frame asks for
+        (
+            "pillow/decompression_bomb.gif",
+            "image is 65535x66601 px (4364696535 pixels), over the 100000000-pixel bound",
+        ),
+        # valid images in formats intake does not take: named, not "not an image"
+        ("pillow/hopper.psd", f"unsupported format: psd {TAKEN}"),
+        ("pillow/hopper.avif", f"unsupported format: avif {TAKEN}"),
+        ("pillow/hopper.heif", f"unsupported format: heic {TAKEN}"),
+        ("pillow/hopper.ico", f"unsupported format: ico {TAKEN}"),
+        ("libvips/world.jp2", f"unsupported format: jpeg2000 {TAKEN}"),
+        ("libvips/targa.tga", f"unsupported format: tga {TAKEN}"),
+        # a BMP variant Pillow does not decode is not a corrupt file
+        ("pillow/pal2.bmp", "unsupported bmp variant: Unsupported BMP pixel depth (2)"),
+        # Pillow's bound on decompressed text chunks, named as a bound
+        (
+            "pillow/png_decompression_dos.png",
+            "png metadata decompresses past Pillow's bound:"
+            " Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK",
+        ),
+    ],
+)
+def test_each_refusal_names_the_real_reason(name, reason):
+    with pytest.raises(InvalidImage) as caught:
+        ImageIntake().prepare(CORPORA / name)
+    assert caught.value.reason == reason
+    assert caught.value.kind == "image"
+
+
+def test_a_tga_without_its_footer_is_not_guessed_from_random_bytes():
+    # TGA has no signature at its start: Pillow's TGA plugin parses anything that fits. Only the
+    # version-2 footer names it; other bytes stay "not an image".
+    with pytest.raises(InvalidImage) as caught:
+        ImageIntake().prepare(b"\x00\x00\x02" + bytes(200))
+    assert caught.value.reason == "not an image (no known magic bytes)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from moderation.errors import InvalidImage
 from moderation.image._budget import decoded_bytes, shared_budget
 from moderation.image._convert import stored_size
 from moderation.image._limits import Limits
-from moderation.image._sniff import ImageFormat
+from moderation.image._sniff import ImageFormat, other_format
 from moderation.image._structure import gif_frames, jpeg_end, png_end
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "open_image",
     "orientation_of",
     "pending_orientation",
+    "unsupported_format",
 ]
 
 # Pillow's plugin id for each format we accept.
@@ -77,9 +79,52 @@ class Inspected:
         return self.image.mode
 
 
-def corrupt(fmt: ImageFormat, exc: BaseException) -> InvalidImage:
-    """The refusal for a file that cannot be read as the `fmt` it claims to be."""
-    return InvalidImage(f"truncated or corrupt {fmt}: {str(exc) or type(exc).__name__}")
+def corrupt(fmt: ImageFormat, exc: BaseException, *, max_pixels: int) -> InvalidImage:
+    """The refusal for a file that cannot be read as the `fmt` it claims to be, naming the real
+    reason: a decompression bomb by the pixel bound, a variant Pillow does not decode as such."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, Image.DecompressionBombError):
+        found = _BOMB_PIXELS.search(text)
+        pixels = f" ({found[1]} pixels)" if found else ""
+        return InvalidImage(f"image is over the {max_pixels}-pixel bound{pixels}")
+    if _UNSUPPORTED.match(text):
+        return InvalidImage(f"unsupported {fmt} variant: {text}")
+    if "Decompressed data too large" in text:
+        return InvalidImage(f"{fmt} metadata decompresses past Pillow's bound: {text}")
+    return InvalidImage(f"truncated or corrupt {fmt}: {text}")
+
+
+# Pillow's wording for a decompression bomb ("Image size (N pixels) exceeds limit of ...") and
+# for a valid file it does not decode ("Unsupported BMP bitfields layout", "unknown pixel mode").
+_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
+_UNSUPPORTED = re.compile(r"(unsupported|unknown pixel mode)\b", re.IGNORECASE)
+
+
+def unsupported_format(data: bytes) -> str | None:
+    """The name of the format `data` is in when it is an image (or document) intake does not
+    take (PSD, AVIF, ICO, JPEG 2000, TGA, PDF, ...), else None.
+
+    Pillow names what it has a plugin for, from the header alone (no pixel is decoded); plugins
+    that identify a file by trying to parse it rather than by a signature (TGA, SPIDER, IM, ...)
+    could name random bytes, so TGA counts only with its version-2 footer.
+    """
+    named = other_format(data)
+    if named is not None:
+        return named
+    if data[-18:] == b"TRUEVISION-XFILE.\x00":
+        return "tga"
+    Image.init()
+    for plugin, (factory, accept) in list(Image.OPEN.items()):
+        if accept is None or plugin in _PIL_FORMAT.values():
+            continue
+        try:
+            if not accept(data[:16]):
+                continue
+            with factory(io.BytesIO(data), "") as im:
+                return str(im.format or plugin).lower()
+        except Exception:  # not this plugin's file after all
+            continue
+    return None
 
 
 def inspect(
@@ -100,6 +145,12 @@ def inspect(
             end = jpeg_end(data)
         elif fmt == "png":
             end, png_exif = png_end(data)
+        elif fmt == "gif":
+            # A first frame reaching past the logical screen grows the canvas Pillow allocates:
+            # measure it before Pillow does (its own check would speak of its own bound).
+            _, width, height = gif_frames(data, stop_after=1)
+            if width * height > limits.max_pixels:
+                check_dimensions(width, height, limits)
         im = open_image(data, fmt)
         if png_exif is not None and "exif" not in im.info:
             # Found after the pixel data, where Pillow would only see it once they are decoded.
@@ -111,7 +162,7 @@ def inspect(
     except InvalidImage:
         raise
     except Exception as exc:
-        raise corrupt(fmt, exc) from exc
+        raise corrupt(fmt, exc, max_pixels=limits.max_pixels) from exc
     return Inspected(fmt, im, orientation, width, height, end, n_frames, canvas)
 
 
@@ -144,7 +195,7 @@ def decoded(info: Inspected, size: tuple[int, int], limits: Limits) -> Iterator[
         try:
             im.load()
         except Exception as exc:
-            raise corrupt(info.fmt, exc) from exc
+            raise corrupt(info.fmt, exc, max_pixels=limits.max_pixels) from exc
         yield im
 
 

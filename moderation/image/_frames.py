@@ -71,7 +71,7 @@ def collect_frames(
                     im.seek(index)
                 im.load()
             except Exception as exc:
-                raise corrupt(info.fmt, exc) from exc
+                raise corrupt(info.fmt, exc, max_pixels=limits.max_pixels) from exc
             pixels, alpha = plain_mode(im)
             key = hashlib.sha256(pixels.mode.encode() + b"\0" + pixels.tobytes()).digest()
             if key in seen:

@@ -31,6 +31,7 @@ from moderation.image._decode import (
     Inspected,
     decoded,
     inspect,
+    unsupported_format,
 )
 from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
@@ -48,6 +49,9 @@ __all__ = [
     "S3Reader",
     "sniff",
 ]
+
+# The formats intake takes, as a refusal of any other names them.
+_TAKEN = "this library takes JPEG, PNG, WebP, GIF, BMP and TIFF"
 
 Source: TypeAlias = bytes | bytearray | memoryview | str | os.PathLike[str] | BinaryIO
 
@@ -352,6 +356,9 @@ class ImageIntake:
         self._check_input_size(len(data))
         fmt = sniff(data)
         if fmt is None:
+            other = unsupported_format(data)
+            if other is not None:
+                raise InvalidImage(f"unsupported format: {other} ({_TAKEN})")
             raise InvalidImage("not an image (no known magic bytes)")
         return inspect(data, fmt, self._limits)
 
