@@ -48,8 +48,9 @@ PLAIN_MODES: dict[str, frozenset[str]] = {
     "png": frozenset({"1", "L", "LA", "P", "RGB", "RGBA"}),
 }
 
-# Counting a GIF's frames is a walk over all of its blocks; past this many it is not an image
-# anyone uploads in earnest, and the count alone would cost a second of CPU.
+# Counting a GIF's frames is a walk over all of its blocks (a TIFF's pages, over its directories);
+# past this many it is not an image anyone uploads in earnest, and the count alone would cost a
+# second of CPU.
 MAX_GIF_FRAMES = 100_000
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
@@ -175,7 +176,32 @@ def _frames(im: ImageFile.ImageFile, fmt: ImageFormat, data: bytes) -> tuple[int
         return max(1, gif.frames), (max(im.width, gif.width), max(im.height, gif.height))
     if fmt in ("webp", "png"):  # animated WebP, APNG; Pillow reads the count from the header
         return max(1, int(getattr(im, "n_frames", 1))), im.size
-    return 1, im.size  # multi-page TIFFs and MPO JPEGs are documents and stereo pairs
+    if fmt == "tiff":  # pages are frames: a harmless first page must not carry the rest
+        return _tiff_pages(im)
+    # An MPO JPEG's second image is a stereo view, a gain map (Ultra HDR) or a thumbnail of the
+    # same shot: not a frame of its own (docs/images.md).
+    return 1, im.size
+
+
+def _tiff_pages(im: ImageFile.ImageFile) -> tuple[int, tuple[int, int]]:
+    """(page count, the largest page's size as shown); each page's header is read, no pixel.
+
+    Pages may differ in size: the canvas is the largest width and height, so that frames x
+    canvas bounds the pixels decoding every page costs.
+    """
+    width, height, pages = 0, 0, 0
+    try:
+        while True:
+            if pages >= MAX_GIF_FRAMES:
+                raise InvalidImage(f"document has more than {MAX_GIF_FRAMES} pages")
+            im.seek(pages)
+            width, height = max(width, im.width), max(height, im.height)
+            pages += 1
+    except EOFError:  # past the last page
+        pass
+    finally:
+        im.seek(0)
+    return max(1, pages), (width, height)
 
 
 @contextmanager

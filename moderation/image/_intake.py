@@ -33,7 +33,7 @@ from moderation.image._decode import (
     inspect,
     unsupported_format,
 )
-from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
+from moderation.image._frames import Frame, check_animation_bound, collect_frames
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from moderation.image._limits import Limits
 from moderation.image._sniff import DetectFormat, ImageFormat, sniff
@@ -326,13 +326,12 @@ class ImageIntake:
         frames: tuple[Frame, ...] = ()
         detect_format: DetectFormat
         if want_frames:
-            frames = tuple(
-                collect_frames(info, select_frames(info.n_frames, max_frames), size, limits)
-            )
+            chosen, first = collect_frames(info, max_frames, limits)
+            frames = tuple(chosen)
             if passthrough:
                 detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
             else:  # the first frame, converted for the detector: what a still gets
-                detect_format, detect_bytes = frames[0].detect_format, frames[0].detect_bytes
+                detect_format, detect_bytes = first
         elif passthrough:  # Rekognition takes it as it is: no decode, no re-encode
             detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
         else:

@@ -1,0 +1,193 @@
+"""Animated images and multi-page TIFFs: what the detector sees is chosen by content.
+
+One explicit frame anywhere in an animation must reach the detector, within the same number of
+detector calls as the default policy allows (`max_frames: 4`)."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime
+
+import pytest
+from images import encode
+from PIL import Image, ImageDraw
+
+from moderation import Detection, Engine, Outcome, PolicyStore
+from moderation.audit import InMemoryAuditLog
+from moderation.image import ImageIntake, Limits
+from moderation.image._frames import choose_scenes, sheets, signature
+from moderation.policy._model import DEFAULT_MAX_FRAMES
+
+N = 100
+SIDE = 96
+EXPLICIT_RED = (235, 20, 25)
+EXPLICIT = Detection.from_rekognition(
+    {
+        "ModerationLabels": [
+            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 97.0},
+            {"Name": "Explicit", "ParentName": "", "Confidence": 97.0},
+        ],
+        "ModerationModelVersion": "7.0",
+    }
+)
+CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
+
+
+def harmless(i: int) -> Image.Image:
+    """A green scene with a small white dot that moves: every frame differs a little."""
+    im = Image.new("RGB", (SIDE, SIDE), (30, 140, 60))
+    x = 4 + (i * 7) % (SIDE - 12)
+    ImageDraw.Draw(im).ellipse((x, 40, x + 6, 46), fill=(250, 250, 250))
+    return im
+
+
+def explicit() -> Image.Image:
+    """What stands for an explicit picture here: mostly red, with a dark shape."""
+    im = Image.new("RGB", (SIDE, SIDE), EXPLICIT_RED)
+    ImageDraw.Draw(im).rectangle((30, 30, 60, 70), fill=(40, 10, 10))
+    return im
+
+
+def gif_with_explicit_frame_at(position: int) -> bytes:
+    frames = [explicit() if i == position else harmless(i) for i in range(N)]
+    return encode(frames[0], "gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+
+
+def red_pixels(data: bytes) -> int:
+    """Pixels near the explicit frame's red in an image the detector was given."""
+    im = Image.open(io.BytesIO(data)).convert("RGB")
+    return sum(
+        count
+        for count, (r, g, b) in im.getcolors(im.width * im.height) or []
+        if r > 180 and g < 80 and b < 80
+    )
+
+
+class RecordingDetector:
+    """Explicit when what it is given holds the explicit frame's red; records every call."""
+
+    def __init__(self) -> None:
+        self.given: list[bytes] = []
+
+    def detect(self, image, *, min_confidence):
+        assert image.detect_bytes is not None
+        self.given.append(image.detect_bytes)
+        return EXPLICIT if red_pixels(image.detect_bytes) >= 200 else CLEAN
+
+
+def engine(detector: RecordingDetector) -> Engine:
+    policy = "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
+    return Engine(
+        PolicyStore.from_sources({"default": policy}),
+        detector,
+        None,
+        InMemoryAuditLog(),
+        now=lambda: datetime(2026, 12, 7, tzinfo=UTC),
+    )
+
+
+@pytest.mark.parametrize("position", range(N))
+def test_one_explicit_frame_reaches_the_detector_at_every_position(position):
+    # GIVEN a 100-frame GIF of a harmless moving scene with one explicit frame at `position`
+    data = gif_with_explicit_frame_at(position)
+    detector = RecordingDetector()
+    # WHEN it is moderated under the default policy (max_frames: 4)
+    decision = engine(detector).moderate(data)
+    # THEN the explicit frame's content reached the detector, within today's number of calls
+    assert DEFAULT_MAX_FRAMES == 4
+    assert 1 <= len(detector.given) <= DEFAULT_MAX_FRAMES
+    assert any(red_pixels(given) >= 200 for given in detector.given), position
+    assert decision.outcome == Outcome.REJECTED
+    assert decision.image.n_frames == N
+
+
+def test_positions_alone_would_have_missed_it():
+    # The positions today's default would look at (round(i * 99 / 3)): 0, 33, 66, 99.
+    image = ImageIntake().prepare(gif_with_explicit_frame_at(50), max_frames=4)
+    shown = {index for frame in image.frames for index in frame.shows}
+    assert 50 in shown
+    assert not {0, 33, 66, 99} >= {50}
+
+
+def test_every_distinct_scene_is_shown_on_sheets_when_there_are_more_than_max_frames():
+    # GIVEN ten clearly different scenes, each held for five frames
+    colours = [(25 * i, 255 - 25 * i, (90 * i) % 256) for i in range(10)]
+    frames = [Image.new("RGB", (SIDE, SIDE), c) for c in colours for _ in range(5)]
+    for k, im in enumerate(frames):  # a little noise, so the GIF writer keeps every frame
+        im.putpixel((k % SIDE, 0), (k * 5 % 256, 0, 0))
+    data = encode(frames[0], "gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    # WHEN four detector images are allowed
+    image = ImageIntake().prepare(data, max_frames=4)
+    # THEN the ten scenes are shown on four sheets (3, 3, 2, 2 tiles), each scene once
+    assert [frame.shows for frame in image.frames] == [
+        (0, 5, 10),
+        (15, 20, 25),
+        (30, 35),
+        (40, 45),
+    ]
+    for frame in image.frames:
+        sheet = Image.open(io.BytesIO(frame.detect_bytes))
+        cols = 2  # 2 or 3 tiles: a 2-column grid
+        rows = (len(frame.shows) + 1) // 2
+        assert sheet.size == (cols * SIDE + 8, rows * SIDE + 8 * (rows - 1))
+    # and the image itself (what a still gets, the judge's start) is the first frame alone
+    assert Image.open(io.BytesIO(image.detect_bytes)).size == (SIDE, SIDE)
+
+
+def test_without_tiling_the_scenes_most_unlike_their_neighbours_are_kept():
+    # max_tiles=1 turns tiling off: the scene threshold rises until the scenes fit max_frames,
+    # and a frame unlike everything else is still among them.
+    frames = [harmless(i) for i in range(N)]
+    frames[61] = explicit()
+    data = encode(frames[0], "gif", save_all=True, append_images=frames[1:], duration=40, loop=0)
+    image = ImageIntake(limits=Limits(max_tiles=1)).prepare(data, max_frames=2)
+    assert [frame.shows for frame in image.frames] == [(0,), (61,)]
+
+
+def test_choose_scenes_and_sheets_are_plain_functions():
+    a, b, c = (Image.new("RGB", (16, 16), colour) for colour in ((0, 0, 0), (200, 0, 0), (0, 0, 200)))
+    signatures = [signature(im) for im in (a, a, b, a, c, c, a)]
+    assert choose_scenes(signatures, budget=8) == [0, 2, 4]  # a, b, c: each scene once
+    assert choose_scenes(signatures, budget=1) == [0]
+    assert sheets([0, 2, 4], 4) == [(0,), (2,), (4,)]
+    assert sheets([0, 2, 4, 6, 8], 2) == [(0, 2, 4), (6, 8)]
+
+
+# -- multi-page TIFF: pages are frames ---------------------------------------------------------
+
+
+def tiff_pages(colours) -> bytes:
+    pages = [Image.new("RGB", (120, 90), colour) for colour in colours]
+    return encode(pages[0], "tiff", save_all=True, append_images=pages[1:])
+
+
+def test_pages_of_a_tiff_are_frames():
+    # GIVEN a three-page TIFF whose first page is harmless
+    data = tiff_pages([(30, 140, 60), (30, 140, 60), EXPLICIT_RED])
+    image = ImageIntake().prepare(data, max_frames=4)
+    # THEN it has three frames, and the explicit page reaches the detector
+    assert image.n_frames == 3
+    assert [frame.shows for frame in image.frames] == [(0,), (2,)]
+    assert red_pixels(image.frames[1].detect_bytes) == 120 * 90
+    # and under the default policy the engine rejects it
+    detector = RecordingDetector()
+    assert engine(detector).moderate(data).outcome == Outcome.REJECTED
+    assert len(detector.given) == 2
+
+
+def test_tiff_pages_of_different_sizes_keep_their_own():
+    first = Image.new("RGB", (200, 100), (30, 140, 60))
+    second = Image.new("RGB", (90, 180), EXPLICIT_RED)
+    out = io.BytesIO()
+    first.save(out, "TIFF", save_all=True, append_images=[second])
+    image = ImageIntake().prepare(out.getvalue(), max_frames=4)
+    assert image.n_frames == 2
+    sizes = [Image.open(io.BytesIO(f.detect_bytes)).size for f in image.frames]
+    assert sizes == [(200, 100), (90, 180)]
+
+
+def test_a_tiff_page_over_the_pixel_bound_is_refused():
+    data = tiff_pages([(30, 140, 60), (200, 0, 0)])
+    with pytest.raises(Exception) as caught:
+        ImageIntake(limits=Limits(max_pixels=10_000)).prepare(data, max_frames=4)
+    assert "over the 10000-pixel bound" in str(caught.value)
