@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from moderation import Detection, Engine, Outcome, PolicyStore
 from moderation.audit import InMemoryAuditLog
+from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
 from moderation.image._frames import choose_scenes, sheets, signature
 from moderation.policy._model import DEFAULT_MAX_FRAMES
@@ -145,7 +146,8 @@ def test_without_tiling_the_scenes_most_unlike_their_neighbours_are_kept():
 
 
 def test_choose_scenes_and_sheets_are_plain_functions():
-    a, b, c = (Image.new("RGB", (16, 16), colour) for colour in ((0, 0, 0), (200, 0, 0), (0, 0, 200)))
+    colours = ((0, 0, 0), (200, 0, 0), (0, 0, 200))
+    a, b, c = (Image.new("RGB", (16, 16), colour) for colour in colours)
     signatures = [signature(im) for im in (a, a, b, a, c, c, a)]
     assert choose_scenes(signatures, budget=8) == [0, 2, 4]  # a, b, c: each scene once
     assert choose_scenes(signatures, budget=1) == [0]
@@ -186,8 +188,14 @@ def test_tiff_pages_of_different_sizes_keep_their_own():
     assert sizes == [(200, 100), (90, 180)]
 
 
-def test_a_tiff_page_over_the_pixel_bound_is_refused():
-    data = tiff_pages([(30, 140, 60), (200, 0, 0)])
-    with pytest.raises(Exception) as caught:
-        ImageIntake(limits=Limits(max_pixels=10_000)).prepare(data, max_frames=4)
-    assert "over the 10000-pixel bound" in str(caught.value)
+def test_a_tiff_page_over_the_pixel_bound_is_refused_before_it_is_decoded():
+    # GIVEN a small first page and a second one over the pixel bound
+    pages = [Image.new("RGB", (100, 90), (30, 140, 60)), Image.new("RGB", (300, 300), "red")]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
+    limits = Limits(max_pixels=10_000)
+    # THEN the first page alone passes, and looking at every page refuses it, naming the page
+    assert ImageIntake(limits=limits).prepare(out.getvalue()).n_frames == 2
+    with pytest.raises(InvalidImage) as caught:
+        ImageIntake(limits=limits).prepare(out.getvalue(), max_frames=4)
+    assert caught.value.reason == ("image is 300x300 px (90000 pixels), over the 10000-pixel bound")
