@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from images import encode
@@ -216,3 +217,25 @@ def test_a_tiff_page_over_the_pixel_bound_is_refused_before_it_is_decoded():
     with pytest.raises(InvalidImage) as caught:
         ImageIntake(limits=limits).prepare(out.getvalue(), max_frames=4)
     assert caught.value.reason == ("image is 300x300 px (90000 pixels), over the 10000-pixel bound")
+
+
+def test_pillows_multipage_tiff_is_judged_on_every_page():
+    # Pillow's Tests/images/multipage.tiff: three 10x10 pages, green, red and blue
+    path = Path(__file__).parent / "fixtures" / "images" / "corpora" / "pillow" / "multipage.tiff"
+    image = ImageIntake(limits=Limits(min_side=1)).prepare(path, max_frames=4)
+    assert image.n_frames == 3
+    assert [frame.shows for frame in image.frames] == [(0,), (1,), (2,)]
+    centres = [
+        Image.open(io.BytesIO(f.detect_bytes)).convert("RGB").getpixel((5, 5)) for f in image.frames
+    ]
+    assert [max(range(3), key=lambda c: pixel[c]) for pixel in centres] == [1, 0, 2]
+
+
+def test_a_later_page_smaller_than_the_minimum_is_padded_not_sent_too_small():
+    pages = [Image.new("RGB", (120, 90), (30, 140, 60)), Image.new("RGB", (40, 30), EXPLICIT_RED)]
+    out = io.BytesIO()
+    pages[0].save(out, "TIFF", save_all=True, append_images=pages[1:])
+    image = ImageIntake().prepare(out.getvalue(), max_frames=4)
+    second = Image.open(io.BytesIO(image.frames[1].detect_bytes))
+    assert min(second.size) >= 80
+    assert red_pixels(image.frames[1].detect_bytes) >= 40 * 30 * 0.9

@@ -202,18 +202,19 @@ def _render(
             pixels, alpha = plain_mode(im)
             orientation = info.orientation
             size = scaled_size(*stored_size(pixels.size, orientation), limits.max_side)
-            if index == 0 or len(group) == 1:
+            small = min(size) < limits.min_side  # a later page may be smaller than the first
+            if index == 0 or (len(group) == 1 and not small):
                 alone = encode_plain(
                     pixels, orientation, size, limits.detect_max_bytes, alpha=alpha
                 )
                 first = alone if index == 0 else first
-                if len(group) == 1:
+                if len(group) == 1 and not small:
                     frames.append(_frame_of(group, *alone))
                     continue
             tile = upright(fit(pixels, stored_size(size, orientation)), orientation)
             # The decoder's own image changes with the next seek: keep a copy of this frame.
             tiles.append(tile.copy() if tile is im else tile)
-        if len(group) > 1:
+        if tiles:  # several frames, or one too small to be sent alone: a sheet pads it
             sheet = _contact_sheet(tiles, limits)
             frames.append(
                 _frame_of(group, *encode_within(sheet, limits.detect_max_bytes, alpha=False))
