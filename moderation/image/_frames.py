@@ -103,7 +103,9 @@ def check_animation_bound(info: Inspected, limits: Limits) -> None:
 def signature(im: Image.Image) -> Image.Image:
     """The frame averaged down to 16x16 RGB, transparency shown over mid grey."""
     plain, _ = plain_mode(im)
-    small = plain.convert("RGBA").resize(_SIGNATURE_SIZE, Image.Resampling.BOX)
+    # Reduce first, convert the 256 pixels left: a full-size RGBA copy would cost more than
+    # the whole signature.
+    small = plain.resize(_SIGNATURE_SIZE, Image.Resampling.BOX).convert("RGBA")
     background = Image.new("RGBA", _SIGNATURE_SIZE, (*_GREY, 255))
     return Image.alpha_composite(background, small).convert("RGB")
 
