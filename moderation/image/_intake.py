@@ -3,8 +3,9 @@
 `ImageIntake.prepare` takes bytes, a local path, a binary file object or an `s3://` URI and returns
 a `PreparedImage`: the original's identity (sha256, size, sniffed format, oriented dimensions) plus
 either bytes for `Image.Bytes` (JPEG/PNG, <= 5 MB, <= 10,000 px a side) or an `S3Object` reference
-when the object in S3 can be used as it is. Anything that cannot be moderated as an image is refused
-with `InvalidImage` before any AWS call; the reason is a short sentence meant for a human.
+when the object in S3 can be used as it is. Every source gets the same checks: an S3 object is read
+whole and checked as bytes are. Anything that cannot be moderated as an image is refused with
+`InvalidImage` before any AWS call; the reason is a short sentence meant for a human.
 
 Limits are the services' own: Rekognition takes JPEG or PNG only, bytes <= 5 MB, an S3 object
 <= 15 MB, 80..10,000 px a side; a Bedrock image block is <= 3.75 MB (we also cap the long edge at
@@ -138,11 +139,12 @@ class PreparedImage:
 
     `width`/`height` are the original's, after EXIF orientation (`detect_bytes` may be smaller).
     Exactly one of `detect_bytes` (for `Image.Bytes`) and `s3_object()` (for `Image.S3Object`)
-    is set. `sha256` is None only for an S3 image that was never downloaded.
+    is set. `sha256` is None only for a `PreparedImage` built by hand from an S3 location.
 
-    `n_frames` is the number of frames of an animation (1 for a still image); `frames` holds the
-    frames selected for detection when `prepare` was given `max_frames` > 1, first frame first
-    (its bytes are `detect_bytes` when the image was converted); it is empty otherwise.
+    `n_frames` is the number of frames of an animation or pages of a TIFF (1 for a still image);
+    `frames` holds the images chosen for detection when `prepare` was given `max_frames` > 1:
+    every distinct scene, a frame alone or several tiled on a sheet (`Frame.shows`), frame 0
+    first; it is empty otherwise. `detect_bytes` is always the first frame alone.
     """
 
     sha256: str | None
@@ -227,8 +229,9 @@ class ImageIntake:
         An S3 object that does not exist or may not be read is `InvalidImage`; any other S3
         failure is `ImageSourceError`.
 
-        With `max_frames` > 1, an animation (GIF, WebP, APNG) also gets up to that many frames,
-        spread from its first to its last, in `PreparedImage.frames`; see `Frame`.
+        With `max_frames` > 1, an animation (GIF, WebP, APNG) or a multi-page TIFF also gets up
+        to that many detector images, chosen by content, in `PreparedImage.frames`; see `Frame`
+        and docs/images.md.
         """
         if isinstance(max_frames, bool) or not isinstance(max_frames, int):
             raise TypeError(f"max_frames must be an int, not {type(max_frames).__name__}")
