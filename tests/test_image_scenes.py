@@ -239,3 +239,20 @@ def test_a_later_page_smaller_than_the_minimum_is_padded_not_sent_too_small():
     second = Image.open(io.BytesIO(image.frames[1].detect_bytes))
     assert min(second.size) >= 80
     assert red_pixels(image.frames[1].detect_bytes) >= 40 * 30 * 0.9
+
+
+def test_over_budget_only_the_excess_merges_and_the_outlier_stays():
+    def solid_signature(colour):
+        return signature(Image.new("RGB", (16, 16), colour))
+
+    # 40 clearly different scenes, 36 allowed: 36 remain (not one), frame 0 among them
+    distinct = [
+        solid_signature(((i * 97) % 256, (i * 53) % 256, (i * 29) % 256)) for i in range(40)
+    ]
+    chosen = choose_scenes(distinct, budget=36)
+    assert len(chosen) == 36 and chosen[0] == 0
+    # a slow fade (every step a new scene at the base threshold) with one red frame: 4 allowed,
+    # the red one is among them
+    fade = [solid_signature((40 + 4 * i, 40 + 4 * i, 40 + 4 * i)) for i in range(50)]
+    fade[25] = solid_signature((230, 10, 10))
+    assert 25 in choose_scenes(fade, budget=4)

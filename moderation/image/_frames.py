@@ -9,20 +9,20 @@ its neighbours is always a scene of its own.
 
 The detector is still called at most `max_frames` times. When there are more scenes than that,
 several scenes share one detector image, tiled on a contact sheet of up to `Limits.max_tiles`
-frames; when there are more than `max_frames * max_tiles`, the threshold doubles until the
-scenes fit (the frames most like their neighbours merge first). docs/images.md says what tiling
-costs.
+frames; when there are more than `max_frames * max_tiles`, the scenes that change the picture
+least merge into the scene before them until the rest fit. docs/images.md says what tiling costs.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageStat
 
 from moderation.errors import InvalidImage
 from moderation.image._budget import decoded_bytes, shared_budget
@@ -123,15 +123,25 @@ def choose_scenes(
 
     A frame joins the scene before it while it stays within `threshold` of that scene's first
     frame; a frame within `threshold` of a scene already kept is that scene again. With more
-    scenes than `budget`, the threshold doubles until they fit: the frames most like their
-    neighbours merge first, a frame unlike everything else stays to the end.
+    scenes than `budget`, those that change the picture least from the scene kept before them
+    (by the mean difference of their signatures) merge into it, until the rest fit: a frame unlike
+    its neighbours is the last to go, and frame 0 always stays.
     """
-    chosen = list(range(len(signatures)))
-    while True:
-        chosen = _new_scenes(signatures, chosen, threshold)
-        if len(chosen) <= budget:
-            return chosen
-        threshold *= 2  # at 256 and above no two signatures differ: one scene remains
+    chosen = _new_scenes(signatures, list(range(len(signatures))), threshold)
+    excess = len(chosen) - budget
+    if excess <= 0:
+        return chosen
+    change = [
+        (_mean_difference(signatures[before], signatures[after]), position)
+        for position, (before, after) in enumerate(itertools.pairwise(chosen), start=1)
+    ]
+    merged = {position for _, position in sorted(change)[:excess]}
+    return [index for position, index in enumerate(chosen) if position not in merged]
+
+
+def _mean_difference(a: Image.Image, b: Image.Image) -> float:
+    """How much two signatures differ overall (0-255), averaged over cells and channels."""
+    return sum(ImageStat.Stat(ImageChops.difference(a, b)).mean) / 3
 
 
 def _new_scenes(
