@@ -49,7 +49,7 @@ BROKEN = [
     "libvips/truncated.jpg",
     "pillow/truncated_image.png",
     "pillow/truncated_end_chunk.png",
-    "pillow/broken_data_stream.png",  # IEND intact: a read of the tail alone would pass it
+    "pillow/broken_data_stream.png",  # a bad CRC inside IDAT
 ]
 
 
