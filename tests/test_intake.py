@@ -652,6 +652,23 @@ def test_s3_jpeg_with_a_large_header_is_read_once(s3):
     assert image.s3_object() == {"Bucket": "uploads", "Name": "icc.jpg"}
 
 
+def test_s3_png_damaged_in_the_middle_is_refused_like_its_bytes(s3):
+    # GIVEN a PNG larger than 64 KiB with one byte flipped inside its pixel data, IEND intact: a
+    # look at its header and its tail would pass it
+    data = bytearray(encode(noise((300, 300)), "png"))
+    assert len(data) > 65_536 and data.endswith(b"IEND\xaeB`\x82")
+    data[len(data) // 2] ^= 0xFF
+    put(s3, "damaged.png", bytes(data))
+    intake = ImageIntake(s3_client=s3)
+    # WHEN it is given from S3 and as bytes THEN both refuse it for the same reason
+    with pytest.raises(InvalidImage) as from_s3:
+        intake.prepare("s3://uploads/damaged.png")
+    with pytest.raises(InvalidImage) as from_bytes:
+        intake.prepare(bytes(data))
+    assert from_s3.value.reason == from_bytes.value.reason
+    assert from_s3.value.reason == "truncated or corrupt png: bad CRC in IDAT chunk"
+
+
 def test_s3_refusals_cost_one_head_and_one_get(s3):
     put(s3, "narrow.png", solid("png", size=(50, 600)))
     put(s3, "bomb.png", png_header_only(20_000, 20_000))
