@@ -191,10 +191,10 @@ def collect_frames(
     """
     budget = max_frames * limits.max_tiles
     # The canvas, in the RGB(A) Pillow switches to after the first frame, the previous frame it
-    # keeps to undo a frame's disposal, and a contact sheet.
-    estimate = 2 * decoded_bytes(info.canvas, "RGBA") + decoded_bytes(
-        (SHEET_MAX_EDGE, SHEET_MAX_EDGE), "RGB"
-    )
+    # keeps to undo a frame's disposal, and a contact sheet (max_tiles canvases at most).
+    width, height = info.canvas
+    sheet = min(SHEET_MAX_EDGE * SHEET_MAX_EDGE, limits.max_tiles * width * height)
+    estimate = 2 * decoded_bytes(info.canvas, "RGBA") + decoded_bytes((sheet, 1), "RGB")
     with shared_budget(limits.decode_budget_bytes).hold(estimate):
         signatures = [signature(_frame(info, index, limits)) for index in range(info.n_frames)]
         groups = sheets(choose_scenes(signatures, budget), max_frames)
