@@ -1,6 +1,6 @@
 """The Lambda handler over real event documents: AWS's own test events, and ones derived from them.
 
-    python benchmarks/corpora_events.py [CORPORA]      # default: ../shared/corpora
+    python benchmarks/corpora_events.py [CORPORA]      # default: $MODERATION_CORPORA
 
 Every `*.json` under CORPORA/events/ and CORPORA/events/derived/ (the corpus says where each
 came from) is given to `moderation.aws_lambda.handler`, each in a fresh world: moto's S3 and SQS,
@@ -18,7 +18,7 @@ moto cannot create (the documentation's examples do) finds that version gone: "s
 
 Exits 1 if the handler crashed (an exception other than
 `RetryLater`, or `EventError` for a document that is no S3 event) on any file. A regression
-script, not a test: `make test` does not depend on ../shared.
+script, not a test: `make test` does not depend on the corpora.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from corpora import corpora
 
 ROOT = Path(__file__).resolve().parent.parent
 CONVERSE_APPROVE = {
@@ -260,8 +262,9 @@ def _print(result: Result) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("corpora", nargs="?", type=Path, default=ROOT.parent / "shared" / "corpora")
+    parser.add_argument("corpora", nargs="?", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.corpora = corpora(args.corpora, "")
     events = args.corpora / "events"
     if not events.is_dir():
         parser.error(f"{events}: no such directory")

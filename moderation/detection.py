@@ -57,8 +57,9 @@ class Detection(BaseModel):
     labels: tuple[Label, ...] = ()
     content_types: tuple[ContentType, ...] = ()
     latency_ms: float | None = None
-    # For an animation: the 0-based indices of the frames whose labels are combined here, in the
-    # order they were sent (one detector call each). Empty for a still image.
+    # For an animation: the 0-based index of the (first) frame of each image whose labels are
+    # combined here, in the order they were sent (one detector call each; an image may be a
+    # contact sheet of several frames, docs/images.md). Empty for a still image.
     frames: tuple[int, ...] = ()
     # True when this detection was not asked for this decision but reused from the dedupe cache
     # (the same image, by sha256, with the same detector settings, was detected before): it cost
@@ -77,17 +78,19 @@ class Detection(BaseModel):
         image's `n_frames` frames may act on what this detection does not hold.
 
         That is: the policy asks for less confident labels than the detector was asked for
-        (labels between the two never arrived), or intake would pick a frame for it that was not
-        looked at. `looked_at`: the frames known to have been looked at; by default `frames`
-        (the first frame when none are listed). A frame that intake dropped because its pixels
-        repeat another's counts as looked at only when the caller says so.
+        (labels between the two never arrived), or it would look past the first frame of an
+        animation that was judged on its first frame alone. Intake chooses frames by content
+        (docs/images.md): a detection made with more than one frame allowed was shown every scene
+        of the animation, whatever `max_frames` was, so only first-frame-only detections miss
+        frames. `looked_at`: the frames known to have been looked at; by default `frames` (the
+        first frame when none are listed).
         """
         if self.min_confidence is not None and min_confidence < self.min_confidence:
             return True
-        if n_frames <= 1:
+        if n_frames <= 1 or max_frames <= 1:
             return False
-        seen = set(self.frames if looked_at is None else looked_at) or {0}
-        return not seen.issuperset(select_frames(n_frames, max_frames))
+        seen = set(self.frames if looked_at is None else looked_at)
+        return seen <= {0}
 
     @classmethod
     def combine(cls, parts: Sequence[tuple[int, Detection]]) -> Detection:

@@ -624,7 +624,8 @@ def test_a_harmless_first_frame_does_not_hide_explicit_later_frames(fmt):
     decision = engine(detector, tenant_yaml="max_frames: 4\n").moderate(data, tenant="t")
     # THEN later frames reach the detector, and the explicit ones reject the animation
     assert decision.outcome == Outcome.REJECTED
-    assert decision.detection is not None and decision.detection.frames == (0, 2, 3, 5)
+    # (six distinct frames on four detector images: two sheets of two frames, then two alone)
+    assert decision.detection is not None and decision.detection.frames == (0, 2, 4, 5)
     assert len(detector.calls) == 4
     assert decision.image.n_frames == 6
     # each frame is one billed call
@@ -640,13 +641,15 @@ def test_max_frames_one_is_the_old_first_frame_only_behaviour():
 
 
 def test_identical_frames_are_sent_once():
-    # GIVEN 7 alternating frames: with 4 selected (0, 2, 4, 6), all four are the same green
+    # GIVEN 7 alternating frames: two scenes, green and red, each shown three or four times
     detector = ColourDetector()
     decision = engine(detector, tenant_yaml="max_frames: 4\n").moderate(
         animation([GREEN, RED] * 3 + [GREEN]), tenant="t"
     )
-    assert len(detector.calls) == 1
-    assert decision.detection is not None and decision.detection.frames == (0,)
+    # THEN each scene is sent once (positions 0, 2, 4, 6 would have been green four times)
+    assert len(detector.calls) == 2
+    assert decision.detection is not None and decision.detection.frames == (0, 1)
+    assert decision.outcome == Outcome.REJECTED
 
 
 def test_the_judge_sees_the_frame_the_borderline_label_came_from():

@@ -46,17 +46,22 @@ class MemoryS3:
         return data[:limit]
 
 
-def test_s3_jpeg_is_judged_at_a_reduced_scale_that_follows_its_orientation(monkeypatch):
-    # Stored 2400x1000, shown 1000x2400; referenced in S3 at intake, downloaded by the judge.
+def test_s3_jpeg_with_an_orientation_is_turned_at_intake_as_bytes_are(monkeypatch):
+    # Stored 2400x1000, shown 1000x2400: read whole from S3 and converted upright at intake, as
+    # the same bytes given directly are; the judge starts from those upright bytes.
     data = with_orientation(halves((2400, 1000)), 6)
     s3 = MemoryS3({"tall.jpg": data})
     image = ImageIntake(limits=Limits(judge_max_edge=600), s3=s3).prepare("s3://bkt/tall.jpg")
-    assert (image.detect_bytes, image.width, image.height) == (None, 1000, 2400)
+    assert (image.width, image.height, image.converted) == (1000, 2400, True)
+    assert image.s3_object() is None
+    assert s3.reads == [None]
+    as_bytes = ImageIntake(limits=Limits(judge_max_edge=600)).prepare(data)
+    assert image.detect_bytes == as_bytes.detect_bytes
     decodes = spy_decodes(monkeypatch)
     fmt, judged = image.judge_image()
-    # The stored long edge (2400 -> 600) sets the scale: 1/4, decoded as 600x250 then turned.
-    assert decodes == [("JPEG", (600, 250))]
-    assert s3.reads == ["bytes=0-65535", None]
+    # The upright detect bytes (1000x2400 -> 600 on the long edge) are decoded at 1/4 scale.
+    assert decodes == [("JPEG", (250, 600))]
+    assert s3.reads == [None]  # nothing downloaded again
     out = decode(judged)
     assert (fmt, out.size) == ("jpeg", (250, 600))
     assert near(out.getpixel((125, 10)), RED)  # turned: the left half is on top

@@ -565,27 +565,20 @@ def put(client, key, data, bucket="uploads"):
     return client.put_object(Bucket=bucket, Key=key, Body=data)
 
 
-def test_s3_jpeg_is_referenced_not_downloaded(s3):
-    data = noise_jpeg(400, quality=85)  # bigger than the 64 KiB header range
+def test_s3_jpeg_is_checked_whole_then_referenced(s3):
+    data = noise_jpeg(400, quality=85)
     assert 65_536 < len(data) < 5 * MB
     etag = put(s3, "photos/cat.jpg", data)["ETag"].strip('"')
     spy = Spy(s3)
     image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/photos/cat.jpg")
+    # One HEAD, one GET of the whole object (the same version), as for bytes: the same checks.
     assert spy.calls == [
         ("head_object", {"Bucket": "uploads", "Key": "photos/cat.jpg"}),
-        (
-            "get_object",
-            {
-                "Bucket": "uploads",
-                "Key": "photos/cat.jpg",
-                "IfMatch": f'"{etag}"',
-                "Range": "bytes=0-65535",
-            },
-        ),
+        ("get_object", {"Bucket": "uploads", "Key": "photos/cat.jpg", "IfMatch": f'"{etag}"'}),
     ]
     assert image.detect_bytes is None
     assert image.detect_format is None
-    assert image.sha256 is None
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert image.converted is False
     assert (image.format, image.width, image.height, image.size) == ("jpeg", 400, 400, len(data))
     assert image.s3 == S3Object("uploads", "photos/cat.jpg", None, etag, len(data))
@@ -640,8 +633,8 @@ def test_s3_webp_is_downloaded_and_converted(s3):
     put(s3, "w.webp", data)
     spy = Spy(s3)
     image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/w.webp")
-    assert spy.names() == ["head_object", "get_object", "get_object"]
-    assert "Range" not in spy.calls[2][1]
+    assert spy.names() == ["head_object", "get_object"]
+    assert "Range" not in spy.calls[1][1]
     assert (image.format, image.detect_format, image.converted) == ("webp", "jpeg", True)
     assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert image.s3 is not None
@@ -650,18 +643,35 @@ def test_s3_webp_is_downloaded_and_converted(s3):
     assert decode(image.detect_bytes).size == (300, 300)
 
 
-def test_s3_jpeg_whose_header_exceeds_the_range_is_downloaded(s3):
+def test_s3_jpeg_with_a_large_header_is_read_once(s3):
     # A 100 KB ICC profile puts the frame header past the first 64 KiB.
     data = encode(Image.new("RGB", (300, 200), RED), "jpeg", icc_profile=b"\x00" * 100_000)
     put(s3, "icc.jpg", data)
     spy = Spy(s3)
     image = ImageIntake(s3=S3ImageReader(spy)).prepare("s3://uploads/icc.jpg")
-    assert spy.names() == ["head_object", "get_object", "get_object"]
+    assert spy.names() == ["head_object", "get_object"]
     assert (image.width, image.height, image.converted) == (300, 200, False)
-    assert image.detect_bytes == data
+    assert image.s3_object() == {"Bucket": "uploads", "Name": "icc.jpg"}
 
 
-def test_s3_refusals_from_the_header_download_nothing_more(s3):
+def test_s3_png_damaged_in_the_middle_is_refused_like_its_bytes(s3):
+    # GIVEN a PNG larger than 64 KiB with one byte flipped inside its pixel data, IEND intact: a
+    # look at its header and its tail would pass it
+    data = bytearray(encode(noise((300, 300)), "png"))
+    assert len(data) > 65_536 and data.endswith(b"IEND\xaeB`\x82")
+    data[len(data) // 2] ^= 0xFF
+    put(s3, "damaged.png", bytes(data))
+    intake = ImageIntake(s3=S3ImageReader(s3))
+    # WHEN it is given from S3 and as bytes THEN both refuse it for the same reason
+    with pytest.raises(InvalidImage) as from_s3:
+        intake.prepare("s3://uploads/damaged.png")
+    with pytest.raises(InvalidImage) as from_bytes:
+        intake.prepare(bytes(data))
+    assert from_s3.value.reason == from_bytes.value.reason
+    assert from_s3.value.reason == "truncated or corrupt png: bad CRC in IDAT chunk"
+
+
+def test_s3_refusals_cost_one_head_and_one_get(s3):
     put(s3, "narrow.png", solid("png", size=(50, 600)))
     put(s3, "bomb.png", png_header_only(20_000, 20_000))
     put(s3, "notes.txt", b"just some text, not an image" * 10)
@@ -676,7 +686,6 @@ def test_s3_refusals_from_the_header_download_nothing_more(s3):
         spy = Spy(s3)
         assert refused_with(spy, f"s3://uploads/{key}") == reason
         assert len(spy.calls) <= 2, key
-        assert all("Range" in params for name, params in spy.calls if name == "get_object")
 
 
 def test_s3_object_over_the_byte_bound_is_refused_after_head_only(s3):
@@ -694,7 +703,7 @@ def test_s3_object_over_fifteen_megabytes_is_downloaded(s3):
     spy = Spy(s3)
     limits = Limits(s3_max_bytes=50_000)
     image = ImageIntake(limits=limits, s3=S3ImageReader(spy)).prepare("s3://uploads/large.jpg")
-    assert spy.names() == ["head_object", "get_object", "get_object"]
+    assert spy.names() == ["head_object", "get_object"]
     assert image.detect_bytes == data
     assert image.s3_object() is None
 

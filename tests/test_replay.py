@@ -390,38 +390,45 @@ def test_an_incomplete_flip_is_marked() -> None:
     assert report.incomplete_ids == (decisions[0].id,)
 
 
-def test_an_animation_replayed_under_more_frames_is_incomplete() -> None:
+def test_an_animation_replayed_under_other_max_frames_is_complete_once_frames_were_chosen() -> None:
     gif = animated_gif([(200, 0, 0), (0, 200, 0), (0, 0, 200), (200, 200, 0)])  # 4 frames
     short = animated_gif([(200, 0, 0), (0, 200, 0)])  # 2 frames
     audit = InMemoryAuditLog()
     engine = Engine(store(), StaticDetector([("Explicit Nudity", 85.0)]), None, audit)
     long_one, short_one = engine.moderate(gif), engine.moderate(short)
-    assert long_one.detection is not None and long_one.detection.frames == (0, 3)  # max_frames 2
+    # max_frames 2: the four distinct frames went to the detector on two sheets of two
+    assert long_one.detection is not None and long_one.detection.frames == (0, 2)
     assert long_one.image.n_frames == 4
     assert short_one.detection is not None and short_one.detection.frames == (0, 1)
     more = DEFAULT.replace("max_frames: 2", "max_frames: 4")
     report = replay([long_one, short_one], store(more))
-    # The 4-frame GIF would have had all 4 frames sent, not 2; the 2-frame one was sent whole.
-    assert report.incomplete_ids == (long_one.id,)
+    # Frames are chosen by content: every frame of both was seen, whatever max_frames says.
+    assert report.incomplete_ids == ()
     assert replay([long_one, short_one], store()).incomplete == 0  # same max_frames
     fewer = DEFAULT.replace("max_frames: 2", "max_frames: 1")
     assert replay([long_one, short_one], store(fewer)).incomplete == 0
 
 
-def test_an_animation_replayed_under_fewer_frames_spread_onto_others_is_incomplete() -> None:
-    # GIVEN a 10-frame animation recorded under max_frames 4: frames 0, 3, 6 and 9 were sent
+def test_an_animation_recorded_from_its_first_frame_alone_is_incomplete() -> None:
+    # GIVEN a 10-frame animation recorded under max_frames 4: all ten frames were shown, on four
+    # images (sheets of 3, 3, 2 and 2 frames)
     gif = animated_gif([(25 * i, 200 - 20 * i, 0) for i in range(10)])
     four = DEFAULT.replace("max_frames: 2", "max_frames: 4")
     audit = InMemoryAuditLog()
     Engine(store(four), StaticDetector([("Explicit Nudity", 85.0)]), None, audit).moderate(gif)
     [recorded] = audit.decisions
-    assert recorded.detection is not None and recorded.detection.frames == (0, 3, 6, 9)
-    # WHEN it is replayed under max_frames 3, which picks 0, 4 (round(4.5)) and 9
+    assert recorded.detection is not None and recorded.detection.frames == (0, 3, 6, 8)
+    # WHEN it is replayed under max_frames 3 or 2 THEN nothing was left unseen
     three = DEFAULT.replace("max_frames: 2", "max_frames: 3")
-    # THEN frame 4 was never looked at: incomplete, though fewer frames are asked for
-    assert replay([recorded], store(three)).incomplete_ids == (recorded.id,)
-    # AND max_frames 2 (0 and 9) asks only for frames that were sent
+    assert replay([recorded], store(three)).incomplete == 0
     assert replay([recorded], store()).incomplete == 0
+    # BUT recorded from its first frame alone (max_frames 1), any policy looking further is not
+    one = DEFAULT.replace("max_frames: 2", "max_frames: 1")
+    audit = InMemoryAuditLog()
+    Engine(store(one), StaticDetector([("Explicit Nudity", 85.0)]), None, audit).moderate(gif)
+    [first_only] = audit.decisions
+    assert replay([first_only], store(three)).incomplete_ids == (first_only.id,)
+    assert replay([first_only], store(one)).incomplete == 0
 
 
 def test_a_still_image_is_never_incomplete_for_frames(log: dict[str, Decision]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from moderation.errors import InvalidImage
 from moderation.image._budget import decoded_bytes, shared_budget
 from moderation.image._convert import stored_size
 from moderation.image._limits import Limits
-from moderation.image._sniff import ImageFormat
+from moderation.image._sniff import ImageFormat, other_format
 from moderation.image._structure import gif_frames, jpeg_end, png_end
 
 __all__ = [
@@ -26,6 +27,8 @@ __all__ = [
     "inspect",
     "open_image",
     "orientation_of",
+    "pending_orientation",
+    "unsupported_format",
 ]
 
 # Pillow's plugin id for each format we accept.
@@ -45,8 +48,9 @@ PLAIN_MODES: dict[str, frozenset[str]] = {
     "png": frozenset({"1", "L", "LA", "P", "RGB", "RGBA"}),
 }
 
-# Counting a GIF's frames is a walk over all of its blocks; past this many it is not an image
-# anyone uploads in earnest, and the count alone would cost a second of CPU.
+# Counting a GIF's frames is a walk over all of its blocks (a TIFF's pages, over its directories);
+# past this many it is not an image anyone uploads in earnest, and the count alone would cost a
+# second of CPU.
 MAX_GIF_FRAMES = 100_000
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
@@ -76,9 +80,52 @@ class Inspected:
         return self.image.mode
 
 
-def corrupt(fmt: ImageFormat, exc: BaseException) -> InvalidImage:
-    """The refusal for a file that cannot be read as the `fmt` it claims to be."""
-    return InvalidImage(f"truncated or corrupt {fmt}: {str(exc) or type(exc).__name__}")
+def corrupt(fmt: ImageFormat, exc: BaseException, *, max_pixels: int) -> InvalidImage:
+    """The refusal for a file that cannot be read as the `fmt` it claims to be, naming the real
+    reason: a decompression bomb by the pixel bound, a variant Pillow does not decode as such."""
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, Image.DecompressionBombError):
+        found = _BOMB_PIXELS.search(text)
+        pixels = f" ({found[1]} pixels)" if found else ""
+        return InvalidImage(f"image is over the {max_pixels}-pixel bound{pixels}")
+    if _UNSUPPORTED.match(text):
+        return InvalidImage(f"unsupported {fmt} variant: {text}")
+    if "Decompressed data too large" in text:
+        return InvalidImage(f"{fmt} metadata decompresses past Pillow's bound: {text}")
+    return InvalidImage(f"truncated or corrupt {fmt}: {text}")
+
+
+# Pillow's wording for a decompression bomb ("Image size (N pixels) exceeds limit of ...") and
+# for a valid file it does not decode ("Unsupported BMP bitfields layout", "unknown pixel mode").
+_BOMB_PIXELS = re.compile(r"Image size \((\d+) pixels\)")
+_UNSUPPORTED = re.compile(r"(unsupported|unknown pixel mode)\b", re.IGNORECASE)
+
+
+def unsupported_format(data: bytes) -> str | None:
+    """The name of the format `data` is in when it is an image (or document) intake does not
+    take (PSD, AVIF, ICO, JPEG 2000, TGA, PDF, ...), else None.
+
+    Pillow names what it has a plugin for, from the header alone (no pixel is decoded); plugins
+    that identify a file by trying to parse it rather than by a signature (TGA, SPIDER, IM, ...)
+    could name random bytes, so TGA counts only with its version-2 footer.
+    """
+    named = other_format(data)
+    if named is not None:
+        return named
+    if data[-18:] == b"TRUEVISION-XFILE.\x00":
+        return "tga"
+    Image.init()
+    for plugin, (factory, accept) in list(Image.OPEN.items()):
+        if accept is None or plugin in _PIL_FORMAT.values():
+            continue
+        try:
+            if not accept(data[:16]):
+                continue
+            with factory(io.BytesIO(data), "") as im:
+                return str(im.format or plugin).lower()
+        except Exception:  # not this plugin's file after all
+            continue
+    return None
 
 
 def inspect(
@@ -99,18 +146,24 @@ def inspect(
             end = jpeg_end(data)
         elif fmt == "png":
             end, png_exif = png_end(data)
+        elif fmt == "gif":
+            # A first frame reaching past the logical screen grows the canvas Pillow allocates:
+            # measure it before Pillow does (its own check would speak of its own bound).
+            _, width, height = gif_frames(data, stop_after=1)
+            if width * height > limits.max_pixels:
+                check_dimensions(width, height, limits)
         im = open_image(data, fmt)
         if png_exif is not None and "exif" not in im.info:
             # Found after the pixel data, where Pillow would only see it once they are decoded.
             im.info["exif"] = b"Exif\x00\x00" + png_exif
-        orientation = orientation_of(im)
+        orientation = pending_orientation(im, fmt)
         width, height = stored_size(im.size, orientation)
         check_dimensions(width, height, limits)
         n_frames, canvas = _frames(im, fmt, data) if count_frames else (1, im.size)
     except InvalidImage:
         raise
     except Exception as exc:
-        raise corrupt(fmt, exc) from exc
+        raise corrupt(fmt, exc, max_pixels=limits.max_pixels) from exc
     return Inspected(fmt, im, orientation, width, height, end, n_frames, canvas)
 
 
@@ -123,7 +176,32 @@ def _frames(im: ImageFile.ImageFile, fmt: ImageFormat, data: bytes) -> tuple[int
         return max(1, gif.frames), (max(im.width, gif.width), max(im.height, gif.height))
     if fmt in ("webp", "png"):  # animated WebP, APNG; Pillow reads the count from the header
         return max(1, int(getattr(im, "n_frames", 1))), im.size
-    return 1, im.size  # multi-page TIFFs and MPO JPEGs are documents and stereo pairs
+    if fmt == "tiff":  # pages are frames: a harmless first page must not carry the rest
+        return _tiff_pages(im)
+    # An MPO JPEG's second image is a stereo view, a gain map (Ultra HDR) or a thumbnail of the
+    # same shot: not a frame of its own (docs/images.md).
+    return 1, im.size
+
+
+def _tiff_pages(im: ImageFile.ImageFile) -> tuple[int, tuple[int, int]]:
+    """(page count, the largest page's size as shown); each page's header is read, no pixel.
+
+    Pages may differ in size: the canvas is the largest width and height, so that frames x
+    canvas bounds the pixels decoding every page costs.
+    """
+    width, height, pages = 0, 0, 0
+    try:
+        while True:
+            if pages >= MAX_GIF_FRAMES:
+                raise InvalidImage(f"document has more than {MAX_GIF_FRAMES} pages")
+            im.seek(pages)
+            width, height = max(width, im.width), max(height, im.height)
+            pages += 1
+    except EOFError:  # past the last page
+        pass
+    finally:
+        im.seek(0)
+    return max(1, pages), (width, height)
 
 
 @contextmanager
@@ -143,7 +221,7 @@ def decoded(info: Inspected, size: tuple[int, int], limits: Limits) -> Iterator[
         try:
             im.load()
         except Exception as exc:
-            raise corrupt(info.fmt, exc) from exc
+            raise corrupt(info.fmt, exc, max_pixels=limits.max_pixels) from exc
         yield im
 
 
@@ -163,17 +241,39 @@ def open_image(data: bytes, fmt: ImageFormat) -> ImageFile.ImageFile:
 
 
 def orientation_of(im: Image.Image) -> int:
-    """EXIF Orientation (1-8) from the header; 1 when absent or unreadable (viewers ignore broken
-    EXIF too)."""
-    if im.format == "PNG" and "exif" not in im.info:
-        # PngImageFile.getexif() decodes the whole image to look for an eXIf chunk after IDAT;
-        # the chunk walk has already looked (and put what it found in info).
-        return 1
+    """The Orientation (1-8) `ImageOps.exif_transpose` would apply, read from the header; 1 when
+    absent or unreadable (viewers ignore broken EXIF too).
+
+    Pillow reads it from EXIF, from an ImageMagick "Raw profile type exif" text chunk or from XMP
+    (`tiff:Orientation`); so does this.
+    """
     try:
-        value = im.getexif().get(ExifTags.Base.Orientation, 1)
+        if im.format == "PNG":
+            # PngImageFile.getexif() decodes the whole image to look for metadata after IDAT; the
+            # chunk walk has already found an eXIf there (and put it in info). The base class
+            # reads the same sources from info alone, so ask it, on a stand-in.
+            stand_in = Image.new("1", (1, 1))
+            stand_in.info = dict(im.info)
+            value = stand_in.getexif().get(ExifTags.Base.Orientation, 1)
+        else:
+            value = im.getexif().get(ExifTags.Base.Orientation, 1)
     except Exception:  # a malformed EXIF block can fail in many ways; it is not worth refusing
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def pending_orientation(im: Image.Image, fmt: ImageFormat) -> int:
+    """The orientation intake must still apply to `im`'s decoded pixels: `orientation_of`, except
+    for formats whose Pillow plugin transposes the pixels itself when it loads them (TIFF: its
+    header size is already the upright one), where applying it again would turn the picture twice.
+    """
+    return 1 if fmt in ORIENTED_BY_PILLOW else orientation_of(im)
+
+
+# Formats whose Pillow plugin applies the Orientation tag at load (`TiffImageFile.load_end` calls
+# `exif_transpose`); a test compares every oriented format with `exif_transpose`, so a Pillow that
+# starts doing this for another format shows up there.
+ORIENTED_BY_PILLOW: frozenset[ImageFormat] = frozenset({"tiff"})
 
 
 def check_dimensions(width: int, height: int, limits: Limits) -> None:

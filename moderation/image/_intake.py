@@ -4,8 +4,9 @@
 `s3://` string (parsed once, by `S3Location.parse`) and returns
 a `PreparedImage`: the original's identity (sha256, size, sniffed format, oriented dimensions) plus
 either bytes for `Image.Bytes` (JPEG/PNG, <= 5 MB, <= 10,000 px a side) or an `S3Object` reference
-when the object in S3 can be used as it is. Anything that cannot be moderated as an image is refused
-with `InvalidImage` before any AWS call; the reason is a short sentence meant for a human.
+when the object in S3 can be used as it is. Every source gets the same checks: an S3 object is read
+whole and checked as bytes are. Anything that cannot be moderated as an image is refused with
+`InvalidImage` before any AWS call; the reason is a short sentence meant for a human.
 
 Limits are the services' own: Rekognition takes JPEG or PNG only, bytes <= 5 MB, an S3 object
 <= 15 MB, 80..10,000 px a side; a Bedrock image block is <= 3.75 MB (we also cap the long edge at
@@ -24,16 +25,15 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Protocol, TypeAlias, runtime_checkable
 
 from moderation.errors import ImageSourceError, InvalidImage, InvalidS3Location
-from moderation.image._convert import scaled_size, stored_size, to_detect
+from moderation.image._convert import scaled_size, to_detect
 from moderation.image._decode import (
     PLAIN_MODES,
-    check_dimensions,
+    Inspected,
     decoded,
     inspect,
-    open_image,
-    orientation_of,
+    unsupported_format,
 )
-from moderation.image._frames import Frame, check_animation_bound, collect_frames, select_frames
+from moderation.image._frames import Frame, check_animation_bound, collect_frames
 from moderation.image._limits import DEFAULT_LIMITS as _DEFAULT_LIMITS
 from moderation.image._limits import Limits
 from moderation.image._sniff import DetectFormat, ImageFormat, sniff
@@ -52,11 +52,10 @@ __all__ = [
     "sniff",
 ]
 
-Source: TypeAlias = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
+# The formats intake takes, as a refusal of any other names them.
+_TAKEN = "this library takes JPEG, PNG, WebP, GIF, BMP and TIFF"
 
-# The first bytes of an S3 object fetched to sniff it and read its dimensions. Enough for the
-# header of a JPEG (markers up to the start of scan, EXIF included) or a PNG (chunks up to IDAT).
-_HEADER_RANGE = "bytes=0-65535"
+Source: TypeAlias = bytes | bytearray | memoryview | S3Location | str | os.PathLike[str] | BinaryIO
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +128,12 @@ class PreparedImage:
 
     `width`/`height` are the original's, after EXIF orientation (`detect_bytes` may be smaller).
     Exactly one of `detect_bytes` (for `Image.Bytes`) and `s3_object()` (for `Image.S3Object`)
-    is set. `sha256` is None only for an S3 image that was never downloaded.
+    is set. `sha256` is None only for a `PreparedImage` built by hand from an S3 location.
 
-    `n_frames` is the number of frames of an animation (1 for a still image); `frames` holds the
-    frames selected for detection when `prepare` was given `max_frames` > 1, first frame first
-    (its bytes are `detect_bytes` when the image was converted); it is empty otherwise.
+    `n_frames` is the number of frames of an animation or pages of a TIFF (1 for a still image);
+    `frames` holds the images chosen for detection when `prepare` was given `max_frames` > 1:
+    every distinct scene, a frame alone or several tiled on a sheet (`Frame.shows`), frame 0
+    first; it is empty otherwise. `detect_bytes` is always the first frame alone.
     """
 
     sha256: str | None
@@ -213,8 +213,9 @@ class ImageIntake:
         `InvalidImage`). An S3 object that does not exist or may not be read is `InvalidImage`;
         any other S3 failure is `ImageSourceError`.
 
-        With `max_frames` > 1, an animation (GIF, WebP, APNG) also gets up to that many frames,
-        spread from its first to its last, in `PreparedImage.frames`; see `Frame`.
+        With `max_frames` > 1, an animation (GIF, WebP, APNG) or a multi-page TIFF also gets up
+        to that many detector images, chosen by content, in `PreparedImage.frames`; see `Frame`
+        and docs/images.md.
         """
         if isinstance(max_frames, bool) or not isinstance(max_frames, int):
             raise TypeError(f"max_frames must be an int, not {type(max_frames).__name__}")
@@ -292,61 +293,66 @@ class ImageIntake:
     def _prepare_bytes(
         self, data: bytes, *, s3: S3Object | None, reader: S3Reader | None, max_frames: int
     ) -> PreparedImage:
+        """The one set of checks every source gets (bytes, a path, a stream, an S3 object)."""
         limits = self._limits
-        if not data:
-            raise InvalidImage("empty input")
-        self._check_input_size(len(data))
-        fmt = sniff(data)
-        if fmt is None:
-            raise InvalidImage("not an image (no known magic bytes)")
-        info = inspect(data, fmt, limits)
+        info = self._inspect(data)
         # Bytes after a JPEG's EOI or a PNG's IEND are no part of the picture (camera trailers,
         # appended files): the detector gets the image without them; the hash is the upload's.
         body = data if info.end >= len(data) else data[: info.end]
         want_frames = max_frames > 1 and info.n_frames > 1
         if want_frames:
             check_animation_bound(info, limits)  # before decoding anything
-        passthrough = (
-            fmt in ("jpeg", "png")
-            and len(body) <= limits.detect_max_bytes
+        plain = (
+            info.fmt in ("jpeg", "png")
             and info.orientation == 1
             and max(info.width, info.height) <= limits.max_side
-            and info.mode in PLAIN_MODES[fmt]
+            and info.mode in PLAIN_MODES[info.fmt]
         )
+        identity = _Identity(hashlib.sha256(data).hexdigest(), len(data), info)
+        if s3 is not None and plain and not want_frames and len(data) <= limits.s3_max_bytes:
+            # Checked whole, and Rekognition reads it from S3 itself: nothing to upload.
+            return identity.prepared(None, None, s3, converted=False, judge=(limits, reader))
+        passthrough = plain and len(body) <= limits.detect_max_bytes
         # Pixels are decoded only when the detector cannot take the file as it is, or when frames
         # are wanted; the structural check in `inspect` stands in for a decode everywhere else.
         size = scaled_size(info.width, info.height, limits.max_side)
         frames: tuple[Frame, ...] = ()
         detect_format: DetectFormat
         if want_frames:
-            frames = tuple(
-                collect_frames(info, select_frames(info.n_frames, max_frames), size, limits)
-            )
+            chosen, first = collect_frames(info, max_frames, limits)
+            frames = tuple(chosen)
             if passthrough:
-                detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+                detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
             else:  # the first frame, converted for the detector: what a still gets
-                detect_format, detect_bytes = frames[0].detect_format, frames[0].detect_bytes
+                detect_format, detect_bytes = first
         elif passthrough:  # Rekognition takes it as it is: no decode, no re-encode
-            detect_format, detect_bytes = ("jpeg" if fmt == "jpeg" else "png"), body
+            detect_format, detect_bytes = ("jpeg" if info.fmt == "jpeg" else "png"), body
         else:
             with decoded(info, size, limits) as im:
                 detect_format, detect_bytes = to_detect(
                     im, info.orientation, size, limits.detect_max_bytes, consume=True
                 )
-        return PreparedImage(
-            sha256=hashlib.sha256(data).hexdigest(),
-            size=len(data),
-            format=fmt,
-            width=info.width,
-            height=info.height,
-            detect_bytes=detect_bytes,
-            detect_format=detect_format,
-            s3=s3,
+        return identity.prepared(
+            detect_bytes,
+            detect_format,
+            s3,
             converted=not passthrough,
+            judge=(limits, reader),
             frames=frames,
-            n_frames=info.n_frames,
-            _judge=_JudgeCache(limits, reader),
         )
+
+    def _inspect(self, data: bytes) -> Inspected:
+        """Sniff and inspect `data` (structure, header, dimensions); refuse what is not usable."""
+        if not data:
+            raise InvalidImage("empty input")
+        self._check_input_size(len(data))
+        fmt = sniff(data)
+        if fmt is None:
+            other = unsupported_format(data)
+            if other is not None:
+                raise InvalidImage(f"unsupported format: {other} ({_TAKEN})")
+            raise InvalidImage("not an image (no known magic bytes)")
+        return inspect(data, fmt, self._limits)
 
     # -- S3 ----------------------------------------------------------------------------------
 
@@ -373,42 +379,44 @@ class ImageIntake:
         if size == 0:
             raise InvalidImage("empty input")
         self._check_input_size(size)
+        # The whole object, in one GET, gets exactly the checks bytes and paths get: a header or
+        # a ranged read of the tail cannot see a broken stream in the middle (docs/images.md).
+        data = reader.read(location, limit=limits.max_input_bytes + 1)
+        return self._prepare_bytes(data, s3=location, reader=reader, max_frames=max_frames)
 
-        prefix = reader.read(location, limit=65536, byte_range=_HEADER_RANGE)
-        fmt = sniff(prefix)
-        if fmt is None:
-            raise InvalidImage("not an image (no known magic bytes)")
-        whole = prefix if len(prefix) >= size else None
-        header = _probe_header(prefix, fmt)
-        if header is not None:
-            mode, (width, height), n_frames = header
-            check_dimensions(width, height, limits)  # refuse without downloading the rest
-            if (
-                fmt in ("jpeg", "png")
-                and size <= limits.s3_max_bytes
-                and max(width, height) <= limits.max_side
-                and mode in PLAIN_MODES[fmt]
-                and not (max_frames > 1 and n_frames > 1)  # an APNG's frames need its bytes
-            ):
-                # Rekognition reads it from S3 itself: no download, no conversion. Orientation is
-                # not a reason to download: S3 references are sent as they are.
-                return PreparedImage(
-                    # The ranged GET may have returned the whole (small) object: hash it then.
-                    sha256=hashlib.sha256(whole).hexdigest() if whole is not None else None,
-                    size=size,
-                    format=fmt,
-                    width=width,
-                    height=height,
-                    detect_bytes=None,
-                    detect_format=None,
-                    s3=location,
-                    converted=False,
-                    n_frames=n_frames,
-                    _judge=_JudgeCache(limits, reader),
-                )
-        if whole is None:
-            whole = reader.read(location, limit=limits.max_input_bytes + 1)
-        return self._prepare_bytes(whole, s3=location, reader=reader, max_frames=max_frames)
+
+@dataclass(frozen=True, slots=True)
+class _Identity:
+    """What every PreparedImage of one upload shares, whatever is sent to the detector."""
+
+    sha256: str
+    size: int
+    info: Inspected
+
+    def prepared(
+        self,
+        detect_bytes: bytes | None,
+        detect_format: DetectFormat | None,
+        s3: S3Object | None,
+        *,
+        converted: bool,
+        judge: tuple[Limits, S3Reader | None],
+        frames: tuple[Frame, ...] = (),
+    ) -> PreparedImage:
+        return PreparedImage(
+            sha256=self.sha256,
+            size=self.size,
+            format=self.info.fmt,
+            width=self.info.width,
+            height=self.info.height,
+            detect_bytes=detect_bytes,
+            detect_format=detect_format,
+            s3=s3,
+            converted=converted,
+            frames=frames,
+            n_frames=self.info.n_frames,
+            _judge=_JudgeCache(*judge),
+        )
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -442,18 +450,6 @@ def _read_at_most(stream: BinaryIO, n: int) -> bytes:
         chunks.append(bytes(chunk))
         total += len(chunks[-1])
     return b"".join(chunks)
-
-
-def _probe_header(prefix: bytes, fmt: ImageFormat) -> tuple[str, tuple[int, int], int] | None:
-    """(mode, oriented size, frame count) from the first bytes of a file, or None if they do not
-    hold the whole header (the caller then fetches the whole file)."""
-    try:
-        im = open_image(prefix, fmt)
-        orientation = orientation_of(im)
-        n_frames = int(getattr(im, "n_frames", 1)) if fmt == "png" else 1  # APNG: from acTL
-        return im.mode, stored_size(im.size, orientation), max(1, n_frames)
-    except Exception:  # partial data: any failure just means "read the rest"
-        return None
 
 
 _NO_READER = (

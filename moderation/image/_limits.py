@@ -14,7 +14,10 @@ class Limits:
     `decode_budget_bytes` bounds the decoded pixels all intakes with this value hold at once,
     process-wide (see docs/images.md). `max_animation_pixels` bounds the frames an animation may
     make intake decode when frames are checked (`prepare(..., max_frames=k)`, k > 1): frame
-    count times canvas pixels, since reaching a late frame means decoding every one before it.
+    count times canvas pixels, since frames are chosen by looking at every one. `max_tiles` is
+    how many frames one detector image may show, tiled on a contact sheet, when an animation has
+    more distinct scenes than `max_frames` (1: never tile; the threshold of a new scene rises
+    until the scenes fit instead).
     """
 
     max_input_bytes: int = 50 * 1024 * 1024
@@ -27,6 +30,7 @@ class Limits:
     judge_max_bytes: int = 3_750_000
     decode_budget_bytes: int = 1024 * 1024 * 1024
     max_animation_pixels: int = 1_000_000_000
+    max_tiles: int = 9
 
     def __post_init__(self) -> None:
         for spec in fields(self):
