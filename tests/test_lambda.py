@@ -661,6 +661,32 @@ def test_eventbridge_keys_are_used_as_sent(world):
     assert audit_by_key(world)["eb/c+d.png"]["context"]["trigger"] == "eventbridge"
 
 
+def test_an_eventbridge_key_that_arrives_encoded_still_names_its_object(world):
+    # GIVEN `red flower.png` alone, named by an event that spells its key URL-encoded (as
+    # Powertools assumes EventBridge may): the key as sent names no object
+    spaced = world.put("eb/red flower.png", solid("png", color=RED), labels=EXPLICIT)
+    # WHEN the event arrives
+    [result] = world.invoke(eventbridge(spaced, key="eb/red+flower.png"))["objects"]
+    # THEN the decoded reading, which names an object with the event's ETag, is moderated
+    assert (result["key"], result["outcome"]) == ("eb/red flower.png", "rejected")
+    assert world.tags("eb/red flower.png")["moderation-outcome"] == "rejected"
+
+
+def test_of_two_readings_of_an_eventbridge_key_the_one_with_the_events_etag_wins(world):
+    # GIVEN `a+b.png` and `a b.png`, different content, both present
+    plus = world.put("eb/a+b.png", solid("png", color=GREEN))
+    spaced = world.put("eb/a b.png", solid("png", color=RED), labels=EXPLICIT)
+    # WHEN an event spelled `a+b.png` carries the ETag of `a b.png` (an encoded key)
+    doc = eventbridge(spaced, key="eb/a+b.png")
+    [result] = world.invoke(doc)["objects"]
+    # THEN `a b.png` is the object moderated and tagged; `a+b.png` is left alone
+    assert (result["key"], result["outcome"]) == ("eb/a b.png", "rejected")
+    assert "moderation-outcome" not in world.tags("eb/a+b.png")
+    # AND an event with `a+b.png`'s own ETag moderates `a+b.png` itself
+    [result] = world.invoke(eventbridge(plus))["objects"]
+    assert (result["key"], result["outcome"]) == ("eb/a+b.png", "approved")
+
+
 # -- metrics, configuration -----------------------------------------------------------------------
 
 

@@ -10,11 +10,14 @@ Pure (the standard library only). Three deliveries reach the handler:
 
 Object keys arrive URL-encoded in S3 event notifications: the S3 User Guide's "Event message
 structure" says "The object key name value is URL encoded. For example, 'red flower.jpg' becomes
-'red+flower.jpg'"; they are decoded with `unquote_plus`. EventBridge events are not: the S3 User
-Guide's "EventBridge event message structure" (its example events and the "Event message detail
-field" list) gives `detail.object.key` as the key itself and says nothing of an encoding, and S3
-sends a key such as `a b+c.jpg` to EventBridge as it is. An EventBridge key is used exactly as
-sent, so that `c+d.jpg` is never read as `c d.jpg` (or `100%25.jpg` as `100%.jpg`).
+'red+flower.jpg'"; they are decoded with `unquote_plus`. EventBridge events are documented
+without an encoding: the S3 User Guide's "EventBridge event message structure" (its example events
+and the "Event message detail field" list) gives `detail.object.key` as the key itself. An
+EventBridge key is therefore the key as sent, so that `c+d.jpg` is never read as `c d.jpg` (or
+`100%25.jpg` as `100%.jpg`). Because AWS's own Powertools decodes it like a notification's, the
+handler keeps the decoded reading as a second candidate (`ObjectRef.decoded_key`): it is used only
+when the key as sent names no object, or one whose ETag is not the event's while the decoded
+key's is.
 
 An object an event names must be one S3 can have (`S3Location`: S3's bucket-name rule, a key of
 1 to 1,024 bytes): one that cannot (`{{{bucket}}}` from an unrendered template, `Not_A_Bucket!`)
@@ -54,6 +57,8 @@ class ObjectRef:
     """One S3 object an event says was created.
 
     `key` is the object's key (decoded from an S3 notification, as sent by EventBridge).
+    `decoded_key` is, for an EventBridge key, its `unquote_plus` reading when that differs: the
+    object to fall back on if `key` does not name the object the event describes (`etag`).
     `version_id` is None for an unversioned bucket. `etag` and `size` are what the event said
     (HEAD is what the handler trusts). `event_id` identifies the delivery (the SQS message id or
     the EventBridge event id) for logs and the decision context. `location` names the object;
@@ -66,10 +71,17 @@ class ObjectRef:
     etag: str | None = None
     size: int | None = None
     event_id: str | None = None
+    decoded_key: str | None = None
     location: S3Location = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "location", S3Location(self.bucket, self.key, self.version_id))
+
+    def candidates(self) -> tuple[S3Location, ...]:
+        """The objects this may name, the key as sent first."""
+        if self.decoded_key is None or self.decoded_key == self.key:
+            return (self.location,)
+        return (self.location, S3Location(self.bucket, self.decoded_key, self.version_id))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +107,12 @@ Parsed = ObjectRef | Ignored | Refused
 
 
 def _created(
-    bucket: str, key: str, obj: Mapping[str, Any], names: tuple[str, str, str], event_id: str | None
+    bucket: str,
+    key: str,
+    obj: Mapping[str, Any],
+    names: tuple[str, str, str],
+    event_id: str | None,
+    decoded_key: str | None = None,
 ) -> ObjectRef | Refused:
     """The object an ObjectCreated item names (`names`: the event's version, ETag and size
     fields), or why it cannot be one."""
@@ -108,6 +125,7 @@ def _created(
             etag=_etag(obj.get(etag)),
             size=_size(obj.get(size)),
             event_id=event_id,
+            decoded_key=decoded_key if decoded_key != key else None,
         )
     except InvalidS3Location as exc:
         return Refused(bucket, key, str(exc), event_id)
@@ -180,7 +198,8 @@ def _eventbridge(event: Mapping[str, Any], event_id: str | None) -> Iterator[Par
     if detail_type != "Object Created":
         yield Ignored(f"s3://{bucket}/{key}", f"EventBridge {detail_type!r} is not Object Created")
         return
-    yield _created(bucket, key, obj, ("version-id", "etag", "size"), event_id)
+    names = ("version-id", "etag", "size")
+    yield _created(bucket, key, obj, names, event_id, decoded_key=unquote_plus(key))
 
 
 def parse_document(doc: Any, *, event_id: str | None = None, depth: int = 0) -> list[Parsed]:

@@ -314,8 +314,24 @@ def _version(value: Any) -> str | None:
 
 
 def _head(s3: S3Objects, ref: ObjectRef) -> _Head | None:
-    """What S3 says about the object the event names now; None when it no longer exists."""
-    location = ref.location
+    """What S3 says about the object the event names now; None when it no longer exists.
+
+    Of the event's candidates (`ObjectRef.candidates`: the key as sent, then an EventBridge key's
+    decoded reading), the first whose ETag is the event's; failing that, the first that exists.
+    """
+    found: list[_Head] = []
+    for location in ref.candidates():
+        head = _head_of(s3, location)
+        if head is None:
+            continue
+        if ref.etag is None or head.etag == ref.etag:
+            return head
+        found.append(head)
+    return found[0] if found else None
+
+
+def _head_of(s3: S3Objects, location: S3Location) -> _Head | None:
+    """HEAD of `location`; None when it (or that version of it) does not exist."""
     try:
         found = s3.head(location.bucket, location.key, location.version_id)
     except AWSError as exc:
