@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
+import builders
 import pytest
 from images import solid
 
@@ -115,20 +115,9 @@ class BrokenAudit:
 
 
 def engine(detector, judge=None, *, tenant_yaml=None, audit=None, budget=None):
-    sources = {"default": POLICY}
-    if tenant_yaml:
-        sources["t"] = tenant_yaml
-    ticks = iter(range(1000))
-    return Engine(
-        PolicyStore.from_sources(sources),
-        detector,
-        judge,
-        audit if audit is not None else InMemoryAuditLog(),
-        budget=budget,
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        timer=lambda: next(ticks) / 1000,
-        new_id=lambda: "01JD0000000000000000000000",
-    )
+    """An engine on POLICY, with `tenant_yaml` as the policy of tenant `t` if given."""
+    tenants = {"t": tenant_yaml} if tenant_yaml else {}
+    return builders.engine(builders.store(POLICY, **tenants), detector, judge, audit, budget=budget)
 
 
 # -- outcomes decided by the policy -------------------------------------------------------------

@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from images import BLUE, GREEN, RED, animation, solid
 from PIL import Image
@@ -35,17 +35,11 @@ from moderation.testing.endpoint import DETECT, AWSEndpoint, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
-POLICIES = PolicyStore.from_sources(
-    {
-        "default": "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
-        "escalation: {judge: none}\n",
-        # The same detector settings as default, other bands: the default's detection serves.
-        "forum": "min_confidence: 40\ndefault: {reject: 99, review: 90}\n"
-        "escalation: {judge: none}\n",
-        # Rekognition is asked with another MinConfidence: a detection of its own.
-        "kids": "min_confidence: 30\ndefault: {reject: 60, escalate: 30}\n"
-        "escalation: {judge: none}\n",
-    }
+POLICIES = builders.store(
+    # The same detector settings as default, other bands: the default's detection serves.
+    forum="min_confidence: 40\ndefault: {reject: 99, review: 90}\nescalation: {judge: none}\n",
+    # Rekognition is asked with another MinConfidence: a detection of its own.
+    kids="min_confidence: 30\ndefault: {reject: 60, escalate: 30}\nescalation: {judge: none}\n",
 )
 PRICE = 0.001  # Pricing().rekognition_per_image
 
@@ -87,12 +81,12 @@ class Counting:
 
 
 def make_engine(detector: Any, cache: Any = "memory", **kwargs: Any) -> Engine:
-    return Engine(
+    """An engine on POLICIES with a detection cache (in memory unless `cache`) and its own ids."""
+    return builders.engine(
         POLICIES,
         detector,
-        audit=InMemoryAuditLog(),
         cache=MemoryDetectionCache(1000) if cache == "memory" else cache,
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        real=("timer", "new_id"),
         **kwargs,
     )
 
