@@ -1,5 +1,5 @@
 """Builders the test files share: an engine with a fixed clock and ids, policy stores and policy
-directories, and prepared images.
+directories, prepared images and detections.
 
 A test whose setup does something of its own keeps a small local helper built on these.
 """
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from images import solid
 
-from moderation import Decision, Engine, PolicyStore
+from moderation import Decision, Detection, Engine, PolicyStore
 from moderation.audit import InMemoryAuditLog
 from moderation.image import ImageIntake, PreparedImage
 from moderation.ports import AuditLog, Detector, Judge
@@ -98,3 +98,16 @@ def shipped_policies(tmp_path: Path) -> Path:
 def prepared(data: bytes = IMAGE, **kwargs: Any) -> PreparedImage:
     """`data` (a 200x150 PNG unless given) prepared by a default ImageIntake."""
     return ImageIntake().prepare(data, **kwargs)
+
+
+def detection(*labels: tuple[str, str, float]) -> Detection:
+    """What Rekognition (model 7.0) answers with these (name, parent or "", confidence) labels."""
+    return Detection.from_rekognition(
+        {
+            "ModerationLabels": [
+                {"Name": name, "ParentName": parent, "Confidence": confidence}
+                for name, parent, confidence in labels
+            ],
+            "ModerationModelVersion": "7.0",
+        }
+    )

@@ -43,15 +43,8 @@ POLICIES = builders.store(
     kids="min_confidence: 30\ndefault: {reject: 60, escalate: 30}\nescalation: {judge: none}\n"
 )
 IMAGE = solid("jpeg", (120, 90))
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-SWIMWEAR = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Swimwear or Underwear", "ParentName": "", "Confidence": 70.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+SWIMWEAR = builders.detection(("Swimwear or Underwear", "", 70.0))
 
 
 def wait_for(event: threading.Event, what: str) -> None:

@@ -46,16 +46,8 @@ IMAGES = [solid("png", (80, 80), (i, 255 - i, 7)) for i in range(N_IMAGES)]
 INDEX = {hashlib.sha256(data).hexdigest(): i for i, data in enumerate(IMAGES)}
 assert len(INDEX) == N_IMAGES  # distinct images: the detector can tell every input apart
 
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 95.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 95.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
 
 
 def expected_outcome(index: int) -> Outcome:

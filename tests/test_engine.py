@@ -54,21 +54,10 @@ BUDGETED = "escalation: {budget: {calls: 2, per: 1m}}\n"
 IMAGE = solid("jpeg", (120, 90))
 
 
-def labels(*items: tuple[str, str, float]) -> Detection:
-    return Detection.from_rekognition(
-        {
-            "ModerationLabels": [
-                {"Name": n, "ParentName": p, "Confidence": c} for n, p, c in items
-            ],
-            "ModerationModelVersion": "7.0",
-        }
-    )
-
-
-CLEAN = labels()
-EXPLICIT = labels(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
-BORDERLINE = labels(("Explicit Nudity", "Explicit", 55.0), ("Explicit", "", 55.0))
-HATE = labels(("Nazi Party", "Hate Symbols", 50.0), ("Hate Symbols", "", 50.0))
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
+BORDERLINE = builders.detection(("Explicit Nudity", "Explicit", 55.0), ("Explicit", "", 55.0))
+HATE = builders.detection(("Nazi Party", "Hate Symbols", 50.0), ("Hate Symbols", "", 50.0))
 
 
 class FakeDetector:
@@ -514,7 +503,7 @@ def test_public_names_import():
 
 def test_reasons_end_with_the_one_that_decided():
     # GIVEN two rejecting labels: the more confident one decides
-    two = labels(
+    two = builders.detection(
         ("Explicit Nudity", "Explicit", 85.0),
         ("Nazi Party", "Hate Symbols", 99.0),
         ("Hate Symbols", "", 99.0),

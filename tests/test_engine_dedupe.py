@@ -46,16 +46,8 @@ PRICE = 0.001  # Pricing().rekognition_per_image
 IMAGE = solid("jpeg", (120, 90))
 OTHER = solid("jpeg", (120, 90), BLUE)
 
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 95.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 95.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
 
 
 class Counting:

@@ -13,7 +13,7 @@ import pytest
 from images import encode
 from PIL import Image, ImageDraw
 
-from moderation import Detection, Engine, Outcome
+from moderation import Engine, Outcome
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
 from moderation.image._frames import choose_scenes, sheets, signature
@@ -22,16 +22,8 @@ from moderation.policy._model import DEFAULT_MAX_FRAMES
 N = 100
 SIDE = 96
 EXPLICIT_RED = (235, 20, 25)
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 97.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 97.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 97.0), ("Explicit", "", 97.0))
+CLEAN = builders.detection()
 
 
 # One palette for every frame (green, white, the explicit red, dark): the GIF writer then has
