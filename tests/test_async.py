@@ -14,11 +14,12 @@ import re
 import shutil
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
+from builders import audited
 from counting import CountingLimiter
 from images import solid
 
@@ -38,24 +39,12 @@ from moderation.testing.recorded import RecordedDetector, RecordedJudge, Recordi
 
 ROOT = Path(__file__).resolve().parent.parent
 
-POLICIES = PolicyStore.from_sources(
-    {
-        "default": "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
-        "escalation: {judge: none}\n",
-        "kids": "min_confidence: 30\ndefault: {reject: 60, escalate: 30}\n"
-        "escalation: {judge: none}\n",
-    }
+POLICIES = builders.store(
+    kids="min_confidence: 30\ndefault: {reject: 60, escalate: 30}\nescalation: {judge: none}\n"
 )
 IMAGE = solid("jpeg", (120, 90))
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-SWIMWEAR = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Swimwear or Underwear", "ParentName": "", "Confidence": 70.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+SWIMWEAR = builders.detection(("Swimwear or Underwear", "", 70.0))
 
 
 def wait_for(event: threading.Event, what: str) -> None:
@@ -82,20 +71,8 @@ class Answering:
 
 
 def make_engine(detector: Any, **kwargs: Any) -> Engine:
-    return Engine(
-        POLICIES,
-        detector,
-        audit=InMemoryAuditLog(),
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        timer=lambda: 0.0,
-        new_id=lambda: "01JD0000000000000000000000",
-        **kwargs,
-    )
-
-
-def audited(engine: Engine) -> list[Decision]:
-    assert isinstance(engine.audit, InMemoryAuditLog)
-    return engine.audit.decisions
+    """An engine on POLICIES whose timer stands still: decisions made at once compare equal."""
+    return builders.engine(POLICIES, detector, timer=lambda: 0.0, **kwargs)
 
 
 # -- amoderate is moderate ----------------------------------------------------------------------

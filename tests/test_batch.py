@@ -11,10 +11,11 @@ import hashlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from typing import Any
 
+import builders
 import pytest
+from builders import audited
 from counting import CountingLimiter
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -32,18 +33,12 @@ from moderation import (
     InvalidImage,
     InvalidTenant,
     Outcome,
-    PolicyStore,
 )
 from moderation.audit import InMemoryAuditLog
 from moderation.image import PreparedImage
 
-POLICIES = PolicyStore.from_sources(
-    {
-        "default": "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
-        "escalation: {judge: none}\n",
-        "kids": "min_confidence: 30\ndefault: {reject: 60, escalate: 30}\n"
-        "escalation: {judge: none}\n",
-    }
+POLICIES = builders.store(
+    kids="min_confidence: 30\ndefault: {reject: 60, escalate: 30}\nescalation: {judge: none}\n"
 )
 
 N_IMAGES = 40
@@ -51,16 +46,8 @@ IMAGES = [solid("png", (80, 80), (i, 255 - i, 7)) for i in range(N_IMAGES)]
 INDEX = {hashlib.sha256(data).hexdigest(): i for i, data in enumerate(IMAGES)}
 assert len(INDEX) == N_IMAGES  # distinct images: the detector can tell every input apart
 
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 95.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 95.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
 
 
 def expected_outcome(index: int) -> Outcome:
@@ -93,18 +80,8 @@ class ByImage:
 
 
 def make_engine(detector: Any, audit: InMemoryAuditLog | None = None, **kwargs: Any) -> Engine:
-    return Engine(
-        POLICIES,
-        detector,
-        audit=audit if audit is not None else InMemoryAuditLog(),
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        **kwargs,
-    )
-
-
-def audited(engine: Engine) -> list[Decision]:
-    assert isinstance(engine.audit, InMemoryAuditLog)
-    return engine.audit.decisions
+    """An engine on POLICIES; its own ids and timer, so every decision's id is its own."""
+    return builders.engine(POLICIES, detector, audit=audit, real=("timer", "new_id"), **kwargs)
 
 
 def wait_for(event: threading.Event, what: str) -> None:

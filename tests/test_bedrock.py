@@ -16,6 +16,7 @@ from typing import Any
 
 import boto3
 import botocore.retries.standard
+import builders
 import pytest
 from botocore.exceptions import ClientError, ConnectionClosedError, ReadTimeoutError
 from botocore.stub import ANY, Stubber
@@ -68,7 +69,7 @@ REQUEST = JudgeRequest(tenant=TENANT, model_id=MODEL, guidance=GUIDANCE, finding
 
 @pytest.fixture(scope="module")
 def image() -> PreparedImage:
-    return ImageIntake().prepare(solid("png", (200, 150)))
+    return builders.prepared()
 
 
 def no_sleep() -> tuple[RetryPolicy, list[float]]:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
+import builders
 import pytest
 from click.testing import CliRunner
 from clirunner import runner
@@ -27,9 +27,7 @@ def run(*args: str):
 
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
-    target = tmp_path / "policies"
-    shutil.copytree(POLICIES, target)
-    return target
+    return builders.shipped_policies(tmp_path)
 
 
 def test_validate_shipped_policies():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import builders
 import pytest
 from click.testing import CliRunner
 from clirunner import runner
@@ -25,11 +26,7 @@ def run(*args: str, env: dict[str, str] | None = None):
 
 @pytest.fixture
 def policies(tmp_path: Path) -> Path:
-    import shutil
-
-    target = tmp_path / "policies"
-    shutil.copytree(POLICIES, target)
-    return target
+    return builders.shipped_policies(tmp_path)
 
 
 def check(*args: str, env: dict[str, str] | None = None):

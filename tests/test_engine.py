@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 
+import builders
 import pytest
 from images import solid
 
@@ -54,21 +54,10 @@ BUDGETED = "escalation: {budget: {calls: 2, per: 1m}}\n"
 IMAGE = solid("jpeg", (120, 90))
 
 
-def labels(*items: tuple[str, str, float]) -> Detection:
-    return Detection.from_rekognition(
-        {
-            "ModerationLabels": [
-                {"Name": n, "ParentName": p, "Confidence": c} for n, p, c in items
-            ],
-            "ModerationModelVersion": "7.0",
-        }
-    )
-
-
-CLEAN = labels()
-EXPLICIT = labels(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
-BORDERLINE = labels(("Explicit Nudity", "Explicit", 55.0), ("Explicit", "", 55.0))
-HATE = labels(("Nazi Party", "Hate Symbols", 50.0), ("Hate Symbols", "", 50.0))
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
+BORDERLINE = builders.detection(("Explicit Nudity", "Explicit", 55.0), ("Explicit", "", 55.0))
+HATE = builders.detection(("Nazi Party", "Hate Symbols", 50.0), ("Hate Symbols", "", 50.0))
 
 
 class FakeDetector:
@@ -115,20 +104,9 @@ class BrokenAudit:
 
 
 def engine(detector, judge=None, *, tenant_yaml=None, audit=None, budget=None):
-    sources = {"default": POLICY}
-    if tenant_yaml:
-        sources["t"] = tenant_yaml
-    ticks = iter(range(1000))
-    return Engine(
-        PolicyStore.from_sources(sources),
-        detector,
-        judge,
-        audit if audit is not None else InMemoryAuditLog(),
-        budget=budget,
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        timer=lambda: next(ticks) / 1000,
-        new_id=lambda: "01JD0000000000000000000000",
-    )
+    """An engine on POLICY, with `tenant_yaml` as the policy of tenant `t` if given."""
+    tenants = {"t": tenant_yaml} if tenant_yaml else {}
+    return builders.engine(builders.store(POLICY, **tenants), detector, judge, audit, budget=budget)
 
 
 # -- outcomes decided by the policy -------------------------------------------------------------
@@ -525,7 +503,7 @@ def test_public_names_import():
 
 def test_reasons_end_with_the_one_that_decided():
     # GIVEN two rejecting labels: the more confident one decides
-    two = labels(
+    two = builders.detection(
         ("Explicit Nudity", "Explicit", 85.0),
         ("Nazi Party", "Hate Symbols", 99.0),
         ("Hate Symbols", "", 99.0),

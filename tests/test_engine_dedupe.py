@@ -10,10 +10,10 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from images import BLUE, GREEN, RED, animation, solid
 from PIL import Image
@@ -35,33 +35,19 @@ from moderation.testing.endpoint import DETECT, AWSEndpoint, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
 
-POLICIES = PolicyStore.from_sources(
-    {
-        "default": "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
-        "escalation: {judge: none}\n",
-        # The same detector settings as default, other bands: the default's detection serves.
-        "forum": "min_confidence: 40\ndefault: {reject: 99, review: 90}\n"
-        "escalation: {judge: none}\n",
-        # Rekognition is asked with another MinConfidence: a detection of its own.
-        "kids": "min_confidence: 30\ndefault: {reject: 60, escalate: 30}\n"
-        "escalation: {judge: none}\n",
-    }
+POLICIES = builders.store(
+    # The same detector settings as default, other bands: the default's detection serves.
+    forum="min_confidence: 40\ndefault: {reject: 99, review: 90}\nescalation: {judge: none}\n",
+    # Rekognition is asked with another MinConfidence: a detection of its own.
+    kids="min_confidence: 30\ndefault: {reject: 60, escalate: 30}\nescalation: {judge: none}\n",
 )
 PRICE = 0.001  # Pricing().rekognition_per_image
 
 IMAGE = solid("jpeg", (120, 90))
 OTHER = solid("jpeg", (120, 90), BLUE)
 
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 95.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 95.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
+CLEAN = builders.detection()
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
 
 
 class Counting:
@@ -87,12 +73,12 @@ class Counting:
 
 
 def make_engine(detector: Any, cache: Any = "memory", **kwargs: Any) -> Engine:
-    return Engine(
+    """An engine on POLICIES with a detection cache (in memory unless `cache`) and its own ids."""
+    return builders.engine(
         POLICIES,
         detector,
-        audit=InMemoryAuditLog(),
         cache=MemoryDetectionCache(1000) if cache == "memory" else cache,
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
+        real=("timer", "new_id"),
         **kwargs,
     )
 

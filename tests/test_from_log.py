@@ -9,6 +9,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import builders
 import pytest
 from images import animation
 
@@ -66,20 +67,20 @@ escalation:
 
 def store(**kwargs: object) -> PolicyStore:
     text = policy(**kwargs)  # type: ignore[arg-type]
-    return PolicyStore.from_sources({"default": text, "dating": "extends: default\n"})
+    return builders.store(text, dating="extends: default\n")
 
 
 def recorder(policies: PolicyStore, detector, judge=None, *, start: int = 0) -> Engine:
     """An engine that records into memory, with a clock starting `start` seconds after 2025."""
     ticks = itertools.count(start)
     numbers = itertools.count(start + 1)
-    return Engine(
+    return builders.engine(
         policies,
         detector,
         judge,
-        InMemoryAuditLog(),
         now=lambda: datetime(2025, 1, 1, tzinfo=UTC) + timedelta(seconds=next(ticks)),
         new_id=lambda: f"d{next(numbers)}",
+        real=("timer",),
     )
 
 

@@ -6,15 +6,14 @@ detector calls as the default policy allows (`max_frames: 4`)."""
 from __future__ import annotations
 
 import io
-from datetime import UTC, datetime
 from pathlib import Path
 
+import builders
 import pytest
 from images import encode
 from PIL import Image, ImageDraw
 
-from moderation import Detection, Engine, Outcome, PolicyStore
-from moderation.audit import InMemoryAuditLog
+from moderation import Engine, Outcome
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
 from moderation.image._frames import choose_scenes, sheets, signature
@@ -23,16 +22,8 @@ from moderation.policy._model import DEFAULT_MAX_FRAMES
 N = 100
 SIDE = 96
 EXPLICIT_RED = (235, 20, 25)
-EXPLICIT = Detection.from_rekognition(
-    {
-        "ModerationLabels": [
-            {"Name": "Explicit Nudity", "ParentName": "Explicit", "Confidence": 97.0},
-            {"Name": "Explicit", "ParentName": "", "Confidence": 97.0},
-        ],
-        "ModerationModelVersion": "7.0",
-    }
-)
-CLEAN = Detection.from_rekognition({"ModerationLabels": [], "ModerationModelVersion": "7.0"})
+EXPLICIT = builders.detection(("Explicit Nudity", "Explicit", 97.0), ("Explicit", "", 97.0))
+CLEAN = builders.detection()
 
 
 # One palette for every frame (green, white, the explicit red, dark): the GIF writer then has
@@ -95,14 +86,9 @@ class RecordingDetector:
 
 
 def engine(detector: RecordingDetector) -> Engine:
+    """An engine on one default policy (no judge named: the default one) seeing `detector`."""
     policy = "min_confidence: 40\ndefault: {reject: 90, escalate: 60}\n"
-    return Engine(
-        PolicyStore.from_sources({"default": policy}),
-        detector,
-        None,
-        InMemoryAuditLog(),
-        now=lambda: datetime(2026, 12, 7, tzinfo=UTC),
-    )
+    return builders.engine(builders.store(policy), detector, real=("timer", "new_id"))
 
 
 @pytest.mark.parametrize("position", range(N))

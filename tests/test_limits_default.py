@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
 from botocore.exceptions import ClientError
 from images import solid
@@ -104,7 +105,7 @@ def distinct_images(n: int) -> list[bytes]:
 
 
 def store() -> PolicyStore:
-    return PolicyStore.from_sources({"default": POLICY})
+    return builders.store(POLICY)
 
 
 # -- the engine's default ------------------------------------------------------------------

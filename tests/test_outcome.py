@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
+import builders
 import pytest
 from images import solid
 
 from moderation import DecidedBy, Engine, Outcome, PolicyStore
-from moderation.audit import InMemoryAuditLog
 from moderation.decision import (
     Escalation,
     ImageIdentity,
@@ -184,13 +183,9 @@ class OddJudge:
 
 
 def engine(sources: dict[str, str], judge: OddJudge) -> Engine:
-    return Engine(
-        PolicyStore.from_sources(sources),
-        StaticDetector([("Violence", 70.0)]),
-        judge,
-        InMemoryAuditLog(),
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        new_id=lambda: "01JD0000000000000000000000",
+    """An engine on the policies `sources` whose detector sees Violence at 70%."""
+    return builders.engine(
+        builders.store(**sources), StaticDetector([("Violence", 70.0)]), judge, real=("timer",)
     )
 
 

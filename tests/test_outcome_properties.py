@@ -11,9 +11,9 @@ properties hold the three together through the real `Engine` with the test kit's
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
+import builders
 import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -22,7 +22,6 @@ from images import solid
 from profiles import examples
 
 from moderation import DecidedBy, Decision, Engine, Outcome, PolicyStore
-from moderation.audit import InMemoryAuditLog
 from moderation.outcome import decide
 from moderation.ports import Judge
 from moderation.replay import replay
@@ -141,16 +140,8 @@ def judge_for(answer: str | None) -> Judge | None:
 
 
 def engine(sources: dict[str, str], detector: StaticDetector, judge: Judge | None) -> Engine:
-    ticks = iter(range(100_000))
-    return Engine(
-        PolicyStore.from_sources(sources),
-        detector,
-        judge,
-        InMemoryAuditLog(),
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        timer=lambda: next(ticks) / 1000,
-        new_id=lambda: "01JD0000000000000000000000",
-    )
+    """An engine on the policies `sources` (by id; `default` among them)."""
+    return builders.engine(builders.store(**sources), detector, judge)
 
 
 def dump(document: dict[str, Any], **extra: Any) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pathlib
 
+import builders
 import pytest
 from pydantic import ValidationError
 
@@ -60,10 +61,6 @@ categories:
 NAMING = "a policy's id is its file name: default, or a tenant file's name"
 
 
-def store_of(**sources: str | bytes) -> PolicyStore:
-    return PolicyStore.from_sources(sources)
-
-
 def problems_of(sources: dict[str, str | bytes]) -> tuple[Problem, ...]:
     with pytest.raises(PolicyError) as caught:
         PolicyStore.from_sources(sources)
@@ -78,7 +75,7 @@ def where(p: Problem) -> tuple[str, str, int | None, str | None]:
 
 
 def test_default_policy_is_resolved_with_every_field():
-    policy = store_of(default=DEFAULT).get("default")
+    policy = builders.store(default=DEFAULT).get("default")
 
     assert policy.id == "default"
     assert policy.chain == ("default",)
@@ -113,7 +110,7 @@ def test_default_policy_is_resolved_with_every_field():
 
 
 def test_policy_is_frozen():
-    policy = store_of(default=DEFAULT).get("default")
+    policy = builders.store(default=DEFAULT).get("default")
     with pytest.raises(ValidationError):
         policy.min_confidence = 10  # type: ignore[misc]
     with pytest.raises(ValidationError):
@@ -126,12 +123,12 @@ def test_policy_is_frozen():
     ids=["30s", "15m", "1h", "1d", "1.5h", "plain-number"],
 )
 def test_budget_durations(text, seconds):
-    policy = store_of(default=SMALL + f"escalation: {{budget: {{calls: 5, per: {text}}}}}\n")
+    policy = builders.store(default=SMALL + f"escalation: {{budget: {{calls: 5, per: {text}}}}}\n")
     assert policy.get("default").escalation.budget == Budget(calls=5, per_seconds=seconds)
 
 
 def test_rule_for_matches_any_spelling():
-    policy = store_of(default=DEFAULT).get("default")
+    policy = builders.store(default=DEFAULT).get("default")
     rule = policy.categories["Swimwear or Underwear"]
     assert policy.rule_for("swimwear  OR underwear") is rule
     assert policy.rule_for("Female Swimwear or Underwear") is None  # exact category only
@@ -148,14 +145,14 @@ def test_rule_for_matches_any_spelling():
     ids=["photo", "illustrated", "animated-falls-back"],
 )
 def test_content_type_override_replaces_base_whole(content_type, expected):
-    rule = store_of(default=DEFAULT).get("default").categories["Violence"]
+    rule = builders.store(default=DEFAULT).get("default").categories["Violence"]
     assert rule.for_content(content_type) == expected
 
 
 def test_content_type_override_keeps_nothing_from_base():
     # GIVEN an override that only sets reject
     text = SMALL + "  Weapons:\n    reject: 80\n    escalate: 50\n    animated: {reject: 99}\n"
-    rule = store_of(default=text).get("default").categories["Weapons"]
+    rule = builders.store(default=text).get("default").categories["Weapons"]
     # THEN the animated thresholds have no escalate band: the override replaces the base whole
     assert rule.for_content("animated") == Thresholds(reject=99)
     assert rule.for_content("animated").band(60) == "ignore"
@@ -164,7 +161,7 @@ def test_content_type_override_keeps_nothing_from_base():
 
 def test_content_type_override_can_allow():
     text = SMALL + "  Weapons:\n    reject: 80\n    illustrated: allow\n"
-    rule = store_of(default=text).get("default").categories["Weapons"]
+    rule = builders.store(default=text).get("default").categories["Weapons"]
     assert rule.for_content("illustrated") == Thresholds(allow=True)
     assert rule.for_content(None) == Thresholds(reject=80)
 
@@ -173,7 +170,9 @@ def test_content_type_override_can_allow():
 
 
 def test_tenant_extends_default_implicitly():
-    store = store_of(default=DEFAULT, kids="categories:\n  Swimwear or Underwear: {reject: 70}\n")
+    store = builders.store(
+        default=DEFAULT, kids="categories:\n  Swimwear or Underwear: {reject: 70}\n"
+    )
     kids = store.get("kids")
     assert kids.id == "kids"
     assert kids.chain == ("kids", "default")
@@ -187,7 +186,7 @@ def test_tenant_extends_default_implicitly():
 
 
 def test_extends_chain():
-    store = store_of(
+    store = builders.store(
         default=DEFAULT,
         kids="categories:\n  Violence: {reject: 70}\n",
         toddlers="extends: kids\nmin_confidence: 30\ncategories:\n  Hate Symbols: {reject: 50}\n",
@@ -272,13 +271,13 @@ def test_extends_chain():
     ],
 )
 def test_deep_merge(tenant, category, expected):
-    policy = store_of(default=DEFAULT, kids=tenant).get("kids")
+    policy = builders.store(default=DEFAULT, kids=tenant).get("kids")
     assert policy.categories[category] == expected
     assert len(policy.categories) == 4 + (category == "Blood & Gore")
 
 
 def test_null_removes_an_inherited_category_and_escalation_keys():
-    kids = store_of(
+    kids = builders.store(
         default=DEFAULT,
         kids="categories:\n  Hate Symbols: null\nescalation:\n  guidance: null\n  budget: null\n",
     ).get("kids")
@@ -289,7 +288,7 @@ def test_null_removes_an_inherited_category_and_escalation_keys():
 
 
 def test_tenant_may_say_extends_default_or_null():
-    store = store_of(default=DEFAULT, a="extends: default\n", b="extends: null\n")
+    store = builders.store(default=DEFAULT, a="extends: default\n", b="extends: null\n")
     assert store.get("a").chain == ("a", "default")
     assert store.get("b").chain == ("b", "default")
 
@@ -338,8 +337,8 @@ escalation:
     ],
 )
 def test_sha256_changes_with_any_effective_rule(variant):
-    base = store_of(default=BASE).get("default")
-    changed = store_of(default=variant).get("default")
+    base = builders.store(default=BASE).get("default")
+    changed = builders.store(default=variant).get("default")
     assert changed.sha256 != base.sha256
     assert len(changed.sha256) == 64
 
@@ -380,14 +379,14 @@ def test_sha256_changes_with_any_effective_rule(variant):
     ],
 )
 def test_sha256_ignores_presentation(variant):
-    base = store_of(default=BASE).get("default")
-    same = store_of(default=variant).get("default")
+    base = builders.store(default=BASE).get("default")
+    same = builders.store(default=variant).get("default")
     assert same.sha256 == base.sha256
     assert same.canonical_json() == base.canonical_json()
 
 
 def test_tenants_with_identical_rules_share_sha256():
-    store = store_of(
+    store = builders.store(
         default=BASE,
         a="categories:\n  Gambling: allow\n",
         b="description: another tenant\ncategories:\n  gambling: allow\n",
@@ -404,7 +403,7 @@ def test_tenants_with_identical_rules_share_sha256():
 
 
 def test_canonical_json_leaves_out_identity_and_prose():
-    policy = store_of(default=BASE).get("default")
+    policy = builders.store(default=BASE).get("default")
     body = policy.canonical_json()
     assert '"description"' not in body
     assert '"chain"' not in body
@@ -1213,7 +1212,7 @@ def test_size_bound_is_inclusive():
     head = SMALL + "description: '"
     exact = head + "x" * (MAX_POLICY_BYTES - len(head) - 2) + "'\n"
     assert len(exact.encode()) == MAX_POLICY_BYTES
-    assert store_of(default=exact).get("default").description.startswith("xxx")
+    assert builders.store(default=exact).get("default").description.startswith("xxx")
     assert problems_of({"default": exact + " "})[0].message.startswith("file is larger")
 
 
@@ -1227,7 +1226,7 @@ def test_size_bound_counts_bytes_not_characters():
 
 def test_yaml_merge_keys_are_plain_yaml():
     text = SMALL + "  Weapons: &base {reject: 90, escalate: 50}\n  Alcohol:\n    <<: *base\n"
-    policy = store_of(default=text).get("default")
+    policy = builders.store(default=text).get("default")
     assert policy.categories["Alcohol"].thresholds == Thresholds(reject=90, escalate=50)
 
 
@@ -1235,7 +1234,7 @@ def test_yaml_merge_keys_are_plain_yaml():
 
 
 def test_threshold_below_min_confidence_warns():
-    store = store_of(default=SMALL + "  Gambling:\n    reject: 80\n    escalate: 20\n")
+    store = builders.store(default=SMALL + "  Gambling:\n    reject: 80\n    escalate: 20\n")
     assert [where(w) for w in store.warnings] == [
         ("default.yaml", "categories.Gambling.escalate", 8, None)
     ]
@@ -1248,11 +1247,11 @@ def test_threshold_below_min_confidence_warns():
 
 
 def test_clean_policy_has_no_warnings():
-    assert store_of(default=DEFAULT, kids="categories: {Gambling: allow}\n").warnings == ()
+    assert builders.store(default=DEFAULT, kids="categories: {Gambling: allow}\n").warnings == ()
 
 
 def test_suggestive_expands_to_both_7_0_categories():
-    store = store_of(default=SMALL + "  Suggestive: {reject: 50, escalate: 45}\n")
+    store = builders.store(default=SMALL + "  Suggestive: {reject: 50, escalate: 45}\n")
     policy = store.get("default")
     expected = Thresholds(reject=50, escalate=45)
     assert policy.categories["Non-Explicit Nudity of Intimate parts and Kissing"].thresholds == (
@@ -1284,7 +1283,7 @@ def test_suggestive_expands_to_both_7_0_categories():
     ids=["legacy-first", "legacy-last", "other-spellings"],
 )
 def test_explicit_7_0_name_wins_over_a_6_1_name(text):
-    store = store_of(default=SMALL + text)
+    store = builders.store(default=SMALL + text)
     policy = store.get("default")
     assert policy.categories["Swimwear or Underwear"].thresholds == Thresholds(allow=True)
     assert policy.categories[
@@ -1300,19 +1299,19 @@ def test_explicit_7_0_name_wins_over_a_6_1_name(text):
     ids=["Drugs", "Tobacco"],
 )
 def test_drugs_and_tobacco_6_1_names(name, target):
-    store = store_of(default=SMALL + f"  {name}: {{reject: 50}}\n")
+    store = builders.store(default=SMALL + f"  {name}: {{reject: 50}}\n")
     assert store.get("default").categories[target].thresholds == Thresholds(reject=50)
     assert [w.path for w in store.warnings] == [f"categories.{name}"]
 
 
 def test_drugs_and_tobacco_6_1_spelling_is_the_7_0_name_without_warning():
-    store = store_of(default=SMALL + "  Drugs and Tobacco: {reject: 50}\n")
+    store = builders.store(default=SMALL + "  Drugs and Tobacco: {reject: 50}\n")
     assert store.get("default").categories["Drugs & Tobacco"].thresholds == Thresholds(reject=50)
     assert store.warnings == ()
 
 
 def test_explicit_nudity_without_explicit_warns():
-    store = store_of(default=SMALL + "  Explicit Nudity: {reject: 50}\n")
+    store = builders.store(default=SMALL + "  Explicit Nudity: {reject: 50}\n")
     assert "Explicit Nudity" in store.get("default").categories
     assert [where(w) for w in store.warnings] == [
         (
@@ -1337,7 +1336,7 @@ def test_explicit_nudity_without_explicit_warns():
     ids=["explicit-after", "explicit-before"],
 )
 def test_explicit_nudity_with_explicit_does_not_warn(text):
-    assert store_of(default=SMALL + text).warnings == ()
+    assert builders.store(default=SMALL + text).warnings == ()
 
 
 def test_warnings_travel_with_a_policy_error():
@@ -1370,7 +1369,7 @@ def test_warnings_travel_with_a_policy_error():
     ],
 )
 def test_get_refuses_invalid_tenant_ids(tenant):
-    store = store_of(default=SMALL, kids="{}\n")
+    store = builders.store(default=SMALL, kids="{}\n")
     with pytest.raises(InvalidTenant, match="invalid tenant id"):
         store.get(tenant)
     with pytest.raises(InvalidTenant):
@@ -1380,7 +1379,7 @@ def test_get_refuses_invalid_tenant_ids(tenant):
 @pytest.mark.parametrize("tenant", [None, 5, b"kids", ["kids"]], ids=repr)
 def test_get_refuses_non_string_tenants(tenant):
     with pytest.raises(InvalidTenant):
-        store_of(default=SMALL).get(tenant)
+        builders.store(default=SMALL).get(tenant)
 
 
 @pytest.mark.parametrize(
@@ -1391,7 +1390,7 @@ def test_valid_tenant_ids(tenant):
 
 
 def test_unknown_tenant_raises_by_default():
-    store = store_of(default=SMALL, kids="{}\n")
+    store = builders.store(default=SMALL, kids="{}\n")
     assert store.get("kids").id == "kids"
     assert store.get("default").id == "default"
     assert "kids" in store
@@ -1404,7 +1403,7 @@ def test_unknown_tenant_raises_by_default():
 
 
 def test_unknown_tenant_suggests_a_near_miss():
-    store = store_of(default=SMALL, kids="{}\n")
+    store = builders.store(default=SMALL, kids="{}\n")
     with pytest.raises(UnknownTenant, match="did you mean 'kids'"):
         store.get("kidz")
 
@@ -1436,7 +1435,7 @@ def test_drugs_and_tobacco_in_one_file_is_an_error_naming_both_lines():
 
 def test_drugs_and_tobacco_next_to_the_7_0_name_is_not_a_conflict():
     text = SMALL + "  Drugs: {reject: 50}\n  Tobacco: allow\n  Drugs & Tobacco: {reject: 70}\n"
-    store = store_of(default=text)
+    store = builders.store(default=text)
     assert store.get("default").categories["Drugs & Tobacco"].thresholds == Thresholds(reject=70)
 
 
@@ -1456,7 +1455,7 @@ def test_budget_window_longer_than_31_days_is_an_error(per):
 
 @pytest.mark.parametrize("per", ["31d", "744h", "2678400s", "2678400", "0.5s"])
 def test_budget_window_up_to_31_days_is_fine(per):
-    store = store_of(default=SMALL + f"escalation: {{budget: {{calls: 5, per: {per}}}}}\n")
+    store = builders.store(default=SMALL + f"escalation: {{budget: {{calls: 5, per: {per}}}}}\n")
     budget = store.get("default").escalation.budget
     assert budget is not None and 0 < budget.per_seconds <= 31 * 86400
 
@@ -1465,7 +1464,7 @@ def test_budget_window_up_to_31_days_is_fine(per):
 
 
 def test_policy_categories_cannot_be_mutated():
-    policy = store_of(default=DEFAULT).get("default")
+    policy = builders.store(default=DEFAULT).get("default")
     before = policy.sha256
     with pytest.raises(TypeError):
         policy.categories["Gambling"] = policy.categories["Violence"]  # type: ignore[index]
@@ -1474,7 +1473,7 @@ def test_policy_categories_cannot_be_mutated():
     with pytest.raises(AttributeError):
         policy.categories.pop("Violence")  # type: ignore[attr-defined]
     assert "Gambling" not in policy.categories
-    assert policy.sha256 == before == store_of(default=DEFAULT).get("default").sha256
+    assert policy.sha256 == before == builders.store(default=DEFAULT).get("default").sha256
 
 
 def test_read_only_policy_still_serialises_hashes_and_compares():
@@ -1482,8 +1481,8 @@ def test_read_only_policy_still_serialises_hashes_and_compares():
     import json
     import pickle
 
-    a = store_of(default=DEFAULT).get("default")
-    b = store_of(default=DEFAULT).get("default")
+    a = builders.store(default=DEFAULT).get("default")
+    b = builders.store(default=DEFAULT).get("default")
     assert a == b and hash(a) == hash(b)
     assert {a, b} == {a}
     body = a.model_dump(mode="json")
@@ -1493,7 +1492,7 @@ def test_read_only_policy_still_serialises_hashes_and_compares():
     assert pickle.loads(pickle.dumps(a)) == a
     assert copy.deepcopy(a) == a
     assert a.categories == dict(a.categories)
-    other = store_of(default=DEFAULT.replace("reject: 95", "reject: 96")).get("default")
+    other = builders.store(default=DEFAULT.replace("reject: 95", "reject: 96")).get("default")
     assert other != a
 
 
@@ -1501,7 +1500,9 @@ def test_read_only_policy_still_serialises_hashes_and_compares():
 
 
 def test_max_frames_defaults_to_4_and_is_inherited():
-    store = store_of(default=SMALL, kids="{}\n", anim="max_frames: 12\n", sub="extends: anim\n")
+    store = builders.store(
+        default=SMALL, kids="{}\n", anim="max_frames: 12\n", sub="extends: anim\n"
+    )
     assert store.get("default").max_frames == 4
     assert store.get("kids").max_frames == 4
     assert store.get("anim").max_frames == 12
@@ -1510,7 +1511,7 @@ def test_max_frames_defaults_to_4_and_is_inherited():
 
 
 def test_max_frames_in_default_yaml_and_null_restores_the_built_in_default():
-    store = store_of(default=SMALL + "max_frames: 2\n", kids="max_frames: null\n")
+    store = builders.store(default=SMALL + "max_frames: 2\n", kids="max_frames: null\n")
     assert store.get("default").max_frames == 2
     assert store.get("kids").max_frames == 4
 
@@ -1527,7 +1528,7 @@ def test_max_frames_must_be_a_whole_number_from_1_to_20(value):
 
 
 def test_max_frames_accepts_a_whole_float():
-    assert store_of(default=SMALL + "max_frames: 8.0\n").get("default").max_frames == 8
+    assert builders.store(default=SMALL + "max_frames: 8.0\n").get("default").max_frames == 8
 
 
 # --------------------------------------------------------------------------- from a directory

@@ -6,8 +6,9 @@ rules that would silently delete the inherited rule. The two are told apart at t
 
 from __future__ import annotations
 
+import builders
 import pytest
-from test_policy import DEFAULT, SMALL, problems_of, store_of, where
+from test_policy import DEFAULT, SMALL, problems_of, where
 
 from moderation.policy import Thresholds
 
@@ -29,7 +30,7 @@ def test_a_bare_category_key_does_not_delete_the_inherited_rule():
 
 
 def test_a_written_null_still_removes_the_inherited_rule():
-    kids = store_of(default=DEFAULT, kids="categories:\n  Hate Symbols: null\n").get("kids")
+    kids = builders.store(default=DEFAULT, kids="categories:\n  Hate Symbols: null\n").get("kids")
     assert "Hate Symbols" not in kids.categories
 
 
@@ -89,11 +90,11 @@ def test_null_is_spelled_null(spelling):
     ],
 )
 def test_written_null_removes_inherited_top_level_keys(text, expected):
-    assert store_of(default=DEFAULT, kids=text).get("kids").min_confidence == expected
+    assert builders.store(default=DEFAULT, kids=text).get("kids").min_confidence == expected
 
 
 def test_written_null_removes_an_inherited_threshold_in_flow_and_block_style():
-    store = store_of(
+    store = builders.store(
         default=DEFAULT,
         a="categories:\n  Violence: {escalate: null}\n",
         b="categories:\n  Violence:\n    escalate: null\n",

@@ -4,8 +4,9 @@ entries), and nothing is reported twice or as a consequence of an entry that was
 
 from __future__ import annotations
 
+import builders
 import pytest
-from test_policy import DEFAULT, SMALL, problems_of, store_of, where
+from test_policy import DEFAULT, SMALL, problems_of, where
 
 from moderation.errors import PolicyError
 from moderation.policy import PolicyStore
@@ -98,7 +99,7 @@ def test_a_tenant_with_an_invalid_extends_is_not_resolved_against_default():
 def test_a_threshold_below_an_inherited_min_confidence_names_the_tenant():
     # GIVEN default's Explicit escalate and Hate Symbols review at 40, and a tenant that raises
     # min_confidence to 50
-    store = store_of(default=DEFAULT, kids="\nmin_confidence: 50\n")
+    store = builders.store(default=DEFAULT, kids="\nmin_confidence: 50\n")
     # THEN the warnings are filed against the tenant's file, at its min_confidence, naming it
     hint = "override the threshold in this file, or lower min_confidence"
     assert [where(w) for w in store.warnings] == [
@@ -113,14 +114,16 @@ def test_a_threshold_below_an_inherited_min_confidence_names_the_tenant():
 
 def test_a_parents_own_warning_is_not_repeated_for_each_tenant():
     default = SMALL + "  Gambling: {reject: 80, escalate: 20}\n"
-    store = store_of(default=default, kids="{}\n", teens="description: teens\n")
+    store = builders.store(default=default, kids="{}\n", teens="description: teens\n")
     assert [(w.file, w.path) for w in store.warnings] == [
         ("default.yaml", "categories.Gambling.escalate")
     ]
 
 
 def test_a_tenants_own_threshold_below_the_inherited_min_confidence_is_its_own():
-    store = store_of(default=SMALL, kids="categories:\n  Gambling: {reject: 80, escalate: 20}\n")
+    store = builders.store(
+        default=SMALL, kids="categories:\n  Gambling: {reject: 80, escalate: 20}\n"
+    )
     assert [where(w) for w in store.warnings] == [
         ("tenants/kids.yaml", "categories.Gambling.escalate", 2, None)
     ]

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import builders
 import click
 import pytest
 from botocore.response import StreamingBody
@@ -75,11 +76,7 @@ def digest(pairs: list[tuple[str, bytes]]) -> str:
 
 @pytest.fixture
 def policy_dir(tmp_path: Path) -> Path:
-    root = tmp_path / "policies"
-    (root / "tenants").mkdir(parents=True)
-    (root / "default.yaml").write_text(DEFAULT)
-    (root / "tenants" / "kids.yaml").write_text(kids(80))
-    return root
+    return builders.policies_dir(tmp_path, DEFAULT, kids=kids(80))
 
 
 def test_a_directory_store_records_the_digest_of_its_files_in_every_policy(policy_dir: Path):

@@ -16,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import builders
 import pytest
 from botocore.stub import Stubber
-from images import solid
 
 from moderation.aws.bedrock import BedrockJudge
 from moderation.aws.rekognition import RekognitionDetector
 from moderation.aws.transport import RetryPolicy
 from moderation.decision import TokenUsage
 from moderation.detection import Detection
-from moderation.image import ImageIntake, PreparedImage
+from moderation.image import PreparedImage
 from moderation.judge import interpret_converse
 from moderation.policy import Band, PolicyStore, Thresholds
 from moderation.ports import JudgeRequest
@@ -475,7 +475,7 @@ def aws() -> Iterator[AWSEndpoint]:
 
 @pytest.fixture(scope="module")
 def image() -> PreparedImage:
-    return ImageIntake().prepare(solid("png", (200, 150)))
+    return builders.prepared()
 
 
 def one_attempt() -> RetryPolicy:

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import botocore.session
+import builders
 import pytest
 from botocore.config import Config
 from botocore.exceptions import (
@@ -38,7 +39,7 @@ from moderation.aws.rekognition import RETRYABLE_CODES, RekognitionDetector
 from moderation.aws.transport import RetryPolicy
 from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectorError, InvalidImage
-from moderation.image import ImageIntake, PreparedImage, S3Object
+from moderation.image import PreparedImage, S3Object
 from moderation.policy import PolicyStore
 from moderation.ports import Detector
 from moderation.testing import AWSEndpoint, Reply
@@ -88,7 +89,7 @@ def jpeg_bytes() -> bytes:
 
 @pytest.fixture(scope="module")
 def image() -> PreparedImage:
-    prepared = ImageIntake().prepare(jpeg_bytes())
+    prepared = builders.prepared(jpeg_bytes())
     assert prepared.detect_bytes is not None
     return prepared
 

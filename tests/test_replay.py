@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import builders
 import pytest
 from images import animated_gif, solid
 from pydantic import ValidationError
@@ -78,7 +79,8 @@ def image(color: tuple[int, int, int]) -> bytes:
 
 
 def store(default: str = DEFAULT, **tenants: str) -> PolicyStore:
-    return PolicyStore.from_sources({"default": default, **tenants})
+    """DEFAULT (or `default`) and the `tenants` policies."""
+    return builders.store(default, **tenants)
 
 
 def record(
@@ -92,11 +94,12 @@ def record(
     cases = list(cases)
     audit = InMemoryAuditLog()
     detector = StaticDetector(images={image(color): labels for color, labels in cases})
-    engine = Engine(
+    engine = builders.engine(
         policies or store(),
         detector,
         judge if judge is not None else StaticJudge("approve", usage=USAGE),  # type: ignore[arg-type]
         audit,
+        real=("now", "timer", "new_id"),  # a log of distinct decisions made at their own times
     )
     for color, _ in cases:
         engine.moderate(image(color), tenant=tenant)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import builders
 import pytest
 from clirunner import runner
 from test_replay import (
@@ -23,12 +24,8 @@ from moderation.triage import Action
 
 
 def policies(tmp_path: Path, default: str = DEFAULT, **tenants: str) -> Path:
-    root = tmp_path / "policies"
-    (root / "tenants").mkdir(parents=True)
-    (root / "default.yaml").write_text(default)
-    for name, text in tenants.items():
-        (root / "tenants" / f"{name}.yaml").write_text(text)
-    return root
+    """A policy directory under `tmp_path`: DEFAULT (or `default`) and the `tenants`."""
+    return builders.policies_dir(tmp_path, default, **tenants)
 
 
 @pytest.fixture(scope="module")

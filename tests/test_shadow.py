@@ -9,24 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import builders
 import pytest
+from builders import engine
 from clirunner import runner
 from images import animation, solid
 
 import moderation.engine as engine_module
-from moderation import DecidedBy, Decision, Engine, Outcome, PolicyStore
-from moderation.audit import InMemoryAuditLog
+from moderation import DecidedBy, Decision, Outcome, PolicyStore
 from moderation.budget import EscalationBudget
 from moderation.cli import main
 from moderation.decision import ShadowResult
 from moderation.detection import Detection
 from moderation.errors import UnknownTenant
 from moderation.image import PreparedImage
-from moderation.ports import Detector, Judge
 from moderation.testing import (
     FailingDetector,
     FailingJudge,
@@ -62,27 +61,7 @@ IMAGE = solid("jpeg", (120, 90))
 def store(shadow: str | None = None, *, kids: str = KIDS, **extra: str) -> PolicyStore:
     """default, kids (naming `shadow` if given) and every candidate, each overridable."""
     kids_text = kids + (f"shadow: {shadow}\n" if shadow is not None else "")
-    return PolicyStore.from_sources({"default": DEFAULT, "kids": kids_text, **CANDIDATES, **extra})
-
-
-def engine(
-    policies: PolicyStore,
-    detector: Detector,
-    judge: Judge | None = None,
-    *,
-    budget: EscalationBudget | None = None,
-) -> Engine:
-    ticks = iter(range(100_000))
-    return Engine(
-        policies,
-        detector,
-        judge,
-        InMemoryAuditLog(),
-        budget=budget,
-        now=lambda: datetime(2026, 11, 22, 12, 0, tzinfo=UTC),
-        timer=lambda: next(ticks) / 1000,
-        new_id=lambda: "01JD0000000000000000000000",
-    )
+    return builders.store(DEFAULT, kids=kids_text, **{**CANDIDATES, **extra})
 
 
 def violence(confidence: float) -> StaticDetector:

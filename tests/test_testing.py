@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import builders
 import pytest
 from images import solid
 
@@ -34,7 +35,6 @@ from moderation import (
 from moderation.audit import InMemoryAuditLog
 from moderation.decision import TokenUsage, VerdictKind
 from moderation.detection import ContentType
-from moderation.image import ImageIntake
 from moderation.ports import Detector, Judge, JudgeRequest, Judgment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,11 +66,11 @@ OTHER = solid("png", (90, 120))
 
 
 def store() -> PolicyStore:
-    return PolicyStore.from_sources(SOURCES)
+    return builders.store(**SOURCES)
 
 
 def prepared(data: bytes = IMAGE):
-    return ImageIntake().prepare(data)
+    return builders.prepared(data)
 
 
 def request(tenant: str = "default") -> JudgeRequest:
@@ -113,7 +113,8 @@ BORDERLINE = detect_response(("Explicit Nudity", "Explicit", 55.0), ("Explicit",
 
 
 def make_engine(detector, judge=None, audit=None) -> Engine:
-    return Engine(store(), detector, judge, audit if audit is not None else InMemoryAuditLog())
+    """An engine on SOURCES with the engine's own clock, timer and ids, as a user builds it."""
+    return builders.engine(store(), detector, judge, audit, real=("now", "timer", "new_id"))
 
 
 @pytest.fixture

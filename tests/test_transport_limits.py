@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 import botocore.retries.standard
+import builders
 import pytest
 from botocore.exceptions import ClientError, ReadTimeoutError
 from images import solid
@@ -24,7 +25,7 @@ from moderation.aws.rekognition import RekognitionDetector
 from moderation.aws.s3 import S3ImageReader
 from moderation.aws.transport import THROTTLE_CODES, RetryPolicy, is_throttle
 from moderation.errors import DetectorError, JudgeError
-from moderation.image import ImageIntake, PreparedImage, S3Object
+from moderation.image import PreparedImage, S3Object
 from moderation.limits import RateLimiter
 from moderation.policy import Band, Thresholds
 from moderation.ports import JudgeRequest
@@ -93,7 +94,7 @@ def no_sleep_policy(attempts: int = 4) -> RetryPolicy:
 
 @pytest.fixture(scope="module")
 def image() -> PreparedImage:
-    return ImageIntake().prepare(solid("png", (200, 150)))
+    return builders.prepared()
 
 
 @pytest.fixture
