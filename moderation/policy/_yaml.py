@@ -417,6 +417,15 @@ _NO_SPACE = re.compile(r"(?P<key>[A-Za-z_][\w &-]*?):(?P<value>[^\s:/][^:]*)$")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*$")
 
 
+_Finding = tuple[int, str, str | None]  # a layout mistake: (line, message, hint)
+
+
+class _Next(enum.Enum):
+    """The line says nothing yet: read the next one."""
+
+    LINE = enum.auto()
+
+
 class _Layout:
     """A line-by-line reading of block layout, to find the line a YAML syntax error comes from.
 
@@ -437,15 +446,6 @@ class _Layout:
             if verdict is not _Next.LINE:
                 return verdict
         return None
-
-
-_Finding = tuple[int, str, str | None]
-
-
-class _Next(enum.Enum):
-    """The line says nothing yet: read the next one."""
-
-    LINE = enum.auto()
 
 
 class _LayoutReading:
