@@ -89,61 +89,91 @@ def _run(
     max_workers: int,
     ordered: bool,
 ) -> Iterator[BatchItem]:
-    window = 2 * max_workers
-    pending: dict[Future[Decision], tuple[int, Any]] = {}
-    done: dict[int, BatchItem] = {}  # ordered: finished, waiting for the items before them
-    next_index = 0  # the index the next input pulled gets
-    next_out = 0  # ordered: the index to yield next
-    failure: BaseException | None = None  # the iterable itself raised: re-raised at the end
-    exhausted = False
-
-    def one(source: Any) -> Decision:
-        if isinstance(source, BatchInput):
-            return moderate(
-                source.image,
-                source.tenant if source.tenant is not None else tenant,
-                source.context if source.context is not None else context,
-            )
-        return moderate(source, tenant, context)
-
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="moderate")
+    window = _Window(moderate, inputs, tenant, context, executor, 2 * max_workers, ordered)
     try:
         while True:
-            # Keep the pool busy, within the window (in flight plus finished but not yielded).
-            while not exhausted and failure is None and len(pending) + len(done) < window:
-                try:
-                    source = next(inputs)
-                except StopIteration:
-                    exhausted = True
-                    break
-                except (
-                    Exception
-                ) as exc:  # the caller's iterable broke: finish what runs, then raise
-                    failure = exc
-                    break
-                pending[executor.submit(one, source)] = (next_index, source)
-                next_index += 1
-            if not pending:
+            window.fill()
+            if not window.pending:
                 break
-            finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                index, source = pending.pop(future)
-                item = _item(future, index, source)
-                if not ordered:
-                    yield item
-                else:
-                    done[index] = item
-            while ordered and next_out in done:
-                yield done.pop(next_out)
-                next_out += 1
+            yield from window.finished()
         # Unordered mode yields as it goes; ordered mode has yielded everything by now.
-        assert not done, "ordered batch left items behind"
+        assert not window.done, "ordered batch left items behind"
     finally:
         # The consumer stopped early (or something raised): inputs not started are cancelled;
         # those running finish, and their decisions are in the audit log as always.
         executor.shutdown(wait=True, cancel_futures=True)
-    if failure is not None:
-        raise failure
+    if window.failure is not None:
+        raise window.failure
+
+
+class _Window:
+    """The inputs of one batch in flight, and finished but not yet yielded, within `size`."""
+
+    def __init__(
+        self,
+        moderate: Moderate,
+        inputs: Iterator[Any],
+        tenant: str,
+        context: Mapping[str, ContextValue] | None,
+        executor: ThreadPoolExecutor,
+        size: int,
+        ordered: bool,
+    ) -> None:
+        self.moderate = moderate
+        self.inputs = inputs
+        self.tenant = tenant
+        self.context = context
+        self.executor = executor
+        self.size = size
+        self.ordered = ordered
+        self.pending: dict[Future[Decision], tuple[int, Any]] = {}
+        self.done: dict[int, BatchItem] = {}  # ordered: finished, waiting for the items before
+        self.next_index = 0  # the index the next input pulled gets
+        self.next_out = 0  # ordered: the index to yield next
+        self.failure: BaseException | None = None  # the iterable raised: re-raised at the end
+        self.exhausted = False
+
+    def fill(self) -> None:
+        """Keep the pool busy, within the window (in flight plus finished but not yielded)."""
+        while (
+            not self.exhausted
+            and self.failure is None
+            and len(self.pending) + len(self.done) < self.size
+        ):
+            try:
+                source = next(self.inputs)
+            except StopIteration:
+                self.exhausted = True
+                break
+            except Exception as exc:  # the caller's iterable broke: finish what runs, then raise
+                self.failure = exc
+                break
+            self.pending[self.executor.submit(self._one, source)] = (self.next_index, source)
+            self.next_index += 1
+
+    def finished(self) -> Iterator[BatchItem]:
+        """Wait for at least one input to finish; the items that may be yielded now."""
+        finished, _ = wait(self.pending, return_when=FIRST_COMPLETED)
+        for future in finished:
+            index, source = self.pending.pop(future)
+            item = _item(future, index, source)
+            if not self.ordered:
+                yield item
+            else:
+                self.done[index] = item
+        while self.ordered and self.next_out in self.done:
+            yield self.done.pop(self.next_out)
+            self.next_out += 1
+
+    def _one(self, source: Any) -> Decision:
+        if isinstance(source, BatchInput):
+            return self.moderate(
+                source.image,
+                source.tenant if source.tenant is not None else self.tenant,
+                source.context if source.context is not None else self.context,
+            )
+        return self.moderate(source, self.tenant, self.context)
 
 
 def _item(future: Future[Decision], index: int, source: Any) -> BatchItem:

@@ -245,15 +245,7 @@ class Engine:
                 if error is exc:
                     raise
                 raise error from exc
-            # No detection, so nothing for a shadow policy to evaluate: no shadows are recorded.
-            return self._record(
-                tenant, ctx, policy, identity, clock,
-                outcome=Outcome.REVIEW,
-                decided_by=DecidedBy.FALLBACK,
-                reasons=(f"detector failed ({error}); policy on_detector_error=review",),
-                error=str(error),
-                store=view,
-            )  # fmt: skip
+            return self._record_detector_failure(tenant, ctx, policy, identity, clock, error, view)
         clock.lap("detect")
         triage = evaluate(policy, detection)
         clock.lap("triage")
@@ -498,23 +490,12 @@ class Engine:
         detector_calls: int = 0,
         store: PolicyStore | None = None,
     ) -> Decision:
-        # The store hands out the default policy for an unknown tenant only when it was built to;
-        # the record says so, first (reasons run from context to the one that decided).
         fallback = policy.id != tenant
         if fallback:
-            reasons = (
-                f"tenant '{tenant}' has no policy of its own: the '{policy.id}' policy applied "
-                "(fallback_to_default)",
-                *reasons,
-            )
+            reasons = (_fallback_reason(tenant, policy), *reasons)
         shadow: tuple[ShadowResult, ...] = ()
         if detection is not None and policy.shadow:
-            # Only a verdict the live decision acted on is reused: a failed or refused call, a
-            # skipped one, or none at all leaves an escalating shadow undecided.
-            reused = reusable_answer(escalation, replies=False)
-            shadow = self._shadows(
-                store or self.policies, policy, detection, identity.n_frames, reused
-            )
+            shadow = self._live_shadows(store, policy, detection, identity, escalation)
             clock.lap("shadow")
         decision = Decision(
             id=self._new_id(),
@@ -536,13 +517,51 @@ class Engine:
             engine_version=__version__,
             error=error,
         )
+        self._append(decision)
+        return decision
+
+    def _record_detector_failure(
+        self,
+        tenant: str,
+        ctx: dict[str, ContextValue],
+        policy: Policy,
+        identity: ImageIdentity,
+        clock: _Clock,
+        error: DetectorError,
+        store: PolicyStore,
+    ) -> Decision:
+        """The review a policy with `on_detector_error: review` asks for when detection failed."""
+        # No detection, so nothing for a shadow policy to evaluate: no shadows are recorded.
+        return self._record(
+            tenant, ctx, policy, identity, clock,
+            outcome=Outcome.REVIEW,
+            decided_by=DecidedBy.FALLBACK,
+            reasons=(f"detector failed ({error}); policy on_detector_error=review",),
+            error=str(error),
+            store=store,
+        )  # fmt: skip
+
+    def _live_shadows(
+        self,
+        store: PolicyStore | None,
+        policy: Policy,
+        detection: Detection,
+        identity: ImageIdentity,
+        escalation: Escalation | None,
+    ) -> tuple[ShadowResult, ...]:
+        """The shadow results recorded beside a live decision."""
+        # Only a verdict the live decision acted on is reused: a failed or refused call, a
+        # skipped one, or none at all leaves an escalating shadow undecided.
+        reused = reusable_answer(escalation, replies=False)
+        return self._shadows(store or self.policies, policy, detection, identity.n_frames, reused)
+
+    def _append(self, decision: Decision) -> None:
         try:
             self.audit.append(decision)
         except Exception as exc:
             raise AuditError(
                 f"decision {decision.id} could not be written to the audit log: {exc!r}", decision
             ) from exc
-        return decision
 
     def _shadows(
         self,
@@ -634,3 +653,13 @@ def moderate(
 ) -> Decision:
     """Moderate with the module-level engine (see `configure`, `Engine.from_env`)."""
     return get_engine().moderate(image, tenant=tenant, context=context)
+
+
+def _fallback_reason(tenant: str, policy: Policy) -> str:
+    """The first reason of a decision made under the default policy for a tenant without one."""
+    # The store hands out the default policy for an unknown tenant only when it was built to;
+    # the record says so, first (reasons run from context to the one that decided).
+    return (
+        f"tenant '{tenant}' has no policy of its own: the '{policy.id}' policy applied "
+        "(fallback_to_default)"
+    )

@@ -187,27 +187,7 @@ class BedrockJudge(AWSTransport):
         tried = plural_attempts(attempts)
         code = error_code(exc)
         if isinstance(exc, ClientError):
-            said = exc.response.get("Error", {}).get("Message") or str(exc)
-            if code == "AccessDeniedException":
-                message = (
-                    f"Bedrock denied access to {model_id!r} (AccessDeniedException, {tried}):"
-                    f" the caller needs the IAM permission bedrock:InvokeModel on {model_id}"
-                    " (for an inference profile, also on the foundation models it routes to),"
-                    f" and model access to {model_id} must be enabled in this account and region."
-                    f" Bedrock said: {said}"
-                )
-            elif code == "ResourceNotFoundException":
-                message = (
-                    f"Bedrock has no model {model_id!r} here (ResourceNotFoundException, {tried}):"
-                    f" check the model id or inference profile and the region. Bedrock said: {said}"
-                )
-            elif code in ("ModelTimeoutException", "ModelErrorException"):
-                message = (
-                    f"Bedrock model {model_id!r} failed ({code}, {tried}; not retried: the"
-                    f" model call was made and may be billed): {said}"
-                )
-            else:
-                message = f"Bedrock Converse on {model_id!r} failed ({code}, {tried}): {said}"
+            message = _refusal_message(exc, code, model_id, tried)
         elif isinstance(exc, ReadTimeoutError):
             # getattr all the way: an injected stand-in client need not have botocore's meta.
             config = getattr(getattr(self._client, "meta", None), "config", None)
@@ -233,3 +213,27 @@ class BedrockJudge(AWSTransport):
                 f" response or a bug): {type(exc).__name__}: {exc}"
             )
         return JudgeError(message, code=code, attempts=attempts)
+
+
+def _refusal_message(exc: ClientError, code: str | None, model_id: str, tried: str) -> str:
+    """What to do about an error Bedrock answered with, in its own words too."""
+    said = exc.response.get("Error", {}).get("Message") or str(exc)
+    if code == "AccessDeniedException":
+        return (
+            f"Bedrock denied access to {model_id!r} (AccessDeniedException, {tried}):"
+            f" the caller needs the IAM permission bedrock:InvokeModel on {model_id}"
+            " (for an inference profile, also on the foundation models it routes to),"
+            f" and model access to {model_id} must be enabled in this account and region."
+            f" Bedrock said: {said}"
+        )
+    if code == "ResourceNotFoundException":
+        return (
+            f"Bedrock has no model {model_id!r} here (ResourceNotFoundException, {tried}):"
+            f" check the model id or inference profile and the region. Bedrock said: {said}"
+        )
+    if code in ("ModelTimeoutException", "ModelErrorException"):
+        return (
+            f"Bedrock model {model_id!r} failed ({code}, {tried}; not retried: the"
+            f" model call was made and may be billed): {said}"
+        )
+    return f"Bedrock Converse on {model_id!r} failed ({code}, {tried}): {said}"

@@ -384,60 +384,74 @@ def _process(
         etag=head.etag,
         tenant=head.tenant,
     )
-    try:
-        policy = state.engine.policies.get(head.tenant)
-    except (UnknownTenant, InvalidTenant) as exc:
-        # Never the default policy in its place: the upload names a tenant nobody configured.
-        answer: dict[str, Any] = {"invalid": f"tenant: {exc}"}
-        ran = [True]
-    else:
-        if head.version_id is None and head.etag is None:
-            raise RuntimeError(f"{head.where}: S3 gave neither a version id nor an ETag")
-        identity = {
-            "bucket": head.bucket,
-            "key": head.key,
-            "version": head.version_id or f"etag:{head.etag}",
-            "tenant": head.tenant,
-            "policy_sha256": policy.ref.sha256,
-        }
-        ran = []
-        answer = state.moderate_once(
-            identity=identity,
-            engine=state.engine,
-            location=head.location,
-            tenant=head.tenant,
-            context=_context(head, ref, trigger, request_id),
-            ran=ran,
-        )
-    result.replayed = not ran
+    answer, result.replayed = _moderate(state, head, ref, trigger, request_id)
     if "decision" in answer:
         result.decision = Decision.model_validate(answer["decision"])
         result.outcome = result.decision.outcome.value
     else:
         result.outcome = "invalid"
         result.reason = str(answer["invalid"])
-    if result.replayed:
-        tally.redelivered(head.tenant)
-    elif result.decision is not None:
-        tally.decided(head.tenant, result.decision)
-    else:
-        tally.invalid(head.tenant)
+    _count(tally, head.tenant, result)
     _apply(state, head, result)
     if result.outcome == "invalid":
-        log(
-            logging.WARNING,
-            "invalid input: tagged invalid"
-            + (" and quarantined" if state.settings.quarantine_bucket else ""),
-            bucket=head.bucket,
-            key=head.key,
-            version_id=head.version_id,
-            etag=head.etag,
-            tenant=head.tenant,
-            reason=result.reason,
-            replayed=result.replayed,
-            request_id=request_id,
-        )
+        _log_invalid(state, head, result, request_id)
     return result
+
+
+def _moderate(
+    state: _State, head: _Head, ref: ObjectRef, trigger: Trigger, request_id: str | None
+) -> tuple[dict[str, Any], bool]:
+    """The object's answer ({"decision": ...} or {"invalid": why}), and whether it is the answer
+    an earlier delivery of the same object already gave (replayed, not moderated again)."""
+    try:
+        policy = state.engine.policies.get(head.tenant)
+    except (UnknownTenant, InvalidTenant) as exc:
+        # Never the default policy in its place: the upload names a tenant nobody configured.
+        return {"invalid": f"tenant: {exc}"}, False
+    if head.version_id is None and head.etag is None:
+        raise RuntimeError(f"{head.where}: S3 gave neither a version id nor an ETag")
+    identity = {
+        "bucket": head.bucket,
+        "key": head.key,
+        "version": head.version_id or f"etag:{head.etag}",
+        "tenant": head.tenant,
+        "policy_sha256": policy.ref.sha256,
+    }
+    ran: list[bool] = []
+    answer = state.moderate_once(
+        identity=identity,
+        engine=state.engine,
+        location=head.location,
+        tenant=head.tenant,
+        context=_context(head, ref, trigger, request_id),
+        ran=ran,
+    )
+    return answer, not ran
+
+
+def _count(tally: Tally, tenant: str, result: _Result) -> None:
+    if result.replayed:
+        tally.redelivered(tenant)
+    elif result.decision is not None:
+        tally.decided(tenant, result.decision)
+    else:
+        tally.invalid(tenant)
+
+
+def _log_invalid(state: _State, head: _Head, result: _Result, request_id: str | None) -> None:
+    log(
+        logging.WARNING,
+        "invalid input: tagged invalid"
+        + (" and quarantined" if state.settings.quarantine_bucket else ""),
+        bucket=head.bucket,
+        key=head.key,
+        version_id=head.version_id,
+        etag=head.etag,
+        tenant=head.tenant,
+        reason=result.reason,
+        replayed=result.replayed,
+        request_id=request_id,
+    )
 
 
 # -- applying the outcome -----------------------------------------------------------------------
@@ -594,13 +608,12 @@ def _run(
         if isinstance(item, Refused):
             summaries.append(_refused(item, request_id))
             continue
-        where = item.location.uri
         if item.bucket == state.settings.quarantine_bucket:
             log(
                 logging.WARNING,
                 "ignored: an object in the quarantine bucket (do not send that bucket's events "
                 "to this function)",
-                what=where,
+                what=item.location.uri,
                 request_id=request_id,
             )
             continue
@@ -608,45 +621,53 @@ def _run(
         try:
             result = _process(state, item, trigger, request_id, tally, seen)
         except _Gone:
-            log(
-                logging.INFO,
-                "the object no longer exists (deleted, or moved by an earlier delivery): "
-                "nothing to do",
-                bucket=item.bucket,
-                key=item.key,
-                version_id=item.version_id,
-                request_id=request_id,
-            )
-            summaries.append(
-                _Result(
-                    bucket=item.bucket,
-                    key=item.key,
-                    version_id=item.version_id,
-                    skipped="the object no longer exists",
-                ).summary()
-            )
+            summaries.append(_gone(item, request_id))
             continue
         except Exception as exc:
             tally.transient(seen.get("tenant"))
-            log(
-                logging.WARNING,
-                "transient failure: left to be retried",
-                bucket=item.bucket,
-                key=item.key,
-                version_id=item.version_id,
-                tenant=seen.get("tenant"),
-                event_id=item.event_id,
-                error=str(exc),
-                error_type=type(exc).__name__,
-                request_id=request_id,
-            )
-            failures.append((where, exc))
+            _log_transient(item, seen.get("tenant"), exc, request_id)
+            failures.append((item.location.uri, exc))
             continue
         summaries.append(result.summary())
     if failures:
         error = RetryLater(failures)
         raise error from failures[0][1]
     return summaries
+
+
+def _gone(item: ObjectRef, request_id: str | None) -> dict[str, Any]:
+    """The summary of an object that no longer exists: nothing to do, nothing to retry."""
+    log(
+        logging.INFO,
+        "the object no longer exists (deleted, or moved by an earlier delivery): nothing to do",
+        bucket=item.bucket,
+        key=item.key,
+        version_id=item.version_id,
+        request_id=request_id,
+    )
+    return _Result(
+        bucket=item.bucket,
+        key=item.key,
+        version_id=item.version_id,
+        skipped="the object no longer exists",
+    ).summary()
+
+
+def _log_transient(
+    item: ObjectRef, tenant: str | None, exc: Exception, request_id: str | None
+) -> None:
+    log(
+        logging.WARNING,
+        "transient failure: left to be retried",
+        bucket=item.bucket,
+        key=item.key,
+        version_id=item.version_id,
+        tenant=tenant,
+        event_id=item.event_id,
+        error=str(exc),
+        error_type=type(exc).__name__,
+        request_id=request_id,
+    )
 
 
 def _refused(item: Refused, request_id: str | None) -> dict[str, Any]:

@@ -144,12 +144,7 @@ def check(
     Each line shows the input, the outcome, the stage that decided and the reason that decided.
     An image that cannot be moderated is reported and the others are still moderated.
     """
-    context: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
-        context[key] = value
+    context = _parse_context(pairs)
     try:
         args = parse_args(inputs)
     except UsageProblems as exc:
@@ -161,17 +156,8 @@ def check(
     if _is_terminal(sys.stderr):
         progress = ProgressLine(sys.stderr, tally, clock=_clock)
     sink = _audit_sink(settings, progress)
-    store = load_store(
-        settings.policies,
-        exit_code=EXIT_BAD_POLICIES,
-        fallback_to_default=settings.tenant_fallback,
-        region=settings.region,
-    )
-    try:
-        policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
-    except ModerationError as exc:
-        raise _usage(str(exc)) from exc
-    index = _resume_index(settings, tenant, policy.sha256) if resume else None
+    store, policy_sha256 = _load_policies(settings, tenant)
+    index = _resume_index(settings, tenant, policy_sha256) if resume else None
     run = _Run(
         args=args,
         tenant=tenant,
@@ -186,6 +172,47 @@ def check(
     if ordered is None:
         ordered = all(arg.kind in ("file", "object") for arg in args)
     interrupted = run.go(workers=workers, ordered=ordered)
+    _print_summary(engine, tally, progress, index, started=started, interrupted=interrupted)
+    raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
+
+
+def _parse_context(pairs: tuple[str, ...]) -> dict[str, str]:
+    """The caller context from `--context key=value` options."""
+    context: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
+        context[key] = value
+    return context
+
+
+def _load_policies(settings: Settings, tenant: str) -> tuple[PolicyStore, str]:
+    """The policy store and the sha256 of `tenant`'s policy; exits on invalid policies or an
+    unknown tenant."""
+    store = load_store(
+        settings.policies,
+        exit_code=EXIT_BAD_POLICIES,
+        fallback_to_default=settings.tenant_fallback,
+        region=settings.region,
+    )
+    try:
+        policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
+    except ModerationError as exc:
+        raise _usage(str(exc)) from exc
+    return store, policy.sha256
+
+
+def _print_summary(
+    engine: Engine,
+    tally: Tally,
+    progress: ProgressLine | None,
+    index: ResumeIndex | None,
+    *,
+    started: float,
+    interrupted: bool,
+) -> None:
+    """End the progress line and print the run's summary on stderr."""
     limiters = [
         line
         for line in (
@@ -204,7 +231,6 @@ def check(
         interrupted=interrupted,
     ):
         click.echo(line, err=True)
-    raise click.exceptions.Exit(EXIT_INTERRUPTED if interrupted else tally.exit_code())
 
 
 def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:

@@ -106,29 +106,14 @@ def replay(
     are now, and report what would change: the decisions that flip, the ones that would need a
     judge's verdict the log does not hold, and the escalation rate and cost before and after.
     """
-    if live:
-        if shadow:
-            raise _usage("--live cannot be used with --shadow")
-        if max_judge_calls is None:
-            raise _usage("--live needs --max-judge-calls N: the most judge calls it may make")
-        if images is None:
-            raise _usage("--live needs --images DIR: a log holds no image bytes")
-    elif max_judge_calls is not None or images is not None:
-        raise _usage("--max-judge-calls and --images only apply with --live")
+    _check_live_options(live, shadow, max_judge_calls, images)
     directory = directory or env_policies()
     if not shadow and not directory:
         raise _usage(f"--policies DIR is required (or set {POLICIES_ENV})")
-    for path in paths:
-        try:
-            log_files(path)
-        except OSError as exc:
-            click.echo(f"error: {exc}", err=True)
-            raise click.exceptions.Exit(EXIT_BAD_RECORD) from exc
+    _check_logs_exist(paths)
     try:
         if shadow:
-            reports, common = shadow_reports(list(paths), tenant=tenant, strict=strict, keep=keep)
-            _print_shadows(reports, common.records_read, common.errors, as_json)
-            flipped = any(report.flipped for report in reports.values())
+            flipped = _replay_shadows(paths, tenant, strict, keep, as_json)
         else:
             assert directory is not None
             store = load_store(directory, exit_code=EXIT_BAD_POLICIES)
@@ -153,6 +138,40 @@ def replay(
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_BAD_RECORD) from exc
     raise click.exceptions.Exit(EXIT_FLIPPED if fail_on_flip and flipped else EXIT_OK)
+
+
+def _check_live_options(
+    live: bool, shadow: bool, max_judge_calls: int | None, images: Path | None
+) -> None:
+    """--live needs a call budget and the images; the other two options need --live."""
+    if live:
+        if shadow:
+            raise _usage("--live cannot be used with --shadow")
+        if max_judge_calls is None:
+            raise _usage("--live needs --max-judge-calls N: the most judge calls it may make")
+        if images is None:
+            raise _usage("--live needs --images DIR: a log holds no image bytes")
+    elif max_judge_calls is not None or images is not None:
+        raise _usage("--max-judge-calls and --images only apply with --live")
+
+
+def _check_logs_exist(paths: tuple[str, ...]) -> None:
+    """Exit 3 before any work when a named log does not exist."""
+    for path in paths:
+        try:
+            log_files(path)
+        except OSError as exc:
+            click.echo(f"error: {exc}", err=True)
+            raise click.exceptions.Exit(EXIT_BAD_RECORD) from exc
+
+
+def _replay_shadows(
+    paths: tuple[str, ...], tenant: str | None, strict: bool, keep: int, as_json: bool
+) -> bool:
+    """Print the shadow comparisons recorded in the logs; whether any decision flipped."""
+    reports, common = shadow_reports(list(paths), tenant=tenant, strict=strict, keep=keep)
+    _print_shadows(reports, common.records_read, common.errors, as_json)
+    return any(report.flipped for report in reports.values())
 
 
 def _tell_plan(plan: LivePlan) -> None:

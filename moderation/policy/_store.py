@@ -221,39 +221,14 @@ class PolicyStore:
         """
         spec = os.fspath(location)
         kind = policies_location(spec)
-        source: PolicySource
-        if kind == "s3":
-            try:
-                where = S3Prefix.parse(spec)
-            except InvalidS3Location as exc:
-                raise PolicyError(
-                    [Problem(spec, "", str(exc), "write s3://bucket/prefix")]
-                ) from None
-            source = S3Source(where.bucket, where.prefix, client=s3_client, region=region)
-        elif kind == "appconfig":
-            parts = spec[len("appconfig://") :].split("/")
-            if len(parts) != 3:
-                raise PolicyError(
-                    [
-                        Problem(
-                            spec,
-                            "",
-                            "an AppConfig location has three parts",
-                            "write appconfig://application/environment/profile (names or ids)",
-                        )
-                    ]
-                )
-            application, environment, profile = parts
-            source = AppConfigSource(
-                application,
-                environment,
-                profile,
-                client=appconfig_client,
-                region=region,
-                clock=clock,
-            )
-        else:
-            source = DirectorySource(spec)
+        source = _source(
+            spec,
+            kind,
+            region=region,
+            clock=clock,
+            s3_client=s3_client,
+            appconfig_client=appconfig_client,
+        )
         if ttl is None and kind != "dir":
             ttl = DEFAULT_TTL
         store = cls.from_source(
@@ -470,3 +445,44 @@ class PolicyStore:
     def __iter__(self) -> Iterator[Policy]:
         policies = self._current().policies
         return iter([policies[n] for n in sorted(policies)])
+
+
+def _source(
+    spec: str,
+    kind: str,
+    *,
+    region: str | None,
+    clock: Callable[[], float],
+    s3_client: Any | None,
+    appconfig_client: Any | None,
+) -> PolicySource:
+    """The source `PolicyStore.load` reads `spec` from, by its kind (`policies_location`)."""
+    if kind == "s3":
+        try:
+            where = S3Prefix.parse(spec)
+        except InvalidS3Location as exc:
+            raise PolicyError([Problem(spec, "", str(exc), "write s3://bucket/prefix")]) from None
+        return S3Source(where.bucket, where.prefix, client=s3_client, region=region)
+    if kind == "appconfig":
+        parts = spec[len("appconfig://") :].split("/")
+        if len(parts) != 3:
+            raise PolicyError(
+                [
+                    Problem(
+                        spec,
+                        "",
+                        "an AppConfig location has three parts",
+                        "write appconfig://application/environment/profile (names or ids)",
+                    )
+                ]
+            )
+        application, environment, profile = parts
+        return AppConfigSource(
+            application,
+            environment,
+            profile,
+            client=appconfig_client,
+            region=region,
+            clock=clock,
+        )
+    return DirectorySource(spec)

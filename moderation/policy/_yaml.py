@@ -14,10 +14,11 @@ by the pure-Python parser, so its message does not depend on libyaml, and then l
 from __future__ import annotations
 
 import difflib
+import enum
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -224,28 +225,9 @@ def _read(loader: Any, file: str) -> tuple[YamlDocument | None, list[Problem]]:
 
     Syntax errors propagate (the caller words them); everything else becomes a Problem here.
     """
-    try:
-        nodes = []
-        while loader.check_node():
-            nodes.append(loader.get_node())
-    except RecursionError:
-        return None, [
-            Problem(file, "", "YAML nesting is too deep", "a policy is a few levels deep")
-        ]
-    if len(nodes) != 1:
-        what = "is empty" if not nodes else f"holds {len(nodes)} documents"
-        return None, [Problem(file, "", f"the file {what}; a policy is one YAML mapping")]
-    root = nodes[0]
-    if not isinstance(root, yaml.MappingNode):
-        return None, [
-            Problem(
-                file,
-                "",
-                f"a policy must be a mapping of keys, not a {type(root).__name__[:-4].lower()}",
-                "start with `id:` or `extends:`",
-                root.start_mark.line + 1,
-            )
-        ]
+    root = _compose_root(loader, file)
+    if isinstance(root, Problem):
+        return None, [root]
     doc = YamlDocument(data=None)
     problems: list[Problem] = []
     try:
@@ -259,35 +241,63 @@ def _read(loader: Any, file: str) -> tuple[YamlDocument | None, list[Problem]]:
                 "write the policy out without recursive or repeated aliases",
             )
         ]
+    data = _construct(loader, root, file)
+    if isinstance(data, Problem):
+        return None, [data]
+    doc.data = data
+    # Duplicate keys are reported, and the rest of the file is still checked so that one run
+    # shows every problem.
+    return doc, problems
+
+
+def _compose_root(loader: Any, file: str) -> yaml.MappingNode | Problem:
+    """The one document's root mapping, or why there is none."""
+    try:
+        nodes = []
+        while loader.check_node():
+            nodes.append(loader.get_node())
+    except RecursionError:
+        return Problem(file, "", "YAML nesting is too deep", "a policy is a few levels deep")
+    if len(nodes) != 1:
+        what = "is empty" if not nodes else f"holds {len(nodes)} documents"
+        return Problem(file, "", f"the file {what}; a policy is one YAML mapping")
+    root = nodes[0]
+    if not isinstance(root, yaml.MappingNode):
+        return Problem(
+            file,
+            "",
+            f"a policy must be a mapping of keys, not a {type(root).__name__[:-4].lower()}",
+            "start with `id:` or `extends:`",
+            root.start_mark.line + 1,
+        )
+    return root
+
+
+def _construct(loader: Any, root: yaml.MappingNode, file: str) -> dict[Any, Any] | Problem:
+    """The data of a walked tree, or why it cannot be built."""
     # The walk has bounded the tree (aliases expanded, depth), so constructing it is safe; the
     # constructor shares aliased nodes rather than copying them.
     try:
-        doc.data = loader.construct_document(root)
+        data = loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         message = exc.problem or str(exc)
         if isinstance(exc, yaml.constructor.ConstructorError) and "tag" in str(exc.problem):
             message = f"YAML tag not allowed: {exc.problem}"
-            return None, [
-                Problem(file, "", message, "policies hold plain values; remove the tag", line)
-            ]
-        return None, [Problem(file, "", f"YAML error: {message}", None, line)]
+            return Problem(file, "", message, "policies hold plain values; remove the tag", line)
+        return Problem(file, "", f"YAML error: {message}", None, line)
     except (yaml.YAMLError, ValueError, OverflowError, RecursionError) as exc:
-        return None, [Problem(file, "", f"YAML error: {exc}")]
-    if not isinstance(doc.data, dict):  # `!!set {a, b}` is a mapping node that builds a set
-        return None, [
-            Problem(
-                file,
-                "",
-                f"a policy must be a mapping of keys, not a {type(doc.data).__name__}",
-                "start with `id:` or `extends:`",
-                root.start_mark.line + 1,
-            )
-        ]
-    # Duplicate keys are reported, and the rest of the file is still checked so that one run
-    # shows every problem.
-    return doc, problems
+        return Problem(file, "", f"YAML error: {exc}")
+    if not isinstance(data, dict):  # `!!set {a, b}` is a mapping node that builds a set
+        return Problem(
+            file,
+            "",
+            f"a policy must be a mapping of keys, not a {type(data).__name__}",
+            "start with `id:` or `extends:`",
+            root.start_mark.line + 1,
+        )
+    return data
 
 
 # --------------------------------------------------------------------------- syntax errors
@@ -407,6 +417,15 @@ _NO_SPACE = re.compile(r"(?P<key>[A-Za-z_][\w &-]*?):(?P<value>[^\s:/][^:]*)$")
 _BLOCK_SCALAR = re.compile(r"[|>][-+0-9]*$")
 
 
+_Finding = tuple[int, str, str | None]  # a layout mistake: (line, message, hint)
+
+
+class _Next(enum.Enum):
+    """The line says nothing yet: read the next one."""
+
+    LINE = enum.auto()
+
+
 class _Layout:
     """A line-by-line reading of block layout, to find the line a YAML syntax error comes from.
 
@@ -419,79 +438,112 @@ class _Layout:
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
 
-    def first_mistake(self) -> tuple[int, str, str | None] | None:
+    def first_mistake(self) -> _Finding | None:
         """The first line whose layout is wrong: (line, message, hint); None if none is found."""
-        levels: list[int] = []  # indentation of each open block mapping, outermost first
-        expect_child = False  # the previous key had no value on its line
-        wrap_indent: int | None = None  # a plain value may continue on lines deeper than this
-        block_indent: int | None = None  # in a block scalar: lines deeper than this are its text
-        pending = ("", "")  # a quoted or flow value still open: (quote, brackets)
+        reading = _LayoutReading()
         for number, raw in enumerate(self.lines, 1):
-            if pending != ("", ""):
-                pending = _scan(raw, *pending)
-                continue
-            content = raw.lstrip(" ").rstrip()
-            if not content or content.startswith("#") or content in ("---", "..."):
-                continue
-            indent = len(raw) - len(raw.lstrip(" "))
-            if block_indent is not None:
-                if indent > block_indent:
-                    continue
-                block_indent = None
-            if content.startswith("\t"):
-                return number, "a tab in the indentation", "indent with spaces; YAML refuses tabs"
-            if wrap_indent is not None:
-                if indent > wrap_indent:
-                    if _KEY.match(content):
-                        return _indent_mistake(number, indent, wrap_indent)
-                    continue  # the value of the line before wraps onto this one
-                wrap_indent = None
-            is_item = content == "-" or content.startswith("- ")
-            if expect_child and is_item and indent >= levels[-1]:
-                return None  # a list under its key: valid YAML, and no layout this judges
-            if not levels or (expect_child and indent > levels[-1]):
-                levels.append(indent)
-            elif indent > levels[-1]:
-                return _indent_mistake(number, indent, levels[-1])
-            elif indent < levels[-1]:
-                popped = levels[-1]
-                while levels and levels[-1] > indent:
-                    popped = levels.pop()
-                if not levels or levels[-1] != indent:
-                    return _indent_mistake(number, indent, popped)
-            expect_child = False
-            if is_item:
+            verdict = reading.line(number, raw)
+            if verdict is not _Next.LINE:
+                return verdict
+        return None
+
+
+class _LayoutReading:
+    """Where a `_Layout` reading stands between lines; each step judges one line."""
+
+    def __init__(self) -> None:
+        self.levels: list[int] = []  # indentation of each open block mapping, outermost first
+        self.expect_child = False  # the previous key had no value on its line
+        self.wrap_indent: int | None = None  # a plain value may continue on lines deeper than this
+        self.block_indent: int | None = None  # in a block scalar: deeper lines are its text
+        self.pending = ("", "")  # a quoted or flow value still open: (quote, brackets)
+
+    def line(self, number: int, raw: str) -> _Finding | Literal[_Next.LINE] | None:
+        """A finding, None to stop without one (layout this does not judge), or read on."""
+        if self._inside_value(raw):
+            return _Next.LINE
+        content = raw.lstrip(" ").rstrip()
+        indent = len(raw) - len(raw.lstrip(" "))
+        if content.startswith("\t"):
+            return number, "a tab in the indentation", "indent with spaces; YAML refuses tabs"
+        if self.wrap_indent is not None:
+            if indent > self.wrap_indent:
+                if _KEY.match(content):
+                    return _indent_mistake(number, indent, self.wrap_indent)
+                return _Next.LINE  # the value of the line before wraps onto this one
+            self.wrap_indent = None
+        is_item = content == "-" or content.startswith("- ")
+        if self.expect_child and is_item and indent >= self.levels[-1]:
+            return None  # a list under its key: valid YAML, and no layout this judges
+        misplaced = self._nest(number, indent)
+        if misplaced is not None:
+            return misplaced
+        self.expect_child = False
+        if is_item:
+            return (
+                number,
+                "a list item where a key was expected",
+                ("policies hold no lists; write `key: value` without the dash"),
+            )
+        if content.startswith("?"):
+            return None  # a complex key: beyond this reading
+        return self._key_line(number, content, indent)
+
+    def _inside_value(self, raw: str) -> bool:
+        """Whether `raw` is blank, a comment, or text of a value begun on an earlier line."""
+        if self.pending != ("", ""):
+            self.pending = _scan(raw, *self.pending)
+            return True
+        content = raw.lstrip(" ").rstrip()
+        if not content or content.startswith("#") or content in ("---", "..."):
+            return True
+        if self.block_indent is not None:
+            if len(raw) - len(raw.lstrip(" ")) > self.block_indent:
+                return True
+            self.block_indent = None
+        return False
+
+    def _nest(self, number: int, indent: int) -> _Finding | None:
+        """Place a key line among the open mappings; a finding if its indentation fits none."""
+        levels = self.levels
+        if not levels or (self.expect_child and indent > levels[-1]):
+            levels.append(indent)
+        elif indent > levels[-1]:
+            return _indent_mistake(number, indent, levels[-1])
+        elif indent < levels[-1]:
+            popped = levels[-1]
+            while levels and levels[-1] > indent:
+                popped = levels.pop()
+            if not levels or levels[-1] != indent:
+                return _indent_mistake(number, indent, popped)
+        return None
+
+    def _key_line(self, number: int, content: str, indent: int) -> _Finding | Literal[_Next.LINE]:
+        """Judge `key: value` and note what its value makes of the lines after it."""
+        key = _KEY.match(content)
+        if key is None:
+            glued = _NO_SPACE.match(content)
+            if glued:
                 return (
                     number,
-                    "a list item where a key was expected",
-                    ("policies hold no lists; write `key: value` without the dash"),
+                    "no space after ':'",
+                    (f"write `{glued['key']}: {glued['value'].strip()}`"),
                 )
-            if content.startswith("?"):
-                return None  # a complex key: beyond this reading
-            key = _KEY.match(content)
-            if key is None:
-                glued = _NO_SPACE.match(content)
-                if glued:
-                    return (
-                        number,
-                        "no space after ':'",
-                        (f"write `{glued['key']}: {glued['value'].strip()}`"),
-                    )
-                return number, "a key without ':'", "write `key: value`"
-            value = content[key.end() :]
-            if value[:1] in ("'", '"', "[", "{"):
-                pending = _scan(value, "", "")
-                continue
-            value = value.split(" #", 1)[0].strip()
-            if not value or (value[0] in "&!" and " " not in value):
-                expect_child = True  # nothing, or only an anchor or a tag: children follow
-            elif _BLOCK_SCALAR.match(value):
-                block_indent = indent
-            elif ": " in value:
-                return number, "a second ': ' in a value", f"quote the value: '{value}'"
-            else:
-                wrap_indent = indent
-        return None
+            return number, "a key without ':'", "write `key: value`"
+        value = content[key.end() :]
+        if value[:1] in ("'", '"', "[", "{"):
+            self.pending = _scan(value, "", "")
+            return _Next.LINE
+        value = value.split(" #", 1)[0].strip()
+        if not value or (value[0] in "&!" and " " not in value):
+            self.expect_child = True  # nothing, or only an anchor or a tag: children follow
+        elif _BLOCK_SCALAR.match(value):
+            self.block_indent = indent
+        elif ": " in value:
+            return number, "a second ': ' in a value", f"quote the value: '{value}'"
+        else:
+            self.wrap_indent = indent
+        return _Next.LINE
 
 
 def _indent_mistake(number: int, indent: int, siblings: int) -> tuple[int, str, str]:
@@ -556,116 +608,145 @@ def split_document(data: bytes, where: str) -> dict[str, tuple[str, Excerpt | Pr
     named `<where>#default` or `<where>#tenants/<id>`, with the document's line numbers. What is
     wrong with the document's own shape is reported under `<where>`.
     """
-    files: dict[str, tuple[str, Excerpt | Problem]] = {}
-    problems: list[Problem] = []
+    return _DocumentSplitter(where).split(data)
 
-    def problem(path: str, message: str, hint: str | None = None, line: int | None = None) -> None:
-        problems.append(Problem(where, path, message, hint, line))
 
-    def policy_entry(node: yaml.Node, shown: str) -> Excerpt | Problem:
-        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
-            return Problem(
-                shown, "", "empty policy", "write the policy as a mapping under this key", None
-            )
-        start, end = node.start_mark, node.end_mark
-        return Excerpt(" " * start.column + text[start.index : end.index], start.line + 1)
+class _DocumentSplitter:
+    """One reading of a multi-policy document: the policies found, and what is wrong with it."""
 
-    text = ""
-    if len(data) > MAX_DOCUMENT_BYTES:
-        problem("", f"the configuration is larger than {MAX_DOCUMENT_BYTES} bytes")
-    else:
+    def __init__(self, where: str) -> None:
+        self.where = where
+        self.text = ""
+        self.files: dict[str, tuple[str, Excerpt | Problem]] = {}
+        self.problems: list[Problem] = []
+
+    def split(self, data: bytes) -> dict[str, tuple[str, Excerpt | Problem]]:
+        """The document's own problems first (keyed so they sort ahead), then each policy."""
+        self._decode(data)
+        root = None if self.problems else self._root()
+        if isinstance(root, yaml.MappingNode):
+            self._read_top_keys(root)
+            self._require_default()
+        elif self.problems:
+            # Nothing could be read: the document's problem stands for the default policy too.
+            self.files[_DEFAULT] = (self.where, self.problems.pop(0))
+        # What is wrong with the document itself first, then each policy's problems.
+        head = {f"\0document{i}": (self.where, p) for i, p in enumerate(self.problems)}
+        return head | self.files
+
+    def _problem(
+        self, path: str, message: str, hint: str | None = None, line: int | None = None
+    ) -> None:
+        self.problems.append(Problem(self.where, path, message, hint, line))
+
+    def _decode(self, data: bytes) -> None:
+        if len(data) > MAX_DOCUMENT_BYTES:
+            self._problem("", f"the configuration is larger than {MAX_DOCUMENT_BYTES} bytes")
+            return
         try:
-            text = data.decode("utf-8")
+            self.text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")
-    root: yaml.Node | Problem | None = None
-    if not problems:
-        if "\t" in text:
+            self._problem("", f"not UTF-8 text: {exc.reason} at byte {exc.start}")
+
+    def _root(self) -> yaml.Node | None:
+        """The document's root node; None, with the problem recorded, when it does not compose."""
+        if "\t" in self.text:
             # JSON may be indented with tabs, which YAML refuses; valid JSON has no raw tab
             # inside a string, so they can become spaces without moving anything.
             try:
-                json.loads(text)
+                json.loads(self.text)
             except ValueError:
                 pass
             else:
-                text = text.replace("\t", " ")
-        root = _compose(text, where)
+                self.text = self.text.replace("\t", " ")
+        root = _compose(self.text, self.where)
         if isinstance(root, Problem):
-            problems.append(root)
-        elif not isinstance(root, yaml.MappingNode):
-            problem(
+            self.problems.append(root)
+            return None
+        if not isinstance(root, yaml.MappingNode):
+            self._problem(
                 "",
                 "the configuration must be a mapping with the keys default and tenants",
                 "{default: <policy>, tenants: {<tenant>: <policy>, ...}}",
                 _node_line(root),
             )
-    if isinstance(root, yaml.MappingNode):
+        return root
+
+    def _read_top_keys(self, root: yaml.MappingNode) -> None:
         seen: dict[str, int] = {}
         for key_node, value_node in root.value:
             key, line = str(key_node.value), _node_line(key_node)
             if not isinstance(key_node, yaml.ScalarNode) or key not in _TOP_KEYS:
                 close = difflib.get_close_matches(key, _TOP_KEYS, n=1, cutoff=0.5)
-                problem(
+                self._problem(
                     key,
                     f"unknown key '{key}'",
                     f"did you mean '{close[0]}'?" if close else "allowed here: default, tenants",
                     line,
                 )
-                continue
-            if key in seen:
-                problem(key, f"duplicate key '{key}' (first at line {seen[key]})", None, line)
-                continue
-            seen[key] = line
-            if key == _DEFAULT:
-                shown = f"{where}#default"
-                files[_DEFAULT] = (shown, policy_entry(value_node, shown))
-                continue
-            if not isinstance(value_node, yaml.MappingNode):
-                problem(
-                    "tenants",
-                    "tenants must be a mapping of tenant id to policy",
-                    "e.g. tenants: {kids: {extends: default}}; leave the key out for none",
-                    line,
-                )
-                continue
-            names: dict[str, int] = {}
-            for name_node, policy_node in value_node.value:
-                name, name_line = str(name_node.value), _node_line(name_node)
-                path = f"tenants.{name}"
-                if not isinstance(name_node, yaml.ScalarNode):
-                    problem("tenants", "a tenant id must be text", None, name_line)
-                elif name in names:
-                    problem(
-                        path,
-                        f"duplicate tenant '{name}' (first at line {names[name]})",
-                        "keep one",
-                        name_line,
-                    )
-                elif name == _DEFAULT:
-                    problem(
-                        path,
-                        "'default' is the root policy, not a tenant",
-                        "write it as the top-level `default:`",
-                        name_line,
-                    )
+            elif key in seen:
+                self._problem(key, f"duplicate key '{key}' (first at line {seen[key]})", None, line)
+            else:
+                seen[key] = line
+                if key == _DEFAULT:
+                    self._add_policy(_DEFAULT, f"{self.where}#default", value_node)
                 else:
-                    names[name] = name_line
-                    shown = f"{where}#tenants/{name}"
-                    files[name] = (shown, policy_entry(policy_node, shown))
-        if _DEFAULT not in files:
-            shown = f"{where}#default"
-            files[_DEFAULT] = (
-                shown,
-                Problem(
-                    shown,
-                    "",
-                    "no default policy",
-                    "the document needs a top-level `default:` holding the root policy",
-                ),
+                    self._read_tenants(value_node, line)
+
+    def _read_tenants(self, node: yaml.Node, line: int) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            self._problem(
+                "tenants",
+                "tenants must be a mapping of tenant id to policy",
+                "e.g. tenants: {kids: {extends: default}}; leave the key out for none",
+                line,
             )
-    elif problems:
-        # Nothing could be read: the document's problem stands for the default policy too.
-        files[_DEFAULT] = (where, problems.pop(0))
-    # What is wrong with the document itself first, then each policy's problems.
-    head = {f"\0document{i}": (where, p) for i, p in enumerate(problems)}
-    return head | files
+            return
+        names: dict[str, int] = {}
+        for name_node, policy_node in node.value:
+            name, name_line = str(name_node.value), _node_line(name_node)
+            path = f"tenants.{name}"
+            if not isinstance(name_node, yaml.ScalarNode):
+                self._problem("tenants", "a tenant id must be text", None, name_line)
+            elif name in names:
+                self._problem(
+                    path,
+                    f"duplicate tenant '{name}' (first at line {names[name]})",
+                    "keep one",
+                    name_line,
+                )
+            elif name == _DEFAULT:
+                self._problem(
+                    path,
+                    "'default' is the root policy, not a tenant",
+                    "write it as the top-level `default:`",
+                    name_line,
+                )
+            else:
+                names[name] = name_line
+                self._add_policy(name, f"{self.where}#tenants/{name}", policy_node)
+
+    def _add_policy(self, name: str, shown: str, node: yaml.Node) -> None:
+        entry: Excerpt | Problem
+        if isinstance(node, yaml.ScalarNode) and node.tag == _NULL_TAG:
+            entry = Problem(
+                shown, "", "empty policy", "write the policy as a mapping under this key", None
+            )
+        else:
+            start, end = node.start_mark, node.end_mark
+            entry = Excerpt(" " * start.column + self.text[start.index : end.index], start.line + 1)
+        self.files[name] = (shown, entry)
+
+    def _require_default(self) -> None:
+        if _DEFAULT in self.files:
+            return
+        shown = f"{self.where}#default"
+        self.files[_DEFAULT] = (
+            shown,
+            Problem(
+                shown,
+                "",
+                "no default policy",
+                "the document needs a top-level `default:` holding the root policy",
+            ),
+        )

@@ -155,34 +155,45 @@ class ReplayReport(_Model):
     def render(self) -> str:
         """The human report: totals, the before x after matrix, the first flips by decision id
         with their reasons, needs-judgment, incomplete and other-model ids, bad records."""
-        out: list[str] = []
+        out = self._total_lines()
+        out.append("")
+        out.extend(self._matrix_lines())
+        out.append("")
+        out.extend(self._rate_and_cost_lines())
+        out.extend(self._flip_lines())
+        out.extend(self._id_list_lines())
+        if self.live is not None:
+            out.append("")
+            out.extend(_live_lines(self.live))
+        out.extend(self._error_lines())
+        if self.truncated:
+            out.append("")
+            out.append(f"(lists cut at {self.keep:,} entries each; the counts are exact)")
+        return "\n".join(out) + "\n"
+
+    def _total_lines(self) -> list[str]:
         scope = f" under {self.policies}" if self.policies else ""
         only = f", tenant {self.tenant}" if self.tenant else ""
-        out.append(
-            f"replayed {self.replayed:,} of {self.decisions:,} decisions{scope}{only}"
-            f" ({self.records_read:,} records read)"
-        )
-        out.append(
-            f"  unchanged {self.unchanged:,}   flipped {self.flipped:,}   "
-            f"needs judgment {self.needs_judgment:,}   not replayable {self.not_replayable:,}   "
-            f"bad records {self.error_count:,}"
-        )
         other = (
             f" ({self.reused_from_other_model:,} from another model)"
             if self.reused_from_other_model
             else ""
         )
-        out.append(
-            f"  judge answers reused {self.reused:,}{other}   incomplete {self.incomplete:,}"
-        )
-        out.append("")
-        out.extend(self._matrix_lines())
-        out.append("")
-        out.append(
+        return [
+            f"replayed {self.replayed:,} of {self.decisions:,} decisions{scope}{only}"
+            f" ({self.records_read:,} records read)",
+            f"  unchanged {self.unchanged:,}   flipped {self.flipped:,}   "
+            f"needs judgment {self.needs_judgment:,}   not replayable {self.not_replayable:,}   "
+            f"bad records {self.error_count:,}",
+            f"  judge answers reused {self.reused:,}{other}   incomplete {self.incomplete:,}",
+        ]
+
+    def _rate_and_cost_lines(self) -> list[str]:
+        out = [
             f"escalation rate  {_rate(self.escalation_rate_before)} -> "
             f"{_rate(self.escalation_rate_after)}   "
             f"({self.escalations_before:,} -> {self.escalations_after:,} escalations)"
-        )
+        ]
         cost = f"estimated cost   ${self.cost_before_usd:,.4f} -> ${self.cost_after_usd:,.4f}"
         if self.judge_calls_at_mean:
             mean = self.mean_judge_call_usd
@@ -201,7 +212,10 @@ class ReplayReport(_Model):
             # Shadow comparisons record no category: a line of "(none)" would say nothing.
             if set(self.flips_by_category) != {"(none)"}:
                 out.append("flips by category  " + _counts(self.flips_by_category))
-        out.extend(self._flip_lines())
+        return out
+
+    def _id_list_lines(self) -> list[str]:
+        out: list[str] = []
         for title, count, ids in (
             ("needs judgment (the replay policy escalates; no judge answer recorded)",
              self.needs_judgment, self.needs_judgment_ids),
@@ -216,20 +230,17 @@ class ReplayReport(_Model):
                 out.append("")
                 out.append(f"{title}: {count:,}")
                 out.append("  " + _ids(ids, count))
-        if self.live is not None:
-            out.append("")
-            out.extend(_live_lines(self.live))
-        if self.error_count:
-            out.append("")
-            out.append(f"bad records: {self.error_count:,}")
-            for error in self.errors[:_SHOW_ERRORS]:
-                out.append(f"  {error.where}: {error.message}")
-            if self.error_count > _SHOW_ERRORS:
-                out.append(f"  ... and {self.error_count - _SHOW_ERRORS:,} more")
-        if self.truncated:
-            out.append("")
-            out.append(f"(lists cut at {self.keep:,} entries each; the counts are exact)")
-        return "\n".join(out) + "\n"
+        return out
+
+    def _error_lines(self) -> list[str]:
+        if not self.error_count:
+            return []
+        out = ["", f"bad records: {self.error_count:,}"]
+        for error in self.errors[:_SHOW_ERRORS]:
+            out.append(f"  {error.where}: {error.message}")
+        if self.error_count > _SHOW_ERRORS:
+            out.append(f"  ... and {self.error_count - _SHOW_ERRORS:,} more")
+        return out
 
     def _matrix_lines(self) -> list[str]:
         width = max(len(c) for c in AFTER_COLUMNS) + 2

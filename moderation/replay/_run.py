@@ -156,42 +156,54 @@ def replay(
         decision = item.decision
         if decision is None or (tenant is not None and decision.tenant != tenant):
             continue  # a file header or torn-record note, or another tenant
-        tally.seen(decision)
-        detection = decision.detection
-        if detection is None:
-            tally.unreplayable(decision)
-            continue
-        resolved = resolver.get(decision.tenant, decision.policy_fallback)
-        if isinstance(resolved, str):
-            _bad(tally, strict, item.file, item.line, f"decision {decision.id}: {resolved}")
-            continue
-        policy, compiled = resolved.policy, resolved.compiled
-        # The engine's own rule, with the recorded reply where there is one (a verdict, or a
-        # reply without one that the policy's fallback now decides); a failed or skipped call
-        # left nothing to reuse, so such a case needs judgment.
-        answer = reusable_answer(decision.escalation)
-        ruling = decide(policy, compiled.action(detection), answer)
-        after = ruling.outcome
-        reused = ruling.judged
-        partial = incomplete(decision, detection, policy)
-        tally.replay(
-            decision,
-            item.file,
-            item.line,
-            action=ruling.action,
-            after=after,
-            judge_call=ruling.asks_judge,
-            incomplete=partial,
-            reused=reused,
-            other_model=reused
-            and answer is not None
-            and answer.model_id != policy.escalation.model_id,
-            explain=lambda: explain(compiled, decision, detection),  # noqa: B023 (called at once)
-        )
-        if after is None and run is not None:
-            run.offer(decision, item.file, item.line, resolved, partial)
+        _replay_decision(decision, item.file, item.line, resolver, tally, run, strict)
     summary = run.judge_all(tally) if run is not None else None
     return tally.report(policies=shown, tenant=tenant, live=summary)
+
+
+def _replay_decision(
+    decision: Decision,
+    file: str | None,
+    line: int,
+    resolver: _Resolver,
+    tally: Tally,
+    run: LiveRun | None,
+    strict: bool,
+) -> None:
+    """Triage one recorded decision again and count what changed; offer it to `run` when it
+    needs a judgment the log lacks."""
+    tally.seen(decision)
+    detection = decision.detection
+    if detection is None:
+        tally.unreplayable(decision)
+        return
+    resolved = resolver.get(decision.tenant, decision.policy_fallback)
+    if isinstance(resolved, str):
+        _bad(tally, strict, file, line, f"decision {decision.id}: {resolved}")
+        return
+    policy, compiled = resolved.policy, resolved.compiled
+    # The engine's own rule, with the recorded reply where there is one (a verdict, or a
+    # reply without one that the policy's fallback now decides); a failed or skipped call
+    # left nothing to reuse, so such a case needs judgment.
+    answer = reusable_answer(decision.escalation)
+    ruling = decide(policy, compiled.action(detection), answer)
+    after = ruling.outcome
+    reused = ruling.judged
+    partial = incomplete(decision, detection, policy)
+    tally.replay(
+        decision,
+        file,
+        line,
+        action=ruling.action,
+        after=after,
+        judge_call=ruling.asks_judge,
+        incomplete=partial,
+        reused=reused,
+        other_model=reused and answer is not None and answer.model_id != policy.escalation.model_id,
+        explain=lambda: explain(compiled, decision, detection),
+    )
+    if after is None and run is not None:
+        run.offer(decision, file, line, resolved, partial)
 
 
 def replay_shadow(

@@ -135,30 +135,11 @@ class Tally:
         `judge_call` when the replay policy would ask the judge."""
         self.replayed += 1
         before = decision.outcome
-        triage = decision.triage
-        if triage is not None and triage.action is Action.ESCALATE:
-            self.escalations_before += 1
-        if action is Action.ESCALATE:
-            self.escalations_after += 1
-        if incomplete:
-            self.incomplete += 1
-            self._keep(self.incomplete_ids, decision.id)
-        if reused:
-            self.reused += 1
-            if other_model:
-                self.reused_from_other_model += 1
-                self._keep(self.other_model_ids, decision.id)
-        cost = decision.cost
-        if cost is None or cost.bedrock_usd is None:
-            self.cost_unknown += 1
-        else:
-            self.cost_before += cost.rekognition_usd + cost.bedrock_usd
-            self.cost_after += cost.rekognition_usd
-            if judge_call:
-                if had_judge_call(decision):
-                    self.cost_after += cost.bedrock_usd
-                else:
-                    self.judge_calls_at_mean += 1
+        self._count_escalations(decision, action)
+        self._count_evidence(
+            decision, incomplete=incomplete, reused=reused, other_model=other_model
+        )
+        self._count_cost(decision, judge_call)
         if after is None:
             self.needs_judgment += 1
             self.matrix[before][NEEDS_JUDGMENT] += 1
@@ -184,6 +165,41 @@ class Tally:
                 line=line,
             )
         )
+
+    def _count_escalations(self, decision: Decision, action: Action) -> None:
+        triage = decision.triage
+        if triage is not None and triage.action is Action.ESCALATE:
+            self.escalations_before += 1
+        if action is Action.ESCALATE:
+            self.escalations_after += 1
+
+    def _count_evidence(
+        self, decision: Decision, *, incomplete: bool, reused: bool, other_model: bool
+    ) -> None:
+        """What the replay lacked (incomplete) and what it took from the log (a reused verdict)."""
+        if incomplete:
+            self.incomplete += 1
+            self._keep(self.incomplete_ids, decision.id)
+        if reused:
+            self.reused += 1
+            if other_model:
+                self.reused_from_other_model += 1
+                self._keep(self.other_model_ids, decision.id)
+
+    def _count_cost(self, decision: Decision, judge_call: bool) -> None:
+        """The decision's cost as logged, and under the replay policy (a new judge call counts
+        at the log's mean)."""
+        cost = decision.cost
+        if cost is None or cost.bedrock_usd is None:
+            self.cost_unknown += 1
+            return
+        self.cost_before += cost.rekognition_usd + cost.bedrock_usd
+        self.cost_after += cost.rekognition_usd
+        if judge_call:
+            if had_judge_call(decision):
+                self.cost_after += cost.bedrock_usd
+            else:
+                self.judge_calls_at_mean += 1
 
     def add_flip(self, flip: Flip) -> None:
         """Count a flip (its matrix cell is the caller's) and keep it if there is room."""

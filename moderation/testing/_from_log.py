@@ -237,36 +237,8 @@ class LoggedDetector:
             failed = self.log.detector_failures.get(sha)
             note = f" (only a detector failure is recorded for it: {failed})" if failed else ""
             raise NotInLog(f"no recorded detection for sha256 {sha} in {self.log.source}{note}")
-        selected = _selected_frames.get()
-        if selected is not None and selected[0] == sha:
-            frames = selected[1]
-            same = [r for r in records if r.detection.frames == frames]
-            if not same:
-                recorded = sorted({r.detection.frames for r in records})
-                raise DetectionNotReplayable(
-                    f"sha256 {sha}: the policy has the detector look at frames {list(frames)} of "
-                    f"this animation, the log's detections were made from frames "
-                    f"{', '.join(str(list(f)) for f in recorded)}; the log cannot know what the "
-                    "other frames show (a changed max_frames)"
-                )
-            records = same
-        known = [r for r in records if r.detection.min_confidence is not None]
-        usable = [r for r in known if (r.detection.min_confidence or 0.0) <= min_confidence]
-        if not usable:
-            if not known:
-                raise DetectionNotReplayable(
-                    f"sha256 {sha}: the log's detections do not say which min_confidence they "
-                    "were made with, so it cannot tell which labels were left out"
-                )
-            lowest = min(known, key=lambda r: r.detection.min_confidence or 0.0)
-            low = lowest.detection.min_confidence
-            raise DetectionNotReplayable(
-                f"sha256 {sha}: the policy asks the detector for min_confidence "
-                f"{min_confidence:g}, lower than the log's detections were made with (lowest "
-                f"{low:g}, decision {lowest.decision_id}); labels between {min_confidence:g} and "
-                f"{low:g} were never reported, so the log cannot answer"
-            )
-        found = _latest(usable).detection
+        records = _of_selected_frames(sha, records)
+        found = _latest(_usable_at(sha, records, min_confidence)).detection
         return found.model_copy(
             update={
                 "provider": RECORDED,
@@ -278,6 +250,46 @@ class LoggedDetector:
                 "frames": (),
             }
         )
+
+
+def _of_selected_frames(sha: str, records: list[_Detected]) -> list[_Detected]:
+    """The records made from the frames the policy now has the detector look at (all of them
+    when no frames are selected for this image)."""
+    selected = _selected_frames.get()
+    if selected is None or selected[0] != sha:
+        return records
+    frames = selected[1]
+    same = [r for r in records if r.detection.frames == frames]
+    if not same:
+        recorded = sorted({r.detection.frames for r in records})
+        raise DetectionNotReplayable(
+            f"sha256 {sha}: the policy has the detector look at frames {list(frames)} of "
+            f"this animation, the log's detections were made from frames "
+            f"{', '.join(str(list(f)) for f in recorded)}; the log cannot know what the "
+            "other frames show (a changed max_frames)"
+        )
+    return same
+
+
+def _usable_at(sha: str, records: list[_Detected], min_confidence: float) -> list[_Detected]:
+    """The records made at `min_confidence` or below, which hold every label it would report."""
+    known = [r for r in records if r.detection.min_confidence is not None]
+    usable = [r for r in known if (r.detection.min_confidence or 0.0) <= min_confidence]
+    if usable:
+        return usable
+    if not known:
+        raise DetectionNotReplayable(
+            f"sha256 {sha}: the log's detections do not say which min_confidence they "
+            "were made with, so it cannot tell which labels were left out"
+        )
+    lowest = min(known, key=lambda r: r.detection.min_confidence or 0.0)
+    low = lowest.detection.min_confidence
+    raise DetectionNotReplayable(
+        f"sha256 {sha}: the policy asks the detector for min_confidence "
+        f"{min_confidence:g}, lower than the log's detections were made with (lowest "
+        f"{low:g}, decision {lowest.decision_id}); labels between {min_confidence:g} and "
+        f"{low:g} were never reported, so the log cannot answer"
+    )
 
 
 class LoggedJudge:
