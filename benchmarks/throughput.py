@@ -337,10 +337,13 @@ def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run
         start = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
+        # One line per input: {"input": ..., "decision": {...}} or {"input": ..., "error": {...}}.
         lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-        outcomes: Counter[str] = Counter(line["outcome"] for line in lines if "outcome" in line)
+        outcomes: Counter[str] = Counter(
+            line["decision"]["outcome"] for line in lines if "decision" in line
+        )
         errors: Counter[str] = Counter(
-            str(line.get("error"))[:160] for line in lines if "outcome" not in line
+            str(line.get("error"))[:160] for line in lines if "decision" not in line
         )
         if done.returncode not in (0, 1):
             tail = done.stderr.strip().splitlines()[-3:]
