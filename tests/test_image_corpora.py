@@ -103,15 +103,18 @@ TAKEN = "(this library takes JPEG, PNG, WebP, GIF, BMP and TIFF)"
         # Pillow's bound on decompressed text chunks, named as a bound
         (
             "pillow/png_decompression_dos.png",
-            "png metadata decompresses past Pillow's bound:"
-            " Decompressed data too large for PngImagePlugin.MAX_TEXT_CHUNK",
+            # Pillow's own words follow (their case and suffix vary between releases)
+            "png metadata decompresses past Pillow's bound: decompressed data too large...",
         ),
     ],
 )
 def test_each_refusal_names_the_real_reason(name, reason):
     with pytest.raises(InvalidImage) as caught:
         ImageIntake().prepare(CORPORA / name)
-    assert caught.value.reason == reason
+    if reason.endswith("..."):
+        assert caught.value.reason.lower().startswith(reason[:-3].lower())
+    else:
+        assert caught.value.reason == reason
     assert caught.value.kind == "image"
 
 

@@ -173,4 +173,4 @@ def test_a_store_without_default_yaml_says_to_run_policy_init(tmp_path: Path, wh
     assert "`moderation policy init DIR` writes the starter policies" in problem.hint
     # ... and so does the command a new user runs first
     result = runner().invoke(main, ["policy", "validate", str(directory)])
-    assert "moderation policy init DIR" in result.output
+    assert "moderation policy init DIR" in result.stdout + result.stderr

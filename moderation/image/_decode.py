@@ -90,7 +90,7 @@ def corrupt(fmt: ImageFormat, exc: BaseException, *, max_pixels: int) -> Invalid
         return InvalidImage(f"image is over the {max_pixels}-pixel bound{pixels}")
     if _UNSUPPORTED.match(text):
         return InvalidImage(f"unsupported {fmt} variant: {text}")
-    if "Decompressed data too large" in text:
+    if "decompressed data too large" in text.lower():  # Pillow 10 capitalises it
         return InvalidImage(f"{fmt} metadata decompresses past Pillow's bound: {text}")
     return InvalidImage(f"truncated or corrupt {fmt}: {text}")
 
@@ -157,7 +157,7 @@ def inspect(
             # Found after the pixel data, where Pillow would only see it once they are decoded.
             im.info["exif"] = b"Exif\x00\x00" + png_exif
         orientation = pending_orientation(im, fmt)
-        width, height = stored_size(im.size, orientation)
+        width, height = shown_size(im, fmt, orientation)
         check_dimensions(width, height, limits)
         n_frames, canvas = _frames(im, fmt, data) if count_frames else (1, im.size)
     except InvalidImage:
@@ -268,6 +268,23 @@ def pending_orientation(im: Image.Image, fmt: ImageFormat) -> int:
     header size is already the upright one), where applying it again would turn the picture twice.
     """
     return 1 if fmt in ORIENTED_BY_PILLOW else orientation_of(im)
+
+
+def shown_size(im: Image.Image, fmt: ImageFormat, pending: int) -> tuple[int, int]:
+    """The size of `im` as people see it, from its header alone.
+
+    A format Pillow orients at load (TIFF) is turned whatever Pillow's version, but the size its
+    header reports is the turned one only in newer releases (Pillow 10 reports the stored size
+    until the pixels are loaded): take the stored size from the tags and turn it here, so every
+    supported Pillow gives the same answer.
+    """
+    if fmt not in ORIENTED_BY_PILLOW:
+        return stored_size(im.size, pending)
+    tags = getattr(im, "tag_v2", {})
+    width, height = tags.get(256), tags.get(257)  # ImageWidth, ImageLength: the stored axes
+    if not (isinstance(width, int) and isinstance(height, int)):
+        return im.size
+    return stored_size((width, height), orientation_of(im))
 
 
 # Formats whose Pillow plugin applies the Orientation tag at load (`TiffImageFile.load_end` calls
