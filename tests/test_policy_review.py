@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -619,3 +620,11 @@ def test_sampling_reads_the_rate_of_the_outcome_only():
 def test_a_draw_needs_a_decision_id(bad):
     with pytest.raises(ValueError, match="a QA draw needs a decision id"):
         qa_draw(bad)
+
+
+def test_the_example_of_docs_review_md_runs():
+    text = (ROOT / "docs/review.md").read_text()
+    section = text[text.index("## Desk rules in the policy") :]
+    block = re.search(r"```python\n(.*?)```", section, re.S)
+    assert block is not None
+    exec(compile(block.group(1), "docs/review.md", "exec"), {"__name__": "example"})
