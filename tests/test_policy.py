@@ -455,7 +455,7 @@ ERROR_CASES = [
                 6,
                 "allowed here: id, description, extends, min_confidence, "
                 "content_type_min_confidence, max_frames, default, categories, escalation, "
-                "on_detector_error, shadow",
+                "on_detector_error, shadow, review",
                 "unknown key 'flavour'",
             )
         ],

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 from test_policy import DEFAULT, ERROR_CASES, SMALL
 from test_policy_nulls import EMPTY_CASES
+from test_policy_review import BAD_CASES as REVIEW_CASES
+from test_policy_review import REVIEW
 
 from moderation.policy import PolicyFile, policy_schema
 from moderation.policy._check import CheckedFile, FileChecker
@@ -81,6 +83,7 @@ def documents() -> list[Any]:
     for case in ERROR_CASES:
         texts.extend(case.values[0].values())
     texts.extend(case.values[0] for case in EMPTY_CASES)
+    texts.extend([REVIEW, *(case.values[0] for case in REVIEW_CASES)])
     texts.extend(p.read_text() for p in sorted((ROOT / "policies").rglob("*.yaml")))
     # Only documents a JSON Schema can judge: YAML that parses into data JSON can hold (not
     # NaN, dates, sets or non-text keys; the checker refuses those on its own).

@@ -3,11 +3,20 @@
 `PolicyStore(dir)` reads and checks every file; `store.get(tenant)` hands out a resolved `Policy`.
 `PolicyStore.load(location)` reads a directory, an S3 prefix or an AWS AppConfig profile (the
 `PolicySource`s `DirectorySource`, `S3Source`, `AppConfigSource`) and checks it for new versions.
-`PolicyFile` (with `RuleFile`, `PlainRuleFile`, `EscalationFile`, `BudgetFile`) is the file format,
-from which `policy_schema()` is generated. See docs/policy.md for the language.
+`PolicyFile` (with `RuleFile`, `PlainRuleFile`, `EscalationFile`, `BudgetFile`, `ReviewFile`,
+`QaSampleFile`) is the file format, from which `policy_schema()` is generated. `Policy.review_rules`
+(`ReviewRules`) is a tenant's review desk rules. See docs/policy.md for the language.
 """
 
-from moderation.policy._file import BudgetFile, EscalationFile, PlainRuleFile, PolicyFile, RuleFile
+from moderation.policy._file import (
+    BudgetFile,
+    EscalationFile,
+    PlainRuleFile,
+    PolicyFile,
+    QaSampleFile,
+    ReviewFile,
+    RuleFile,
+)
 from moderation.policy._model import (
     DEFAULT_POLICY,
     Band,
@@ -18,6 +27,8 @@ from moderation.policy._model import (
     FrozenDict,
     Policy,
     PolicyRef,
+    QaSample,
+    ReviewRules,
     Thresholds,
     validate_tenant,
 )
@@ -51,6 +62,10 @@ __all__ = [
     "PolicyRef",
     "PolicySource",
     "PolicyStore",
+    "QaSample",
+    "QaSampleFile",
+    "ReviewFile",
+    "ReviewRules",
     "RuleFile",
     "S3Source",
     "Snapshot",

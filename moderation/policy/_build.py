@@ -24,6 +24,8 @@ from moderation.policy._model import (
     EscalationPolicy,
     FrozenDict,
     Policy,
+    QaSample,
+    ReviewRules,
     Thresholds,
 )
 from moderation.policy._resolve import Resolved, Resolver
@@ -178,8 +180,25 @@ def _policy(name: str, resolved: Resolved, shadow: tuple[str, ...], version: str
         ),
         on_detector_error=merged.get("on_detector_error", "raise"),
         shadow=shadow,
+        review=_review(merged["review"]) if "review" in merged else None,
         version=version,
     )
+
+
+def _review(section: Mapping[str, Any]) -> ReviewRules:
+    """The desk's rules from a merged `review:` section; what it leaves out keeps its default."""
+    rules: dict[str, Any] = {}
+    if "sla" in section:
+        rules["sla_seconds"] = section["sla"]
+    if "reviewers" in section:
+        rules["reviewers"] = section["reviewers"]
+    if "priority" in section:
+        rules["priority"] = FrozenDict(sorted(section["priority"].items()))
+    if "blur" in section:
+        rules["blur"] = tuple(section["blur"])
+    if "qa_sample" in section:
+        rules["qa_sample"] = QaSample(**section["qa_sample"])
+    return ReviewRules(**rules)
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:

@@ -23,6 +23,8 @@ from moderation.policy._file import (
     EscalationFile,
     PlainRuleFile,
     PolicyFile,
+    QaSampleFile,
+    ReviewFile,
     RuleFile,
 )
 from moderation.policy._model import (
@@ -30,6 +32,8 @@ from moderation.policy._model import (
     _DURATION_UNITS,
     CONTENT_TYPES,
     DEFAULT_POLICY,
+    MAX_REVIEW_PRIORITY,
+    MAX_REVIEWERS,
 )
 from moderation.policy._yaml import KeyPath, YamlDocument
 from moderation.taxonomy import TAXONOMY
@@ -73,6 +77,24 @@ _MESSAGES: dict[KeyPath, tuple[str, str | None]] = {
     ("categories",): ("must be a mapping of category name to rule", None),
     ("escalation",): ("must be a mapping", "e.g. {judge: none}"),
     ("escalation", "budget"): ("must be a mapping", "e.g. {calls: 1000, per: 1h}"),
+    ("review",): ("must be a mapping", "e.g. {sla: 4h, reviewers: 2}"),
+    ("review", "sla"): (
+        "must be a duration such as 30m, 4h or 1d, at most 31 days, got {got}",
+        None,
+    ),
+    ("review", "reviewers"): (
+        f"must be a whole number from 1 to {MAX_REVIEWERS}, got {{got}}",
+        None,
+    ),
+    ("review", "priority"): (
+        "must be a mapping of category name to priority",
+        "e.g. {Violence: 10, Hate Symbols: 20}",
+    ),
+    ("review", "blur"): (
+        "must be a list of category names, got {got}",
+        "e.g. [Explicit, Visually Disturbing]",
+    ),
+    ("review", "qa_sample"): ("must be a mapping", "e.g. {approved: 0.01, rejected: 0.02}"),
 }
 
 _Clean = dict[str, Any]
@@ -142,7 +164,8 @@ def _field_path(loc: tuple[int | str, ...]) -> KeyPath | None:
             return None
         here = tuple(out)
         if part in TAGS and (
-            _is_rule(here) or here in (("escalation", "budget", "per"), ("shadow",))
+            _is_rule(here)
+            or here in (("escalation", "budget", "per"), ("shadow",), ("review", "sla"))
         ):
             continue  # the branch of a tagged union, not a key anyone wrote
         out.append(str(part))
@@ -157,14 +180,21 @@ def _model_at(path: KeyPath) -> type[BaseModel] | None:
         return EscalationFile
     if path == ("escalation", "budget"):
         return BudgetFile
+    if path == ("review",):
+        return ReviewFile
+    if path == ("review", "qa_sample"):
+        return QaSampleFile
     if _is_rule(path):
         return RuleFile if path[0] == "categories" and len(path) == 2 else PlainRuleFile
     return None
 
 
 def _entry(path: KeyPath) -> KeyPath:
-    """What is dropped when something at `path` is refused: a whole rule, or one key."""
-    if path[0] in ("categories", "escalation") and len(path) > 1:
+    """What is dropped when something at `path` is refused: a whole rule, or one key (one
+    category's priority, one QA fraction, or the whole `blur` list, which replaces whole)."""
+    if path[0] == "review" and len(path) > 2 and path[1] in ("priority", "qa_sample"):
+        return path[:3]
+    if path[0] in ("categories", "escalation", "review") and len(path) > 1:
         return path[:2]
     return path[:1]
 
@@ -298,6 +328,11 @@ class FileChecker:
             return "a budget needs both calls and per", "e.g. {calls: 1000, per: 1h}"
         if path[:1] == ("shadow",):
             return self.describe_shadow(kind, value, error.get("ctx") or {})
+        if len(path) == 3 and path[0] == "review":
+            return _describe_review_entry(path, value)
+        if kind == "blur_duplicate":
+            name = (error.get("ctx") or {}).get("name")
+            return f"blur names '{name}' twice", "name each category once"
         if kind == "empty_rule":
             return "an empty rule has no thresholds", (
                 "give reject, review or escalate, or write `allow` to ignore the category"
@@ -399,6 +434,8 @@ class FileChecker:
                 c[key] = self.categories(value)
             elif key == "escalation":
                 c[key] = self.escalation(value)
+            elif key == "review":
+                c[key] = self.review(value)
             elif key in _CONFIDENCES:
                 c[key] = float(value)
             elif key == "max_frames":
@@ -531,6 +568,110 @@ class FileChecker:
             else:
                 out[key] = v
         return out
+
+    def review(self, value: Mapping[str, Any]) -> dict[str, Any]:
+        """The `review:` section cleaned: sla in seconds, canonical category names."""
+        out: dict[str, Any] = {}
+        for key in ReviewFile.model_fields:
+            path: KeyPath = ("review", key)
+            if key not in value:
+                continue
+            if self.refused(path):
+                self.f.refused.add(path)
+                continue
+            self.keep(path, path)
+            v = value[key]
+            if v is None:
+                out[key] = None
+            elif key == "sla":
+                out[key] = _duration(v)
+            elif key == "reviewers":
+                out[key] = int(v)
+            elif key == "priority":
+                out[key] = self.review_priority(v)
+            elif key == "blur":
+                out[key] = self.review_blur(v)
+            else:  # qa_sample
+                out[key] = {k: None if p is None else float(p) for k, p in v.items()}
+        return out
+
+    def review_priority(self, value: Mapping[Any, Any]) -> dict[str, Any]:
+        """Category -> priority, by canonical name; a name written twice is an error."""
+        out: dict[str, Any] = {}
+        first: dict[str, str] = {}
+        for raw_name, priority in value.items():
+            name = str(raw_name)
+            raw: KeyPath = ("review", "priority", name)
+            canonical = self.review_category(name, raw, "priority")
+            if canonical is None:
+                continue
+            clean: KeyPath = ("review", "priority", canonical)
+            if canonical in first:
+                self.error(
+                    raw,
+                    f"'{name}' names the same category as '{first[canonical]}'",
+                    "names match case-insensitively; keep one",
+                )
+                continue
+            first[canonical] = name
+            if self.refused(raw):
+                self.f.refused.add(clean)
+                continue
+            self.keep(raw, clean)
+            out[canonical] = None if priority is None else int(priority)
+        return out
+
+    def review_blur(self, value: list[str]) -> list[str]:
+        """The categories to blur, by canonical name, in the order written."""
+        out: list[str] = []
+        for i, name in enumerate(value):
+            raw: KeyPath = ("review", "blur", str(i))
+            canonical = self.review_category(name, raw, "blur")
+            if canonical is None:
+                continue
+            if canonical in out:
+                self.error(
+                    raw, f"'{name}' names a category already listed", "name each category once"
+                )
+                continue
+            out.append(canonical)
+        return out
+
+    def review_category(self, name: str, raw: KeyPath, where: str) -> str | None:
+        """The canonical name of a category the `review:` section names; None (reported) if the
+        taxonomy has no such category."""
+        canonical = TAXONOMY.canonical(name)
+        if canonical is not None:
+            return canonical
+        legacy = TAXONOMY.legacy(name)
+        if legacy is not None:
+            targets = " and ".join(f"'{t}'" for t in legacy.targets)
+            self.error(
+                raw,
+                f"'{name}' is a taxonomy 6.1 name, not a {TAXONOMY.version} category",
+                f"{legacy.note}; under {where}, write {targets}",
+            )
+        else:
+            self.error(
+                raw,
+                f"unknown category '{name}' in taxonomy {TAXONOMY.version}",
+                _close_category(name),
+            )
+        return None
+
+
+def _describe_review_entry(path: KeyPath, value: Any) -> tuple[str, str | None]:
+    """A pydantic error about one entry of `review.priority`, `review.blur` or
+    `review.qa_sample`: (message, hint)."""
+    if path[1] == "priority":
+        return f"must be a whole number from 0 to {MAX_REVIEW_PRIORITY}, got {value!r}", (
+            "higher goes first; `null` removes an inherited priority"
+        )
+    if path[1] == "blur":
+        return f"must be a category name, got {value!r}", "e.g. [Explicit, Visually Disturbing]"
+    return f"must be a fraction from 0 to 1, got {value!r}", (
+        "e.g. 0.01 sends one in a hundred to the desk"
+    )
 
 
 def _shadow_path(value: Any, index: int) -> KeyPath:

@@ -25,7 +25,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from moderation.policy._model import DEFAULT_MAX_FRAMES, MAX_BUDGET_WINDOW_SECONDS, TENANT_PATTERN
+from moderation.policy._model import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_SLA_SECONDS,
+    MAX_BUDGET_WINDOW_SECONDS,
+    MAX_REVIEW_PRIORITY,
+    MAX_REVIEWERS,
+    TENANT_PATTERN,
+)
 
 __all__ = [
     "DURATION_PATTERN",
@@ -35,6 +42,8 @@ __all__ = [
     "EscalationFile",
     "PlainRuleFile",
     "PolicyFile",
+    "QaSampleFile",
+    "ReviewFile",
     "RuleFile",
 ]
 
@@ -94,6 +103,9 @@ Threshold = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
 # JSON Schema shows as minimum/maximum.
 Frames = Annotated[int, Field(ge=1, le=MAX_FRAMES), BeforeValidator(_whole)]
 Calls = Annotated[int, Field(ge=0), BeforeValidator(_whole)]
+Reviewers = Annotated[int, Field(ge=1, le=MAX_REVIEWERS), BeforeValidator(_whole)]
+ReviewPriority = Annotated[int, Field(ge=0, le=MAX_REVIEW_PRIORITY), BeforeValidator(_whole)]
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 
 
 def _rule_kind(value: Any) -> str | None:
@@ -234,6 +246,60 @@ class EscalationFile(_FileModel):
     budget: BudgetFile | None = None
 
 
+class QaSampleFile(_FileModel):
+    """The fractions of automatic outcomes sent to the desk as blind QA items."""
+
+    approved: Fraction | None = Field(
+        default=None, description="Fraction (0..1) of automatic approvals sampled (default 0)."
+    )
+    rejected: Fraction | None = Field(
+        default=None, description="Fraction (0..1) of automatic rejections sampled (default 0)."
+    )
+
+
+def _distinct_blur(names: list[str]) -> list[str]:
+    # Spelling is forgiven later (the taxonomy check); the same text twice is plainly a slip.
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise PydanticCustomError("blur_duplicate", "'{name}' is named twice", {"name": name})
+        seen.add(name)
+    return names
+
+
+class ReviewFile(_FileModel):
+    """The human review desk's rules for this tenant."""
+
+    sla: Duration | None = Field(
+        default=None,
+        description="How long an item may wait: 30m, 4h, 1d (at most 31 days), or seconds; "
+        f"items past it go first and are flagged (default {DEFAULT_SLA_SECONDS / 3600:g}h).",
+    )
+    reviewers: Reviewers | None = Field(
+        default=None,
+        description=f"Agreeing verdicts needed for a final verdict, 1..{MAX_REVIEWERS} "
+        "(default 1).",
+    )
+    priority: dict[str, ReviewPriority | None] | None = Field(
+        default=None,
+        description=f"Taxonomy category -> priority 0..{MAX_REVIEW_PRIORITY} (higher first; "
+        "default 0); a category counts for its subcategories.",
+    )
+    blur: (
+        Annotated[
+            list[str],
+            AfterValidator(_distinct_blur),
+            Field(json_schema_extra={"uniqueItems": True}),
+        ]
+        | None
+    ) = Field(
+        default=None,
+        description="Taxonomy categories (and their subcategories) whose images are blurred "
+        "until the reviewer asks.",
+    )
+    qa_sample: QaSampleFile | None = None
+
+
 class PolicyFile(_FileModel):
     """One tenant's moderation policy (policies/default.yaml or policies/tenants/<tenant>.yaml)."""
 
@@ -274,3 +340,4 @@ class PolicyFile(_FileModel):
         "detection and recorded in each decision, never acted on. Not inherited through "
         "`extends`.",
     )
+    review: ReviewFile | None = None

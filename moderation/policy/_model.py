@@ -26,6 +26,8 @@ __all__ = [
     "FrozenDict",
     "Policy",
     "PolicyRef",
+    "QaSample",
+    "ReviewRules",
     "Thresholds",
     "validate_tenant",
 ]
@@ -39,6 +41,10 @@ _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 # window of 10**400 seconds overflows to inf.
 MAX_BUDGET_WINDOW_SECONDS = 31 * 86400
 DEFAULT_MAX_FRAMES = 4
+# A desk item is due a day after it is created unless the policy's `review.sla` says otherwise.
+DEFAULT_SLA_SECONDS = 86400.0
+MAX_REVIEWERS = 5
+MAX_REVIEW_PRIORITY = 100
 
 ContentTypeName = Literal["animated", "illustrated"]
 CONTENT_TYPES: tuple[ContentTypeName, ...] = ("animated", "illustrated")
@@ -181,6 +187,54 @@ class EscalationPolicy(BaseModel):
     budget: Budget | None = None
 
 
+class QaSample(BaseModel):
+    """The fractions (0..1) of automatic approvals and rejections sent to the desk as blind QA."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    approved: float = 0.0
+    rejected: float = 0.0
+
+
+class ReviewRules(BaseModel):
+    """The review desk's rules for one tenant (the policy's `review:` section).
+
+    `sla_seconds`: an item is due that long after it is created; items past it go first and are
+    flagged. `reviewers`: agreeing verdicts needed for a final verdict. `priority`: canonical
+    category -> priority (higher first; a finding's category counts through its nearest ancestor
+    written here). `blur`: canonical categories whose images are blurred until a reviewer asks.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    sla_seconds: float = DEFAULT_SLA_SECONDS
+    reviewers: int = 1
+    priority: FrozenDict[str, int] = FrozenDict()
+    blur: tuple[str, ...] = ()
+    qa_sample: QaSample = QaSample()
+
+    def priority_of(self, categories: Iterable[str]) -> int:
+        """The highest priority of `categories`, each through its nearest ancestor listed; 0 if
+        none is."""
+        return max((self._nearest(self.priority, name) or 0 for name in categories), default=0)
+
+    def blurred(self, categories: Iterable[str]) -> bool:
+        """Whether an image with findings in `categories` is blurred (a category or an ancestor
+        of it is listed under `blur`)."""
+        blur = dict.fromkeys(self.blur, True)
+        return any(self._nearest(blur, name) for name in categories)
+
+    @staticmethod
+    def _nearest(table: Mapping[str, V], name: str) -> V | None:
+        canonical = TAXONOMY.canonical(name)
+        if canonical is None:
+            return None
+        for candidate in (canonical, *TAXONOMY.ancestors(canonical)):
+            if candidate in table:
+                return table[candidate]
+        return None
+
+
 class PolicyRef(BaseModel):
     """Which rules a decision was made under: enough to prove two decisions share them."""
 
@@ -216,6 +270,10 @@ class Policy(BaseModel):
     escalation: EscalationPolicy = EscalationPolicy()
     on_detector_error: Literal["raise", "review"] = "raise"
     shadow: tuple[str, ...] = ()
+    # The `review:` section as resolved, or None where no file in the chain writes one: then the
+    # desk uses `ReviewRules()`'s defaults (`review_rules`), and the hash is what it was before
+    # the section existed.
+    review: ReviewRules | None = None
     # The version of the policy source this policy was loaded from (see PolicyRef.version): a
     # label of where the rules came from, not a rule, so it is not part of `sha256`.
     version: str | None = None
@@ -225,15 +283,21 @@ class Policy(BaseModel):
         canonical = TAXONOMY.canonical(name)
         return self.categories.get(canonical) if canonical else None
 
+    @property
+    def review_rules(self) -> ReviewRules:
+        """The desk's rules for this tenant: the `review:` section, or the defaults."""
+        return self.review if self.review is not None else ReviewRules()
+
     def canonical_json(self) -> str:
         """The effective rules as canonical JSON: no id, chain, description, shadow or version;
-        sorted keys.
+        sorted keys; `review` only where a file writes the section.
 
         `shadow` is left out because shadows never change a decision: replay compares these hashes.
         """
-        body = self.model_dump(
-            mode="json", exclude={"id", "chain", "description", "shadow", "version"}
-        )
+        left_out = {"id", "chain", "description", "shadow", "version"}
+        if self.review is None:
+            left_out.add("review")
+        body = self.model_dump(mode="json", exclude=left_out)
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @cached_property
