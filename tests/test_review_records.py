@@ -1,4 +1,4 @@
-"""Review and appeal records: their format, the audit chain that holds them, and the final outcome."""
+"""Review and appeal records: their format, the audit chain holding them, the final outcome."""
 
 from __future__ import annotations
 
