@@ -17,6 +17,7 @@ from moderation.audit import (
     AuditRecord,
     InMemoryAuditLog,
     JsonlAuditLog,
+    S3AuditLog,
     StreamAuditLog,
     VerifiedRecords,
     history,
@@ -312,3 +313,29 @@ def test_the_audit_record_schema_holds_review_and_appeal_bodies():
         "decision", "review", "appeal", "file", "torn",
     }  # fmt: skip
     assert {"ReviewRecord", "AppealRecord"} <= set(committed["$defs"])
+
+
+# -- the S3 sink --------------------------------------------------------------------------------
+
+
+def test_the_s3_sink_stores_each_record_once_beside_the_decisions_other_records(s3: Any):
+    sink = S3AuditLog("uploads", "audit", client=s3)
+    decision = make_decision(1)
+    written: list[ReviewRecord | AppealRecord] = [
+        review(decision.id, "skip"),
+        review(decision.id, "reject", minutes=1, final=True),
+        appeal(decision.id, minutes=2),
+    ]
+    sink.append(decision)
+    for record in written:
+        sink.append_record(record)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="uploads", Prefix="audit/reviews/")[
+        "Contents"
+    ]]  # fmt: skip
+    assert keys == [sink.key_for_record(r) for r in written]
+    assert keys[0].startswith("audit/reviews/d000001/20250302T090000.000000Z-review-")
+    assert keys[2].startswith("audit/reviews/d000001/20250302T090200.000000Z-appeal-")
+    bodies = [s3.get_object(Bucket="uploads", Key=k)["Body"].read() for k in keys]
+    assert [parse_line(b) for b in bodies] == written
+    with pytest.raises(ValueError, match="cannot be part of an S3 key"):
+        sink.key_for_record(review("../d1", "approve"))
