@@ -339,3 +339,9 @@ def test_the_s3_sink_stores_each_record_once_beside_the_decisions_other_records(
     assert [parse_line(b) for b in bodies] == written
     with pytest.raises(ValueError, match="cannot be part of an S3 key"):
         sink.key_for_record(review("../d1", "approve"))
+
+
+def test_replay_exposes_the_labels():
+    from moderation import replay as replay_package
+
+    assert replay_package.labels is labels
