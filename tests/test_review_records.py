@@ -342,6 +342,6 @@ def test_the_s3_sink_stores_each_record_once_beside_the_decisions_other_records(
 
 
 def test_replay_exposes_the_labels():
-    from moderation import replay as replay_package
+    from moderation.replay import labels as replay_labels
 
-    assert replay_package.labels is labels
+    assert replay_labels is labels
