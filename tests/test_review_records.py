@@ -14,12 +14,14 @@ from pydantic import ValidationError
 from test_audit_log import make_decision
 
 from moderation.audit import (
+    GENESIS,
     AuditRecord,
     InMemoryAuditLog,
     JsonlAuditLog,
     S3AuditLog,
     StreamAuditLog,
     VerifiedRecords,
+    encode_record,
     history,
     labels,
     parse_line,
@@ -27,6 +29,7 @@ from moderation.audit import (
     records,
     verify_log,
 )
+from moderation.audit._format import not_a_crash
 from moderation.cli import main
 from moderation.cli._resume import ResumeIndex
 from moderation.decision import Decision, Outcome
@@ -345,3 +348,36 @@ def test_replay_exposes_the_labels():
     from moderation.replay import labels as replay_labels
 
     assert replay_labels is labels
+
+
+# -- crashes and hidden records -----------------------------------------------------------------
+
+
+def test_a_torn_review_record_is_set_aside_by_the_next_writer(tmp_path: Path):
+    # GIVEN a log whose writer was killed while writing a review record
+    path = tmp_path / "audit.jsonl"
+    mixed_log(path)
+    other = tmp_path / "other.jsonl"
+    mixed_log(other)
+    JsonlAuditLog(other, fsync=False).append_record(review("d000002", "approve", final=True))
+    torn = other.read_bytes().splitlines(keepends=True)[-1][:90]
+    with path.open("ab") as fh:
+        fh.write(torn)
+    assert verify_log(path).crash_tail
+    # WHEN the desk appends its next verdict
+    JsonlAuditLog(path, fsync=False).append_record(review("d000002", "approve", final=True))
+    # THEN the torn bytes are set aside and the chain verifies, with a warning
+    report = verify_log(path)
+    assert report.ok, report.failure
+    assert report.reviews == 3 and len(report.warnings) == 1
+
+
+def test_two_review_record_starts_on_one_line_are_not_a_crash():
+    # A crash leaves a prefix of one line; two records starting on one line were joined by hand.
+    first, second = (
+        encode_record(seq=n, prev=GENESIS, kind="review", body_json=r.model_dump_json(), key=None)
+        for n, r in ((5, review("d1", "reject")), (6, review("d1", "approve")))
+    )
+    joined = first[:180] + second[:180]
+    assert not_a_crash(joined) == "2 records starting on one line (the second at byte 180 of them)"
+    assert not_a_crash(first[:180]) is None

@@ -64,8 +64,9 @@ _HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
 _RECORD_START = b'{"audit":'
 _DECODER = json.JSONDecoder()
 # Where a record starts: its fixed keys up to its body's opening brace. Nothing inside a body can
-# look like this (a decision's context holds only scalars, and no model has a field named after a
-# kind), so two of these on one line are two records.
+# look like this (a decision's context holds only scalars, a review's note is a JSON string whose
+# quotes are escaped, and no model has a field named after a kind), so two of these on one line
+# are two records.
 _RECORD_HEAD = re.compile(
     rb'\{"audit":\d+,"seq":\d+,"prev":"[0-9a-f]{64}","alg":"[a-z0-9-]+",'
     rb'"kind":"(decision|review|appeal|file|torn)","\1":\{'
