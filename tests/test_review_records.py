@@ -381,3 +381,28 @@ def test_two_review_record_starts_on_one_line_are_not_a_crash():
     joined = first[:180] + second[:180]
     assert not_a_crash(joined) == "2 records starting on one line (the second at byte 180 of them)"
     assert not_a_crash(first[:180]) is None
+
+
+def test_labels_and_history_with_the_key_read_only_records_that_verify(tmp_path: Path):
+    # GIVEN a keyed log, and a final verdict forged onto its end by someone without the key
+    path = tmp_path / "audit.jsonl"
+    mixed_log(path, "s3cret")
+    last = [e.parsed for e in read_log(path) if isinstance(e.parsed, AuditRecord)][-1]
+    forged = review("d000002", "reject", final=True, reviewer="mallory")
+    with path.open("ab") as fh:
+        fh.write(
+            encode_record(
+                seq=last.seq + 1,
+                prev=last.hash,
+                kind="review",
+                body_json=forged.model_dump_json(),
+                key=b"guessed",
+            )
+        )
+    # THEN read without the key, the forged verdict is a label
+    assert [h.decision.id for h in labels(path)] == ["d000001", "d000002"]
+    # AND read with the key, it is not, and the genuine labels remain
+    assert [h.decision.id for h in labels(path, key="s3cret")] == ["d000001"]
+    kept = history("d000002", path, key="s3cret")
+    assert kept is not None and kept.reviews == () and kept.outcome is Outcome.APPROVED
+    assert history("d000001", path, key="s3cret") == history("d000001", path)

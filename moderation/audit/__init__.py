@@ -16,15 +16,8 @@ from moderation.audit._format import (
     parse_line,
 )
 from moderation.audit._jsonl import JsonlAuditLog
-from moderation.audit._read import (
-    LogEntry,
-    decisions,
-    history,
-    labels,
-    log_files,
-    read_log,
-    records,
-)
+from moderation.audit._labels import history, labels
+from moderation.audit._read import LogEntry, decisions, log_files, read_log, records
 from moderation.audit._s3 import S3AuditError, S3AuditLog
 from moderation.audit._sinks import (
     AuditSink,

@@ -17,13 +17,10 @@ from pathlib import Path
 
 from moderation.audit._format import AuditRecord, Entry, RecordError, parse_line
 from moderation.decision import Decision
-from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
 
 __all__ = [
     "LogEntry",
     "decisions",
-    "history",
-    "labels",
     "log_files",
     "read_log",
     "records",
@@ -165,47 +162,3 @@ def records(paths: Paths) -> Iterator[Entry]:
         found = entry.entry
         if found is not None:
             yield found
-
-
-def history(decision_id: str, paths: Paths) -> DecisionHistory | None:
-    """Decision `decision_id` (exactly) with its review and appeal records, in log order; None
-    when the logs hold no such decision. Streams the logs once."""
-    found: Decision | None = None
-    reviews: list[ReviewRecord] = []
-    appeals: list[AppealRecord] = []
-    for entry in records(paths):
-        if isinstance(entry, Decision):
-            if entry.id == decision_id and found is None:
-                found = entry
-        elif entry.decision_id != decision_id:
-            continue
-        elif isinstance(entry, ReviewRecord):
-            reviews.append(entry)
-        else:
-            appeals.append(entry)
-    if found is None:
-        return None
-    return DecisionHistory(found, tuple(reviews), tuple(appeals))
-
-
-def labels(paths: Paths) -> Iterator[DecisionHistory]:
-    """Every decision of the named logs that a person reviewed or that was appealed, with its
-    records (`.final` is the latest final verdict, `.outcome` the final outcome), in the order of
-    the decisions. Reads the logs twice: first the review and appeal records (held in memory),
-    then the decisions, streaming; records about a decision the logs do not hold are left out."""
-    if not isinstance(paths, str | os.PathLike):
-        paths = list(paths)  # read twice
-    reviews: dict[str, list[ReviewRecord]] = {}
-    appeals: dict[str, list[AppealRecord]] = {}
-    for entry in records(paths):
-        if isinstance(entry, ReviewRecord):
-            reviews.setdefault(entry.decision_id, []).append(entry)
-        elif isinstance(entry, AppealRecord):
-            appeals.setdefault(entry.decision_id, []).append(entry)
-    for decision in decisions(paths):
-        if decision.id in reviews or decision.id in appeals:
-            yield DecisionHistory(
-                decision,
-                tuple(reviews.pop(decision.id, ())),
-                tuple(appeals.pop(decision.id, ())),
-            )
