@@ -12,12 +12,13 @@ from pydantic import BaseModel, ConfigDict
 
 from moderation.decision import Decision, TokenUsage, Verdict
 from moderation.detection import Detection
+from moderation.review_records import AppealRecord, ReviewRecord
 from moderation.triage import Finding
 
 if TYPE_CHECKING:
     from moderation.image import PreparedImage
 
-__all__ = ["AuditLog", "Detector", "Judge", "JudgeRequest", "Judgment"]
+__all__ = ["AuditLog", "Detector", "Judge", "JudgeRequest", "Judgment", "RecordingAuditLog"]
 
 
 @runtime_checkable
@@ -78,4 +79,14 @@ class AuditLog(Protocol):
 
     def append(self, decision: Decision) -> None:
         """Store one decision durably, or raise."""
+        ...
+
+
+class RecordingAuditLog(AuditLog, Protocol):
+    """An audit log that also keeps what people did about decisions (every sink of
+    `moderation.audit`): the review desk writes its verdicts and appeals through this."""
+
+    def append_record(self, record: Decision | ReviewRecord | AppealRecord) -> None:
+        """Store one decision, review or appeal record durably (chained with the decisions in a
+        chained log), or raise."""
         ...

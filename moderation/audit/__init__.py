@@ -8,6 +8,7 @@ from typing import Any
 from moderation.audit._format import (
     GENESIS,
     AuditRecord,
+    Entry,
     FileHeader,
     RecordError,
     TornNote,
@@ -15,7 +16,8 @@ from moderation.audit._format import (
     parse_line,
 )
 from moderation.audit._jsonl import JsonlAuditLog
-from moderation.audit._read import LogEntry, decisions, log_files, read_log
+from moderation.audit._labels import history, labels
+from moderation.audit._read import LogEntry, decisions, log_files, read_log, records
 from moderation.audit._s3 import S3AuditError, S3AuditLog
 from moderation.audit._sinks import (
     AuditSink,
@@ -37,6 +39,7 @@ __all__ = [
     "GENESIS",
     "AuditRecord",
     "AuditSink",
+    "Entry",
     "FileHeader",
     "Head",
     "Ignored",
@@ -55,10 +58,13 @@ __all__ = [
     "audit_record_schema",
     "decisions",
     "encode_record",
+    "history",
+    "labels",
     "log_files",
     "parse_head",
     "parse_line",
     "read_log",
+    "records",
     "verify_log",
 ]
 

@@ -6,9 +6,10 @@ A line is the bytes
      "decision":{...},"hash":"<64 hex>"}                     (on one line)
 
 in exactly this key order, with no whitespace between the record's own keys, and a final `\\n`.
-`kind` is `decision` (the body is the Decision's JSON object), `file` (a file header) or `torn`
-(a note that the line before it is a torn record, kept in place). The body is held under the key
-named by `kind`.
+`kind` is `decision` (the body is the Decision's JSON object), `review` or `appeal` (a person's
+verdict on a decision, or an appeal of one: `moderation.review_records`), `file` (a file header)
+or `torn` (a note that the line before it is a torn record, kept in place). The body is held
+under the key named by `kind`.
 
 `hash` covers the line's bytes from its first `{` up to, not including, `,"hash":"`: the record is
 hashed exactly as stored, so a verifier in any language needs no JSON canonicalisation. It is the
@@ -29,15 +30,18 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from moderation.decision import SCHEMA_VERSION, Decision
+from moderation.review_records import REVIEW_SCHEMA_VERSION, AppealRecord, ReviewRecord
 
 __all__ = [
     "FORMAT_VERSION",
     "GENESIS",
     "AuditRecord",
+    "Entry",
     "FileHeader",
     "RecordError",
     "TornNote",
     "encode_record",
+    "kind_of",
     "not_a_crash",
     "parse_line",
     "record_hash",
@@ -47,17 +51,25 @@ __all__ = [
 FORMAT_VERSION = 1
 GENESIS = "0" * 64
 Alg = Literal["sha256", "hmac-sha256"]
-Kind = Literal["decision", "file", "torn"]
+Kind = Literal["decision", "review", "appeal", "file", "torn"]
+#: What a log line holds besides headers and notes: a decision, or a person's record about one.
+Entry = Decision | ReviewRecord | AppealRecord
+_BODIES = ("decision", "review", "appeal", "file", "torn")
+_PERSON_RECORDS: dict[str, type[ReviewRecord] | type[AppealRecord]] = {
+    "review": ReviewRecord,
+    "appeal": AppealRecord,
+}
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
 _RECORD_START = b'{"audit":'
 _DECODER = json.JSONDecoder()
 # Where a record starts: its fixed keys up to its body's opening brace. Nothing inside a body can
-# look like this (a decision's context holds only scalars, and no model has a field named after a
-# kind), so two of these on one line are two records.
+# look like this (a decision's context holds only scalars, a review's note is a JSON string whose
+# quotes are escaped, and no model has a field named after a kind), so two of these on one line
+# are two records.
 _RECORD_HEAD = re.compile(
     rb'\{"audit":\d+,"seq":\d+,"prev":"[0-9a-f]{64}","alg":"[a-z0-9-]+",'
-    rb'"kind":"(decision|file|torn)","\1":\{'
+    rb'"kind":"(decision|review|appeal|file|torn)","\1":\{'
 )
 # A crash's torn bytes hold one record start (a decision's context may add one more, as a key):
 # past this many, the bytes are not a crash's leftovers, whatever they parse to.
@@ -102,16 +114,33 @@ class AuditRecord(BaseModel):
     alg: Alg
     kind: Kind
     decision: Decision | None = None
+    review: ReviewRecord | None = None
+    appeal: AppealRecord | None = None
     file: FileHeader | None = None
     torn: TornNote | None = None
     hash: Hex64
 
     @model_validator(mode="after")
     def _one_body(self) -> AuditRecord:
-        present = [k for k in ("decision", "file", "torn") if getattr(self, k) is not None]
+        present = [k for k in _BODIES if getattr(self, k) is not None]
         if present != [self.kind]:
             raise ValueError(f"a {self.kind!r} record holds exactly its {self.kind!r} body")
         return self
+
+    @property
+    def entry(self) -> Entry | None:
+        """The decision, review or appeal this record holds; None for a header or torn note."""
+        for body in (self.decision, self.review, self.appeal):
+            if body is not None:
+                return body
+        return None
+
+
+def kind_of(entry: Entry) -> Kind:
+    """The record kind that holds `entry`: `decision`, `review` or `appeal`."""
+    if isinstance(entry, Decision):
+        return "decision"
+    return entry.kind
 
 
 def record_hash(prefix: bytes, key: bytes | None) -> str:
@@ -145,12 +174,17 @@ def _newer(data: object) -> str | None:
     version = data.get("audit")
     if isinstance(version, int) and version > FORMAT_VERSION:
         return f"audit record format {version} is newer than this engine reads ({FORMAT_VERSION})"
-    decision = data.get("decision", data)
-    schema = decision.get("schema_version") if isinstance(decision, dict) else None
-    if isinstance(schema, int) and schema > SCHEMA_VERSION:
+    kind = data.get("kind") if "audit" in data else None
+    body = data.get(kind, data) if isinstance(kind, str) else data.get("decision", data)
+    if not isinstance(body, dict):
+        return None
+    what = body.get("kind") if body.get("kind") in _PERSON_RECORDS else "decision"
+    known = REVIEW_SCHEMA_VERSION if what != "decision" else SCHEMA_VERSION
+    schema = body.get("schema_version")
+    if isinstance(schema, int) and schema > known:
         return (
-            f"decision schema_version {schema} is newer than this engine reads "
-            f"({SCHEMA_VERSION}); upgrade moderation to read it"
+            f"{what} schema_version {schema} is newer than this engine reads "
+            f"({known}); upgrade moderation to read it"
         )
     return None
 
@@ -172,18 +206,24 @@ def _explain(line: bytes, exc: ValidationError, what: str) -> RecordError:
     return RecordError(f"not a valid {what}: {where}: {first['msg']} ({exc.error_count()} errors)")
 
 
-def parse_line(line: bytes) -> AuditRecord | Decision:
-    """A chained record, or a bare Decision (what the stdout and logger sinks write, and what
-    file logs held before they were chained); RecordError naming what is wrong otherwise."""
+def parse_line(line: bytes) -> AuditRecord | Entry:
+    """A chained record, or a bare Decision, ReviewRecord or AppealRecord (what the stdout and
+    logger sinks write, and what file logs held before they were chained); RecordError naming
+    what is wrong otherwise."""
     text = line.rstrip(b"\n")
     if not text.strip():
         raise RecordError("empty line")
+    model: type[AuditRecord] | type[Entry] = Decision
+    what = "decision"
+    if text.startswith(_RECORD_START):
+        model, what = AuditRecord, "audit record"
+    else:
+        for kind, person in _PERSON_RECORDS.items():
+            if text.startswith(b'{"kind":"%s"' % kind.encode()):
+                model, what = person, f"{kind} record"
     try:
-        if text.startswith(_RECORD_START):
-            return AuditRecord.model_validate_json(text)
-        return Decision.model_validate_json(text)
+        return model.model_validate_json(text)
     except ValidationError as exc:
-        what = "audit record" if text.startswith(_RECORD_START) else "decision"
         raise _explain(text, exc, what) from None
 
 

@@ -31,10 +31,12 @@ from pathlib import Path
 from moderation._version import __version__
 from moderation.audit._format import (
     GENESIS,
+    Entry,
     FileHeader,
     Kind,
     TornNote,
     encode_record,
+    kind_of,
     not_a_crash,
     record_hash,
     signed_prefix,
@@ -214,7 +216,8 @@ def _is_bare_json(line: bytes) -> bool:
 
 
 class JsonlAuditLog:
-    """Appends each decision as one hash-chained JSON line, fsynced before `append` returns.
+    """Appends each decision as one hash-chained JSON line, fsynced before `append` returns
+    (`append_record` appends review and appeal records to the same chain).
 
     `key` (text or bytes) makes every record's hash an HMAC-SHA256 under it (`alg: hmac-sha256`):
     without the key nobody can rewrite the log and recompute a chain that verifies.
@@ -265,6 +268,11 @@ class JsonlAuditLog:
         """Write one chained decision record; raises (OSError, ConfigurationError) if it could not
         be stored whole."""
         self._append("decision", decision.model_dump_json())
+
+    def append_record(self, record: Entry) -> None:
+        """Write one chained record of any kind a log holds (a decision, a review verdict, an
+        appeal), chained exactly as `append` chains decisions; raises as `append` does."""
+        self._append(kind_of(record), record.model_dump_json())
 
     def close(self) -> None:
         """Close this instance's descriptor (the next append opens it again)."""

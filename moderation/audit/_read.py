@@ -15,10 +15,19 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.audit._format import AuditRecord, RecordError, parse_line
+from moderation.audit._format import AuditRecord, Entry, RecordError, parse_line
 from moderation.decision import Decision
 
-__all__ = ["LogEntry", "decisions", "log_files", "read_log", "rotated_number"]
+__all__ = [
+    "LogEntry",
+    "decisions",
+    "log_files",
+    "read_log",
+    "records",
+    "rotated_number",
+]
+
+Paths = str | os.PathLike[str] | Iterable[str | os.PathLike[str]]
 
 _ROTATED = re.compile(r"\.(\d{1,9})$")
 
@@ -58,15 +67,16 @@ def log_files(path: str | os.PathLike[str]) -> list[Path]:
 class LogEntry:
     """One line of a log: where it is, its bytes, and what it parsed to or why it did not.
 
-    `parsed` is an `AuditRecord` (a chained record), a bare `Decision`, or None with `error` set.
-    `torn` is true for a last line with no newline: a writer stopped mid-record.
+    `parsed` is an `AuditRecord` (a chained record), a bare `Decision`, `ReviewRecord` or
+    `AppealRecord` (what the stream sinks write), or None with `error` set. `torn` is true for
+    a last line with no newline: a writer stopped mid-record.
     """
 
     file: Path
     line: int
     offset: int
     raw: bytes
-    parsed: AuditRecord | Decision | None
+    parsed: AuditRecord | Entry | None
     error: str | None = None
     torn: bool = False
 
@@ -78,6 +88,13 @@ class LogEntry:
         if isinstance(self.parsed, AuditRecord):
             return self.parsed.decision
         return None
+
+    @property
+    def entry(self) -> Entry | None:
+        """The decision, review or appeal record this line holds, if it holds one."""
+        if isinstance(self.parsed, AuditRecord):
+            return self.parsed.entry
+        return self.parsed
 
     @property
     def where(self) -> str:
@@ -107,7 +124,7 @@ def _entries(file: Path) -> Iterator[LogEntry]:
 
 
 def read_log(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
+    paths: Paths,
     *,
     predecessors: bool = True,
 ) -> Iterator[LogEntry]:
@@ -129,11 +146,19 @@ def read_log(
             yield from _entries(file)
 
 
-def decisions(
-    paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]],
-) -> Iterator[Decision]:
+def decisions(paths: Paths) -> Iterator[Decision]:
     """Just the decisions of the named logs, in order; lines that hold none are skipped."""
     for entry in read_log(paths):
         decision = entry.decision
         if decision is not None:
             yield decision
+
+
+def records(paths: Paths) -> Iterator[Entry]:
+    """The decisions, review records and appeal records of the named logs, in log order; lines
+    that hold none (headers, torn notes, unreadable lines) are skipped. Reads without verifying:
+    `verify_log` or `VerifiedRecords` say whether the log can be trusted."""
+    for entry in read_log(paths):
+        found = entry.entry
+        if found is not None:
+            yield found

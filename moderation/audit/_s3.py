@@ -9,10 +9,12 @@ against a SHA-256 checksum the client sends. The requests go through the AWS tra
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC
 from typing import TYPE_CHECKING, Any
 
+from moderation.audit._format import Entry
 from moderation.decision import Decision
 from moderation.errors import AWSError, ConfigurationError
 from moderation.s3location import bucket_problem
@@ -95,10 +97,29 @@ class S3AuditLog:
         key = f"{decision.tenant}/{day:%Y}/{day:%m}/{day:%d}/{decision.id}.json"
         return f"{self.prefix}/{key}" if self.prefix else key
 
+    def key_for_record(self, record: Entry) -> str:
+        """The object key of any record: a decision's (`key_for`), or for a review or appeal
+        `{prefix}/reviews/{decision_id}/{yyyymmddThhmmss.ffffff}Z-{kind}-{16 hex}.json`
+        (its time, and the first hex digits of its body's SHA-256), so that a decision's
+        reviews list in order beside each other."""
+        if isinstance(record, Decision):
+            return self.key_for(record)
+        if not _KEY_PART.match(record.decision_id):
+            raise ValueError(f"decision id {record.decision_id!r} cannot be part of an S3 key")
+        digest = hashlib.sha256(record.model_dump_json().encode()).hexdigest()[:16]
+        at = record.at.astimezone(UTC)
+        key = f"reviews/{record.decision_id}/{at:%Y%m%dT%H%M%S.%f}Z-{record.kind}-{digest}.json"
+        return f"{self.prefix}/{key}" if self.prefix else key
+
     def append(self, decision: Decision) -> None:
         """Put the decision's object; S3AuditError if it exists already or could not be stored."""
-        key = self.key_for(decision)
-        body = decision.model_dump_json().encode()
+        self.append_record(decision)
+
+    def append_record(self, record: Entry) -> None:
+        """Put the object of a decision, review or appeal record (`key_for_record`); raises as
+        `append` does."""
+        key = self.key_for_record(record)
+        body = record.model_dump_json().encode()
         try:
             self._s3.put_new(self.bucket, key, body, content_type="application/json")
         except AWSError as exc:

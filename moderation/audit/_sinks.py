@@ -7,6 +7,7 @@ import sys
 import threading
 from typing import TextIO
 
+from moderation.audit._format import Entry
 from moderation.audit._jsonl import JsonlAuditLog
 from moderation.audit._s3 import S3AuditLog
 from moderation.decision import Decision
@@ -38,11 +39,16 @@ class StreamAuditLog:
 
     def append(self, decision: Decision) -> None:
         """Write and flush one line; raises if the stream cannot take it."""
+        self.append_record(decision)
+
+    def append_record(self, record: Entry) -> None:
+        """Write and flush one bare JSON line (a review or appeal record starts with its
+        `kind`); raises if the stream cannot take it."""
         stream = self.stream if self.stream is not None else sys.stdout
         if stream is None:  # pythonw, or a daemon that closed stdout
             raise OSError("there is no stdout to write the audit record to")
         with self._lock:
-            stream.write(decision.model_dump_json() + "\n")
+            stream.write(record.model_dump_json() + "\n")
             stream.flush()
 
 
@@ -90,22 +96,34 @@ class LoggingAuditLog:
 
     def append(self, decision: Decision) -> None:
         """Log one decision; raises if logging was reconfigured so that it would be dropped."""
+        self.append_record(decision)
+
+    def append_record(self, record: Entry) -> None:
+        """Log one decision, review or appeal record as JSON; raises as `append` does."""
         if not _would_emit(self.logger, self.LEVEL):
             raise RuntimeError(self._unheard())
-        self.logger.log(self.LEVEL, "%s", decision.model_dump_json())
+        self.logger.log(self.LEVEL, "%s", record.model_dump_json())
 
 
 class InMemoryAuditLog:
-    """Keeps decisions in a list: for tests and replays."""
+    """Keeps decisions in a list (`decisions`), and every record, reviews and appeals too, in
+    order (`records`): for tests and replays."""
 
     def __init__(self) -> None:
         self.decisions: list[Decision] = []
+        self.records: list[Entry] = []
         self._lock = threading.Lock()
 
     def append(self, decision: Decision) -> None:
         """Keep one decision."""
+        self.append_record(decision)
+
+    def append_record(self, record: Entry) -> None:
+        """Keep one decision, review or appeal record."""
         with self._lock:
-            self.decisions.append(decision)
+            self.records.append(record)
+            if isinstance(record, Decision):
+                self.decisions.append(record)
 
 
 AuditSink = JsonlAuditLog | S3AuditLog | StreamAuditLog | LoggingAuditLog

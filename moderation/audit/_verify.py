@@ -32,6 +32,10 @@ from moderation.audit._format import (
 from moderation.audit._jsonl import MAX_SKIPPED_LINES, audit_key_bytes
 from moderation.audit._read import LogEntry, log_files, read_log
 from moderation.decision import Decision
+from moderation.review_records import AppealRecord, ReviewRecord
+
+# What the stream sinks write: one bare JSON line per record, outside any chain.
+_BARE = (Decision, ReviewRecord, AppealRecord)
 
 __all__ = [
     "Head",
@@ -94,6 +98,8 @@ class VerifyReport:
     failure_line: int | None = None
     head_found: bool | None = None  # None: no head was asked for
     keyed: bool = False
+    reviews: int = 0  # review records among `records`
+    appeals: int = 0  # appeal records among `records`
     # The failure is only an unrepaired crash tail: a writer stopped mid-record at the very end
     # of the log, every record before it verified, and the next writer sets it aside.
     crash_tail: bool = False
@@ -122,14 +128,23 @@ class VerifyReport:
         n = len(self.files)
         w = len(self.warnings)
         alg = "hmac-sha256" if self.keyed else "sha256"
+        people = "".join(
+            f", {count} {name}{'s' if count != 1 else ''}"
+            for count, name in ((self.reviews, "review"), (self.appeals, "appeal"))
+            if count
+        )
         text = (
             f"ok: {n} file{'s' if n != 1 else ''}, {self.records} records "
-            f"({self.decisions} decisions, {alg}), last seq {self.last_seq} "
+            f"({self.decisions} decisions{people}, {alg}), last seq {self.last_seq} "
             f"{self.last_hash or '-'}, {w} warning{'s' if w != 1 else ''}"
         )
         if self.head_found:
             text += ", head found"
         return text
+
+
+def _bare_kind(entry: Decision | ReviewRecord | AppealRecord) -> str:
+    return "decision" if isinstance(entry, Decision) else entry.kind
 
 
 def _is_json_object(raw: bytes) -> bool:
@@ -205,6 +220,8 @@ class _Walk:
         self.where_last: LogEntry | None = None
         self.records = 0
         self.decisions = 0
+        self.reviews = 0
+        self.appeals = 0
         self.warnings: list[str] = []
         self.files: list[Path] = []
         self.expect_header = False
@@ -307,12 +324,12 @@ class _Walk:
                 return
             self._set_aside(entry, problem)
             return
-        if isinstance(parsed, Decision):
+        if isinstance(parsed, _BARE):
             if self.region is not None:
                 raise _Failed(self.region.problem, self.region.first)
             raise _Failed(
-                f"line {entry.line}: a bare decision line, not a chained record (inserted, or "
-                "written by a sink that does not chain)",
+                f"line {entry.line}: a bare {_bare_kind(parsed)} line, not a chained record "
+                "(inserted, or written by a sink that does not chain)",
                 entry,
             )
         if entry.torn:
@@ -465,6 +482,10 @@ class _Walk:
         self.records += 1
         if record.kind == "decision":
             self.decisions += 1
+        elif record.kind == "review":
+            self.reviews += 1
+        elif record.kind == "appeal":
+            self.appeals += 1
         if self.head is not None and record.hash == self.head.hash:
             if self.head.seq is not None and self.head.seq != record.seq:
                 raise _Failed(
@@ -539,8 +560,10 @@ class VerifiedRecords:
             walk.expect_header = True
             for entry in read_log(file, predecessors=False):
                 record = entry.parsed
-                if isinstance(record, Decision):
-                    self._ignore(entry, f"line {entry.line}: a bare decision line, not a record")
+                if isinstance(record, _BARE):
+                    self._ignore(
+                        entry, f"line {entry.line}: a bare {_bare_kind(record)} line, not a record"
+                    )
                     continue
                 if not isinstance(record, AuditRecord):
                     continue
@@ -606,6 +629,8 @@ def verify_log(
         files=tuple(walk.files),
         records=walk.records,
         decisions=walk.decisions,
+        reviews=walk.reviews,
+        appeals=walk.appeals,
         last_seq=walk.seq,
         last_hash=walk.last_hash,
         warnings=tuple(walk.warnings),

@@ -22,6 +22,7 @@ from moderation.audit import (
     RecordError,
     audit_record_schema,
     decisions,
+    history,
     parse_head,
     read_log,
     verify_log,
@@ -29,6 +30,7 @@ from moderation.audit import (
 from moderation.audit._verify import read_head
 from moderation.decision import Decision, Outcome
 from moderation.policy import Band
+from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
 from moderation.triage import Action
 
 __all__ = ["audit"]
@@ -170,7 +172,8 @@ def head(path: Path, as_json: bool) -> None:
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the decision's JSON.")
 def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Find decision ID in the logs at PATHS and print it for a person (or as JSON).
+    """Find decision ID in the logs at PATHS and print it for a person (or as JSON), followed by
+    its review and appeal records and its final outcome.
 
     ID may be shortened to its first characters (`01JNF4W3`, or as printed with a trailing `…`
     or `...`), case-insensitively, as long as one decision's id starts with them.
@@ -190,7 +193,11 @@ def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
         )
     if found is None:
         raise _not_found(f"no decision in {names} has an id starting with {decision_id!r}")
-    click.echo(found.model_dump_json(indent=2) if as_json else describe(found))
+    if as_json:
+        click.echo(found.model_dump_json(indent=2))
+        return
+    found_history = history(found.id, paths) or DecisionHistory(found)
+    click.echo(describe(found) + "\n" + describe_history(found_history))
 
 
 _SHOWN_IDS = 5
@@ -270,6 +277,40 @@ def describe(decision: Decision) -> str:
         if escalation.error:
             lines.append(f"  error:     {escalation.error}")
     return "\n".join(lines)
+
+
+def describe_history(found: DecisionHistory) -> str:
+    """What people did about a decision, in log order, and what it finally came to."""
+    lines: list[str] = []
+    people: list[ReviewRecord | AppealRecord] = [*found.reviews, *found.appeals]
+    if people:
+        lines.append("review records:")
+    for record in sorted(people, key=lambda r: r.at):  # stable: log order within one instant
+        lines.append(f"  - {_person_record(record)}")
+    final = found.final
+    if final is None:
+        lines.append(f"final outcome: {found.outcome.value} (the machine's: no final verdict)")
+    else:
+        lines.append(
+            f"final outcome: {found.outcome.value} (final verdict by {final.reviewer} at "
+            f"{final.at.isoformat()})"
+        )
+    if found.appealed_after_final:
+        lines.append("  appealed since: the outcome may change when the appeal is decided")
+    return "\n".join(lines)
+
+
+def _person_record(record: ReviewRecord | AppealRecord) -> str:
+    at = record.at.isoformat()
+    if isinstance(record, AppealRecord):
+        return f"{at} appeal by {record.by} (item {record.item_id}): {record.reason}"
+    final = " (final)" if record.final else ""
+    text = f"{at} review by {record.reviewer} (item {record.item_id}): {record.verdict}{final}"
+    if record.categories:
+        text += f"; categories: {', '.join(record.categories)}"
+    if record.note:
+        text += f"; note: {record.note}"
+    return text
 
 
 def _image(decision: Decision) -> str:

@@ -1,0 +1,80 @@
+"""What people decided about decisions, read back from audit logs: histories and labels.
+
+A decision's review and appeal records follow it in the log, so a reader groups them by decision
+id. `history` finds one decision's; `labels` every reviewed or appealed decision's, for whatever
+learns from reviewers' verdicts. With `key=` (or `verified=True` for an unkeyed log) only records
+that verify and link are read (`VerifiedRecords`): a forged verdict is not a label.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from moderation.audit._format import Entry
+from moderation.audit._read import Paths, records
+from moderation.audit._verify import VerifiedRecords
+from moderation.decision import Decision
+from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
+
+__all__ = ["history", "labels"]
+
+
+def _entries(paths: Paths, *, key: str | bytes | None, verified: bool) -> Iterator[Entry]:
+    if key is None and not verified:
+        yield from records(paths)
+        return
+    for _, record in VerifiedRecords(paths, key=key):
+        entry = record.entry
+        if entry is not None:
+            yield entry
+
+
+def history(
+    decision_id: str, paths: Paths, *, key: str | bytes | None = None, verified: bool = False
+) -> DecisionHistory | None:
+    """Decision `decision_id` (exactly) with its review and appeal records, in log order; None
+    when the logs hold no such decision. Streams the logs once. With `key` (a keyed log's) or
+    `verified=True`, only records that verify are read."""
+    found: Decision | None = None
+    reviews: list[ReviewRecord] = []
+    appeals: list[AppealRecord] = []
+    for entry in _entries(paths, key=key, verified=verified):
+        if isinstance(entry, Decision):
+            if entry.id == decision_id and found is None:
+                found = entry
+        elif entry.decision_id != decision_id:
+            continue
+        elif isinstance(entry, ReviewRecord):
+            reviews.append(entry)
+        else:
+            appeals.append(entry)
+    if found is None:
+        return None
+    return DecisionHistory(found, tuple(reviews), tuple(appeals))
+
+
+def labels(
+    paths: Paths, *, key: str | bytes | None = None, verified: bool = False
+) -> Iterator[DecisionHistory]:
+    """Every decision of the named logs that a person reviewed or that was appealed, with its
+    records (`.final` is the latest final verdict, `.outcome` the final outcome), in the order of
+    the decisions. With `key` (a keyed log's) or `verified=True`, only records that verify are
+    read. Reads the logs twice: first the review and appeal records (held in memory), then the
+    decisions, streaming; records about a decision the logs do not hold are left out."""
+    if not isinstance(paths, str | os.PathLike):
+        paths = list(paths)  # read twice
+    reviews: dict[str, list[ReviewRecord]] = {}
+    appeals: dict[str, list[AppealRecord]] = {}
+    for entry in _entries(paths, key=key, verified=verified):
+        if isinstance(entry, ReviewRecord):
+            reviews.setdefault(entry.decision_id, []).append(entry)
+        elif isinstance(entry, AppealRecord):
+            appeals.setdefault(entry.decision_id, []).append(entry)
+    for entry in _entries(paths, key=key, verified=verified):
+        if isinstance(entry, Decision) and (entry.id in reviews or entry.id in appeals):
+            yield DecisionHistory(
+                entry,
+                tuple(reviews.pop(entry.id, ())),
+                tuple(appeals.pop(entry.id, ())),
+            )
