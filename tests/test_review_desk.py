@@ -40,6 +40,7 @@ from moderation.review import (
     open_desk,
     settle,
 )
+from moderation.testing import StaticDetector
 
 BACKENDS = ["sqlite"]  # the PostgreSQL backend joins this list
 
@@ -164,11 +165,13 @@ def test_enqueuing_a_decision_twice_returns_the_first_item(desk: ReviewDesk, clo
     assert desk.next(BOB) is None
 
 
-def test_an_item_made_from_a_review_decision_carries_its_evidence(desk: ReviewDesk) -> None:
-    from moderation.testing import StaticDetector
+def FakeDecisionDetector() -> StaticDetector:
+    """A detector whose answer the default test policy sends to review."""
+    return StaticDetector([("Explicit Nudity", 75.0), ("Explicit", 75.0)])
 
-    detector = StaticDetector([("Explicit Nudity", 75.0), ("Explicit", 75.0)])
-    decision = builders.engine(builders.store(), detector).moderate(builders.IMAGE)
+
+def test_an_item_made_from_a_review_decision_carries_its_evidence(desk: ReviewDesk) -> None:
+    decision = builders.engine(builders.store(), FakeDecisionDetector()).moderate(builders.IMAGE)
     assert decision.outcome is Outcome.REVIEW
 
     item = desk.enqueue(decision)
@@ -573,3 +576,17 @@ def test_several_processes_share_one_desk_file_without_losing_or_doubling_items(
     assert sum(1 for taken in results.values() if taken) >= 2, "the processes did not overlap"
     with SQLiteReviewDesk(path) as desk:
         assert all(desk.get(i).state is ItemState.DECIDED for i in ids)
+
+
+def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (builders.ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    engine = builders.engine(builders.store(forum=builders.DEFAULT_POLICY), FakeDecisionDetector())
+    decision = engine.moderate(builders.IMAGE, tenant="forum")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {"decision": decision}
+
+    exec(compile(example, "docs/review.md", "exec"), scope)
+
+    assert scope["verdict"].then is Then.ANOTHER
+    assert scope["leased"].decision_id == decision.id
