@@ -11,6 +11,7 @@ import os
 import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -590,3 +591,19 @@ def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.Monkey
 
     assert scope["verdict"].then is Then.ANOTHER
     assert scope["leased"].decision_id == decision.id
+
+
+def test_threads_can_share_one_desk(desk: ReviewDesk) -> None:
+    ids = {desk.enqueue(new_item(n)).id for n in range(40)}
+
+    def review(name: str) -> list[str]:
+        reviewer = Reviewer(name, "*")
+        taken = []
+        while (item := desk.next(reviewer)) is not None:
+            taken.append(desk.decide(item.id, "reject", reviewer=reviewer).item_id)
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(review, [f"t{n}" for n in range(4)]))
+
+    assert sorted(i for taken in results for i in taken) == sorted(ids)
