@@ -20,10 +20,13 @@ __all__ = [
     "InvalidS3Location",
     "InvalidTenant",
     "JudgeError",
+    "LeaseLost",
     "ModerationError",
     "PolicyError",
     "Problem",
     "ReplayError",
+    "ReviewError",
+    "UnknownItem",
     "UnknownTenant",
 ]
 
@@ -267,3 +270,17 @@ def _rebuild_replay_error(message: str, file: str | None, line: int | None) -> R
 class InvalidS3Location(ModerationError, ValueError):
     """A bucket, key, version or `s3://` string that names no S3 object (or prefix) that can
     exist; the message says what is wrong."""
+
+
+class ReviewError(ModerationError):
+    """The review desk refused a request: a bad verdict, reviewer, rule or appeal; the message
+    says what is wrong."""
+
+
+class UnknownItem(ReviewError, LookupError):
+    """An item id or decision id the review desk does not hold."""
+
+
+class LeaseLost(ReviewError):
+    """A verdict or skip from a reviewer who does not hold the item's lease: it expired and
+    another reviewer took the item, it was never theirs, or the item is already decided."""

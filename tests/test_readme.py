@@ -167,5 +167,10 @@ def test_the_readme_lists_every_error_moderate_can_raise():
             "DetectionParseError",
             "JudgeError",
             "ReplayError",
+            # The review desk's own errors (docs/review.md): raised by the desk's methods, which
+            # moderate() never calls in a way that lets them out.
+            "ReviewError",
+            "UnknownItem",
+            "LeaseLost",
         ):
             assert f"`{name}`" in text, name

@@ -1,1 +1,58 @@
-"""The human review desk."""
+"""The human review desk: items for people to judge, leases, verdicts, consensus and appeals.
+
+docs/review.md documents the items, the ordering and consensus rules and the desk URLs.
+"""
+
+from moderation.errors import LeaseLost, ReviewError, UnknownItem
+from moderation.review._desk import (
+    DEFAULT_LEASE_SECONDS,
+    DeskRecord,
+    ReviewDesk,
+    ReviewRecordSink,
+)
+from moderation.review._model import (
+    ALL_TENANTS,
+    Appeal,
+    DeskRules,
+    ItemFinding,
+    ItemImage,
+    ItemKind,
+    ItemState,
+    NewItem,
+    Reviewer,
+    ReviewItem,
+    ReviewVerdict,
+    Role,
+    Then,
+    VerdictChoice,
+    settle,
+)
+from moderation.review._open import open_desk
+from moderation.review._sqlite import SQLiteReviewDesk
+
+__all__ = [
+    "ALL_TENANTS",
+    "DEFAULT_LEASE_SECONDS",
+    "Appeal",
+    "DeskRecord",
+    "DeskRules",
+    "ItemFinding",
+    "ItemImage",
+    "ItemKind",
+    "ItemState",
+    "LeaseLost",
+    "NewItem",
+    "ReviewDesk",
+    "ReviewError",
+    "ReviewItem",
+    "ReviewRecordSink",
+    "ReviewVerdict",
+    "Reviewer",
+    "Role",
+    "SQLiteReviewDesk",
+    "Then",
+    "UnknownItem",
+    "VerdictChoice",
+    "open_desk",
+    "settle",
+]

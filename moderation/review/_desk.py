@@ -1,0 +1,92 @@
+"""The review desk's port: what every backend (SQLite today) does, and the record sink it feeds."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
+
+from moderation.decision import Decision
+from moderation.review._model import (
+    Appeal,
+    DeskRules,
+    ItemImage,
+    ItemKind,
+    NewItem,
+    Reviewer,
+    ReviewItem,
+    ReviewVerdict,
+    VerdictChoice,
+)
+
+__all__ = ["DEFAULT_LEASE_SECONDS", "DeskRecord", "ReviewDesk", "ReviewRecordSink"]
+
+#: How long `next` leases an item to a reviewer unless the desk is told otherwise.
+DEFAULT_LEASE_SECONDS = 600.0
+
+#: What the desk hands its record sink: every verdict and every appeal.
+DeskRecord = ReviewVerdict | Appeal
+
+
+class ReviewRecordSink(Protocol):
+    """Where the desk writes each verdict and appeal (the audit log, joined by its caller).
+
+    Called inside the desk's transaction, before it commits: if it raises, the verdict or appeal
+    is not stored and the caller gets the error, so the desk never holds one the log lacks.
+    """
+
+    def append_review(self, record: DeskRecord) -> None:
+        """Write `record` durably, or raise."""
+
+
+class ReviewDesk(Protocol):
+    """A queue of items for human reviewers, with leases, verdicts, consensus and appeals.
+
+    Every backend passes the same tests (tests/test_review_desk.py); docs/review.md states the
+    ordering and consensus rules.
+    """
+
+    def enqueue(
+        self,
+        item: Decision | NewItem,
+        *,
+        rules: DeskRules | None = None,
+        kind: ItemKind = ItemKind.REVIEW,
+        image: ItemImage | None = None,
+    ) -> ReviewItem:
+        """The item for this decision: a new one, or the one already held for its decision id.
+
+        `rules` default to `DeskRules()` (one reviewer, no SLA, priority 0).
+        """
+
+    def next(self, reviewer: Reviewer) -> ReviewItem | None:
+        """The item leased to `reviewer` (the one they already hold, else the next in order), or
+        None when nothing is waiting for them."""
+
+    def decide(
+        self,
+        item_id: str,
+        verdict: VerdictChoice | str,
+        *,
+        reviewer: Reviewer,
+        note: str = "",
+        categories: Iterable[str] = (),
+    ) -> ReviewVerdict:
+        """Record `reviewer`'s verdict on the item they hold; LeaseLost if they do not."""
+
+    def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
+        """Give the item back unjudged (skip); LeaseLost if `reviewer` does not hold it."""
+
+    def appeal(self, decision_id: str, reason: str) -> ReviewItem:
+        """Put the decided item of `decision_id` back at the top of the desk as an appeal."""
+
+    def final(self, decision_id: str) -> ReviewVerdict | None:
+        """The latest final verdict on the decision's item, or None while there is none."""
+
+    def get(self, item_id: str) -> ReviewItem:
+        """The item with this id, with its verdicts and appeals; UnknownItem if there is none."""
+
+    def find(self, decision_id: str) -> ReviewItem | None:
+        """The item for this decision id, or None when the desk holds none."""
+
+    def close(self) -> None:
+        """Release the backend's connections."""

@@ -1,0 +1,609 @@
+"""The review desk, through its port: every backend in BACKENDS passes these tests.
+
+The clock and the item ids are injected, so leases expire without sleeping.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import builders
+import pytest
+
+from moderation import ConfigurationError, Outcome
+from moderation.review import (
+    Appeal,
+    DeskRules,
+    ItemFinding,
+    ItemImage,
+    ItemKind,
+    ItemState,
+    LeaseLost,
+    NewItem,
+    ReviewDesk,
+    Reviewer,
+    ReviewError,
+    ReviewVerdict,
+    Role,
+    SQLiteReviewDesk,
+    Then,
+    UnknownItem,
+    VerdictChoice,
+    open_desk,
+    settle,
+)
+from moderation.testing import StaticDetector
+
+BACKENDS = ["sqlite"]  # the PostgreSQL backend joins this list
+
+START = 1_790_000_000.0
+ALICE = Reviewer("alice", frozenset({"forum", "kids"}))
+BOB = Reviewer("bob", frozenset({"forum", "kids"}))
+DAVE = Reviewer("dave", frozenset({"forum"}))
+CAROL = Reviewer("carol", frozenset({"forum"}), Role.SENIOR)
+KIDS_ONLY = Reviewer("kim", frozenset({"kids"}))
+ROOT = Reviewer("root", "*", Role.ADMIN)
+
+
+class Clock:
+    """Epoch seconds that move only when a test moves them."""
+
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Recorder:
+    """A record sink that keeps what it is given, or fails when told to."""
+
+    def __init__(self) -> None:
+        self.records: list[ReviewVerdict | Appeal] = []
+        self.fail = False
+
+    def append_review(self, record: ReviewVerdict | Appeal) -> None:
+        if self.fail:
+            raise OSError("audit log unavailable")
+        self.records.append(record)
+
+
+Opener = Callable[..., ReviewDesk]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def sink() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture(params=BACKENDS)
+def open_test_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens a fresh desk of the backend with the given keyword arguments (clock, sink...)."""
+    opened: list[ReviewDesk] = []
+    ids = (f"01ITEM{n:020d}" for n in itertools.count(1))
+
+    def make(**kwargs: Any) -> ReviewDesk:
+        kwargs.setdefault("new_id", lambda: next(ids))
+        desk = SQLiteReviewDesk(tmp_path / "desk.db", **kwargs)
+        opened.append(desk)
+        return desk
+
+    yield make
+    for desk in opened:
+        desk.close()
+
+
+@pytest.fixture
+def desk(open_test_desk: Opener, clock: Clock, sink: Recorder) -> ReviewDesk:
+    return open_test_desk(clock=clock, sink=sink)
+
+
+def new_item(n: int, tenant: str = "forum") -> NewItem:
+    return NewItem(
+        decision_id=f"01DEC{n:021d}",
+        tenant=tenant,
+        reasons=("Weapons 72.0% >= review 60 (rule 'Weapons')",),
+        findings=(ItemFinding(label="Weapons", confidence=72.0, band="review"),),
+        rationale="a toy gun, maybe",
+        image=ItemImage(store_key=f"{n:064x}"),
+    )
+
+
+def take_and_decide(
+    desk: ReviewDesk, reviewer: Reviewer, verdict: str = "approve", **kwargs: Any
+) -> ReviewVerdict:
+    item = desk.next(reviewer)
+    assert item is not None, f"{reviewer.name} was offered nothing"
+    return desk.decide(item.id, verdict, reviewer=reviewer, **kwargs)
+
+
+# -- items --------------------------------------------------------------------------------------
+
+
+def test_an_enqueued_item_is_open_with_its_times_and_evidence(desk: ReviewDesk) -> None:
+    item = desk.enqueue(new_item(1), rules=DeskRules(sla_seconds=3600, priority=3))
+
+    assert item.state is ItemState.OPEN
+    assert item.kind is ItemKind.REVIEW
+    assert (item.decision_id, item.tenant, item.priority) == (new_item(1).decision_id, "forum", 3)
+    assert item.created_at.timestamp() == START
+    assert item.due_at is not None and item.due_at - item.created_at == timedelta(hours=1)
+    assert item.findings == new_item(1).findings and item.rationale == "a toy gun, maybe"
+    assert item.image == ItemImage(store_key=f"{1:064x}")
+    assert desk.get(item.id) == item == desk.find(item.decision_id)
+
+
+def test_enqueuing_a_decision_twice_returns_the_first_item(desk: ReviewDesk, clock: Clock) -> None:
+    first = desk.enqueue(new_item(1), rules=DeskRules(priority=1))
+    clock.advance(60)
+    again = desk.enqueue(new_item(1), rules=DeskRules(priority=9), kind=ItemKind.QA)
+
+    assert again == first
+    assert desk.next(ALICE) == first.model_copy(
+        update={
+            "state": ItemState.LEASED,
+            "lease_holder": "alice",
+            "lease_until": first.created_at + timedelta(seconds=660),
+        }
+    )
+    assert desk.next(BOB) is None
+
+
+def FakeDecisionDetector() -> StaticDetector:
+    """A detector whose answer the default test policy sends to review."""
+    return StaticDetector([("Explicit Nudity", 75.0), ("Explicit", 75.0)])
+
+
+def test_an_item_made_from_a_review_decision_carries_its_evidence(desk: ReviewDesk) -> None:
+    decision = builders.engine(builders.store(), FakeDecisionDetector()).moderate(builders.IMAGE)
+    assert decision.outcome is Outcome.REVIEW
+
+    item = desk.enqueue(decision)
+
+    assert (item.decision_id, item.tenant) == (decision.id, decision.tenant)
+    assert item.reasons == decision.reasons
+    assert decision.triage is not None
+    acting = [
+        (f.label, f.confidence, f.band) for f in decision.triage.findings if f.band != "ignore"
+    ]
+    assert [(f.label, f.confidence, f.band) for f in item.findings] == acting
+    assert ("Explicit Nudity", 75.0, "escalate") in acting
+    assert item.image == ItemImage(store_key=decision.image.sha256)
+
+
+# -- leases and their order -------------------------------------------------------------------
+
+
+def test_next_offers_appeals_then_overdue_then_priority_then_oldest(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    appealed = desk.enqueue(new_item(1))
+    take_and_decide(desk, ROOT, "reject")
+    clock.advance(1)
+    oldest = desk.enqueue(new_item(2))
+    clock.advance(1)
+    newer = desk.enqueue(new_item(3))
+    urgent = desk.enqueue(new_item(4), rules=DeskRules(priority=5))
+    overdue = desk.enqueue(new_item(5), rules=DeskRules(sla_seconds=10))
+    clock.advance(11)
+    desk.appeal(appealed.decision_id, "it is a water pistol")
+
+    reviewers = [Reviewer(f"r{n}", "*") for n in range(6)]
+    offered = [desk.next(r) for r in reviewers]
+
+    assert [i.id if i else None for i in offered] == [
+        appealed.id,
+        overdue.id,
+        urgent.id,
+        oldest.id,
+        newer.id,
+        None,
+    ]
+
+
+def test_only_tenants_granted_to_the_reviewer_are_offered(desk: ReviewDesk) -> None:
+    forum = desk.enqueue(new_item(1, "forum"))
+    kids = desk.enqueue(new_item(2, "kids"))
+    nobody = Reviewer("nobody")
+
+    assert desk.next(nobody) is None
+    assert desk.next(KIDS_ONLY) == desk.get(kids.id)
+    assert desk.next(DAVE) == desk.get(forum.id)
+    assert desk.next(ALICE) is None  # both are leased
+    assert desk.get(kids.id).lease_holder == "kim"
+
+
+def test_two_reviewers_never_hold_the_same_item(desk: ReviewDesk) -> None:
+    item = desk.enqueue(new_item(1))
+
+    held = desk.next(ALICE)
+    assert held is not None and held.id == item.id and held.state is ItemState.LEASED
+    assert desk.next(BOB) is None
+    assert desk.next(ALICE) == held  # the same item again, not a second lease
+
+
+def test_an_expired_lease_puts_the_item_back(desk: ReviewDesk, clock: Clock) -> None:
+    item = desk.enqueue(new_item(1))
+    assert desk.next(ALICE) is not None
+    clock.advance(599)
+    assert desk.next(BOB) is None
+
+    clock.advance(1)
+    assert desk.get(item.id).state is ItemState.OPEN
+    taken = desk.next(BOB)
+
+    assert taken is not None and taken.lease_holder == "bob"
+    with pytest.raises(LeaseLost, match=r"alice does not hold item .*another reviewer holds it"):
+        desk.decide(item.id, "reject", reviewer=ALICE)
+    assert desk.decide(item.id, "approve", reviewer=BOB).final
+
+
+def test_a_late_verdict_counts_while_nobody_else_took_the_item(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    item = desk.enqueue(new_item(1))
+    desk.next(ALICE)
+    clock.advance(3600)
+
+    assert desk.decide(item.id, "reject", reviewer=ALICE).outcome is Outcome.REJECTED
+
+
+def test_a_verdict_without_the_lease_raises_lease_lost(desk: ReviewDesk) -> None:
+    item = desk.enqueue(new_item(1))
+    with pytest.raises(LeaseLost, match=r"bob does not hold item .*lease it with next"):
+        desk.decide(item.id, "approve", reviewer=BOB)
+
+    desk.next(ALICE)
+    with pytest.raises(LeaseLost, match="another reviewer holds it"):
+        desk.decide(item.id, "approve", reviewer=BOB)
+    with pytest.raises(LeaseLost):
+        desk.release(item.id, reviewer=BOB)
+
+    desk.decide(item.id, "approve", reviewer=ALICE)
+    with pytest.raises(LeaseLost, match="already decided"):
+        desk.decide(item.id, "reject", reviewer=ALICE)
+
+
+def test_a_skip_gives_the_item_to_someone_else(desk: ReviewDesk, clock: Clock) -> None:
+    item = desk.enqueue(new_item(1))
+    desk.next(ALICE)
+
+    released = desk.release(item.id, reviewer=ALICE)
+
+    assert released.state is ItemState.OPEN and released.verdicts == ()
+    assert desk.next(ALICE) is None  # not offered again to the one who skipped it, for a lease
+    assert desk.next(BOB) is not None
+    desk.release(item.id, reviewer=BOB)
+    clock.advance(600)
+    assert desk.next(ALICE) is not None
+
+
+# -- verdicts and consensus ---------------------------------------------------------------------
+
+
+def test_one_verdict_is_final_by_default(desk: ReviewDesk, sink: Recorder) -> None:
+    item = desk.enqueue(new_item(1))
+
+    verdict = take_and_decide(desk, ALICE, "reject", note="a real gun", categories=["Weapons"])
+
+    assert verdict.then is Then.FINAL and verdict.outcome is Outcome.REJECTED
+    assert (verdict.reviewer, verdict.role, verdict.note) == ("alice", Role.REVIEWER, "a real gun")
+    assert verdict.categories == ("Weapons",)
+    assert desk.get(item.id).state is ItemState.DECIDED
+    assert desk.final(item.decision_id) == verdict
+    assert sink.records == [verdict]
+
+
+def test_with_two_reviewers_the_first_verdict_waits_for_a_second_reviewer(
+    desk: ReviewDesk,
+) -> None:
+    item = desk.enqueue(new_item(1), rules=DeskRules(reviewers=2))
+
+    first = take_and_decide(desk, ALICE, "approve")
+
+    assert first.then is Then.ANOTHER and first.outcome is None
+    assert desk.final(item.decision_id) is None
+    assert desk.get(item.id).state is ItemState.OPEN
+    assert desk.next(ALICE) is None  # never an item the reviewer already judged
+    second = take_and_decide(desk, BOB, "approve")
+    assert second.then is Then.FINAL
+    assert desk.final(item.decision_id) == second
+
+
+def test_a_disagreement_goes_to_a_senior_whose_verdict_is_final(
+    desk: ReviewDesk, sink: Recorder
+) -> None:
+    item = desk.enqueue(new_item(1), rules=DeskRules(reviewers=2))
+    take_and_decide(desk, ALICE, "approve")
+
+    split = take_and_decide(desk, BOB, "reject")
+
+    assert split.then is Then.SENIOR
+    assert desk.get(item.id).awaiting_senior
+    assert desk.next(DAVE) is None  # only seniors are offered it now
+    settled = take_and_decide(desk, CAROL, "reject")
+    assert settled.then is Then.FINAL and settled.role is Role.SENIOR
+    assert desk.final(item.decision_id) == settled
+    assert [r.then for r in sink.records] == [Then.ANOTHER, Then.SENIOR, Then.FINAL]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("earlier", "verdict", "needed", "senior_stage", "then"),
+    [
+        ((), "approve", 1, False, Then.FINAL),
+        ((), "reject", 2, False, Then.ANOTHER),
+        (("reject",), "reject", 2, False, Then.FINAL),
+        (("approve",), "reject", 2, False, Then.SENIOR),
+        (("approve",), "approve", 3, False, Then.ANOTHER),
+        (("approve", "reject"), "approve", 2, True, Then.FINAL),
+    ],
+)
+def test_settle(
+    earlier: tuple[str, ...], verdict: str, needed: int, senior_stage: bool, then: Then
+) -> None:
+    choices = [VerdictChoice(v) for v in earlier]
+    assert settle(choices, VerdictChoice(verdict), needed=needed, senior_stage=senior_stage) is then
+
+
+def test_a_failing_record_sink_leaves_no_verdict_behind(desk: ReviewDesk, sink: Recorder) -> None:
+    item = desk.enqueue(new_item(1))
+    desk.next(ALICE)
+    sink.fail = True
+
+    with pytest.raises(OSError, match="audit log unavailable"):
+        desk.decide(item.id, "approve", reviewer=ALICE)
+
+    after = desk.get(item.id)
+    assert after.verdicts == () and after.lease_holder == "alice"
+    sink.fail = False
+    assert desk.decide(item.id, "approve", reviewer=ALICE).final
+
+
+# -- appeals and the final outcome ------------------------------------------------------------
+
+
+def test_an_appeal_puts_the_item_back_on_top_and_the_latest_final_verdict_wins(
+    desk: ReviewDesk, sink: Recorder, clock: Clock
+) -> None:
+    item = desk.enqueue(new_item(1))
+    rejected = take_and_decide(desk, ALICE, "reject")
+    desk.enqueue(new_item(2), rules=DeskRules(priority=100))
+    clock.advance(5)
+
+    appealed = desk.appeal(item.decision_id, "my own drawing")
+
+    assert (appealed.kind, appealed.state, appealed.round) == (ItemKind.APPEAL, ItemState.OPEN, 2)
+    assert appealed.appeal_reason == "my own drawing"
+    assert desk.final(item.decision_id) == rejected  # until the appeal is decided
+    assert desk.next(ALICE) is not None and desk.next(ALICE).id != item.id  # type: ignore[union-attr]
+    overturned = take_and_decide(desk, BOB, "approve")
+    assert overturned.item_id == item.id and overturned.kind is ItemKind.APPEAL
+    assert desk.final(item.decision_id) == overturned
+    assert desk.get(item.id).final == overturned
+    assert [type(r).__name__ for r in sink.records] == ["ReviewVerdict", "Appeal", "ReviewVerdict"]
+
+
+def test_an_appeal_is_refused_for_unknown_undecided_or_reasonless_items(desk: ReviewDesk) -> None:
+    item = desk.enqueue(new_item(1))
+
+    with pytest.raises(UnknownItem, match="no item for decision 'nope'"):
+        desk.appeal("nope", "please")
+    with pytest.raises(ReviewError, match="still waiting for a reviewer"):
+        desk.appeal(item.decision_id, "please")
+    take_and_decide(desk, ALICE)
+    with pytest.raises(ReviewError, match="reason must not be empty"):
+        desk.appeal(item.decision_id, "  ")
+
+
+def test_unknown_ids_are_refused(desk: ReviewDesk) -> None:
+    with pytest.raises(UnknownItem, match="no item 'missing'"):
+        desk.decide("missing", "approve", reviewer=ALICE)
+    with pytest.raises(UnknownItem, match="no item 'missing'"):
+        desk.release("missing", reviewer=ALICE)
+    with pytest.raises(UnknownItem, match="no item 'missing'"):
+        desk.get("missing")
+    with pytest.raises(UnknownItem, match="no item for decision 'missing'"):
+        desk.final("missing")
+    assert desk.find("missing") is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"verdict": "maybe"}, "verdict 'maybe' is not 'approve' or 'reject'"),
+        ({"note": "x" * 2001}, "note is 2001 characters; at most 2000"),
+        ({"categories": "Weapons"}, "categories is a list of names"),
+        ({"reviewer": "alice"}, "reviewer must be a Reviewer"),
+    ],
+)
+def test_a_bad_verdict_is_refused(desk: ReviewDesk, kwargs: dict[str, Any], message: str) -> None:
+    item = desk.enqueue(new_item(1))
+    desk.next(ALICE)
+    call: dict[str, Any] = {"verdict": "approve", "reviewer": ALICE, **kwargs}
+
+    with pytest.raises(ReviewError, match=message):
+        desk.decide(item.id, call.pop("verdict"), **call)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Reviewer(""), "a reviewer's name is 1 to 128 characters"),
+        (lambda: Reviewer("x", "kids"), "tenants is a set of tenant ids or '\\*'"),  # type: ignore[arg-type]
+        (lambda: Reviewer("x", role="boss"), "role 'boss' is not one of reviewer, senior, admin"),  # type: ignore[arg-type]
+        (lambda: DeskRules(reviewers=0), "reviewers must be 1 to 10"),
+        (lambda: DeskRules(sla_seconds=0), "sla_seconds must be positive"),
+        (lambda: DeskRules(priority=1.5), "priority must be a whole number"),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_reviewers_and_rules_are_refused(make: Callable[[], object], message: str) -> None:
+    with pytest.raises(ReviewError, match=message):
+        make()
+
+
+# -- the file -----------------------------------------------------------------------------------
+
+
+def test_the_desk_file_keeps_its_items_across_opens(open_test_desk: Opener, clock: Clock) -> None:
+    first = open_test_desk(clock=clock)
+    item = first.enqueue(new_item(1))
+    first.close()
+
+    assert open_test_desk(clock=clock).get(item.id) == item
+
+
+def test_a_desk_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
+    SQLiteReviewDesk(tmp_path / "desk.db").close()
+    with sqlite3.connect(tmp_path / "desk.db") as db:
+        db.execute("UPDATE schema_version SET version = 2")
+    db.close()
+
+    with pytest.raises(ReviewError, match="schema version 2, written by a newer release"):
+        SQLiteReviewDesk(tmp_path / "desk.db")
+
+
+def test_open_desk_opens_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    absolute = open_desk(f"sqlite:///{tmp_path}/a.db")
+    monkeypatch.chdir(tmp_path)
+    relative = open_desk("sqlite:///b.db")
+
+    assert isinstance(absolute, SQLiteReviewDesk) and absolute.path == tmp_path / "a.db"
+    assert isinstance(relative, SQLiteReviewDesk) and (tmp_path / "b.db").exists()
+    absolute.close()
+    relative.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://desk:secret@db/desk", "comes with the PostgreSQL backend"),
+        ("sqlite://desk.db", "write sqlite:///PATH"),
+        ("mysql://db/desk", "review desk URL mysql://...: not a desk URL"),
+        ("desk.db", "review desk URL 'desk.db': not a desk URL"),
+    ],
+)
+def test_open_desk_refuses_other_urls(url: str, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message) as caught:
+        open_desk(url)
+    assert "secret" not in str(caught.value)
+
+
+def test_an_unopenable_desk_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ReviewError, match=r"cannot open the review desk .*missing"):
+        SQLiteReviewDesk(tmp_path / "missing" / "desk.db")
+
+
+# -- several processes --------------------------------------------------------------------------
+
+PROCESSES = 4
+ITEMS = 100
+
+
+def _review_until_empty(path: str, name: str, start: Any, results: Any) -> None:
+    """One process's reviewer: once every process is ready, takes and approves items until every
+    item is decided or judged by them, then reports (name, [(item id, what the verdict led to)]).
+
+    An item leased to another process, or waiting for a second reviewer, may still come their way:
+    they only stop when the file holds nothing undecided that they have not judged.
+    """
+    reviewer = Reviewer(name, "*")
+    taken = []
+    with SQLiteReviewDesk(path) as desk, sqlite3.connect(path) as db:
+        start.wait(timeout=60)
+        while True:
+            item = desk.next(reviewer)
+            if item is not None:
+                verdict = desk.decide(item.id, "approve", reviewer=reviewer)
+                taken.append((item.id, verdict.then.value))
+            elif not db.execute(_LEFT_FOR_ME, (name,)).fetchone()[0]:
+                break
+            else:
+                os.sched_yield()
+    db.close()
+    results.put((name, taken))
+
+
+_LEFT_FOR_ME = """SELECT COUNT(*) FROM items WHERE decided = 0
+AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.item_id = items.id AND v.reviewer = ?)"""
+
+
+@pytest.mark.slow
+def test_several_processes_share_one_desk_file_without_losing_or_doubling_items(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "desk.db"
+    with SQLiteReviewDesk(path) as desk:
+        ids = {desk.enqueue(new_item(n), rules=DeskRules(reviewers=2)).id for n in range(ITEMS)}
+    context = multiprocessing.get_context("spawn")
+    start, queue = context.Barrier(PROCESSES), context.Queue()
+    workers = [
+        context.Process(target=_review_until_empty, args=(str(path), f"r{n}", start, queue))
+        for n in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    results = dict(queue.get(timeout=120) for _ in workers)
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0  # a LeaseLost in any of them would end it with 1
+
+    # Every item was judged by exactly two different reviewers, the second verdict final: none
+    # lost, none judged twice by one reviewer, none held by two (decide would raise LeaseLost).
+    verdicts = Counter(item_id for taken in results.values() for item_id, _ in taken)
+    assert set(verdicts) == ids and set(verdicts.values()) == {2}
+    for taken in results.values():
+        assert len({item_id for item_id, _ in taken}) == len(taken)
+    assert Counter(then for taken in results.values() for _, then in taken) == {
+        "another": ITEMS,
+        "final": ITEMS,
+    }
+    assert sum(1 for taken in results.values() if taken) >= 2, "the processes did not overlap"
+    with SQLiteReviewDesk(path) as desk:
+        assert all(desk.get(i).state is ItemState.DECIDED for i in ids)
+
+
+def test_the_example_in_the_docs_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (builders.ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    example = text.split("```python\n", 1)[1].split("```", 1)[0]
+    engine = builders.engine(builders.store(forum=builders.DEFAULT_POLICY), FakeDecisionDetector())
+    decision = engine.moderate(builders.IMAGE, tenant="forum")
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {"decision": decision}
+
+    exec(compile(example, "docs/review.md", "exec"), scope)
+
+    assert scope["verdict"].then is Then.ANOTHER
+    assert scope["leased"].decision_id == decision.id
+
+
+def test_threads_can_share_one_desk(desk: ReviewDesk) -> None:
+    ids = {desk.enqueue(new_item(n)).id for n in range(40)}
+
+    def review(name: str) -> list[str]:
+        reviewer = Reviewer(name, "*")
+        taken = []
+        while (item := desk.next(reviewer)) is not None:
+            taken.append(desk.decide(item.id, "reject", reviewer=reviewer).item_id)
+        return taken
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(review, [f"t{n}" for n in range(4)]))
+
+    assert sorted(i for taken in results for i in taken) == sorted(ids)
