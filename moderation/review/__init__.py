@@ -4,6 +4,7 @@ docs/review.md documents the items, the ordering and consensus rules and the des
 """
 
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
+from moderation.review._audit_sink import APPEAL_FILED_BY, AuditRecordSink, audit_record
 from moderation.review._desk import (
     DEFAULT_LEASE_SECONDS,
     DeskRecord,
@@ -28,12 +29,15 @@ from moderation.review._model import (
     settle,
 )
 from moderation.review._open import open_desk
+from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
 
 __all__ = [
     "ALL_TENANTS",
+    "APPEAL_FILED_BY",
     "DEFAULT_LEASE_SECONDS",
     "Appeal",
+    "AuditRecordSink",
     "DeskRecord",
     "DeskRules",
     "ItemFinding",
@@ -53,6 +57,8 @@ __all__ = [
     "Then",
     "UnknownItem",
     "VerdictChoice",
+    "audit_record",
+    "desk_rules",
     "open_desk",
     "settle",
 ]
