@@ -66,8 +66,7 @@ from moderation.outcome import (
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
-from moderation.review import ItemKind, ReviewDesk, desk_rules
-from moderation.review_sampling import qa_sampled
+from moderation.review import ReviewDesk, desk_rules, item_kind
 from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
@@ -584,12 +583,9 @@ class Engine:
         """
         if self.review is None:
             return
-        rules = policy.review_rules
-        if decision.outcome is Outcome.REVIEW:
-            kind = ItemKind.REVIEW
-        elif qa_sampled(decision.id, decision.outcome, rules):
-            kind = ItemKind.QA
-        else:
+        # The rule backfill applies too: the same decision is the same item either way.
+        kind = item_kind(decision, policy)
+        if kind is None:
             return
         try:
             self.review.enqueue(decision, rules=desk_rules(decision, policy), kind=kind)

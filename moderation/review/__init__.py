@@ -5,6 +5,7 @@ docs/review.md documents the items, the ordering and consensus rules and the des
 
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
 from moderation.review._audit_sink import APPEAL_FILED_BY, AuditRecordSink, audit_record
+from moderation.review._backfill import BackfillCount, backfill, item_kind
 from moderation.review._desk import (
     DEFAULT_LEASE_SECONDS,
     DeskRecord,
@@ -38,6 +39,7 @@ __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "Appeal",
     "AuditRecordSink",
+    "BackfillCount",
     "DeskRecord",
     "DeskRules",
     "ItemFinding",
@@ -58,7 +60,9 @@ __all__ = [
     "UnknownItem",
     "VerdictChoice",
     "audit_record",
+    "backfill",
     "desk_rules",
+    "item_kind",
     "open_desk",
     "settle",
 ]
