@@ -62,4 +62,3 @@ def backfill(
         desk.enqueue(decision, rules=rules, kind=kind)
         count.added += 1
     return count
-
