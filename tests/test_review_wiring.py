@@ -375,7 +375,7 @@ def test_a_desk_needs_an_audit_log_that_records_verdicts(tmp_path: Path):
         def append(self, decision: Decision) -> None: ...
 
     settings = Settings(review=f"sqlite:///{tmp_path / 'desk.db'}")
-    with pytest.raises(ConfigurationError, match="MODERATION_REVIEW: .*cannot record review"):
+    with pytest.raises(ConfigurationError, match=r"MODERATION_REVIEW: .*cannot record review"):
         review_desk(settings, DecisionsOnly())
     assert review_desk(Settings(), DecisionsOnly()) is None
 
