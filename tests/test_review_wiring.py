@@ -387,3 +387,24 @@ def test_the_desk_url_is_kept_out_of_the_settings_repr():
 def test_the_audit_sink_refuses_a_log_that_cannot_record():
     with pytest.raises(ReviewError, match="append_record"):
         AuditRecordSink(object())  # type: ignore[arg-type]
+
+
+def test_the_example_of_docs_review_md_from_decisions_to_items_runs(tmp_path, monkeypatch):
+    text = (builders.ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    section = text[text.index("## From decisions to items") :]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    scope: dict[str, Any] = {
+        "policies": builders.store(DEFAULT),
+        "detector": Detector(BORDERLINE),
+        "judge": None,
+    }
+    exec(compile(example, "docs/review.md", "exec"), scope)
+    decision = scope["engine"].moderate(builders.IMAGE)
+    desk = scope["desk"]
+    leased = desk.next(ALICE)
+    assert leased is not None and leased.decision_id == decision.id
+    desk.decide(leased.id, "approve", reviewer=ALICE)
+    desk.close()
+    assert [type(e) for e in records(tmp_path / "audit.jsonl")] == [Decision, ReviewRecord]
+    assert verify_log(tmp_path / "audit.jsonl").ok
