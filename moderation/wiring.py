@@ -228,7 +228,12 @@ def engine_parts(
     desk = None
     if sink is not None:  # the desk's records go to the audit log: without one, no desk
         desk = collect.build(_REVIEW, lambda: review_desk(settings, sink))
-    collect.raise_any()
+    try:
+        collect.raise_any()
+    except ModerationError:
+        if desk is not None:  # opened, but no engine will own it
+            desk.close()
+        raise
     # Every part was built: a part that was not left a problem, and raise_any raised it.
     assert store is not None
     assert sink is not None

@@ -408,3 +408,11 @@ def test_the_example_of_docs_review_md_from_decisions_to_items_runs(tmp_path, mo
     desk.close()
     assert [type(e) for e in records(tmp_path / "audit.jsonl")] == [Decision, ReviewRecord]
     assert verify_log(tmp_path / "audit.jsonl").ok
+
+
+def test_the_backfill_help_lists_its_exit_codes():
+    result = runner().invoke(main, ["review", "backfill", "--help"], env={})
+    assert result.exit_code == 0
+    for line in ("0  done", "1  a log was not found", "2  usage error", "3  the desk failed"):
+        assert line in result.stdout
+    assert "MODERATION_REVIEW" in result.stdout
