@@ -327,15 +327,21 @@ def test_a_verdict_lands_in_the_engines_audit_chain_and_verifies(aws, tmp_path: 
     desk = engine.review
     assert desk is not None
     decision = engine.moderate(builders.IMAGE)
-    # WHEN a reviewer rejects it, and the decision is then appealed
+    # WHEN bob skips it, alice rejects it, and the decision is then appealed
+    bob = Reviewer("bob", "*")
+    skipped = desk.next(bob)
+    assert skipped is not None
+    desk.release(skipped.id, reviewer=bob)
     leased = desk.next(ALICE)
     assert leased is not None and leased.decision_id == decision.id
     desk.decide(leased.id, "reject", reviewer=ALICE, note="real", categories=["Explicit"])
     desk.appeal(decision.id, "it is a painting")
-    # THEN the log holds the decision, then the review and appeal records, in one chain
+    # THEN the log holds the decision, then the skip, review and appeal records, in one chain
     entries = list(records(log))
-    assert [type(e) for e in entries] == [Decision, ReviewRecord, AppealRecord]
-    review, appeal = entries[1], entries[2]
+    assert [type(e) for e in entries] == [Decision, ReviewRecord, ReviewRecord, AppealRecord]
+    skip, review, appeal = entries[1], entries[2], entries[3]
+    assert isinstance(skip, ReviewRecord)
+    assert (skip.reviewer, skip.verdict, skip.final) == ("bob", "skip", False)
     assert isinstance(review, ReviewRecord) and isinstance(appeal, AppealRecord)
     assert (review.decision_id, review.item_id, review.reviewer, review.verdict) == (
         decision.id, leased.id, "alice", "reject",
@@ -343,12 +349,12 @@ def test_a_verdict_lands_in_the_engines_audit_chain_and_verifies(aws, tmp_path: 
     assert review.final and review.categories == ("Explicit",) and review.note == "real"
     assert (appeal.decision_id, appeal.reason) == (decision.id, "it is a painting")
     report = verify_log(log)
-    assert report.ok and (report.decisions, report.reviews, report.appeals) == (1, 1, 1)
+    assert report.ok and (report.decisions, report.reviews, report.appeals) == (1, 2, 1)
     found = history(decision.id, log, verified=True)
     assert found is not None and found.outcome is Outcome.REJECTED
     verified = runner().invoke(main, ["audit", "verify", str(log)], env={})
     assert verified.exit_code == 0, verified.stderr
-    assert "1 decisions, 1 review, 1 appeal" in verified.stdout
+    assert "1 decisions, 2 reviews, 1 appeal" in verified.stdout
 
 
 def test_a_bad_moderation_review_is_named_with_the_other_problems(aws, tmp_path: Path):

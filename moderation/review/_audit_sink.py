@@ -1,8 +1,8 @@
-"""The desk's verdicts and appeals as records of the audit log: `AuditRecordSink`.
+"""The desk's verdicts, skips and appeals as records of the audit log: `AuditRecordSink`.
 
-The desk hands its sink a `ReviewVerdict` or an `Appeal` (what the desk knows); the audit log
-holds a `ReviewRecord` or an `AppealRecord` (what the chain promises to keep). This is the one
-place one becomes the other.
+The desk hands its sink a `ReviewVerdict`, a `Skip` or an `Appeal` (what the desk knows); the
+audit log holds a `ReviewRecord` or an `AppealRecord` (what the chain promises to keep). This is
+the one place one becomes the other.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from moderation.errors import ReviewError
 from moderation.ports import RecordingAuditLog
 from moderation.review._desk import DeskRecord
-from moderation.review._model import Appeal, ReviewVerdict
+from moderation.review._model import Appeal, ReviewVerdict, Skip
 from moderation.review_records import AppealRecord, ReviewRecord
 
 __all__ = ["APPEAL_FILED_BY", "AuditRecordSink", "audit_record"]
@@ -20,7 +20,7 @@ APPEAL_FILED_BY = "unknown"
 
 
 def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
-    """The audit log's record of a desk verdict or appeal."""
+    """The audit log's record of a desk verdict, skip (a `skip` review, never final) or appeal."""
     if isinstance(record, ReviewVerdict):
         return ReviewRecord(
             decision_id=record.decision_id,
@@ -32,6 +32,14 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             final=record.final,
             at=record.at,
         )
+    if isinstance(record, Skip):
+        return ReviewRecord(
+            decision_id=record.decision_id,
+            item_id=record.item_id,
+            reviewer=record.reviewer,
+            verdict="skip",
+            at=record.at,
+        )
     if isinstance(record, Appeal):
         return AppealRecord(
             decision_id=record.decision_id,
@@ -40,13 +48,15 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             at=record.at,
             by=APPEAL_FILED_BY,
         )
-    raise ReviewError(f"a desk record is a ReviewVerdict or an Appeal, not {type(record).__name__}")
+    raise ReviewError(
+        f"a desk record is a ReviewVerdict, a Skip or an Appeal, not {type(record).__name__}"
+    )
 
 
 class AuditRecordSink:
-    """A desk's record sink that appends each verdict and appeal to `log`, in the same chain as
-    the decisions (`log.append_record`). A failure to append raises, so the desk keeps nothing
-    the log lacks."""
+    """A desk's record sink that appends each verdict, skip and appeal to `log`, in the same
+    chain as the decisions (`log.append_record`). A failure to append raises, so the desk keeps
+    nothing the log lacks."""
 
     def __init__(self, log: RecordingAuditLog) -> None:
         if not callable(getattr(log, "append_record", None)):
