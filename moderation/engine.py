@@ -201,8 +201,9 @@ class Engine:
         policies: PolicyStore | None = None,
     ) -> Engine:
         """The AWS engine for `settings`: Rekognition, Bedrock (unless judge is none), the
-        policy store, the audit sink, the dedupe cache and the rate limits they name; `audit` and
-        `policies` replace those two. Raises as `from_env` does."""
+        policy store, the audit sink, the dedupe cache, the rate limits and the review desk they
+        name (its verdicts go to the audit sink); `audit` and `policies` replace those two.
+        Raises as `from_env` does."""
         return cls.from_parts(wiring.engine_parts(settings, audit=audit, policies=policies))
 
     @classmethod

@@ -17,7 +17,14 @@ import pytest
 from clirunner import runner
 
 from moderation import Decision, Engine, Outcome
-from moderation.audit import InMemoryAuditLog, JsonlAuditLog, history, records, verify_log
+from moderation.audit import (
+    InMemoryAuditLog,
+    JsonlAuditLog,
+    decisions,
+    history,
+    records,
+    verify_log,
+)
 from moderation.cli import main
 from moderation.errors import ConfigurationError, ReviewError
 from moderation.ports import AuditLog
@@ -422,3 +429,24 @@ def test_the_backfill_help_lists_its_exit_codes():
     for line in ("0  done", "1  a log was not found", "2  usage error", "3  the desk failed"):
         assert line in result.stdout
     assert "MODERATION_REVIEW" in result.stdout
+
+
+def test_moderation_check_puts_its_review_decisions_on_the_desk(tmp_path: Path):
+    # GIVEN MODERATION_REVIEW and a file audit log for an offline run of two images
+    root = builders.ROOT
+    log = tmp_path / "audit.jsonl"
+    env = {"MODERATION_REVIEW": f"sqlite:///{tmp_path / 'desk.db'}", "MODERATION_AUDIT": str(log)}
+    images = [str(root / "examples/images" / name) for name in ("landscape.png", "surgery.jpg")]
+    result = runner().invoke(
+        main,
+        ["check", "--offline", str(root / "examples/recordings"), "--policies",
+         str(root / "policies"), "--tenant", "forum", *images],
+        env=env,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr  # one image went to review
+    # THEN the review decision is an item, the approval is not
+    made = {d.outcome: d for d in decisions(log)}
+    assert set(made) == {Outcome.APPROVED, Outcome.REVIEW}
+    with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
+        assert desk.find(made[Outcome.REVIEW].id) is not None
+        assert desk.find(made[Outcome.APPROVED].id) is None
