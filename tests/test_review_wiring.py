@@ -450,3 +450,17 @@ def test_moderation_check_puts_its_review_decisions_on_the_desk(tmp_path: Path):
     with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
         assert desk.find(made[Outcome.REVIEW].id) is not None
         assert desk.find(made[Outcome.APPROVED].id) is None
+
+
+def test_backfill_exits_3_when_the_desk_fails_part_way(tmp_path: Path, monkeypatch):
+    log = tmp_path / "audit.jsonl"
+    moderate_into_log(log)
+
+    def locked(self: SQLiteReviewDesk, *args: Any, **kwargs: Any) -> Any:
+        raise ReviewError("review desk desk.db: database is locked")
+
+    monkeypatch.setattr(SQLiteReviewDesk, "enqueue", locked)
+    result = run_backfill(tmp_path, log, "--desk", f"sqlite:///{tmp_path / 'desk.db'}")
+    assert result.exit_code == 3
+    assert "database is locked" in result.stderr and "run the backfill again" in result.stderr
+    assert result.stdout == ""
