@@ -8,8 +8,7 @@ from pathlib import Path
 import click
 
 from moderation.audit import VerifiedRecords, decisions
-from moderation.cli._common import default_policies, load_store
-from moderation.cli.audit import KEY_ENV, _key
+from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
 from moderation.decision import Decision
 from moderation.errors import ConfigurationError, ModerationError, UnknownTenant
 from moderation.policy import Policy, PolicyStore
@@ -69,7 +68,7 @@ def backfill_command(
 
     Prints how many items were added and how many the desk already held.
     """
-    key = _key(key_file)
+    key = audit_key(key_file)
     desk = _open(desk_url)
     store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
     reading = _Reading(logs, key)
