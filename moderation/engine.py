@@ -1,6 +1,7 @@
 """The engine: one call from an image to an audited Decision, failing closed at every step.
 
     intake -> policy -> detect -> triage -> (judge, only on escalate) -> decision -> audit
+        -> review desk (a `review` outcome, or a blind QA sample of an automatic one)
 
 No failure path approves an image: a detector failure raises (or, if the policy says
 `on_detector_error: review`, yields a review decision); a judge failure, refusal or unusable answer
@@ -65,6 +66,7 @@ from moderation.outcome import (
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
+from moderation.review import ReviewDesk, desk_rules, item_kind
 from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
@@ -81,6 +83,8 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+# Enqueue failures go here, at ERROR, with the decision id: `moderation review backfill` repairs.
+_review_log = logging.getLogger("moderation.review")
 
 # An S3 object is passed as an `S3Location`; a `str` starting with `s3://` is parsed once by
 # `S3Location.parse` (see `ImageIntake.prepare`).
@@ -124,6 +128,7 @@ class Engine:
         pricing: Pricing | None = None,
         budget: EscalationBudget | None = None,
         cache: DetectionCache | None = None,
+        review: ReviewDesk | None = None,
         rekognition_tps: float | RateLimiter | None = None,
         bedrock_rpm: float | RateLimiter | None = None,
         async_workers: int = 16,
@@ -141,6 +146,9 @@ class Engine:
         quota by itself (`moderation.limits.SERVICE_LIMITS`); they charge every request, retries
         included. Any other detector or judge is limited only by a configured rate, and is
         charged once per call.
+
+        `review`: the desk that every `review` decision (and each blind QA sample of an
+        automatic one) becomes an item of, after its audit record is written (docs/review.md).
 
         `async_workers`: the threads `amoderate` runs moderations on.
         """
@@ -164,6 +172,7 @@ class Engine:
         self.pricing = pricing or Pricing()
         self.budget = budget or EscalationBudget()
         self.cache = cache
+        self.review = review
         self.async_workers = async_workers
         self._now = now
         self._timer = timer
@@ -192,8 +201,9 @@ class Engine:
         policies: PolicyStore | None = None,
     ) -> Engine:
         """The AWS engine for `settings`: Rekognition, Bedrock (unless judge is none), the
-        policy store, the audit sink, the dedupe cache and the rate limits they name; `audit` and
-        `policies` replace those two. Raises as `from_env` does."""
+        policy store, the audit sink, the dedupe cache, the rate limits and the review desk they
+        name (its verdicts go to the audit sink); `audit` and `policies` replace those two.
+        Raises as `from_env` does."""
         return cls.from_parts(wiring.engine_parts(settings, audit=audit, policies=policies))
 
     @classmethod
@@ -206,6 +216,7 @@ class Engine:
             parts.audit,
             intake=parts.intake,
             cache=parts.cache,
+            review=parts.review,
             rekognition_tps=parts.rekognition_tps,
             bedrock_rpm=parts.bedrock_rpm,
         )
@@ -518,6 +529,7 @@ class Engine:
             error=error,
         )
         self._append(decision)
+        self._enqueue(decision, policy)
         return decision
 
     def _record_detector_failure(
@@ -562,6 +574,30 @@ class Engine:
             raise AuditError(
                 f"decision {decision.id} could not be written to the audit log: {exc!r}", decision
             ) from exc
+
+    def _enqueue(self, decision: Decision, policy: Policy) -> None:
+        """Put `decision` on the review desk when it needs a person: a `review` outcome, or an
+        automatic one the policy's `qa_sample` picks (blind QA; the outcome stands).
+
+        Never raises: the decision is already in the audit log, from which `moderation review
+        backfill` enqueues what failed here, so a desk that is down costs no decision.
+        """
+        if self.review is None:
+            return
+        # The rule backfill applies too: the same decision is the same item either way.
+        kind = item_kind(decision, policy)
+        if kind is None:
+            return
+        try:
+            self.review.enqueue(decision, rules=desk_rules(decision, policy), kind=kind)
+        except Exception:
+            _review_log.exception(
+                "decision %s (%s) could not be put on the review desk as a %s item; it is in "
+                "the audit log: `moderation review backfill` enqueues it",
+                decision.id,
+                decision.tenant,
+                kind.value,
+            )
 
     def _shadows(
         self,

@@ -176,6 +176,16 @@ def _queue_url(value: str) -> str:
     return url
 
 
+def _desk_url(value: str) -> str:
+    url = _text(value)
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        # Only the scheme is shown: a database URL may hold a password.
+        scheme, sep, _ = url.partition("://")
+        shown = f"{scheme}://..." if sep else "a value without a scheme"
+        raise ValueError(f"must be a review desk URL, sqlite:///PATH, got {shown}")
+    return url
+
+
 def _bucket(value: str) -> str:
     bucket = _text(value)
     if bucket_problem(bucket) is not None:
@@ -298,6 +308,11 @@ VARIABLES: tuple[Variable, ...] = (
         " message format)",
     ),
     Variable(
+        "MODERATION_REVIEW", "review", _desk_url, "none: no items are made",
+        "the review desk (`sqlite:///PATH`) that every `review` decision, and each blind QA"
+        " sample, becomes an item of; its verdicts go to the audit log (docs/review.md)",
+    ),
+    Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
         " their tags",
@@ -344,6 +359,8 @@ class Settings:
     dedupe: str = "memory"  # "off", "memory", "memory:N" or "dynamodb:TABLE"
     dedupe_ttl: float = 604800.0
     review_queue_url: str | None = None
+    # A desk URL (`sqlite:///PATH`); a PostgreSQL one may hold a password: kept out of repr.
+    review: str | None = field(default=None, repr=False)
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0

@@ -2,7 +2,8 @@
 
 `Engine.from_settings` / `Engine.from_env`, every `moderation` command and the Lambda's cold start
 all turn a `Settings` into the same parts here (the policy store, the audit sink, the detector,
-the judge, the image intake and its S3 reader, the detection cache, the rate limits), so that what
+the judge, the image intake and its S3 reader, the detection cache, the rate limits, the review
+desk), so that what
 a deployment runs is what the CLI and a test build.
 
 Building collects: every part is tried, and what is wrong with any of them is added to the
@@ -15,14 +16,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from moderation.audit import audit_log_from_spec
 from moderation.dedupe import DetectionCache, detection_cache_from_spec
 from moderation.errors import ConfigurationError, ModerationError, PolicyError
 from moderation.image import ImageIntake, S3Reader
 from moderation.policy import PolicyStore
-from moderation.ports import AuditLog, Detector, Judge
+from moderation.ports import AuditLog, Detector, Judge, RecordingAuditLog
+from moderation.review import AuditRecordSink, ReviewDesk, open_desk
 from moderation.settings import Settings, read_env
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "judge",
     "parts_from_env",
     "policy_store",
+    "review_desk",
     "s3_reader",
 ]
 
@@ -56,6 +59,7 @@ _AUDIT = (
 _DETECTOR = ("MODERATION_PROJECT_VERSION", "MODERATION_REGION")
 _JUDGE = ("MODERATION_JUDGE", "MODERATION_REGION")
 _DEDUPE = ("MODERATION_DEDUPE", "MODERATION_DEDUPE_TTL", "MODERATION_REGION")
+_REVIEW = ("MODERATION_REVIEW",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,7 @@ class EngineParts:
     cache: DetectionCache | None
     rekognition_tps: float | None
     bedrock_rpm: float | None
+    review: ReviewDesk | None = None
 
 
 def policy_store(settings: Settings, *, ttl: float | None = None) -> PolicyStore:
@@ -133,6 +138,25 @@ def detection_cache(settings: Settings) -> DetectionCache | None:
         raise
     except ValueError as exc:
         raise ConfigurationError([f"MODERATION_DEDUPE: {exc}"]) from exc
+
+
+def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
+    """The desk `settings.review` names, or None. Its verdicts and appeals are appended to
+    `audit`, the engine's audit log: one chain holds the decisions and what people made of them.
+
+    ConfigurationError when the URL is refused or `audit` cannot record them.
+    """
+    if settings.review is None:
+        return None
+    if not callable(getattr(audit, "append_record", None)):
+        raise ConfigurationError(
+            [
+                f"MODERATION_REVIEW: the audit log {type(audit).__name__} cannot record review "
+                "verdicts (it has no append_record); use a file, S3 or stream audit log"
+            ]
+        )
+    sink = AuditRecordSink(cast(RecordingAuditLog, audit))
+    return open_desk(settings.review, sink=sink)
 
 
 @dataclass
@@ -201,7 +225,15 @@ def engine_parts(
     bedrock = collect.build(_JUDGE, lambda: judge(settings), named=False)
     intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings), named=False)
     cache = collect.build(_DEDUPE, lambda: detection_cache(settings))
-    collect.raise_any()
+    desk = None
+    if sink is not None:  # the desk's records go to the audit log: without one, no desk
+        desk = collect.build(_REVIEW, lambda: review_desk(settings, sink))
+    try:
+        collect.raise_any()
+    except ModerationError:
+        if desk is not None:  # opened, but no engine will own it
+            desk.close()
+        raise
     # Every part was built: a part that was not left a problem, and raise_any raised it.
     assert store is not None
     assert sink is not None
@@ -216,6 +248,7 @@ def engine_parts(
         cache=cache,
         rekognition_tps=settings.rekognition_tps,
         bedrock_rpm=settings.bedrock_rpm,
+        review=desk,
     )
 
 

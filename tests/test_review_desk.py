@@ -21,7 +21,7 @@ import pytest
 
 from moderation import ConfigurationError, Outcome
 from moderation.review import (
-    Appeal,
+    DeskRecord,
     DeskRules,
     ItemFinding,
     ItemImage,
@@ -34,6 +34,7 @@ from moderation.review import (
     ReviewError,
     ReviewVerdict,
     Role,
+    Skip,
     SQLiteReviewDesk,
     Then,
     UnknownItem,
@@ -71,10 +72,10 @@ class Recorder:
     """A record sink that keeps what it is given, or fails when told to."""
 
     def __init__(self) -> None:
-        self.records: list[ReviewVerdict | Appeal] = []
+        self.records: list[DeskRecord] = []
         self.fail = False
 
-    def append_review(self, record: ReviewVerdict | Appeal) -> None:
+    def append_review(self, record: DeskRecord) -> None:
         if self.fail:
             raise OSError("audit log unavailable")
         self.records.append(record)
@@ -281,13 +282,20 @@ def test_a_verdict_without_the_lease_raises_lease_lost(desk: ReviewDesk) -> None
         desk.decide(item.id, "reject", reviewer=ALICE)
 
 
-def test_a_skip_gives_the_item_to_someone_else(desk: ReviewDesk, clock: Clock) -> None:
+def test_a_skip_gives_the_item_to_someone_else(
+    desk: ReviewDesk, clock: Clock, sink: Recorder
+) -> None:
     item = desk.enqueue(new_item(1))
     desk.next(ALICE)
 
     released = desk.release(item.id, reviewer=ALICE)
 
     assert released.state is ItemState.OPEN and released.verdicts == ()
+    [skip] = sink.records  # the record sink is told of the skip, who made it and when
+    assert isinstance(skip, Skip)
+    assert (skip.item_id, skip.decision_id, skip.reviewer, skip.round) == (
+        item.id, item.decision_id, "alice", 1,
+    )  # fmt: skip
     assert desk.next(ALICE) is None  # not offered again to the one who skipped it, for a lease
     assert desk.next(BOB) is not None
     desk.release(item.id, reviewer=BOB)
@@ -360,6 +368,15 @@ def test_settle(
 ) -> None:
     choices = [VerdictChoice(v) for v in earlier]
     assert settle(choices, VerdictChoice(verdict), needed=needed, senior_stage=senior_stage) is then
+
+
+def test_a_failing_record_sink_leaves_no_skip_behind(desk: ReviewDesk, sink: Recorder) -> None:
+    item = desk.enqueue(new_item(1))
+    desk.next(ALICE)
+    sink.fail = True
+    with pytest.raises(OSError, match="audit log unavailable"):
+        desk.release(item.id, reviewer=ALICE)
+    assert desk.get(item.id).lease_holder == "alice"  # still hers: the skip was not stored
 
 
 def test_a_failing_record_sink_leaves_no_verdict_behind(desk: ReviewDesk, sink: Recorder) -> None:

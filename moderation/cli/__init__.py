@@ -3,7 +3,7 @@
 Exit codes of `moderation check`: 0 every image approved; 1 at least one rejected or sent to review;
 2 usage error; 3 at least one image could not be moderated (not an image, detector failure, no
 recording); 4 the policies are invalid; 130 interrupted (Ctrl-C). `moderation policy …`: 0 ok,
-1 invalid input, 2 usage.
+1 invalid input, 2 usage. `moderation review ...`: see its help.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from moderation.cli.audit import audit
 from moderation.cli.check import check
 from moderation.cli.policy import policy
 from moderation.cli.replay import replay
+from moderation.cli.review import review
 
 __all__ = ["main"]
 
@@ -28,3 +29,4 @@ main.add_command(check)
 main.add_command(policy)
 main.add_command(audit)
 main.add_command(replay)
+main.add_command(review)

@@ -1,5 +1,5 @@
-"""What every command group shares: the environment's settings, loading the policies, printing
-problems, exit codes.
+"""What every command group shares: the environment's settings, loading the policies, the audit
+log's key, printing problems, exit codes.
 
 The environment is read through `moderation.settings` (the one table of variables) and the
 policies are built by `moderation.wiring`, as the engine and the Lambda build them.
@@ -22,7 +22,9 @@ from moderation.settings import Settings, policies_location, read_env
 
 __all__ = [
     "EXIT_USAGE",
+    "KEY_ENV",
     "POLICIES_ENV",
+    "audit_key",
     "default_policies",
     "env_policies",
     "env_settings",
@@ -31,6 +33,7 @@ __all__ = [
 ]
 
 POLICIES_ENV = "MODERATION_POLICIES"
+KEY_ENV = "MODERATION_AUDIT_KEY"
 EXIT_USAGE = 2
 
 
@@ -107,3 +110,25 @@ def load_store(
     except ConfigurationError as exc:  # e.g. no AWS region for S3 or AppConfig: a usage error
         click.echo(f"Error: {exc}", err=True)
         raise click.exceptions.Exit(2) from exc
+
+
+def audit_key(key_file: Path | None) -> bytes | None:
+    """The key of a keyed audit log: `key_file`'s bytes (one trailing newline dropped), else
+    $MODERATION_AUDIT_KEY, else None; a usage error when either is empty or unreadable."""
+    if key_file is not None:
+        try:
+            raw = key_file.read_bytes()
+        except OSError as exc:
+            raise click.BadParameter(
+                f"cannot read {key_file}: {exc}", param_hint="--key-file"
+            ) from exc
+        key = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+        if not key:
+            raise click.BadParameter(f"{key_file} is empty", param_hint="--key-file")
+        return key
+    value = os.environ.get(KEY_ENV)
+    if value is None:
+        return None
+    if not value.strip():
+        raise click.UsageError(f"{KEY_ENV} is set but empty (unset it for an unkeyed log)")
+    return value.encode()

@@ -7,7 +7,6 @@ error; 3 (`verify`) the log ends in an unrepaired crash tail and every record be
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from moderation.audit import (
     verify_log,
 )
 from moderation.audit._verify import read_head
+from moderation.cli._common import KEY_ENV, audit_key
 from moderation.decision import Decision, Outcome
 from moderation.policy import Band
 from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
@@ -35,7 +35,6 @@ from moderation.triage import Action
 
 __all__ = ["audit"]
 
-KEY_ENV = "MODERATION_AUDIT_KEY"
 EXIT_CRASH_TAIL = 3
 _EPILOG = """\b
 Exit codes:
@@ -64,26 +63,6 @@ def _not_found(message: str) -> click.exceptions.Exit:
     return click.exceptions.Exit(1)
 
 
-def _key(key_file: Path | None) -> bytes | None:
-    if key_file is not None:
-        try:
-            raw = key_file.read_bytes()
-        except OSError as exc:
-            raise click.BadParameter(
-                f"cannot read {key_file}: {exc}", param_hint="--key-file"
-            ) from exc
-        key = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
-        if not key:
-            raise click.BadParameter(f"{key_file} is empty", param_hint="--key-file")
-        return key
-    value = os.environ.get(KEY_ENV)
-    if value is None:
-        return None
-    if not value.strip():
-        raise click.UsageError(f"{KEY_ENV} is set but empty (unset it for an unkeyed log)")
-    return value.encode()
-
-
 @audit.command(epilog=_EPILOG)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -110,7 +89,7 @@ def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None
             head = parse_head(head_text)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--head") from exc
-    key = _key(key_file)
+    key = audit_key(key_file)
     failed = crash_tail = False
     for path in paths:
         try:

@@ -30,6 +30,7 @@ from moderation.errors import AuditError, ConfigurationError, InvalidImage, Mode
 from moderation.image import ImageIntake, ObjectHead, S3Object, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
+from moderation.review import ReviewDesk
 from moderation.s3location import S3Location
 from moderation.settings import Settings, is_file_sink
 
@@ -246,6 +247,14 @@ def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:
             return StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
         return wiring.audit_sink(settings, default=spec)
     except (ConfigurationError, ValueError) as exc:
+        raise _usage(str(exc)) from exc
+
+
+def _review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
+    """The desk MODERATION_REVIEW names, recording its verdicts in the run's audit log."""
+    try:
+        return wiring.review_desk(settings, audit)
+    except ModerationError as exc:
         raise _usage(str(exc)) from exc
 
 
@@ -516,6 +525,7 @@ def _engine(
             RecordedJudge(recorded),
             audit,
             intake=ImageIntake(s3=s3),
+            review=_review_desk(settings, audit),
             rekognition_tps=settings.rekognition_tps,
             bedrock_rpm=settings.bedrock_rpm,
         )

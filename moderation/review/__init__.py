@@ -4,6 +4,8 @@ docs/review.md documents the items, the ordering and consensus rules and the des
 """
 
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
+from moderation.review._audit_sink import APPEAL_FILED_BY, AuditRecordSink, audit_record
+from moderation.review._backfill import BackfillCount, backfill, item_kind
 from moderation.review._desk import (
     DEFAULT_LEASE_SECONDS,
     DeskRecord,
@@ -23,17 +25,22 @@ from moderation.review._model import (
     ReviewItem,
     ReviewVerdict,
     Role,
+    Skip,
     Then,
     VerdictChoice,
     settle,
 )
 from moderation.review._open import open_desk
+from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
 
 __all__ = [
     "ALL_TENANTS",
+    "APPEAL_FILED_BY",
     "DEFAULT_LEASE_SECONDS",
     "Appeal",
+    "AuditRecordSink",
+    "BackfillCount",
     "DeskRecord",
     "DeskRules",
     "ItemFinding",
@@ -50,9 +57,14 @@ __all__ = [
     "Reviewer",
     "Role",
     "SQLiteReviewDesk",
+    "Skip",
     "Then",
     "UnknownItem",
     "VerdictChoice",
+    "audit_record",
+    "backfill",
+    "desk_rules",
+    "item_kind",
     "open_desk",
     "settle",
 ]

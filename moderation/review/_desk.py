@@ -15,6 +15,7 @@ from moderation.review._model import (
     Reviewer,
     ReviewItem,
     ReviewVerdict,
+    Skip,
     VerdictChoice,
 )
 
@@ -23,15 +24,16 @@ __all__ = ["DEFAULT_LEASE_SECONDS", "DeskRecord", "ReviewDesk", "ReviewRecordSin
 #: How long `next` leases an item to a reviewer unless the desk is told otherwise.
 DEFAULT_LEASE_SECONDS = 600.0
 
-#: What the desk hands its record sink: every verdict and every appeal.
-DeskRecord = ReviewVerdict | Appeal
+#: What the desk hands its record sink: every verdict, every skip and every appeal.
+DeskRecord = ReviewVerdict | Skip | Appeal
 
 
 class ReviewRecordSink(Protocol):
-    """Where the desk writes each verdict and appeal (the audit log, joined by its caller).
+    """Where the desk writes each verdict, skip and appeal (the audit log, joined by its caller).
 
     Called inside the desk's transaction, before it commits: if it raises, the verdict or appeal
-    is not stored and the caller gets the error, so the desk never holds one the log lacks.
+    (or skip) is not stored and the caller gets the error, so the desk never holds one the log
+    lacks.
     """
 
     def append_review(self, record: DeskRecord) -> None:

@@ -32,6 +32,7 @@ __all__ = [
     "ReviewVerdict",
     "Reviewer",
     "Role",
+    "Skip",
     "Then",
     "VerdictChoice",
     "check_categories",
@@ -257,6 +258,17 @@ class Appeal(_Model):
     tenant: str
     round: int
     reason: str
+    at: AwareDatetime
+
+
+class Skip(_Model):
+    """A reviewer gave an item back unjudged (`release`): it goes back to the queue."""
+
+    item_id: str
+    decision_id: str
+    tenant: str
+    round: int
+    reviewer: str
     at: AwareDatetime
 
 

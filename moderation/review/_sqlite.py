@@ -34,6 +34,7 @@ from moderation.review._model import (
     Reviewer,
     ReviewItem,
     ReviewVerdict,
+    Skip,
     Then,
     VerdictChoice,
     check_categories,
@@ -346,7 +347,8 @@ class SQLiteReviewDesk:
         _check_reviewer(reviewer)
         with self._transaction() as db:
             now = self._now()
-            _check_lease(_item_row(db, item_id), reviewer, now)
+            row = _item_row(db, item_id)
+            _check_lease(row, reviewer, now)
             db.execute(
                 "UPDATE items SET lease_holder = NULL, lease_until_us = NULL WHERE id = ?",
                 (item_id,),
@@ -355,6 +357,17 @@ class SQLiteReviewDesk:
                 "INSERT OR REPLACE INTO skips (item_id, reviewer, until_us) VALUES (?, ?, ?)",
                 (item_id, reviewer.name, now + self._lease_us),
             )
+            if self._sink is not None:
+                self._sink.append_review(
+                    Skip(
+                        item_id=item_id,
+                        decision_id=row["decision_id"],
+                        tenant=row["tenant"],
+                        round=row["round"],
+                        reviewer=reviewer.name,
+                        at=_time(now),
+                    )
+                )
             return self._load(db, item_id, now)
 
     def appeal(self, decision_id: str, reason: str) -> ReviewItem:

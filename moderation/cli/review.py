@@ -1,0 +1,146 @@
+"""`moderation review ...`: the human review desk from the command line (backfill today)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import click
+
+from moderation.audit import VerifiedRecords, decisions
+from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
+from moderation.decision import Decision
+from moderation.errors import ConfigurationError, ModerationError, UnknownTenant
+from moderation.policy import Policy, PolicyStore
+from moderation.review import ReviewDesk, backfill, open_desk
+
+__all__ = ["review"]
+
+DESK_ENV = "MODERATION_REVIEW"
+EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_DESK, EXIT_BAD_POLICIES = 0, 1, 2, 3, 4
+
+_EPILOG = f"""\b
+Exit codes:
+  0  done (every item the logs call for is on the desk)
+  1  a log was not found, or (with a key) records that did not verify were left out
+  2  usage error (no desk URL, a URL the desk refuses, an unreadable key file)
+  3  the desk failed part way (the items before the failure are on it; run again)
+  4  the policies are invalid
+
+The desk is --desk, else ${DESK_ENV}. A keyed log's key comes from ${KEY_ENV} or
+--key-file; with a key only records that verify are read. A LOG is a live log, read with its
+rotated predecessors (LOG.1, LOG.2, ...)."""
+
+
+@click.group(epilog=_EPILOG)
+def review() -> None:
+    """The human review desk: put decisions on it."""
+
+
+@review.command(epilog=_EPILOG)
+@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--desk",
+    "desk_url",
+    envvar=DESK_ENV,
+    metavar="URL",
+    help=f"The review desk, sqlite:///PATH (default: ${DESK_ENV}).",
+)
+@click.option(
+    "--policies",
+    "policies_path",
+    help="Where the policies are, for each item's desk rules (default: $MODERATION_POLICIES).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help=f"Read the HMAC key of a keyed log from FILE (default: ${KEY_ENV}).",
+)
+def backfill_command(
+    logs: tuple[Path, ...],
+    desk_url: str | None,
+    policies_path: str | None,
+    key_file: Path | None,
+) -> None:
+    """Enqueue every decision of the audit logs LOG... that should be a desk item and is not:
+    each `review` decision, and each blind QA sample decided under a policy the store still holds
+    unchanged. Idempotent by decision id: run it as often as you like.
+
+    Prints how many items were added and how many the desk already held.
+    """
+    key = audit_key(key_file)
+    desk = _open(desk_url)
+    store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
+    reading = _Reading(logs, key)
+    try:
+        count = backfill(desk, reading, _policy_lookup(store))
+    except (FileNotFoundError, IsADirectoryError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
+    except ModerationError as exc:
+        click.echo(f"error: the review desk failed: {exc}; run the backfill again", err=True)
+        raise click.exceptions.Exit(EXIT_DESK) from exc
+    finally:
+        desk.close()
+    click.echo(f"{count.added} added, {count.held} already on the desk")
+    if reading.ignored:
+        click.echo(
+            f"warning: {reading.ignored} records did not verify under the key and were left out",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_NOT_FOUND)
+
+
+review.add_command(backfill_command, name="backfill")
+
+
+def _open(url: str | None) -> ReviewDesk:
+    if not url:
+        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
+    try:
+        return open_desk(url)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--desk") from exc
+    except ModerationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+
+
+class _Reading:
+    """The decisions of the logs: with a key, only those of records that verify (counted)."""
+
+    def __init__(self, logs: tuple[Path, ...], key: bytes | None) -> None:
+        self.logs = logs
+        self.key = key
+        self.ignored = 0
+
+    def __iter__(self) -> Iterator[Decision]:
+        if self.key is None:
+            yield from decisions(self.logs)
+            return
+        verified = VerifiedRecords(self.logs, key=self.key)
+        for _, record in verified:
+            if record.decision is not None:
+                yield record.decision
+        self.ignored = verified.ignored_count
+
+
+def _policy_lookup(store: PolicyStore) -> Callable[[Decision], Policy | None]:
+    """The policy a decision was made under, by its id; None (the desk's default rules, with a
+    warning once per id) when the store no longer holds it."""
+    missing: set[str] = set()
+
+    def policy_of(decision: Decision) -> Policy | None:
+        try:
+            return store.policy(decision.policy.id)
+        except UnknownTenant:
+            if decision.policy.id not in missing:
+                missing.add(decision.policy.id)
+                click.echo(
+                    f"warning: no policy {decision.policy.id!r} in the store: its items get the "
+                    "desk's default rules",
+                    err=True,
+                )
+            return None
+
+    return policy_of

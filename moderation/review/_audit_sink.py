@@ -1,0 +1,74 @@
+"""The desk's verdicts, skips and appeals as records of the audit log: `AuditRecordSink`.
+
+The desk hands its sink a `ReviewVerdict`, a `Skip` or an `Appeal` (what the desk knows); the
+audit log holds a `ReviewRecord` or an `AppealRecord` (what the chain promises to keep). This is
+the one place one becomes the other.
+"""
+
+from __future__ import annotations
+
+from moderation.errors import ReviewError
+from moderation.ports import RecordingAuditLog
+from moderation.review._desk import DeskRecord
+from moderation.review._model import Appeal, ReviewVerdict, Skip
+from moderation.review_records import AppealRecord, ReviewRecord
+
+__all__ = ["APPEAL_FILED_BY", "AuditRecordSink", "audit_record"]
+
+#: Who an appeal record says filed it: the desk's `appeal()` does not yet take an appellant.
+APPEAL_FILED_BY = "unknown"
+
+
+def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
+    """The audit log's record of a desk verdict, skip (a `skip` review, never final) or appeal."""
+    if isinstance(record, ReviewVerdict):
+        return ReviewRecord(
+            decision_id=record.decision_id,
+            item_id=record.item_id,
+            reviewer=record.reviewer,
+            verdict=record.verdict.value,
+            note=record.note,
+            categories=record.categories,
+            final=record.final,
+            at=record.at,
+        )
+    if isinstance(record, Skip):
+        return ReviewRecord(
+            decision_id=record.decision_id,
+            item_id=record.item_id,
+            reviewer=record.reviewer,
+            verdict="skip",
+            at=record.at,
+        )
+    if isinstance(record, Appeal):
+        return AppealRecord(
+            decision_id=record.decision_id,
+            item_id=record.item_id,
+            reason=record.reason,
+            at=record.at,
+            by=APPEAL_FILED_BY,
+        )
+    raise ReviewError(
+        f"a desk record is a ReviewVerdict, a Skip or an Appeal, not {type(record).__name__}"
+    )
+
+
+class AuditRecordSink:
+    """A desk's record sink that appends each verdict, skip and appeal to `log`, in the same
+    chain as the decisions (`log.append_record`). A failure to append raises, so the desk keeps
+    nothing the log lacks."""
+
+    def __init__(self, log: RecordingAuditLog) -> None:
+        if not callable(getattr(log, "append_record", None)):
+            raise ReviewError(
+                f"the audit log {type(log).__name__} cannot record review verdicts "
+                "(it has no append_record)"
+            )
+        self.log = log
+
+    def append_review(self, record: DeskRecord) -> None:
+        """Append `record` to the audit log as a review or appeal record."""
+        self.log.append_record(audit_record(record))
+
+    def __repr__(self) -> str:
+        return f"AuditRecordSink({self.log!r})"
