@@ -205,12 +205,14 @@ def open_image_store(spec: str, *, region: str | None = None) -> ImageStore:
     """The store `spec` names: `s3://bucket/prefix` (its client in `region`, else the default
     session's) or a directory (created on first put)."""
     if not isinstance(spec, str) or not spec.strip():
-        raise ConfigurationError("MODERATION_REVIEW_IMAGES: give a directory or s3://bucket/prefix")
+        raise ConfigurationError(
+            ["MODERATION_REVIEW_IMAGES: give a directory or s3://bucket/prefix"]
+        )
     if spec.startswith(SCHEME):
         try:
             where = S3Prefix.parse(spec)
         except InvalidS3Location as exc:
-            raise ConfigurationError(f"MODERATION_REVIEW_IMAGES: {exc}") from None
+            raise ConfigurationError([f"MODERATION_REVIEW_IMAGES: {exc}"]) from None
         prefix = (
             where.prefix if not where.prefix or where.prefix.endswith("/") else where.prefix + "/"
         )
