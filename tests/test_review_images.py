@@ -360,3 +360,27 @@ def test_purge_without_an_image_store_is_a_usage_error(
     )
     assert result.exit_code == 2
     assert "MODERATION_REVIEW_IMAGES" in result.output
+
+
+def test_purge_that_cannot_delete_exits_3_naming_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN a closed item whose stored image cannot be deleted (a read-only volume)
+    store = DirectoryImageStore(tmp_path / "images")
+    with SQLiteReviewDesk(tmp_path / "desk.db", clock=Clock(1000.0)) as desk:
+        desk.enqueue(item("d-closed", b"CLOSED"))
+        decide(desk, "d-closed")
+    store.put(b"CLOSED")
+
+    def read_only(self: Path, missing_ok: bool = False) -> None:
+        raise PermissionError(13, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    # WHEN the purge runs THEN it exits 3 and says what failed
+    result = runner().invoke(
+        main,
+        ["review", "purge", "--older-than", "1d", "--desk", f"sqlite:///{tmp_path}/desk.db",
+         "--images", str(tmp_path / "images")],
+    )  # fmt: skip
+    assert result.exit_code == 3
+    assert "Read-only file system" in result.output

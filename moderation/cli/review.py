@@ -217,7 +217,7 @@ def purge_command(older_than: str, desk_url: str | None, images_spec: str | None
     desk = _open(desk_url)
     try:
         count = purge_closed_images(desk, store, before)
-    except ModerationError as exc:
+    except (ModerationError, OSError) as exc:
         click.echo(f"error: the purge failed part way: {exc}; run it again", err=True)
         raise click.exceptions.Exit(EXIT_DESK) from exc
     finally:

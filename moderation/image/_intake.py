@@ -134,6 +134,9 @@ class PreparedImage:
     `frames` holds the images chosen for detection when `prepare` was given `max_frames` > 1:
     every distinct scene, a frame alone or several tiled on a sheet (`Frame.shows`), frame 0
     first; it is empty otherwise. `detect_bytes` is always the first frame alone.
+
+    `original` is the upload's bytes as given, for a local input (bytes, a file, a stream): the
+    review desk stores them for a reviewer (docs/review.md). None for an S3 object.
     """
 
     sha256: str | None
