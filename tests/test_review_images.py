@@ -4,6 +4,7 @@ S3, filled by the engine when it enqueues an item, and purged once the items are
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
 import logging
 import os
@@ -384,3 +385,12 @@ def test_purge_that_cannot_delete_exits_3_naming_the_error(
     )  # fmt: skip
     assert result.exit_code == 3
     assert "Read-only file system" in result.output
+
+
+def test_intake_keeps_a_local_uploads_bytes_and_not_an_s3_objects(tmp_path: Path, s3: Any):
+    intake = ImageIntake(s3=S3ImageReader(s3))
+    assert intake.prepare(builders.IMAGE).original == builders.IMAGE
+    assert intake.prepare(io.BytesIO(builders.IMAGE)).original == builders.IMAGE
+    assert intake.prepare(bytearray(builders.IMAGE)).original == builders.IMAGE
+    s3.put_object(Bucket="uploads", Key="k.png", Body=builders.IMAGE)
+    assert intake.prepare(S3Location("uploads", "k.png")).original is None
