@@ -66,7 +66,7 @@ from moderation.outcome import (
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
-from moderation.review import ReviewDesk, desk_rules, item_kind
+from moderation.review import ImageStore, ItemImage, ReviewDesk, desk_rules, item_kind
 from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
@@ -129,6 +129,7 @@ class Engine:
         budget: EscalationBudget | None = None,
         cache: DetectionCache | None = None,
         review: ReviewDesk | None = None,
+        review_images: ImageStore | None = None,
         rekognition_tps: float | RateLimiter | None = None,
         bedrock_rpm: float | RateLimiter | None = None,
         async_workers: int = 16,
@@ -149,6 +150,8 @@ class Engine:
 
         `review`: the desk that every `review` decision (and each blind QA sample of an
         automatic one) becomes an item of, after its audit record is written (docs/review.md).
+        `review_images`: where the desk's copy of an image given as bytes or a file is kept (the
+        upload's own bytes, keyed by sha256); an image in S3 is not copied.
 
         `async_workers`: the threads `amoderate` runs moderations on.
         """
@@ -173,6 +176,7 @@ class Engine:
         self.budget = budget or EscalationBudget()
         self.cache = cache
         self.review = review
+        self.review_images = review_images
         self.async_workers = async_workers
         self._now = now
         self._timer = timer
@@ -217,6 +221,7 @@ class Engine:
             intake=parts.intake,
             cache=parts.cache,
             review=parts.review,
+            review_images=parts.review_images,
             rekognition_tps=parts.rekognition_tps,
             bedrock_rpm=parts.bedrock_rpm,
         )
@@ -244,6 +249,21 @@ class Engine:
         clock.lap("policy")
         prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
+        decision = self._decide(tenant, ctx, policy, prepared, clock, view)
+        self._enqueue(decision, policy, prepared)
+        return decision
+
+    def _decide(
+        self,
+        tenant: str,
+        ctx: dict[str, ContextValue],
+        policy: Policy,
+        prepared: PreparedImage,
+        clock: _Clock,
+        view: PolicyStore,
+    ) -> Decision:
+        """Detect, triage and (when the policy says so) judge `prepared`; the decision is in the
+        audit log when this returns."""
         identity = ImageIdentity.of(prepared)
         try:
             detection, seen_in, calls = self._detect(prepared, policy)
@@ -529,7 +549,6 @@ class Engine:
             error=error,
         )
         self._append(decision)
-        self._enqueue(decision, policy)
         return decision
 
     def _record_detector_failure(
@@ -575,7 +594,7 @@ class Engine:
                 f"decision {decision.id} could not be written to the audit log: {exc!r}", decision
             ) from exc
 
-    def _enqueue(self, decision: Decision, policy: Policy) -> None:
+    def _enqueue(self, decision: Decision, policy: Policy, prepared: PreparedImage) -> None:
         """Put `decision` on the review desk when it needs a person: a `review` outcome, or an
         automatic one the policy's `qa_sample` picks (blind QA; the outcome stands).
 
@@ -588,8 +607,11 @@ class Engine:
         kind = item_kind(decision, policy)
         if kind is None:
             return
+        image = self._store_image(decision, prepared)
         try:
-            self.review.enqueue(decision, rules=desk_rules(decision, policy), kind=kind)
+            self.review.enqueue(
+                decision, rules=desk_rules(decision, policy), kind=kind, image=image
+            )
         except Exception:
             _review_log.exception(
                 "decision %s (%s) could not be put on the review desk as a %s item; it is in "
@@ -598,6 +620,26 @@ class Engine:
                 decision.tenant,
                 kind.value,
             )
+
+    def _store_image(self, decision: Decision, prepared: PreparedImage) -> ItemImage | None:
+        """The reviewer's copy of an image given as bytes or a file, in `review_images`: the
+        upload's bytes when intake kept them, else the detector's. None (the item's default: its
+        S3 object, or its sha256) for an S3 image, without a store, or when the store failed."""
+        if self.review_images is None or prepared.s3 is not None:
+            return None
+        data = prepared.original if prepared.original is not None else prepared.detect_bytes
+        if data is None:
+            return None
+        try:
+            return ItemImage(store_key=self.review_images.put(data))
+        except Exception:
+            _review_log.exception(
+                "decision %s (%s): the image could not be stored for the review desk; the item "
+                "is made without a stored copy",
+                decision.id,
+                decision.tenant,
+            )
+            return None
 
     def _shadows(
         self,

@@ -186,6 +186,13 @@ def _desk_url(value: str) -> str:
     return url
 
 
+def _image_store(value: str) -> str:
+    spec = _text(value)
+    if spec.startswith("s3://"):
+        S3Prefix.parse(spec)  # InvalidS3Location is a ValueError naming what is wrong
+    return spec
+
+
 def _bucket(value: str) -> str:
     bucket = _text(value)
     if bucket_problem(bucket) is not None:
@@ -313,6 +320,12 @@ VARIABLES: tuple[Variable, ...] = (
         " sample, becomes an item of; its verdicts go to the audit log (docs/review.md)",
     ),
     Variable(
+        "MODERATION_REVIEW_IMAGES", "review_images", _image_store, "none: nothing is copied",
+        "where the review desk keeps its copy of each image given as bytes or a file (a"
+        " directory, or `s3://bucket/prefix`), keyed by sha256; an image in S3 is not copied"
+        " (docs/review.md)",
+    ),
+    Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
         " their tags",
@@ -361,6 +374,7 @@ class Settings:
     review_queue_url: str | None = None
     # A desk URL (`sqlite:///PATH`); a PostgreSQL one may hold a password: kept out of repr.
     review: str | None = field(default=None, repr=False)
+    review_images: str | None = None
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0

@@ -24,7 +24,13 @@ from moderation.errors import ConfigurationError, ModerationError, PolicyError
 from moderation.image import ImageIntake, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, RecordingAuditLog
-from moderation.review import AuditRecordSink, ReviewDesk, open_desk
+from moderation.review import (
+    AuditRecordSink,
+    ImageStore,
+    ReviewDesk,
+    open_desk,
+    open_image_store,
+)
 from moderation.settings import Settings, read_env
 
 __all__ = [
@@ -38,6 +44,7 @@ __all__ = [
     "parts_from_env",
     "policy_store",
     "review_desk",
+    "review_image_store",
     "s3_reader",
 ]
 
@@ -60,6 +67,7 @@ _DETECTOR = ("MODERATION_PROJECT_VERSION", "MODERATION_REGION")
 _JUDGE = ("MODERATION_JUDGE", "MODERATION_REGION")
 _DEDUPE = ("MODERATION_DEDUPE", "MODERATION_DEDUPE_TTL", "MODERATION_REGION")
 _REVIEW = ("MODERATION_REVIEW",)
+_REVIEW_IMAGES = ("MODERATION_REVIEW_IMAGES", "MODERATION_REVIEW")
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,7 @@ class EngineParts:
     rekognition_tps: float | None
     bedrock_rpm: float | None
     review: ReviewDesk | None = None
+    review_images: ImageStore | None = None
 
 
 def policy_store(settings: Settings, *, ttl: float | None = None) -> PolicyStore:
@@ -159,6 +168,14 @@ def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     return open_desk(settings.review, sink=sink)
 
 
+def review_image_store(settings: Settings) -> ImageStore | None:
+    """The image store `settings.review_images` names, or None (also without a desk: the copies
+    are only for its items)."""
+    if settings.review_images is None or settings.review is None:
+        return None
+    return open_image_store(settings.review_images, region=settings.region)
+
+
 @dataclass
 class _Collector:
     """Builds parts one by one, keeping every configuration problem instead of stopping."""
@@ -228,6 +245,7 @@ def engine_parts(
     desk = None
     if sink is not None:  # the desk's records go to the audit log: without one, no desk
         desk = collect.build(_REVIEW, lambda: review_desk(settings, sink))
+    images = collect.build(_REVIEW_IMAGES, lambda: review_image_store(settings))
     try:
         collect.raise_any()
     except ModerationError:
@@ -249,6 +267,7 @@ def engine_parts(
         rekognition_tps=settings.rekognition_tps,
         bedrock_rpm=settings.bedrock_rpm,
         review=desk,
+        review_images=images,
     )
 
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import builders
 import pytest
 
 from moderation import ConfigurationError, Outcome
+from moderation.decision import S3Identity
 from moderation.review import (
     DeskRecord,
     DeskRules,
@@ -624,3 +625,29 @@ def test_threads_can_share_one_desk(desk: ReviewDesk) -> None:
         results = list(pool.map(review, [f"t{n}" for n in range(4)]))
 
     assert sorted(i for taken in results for i in taken) == sorted(ids)
+
+
+# -- closed items' images (for the image store's purge) -----------------------------------------
+
+
+def test_closed_images_lists_old_decided_items_keys_that_no_other_item_holds(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    # GIVEN, a second apart: a decided item (1), a decided item whose image a leased item also
+    # holds (2 and 3), a decided item with its image in S3 (4), and an open item (5)
+    shared = ItemImage(store_key="ab" * 32)
+    images = {2: shared, 3: shared, 4: ItemImage(s3=S3Identity(bucket="uploads", key="a.png"))}
+    for n in range(1, 6):
+        desk.enqueue(new_item(n).model_copy(update={"image": images.get(n, new_item(n).image)}))
+        clock.advance(1)
+    take_and_decide(desk, ALICE)  # 1
+    take_and_decide(desk, ALICE)  # 2
+    held = desk.next(BOB)  # 3
+    assert held is not None and held.decision_id == new_item(3).decision_id
+    take_and_decide(desk, ALICE)  # 4
+    now = datetime.fromtimestamp(clock.now, UTC)
+    # WHEN the closed images made before now are asked for
+    # THEN only item 1's: 2's is held by the leased 3, 4's is in S3, 5 is open
+    assert desk.closed_images(now) == [f"{1:064x}"]
+    # AND none made before the first item
+    assert desk.closed_images(now - timedelta(seconds=60)) == []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import click
@@ -12,7 +14,13 @@ from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_st
 from moderation.decision import Decision
 from moderation.errors import ConfigurationError, ModerationError, UnknownTenant
 from moderation.policy import Policy, PolicyStore
-from moderation.review import ReviewDesk, backfill, open_desk
+from moderation.review import (
+    ReviewDesk,
+    backfill,
+    open_desk,
+    open_image_store,
+    purge_closed_images,
+)
 
 __all__ = ["review"]
 
@@ -144,3 +152,75 @@ def _policy_lookup(store: PolicyStore) -> Callable[[Decision], Policy | None]:
             return None
 
     return policy_of
+
+
+IMAGES_ENV = "MODERATION_REVIEW_IMAGES"
+_AGE = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _age(value: str) -> float:
+    """Seconds in a duration written 30d, 12h, 90m or 45s."""
+    m = _AGE.fullmatch(value.strip())
+    if m is None or float(m.group(1)) <= 0:
+        raise click.BadParameter(
+            f"a duration is a positive number and a unit (s, m, h, d), like 30d; got {value!r}",
+            param_hint="--older-than",
+        )
+    return float(m.group(1)) * _AGE_UNITS[m.group(2)]
+
+
+@review.command(
+    name="purge",
+    epilog=f"""\b
+Exit codes:
+  0  done
+  2  usage error (no desk or image store, a bad duration or URL)
+  3  the desk or the image store failed part way (run again)
+
+The desk is --desk, else ${DESK_ENV}; the image store --images, else ${IMAGES_ENV}.""",
+)
+@click.option(
+    "--older-than",
+    "older_than",
+    required=True,
+    metavar="DURATION",
+    help="Items created longer ago than this (30d, 12h, ...).",
+)
+@click.option(
+    "--desk",
+    "desk_url",
+    envvar=DESK_ENV,
+    metavar="URL",
+    help=f"The review desk (default: ${DESK_ENV}).",
+)
+@click.option(
+    "--images",
+    "images_spec",
+    envvar=IMAGES_ENV,
+    metavar="SPEC",
+    help=f"The image store, a directory or s3://bucket/prefix (default: ${IMAGES_ENV}).",
+)
+def purge_command(older_than: str, desk_url: str | None, images_spec: str | None) -> None:
+    """Delete the stored images of decided items older than --older-than.
+
+    An image another item still needs (open, leased, or created since: the same image may back
+    several decisions) is kept. Prints how many images were deleted.
+    """
+    before = datetime.now(UTC) - timedelta(seconds=_age(older_than))
+    if not images_spec:
+        raise click.UsageError(f"no image store: pass --images SPEC or set {IMAGES_ENV}")
+    try:
+        store = open_image_store(images_spec)
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--images") from exc
+    desk = _open(desk_url)
+    try:
+        count = purge_closed_images(desk, store, before)
+    except (ModerationError, OSError) as exc:
+        click.echo(f"error: the purge failed part way: {exc}; run it again", err=True)
+        raise click.exceptions.Exit(EXIT_DESK) from exc
+    finally:
+        desk.close()
+    gone = f" ({count.gone} already gone)" if count.gone else ""
+    click.echo(f"{count.deleted} deleted{gone}")

@@ -134,6 +134,9 @@ class PreparedImage:
     `frames` holds the images chosen for detection when `prepare` was given `max_frames` > 1:
     every distinct scene, a frame alone or several tiled on a sheet (`Frame.shows`), frame 0
     first; it is empty otherwise. `detect_bytes` is always the first frame alone.
+
+    `original` is the upload's bytes as given, for a local input (bytes, a file, a stream): the
+    review desk stores them for a reviewer (docs/review.md). None for an S3 object.
     """
 
     sha256: str | None
@@ -148,6 +151,9 @@ class PreparedImage:
     frames: tuple[Frame, ...] = ()
     n_frames: int = 1
     _judge: _JudgeCache = field(default_factory=_JudgeCache, compare=False, repr=False)
+    # The upload's bytes as given (bytes, a file, a stream), for a copy a reviewer can see later;
+    # None for an S3 object (it stays where it is) and for images built by hand.
+    original: bytes | None = field(default=None, compare=False, repr=False)
 
     def s3_object(self) -> dict[str, str] | None:
         """Rekognition's `Image.S3Object` for this image; None when `detect_bytes` is to be sent."""
@@ -224,7 +230,7 @@ class ImageIntake:
         if isinstance(source, bytes | bytearray | memoryview):
             self._check_input_size(memoryview(source).nbytes)  # before copying a huge buffer
             data = source if isinstance(source, bytes) else memoryview(source).tobytes()
-            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
+            return self._prepare_local(data, max_frames)
         if isinstance(source, S3Location):
             return self._prepare_s3(source, max_frames)
         if isinstance(source, str) and source.startswith(SCHEME):
@@ -235,16 +241,21 @@ class ImageIntake:
             return self._prepare_s3(location, max_frames)
         if isinstance(source, str | os.PathLike):
             data = self._read_path(source)
-            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
+            return self._prepare_local(data, max_frames)
         if hasattr(source, "read"):
             data = self._read_stream(source)
-            return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
+            return self._prepare_local(data, max_frames)
         raise TypeError(
             "ImageIntake.prepare() takes bytes, bytearray, memoryview, a path (str or os.PathLike),"
             f" an S3Location, an s3:// URI or a binary file object, not {type(source).__name__}"
         )
 
     # -- local inputs ------------------------------------------------------------------------
+
+    def _prepare_local(self, data: bytes, max_frames: int) -> PreparedImage:
+        """A local input prepared, keeping its bytes as `original` (the review desk's copy)."""
+        prepared = self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
+        return dataclasses.replace(prepared, original=data)
 
     def _check_input_size(self, n: int) -> None:
         limit = self._limits.max_input_bytes

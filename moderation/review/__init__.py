@@ -12,6 +12,14 @@ from moderation.review._desk import (
     ReviewDesk,
     ReviewRecordSink,
 )
+from moderation.review._images import (
+    DirectoryImageStore,
+    ImageStore,
+    PurgeCount,
+    S3ImageStore,
+    open_image_store,
+    purge_closed_images,
+)
 from moderation.review._model import (
     ALL_TENANTS,
     Appeal,
@@ -43,12 +51,15 @@ __all__ = [
     "BackfillCount",
     "DeskRecord",
     "DeskRules",
+    "DirectoryImageStore",
+    "ImageStore",
     "ItemFinding",
     "ItemImage",
     "ItemKind",
     "ItemState",
     "LeaseLost",
     "NewItem",
+    "PurgeCount",
     "ReviewDesk",
     "ReviewError",
     "ReviewItem",
@@ -56,6 +67,7 @@ __all__ = [
     "ReviewVerdict",
     "Reviewer",
     "Role",
+    "S3ImageStore",
     "SQLiteReviewDesk",
     "Skip",
     "Then",
@@ -66,5 +78,7 @@ __all__ = [
     "desk_rules",
     "item_kind",
     "open_desk",
+    "open_image_store",
+    "purge_closed_images",
     "settle",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Protocol
 
 from moderation.decision import Decision
@@ -89,6 +90,10 @@ class ReviewDesk(Protocol):
 
     def find(self, decision_id: str) -> ReviewItem | None:
         """The item for this decision id, or None when the desk holds none."""
+
+    def closed_images(self, before: datetime) -> list[str]:
+        """The image-store keys (sha256) of decided items created before `before` that no other
+        item still needs: a key that an open, leased or newer item also holds is left out."""
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -113,6 +113,17 @@ WHERE decided = 0 AND lease_holder = :name AND lease_until_us > :now
 ORDER BY lease_until_us LIMIT 1
 """
 
+# Store keys of closed items older than the cutoff, less any key another item still holds (the
+# same image may back several decisions).
+_CLOSED_IMAGES = """
+SELECT DISTINCT json_extract(body, '$.image.store_key') AS image_key FROM items
+WHERE decided = 1 AND created_us < :cutoff AND image_key IS NOT NULL
+EXCEPT
+SELECT json_extract(body, '$.image.store_key') FROM items
+WHERE (decided = 0 OR created_us >= :cutoff) AND json_extract(body, '$.image.store_key') IS NOT NULL
+ORDER BY 1
+"""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BODY_FIELDS = {"reasons", "findings", "rationale", "image"}
 
@@ -444,6 +455,16 @@ class SQLiteReviewDesk:
                 "SELECT id FROM items WHERE decision_id = ?", (decision_id,)
             ).fetchone()
             return None if row is None else self._load(db, row["id"], self._now())
+
+    def closed_images(self, before: datetime) -> list[str]:
+        """The image-store keys of decided items created before `before` that no other item
+        (undecided, or created since) still holds, sorted."""
+        if before.tzinfo is None:
+            raise ReviewError(f"closed_images needs a time with a time zone, got {before!r}")
+        cutoff = (before - _EPOCH) // timedelta(microseconds=1)
+        with self._transaction("DEFERRED") as db:
+            rows = db.execute(_CLOSED_IMAGES, {"cutoff": cutoff}).fetchall()
+        return [str(row[0]) for row in rows]
 
     def _load(self, db: sqlite3.Connection, item_id: str, now: int) -> ReviewItem:
         row = _item_row(db, item_id)
