@@ -47,6 +47,8 @@ def message(decision_id: str = DECISION, **changes: Any) -> dict[str, Any]:
         "created_at": "2025-01-30T12:00:00.123456Z",
         "policy_id": "forum",
         "policy_sha256": "3f0c",
+        "findings": [{"label": "Hate Symbols", "confidence": 81.25, "band": "review"}],
+        "rationale": "",
     }
     body.update(changes)
     return body
@@ -192,6 +194,7 @@ def test_max_messages_stops_the_run(queue: Queue, desk: SQLiteReviewDesk):
         ({"decision_id": ""}, "decision_id"),
         ({"schema": "1"}, "schema"),
         ({"bucket": None}, "bucket"),
+        ({"findings": [{"label": "Weapons", "confidence": 90, "band": "loud"}]}, "findings.0.band"),
     ],
 )
 def test_a_message_that_breaks_the_format_names_the_field(change: dict[str, Any], problem: str):
@@ -199,8 +202,15 @@ def test_a_message_that_breaks_the_format_names_the_field(change: dict[str, Any]
         parse_review_message(json.dumps(message(**change)))
 
 
+def test_a_message_of_an_older_lambda_without_findings_or_rationale_is_read():
+    old = message()
+    del old["findings"], old["rationale"]
+    parsed = parse_review_message(json.dumps(old)).new_item()
+    assert (parsed.findings, parsed.rationale) == ((), "")
+
+
 def test_a_field_added_to_the_message_later_is_ignored():
-    parsed = parse_review_message(json.dumps(message(findings=[{"label": "x"}])))
+    parsed = parse_review_message(json.dumps(message(judge_model="haiku")))
     assert parsed.new_item().image == ItemImage.model_validate(
         {"s3": {"bucket": "uploads", "key": "photos/review.png", "etag": message()["etag"]}}
     )
@@ -278,9 +288,11 @@ def test_the_lambdas_review_message_becomes_an_item_with_its_tenants_rules(
     world: Any,  # noqa: F811 - the fixture imported from test_lambda
     tmp_path: Path,
 ):
-    # GIVEN the forum tenant's policy asks for two reviewers within four hours
+    # GIVEN the forum tenant's policy asks for two reviewers within four hours, hate first
     forum = Path(os.environ["MODERATION_POLICIES"]) / "tenants" / "forum.yaml"
-    forum.write_text(forum.read_text() + "\nreview: {sla: 4h, reviewers: 2}\n")
+    forum.write_text(
+        forum.read_text() + "\nreview: {sla: 4h, reviewers: 2, priority: {Hate Symbols: 30}}\n"
+    )
     world.cold_start()
     # AND the Lambda sent a review outcome to its queue
     review = world.put("photos/review.png", solid("png", color=BLUE), tenant="forum", labels=HATE)
@@ -300,8 +312,26 @@ def test_the_lambdas_review_message_becomes_an_item_with_its_tenants_rules(
     assert (item.tenant, item.reasons) == ("forum", tuple(record["reasons"]))
     assert item.image is not None and item.image.s3 is not None
     assert (item.image.s3.key, item.image.s3.etag) == ("photos/review.png", review["etag"])
-    assert item.reviewers_needed == 2
+    assert [(f.label, f.confidence, f.band.value) for f in item.findings] == [
+        ("Hate Symbols", 81.25, "review")
+    ]
+    assert (item.reviewers_needed, item.priority) == (2, 30)
     assert item.due_at is not None
     assert (item.due_at - item.created_at).total_seconds() == 4 * 3600
     # AND the queue is empty
     assert world.review_messages() == []
+
+
+def test_ingest_of_a_message_whose_policy_is_gone_uses_the_default_rules(
+    tmp_path: Path, queue: Queue
+):
+    queue.send(message("d-1", policy_id="retired"), message("d-2", policy_id="retired"))
+    result = run_ingest(
+        tmp_path, queue.url, "--desk", f"sqlite:///{tmp_path / 'd.db'}", "--wait", "0"
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.count("no policy 'retired' in the store") == 1
+    with SQLiteReviewDesk(tmp_path / "d.db") as desk:
+        item = desk.find("d-1")
+    assert item is not None
+    assert (item.reviewers_needed, item.priority, item.due_at) == (1, 0, None)

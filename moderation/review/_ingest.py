@@ -20,7 +20,7 @@ from moderation.decision import S3Identity
 from moderation.errors import ReviewError
 from moderation.policy import Policy
 from moderation.review._desk import ReviewDesk
-from moderation.review._model import DeskRules, ItemImage, NewItem
+from moderation.review._model import DeskRules, ItemFinding, ItemImage, NewItem
 
 __all__ = [
     "IngestCount",
@@ -75,10 +75,13 @@ class ReviewMessage(BaseModel):
     reasons: tuple[str, ...] = ()
     policy_id: str = Field(min_length=1)
     policy_sha256: str | None = None
+    # Added to schema 1 later: a message from an older Lambda has none (an item without them).
+    findings: tuple[ItemFinding, ...] = ()
+    rationale: str = ""
 
     def new_item(self) -> NewItem:
-        """The item this message asks for: decision id, tenant, reasons and the S3 object.
-        The message carries no findings or judge rationale, so the item has none."""
+        """The item this message asks for: decision id, tenant, reasons, findings, the judge's
+        rationale and the S3 object."""
         s3 = S3Identity(
             bucket=self.bucket, key=self.key, version_id=self.version_id, etag=self.etag
         )
@@ -86,6 +89,8 @@ class ReviewMessage(BaseModel):
             decision_id=self.decision_id,
             tenant=self.tenant,
             reasons=self.reasons,
+            findings=self.findings,
+            rationale=self.rationale,
             image=ItemImage(s3=s3),
         )
 
@@ -189,8 +194,11 @@ def _move(
 
 
 def message_rules(message: ReviewMessage, policy: Policy) -> DeskRules:
-    """The desk rules of `message`'s item under `policy`'s `review:` section: its reviewers
-    and SLA. The message names no findings, so no category priority applies: priority 0."""
-    del message  # the rules a message's item gets depend only on its policy today
+    """The desk rules of `message`'s item under `policy`'s `review:` section: its reviewers, its
+    SLA, and the priority of its findings' categories (`desk_rules` for a whole decision)."""
     rules = policy.review_rules
-    return DeskRules(reviewers=rules.reviewers, sla_seconds=rules.sla_seconds, priority=0)
+    return DeskRules(
+        reviewers=rules.reviewers,
+        sla_seconds=rules.sla_seconds,
+        priority=rules.priority_of(f.label for f in message.findings),
+    )
