@@ -21,6 +21,7 @@ from test_lambda import HATE, _one_session, s3_notification, world  # noqa: F401
 from moderation.aws.sqs import SQSQueue
 from moderation.cli import main
 from moderation.errors import ReviewError
+from moderation.policy import PolicyStore
 from moderation.review import (
     DeskRules,
     ItemImage,
@@ -335,3 +336,29 @@ def test_ingest_of_a_message_whose_policy_is_gone_uses_the_default_rules(
         item = desk.find("d-1")
     assert item is not None
     assert (item.reviewers_needed, item.priority, item.due_at) == (1, 0, None)
+
+
+def test_the_example_of_docs_review_md_from_the_lambdas_queue_runs(
+    fake_aws_env: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    text = (ROOT / "docs" / "review.md").read_text(encoding="utf-8")
+    section = text[text.index("## From the Lambda's queue to the desk") :]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    real_receive = SQSQueue.receive
+
+    def receive_without_waiting(self: SQSQueue, **kwargs: Any) -> Any:
+        return real_receive(self, **{**kwargs, "wait_seconds": 0})  # moto waits for real
+
+    monkeypatch.setattr(SQSQueue, "receive", receive_without_waiting)
+    monkeypatch.chdir(tmp_path)
+    with mock_aws():
+        client = boto3.client("sqs", region_name="eu-west-1")
+        url = client.create_queue(QueueName="review")["QueueUrl"]
+        assert url == "https://sqs.eu-west-1.amazonaws.com/123456789012/review"
+        Queue(client, url).send(message("d-1"), message("d-2"), message("d-1"))
+        scope: dict[str, Any] = {"policies": PolicyStore.load(ROOT / "policies")}
+        exec(compile(example, "docs/review.md", "exec"), scope)
+    assert (scope["count"].added, scope["count"].held) == (2, 1)
+    with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
+        item = desk.find("d-1")
+    assert item is not None and item.tenant == "forum"
