@@ -362,3 +362,18 @@ def test_the_example_of_docs_review_md_from_the_lambdas_queue_runs(
     with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
         item = desk.find("d-1")
     assert item is not None and item.tenant == "forum"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"max_messages": 11}, "max_messages must be 1 to 10, got 11"),
+        ({"max_messages": 0}, "max_messages must be 1 to 10, got 0"),
+        ({"wait_seconds": 21}, "wait_seconds must be 0 to 20, got 21"),
+    ],
+)
+def test_a_receive_outside_what_sqs_allows_is_refused(
+    queue: Queue, kwargs: dict[str, int], problem: str
+):
+    with pytest.raises(ValueError, match=problem):
+        SQSQueue(queue.url).receive(**kwargs)

@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 from moderation.aws.transport import AWSService
 
-__all__ = ["MAX_BATCH", "MAX_WAIT_SECONDS", "QueueMessage", "SQSQueue", "queue_region"]
+__all__ = [
+    "LONG_POLL_READ_TIMEOUT",
+    "MAX_BATCH",
+    "MAX_WAIT_SECONDS",
+    "QueueMessage",
+    "SQSQueue",
+    "queue_region",
+]
 
 #: The most messages one ReceiveMessage returns, and the longest long poll SQS allows.
 MAX_BATCH: Final = 10
 MAX_WAIT_SECONDS: Final = 20
+#: A read timeout that outlasts the longest long poll.
+LONG_POLL_READ_TIMEOUT: Final = MAX_WAIT_SECONDS + 10.0
 
 _SQS_HOST: Final = re.compile(r"^https?://sqs[.-]([a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/")
 
@@ -41,8 +50,6 @@ class SQSQueue(AWSService):
     """One queue, sent to and read from with the transport's retries and limiter."""
 
     service = "sqs"
-    # A long poll holds the request open up to MAX_WAIT_SECONDS: the read timeout outlasts it.
-    default_read_timeout: ClassVar[float] = MAX_WAIT_SECONDS + 10.0
 
     def __init__(
         self, url: str, client: Any | None = None, *, region: str | None = None, **kwargs: Any
@@ -74,7 +81,8 @@ class SQSQueue(AWSService):
         self, *, max_messages: int = MAX_BATCH, wait_seconds: int = 0
     ) -> list[QueueMessage]:
         """Up to `max_messages` (1 to 10) messages, waiting up to `wait_seconds` (0 to 20) for
-        the first (a long poll); an empty list when none came."""
+        the first (a long poll); an empty list when none came. A long poll needs a queue built
+        with a `read_timeout` longer than `wait_seconds` (`LONG_POLL_READ_TIMEOUT`)."""
         if not 1 <= max_messages <= MAX_BATCH:
             raise ValueError(f"max_messages must be 1 to {MAX_BATCH}, got {max_messages}")
         if not 0 <= wait_seconds <= MAX_WAIT_SECONDS:

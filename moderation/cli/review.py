@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from moderation.audit import VerifiedRecords, decisions
-from moderation.aws.sqs import SQSQueue, queue_region
+from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
 from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
 from moderation.decision import Decision
 from moderation.errors import AWSError, ConfigurationError, ModerationError, UnknownTenant
@@ -233,7 +233,7 @@ def _sqs_queue(url: str) -> SQSQueue:
             f"got {url!r}",
             param_hint="QUEUE_URL",
         )
-    return SQSQueue(url)
+    return SQSQueue(url, read_timeout=LONG_POLL_READ_TIMEOUT)
 
 
 def _report_ingest(count: IngestCount) -> None:
