@@ -397,6 +397,8 @@ def test_direct_s3_event_tags_every_outcome_and_sends_the_review_message(world):
         "created_at": review_record["created_at"],
         "policy_id": "forum",
         "policy_sha256": review_record["policy"]["sha256"],
+        "findings": [{"label": "Hate Symbols", "confidence": 81.25, "band": "review"}],
+        "rationale": "",
     }
     assert review_record["reasons"] == [
         "sent to review by policy: Hate Symbols 81.2% >= review 40 (rule 'Hate Symbols')"

@@ -68,6 +68,7 @@ from moderation.errors import (
     InvalidTenant,
     UnknownTenant,
 )
+from moderation.policy import Band
 from moderation.s3location import S3Location
 from moderation.settings import Settings, read_env
 from moderation.wiring import EngineParts, engine_parts
@@ -551,7 +552,21 @@ def _review_message(result: _Result) -> dict[str, Any]:
         "created_at": decision.model_dump(mode="json")["created_at"],
         "policy_id": decision.policy.id,
         "policy_sha256": decision.policy.sha256,
+        "findings": _acting_findings(decision),
+        "rationale": decision.escalation.verdict.rationale
+        if decision.escalation is not None and decision.escalation.verdict is not None
+        else "",
     }
+
+
+def _acting_findings(decision: Decision) -> list[dict[str, Any]]:
+    """The decision's findings that hit a band (label, confidence, band), for the review desk."""
+    findings = () if decision.triage is None else decision.triage.findings
+    return [
+        {"label": f.label, "confidence": f.confidence, "band": f.band.value}
+        for f in findings
+        if f.band is not Band.IGNORE
+    ]
 
 
 def _send_review(state: _State, result: _Result) -> None:

@@ -1,4 +1,4 @@
-"""`moderation review ...`: the human review desk from the command line (backfill today)."""
+"""`moderation review ...`: the review desk from the command line (backfill, ingest, purge)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,19 @@ from pathlib import Path
 import click
 
 from moderation.audit import VerifiedRecords, decisions
+from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
 from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
 from moderation.decision import Decision
-from moderation.errors import ConfigurationError, ModerationError, UnknownTenant
+from moderation.errors import AWSError, ConfigurationError, ModerationError, UnknownTenant
 from moderation.policy import Policy, PolicyStore
 from moderation.review import (
+    DeskRules,
+    IngestCount,
     ReviewDesk,
+    ReviewMessage,
     backfill,
+    ingest,
+    message_rules,
     open_desk,
     open_image_store,
     purge_closed_images,
@@ -224,3 +230,115 @@ def purge_command(older_than: str, desk_url: str | None, images_spec: str | None
         desk.close()
     gone = f" ({count.gone} already gone)" if count.gone else ""
     click.echo(f"{count.deleted} deleted{gone}")
+
+
+EXIT_MALFORMED, EXIT_QUEUE = 1, 5
+
+_INGEST_EPILOG = f"""\b
+Exit codes:
+  0  done: every message received is on the desk and deleted from the queue
+  1  messages that are not review messages were left on the queue (its redrive policy
+     moves them to the dead-letter queue)
+  2  usage error (no desk URL, a URL the desk refuses, a malformed queue URL)
+  3  the desk failed (that message and the rest stay on the queue; run again)
+  4  the policies are invalid
+  5  the queue failed (receiving or deleting; the items stored are on the desk)
+
+The desk is --desk, else ${DESK_ENV}."""
+
+
+@review.command(name="ingest", epilog=_INGEST_EPILOG)
+@click.argument("queue_url", metavar="QUEUE_URL")
+@click.option("--desk", "desk_url", envvar=DESK_ENV, metavar="URL", help="The review desk.")
+@click.option(
+    "--policies",
+    "policies_path",
+    help="Where the policies are, for each item's desk rules (default: $MODERATION_POLICIES).",
+)
+@click.option(
+    "--max-messages",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after receiving N messages (default: until the queue is empty).",
+)
+@click.option(
+    "--wait",
+    "wait_seconds",
+    type=click.IntRange(0, 20),
+    default=20,
+    show_default=True,
+    metavar="SECONDS",
+    help="Long-poll each receive up to SECONDS for a message before calling the queue empty.",
+)
+def ingest_command(
+    queue_url: str,
+    desk_url: str | None,
+    policies_path: str | None,
+    max_messages: int | None,
+    wait_seconds: int,
+) -> None:
+    """Move the Lambda's review messages from the SQS queue QUEUE_URL onto the desk: each
+    becomes an item (idempotent by decision id) and is deleted once its item is stored.
+
+    Prints how many items were added, how many the desk already held, and how many messages
+    failed (left on the queue).
+    """
+    queue = _sqs_queue(queue_url)
+    store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
+    desk = _open(desk_url)
+    try:
+        count = ingest(
+            queue,
+            desk,
+            _message_rules_lookup(store),
+            max_messages=max_messages,
+            wait_seconds=wait_seconds,
+        )
+    except AWSError as exc:
+        click.echo(f"error: the queue failed: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_QUEUE) from exc
+    finally:
+        desk.close()
+    _report_ingest(count)
+
+
+def _sqs_queue(url: str) -> SQSQueue:
+    if queue_region(url) is None:
+        raise click.BadParameter(
+            "must be an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME), "
+            f"got {url!r}",
+            param_hint="QUEUE_URL",
+        )
+    return SQSQueue(url, read_timeout=LONG_POLL_READ_TIMEOUT)
+
+
+def _report_ingest(count: IngestCount) -> None:
+    failed = len(count.failed)
+    click.echo(f"{count.added} added, {count.held} already on the desk, {failed} failed")
+    for message_id, why in count.failed:
+        click.echo(f"error: message {message_id} left on the queue: {why}", err=True)
+    if count.desk_error is not None:
+        raise click.exceptions.Exit(EXIT_DESK)
+    if failed:
+        raise click.exceptions.Exit(EXIT_MALFORMED)
+
+
+def _message_rules_lookup(store: PolicyStore) -> Callable[[ReviewMessage], DeskRules | None]:
+    """The desk rules of a message's policy, by its id; None (the desk's default rules, with a
+    warning once per id) when the store does not hold it."""
+    missing: set[str] = set()
+
+    def rules_of(message: ReviewMessage) -> DeskRules | None:
+        try:
+            return message_rules(message, store.policy(message.policy_id))
+        except UnknownTenant:
+            if message.policy_id not in missing:
+                missing.add(message.policy_id)
+                click.echo(
+                    f"warning: no policy {message.policy_id!r} in the store: its items get the "
+                    "desk's default rules",
+                    err=True,
+                )
+            return None
+
+    return rules_of
