@@ -15,7 +15,11 @@ UV := .venv-uv/bin/uv
 PIP_INSTALL := python -m pip install -qq --disable-pip-version-check --no-input
 COMPILE := $(UV) pip compile --quiet --universal --python-version 3.11 --custom-compile-command 'make lock'
 
-.PHONY: demo test test-deep lint typecheck unit test-lowest bench lock lock-upgrade clean
+.PHONY: demo test test-deep lint typecheck unit test-lowest bench lock lock-upgrade clean system
+
+# Debian packages the suite needs beside Python: PostgreSQL's server binaries (the review desk's
+# PostgreSQL tests start a real server) and Chromium (the review page's browser test).
+SYSTEM_PACKAGES := postgresql chromium
 
 $(STAMP): pyproject.toml requirements/lock.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +56,10 @@ unit: $(STAMP)
 test-lowest: $(LOWEST_STAMP) $(STAMP)
 	$(LOWEST)/bin/pytest -p no:cacheprovider $(PYTEST_ARGS)
 
-test: lint typecheck unit test-lowest
+test: system lint typecheck unit test-lowest
+
+system:
+	@bash .ci/system-packages $(SYSTEM_PACKAGES)
 
 # The property tests at ten times their examples (tests/profiles.py): for a change to the pure core
 # (policy, triage, outcome, replay) or before a release. Minutes longer than `make test`.
