@@ -11,10 +11,13 @@ echo
 echo "== moderation policy try examples/detections/*.json   (triage of recorded DetectModerationLabels responses)"
 "$bin/moderation" policy try --policies policies examples/detections/*.json
 echo
-# Every decision goes to an audit log; the demo keeps its own (build/ is not committed).
+# Every decision goes to an audit log; the demo keeps its own (build/ is not committed). Every
+# `review` decision becomes an item on a review desk (one SQLite file), with a copy of its image.
 mkdir -p build
 audit=build/demo-audit.jsonl
-rm -f "$audit" "$audit".*   # a fresh log each run (with its lock file and any rotated files)
+desk=build/demo-desk.db
+rm -rf "$audit" "$audit".* "$desk" "$desk"-* build/demo-images   # a fresh log and desk each run
+export MODERATION_REVIEW="sqlite:///$desk" MODERATION_REVIEW_IMAGES=build/demo-images
 for tenant in default kids; do
   echo "== moderation check --offline examples/recordings --tenant $tenant --audit $audit examples/images/*"
   # Exit 1 (some image not approved) and 3 (some input refused) are the point of the demo.
@@ -43,3 +46,16 @@ cp -r policies "$changed"
 cp examples/policy-change/kids.yaml "$changed/tenants/kids.yaml"
 echo "== moderation replay $audit --policies $changed   (policies/ with the proposed kids.yaml)"
 "$bin/moderation" replay "$audit" --policies "$changed"
+echo
+# The human review desk: the two `review` decisions above are items. A scripted reviewer decides
+# them through the library's API, as a person does on the review page; each verdict is appended
+# to the same audit log, in the same hash chain as the decisions.
+echo "== examples/scripted_reviewer.py   (a reviewer works the desk $desk)"
+reviewed=$("$bin/python" examples/scripted_reviewer.py "$MODERATION_REVIEW" "$audit" | tee /dev/stderr | tail -n 1)
+echo
+echo "== moderation audit verify $audit   (the verdicts are in the chain)"
+"$bin/moderation" audit verify "$audit"
+echo
+last=${reviewed##* }
+echo "== moderation audit show ${last:0:12} $audit   (a reviewed decision, its verdict and final outcome)"
+"$bin/moderation" audit show "$last" "$audit"
