@@ -1,4 +1,5 @@
-"""`moderation review ...`: the review desk from the command line (backfill, ingest, purge)."""
+"""`moderation review ...`: the review desk from the command line (backfill, ingest, purge,
+appeal)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,24 @@ from pathlib import Path
 
 import click
 
+from moderation import wiring
 from moderation.audit import VerifiedRecords, decisions
 from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
-from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
+from moderation.cli._common import (
+    KEY_ENV,
+    audit_key,
+    default_policies,
+    env_settings,
+    load_store,
+)
 from moderation.decision import Decision
-from moderation.errors import AWSError, ConfigurationError, ModerationError, UnknownTenant
+from moderation.errors import (
+    AWSError,
+    ConfigurationError,
+    ModerationError,
+    UnknownItem,
+    UnknownTenant,
+)
 from moderation.policy import Policy, PolicyStore
 from moderation.review import (
     DeskRules,
@@ -31,6 +45,7 @@ from moderation.review import (
 __all__ = ["review"]
 
 DESK_ENV = "MODERATION_REVIEW"
+AUDIT_ENV = "MODERATION_AUDIT"
 EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_DESK, EXIT_BAD_POLICIES = 0, 1, 2, 3, 4
 
 _EPILOG = f"""\b
@@ -342,3 +357,69 @@ def _message_rules_lookup(store: PolicyStore) -> Callable[[ReviewMessage], DeskR
             return None
 
     return rules_of
+
+
+def recording_desk(desk_url: str | None, audit: str | None) -> ReviewDesk:
+    """The desk joined to the audit log its decisions are in (--audit, else MODERATION_AUDIT):
+    a command that records verdicts or appeals writes them to that log, in the same chain.
+    A usage error when either is missing: a desk that records into no log would lose them."""
+    settings = env_settings(review=desk_url, audit=audit)
+    if settings.review is None:
+        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
+    if settings.audit is None:
+        raise click.UsageError(
+            f"no audit log: pass --audit LOG or set {AUDIT_ENV} (the log the desk's decisions "
+            "are in; appeals and verdicts are recorded there)"
+        )
+    try:
+        desk = wiring.review_desk(settings, wiring.audit_sink(settings))
+    except ConfigurationError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    except ModerationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    assert desk is not None  # settings.review is set
+    return desk
+
+
+_APPEAL_EPILOG = f"""\b
+Exit codes:
+  0  the decision is back on the desk, first in line, as an appeal
+  1  the desk holds no item for the decision
+  2  usage error (no desk or audit log, a URL the desk refuses)
+  3  the desk refused the appeal (the item still waits for its verdict) or failed
+
+The desk is --desk, else ${DESK_ENV}; the audit log is --audit, else ${AUDIT_ENV}."""
+
+
+@review.command(name="appeal", epilog=_APPEAL_EPILOG)
+@click.argument("decision_id", metavar="ID")
+@click.option("--reason", required=True, help="Why the decision should be looked at again.")
+@click.option(
+    "--by",
+    "filed_by",
+    default="cli",
+    show_default=True,
+    metavar="NAME",
+    help="Who files it: the platform's user or service id, or a reviewer's name.",
+)
+@click.option("--desk", "desk_url", envvar=DESK_ENV, metavar="URL", help="The review desk.")
+@click.option("--audit", metavar="LOG", help=f"The audit log (default: ${AUDIT_ENV}).")
+def appeal_command(
+    decision_id: str, reason: str, filed_by: str, desk_url: str | None, audit: str | None
+) -> None:
+    """Put decided decision ID back at the top of the desk with --reason: the reviewer sees the
+    original decision and its history. The appeal is recorded in the audit log."""
+    desk = recording_desk(desk_url, audit)
+    try:
+        item = desk.appeal(decision_id, reason, by=filed_by)
+    except UnknownItem as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
+    except ModerationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_DESK) from exc
+    finally:
+        desk.close()
+    click.echo(f"decision {decision_id} is back on the desk: item {item.id}, round {item.round}")
