@@ -64,3 +64,20 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(io, "open", spy)
     monkeypatch.setattr("builtins.open", spy)
     return seen
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server for the session (tests/postgres.py), started on first use; it fails
+    (never skips) when the machine lacks Debian's `postgresql` binaries."""
+    from postgres import Server
+
+    server = Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any) -> str:
+    """The connection string of a new, empty database on the session's PostgreSQL server."""
+    return str(postgres_server.new_database())

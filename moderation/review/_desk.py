@@ -1,4 +1,4 @@
-"""The review desk's port: what every backend (SQLite, PostgreSQL) does, and the record sink it feeds."""
+"""The review desk's port: what every backend (SQLite, PostgreSQL) does, and its record sink."""
 
 from __future__ import annotations
 
