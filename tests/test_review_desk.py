@@ -615,6 +615,19 @@ def test_an_unreachable_postgresql_desk_is_named_without_its_password(
     assert "s3cret" not in str(caught.value)
 
 
+def test_a_postgresql_desk_opens_its_connection_again_after_it_broke(
+    postgres_dsn: str, clock: Clock
+) -> None:
+    with closing(PostgresReviewDesk(postgres_dsn, clock=clock)) as desk:
+        item = desk.enqueue(new_item(1))
+        run_sql(postgres_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+
+        with pytest.raises(ReviewError, match=r"review desk postgresql://postgres@/desk_\w+\?h"):
+            desk.get(item.id)
+        assert desk.get(item.id) == item
+
+
 # -- several processes --------------------------------------------------------------------------
 
 PROCESSES = 4
