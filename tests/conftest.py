@@ -79,5 +79,6 @@ def postgres_server() -> Iterator[Any]:
 
 @pytest.fixture
 def postgres_dsn(postgres_server: Any) -> str:
-    """The connection string of a new, empty database on the session's PostgreSQL server."""
-    return str(postgres_server.new_database())
+    """A connection string to a new, empty schema on the session's PostgreSQL server: the
+    desk's tables go there, apart from every other test's."""
+    return str(postgres_server.new_schema())

@@ -1,8 +1,8 @@
 """A real PostgreSQL server for the tests, from the machine's Debian `postgresql` binaries.
 
 `Server.start()` makes a cluster in a fresh directory (fsync off: nothing here needs to survive a
-crash) listening only on a unix socket in that directory, and `server.new_database()` gives each
-test a database of its own. As root (CI), initdb and pg_ctl run as the `postgres` user that
+crash) listening only on a unix socket in that directory, and `server.new_schema()` gives each
+test a schema of its own (as independent as a database, and quicker to make). As root (CI), initdb and pg_ctl run as the `postgres` user that
 Debian's package creates, since initdb refuses root.
 """
 
@@ -69,18 +69,30 @@ class Server:
                   "-l", str(self.root / "server.log"), "-o", options)  # fmt: skip
         return self
 
-    def dsn(self, database: str = "postgres") -> str:
-        """The connection string of `database` on this server, over its unix socket."""
-        return f"postgresql://postgres@/{database}?host={self.root}"
+    def dsn(self, database: str = "postgres", schema: str = "") -> str:
+        """The connection string of `database` on this server, over its unix socket; with
+        `schema`, that schema is where the desk's tables go (its search path)."""
+        options = f"&options=-csearch_path%3D{schema}" if schema else ""
+        return f"postgresql://postgres@/{database}?host={self.root}{options}"
 
     def new_database(self) -> str:
-        """A new empty database's connection string."""
+        """A new empty database's connection string (about 0.2 s: `new_schema` is quicker)."""
         import psycopg
 
         name = next(self._names)
         with psycopg.connect(self.dsn(), autocommit=True) as admin:
             admin.execute(f"CREATE DATABASE {name} STRATEGY FILE_COPY")
         return self.dsn(name)
+
+    def new_schema(self) -> str:
+        """The connection string of a new, empty schema of the tests' database: a desk opened
+        with it sees only its own tables, as in a database of its own."""
+        import psycopg
+
+        name = next(self._names)
+        with psycopg.connect(self.dsn(), autocommit=True) as admin:
+            admin.execute(f"CREATE SCHEMA {name}")
+        return self.dsn(schema=name)
 
     def stop(self) -> None:
         try:

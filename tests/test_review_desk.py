@@ -616,11 +616,12 @@ def test_an_unreachable_postgresql_desk_is_named_without_its_password(
 
 
 def test_a_postgresql_desk_opens_its_connection_again_after_it_broke(
-    postgres_dsn: str, clock: Clock
+    postgres_server: Any, clock: Clock
 ) -> None:
-    with closing(PostgresReviewDesk(postgres_dsn, clock=clock)) as desk:
+    dsn = postgres_server.new_database()  # a database of its own: its connections are cut
+    with closing(PostgresReviewDesk(dsn, clock=clock)) as desk:
         item = desk.enqueue(new_item(1))
-        run_sql(postgres_dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+        run_sql(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                 " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
 
         with pytest.raises(ReviewError, match=r"review desk postgresql://postgres@/desk_\w+\?h"):

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from moderation.errors import ReviewError
 from moderation.review._desk import DEFAULT_LEASE_SECONDS, ReviewRecordSink
@@ -175,8 +175,8 @@ def _shown(dsn: str) -> str:
         except ValueError:
             return "postgresql://..."
         user = f"{url.username}@" if url.username else ""
-        options = [f"{k}={v}" for k, v in parse_qsl(url.query) if k.lower() != "password"]
-        query = "?" + "&".join(options) if options else ""
+        options = [(k, v) for k, v in parse_qsl(url.query) if k.lower() != "password"]
+        query = "?" + urlencode(options, safe="/") if options else ""
         return f"{url.scheme}://{user}{host}{port}{url.path}{query}"
     words = dict(re.findall(_KEYWORD, dsn))
     return " ".join(f"{k}={v}" for k, v in words.items() if k.lower() != "password")
