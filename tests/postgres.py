@@ -1,9 +1,9 @@
 """A real PostgreSQL server for the tests, from the machine's Debian `postgresql` binaries.
 
 `Server.start()` makes a cluster in a fresh directory (fsync off: nothing here needs to survive a
-crash) listening only on a unix socket in that directory, and `server.new_schema()` gives each
-test a schema of its own (as independent as a database, and quicker to make). As root (CI), initdb and pg_ctl run as the `postgres` user that
-Debian's package creates, since initdb refuses root.
+crash) listening only on a unix socket in that directory, and `server.new_schema()` gives each test
+a schema of its own (as independent as a database, and quicker to make). As root (CI), initdb and
+pg_ctl run as the `postgres` user that Debian's package creates, since initdb refuses root.
 """
 
 from __future__ import annotations
