@@ -57,6 +57,14 @@ class Server:
             pytest.fail(f"{' '.join(args[:2])} failed:\n{done.stdout}{done.stderr}{tail}")
 
     def start(self) -> Server:
+        try:
+            self._start()
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
+        return self
+
+    def _start(self) -> None:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
@@ -67,7 +75,6 @@ class Server:
         )
         self._run("pg_ctl", "start", "-D", str(self.data), "-w", "-t", "60",
                   "-l", str(self.root / "server.log"), "-o", options)  # fmt: skip
-        return self
 
     def dsn(self, database: str = "postgres", schema: str = "") -> str:
         """The connection string of `database` on this server, over its unix socket; with

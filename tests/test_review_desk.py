@@ -629,6 +629,17 @@ def test_a_postgresql_desk_opens_its_connection_again_after_it_broke(
         assert desk.get(item.id) == item
 
 
+def test_the_postgresql_tests_fail_without_the_server_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import postgres
+
+    (tmp_path / "16" / "bin").mkdir(parents=True)  # a version without initdb and pg_ctl
+    monkeypatch.setattr(postgres, "BINARIES", tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=r"Debian's `postgresql` package.*make system"):
+        postgres.bin_dir()
+
+
 # -- several processes --------------------------------------------------------------------------
 
 PROCESSES = 4
