@@ -182,7 +182,9 @@ def _desk_url(value: str) -> str:
         # Only the scheme is shown: a database URL may hold a password.
         scheme, sep, _ = url.partition("://")
         shown = f"{scheme}://..." if sep else "a value without a scheme"
-        raise ValueError(f"must be a review desk URL, sqlite:///PATH, got {shown}")
+        raise ValueError(
+            f"must be a review desk URL, sqlite:///PATH or postgresql://..., got {shown}"
+        )
     return url
 
 
@@ -316,8 +318,9 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "MODERATION_REVIEW", "review", _desk_url, "none: no items are made",
-        "the review desk (`sqlite:///PATH`) that every `review` decision, and each blind QA"
-        " sample, becomes an item of; its verdicts go to the audit log (docs/review.md)",
+        "the review desk (`sqlite:///PATH` or `postgresql://...`) that every `review` decision,"
+        " and each blind QA sample, becomes an item of; its verdicts go to the audit log"
+        " (docs/review.md)",
     ),
     Variable(
         "MODERATION_REVIEW_IMAGES", "review_images", _image_store, "none: nothing is copied",

@@ -64,3 +64,21 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
     monkeypatch.setattr(io, "open", spy)
     monkeypatch.setattr("builtins.open", spy)
     return seen
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A PostgreSQL server for the session (tests/postgres.py), started on first use; it fails
+    (never skips) when the machine lacks Debian's `postgresql` binaries."""
+    from postgres import Server
+
+    server = Server().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_dsn(postgres_server: Any) -> str:
+    """A connection string to a new, empty schema on the session's PostgreSQL server: the
+    desk's tables go there, apart from every other test's."""
+    return str(postgres_server.new_schema())

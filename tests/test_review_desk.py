@@ -12,6 +12,7 @@ import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ import pytest
 from moderation import ConfigurationError, Outcome
 from moderation.decision import S3Identity
 from moderation.review import (
+    APPEAL_FILED_BY,
+    Appeal,
     DeskRecord,
     DeskRules,
     ItemFinding,
@@ -30,6 +33,7 @@ from moderation.review import (
     ItemState,
     LeaseLost,
     NewItem,
+    PostgresReviewDesk,
     ReviewDesk,
     Reviewer,
     ReviewError,
@@ -40,12 +44,13 @@ from moderation.review import (
     Then,
     UnknownItem,
     VerdictChoice,
+    audit_record,
     open_desk,
     settle,
 )
 from moderation.testing import StaticDetector
 
-BACKENDS = ["sqlite"]  # the PostgreSQL backend joins this list
+BACKENDS = ["sqlite", "postgres"]
 
 START = 1_790_000_000.0
 ALICE = Reviewer("alice", frozenset({"forum", "kids"}))
@@ -95,15 +100,30 @@ def sink() -> Recorder:
     return Recorder()
 
 
+def desk_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The URL of a new, empty desk of `backend` (a new database on the session's PostgreSQL)."""
+    if backend == "postgres":
+        return str(request.getfixturevalue("postgres_dsn"))
+    return f"sqlite:///{tmp_path / 'desk.db'}"
+
+
+def open_url(url: str, **kwargs: Any) -> ReviewDesk:
+    """The desk at `url`, made with the backend's class and `kwargs` (clock, sink, new_id...)."""
+    if url.startswith("sqlite:///"):
+        return SQLiteReviewDesk(url.removeprefix("sqlite:///"), **kwargs)
+    return PostgresReviewDesk(url, **kwargs)
+
+
 @pytest.fixture(params=BACKENDS)
 def open_test_desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
     """Opens a fresh desk of the backend with the given keyword arguments (clock, sink...)."""
     opened: list[ReviewDesk] = []
     ids = (f"01ITEM{n:020d}" for n in itertools.count(1))
+    url = desk_url(request.param, request, tmp_path)
 
     def make(**kwargs: Any) -> ReviewDesk:
         kwargs.setdefault("new_id", lambda: next(ids))
-        desk = SQLiteReviewDesk(tmp_path / "desk.db", **kwargs)
+        desk = open_url(url, **kwargs)
         opened.append(desk)
         return desk
 
@@ -418,6 +438,29 @@ def test_an_appeal_puts_the_item_back_on_top_and_the_latest_final_verdict_wins(
     assert [type(r).__name__ for r in sink.records] == ["ReviewVerdict", "Appeal", "ReviewVerdict"]
 
 
+def test_an_appeal_records_who_filed_it(desk: ReviewDesk, sink: Recorder) -> None:
+    first, second = desk.enqueue(new_item(1)), desk.enqueue(new_item(2))
+    take_and_decide(desk, ALICE, "reject")
+    take_and_decide(desk, ALICE, "reject")
+
+    by_user = desk.appeal(first.decision_id, "my own drawing", by=" user-42 ")
+    unnamed = desk.appeal(second.decision_id, "a painting")
+
+    assert [a.by for a in by_user.appeals] == ["user-42"]
+    assert [a.by for a in unnamed.appeals] == [""]
+    assert [r.by for r in sink.records if isinstance(r, Appeal)] == ["user-42", ""]
+    # the audit log's record names the appellant, or APPEAL_FILED_BY when the desk was not told
+    assert [audit_record(a).by for a in (*by_user.appeals, *unnamed.appeals)] == [  # type: ignore[union-attr]
+        "user-42",
+        APPEAL_FILED_BY,
+    ]
+    take_and_decide(desk, BOB)
+    with pytest.raises(ReviewError, match=r"who filed the appeal \(by\) is 129 characters"):
+        desk.appeal(first.decision_id, "again", by="u" * 129)
+    with pytest.raises(ReviewError, match="has a control character"):
+        desk.appeal(first.decision_id, "again", by="user\n42")
+
+
 def test_an_appeal_is_refused_for_unknown_undecided_or_reasonless_items(desk: ReviewDesk) -> None:
     item = desk.enqueue(new_item(1))
 
@@ -487,14 +530,29 @@ def test_the_desk_file_keeps_its_items_across_opens(open_test_desk: Opener, cloc
     assert open_test_desk(clock=clock).get(item.id) == item
 
 
-def test_a_desk_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
-    SQLiteReviewDesk(tmp_path / "desk.db").close()
-    with sqlite3.connect(tmp_path / "desk.db") as db:
-        db.execute("UPDATE schema_version SET version = 2")
-    db.close()
+def run_sql(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """`query` (with `?` placeholders) run on the desk database at `url`, committed; its rows."""
+    if url.startswith("sqlite:///"):
+        with closing(sqlite3.connect(url.removeprefix("sqlite:///"))) as db, db:
+            return list(db.execute(query, params).fetchall())
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as pg:
+        cursor = pg.execute(query.replace("?", "%s"), params)
+        return list(cursor.fetchall()) if cursor.description else []
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_desk_from_a_newer_release_is_refused(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    url = desk_url(backend, request, tmp_path)
+    open_url(url).close()
+    assert run_sql(url, "SELECT version FROM schema_version") == [(1,)]
+    run_sql(url, "UPDATE schema_version SET version = 2")
 
     with pytest.raises(ReviewError, match="schema version 2, written by a newer release"):
-        SQLiteReviewDesk(tmp_path / "desk.db")
+        open_url(url)
 
 
 def test_open_desk_opens_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -508,13 +566,23 @@ def test_open_desk_opens_sqlite_urls(tmp_path: Path, monkeypatch: pytest.MonkeyP
     relative.close()
 
 
+def test_open_desk_opens_postgresql_urls(postgres_dsn: str) -> None:
+    item = None
+    for url in (postgres_dsn, postgres_dsn.replace("postgresql://", "postgres://", 1)):
+        with closing(open_desk(url)) as desk:
+            assert isinstance(desk, PostgresReviewDesk)
+            assert repr(desk) == f"PostgresReviewDesk({url!r})"  # it holds no password
+            item = item or desk.enqueue(new_item(1))
+            assert desk.get(item.id) == item
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://desk:secret@db/desk", "comes with the PostgreSQL backend"),
         ("sqlite://desk.db", "write sqlite:///PATH"),
-        ("mysql://db/desk", "review desk URL mysql://...: not a desk URL"),
-        ("desk.db", "review desk URL 'desk.db': not a desk URL"),
+        ("mysql://root:secret@db/desk", "review desk URL mysql://...: not a desk URL; use sqlite"),
+        ("desk.db", "review desk URL 'desk.db': not a desk URL; use sqlite:///PATH or postgresql"),
+        ("host=db password=secret", r"review desk URL \(not shown: it may hold a password\)"),
     ],
 )
 def test_open_desk_refuses_other_urls(url: str, message: str) -> None:
@@ -528,51 +596,95 @@ def test_an_unopenable_desk_file_is_named(tmp_path: Path) -> None:
         SQLiteReviewDesk(tmp_path / "missing" / "desk.db")
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://desk:s3cret@/desk?host={tmp}", "postgresql://desk@/desk?host={tmp}"),
+        ("postgres://desk:s3cret@/desk?host={tmp}&password=s3cret", "postgres://desk@/desk?h"),
+        ("host={tmp} dbname=desk user=desk password=s3cret", "host={tmp} dbname=desk user=desk:"),
+        ("postgresql://desk:s3cret@[::1/desk", "postgresql://...: "),
+    ],
+)
+def test_an_unreachable_postgresql_desk_is_named_without_its_password(
+    tmp_path: Path, url: str, shown: str
+) -> None:
+    # No server listens in tmp_path: the connection fails at once, without the network.
+    with pytest.raises(ReviewError, match="cannot open the review desk ") as caught:
+        PostgresReviewDesk(url.format(tmp=tmp_path))
+    assert shown.format(tmp=tmp_path) in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+def test_a_postgresql_desk_opens_its_connection_again_after_it_broke(
+    postgres_server: Any, clock: Clock
+) -> None:
+    dsn = postgres_server.new_database()  # a database of its own: its connections are cut
+    with closing(PostgresReviewDesk(dsn, clock=clock)) as desk:
+        item = desk.enqueue(new_item(1))
+        run_sql(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()")  # fmt: skip
+
+        with pytest.raises(ReviewError, match=r"review desk postgresql://postgres@/desk_\w+\?h"):
+            desk.get(item.id)
+        assert desk.get(item.id) == item
+
+
+def test_the_postgresql_tests_fail_without_the_server_binaries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import postgres
+
+    (tmp_path / "16" / "bin").mkdir(parents=True)  # a version without initdb and pg_ctl
+    monkeypatch.setattr(postgres, "BINARIES", tmp_path)
+    with pytest.raises(pytest.fail.Exception, match=r"Debian's `postgresql` package.*make system"):
+        postgres.bin_dir()
+
+
 # -- several processes --------------------------------------------------------------------------
 
 PROCESSES = 4
 ITEMS = 100
 
 
-def _review_until_empty(path: str, name: str, start: Any, results: Any) -> None:
+def _review_until_empty(url: str, name: str, start: Any, results: Any) -> None:
     """One process's reviewer: once every process is ready, takes and approves items until every
     item is decided or judged by them, then reports (name, [(item id, what the verdict led to)]).
 
     An item leased to another process, or waiting for a second reviewer, may still come their way:
-    they only stop when the file holds nothing undecided that they have not judged.
+    they only stop when the desk holds nothing undecided that they have not judged.
     """
     reviewer = Reviewer(name, "*")
     taken = []
-    with SQLiteReviewDesk(path) as desk, sqlite3.connect(path) as db:
+    with closing(open_desk(url)) as desk:
         start.wait(timeout=60)
         while True:
             item = desk.next(reviewer)
             if item is not None:
                 verdict = desk.decide(item.id, "approve", reviewer=reviewer)
                 taken.append((item.id, verdict.then.value))
-            elif not db.execute(_LEFT_FOR_ME, (name,)).fetchone()[0]:
+            elif not run_sql(url, _LEFT_FOR_ME, (name,))[0][0]:
                 break
             else:
                 os.sched_yield()
-    db.close()
     results.put((name, taken))
 
 
-_LEFT_FOR_ME = """SELECT COUNT(*) FROM items WHERE decided = 0
+_LEFT_FOR_ME = """SELECT COUNT(*) FROM items WHERE decided = FALSE
 AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.item_id = items.id AND v.reviewer = ?)"""
 
 
 @pytest.mark.slow
-def test_several_processes_share_one_desk_file_without_losing_or_doubling_items(
-    tmp_path: Path,
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_several_processes_share_one_desk_without_losing_or_doubling_items(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
-    path = tmp_path / "desk.db"
-    with SQLiteReviewDesk(path) as desk:
+    url = desk_url(backend, request, tmp_path)
+    with closing(open_desk(url)) as desk:
         ids = {desk.enqueue(new_item(n), rules=DeskRules(reviewers=2)).id for n in range(ITEMS)}
     context = multiprocessing.get_context("spawn")
     start, queue = context.Barrier(PROCESSES), context.Queue()
     workers = [
-        context.Process(target=_review_until_empty, args=(str(path), f"r{n}", start, queue))
+        context.Process(target=_review_until_empty, args=(url, f"r{n}", start, queue))
         for n in range(PROCESSES)
     ]
     for worker in workers:
@@ -593,7 +705,7 @@ def test_several_processes_share_one_desk_file_without_losing_or_doubling_items(
         "final": ITEMS,
     }
     assert sum(1 for taken in results.values() if taken) >= 2, "the processes did not overlap"
-    with SQLiteReviewDesk(path) as desk:
+    with closing(open_desk(url)) as desk:
         assert all(desk.get(i).state is ItemState.DECIDED for i in ids)
 
 

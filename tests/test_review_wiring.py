@@ -31,6 +31,7 @@ from moderation.ports import AuditLog
 from moderation.review import (
     AuditRecordSink,
     ItemKind,
+    PostgresReviewDesk,
     Reviewer,
     SQLiteReviewDesk,
     backfill,
@@ -308,14 +309,15 @@ def aws(fake_aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_REGION", "us-east-1")
 
 
-def env_engine(tmp_path: Path, detection: Any) -> tuple[Engine, Path]:
-    """The environment's engine with MODERATION_REVIEW and a file log, answering `detection`."""
+def env_engine(tmp_path: Path, detection: Any, desk: str = "") -> tuple[Engine, Path]:
+    """The environment's engine with MODERATION_REVIEW (`desk`, else a SQLite file) and a file
+    log, answering `detection`."""
     log = tmp_path / "audit.jsonl"
     env = {
         "MODERATION_POLICIES": str(builders.policies_dir(tmp_path, DEFAULT, kids=KIDS)),
         "MODERATION_AUDIT": str(log),
         "MODERATION_JUDGE": "none",
-        "MODERATION_REVIEW": f"sqlite:///{tmp_path / 'desk.db'}",
+        "MODERATION_REVIEW": desk or f"sqlite:///{tmp_path / 'desk.db'}",
     }
     _, parts = parts_from_env(env)
     return Engine.from_parts(dataclasses.replace(parts, detector=Detector(detection))), log
@@ -327,6 +329,17 @@ def test_moderation_review_builds_the_desk_the_engine_enqueues_to(aws, tmp_path:
     assert engine.review.path == tmp_path / "desk.db"
     decision = engine.moderate(builders.IMAGE)
     assert engine.review.find(decision.id) is not None
+
+
+def test_moderation_review_opens_a_postgresql_desk(aws, tmp_path: Path, postgres_dsn: str):
+    engine, log = env_engine(tmp_path, BORDERLINE, desk=postgres_dsn)
+    assert isinstance(engine.review, PostgresReviewDesk)
+    decision = engine.moderate(builders.IMAGE)
+    leased = engine.review.next(ALICE)
+    assert leased is not None and leased.decision_id == decision.id
+    engine.review.decide(leased.id, "approve", reviewer=ALICE)
+    assert [type(e) for e in records(log)] == [Decision, ReviewRecord]
+    engine.review.close()
 
 
 def test_a_verdict_lands_in_the_engines_audit_chain_and_verifies(aws, tmp_path: Path):
@@ -342,7 +355,7 @@ def test_a_verdict_lands_in_the_engines_audit_chain_and_verifies(aws, tmp_path: 
     leased = desk.next(ALICE)
     assert leased is not None and leased.decision_id == decision.id
     desk.decide(leased.id, "reject", reviewer=ALICE, note="real", categories=["Explicit"])
-    desk.appeal(decision.id, "it is a painting")
+    desk.appeal(decision.id, "it is a painting", by="user-42")
     # THEN the log holds the decision, then the skip, review and appeal records, in one chain
     entries = list(records(log))
     assert [type(e) for e in entries] == [Decision, ReviewRecord, ReviewRecord, AppealRecord]
@@ -355,6 +368,7 @@ def test_a_verdict_lands_in_the_engines_audit_chain_and_verifies(aws, tmp_path: 
     )  # fmt: skip
     assert review.final and review.categories == ("Explicit",) and review.note == "real"
     assert (appeal.decision_id, appeal.reason) == (decision.id, "it is a painting")
+    assert appeal.by == "user-42"
     report = verify_log(log)
     assert report.ok and (report.decisions, report.reviews, report.appeals) == (1, 2, 1)
     found = history(decision.id, log, verified=True)
@@ -370,17 +384,19 @@ def test_a_bad_moderation_review_is_named_with_the_other_problems(aws, tmp_path:
     judge, review = caught.value.problems
     assert judge.startswith("MODERATION_JUDGE:")
     assert review == (
-        "MODERATION_REVIEW: must be a review desk URL, sqlite:///PATH, got mysql://..."
+        "MODERATION_REVIEW: must be a review desk URL, sqlite:///PATH or postgresql://..., got "
+        "mysql://..."
     )
     with pytest.raises(ConfigurationError) as postgres:
         parts_from_env(
             {
                 "MODERATION_POLICIES": str(builders.policies_dir(tmp_path)),
-                "MODERATION_REVIEW": "postgresql://root:pw@db/desk",
+                "MODERATION_REVIEW": f"postgresql://root:s3cret@/desk?host={tmp_path}",
             }
         )
-    [problem] = postgres.value.problems
-    assert problem.startswith("MODERATION_REVIEW: ") and "pw" not in problem
+    [problem] = postgres.value.problems  # no server listens there
+    assert problem.startswith("MODERATION_REVIEW: cannot open the review desk postgresql://root@")
+    assert "s3cret" not in problem
 
 
 def test_a_desk_needs_an_audit_log_that_records_verdicts(tmp_path: Path):

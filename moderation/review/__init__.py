@@ -47,6 +47,7 @@ from moderation.review._model import (
     settle,
 )
 from moderation.review._open import open_desk
+from moderation.review._postgres import PostgresReviewDesk
 from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
 
@@ -69,6 +70,7 @@ __all__ = [
     "LeaseLost",
     "MessageQueue",
     "NewItem",
+    "PostgresReviewDesk",
     "PurgeCount",
     "ReviewDesk",
     "ReviewError",

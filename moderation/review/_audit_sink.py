@@ -15,7 +15,7 @@ from moderation.review_records import AppealRecord, ReviewRecord
 
 __all__ = ["APPEAL_FILED_BY", "AuditRecordSink", "audit_record"]
 
-#: Who an appeal record says filed it: the desk's `appeal()` does not yet take an appellant.
+#: Who an appeal record says filed it when the desk's `appeal()` was not told (`by` empty).
 APPEAL_FILED_BY = "unknown"
 
 
@@ -46,7 +46,7 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             item_id=record.item_id,
             reason=record.reason,
             at=record.at,
-            by=APPEAL_FILED_BY,
+            by=record.by or APPEAL_FILED_BY,
         )
     raise ReviewError(
         f"a desk record is a ReviewVerdict, a Skip or an Appeal, not {type(record).__name__}"

@@ -1,4 +1,4 @@
-"""The review desk's port: what every backend (SQLite today) does, and the record sink it feeds."""
+"""The review desk's port: what every backend (SQLite, PostgreSQL) does, and its record sink."""
 
 from __future__ import annotations
 
@@ -79,8 +79,9 @@ class ReviewDesk(Protocol):
     def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
         """Give the item back unjudged (skip); LeaseLost if `reviewer` does not hold it."""
 
-    def appeal(self, decision_id: str, reason: str) -> ReviewItem:
-        """Put the decided item of `decision_id` back at the top of the desk as an appeal."""
+    def appeal(self, decision_id: str, reason: str, *, by: str = "") -> ReviewItem:
+        """Put the decided item of `decision_id` back at the top of the desk as an appeal; `by`
+        is who filed it (a platform's user id, a reviewer's name), empty when unknown."""
 
     def final(self, decision_id: str) -> ReviewVerdict | None:
         """The latest final verdict on the decision's item, or None while there is none."""

@@ -251,7 +251,10 @@ class ReviewVerdict(_Model):
 
 
 class Appeal(_Model):
-    """A decided item put back on the desk, with the reason given; `round` is the round it opens."""
+    """A decided item put back on the desk, with the reason given; `round` is the round it opens.
+
+    `by` is who filed it (a platform's user id, a reviewer's name), empty when not told.
+    """
 
     item_id: str
     decision_id: str
@@ -259,6 +262,7 @@ class Appeal(_Model):
     round: int
     reason: str
     at: AwareDatetime
+    by: str = ""
 
 
 class Skip(_Model):

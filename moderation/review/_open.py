@@ -1,12 +1,15 @@
-"""`open_desk(url)`: the review desk a URL names (`sqlite:///PATH` today)."""
+"""`open_desk(url)`: the review desk a URL names (`sqlite:///PATH` or `postgresql://...`)."""
 
 from __future__ import annotations
 
 from moderation.errors import ConfigurationError
 from moderation.review._desk import DEFAULT_LEASE_SECONDS, ReviewDesk, ReviewRecordSink
+from moderation.review._postgres import PostgresReviewDesk
 from moderation.review._sqlite import SQLiteReviewDesk
 
 __all__ = ["open_desk"]
+
+_URLS = "use sqlite:///PATH or postgresql://USER@HOST/DATABASE"
 
 
 def open_desk(
@@ -15,9 +18,11 @@ def open_desk(
     sink: ReviewRecordSink | None = None,
     lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> ReviewDesk:
-    """The desk at `url`: `sqlite:///desk.db` (a relative path) or `sqlite:////var/desk.db`.
+    """The desk at `url`: `sqlite:///desk.db` (a relative path), `sqlite:////var/desk.db`, or
+    `postgresql://user:password@host:5432/dbname` (`postgres://` too; any libpq URI).
 
-    ConfigurationError for any other URL; `postgresql://` comes with the PostgreSQL backend.
+    ConfigurationError for any other URL, naming its scheme only (a URL may hold a password);
+    ReviewError when the database cannot be opened.
     """
     scheme, sep, rest = url.partition("://") if isinstance(url, str) else ("", "", "")
     if scheme == "sqlite" and sep:
@@ -27,12 +32,13 @@ def open_desk(
             )
         return SQLiteReviewDesk(rest[1:], sink=sink, lease_seconds=lease_seconds)
     if scheme in ("postgresql", "postgres") and sep:
-        # Never echo the URL: it may hold a password.
-        raise ConfigurationError(
-            [
-                "review desk URL postgresql://...: postgresql:// comes with the PostgreSQL "
-                "backend, which this release does not have; use sqlite:///PATH"
-            ]
-        )
-    shown = f"{scheme}://..." if sep else repr(url)
-    raise ConfigurationError([f"review desk URL {shown}: not a desk URL; use sqlite:///PATH"])
+        return PostgresReviewDesk(url, sink=sink, lease_seconds=lease_seconds)
+    shown = f"{scheme}://..." if sep else _shown(url)
+    raise ConfigurationError([f"review desk URL {shown}: not a desk URL; {_URLS}"])
+
+
+def _shown(value: object) -> str:
+    """A value that is no URL as an error shows it: not at all if it may hold a password."""
+    if isinstance(value, str) and not any(c in value for c in "=@:"):
+        return repr(value)
+    return "(not shown: it may hold a password)"
