@@ -193,6 +193,22 @@ def _image_store(value: str) -> str:
     return spec
 
 
+def _webhook_url(value: str) -> str:
+    from urllib.parse import urlsplit
+
+    url = _text(value)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or " " in url:
+        # Only the scheme and host are shown: the rest of a webhook URL may hold a token.
+        shown = f"{parts.scheme}://{parts.hostname or ''}/..." if parts else "a malformed URL"
+        raise ValueError(f"must be an https:// (or http://) URL with a host, got {shown}")
+    return url
+
+
 def _bucket(value: str) -> str:
     bucket = _text(value)
     if bucket_problem(bucket) is not None:
@@ -326,6 +342,16 @@ VARIABLES: tuple[Variable, ...] = (
         " (docs/review.md)",
     ),
     Variable(
+        "MODERATION_REVIEW_WEBHOOK", "review_webhook", _webhook_url, "none: no webhook",
+        "https:// (or http://) URL that receives each final review verdict as a signed JSON"
+        " POST, at least once (docs/review.md); needs MODERATION_REVIEW_WEBHOOK_KEY",
+    ),
+    Variable(
+        "MODERATION_REVIEW_WEBHOOK_KEY", "review_webhook_key", _audit_key, "none",
+        "secret the webhook's body is signed with (HMAC-SHA256, header `Moderation-Signature`);"
+        " needs MODERATION_REVIEW_WEBHOOK. Never printed",
+    ),
+    Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
         " their tags",
@@ -375,6 +401,9 @@ class Settings:
     # A desk URL (`sqlite:///PATH`); a PostgreSQL one may hold a password: kept out of repr.
     review: str | None = field(default=None, repr=False)
     review_images: str | None = None
+    # The webhook's URL may carry a token, and its key is a secret: both kept out of repr.
+    review_webhook: str | None = field(default=None, repr=False)
+    review_webhook_key: str | None = field(default=None, repr=False)
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0
@@ -433,10 +462,25 @@ def read_env(env: Mapping[str, str] | None = None) -> EnvReading:
                 found.append(
                     (name, f"applies only to a file audit log, but MODERATION_AUDIT is {sink!r}")
                 )
+    found.extend(_webhook_pair(env))
     found.sort(key=lambda problem: problem[0])
     problems = _unknown_names(env) + [f"{name}: {message}" for name, message in found]
     bad = frozenset(line.split(":", 1)[0] for line in problems)
     return EnvReading(Settings(**values), tuple(problems), bad)
+
+
+_WEBHOOK_PAIR = ("MODERATION_REVIEW_WEBHOOK", "MODERATION_REVIEW_WEBHOOK_KEY")
+
+
+def _webhook_pair(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    """A problem naming the webhook variable that is set when its partner is not: a webhook is
+    never sent unsigned, and a key without a URL signs nothing."""
+    url, key = (env.get(name) is not None for name in _WEBHOOK_PAIR)
+    if url and not key:
+        return [(_WEBHOOK_PAIR[0], f"is set but {_WEBHOOK_PAIR[1]} is not: the body is signed")]
+    if key and not url:
+        return [(_WEBHOOK_PAIR[1], f"is set but {_WEBHOOK_PAIR[0]} is not: nothing to sign for")]
+    return []
 
 
 def _unknown_names(env: Mapping[str, str]) -> list[str]:

@@ -21,11 +21,12 @@ from typing import Any
 from moderation._ids import new_ulid
 from moderation.decision import Decision
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
-from moderation.review._desk import DEFAULT_LEASE_SECONDS, ReviewRecordSink
+from moderation.review._desk import DEFAULT_CLAIM_SECONDS, DEFAULT_LEASE_SECONDS, ReviewRecordSink
 from moderation.review._model import (
     MAX_APPEAL_REASON,
     MAX_NOTE,
     Appeal,
+    Delivery,
     DeskRules,
     ItemImage,
     ItemKind,
@@ -46,7 +47,7 @@ from moderation.review._model import (
 __all__ = ["SCHEMA_VERSION", "SQLiteReviewDesk"]
 
 #: The layout of the desk file; a file with a higher version was written by a newer release.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the outbox (deliveries); a release without it must not decide here
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
@@ -87,7 +88,31 @@ _SCHEMA = (
         reviewer TEXT NOT NULL,
         until_us INTEGER NOT NULL,
         PRIMARY KEY (item_id, reviewer))""",
+    # The outbox: one row per final verdict, written in the verdict's transaction.
+    """CREATE TABLE IF NOT EXISTS deliveries (
+        id TEXT PRIMARY KEY,
+        item_id TEXT NOT NULL REFERENCES items (id),
+        verdict TEXT NOT NULL,
+        reviewers TEXT NOT NULL,
+        image TEXT,
+        created_us INTEGER NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_us INTEGER NOT NULL,
+        last_error TEXT,
+        done_us INTEGER)""",
+    "CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (done_us, next_us)",
 )
+
+# A final verdict's delivery: the verdict, the round's verdicts (who said what), the item's image.
+_NEW_DELIVERY = """
+INSERT INTO deliveries (id, item_id, verdict, reviewers, image, created_us, next_us)
+SELECT :id, id, :verdict,
+  (SELECT json_group_array(json_object('reviewer', reviewer, 'role', json_extract(body, '$.role'),
+     'verdict', verdict))
+   FROM (SELECT * FROM verdicts WHERE item_id = :item AND round = :round ORDER BY seq)),
+  json_extract(body, '$.image'), :now, :now
+FROM items WHERE id = :item
+"""
 
 # The order of docs/review.md: appeals, then overdue items, then priority, then the oldest. Only
 # undecided items whose lease is free or expired, of a granted tenant, that this reviewer has not
@@ -180,6 +205,8 @@ class SQLiteReviewDesk:
             row = db.execute("SELECT MAX(version) FROM schema_version").fetchone()
             if row[0] is None:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row[0] < SCHEMA_VERSION:  # the tables it lacked were created just above
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row[0] > SCHEMA_VERSION:
                 raise ReviewError(
                     f"the review desk {self.path} has schema version {row[0]}, written by a "
@@ -349,6 +376,8 @@ class SQLiteReviewDesk:
             " lease_until_us = NULL WHERE id = ?",
             (int(record.final), int(record.then is Then.SENIOR), record.item_id),
         )
+        if record.final:
+            self._store_delivery(db, record)
         if self._sink is not None:
             self._sink.append_review(record)
 
@@ -466,6 +495,75 @@ class SQLiteReviewDesk:
             rows = db.execute(_CLOSED_IMAGES, {"cutoff": cutoff}).fetchall()
         return [str(row[0]) for row in rows]
 
+    # -- the outbox: a final verdict's effects, delivered at least once ------------------------
+
+    def _store_delivery(self, db: sqlite3.Connection, record: ReviewVerdict) -> None:
+        now = (record.at - _EPOCH) // timedelta(microseconds=1)
+        params = {
+            "id": new_ulid(self._clock),
+            "item": record.item_id,
+            "round": record.round,
+            "verdict": record.model_dump_json(),
+            "now": now,
+        }
+        db.execute(_NEW_DELIVERY, params)
+
+    def due_deliveries(
+        self, limit: int, *, claim_seconds: float = DEFAULT_CLAIM_SECONDS
+    ) -> list[Delivery]:
+        """Up to `limit` due deliveries, oldest due first, each claimed for `claim_seconds`:
+        its next attempt time is pushed past the claim in the same transaction."""
+        _check_limit(limit)
+        if not 0 < claim_seconds <= 86400:
+            raise ReviewError(f"claim_seconds must be 1 second to 1 day, got {claim_seconds!r}")
+        with self._transaction() as db:
+            now = self._now()
+            until = now + round(claim_seconds * 1_000_000)
+            rows = db.execute(
+                "SELECT * FROM deliveries WHERE done_us IS NULL AND next_us <= ?"
+                " ORDER BY next_us, id LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany(
+                "UPDATE deliveries SET next_us = ? WHERE id = ?", [(until, r["id"]) for r in rows]
+            )
+        return [_delivery(row, next_us=until) for row in rows]
+
+    def delivered(self, delivery_id: str) -> None:
+        """Mark the delivery done."""
+        with self._transaction() as db:
+            _delivery_update(
+                db,
+                "UPDATE deliveries SET done_us = ? WHERE id = ? AND done_us IS NULL",
+                (self._now(), delivery_id),
+                delivery_id,
+            )
+
+    def delivery_failed(self, delivery_id: str, error: str, retry_at: datetime) -> None:
+        """Count a failed attempt, keep `error` (cut to 2000 characters), due again at
+        `retry_at`."""
+        if retry_at.tzinfo is None:
+            raise ReviewError(f"retry_at needs a time with a time zone, got {retry_at!r}")
+        retry_us = (retry_at - _EPOCH) // timedelta(microseconds=1)
+        with self._transaction() as db:
+            _delivery_update(
+                db,
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_us = ?"
+                " WHERE id = ? AND done_us IS NULL",
+                (str(error)[:2000], retry_us, delivery_id),
+                delivery_id,
+            )
+
+    def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
+        """The deliveries not done yet, the soonest due first."""
+        _check_limit(limit)
+        with self._transaction("DEFERRED") as db:
+            rows = db.execute(
+                "SELECT * FROM deliveries WHERE done_us IS NULL ORDER BY next_us, id LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [_delivery(row) for row in rows]
+
     def _load(self, db: sqlite3.Connection, item_id: str, now: int) -> ReviewItem:
         row = _item_row(db, item_id)
         verdicts = db.execute(
@@ -496,6 +594,36 @@ class SQLiteReviewDesk:
             appeals=tuple(Appeal.model_validate_json(a["body"]) for a in appeals),
             **json.loads(row["body"]),
         )
+
+
+def _check_limit(limit: object) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ReviewError(f"limit must be a whole number of at least 1, got {limit!r}")
+
+
+def _delivery(row: sqlite3.Row, *, next_us: int | None = None) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        verdict=ReviewVerdict.model_validate_json(row["verdict"]),
+        reviewers=tuple(json.loads(row["reviewers"])),
+        image=None if row["image"] is None else ItemImage.model_validate_json(row["image"]),
+        created_at=_time(row["created_us"]),
+        attempts=row["attempts"],
+        next_attempt_at=_time(row["next_us"] if next_us is None else next_us),
+        last_error=row["last_error"],
+        done_at=None if row["done_us"] is None else _time(row["done_us"]),
+    )
+
+
+def _delivery_update(
+    db: sqlite3.Connection, sql: str, params: tuple[Any, ...], delivery_id: str
+) -> None:
+    """Run `sql` on one delivery; UnknownItem when the outbox holds no such delivery (one that
+    is already done is left as it is)."""
+    if db.execute(sql, params).rowcount == 0 and (
+        db.execute("SELECT 1 FROM deliveries WHERE id = ?", (delivery_id,)).fetchone() is None
+    ):
+        raise UnknownItem(f"the review desk's outbox holds no delivery {delivery_id!r}")
 
 
 def _new_item(item: Decision | NewItem, image: ItemImage | None) -> NewItem:
