@@ -29,6 +29,7 @@ __all__ = [
     "is_file_sink",
     "policies_location",
     "read_env",
+    "webhook_url",
 ]
 
 _TRUE = ("1", "true", "yes", "on")
@@ -193,7 +194,9 @@ def _image_store(value: str) -> str:
     return spec
 
 
-def _webhook_url(value: str) -> str:
+def webhook_url(value: str) -> str:
+    """`value` if it is an https:// or http:// URL with a host; ValueError naming only its
+    scheme and host otherwise (the rest of a webhook URL may hold a token)."""
     from urllib.parse import urlsplit
 
     url = _text(value)
@@ -342,7 +345,7 @@ VARIABLES: tuple[Variable, ...] = (
         " (docs/review.md)",
     ),
     Variable(
-        "MODERATION_REVIEW_WEBHOOK", "review_webhook", _webhook_url, "none: no webhook",
+        "MODERATION_REVIEW_WEBHOOK", "review_webhook", webhook_url, "none: no webhook",
         "https:// (or http://) URL that receives each final review verdict as a signed JSON"
         " POST, at least once (docs/review.md); needs MODERATION_REVIEW_WEBHOOK_KEY",
     ),

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from moderation.aws.s3 import S3Objects
 from moderation.errors import AWSError
@@ -113,11 +113,9 @@ def merge_tags(existing: Iterable[Mapping[str, str]], ours: Sequence[tuple[str, 
 # -- applying an outcome to an object -----------------------------------------------------------
 
 
-class OutcomeLog(Protocol):
-    """How the steps below log: a level, a message, and fields (the Lambda's JSON lines, the
-    review desk's logger)."""
-
-    def __call__(self, level: int, message: str, /, **fields: Any) -> None: ...
+#: How the steps below log: `log(level, message, **fields)` (the Lambda's JSON lines, the review
+#: desk's logger).
+OutcomeLog = Callable[..., None]
 
 
 class Target(Protocol):
