@@ -29,6 +29,7 @@ __all__ = [
     "is_file_sink",
     "policies_location",
     "read_env",
+    "webhook_pair_problem",
     "webhook_url",
 ]
 
@@ -475,15 +476,19 @@ def read_env(env: Mapping[str, str] | None = None) -> EnvReading:
 _WEBHOOK_PAIR = ("MODERATION_REVIEW_WEBHOOK", "MODERATION_REVIEW_WEBHOOK_KEY")
 
 
-def _webhook_pair(env: Mapping[str, str]) -> list[tuple[str, str]]:
-    """A problem naming the webhook variable that is set when its partner is not: a webhook is
-    never sent unsigned, and a key without a URL signs nothing."""
-    url, key = (env.get(name) is not None for name in _WEBHOOK_PAIR)
+def webhook_pair_problem(url: bool, key: bool) -> tuple[str, str] | None:
+    """(the missing variable, what is wrong) when only one of the webhook's URL and key is set:
+    a webhook is never sent unsigned, and a key without a URL signs nothing."""
     if url and not key:
-        return [(_WEBHOOK_PAIR[0], f"is set but {_WEBHOOK_PAIR[1]} is not: the body is signed")]
+        return _WEBHOOK_PAIR[1], f"is not set, but {_WEBHOOK_PAIR[0]} is: the body is signed"
     if key and not url:
-        return [(_WEBHOOK_PAIR[1], f"is set but {_WEBHOOK_PAIR[0]} is not: nothing to sign for")]
-    return []
+        return _WEBHOOK_PAIR[0], f"is not set, but {_WEBHOOK_PAIR[1]} is: nothing to sign for"
+    return None
+
+
+def _webhook_pair(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    found = webhook_pair_problem(*(env.get(name) is not None for name in _WEBHOOK_PAIR))
+    return [] if found is None else [found]
 
 
 def _unknown_names(env: Mapping[str, str]) -> list[str]:

@@ -41,7 +41,7 @@ from moderation.review._model import (
     ReviewVerdict,
     VerdictChoice,
 )
-from moderation.settings import Settings, webhook_url
+from moderation.settings import Settings, webhook_pair_problem, webhook_url
 
 if TYPE_CHECKING:
     from moderation.aws.s3 import S3Objects
@@ -143,7 +143,7 @@ class Webhook:
         key: str,
         *,
         timeout: float = 10.0,
-        retry: RetryPolicy = WEBHOOK_RETRY,
+        retry: RetryPolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         try:
@@ -154,7 +154,7 @@ class Webhook:
             raise ConfigurationError([f"{WEBHOOK_KEY_VAR}: the webhook needs a non-empty key"])
         self._key = key
         self.timeout = timeout
-        self.retry = retry
+        self.retry = retry if retry is not None else WEBHOOK_RETRY
         self._clock = clock
         self._opener = urllib.request.build_opener(_NoRedirects)
         parts = urlsplit(self.url)
@@ -268,14 +268,8 @@ class Effects:
         """The effects the settings configure: their webhook, quarantine bucket and region.
         ConfigurationError naming the variable when the webhook has a URL or a key alone."""
         url, key = settings.review_webhook, settings.review_webhook_key
-        if url and not key:
-            raise ConfigurationError(
-                [f"{WEBHOOK_KEY_VAR}: is not set but {WEBHOOK_URL_VAR} is: the body is signed"]
-            )
-        if key and not url:
-            raise ConfigurationError(
-                [f"{WEBHOOK_URL_VAR}: is not set but {WEBHOOK_KEY_VAR} is: nothing to sign for"]
-            )
+        if (problem := webhook_pair_problem(bool(url), bool(key))) is not None:
+            raise ConfigurationError([": ".join(problem)])
         return cls(
             desk,
             webhook=Webhook(url, key) if url and key else None,
