@@ -358,7 +358,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
-        " their tags",
+        " their tags; the review desk moves an object a reviewer rejected there the same way",
     ),
     Variable(
         "MODERATION_IDEMPOTENCY_TABLE", "idempotency_table", _table,

@@ -43,6 +43,7 @@ from moderation.review import (
     open_desk,
     settle,
 )
+from moderation.review._sqlite import SCHEMA_VERSION
 from moderation.testing import StaticDetector
 
 BACKENDS = ["sqlite"]  # the PostgreSQL backend joins this list
@@ -489,11 +490,12 @@ def test_the_desk_file_keeps_its_items_across_opens(open_test_desk: Opener, cloc
 
 def test_a_desk_file_from_a_newer_release_is_refused(tmp_path: Path) -> None:
     SQLiteReviewDesk(tmp_path / "desk.db").close()
+    newer = SCHEMA_VERSION + 1
     with sqlite3.connect(tmp_path / "desk.db") as db:
-        db.execute("UPDATE schema_version SET version = 2")
+        db.execute("UPDATE schema_version SET version = ?", (newer,))
     db.close()
 
-    with pytest.raises(ReviewError, match="schema version 2, written by a newer release"):
+    with pytest.raises(ReviewError, match=f"schema version {newer}, written by a newer release"):
         SQLiteReviewDesk(tmp_path / "desk.db")
 
 

@@ -209,6 +209,21 @@ def test_a_senior_settled_verdict_names_every_reviewer_of_the_round(desk):
     ]
 
 
+def test_a_desk_file_of_schema_version_1_gains_the_outbox(tmp_path, clock):
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    SQLiteReviewDesk(path, clock=clock).close()
+    with sqlite3.connect(path) as db:  # as the release before the outbox left it
+        db.execute("DROP TABLE deliveries")
+        db.execute("UPDATE schema_version SET version = 1")
+    with SQLiteReviewDesk(path, clock=clock) as desk:
+        decide(desk, 1)
+        assert len(desk.pending_deliveries()) == 1
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+
+
 def test_a_crash_between_commit_and_delivery_loses_nothing(tmp_path, clock, receiver):
     # GIVEN a verdict committed by a process that died before delivering anything
     first = SQLiteReviewDesk(tmp_path / "desk.db", clock=clock)
