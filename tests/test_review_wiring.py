@@ -30,6 +30,7 @@ from moderation.errors import ConfigurationError, ReviewError
 from moderation.ports import AuditLog
 from moderation.review import (
     AuditRecordSink,
+    DeliveringDesk,
     ItemKind,
     Reviewer,
     SQLiteReviewDesk,
@@ -323,8 +324,10 @@ def env_engine(tmp_path: Path, detection: Any) -> tuple[Engine, Path]:
 
 def test_moderation_review_builds_the_desk_the_engine_enqueues_to(aws, tmp_path: Path):
     engine, _ = env_engine(tmp_path, BORDERLINE)
-    assert isinstance(engine.review, SQLiteReviewDesk)
-    assert engine.review.path == tmp_path / "desk.db"
+    # the desk, wrapped to deliver a final verdict's effects right after it (docs/review.md)
+    assert isinstance(engine.review, DeliveringDesk)
+    assert isinstance(engine.review.desk, SQLiteReviewDesk)
+    assert engine.review.desk.path == tmp_path / "desk.db"
     decision = engine.moderate(builders.IMAGE)
     assert engine.review.find(decision.id) is not None
 
