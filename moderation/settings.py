@@ -29,6 +29,8 @@ __all__ = [
     "is_file_sink",
     "policies_location",
     "read_env",
+    "webhook_pair_problem",
+    "webhook_url",
 ]
 
 _TRUE = ("1", "true", "yes", "on")
@@ -195,6 +197,24 @@ def _image_store(value: str) -> str:
     return spec
 
 
+def webhook_url(value: str) -> str:
+    """`value` if it is an https:// or http:// URL with a host; ValueError naming only its
+    scheme and host otherwise (the rest of a webhook URL may hold a token)."""
+    from urllib.parse import urlsplit
+
+    url = _text(value)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (a port that is not a number raises here)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("https", "http") or not parts.hostname or " " in url:
+        # Only the scheme and host are shown: the rest of a webhook URL may hold a token.
+        shown = f"{parts.scheme}://{parts.hostname or ''}/..." if parts else "a malformed URL"
+        raise ValueError(f"must be an https:// (or http://) URL with a host, got {shown}")
+    return url
+
+
 def _bucket(value: str) -> str:
     bucket = _text(value)
     if bucket_problem(bucket) is not None:
@@ -329,9 +349,19 @@ VARIABLES: tuple[Variable, ...] = (
         " (docs/review.md)",
     ),
     Variable(
+        "MODERATION_REVIEW_WEBHOOK", "review_webhook", webhook_url, "none: no webhook",
+        "https:// (or http://) URL that receives each final review verdict as a signed JSON"
+        " POST, at least once (docs/review.md); needs MODERATION_REVIEW_WEBHOOK_KEY",
+    ),
+    Variable(
+        "MODERATION_REVIEW_WEBHOOK_KEY", "review_webhook_key", _audit_key, "none",
+        "secret the webhook's body is signed with (HMAC-SHA256, header `Moderation-Signature`);"
+        " needs MODERATION_REVIEW_WEBHOOK. Never printed",
+    ),
+    Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
-        " their tags",
+        " their tags; the review desk moves an object a reviewer rejected there the same way",
     ),
     Variable(
         "MODERATION_IDEMPOTENCY_TABLE", "idempotency_table", _table,
@@ -378,6 +408,9 @@ class Settings:
     # A desk URL (`sqlite:///PATH`); a PostgreSQL one may hold a password: kept out of repr.
     review: str | None = field(default=None, repr=False)
     review_images: str | None = None
+    # The webhook's URL may carry a token, and its key is a secret: both kept out of repr.
+    review_webhook: str | None = field(default=None, repr=False)
+    review_webhook_key: str | None = field(default=None, repr=False)
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0
@@ -436,10 +469,29 @@ def read_env(env: Mapping[str, str] | None = None) -> EnvReading:
                 found.append(
                     (name, f"applies only to a file audit log, but MODERATION_AUDIT is {sink!r}")
                 )
+    found.extend(_webhook_pair(env))
     found.sort(key=lambda problem: problem[0])
     problems = _unknown_names(env) + [f"{name}: {message}" for name, message in found]
     bad = frozenset(line.split(":", 1)[0] for line in problems)
     return EnvReading(Settings(**values), tuple(problems), bad)
+
+
+_WEBHOOK_PAIR = ("MODERATION_REVIEW_WEBHOOK", "MODERATION_REVIEW_WEBHOOK_KEY")
+
+
+def webhook_pair_problem(url: bool, key: bool) -> tuple[str, str] | None:
+    """(the missing variable, what is wrong) when only one of the webhook's URL and key is set:
+    a webhook is never sent unsigned, and a key without a URL signs nothing."""
+    if url and not key:
+        return _WEBHOOK_PAIR[1], f"is not set, but {_WEBHOOK_PAIR[0]} is: the body is signed"
+    if key and not url:
+        return _WEBHOOK_PAIR[0], f"is not set, but {_WEBHOOK_PAIR[1]} is: nothing to sign for"
+    return None
+
+
+def _webhook_pair(env: Mapping[str, str]) -> list[tuple[str, str]]:
+    found = webhook_pair_problem(*(env.get(name) is not None for name in _WEBHOOK_PAIR))
+    return [] if found is None else [found]
 
 
 def _unknown_names(env: Mapping[str, str]) -> list[str]:

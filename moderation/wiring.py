@@ -26,6 +26,8 @@ from moderation.policy import PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, RecordingAuditLog
 from moderation.review import (
     AuditRecordSink,
+    DeliveringDesk,
+    Effects,
     ImageStore,
     ReviewDesk,
     open_desk,
@@ -66,7 +68,12 @@ _AUDIT = (
 _DETECTOR = ("MODERATION_PROJECT_VERSION", "MODERATION_REGION")
 _JUDGE = ("MODERATION_JUDGE", "MODERATION_REGION")
 _DEDUPE = ("MODERATION_DEDUPE", "MODERATION_DEDUPE_TTL", "MODERATION_REGION")
-_REVIEW = ("MODERATION_REVIEW",)
+_REVIEW = (
+    "MODERATION_REVIEW",
+    "MODERATION_REVIEW_WEBHOOK",
+    "MODERATION_REVIEW_WEBHOOK_KEY",
+    "MODERATION_QUARANTINE_BUCKET",
+)
 _REVIEW_IMAGES = ("MODERATION_REVIEW_IMAGES", "MODERATION_REVIEW")
 
 
@@ -152,8 +159,11 @@ def detection_cache(settings: Settings) -> DetectionCache | None:
 def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     """The desk `settings.review` names, or None. Its verdicts and appeals are appended to
     `audit`, the engine's audit log: one chain holds the decisions and what people made of them.
+    A final verdict's effects (S3 tags and quarantine, the webhook) are delivered right after it
+    is committed, best effort (`DeliveringDesk`); what fails stays in the desk's outbox.
 
-    ConfigurationError when the URL is refused or `audit` cannot record them.
+    ConfigurationError when the URL is refused, `audit` cannot record them, or the webhook has
+    a URL or a key alone.
     """
     if settings.review is None:
         return None
@@ -165,7 +175,12 @@ def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
             ]
         )
     sink = AuditRecordSink(cast(RecordingAuditLog, audit))
-    return open_desk(settings.review, sink=sink)
+    desk = open_desk(settings.review, sink=sink)
+    try:
+        return DeliveringDesk(desk, Effects.from_settings(desk, settings))
+    except ConfigurationError:
+        desk.close()
+        raise
 
 
 def review_image_store(settings: Settings) -> ImageStore | None:

@@ -17,10 +17,10 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 
 from moderation import S3Location
+from moderation.aws.s3outcome import tag_value
 from moderation.aws_lambda import EventError, MemoryPersistenceLayer, ObjectRef, merge_tags
 from moderation.aws_lambda._events import Ignored, Refused, parse_document, parse_sqs_body
 from moderation.aws_lambda._metrics import Tally
-from moderation.aws_lambda._tags import tag_value
 
 EVENTS = Path(__file__).resolve().parent / "fixtures" / "events"
 ROOT = Path(__file__).resolve().parent.parent

@@ -19,6 +19,7 @@ from typing import Any
 
 import builders
 import pytest
+from desks import BACKENDS, desk_url, open_url
 
 from moderation import ConfigurationError, Outcome
 from moderation.decision import S3Identity
@@ -48,9 +49,8 @@ from moderation.review import (
     open_desk,
     settle,
 )
+from moderation.review._sqlite import SCHEMA_VERSION
 from moderation.testing import StaticDetector
-
-BACKENDS = ["sqlite", "postgres"]
 
 START = 1_790_000_000.0
 ALICE = Reviewer("alice", frozenset({"forum", "kids"}))
@@ -98,20 +98,6 @@ def clock() -> Clock:
 @pytest.fixture
 def sink() -> Recorder:
     return Recorder()
-
-
-def desk_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """The URL of a new, empty desk of `backend` (a new database on the session's PostgreSQL)."""
-    if backend == "postgres":
-        return str(request.getfixturevalue("postgres_dsn"))
-    return f"sqlite:///{tmp_path / 'desk.db'}"
-
-
-def open_url(url: str, **kwargs: Any) -> ReviewDesk:
-    """The desk at `url`, made with the backend's class and `kwargs` (clock, sink, new_id...)."""
-    if url.startswith("sqlite:///"):
-        return SQLiteReviewDesk(url.removeprefix("sqlite:///"), **kwargs)
-    return PostgresReviewDesk(url, **kwargs)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -548,10 +534,11 @@ def test_a_desk_from_a_newer_release_is_refused(
 ) -> None:
     url = desk_url(backend, request, tmp_path)
     open_url(url).close()
-    assert run_sql(url, "SELECT version FROM schema_version") == [(1,)]
-    run_sql(url, "UPDATE schema_version SET version = 2")
+    assert run_sql(url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+    newer = SCHEMA_VERSION + 1
+    run_sql(url, "UPDATE schema_version SET version = ?", (newer,))
 
-    with pytest.raises(ReviewError, match="schema version 2, written by a newer release"):
+    with pytest.raises(ReviewError, match=f"schema version {newer}, written by a newer release"):
         open_url(url)
 
 

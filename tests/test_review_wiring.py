@@ -30,6 +30,7 @@ from moderation.errors import ConfigurationError, ReviewError
 from moderation.ports import AuditLog
 from moderation.review import (
     AuditRecordSink,
+    DeliveringDesk,
     ItemKind,
     PostgresReviewDesk,
     Reviewer,
@@ -325,15 +326,18 @@ def env_engine(tmp_path: Path, detection: Any, desk: str = "") -> tuple[Engine, 
 
 def test_moderation_review_builds_the_desk_the_engine_enqueues_to(aws, tmp_path: Path):
     engine, _ = env_engine(tmp_path, BORDERLINE)
-    assert isinstance(engine.review, SQLiteReviewDesk)
-    assert engine.review.path == tmp_path / "desk.db"
+    # the desk, wrapped to deliver a final verdict's effects right after it (docs/review.md)
+    assert isinstance(engine.review, DeliveringDesk)
+    assert isinstance(engine.review.desk, SQLiteReviewDesk)
+    assert engine.review.desk.path == tmp_path / "desk.db"
     decision = engine.moderate(builders.IMAGE)
     assert engine.review.find(decision.id) is not None
 
 
 def test_moderation_review_opens_a_postgresql_desk(aws, tmp_path: Path, postgres_dsn: str):
     engine, log = env_engine(tmp_path, BORDERLINE, desk=postgres_dsn)
-    assert isinstance(engine.review, PostgresReviewDesk)
+    assert isinstance(engine.review, DeliveringDesk)
+    assert isinstance(engine.review.desk, PostgresReviewDesk)
     decision = engine.moderate(builders.IMAGE)
     leased = engine.review.next(ALICE)
     assert leased is not None and leased.decision_id == decision.id

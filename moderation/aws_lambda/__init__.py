@@ -16,6 +16,7 @@ except ImportError as exc:
         name=exc.name,
     ) from exc
 
+from moderation.aws.s3outcome import TAG_DECISION, TAG_OUTCOME, TAG_REASON, merge_tags, tag_value
 from moderation.aws_lambda._events import EventError, ObjectRef
 from moderation.aws_lambda._handler import (
     DEFAULT_TENANT,
@@ -25,7 +26,6 @@ from moderation.aws_lambda._handler import (
     reset,
 )
 from moderation.aws_lambda._idempotency import MemoryPersistenceLayer
-from moderation.aws_lambda._tags import TAG_DECISION, TAG_OUTCOME, TAG_REASON, merge_tags, tag_value
 
 __all__ = [
     "DEFAULT_TENANT",

@@ -35,6 +35,14 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 
 from moderation.aws.s3 import S3Objects
+from moderation.aws.s3outcome import (
+    TAG_DECISION,
+    TAG_OUTCOME,
+    TAG_REASON,
+    apply_outcome,
+    is_missing,
+    tag_value,
+)
 from moderation.aws.sqs import SQSQueue
 from moderation.aws.transport import sdk_client
 from moderation.aws_lambda._events import (
@@ -50,15 +58,6 @@ from moderation.aws_lambda._events import (
 from moderation.aws_lambda._idempotency import MemoryPersistenceLayer, idempotent
 from moderation.aws_lambda._log import install, log
 from moderation.aws_lambda._metrics import Tally, namespace
-from moderation.aws_lambda._tags import (
-    OURS,
-    TAG_DECISION,
-    TAG_OUTCOME,
-    TAG_REASON,
-    Merged,
-    merge_tags,
-    tag_value,
-)
 from moderation.decision import ContextValue, Decision
 from moderation.engine import Engine
 from moderation.errors import (
@@ -83,8 +82,6 @@ OutcomeTag = Literal["approved", "rejected", "review", "invalid"]
 #: The user metadata entry (`x-amz-meta-tenant`) that names an object's tenant.
 TENANT_METADATA: Final = "tenant"
 DEFAULT_TENANT: Final = "default"
-#: CopyObject copies objects up to 5 GiB; larger ones are left in place, tagged.
-MAX_COPY_BYTES: Final = 5 * 1024**3
 #: The remaining time assumed when the context cannot say (a direct call outside Lambda):
 #: Lambda's longest timeout.
 _NO_CONTEXT_REMAINING_MS: Final = 900_000
@@ -106,10 +103,6 @@ class RetryLater(Exception):
 
 class _Gone(Exception):
     """The object no longer exists (deleted, or moved by an earlier delivery)."""
-
-
-class _Changed(Exception):
-    """An unversioned object was overwritten while its outcome was applied."""
 
 
 @dataclass(frozen=True)
@@ -302,14 +295,6 @@ def _moderate_object(
 # -- one object ---------------------------------------------------------------------------------
 
 
-def _missing(exc: BaseException) -> bool:
-    """An AWSError that says the object (or that version of it) does not exist."""
-    if not isinstance(exc, AWSError):
-        return False
-    # 405 is a HEAD of a version that is a delete marker.
-    return exc.kind == "not found" or exc.code in ("405", "MethodNotAllowed")
-
-
 def _version(value: Any) -> str | None:
     return None if value in (None, "", "null") else str(value)
 
@@ -336,7 +321,7 @@ def _head_of(s3: S3Objects, location: S3Location) -> _Head | None:
     try:
         found = s3.head(location.bucket, location.key, location.version_id)
     except AWSError as exc:
-        if _missing(exc):
+        if is_missing(exc):
             return None
         raise
     metadata = found.get("Metadata") or {}
@@ -468,74 +453,6 @@ def _ours(result: _Result) -> list[tuple[str, str]]:
     return tags
 
 
-def _tag(state: _State, head: _Head, result: _Result) -> Merged:
-    s3 = state.s3
-    existing = s3.tags(head.bucket, head.key, head.version_id)
-    merged = merge_tags(existing, _ours(result))
-    if merged.dropped:
-        log(
-            logging.WARNING,
-            "the object has too many tags for all of ours: some were left out",
-            bucket=head.bucket,
-            key=head.key,
-            version_id=head.version_id,
-            dropped=dict(merged.dropped),
-        )
-    s3.set_tags(head.bucket, head.key, head.version_id, merged.as_tag_set())
-    return merged
-
-
-def _check_unchanged(state: _State, head: _Head) -> None:
-    """For an unversioned object: raise _Changed if it was overwritten since HEAD, after taking
-    our tags off it (they describe the old content; the retry moderates the new one)."""
-    if head.version_id is not None:
-        return
-    now = state.s3.head(head.bucket, head.key)
-    if str(now.get("ETag") or "").strip('"') == head.etag:
-        return
-    current = state.s3.tags(head.bucket, head.key)
-    kept = [tag for tag in current if tag["Key"] not in OURS]
-    state.s3.set_tags(head.bucket, head.key, None, kept)  # none kept: the tagging is deleted
-    raise _Changed(
-        f"{head.where} was overwritten while its outcome was applied; the retry moderates the "
-        "new content (enable versioning to pin every step to one version)"
-    )
-
-
-def _quarantine(state: _State, head: _Head, merged: Merged) -> None:
-    bucket = state.settings.quarantine_bucket
-    assert bucket is not None
-    if head.size > MAX_COPY_BYTES:
-        log(
-            logging.WARNING,
-            "too large to copy to the quarantine bucket: left in place, tagged",
-            bucket=head.bucket,
-            key=head.key,
-            version_id=head.version_id,
-            size=head.size,
-        )
-        return
-    state.s3.copy(
-        head.bucket,
-        head.key,
-        head.version_id,
-        to_bucket=bucket,
-        # Unversioned: the copy must be of the content that was moderated.
-        if_match=head.etag if not head.version_id else None,
-        tagging=merged.as_query(),
-    )
-    _check_unchanged(state, head)
-    state.s3.delete(head.bucket, head.key, head.version_id)
-    log(
-        logging.INFO,
-        "moved to the quarantine bucket",
-        bucket=head.bucket,
-        key=head.key,
-        version_id=head.version_id,
-        quarantine_bucket=bucket,
-    )
-
-
 def _review_message(result: _Result) -> dict[str, Any]:
     """The JSON body sent to MODERATION_REVIEW_QUEUE_URL for a `review` outcome (docs/lambda.md)."""
     decision = result.decision
@@ -582,13 +499,17 @@ def _send_review(state: _State, result: _Result) -> None:
 def _apply(state: _State, head: _Head, result: _Result) -> None:
     """Tags; then quarantine (rejected, invalid) or the review message (review). Every step is
     safe to repeat: a redelivery writes the same tags, the same copy, the same message."""
+    moved = result.outcome in ("rejected", "invalid")
     try:
-        merged = _tag(state, head, result)
-        _check_unchanged(state, head)
-        if state.settings.quarantine_bucket and result.outcome in ("rejected", "invalid"):
-            _quarantine(state, head, merged)
+        apply_outcome(
+            state.s3,
+            head,
+            _ours(result),
+            quarantine_to=state.settings.quarantine_bucket if moved else None,
+            log=log,
+        )
     except AWSError as exc:
-        if _missing(exc):
+        if is_missing(exc):
             raise _Gone(head.where) from exc
         raise
     if state.sqs is not None and result.outcome == "review":

@@ -9,6 +9,7 @@ from typing import Protocol
 from moderation.decision import Decision
 from moderation.review._model import (
     Appeal,
+    Delivery,
     DeskRules,
     ItemImage,
     ItemKind,
@@ -20,10 +21,18 @@ from moderation.review._model import (
     VerdictChoice,
 )
 
-__all__ = ["DEFAULT_LEASE_SECONDS", "DeskRecord", "ReviewDesk", "ReviewRecordSink"]
+__all__ = [
+    "DEFAULT_CLAIM_SECONDS",
+    "DEFAULT_LEASE_SECONDS",
+    "DeskRecord",
+    "ReviewDesk",
+    "ReviewRecordSink",
+]
 
 #: How long `next` leases an item to a reviewer unless the desk is told otherwise.
 DEFAULT_LEASE_SECONDS = 600.0
+#: How long `due_deliveries` holds the deliveries it hands out from every other deliverer.
+DEFAULT_CLAIM_SECONDS = 300.0
 
 #: What the desk hands its record sink: every verdict, every skip and every appeal.
 DeskRecord = ReviewVerdict | Skip | Appeal
@@ -95,6 +104,22 @@ class ReviewDesk(Protocol):
     def closed_images(self, before: datetime) -> list[str]:
         """The image-store keys (sha256) of decided items created before `before` that no other
         item still needs: a key that an open, leased or newer item also holds is left out."""
+
+    def due_deliveries(
+        self, limit: int, *, claim_seconds: float = DEFAULT_CLAIM_SECONDS
+    ) -> list[Delivery]:
+        """Up to `limit` outbox deliveries that are due (oldest due first), claimed: none of them
+        is handed to another caller for `claim_seconds` (a deliverer that dies lets them fall
+        due again)."""
+
+    def delivered(self, delivery_id: str) -> None:
+        """Mark the delivery done: it is never handed out again."""
+
+    def delivery_failed(self, delivery_id: str, error: str, retry_at: datetime) -> None:
+        """Count a failed attempt, keep `error`, and make the delivery due again at `retry_at`."""
+
+    def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
+        """The deliveries not done yet, due or not, the soonest due first."""
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -22,6 +22,7 @@ __all__ = [
     "MAX_APPEAL_REASON",
     "MAX_NOTE",
     "Appeal",
+    "Delivery",
     "DeskRules",
     "ItemFinding",
     "ItemImage",
@@ -274,6 +275,26 @@ class Skip(_Model):
     round: int
     reviewer: str
     at: AwareDatetime
+
+
+class Delivery(_Model):
+    """A final verdict's effects waiting in the desk's outbox (S3 tags and quarantine, the
+    webhook): stored in the verdict's own transaction, kept until they are delivered.
+
+    `reviewers` are the verdicts of the deciding round (reviewer, role, verdict), oldest first.
+    `attempts` counts the failed tries; `next_attempt_at` is when it is due again (also pushed
+    forward while a deliverer holds it); `done_at` is set once it was delivered.
+    """
+
+    id: str
+    verdict: ReviewVerdict
+    reviewers: tuple[dict[str, str], ...] = ()
+    image: ItemImage | None = None
+    created_at: AwareDatetime
+    attempts: int = 0
+    next_attempt_at: AwareDatetime
+    last_error: str | None = None
+    done_at: AwareDatetime | None = None
 
 
 class ReviewItem(_Model):

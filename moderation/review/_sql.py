@@ -29,11 +29,18 @@ from typing import Any, Protocol
 from moderation._ids import new_ulid
 from moderation.decision import Decision
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
-from moderation.review._desk import DEFAULT_LEASE_SECONDS, DeskRecord, ReviewRecordSink
+from moderation.review import _outbox as outbox
+from moderation.review._desk import (
+    DEFAULT_CLAIM_SECONDS,
+    DEFAULT_LEASE_SECONDS,
+    DeskRecord,
+    ReviewRecordSink,
+)
 from moderation.review._model import (
     MAX_APPEAL_REASON,
     MAX_NOTE,
     Appeal,
+    Delivery,
     DeskRules,
     ItemImage,
     ItemKind,
@@ -55,7 +62,7 @@ __all__ = ["SCHEMA", "SCHEMA_VERSION", "Db", "Dialect", "Row", "SQLReviewDesk"]
 
 #: The layout of the desk's tables; a database with a higher version was written by a newer
 #: release.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the outbox (deliveries); a release without it must not decide here
 
 #: The tables, for `str.format` with the dialect's `int64` and `bool` column types.
 SCHEMA = (
@@ -97,6 +104,7 @@ SCHEMA = (
         reviewer TEXT NOT NULL,
         until_us {int64} NOT NULL,
         PRIMARY KEY (item_id, reviewer))""",
+    *outbox.DELIVERIES,
 )
 
 # The order of docs/review.md: appeals, then overdue items, then priority, then the oldest. Only
@@ -149,6 +157,10 @@ class Rows(Protocol):
 
     def fetchall(self) -> list[Any]:
         """The rows left."""
+
+    @property
+    def rowcount(self) -> int:
+        """How many rows an UPDATE or DELETE changed."""
 
     def __iter__(self) -> Iterator[Any]:
         """The rows left, one at a time."""
@@ -256,6 +268,8 @@ class SQLReviewDesk:
             row = db.execute("SELECT MAX(version) AS version FROM schema_version").fetchone()
             if row["version"] is None:
                 db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            elif row["version"] < SCHEMA_VERSION:  # the tables it lacked were created just above
+                db.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
             elif row["version"] > SCHEMA_VERSION:
                 raise ReviewError(
                     f"the review desk {self._where()} has schema version {row['version']}, "
@@ -422,6 +436,8 @@ class SQLReviewDesk:
             " lease_until_us = NULL WHERE id = ?",
             (record.final, record.then is Then.SENIOR, record.item_id),
         )
+        if record.final:
+            outbox.store(db, record, lambda: new_ulid(self._clock))
         self._record(record)
 
     def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
@@ -537,6 +553,38 @@ class SQLReviewDesk:
         return [str(row["image_key"]) for row in rows]
 
     # -- reading rows ----------------------------------------------------------------------------
+
+    # -- the outbox: a final verdict's effects, delivered at least once (_outbox.py) -----------
+
+    def due_deliveries(
+        self, limit: int, *, claim_seconds: float = DEFAULT_CLAIM_SECONDS
+    ) -> list[Delivery]:
+        """Up to `limit` due deliveries, oldest due first, each claimed for `claim_seconds`: its
+        next attempt time is pushed past the claim in the same transaction, so two deliverers
+        never hold the same delivery."""
+        if not 0 < claim_seconds <= 86400:
+            raise ReviewError(f"claim_seconds must be 1 second to 1 day, got {claim_seconds!r}")
+        with self._transaction() as db:
+            now = self._now()
+            until = now + round(claim_seconds * 1_000_000)
+            lock = self.dialect.skip_locked
+            return outbox.claim_due(db, now=now, until=until, limit=limit, lock=lock)
+
+    def delivered(self, delivery_id: str) -> None:
+        """Mark the delivery done; UnknownItem when the outbox holds no such delivery."""
+        with self._transaction() as db:
+            outbox.mark_delivered(db, delivery_id, self._now())
+
+    def delivery_failed(self, delivery_id: str, error: str, retry_at: datetime) -> None:
+        """Count a failed attempt, keep `error` (cut to 2,000 characters), due again at
+        `retry_at`."""
+        with self._transaction() as db:
+            outbox.mark_failed(db, delivery_id, error, retry_at)
+
+    def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
+        """The deliveries not done yet, the soonest due first."""
+        with self._transaction(write=False) as db:
+            return outbox.pending(db, limit)
 
     def _load(self, db: Db, item_id: str, now: int) -> ReviewItem:
         row = self._item_row(db, item_id)
