@@ -427,6 +427,8 @@ def appeal_command(
     finally:
         desk.close()
     click.echo(f"decision {decision_id} is back on the desk: item {item.id}, round {item.round}")
+
+
 # The variables `review deliver` reads (beside the desk): a problem in another does not stop it.
 _DELIVER_VARS = (
     "MODERATION_REVIEW_WEBHOOK",
