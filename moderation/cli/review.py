@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -13,13 +14,21 @@ from moderation.audit import VerifiedRecords, decisions
 from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
 from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
 from moderation.decision import Decision
-from moderation.errors import AWSError, ConfigurationError, ModerationError, UnknownTenant
+from moderation.errors import (
+    AWSError,
+    ConfigurationError,
+    ModerationError,
+    ReviewError,
+    UnknownTenant,
+)
 from moderation.policy import Policy, PolicyStore
 from moderation.review import (
+    ALL_TENANTS,
     DeskRules,
     IngestCount,
     ReviewDesk,
     ReviewMessage,
+    Role,
     backfill,
     ingest,
     message_rules,
@@ -27,6 +36,7 @@ from moderation.review import (
     open_image_store,
     purge_closed_images,
 )
+from moderation.review._reviewers import add_reviewer
 
 __all__ = ["review"]
 
@@ -342,3 +352,65 @@ def _message_rules_lookup(store: PolicyStore) -> Callable[[ReviewMessage], DeskR
             return None
 
     return rules_of
+
+
+@review.group(name="reviewer")
+def reviewer_group() -> None:
+    """The reviewers file: who may log in to the review page."""
+
+
+@reviewer_group.command(name="add")
+@click.argument("name")
+@click.option(
+    "--tenants",
+    required=True,
+    metavar="IDS",
+    help="The tenants they may review, comma-separated (kids,forum), or '*' for every tenant.",
+)
+@click.option(
+    "--role",
+    type=click.Choice([r.value for r in Role]),
+    default=Role.REVIEWER.value,
+    show_default=True,
+    help="senior and admin also settle disagreements.",
+)
+@click.option(
+    "--reviewers",
+    "reviewers_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The reviewers file (created when missing).",
+)
+@click.option(
+    "--rotate",
+    is_flag=True,
+    help="Replace an existing reviewer: a new token (the old one stops working), these tenants "
+    "and role.",
+)
+def reviewer_add(name: str, tenants: str, role: str, reviewers_path: Path, rotate: bool) -> None:
+    """Add the reviewer NAME to the reviewers file and print their new token.
+
+    The token is printed once, alone on stdout; the file keeps only its sha256. Hand it to the
+    reviewer over a channel you trust. A NAME already in the file is refused unless --rotate.
+    """
+    granted = _tenant_list(tenants)
+    try:
+        token = add_reviewer(reviewers_path, name, granted, role=role, rotate=rotate)
+    except ReviewError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    except OSError as exc:
+        click.echo(f"error: cannot write the reviewers file {reviewers_path}: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_DESK) from exc
+    click.echo(token)
+    action = "rotated" if rotate else "added"
+    click.echo(f"{action} reviewer {name!r} in {reviewers_path}", err=True)
+
+
+def _tenant_list(value: str) -> list[str] | Literal["*"]:
+    if value.strip() == ALL_TENANTS:
+        return ALL_TENANTS
+    names = [t.strip() for t in value.split(",") if t.strip()]
+    if not names:
+        raise click.BadParameter("name at least one tenant, or '*'", param_hint="--tenants")
+    return names
