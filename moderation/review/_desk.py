@@ -13,6 +13,7 @@ from moderation.review._model import (
     ItemImage,
     ItemKind,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -94,6 +95,12 @@ class ReviewDesk(Protocol):
     def closed_images(self, before: datetime) -> list[str]:
         """The image-store keys (sha256) of decided items created before `before` that no other
         item still needs: a key that an open, leased or newer item also holds is left out."""
+
+    def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
+        """Per tenant granted to `reviewer` that has undecided items: how many, how many are
+        leased now, the oldest's creation time, how many are past due; sorted by tenant.
+
+        Read-only: it leases nothing."""
 
     def close(self) -> None:
         """Release the backend's connections."""

@@ -31,6 +31,7 @@ from moderation.review._model import (
     ItemKind,
     ItemState,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -122,6 +123,17 @@ EXCEPT
 SELECT json_extract(body, '$.image.store_key') FROM items
 WHERE (decided = 0 OR created_us >= :cutoff) AND json_extract(body, '$.image.store_key') IS NOT NULL
 ORDER BY 1
+"""
+
+# The queue page: undecided items of the granted tenants, per tenant.
+_DEPTH = """
+SELECT tenant, COUNT(*) AS waiting,
+  SUM(lease_holder IS NOT NULL AND lease_until_us > :now) AS leased,
+  MIN(created_us) AS oldest_us,
+  SUM(due_us IS NOT NULL AND due_us <= :now) AS overdue
+FROM items
+WHERE decided = 0 AND (:all_tenants OR tenant IN (SELECT value FROM json_each(:tenants)))
+GROUP BY tenant ORDER BY tenant
 """
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -465,6 +477,23 @@ class SQLiteReviewDesk:
         with self._transaction("DEFERRED") as db:
             rows = db.execute(_CLOSED_IMAGES, {"cutoff": cutoff}).fetchall()
         return [str(row[0]) for row in rows]
+
+    def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
+        """Per granted tenant with undecided items: how many, how many leased now, the oldest's
+        creation time, how many past due; sorted by tenant. Leases nothing."""
+        _check_reviewer(reviewer)
+        with self._transaction("DEFERRED") as db:
+            rows = db.execute(_DEPTH, _reviewer_params(reviewer, self._now())).fetchall()
+        return [
+            QueueDepth(
+                tenant=row["tenant"],
+                waiting=row["waiting"],
+                leased=row["leased"],
+                oldest_created_at=_time(row["oldest_us"]),
+                overdue=row["overdue"],
+            )
+            for row in rows
+        ]
 
     def _load(self, db: sqlite3.Connection, item_id: str, now: int) -> ReviewItem:
         row = _item_row(db, item_id)
