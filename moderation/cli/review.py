@@ -10,14 +10,23 @@ from typing import Literal
 
 import click
 
+from moderation import wiring
 from moderation.audit import VerifiedRecords, decisions
 from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
-from moderation.cli._common import KEY_ENV, audit_key, default_policies, load_store
+from moderation.cli._common import (
+    KEY_ENV,
+    audit_key,
+    default_policies,
+    env_settings,
+    load_store,
+    print_problems,
+)
 from moderation.decision import Decision
 from moderation.errors import (
     AWSError,
     ConfigurationError,
     ModerationError,
+    PolicyError,
     ReviewError,
     UnknownTenant,
 )
@@ -36,7 +45,8 @@ from moderation.review import (
     open_image_store,
     purge_closed_images,
 )
-from moderation.review._reviewers import add_reviewer
+from moderation.review._reviewers import ReviewersFile, add_reviewer
+from moderation.settings import Settings
 
 __all__ = ["review"]
 
@@ -414,3 +424,122 @@ def _tenant_list(value: str) -> list[str] | Literal["*"]:
     if not names:
         raise click.BadParameter("name at least one tenant, or '*'", param_hint="--tenants")
     return names
+
+
+_SERVE_EPILOG = f"""\b
+Exit codes:
+  0  stopped (Ctrl-C)
+  2  usage error (no desk, no audit log, a bad reviewers file, the `review` extra missing)
+  4  the policies are invalid
+
+The desk is --desk, else ${DESK_ENV}; verdicts go to --audit, else $MODERATION_AUDIT (the
+engine's audit log); the images come from --images, else ${IMAGES_ENV}, and from S3. The session
+cookies are signed with $MODERATION_REVIEW_SECRET, else a random key per process."""
+
+
+@review.command(name="serve", epilog=_SERVE_EPILOG)
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option(
+    "--reviewers",
+    "reviewers_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The reviewers file (moderation review reviewer add); read again when it changes.",
+)
+@click.option("--desk", "desk_url", metavar="URL", help=f"The review desk (default: ${DESK_ENV}).")
+@click.option("--policies", "policies_path", help="The policies (default: $MODERATION_POLICIES).")
+@click.option("--images", "images_spec", metavar="SPEC", help=f"The image store (${IMAGES_ENV}).")
+@click.option("--audit", metavar="SPEC", help="The audit log verdicts go to ($MODERATION_AUDIT).")
+@click.option(
+    "--secure-cookies",
+    is_flag=True,
+    help="Mark the session cookie Secure on every response (behind a TLS proxy that does not "
+    "send X-Forwarded-Proto).",
+)
+def serve_command(
+    host: str,
+    port: int,
+    reviewers_path: Path,
+    desk_url: str | None,
+    policies_path: str | None,
+    images_spec: str | None,
+    audit: str | None,
+    secure_cookies: bool,
+) -> None:
+    """Serve the review page, where reviewers log in with their token and work the desk."""
+    try:
+        import uvicorn
+
+        from moderation.review.web import ItemImages, create_app
+    except ImportError as exc:
+        click.echo(
+            f"error: the review page needs the `review` extra (missing: {exc.name}); "
+            "pip install 'moderation[review]'",
+            err=True,
+        )
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    settings = env_settings(
+        review=desk_url, policies=policies_path, review_images=images_spec, audit=audit
+    )
+    if not settings.audit:
+        raise click.UsageError(
+            "verdicts go to the engine's audit log: pass --audit SPEC or set MODERATION_AUDIT"
+        )
+    if not settings.review:
+        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
+    reviewers = _reviewers_file(reviewers_path)
+    policies = _serving_policies(settings)
+    desk = _serving_desk(settings)
+    images = ItemImages(wiring.review_image_store(settings), region=settings.region)
+    app = create_app(
+        desk,
+        reviewers,
+        images,
+        policies,
+        secret=settings.review_secret,
+        secure_cookies=secure_cookies,
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not secure_cookies:
+        click.echo(
+            f"warning: serving on {host}: put a TLS proxy in front (the cookie is Secure only "
+            "over https: pass --secure-cookies behind a proxy)",
+            err=True,
+        )
+    try:
+        uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=True)
+    finally:
+        desk.close()
+
+
+def _reviewers_file(path: Path) -> ReviewersFile:
+    try:
+        return ReviewersFile(path)
+    except ReviewError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+
+
+def _serving_policies(settings: Settings) -> PolicyStore:
+    """The policies, read again as their store's TTL says (S3 and AppConfig) while serving."""
+    try:
+        return wiring.policy_store(settings)
+    except PolicyError as exc:
+        print_problems(exc.problems)
+        raise click.exceptions.Exit(EXIT_BAD_POLICIES) from exc
+    except ConfigurationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+
+
+def _serving_desk(settings: Settings) -> ReviewDesk:
+    """The desk, its verdicts joined to the audit log as the engine's wiring joins them."""
+    try:
+        desk = wiring.review_desk(settings, wiring.audit_sink(settings))
+    except ConfigurationError as exc:
+        raise click.BadParameter(str(exc), param_hint="--desk") from exc
+    except ModerationError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
+    assert desk is not None  # settings.review is set
+    return desk
