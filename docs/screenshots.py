@@ -38,8 +38,15 @@ from moderation.review.web import create_app
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "images"
 IMAGE = HERE.parent / "examples" / "images" / "cartoon-fight.png"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 GUIDANCE = (
     "Cartoon and game violence is fine for this audience when nobody is hurt in a realistic "
     "way. Real weapons, blood and injuries are not. When in doubt, reject and say why."
