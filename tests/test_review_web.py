@@ -651,3 +651,25 @@ def test_serve_without_the_review_extra_names_it(
     result = runner().invoke(main, ["review", "serve", "--reviewers", str(web.reviewers)])
     assert result.exit_code == 2
     assert "`review` extra" in result.stderr and "moderation[review]" in result.stderr
+
+
+class FailingSink:
+    def append_review(self, record: object) -> None:
+        raise OSError("the audit disk is full")
+
+
+def test_a_verdict_the_audit_log_cannot_take_is_not_kept(web: Desk, tmp_path: Path) -> None:
+    # GIVEN a desk whose audit log fails
+    desk = SQLiteReviewDesk(tmp_path / "failing.db", clock=web.clock, sink=FailingSink())
+    web.desk = desk
+    item = web.add(1, "forum", label="Weapons")
+    client = web.client("bob")
+    page = client.get("/")
+    # WHEN bob rejects it
+    response = client.post(
+        f"/items/{item.id}/decision", data={"verdict": "reject", "csrf": csrf(page.text)}
+    )
+    # THEN he is told, and the desk kept no verdict: the item is still his to judge
+    assert response.status_code == 503 and "the audit disk is full" in response.text
+    assert desk.get(item.id).verdicts == () and desk.get(item.id).lease_holder == "bob"
+    desk.close()

@@ -35,7 +35,6 @@ from moderation.review._images import ImageStore
 from moderation.review._model import (
     MAX_NOTE,
     ItemState,
-    Reviewer,
     ReviewItem,
     check_categories,
     check_text,
@@ -211,35 +210,31 @@ async def _login(page: _Page, request: Request) -> Response:
 
 
 async def _logout(page: _Page, request: Request) -> Response:
-    _, refused = await _posting(page, request)
-    if refused is not None:
-        return refused
+    checked = await _posting(page, request)
+    if isinstance(checked, Response):
+        return checked
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
-async def _posting(page: _Page, request: Request) -> tuple[Session, Response | None]:
-    """The session of a POST whose form carries its CSRF token; else a 403 page to answer."""
+async def _posting(page: _Page, request: Request) -> Session | Response:
+    """The session of a POST whose form carries its CSRF token; else the 403 page to answer."""
     session = page.session(request)
     form = await request.form()
     if session is None:
-        return _nobody(), page.message(
+        return page.message(
             403, "Your session has ended", "Log in again: nothing was recorded.", None
         )
     if not session.csrf_ok(form.get("csrf")):
-        return session, page.message(
+        return page.message(
             403,
             "This form has expired",
             "The form did not carry this session's token, so nothing was recorded. "
             "Go back to the desk and try again.",
             session,
         )
-    return session, None
-
-
-def _nobody() -> Session:
-    return Session(Reviewer("nobody"), "")
+    return session
 
 
 # -- the desk ----------------------------------------------------------------------------------
@@ -267,31 +262,26 @@ async def _queue(page: _Page, request: Request) -> Response:
     return page.render("queue.html", session=session, rows=rows, now=page.now())
 
 
-async def _held_item(
-    page: _Page, session: Session, item_id: str
-) -> tuple[ReviewItem | None, Response | None]:
-    """The item, when `session`'s reviewer may act on it; else the page to answer with."""
+async def _granted_item(page: _Page, session: Session, item_id: str) -> ReviewItem | Response:
+    """The item, when it is of a tenant granted to `session`'s reviewer; else the page to answer."""
     try:
         item = await run_in_threadpool(page.desk.get, item_id)
     except UnknownItem:
-        return None, page.message(
-            404, "No such item", f"The desk holds no item {item_id}.", session
-        )
+        return page.message(404, "No such item", f"The desk holds no item {item_id}.", session)
     if not session.reviewer.may_see(item.tenant):
-        return None, page.message(
+        return page.message(
             403, "Not your tenant", "This item belongs to a tenant you do not review.", session
         )
-    return item, None
+    return item
 
 
 async def _image(page: _Page, request: Request) -> Response:
     session = page.session(request)
     if session is None:
         return page.message(403, "Your session has ended", "Log in again.", None)
-    item, refused = await _held_item(page, session, request.path_params["item_id"])
-    if refused is not None:
-        return refused
-    assert item is not None
+    item = await _granted_item(page, session, request.path_params["item_id"])
+    if isinstance(item, Response):
+        return item
     held = item.state is ItemState.LEASED and item.lease_holder == session.reviewer.name
     if not held:
         return page.message(
@@ -312,13 +302,13 @@ async def _image(page: _Page, request: Request) -> Response:
 
 
 async def _decision(page: _Page, request: Request) -> Response:
-    session, refused = await _posting(page, request)
-    if refused is not None:
-        return refused
+    session = await _posting(page, request)
+    if isinstance(session, Response):
+        return session
     item_id = request.path_params["item_id"]
-    _, refused = await _held_item(page, session, item_id)
-    if refused is not None:
-        return refused
+    granted = await _granted_item(page, session, item_id)
+    if isinstance(granted, Response):
+        return granted
     form = await request.form()
     verdict = form.get("verdict")
     if verdict not in _LAST:
