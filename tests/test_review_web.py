@@ -7,6 +7,7 @@ import html as markup
 import io
 import itertools
 import re
+import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -644,13 +645,17 @@ def test_serve_names_a_bad_reviewers_file(tmp_path: Path) -> None:
     assert result.exit_code == 2 and str(bad) in result.stderr and "entry 1 ('x')" in result.stderr
 
 
+@pytest.mark.parametrize("missing", ["uvicorn", "python_multipart", "jinja2"])
 def test_serve_without_the_review_extra_names_it(
-    web: Desk, monkeypatch: pytest.MonkeyPatch
+    web: Desk, monkeypatch: pytest.MonkeyPatch, missing: str
 ) -> None:
-    monkeypatch.setitem(__import__("sys").modules, "uvicorn", None)
+    monkeypatch.setitem(sys.modules, missing, None)
+    for loaded in [m for m in sys.modules if m.startswith("moderation.review.web")]:
+        monkeypatch.delitem(sys.modules, loaded)
     result = runner().invoke(main, ["review", "serve", "--reviewers", str(web.reviewers)])
     assert result.exit_code == 2
     assert "`review` extra" in result.stderr and "moderation[review]" in result.stderr
+    assert f"missing: {missing}" in result.stderr
 
 
 class FailingSink:

@@ -469,6 +469,7 @@ def serve_command(
 ) -> None:
     """Serve the review page, where reviewers log in with their token and work the desk."""
     try:
+        import python_multipart  # noqa: F401  (Starlette imports it only when a form arrives)
         import uvicorn
 
         from moderation.review.web import ItemImages, create_app
