@@ -29,10 +29,11 @@ from moderation.review import (
     ItemKind,
     NewItem,
     Reviewer,
+    ReviewersFile,
     Role,
     SQLiteReviewDesk,
+    add_reviewer,
 )
-from moderation.review._reviewers import ReviewersFile, add_reviewer
 from moderation.review.web import create_app
 
 HERE = Path(__file__).resolve().parent

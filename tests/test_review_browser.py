@@ -30,9 +30,10 @@ from moderation.review import (
     ItemImage,
     NewItem,
     ReviewDesk,
+    ReviewersFile,
     ReviewItem,
+    add_reviewer,
 )
-from moderation.review._reviewers import ReviewersFile, add_reviewer
 from moderation.review.web import create_app
 from moderation.review_records import ReviewRecord
 from moderation.settings import Settings

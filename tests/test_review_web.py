@@ -32,11 +32,12 @@ from moderation.review import (
     ItemKind,
     NewItem,
     Reviewer,
+    ReviewersFile,
     ReviewItem,
     Role,
     SQLiteReviewDesk,
+    add_reviewer,
 )
-from moderation.review._reviewers import ReviewersFile, add_reviewer
 from moderation.review.web import COOKIE, ItemImages, create_app
 from moderation.review.web._view import item_view
 from moderation.review_records import AppealRecord, ReviewRecord

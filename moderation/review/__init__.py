@@ -48,6 +48,13 @@ from moderation.review._model import (
     settle,
 )
 from moderation.review._open import open_desk
+from moderation.review._reviewers import (
+    ReviewerEntry,
+    Reviewers,
+    ReviewersFile,
+    add_reviewer,
+    load_reviewers,
+)
 from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
 
@@ -79,6 +86,9 @@ __all__ = [
     "ReviewRecordSink",
     "ReviewVerdict",
     "Reviewer",
+    "ReviewerEntry",
+    "Reviewers",
+    "ReviewersFile",
     "Role",
     "S3ImageStore",
     "SQLiteReviewDesk",
@@ -86,11 +96,13 @@ __all__ = [
     "Then",
     "UnknownItem",
     "VerdictChoice",
+    "add_reviewer",
     "audit_record",
     "backfill",
     "desk_rules",
     "ingest",
     "item_kind",
+    "load_reviewers",
     "message_rules",
     "open_desk",
     "open_image_store",
