@@ -36,8 +36,10 @@ from moderation.review import (
     DeskRules,
     IngestCount,
     ReviewDesk,
+    ReviewersFile,
     ReviewMessage,
     Role,
+    add_reviewer,
     backfill,
     ingest,
     message_rules,
@@ -45,7 +47,6 @@ from moderation.review import (
     open_image_store,
     purge_closed_images,
 )
-from moderation.review._reviewers import ReviewersFile, add_reviewer
 from moderation.settings import Settings
 
 __all__ = ["review"]
