@@ -190,6 +190,15 @@ def _desk_url(value: str) -> str:
     return url
 
 
+def _review_secret(value: str) -> str:
+    if len(value.strip()) < 32:
+        raise ValueError(
+            "must be at least 32 characters of random text (e.g. `python -c 'import secrets;"
+            " print(secrets.token_urlsafe(32))'`); unset it for a random key per process"
+        )
+    return value  # as given: whitespace may be part of a secret
+
+
 def _image_store(value: str) -> str:
     spec = _text(value)
     if spec.startswith("s3://"):
@@ -359,6 +368,12 @@ VARIABLES: tuple[Variable, ...] = (
         " needs MODERATION_REVIEW_WEBHOOK. Never printed",
     ),
     Variable(
+        "MODERATION_REVIEW_SECRET", "review_secret", _review_secret,
+        "a random key per process: a restart logs every reviewer out",
+        "the key that signs the review page's session cookies (at least 32 characters); the"
+        " same on every process behind one address (docs/review.md)",
+    ),
+    Variable(
         "MODERATION_QUARANTINE_BUCKET", "quarantine_bucket", _bucket, "they stay, tagged",
         "Lambda: bucket that rejected and invalid objects are moved to, under the same key with"
         " their tags; the review desk moves an object a reviewer rejected there the same way",
@@ -411,6 +426,8 @@ class Settings:
     # The webhook's URL may carry a token, and its key is a secret: both kept out of repr.
     review_webhook: str | None = field(default=None, repr=False)
     review_webhook_key: str | None = field(default=None, repr=False)
+    # A secret: kept out of repr.
+    review_secret: str | None = field(default=None, repr=False)
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0

@@ -127,6 +127,11 @@ def test_the_sdist_and_the_wheel_built_from_it_hold_the_package_license_and_poli
     assert license_files
     assert starter_in_wheel == SAMPLES
     assert not [n for n in names if n.startswith(("tests/", "benchmarks/"))]
+    # ... and the review page's templates, script and style sheet
+    page = Path(__file__).resolve().parent.parent / "moderation/review/web"
+    files = [*page.glob("templates/*.html"), *page.glob("static/*")]
+    shipped = {str(p.relative_to(page.parent.parent.parent)) for p in files}
+    assert shipped and shipped <= names and shipped <= in_sdist
 
 
 # --------------------------------------------------------------------------- starter policies

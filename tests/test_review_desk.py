@@ -750,3 +750,38 @@ def test_closed_images_lists_old_decided_items_keys_that_no_other_item_holds(
     assert desk.closed_images(now) == [f"{1:064x}"]
     # AND none made before the first item
     assert desk.closed_images(now - timedelta(seconds=60)) == []
+
+
+# -- the queue's depth --------------------------------------------------------------------------
+
+
+def test_depth_counts_the_undecided_items_of_granted_tenants(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    # GIVEN two forum items (one due within the hour), one kids item, and a decided forum item
+    desk.enqueue(new_item(1), rules=DeskRules(sla_seconds=3600))
+    clock.advance(600)
+    desk.enqueue(new_item(2))
+    desk.enqueue(new_item(3, tenant="kids"))
+    desk.enqueue(new_item(4))
+    take_and_decide(desk, DAVE)  # decides the oldest forum item: item 1
+    desk.enqueue(new_item(5), rules=DeskRules(sla_seconds=60))
+    clock.advance(120)
+    # WHEN the depth is read
+    forum, kids = desk.depth(ROOT)
+    # THEN undecided items count per tenant, with the oldest's age and the breaches
+    assert (forum.tenant, forum.waiting, forum.leased, forum.overdue) == ("forum", 3, 0, 1)
+    assert forum.oldest_created_at.timestamp() == START + 600
+    assert (kids.tenant, kids.waiting, kids.overdue) == ("kids", 1, 0)
+    # AND a reviewer sees only the tenants granted to them; nothing was leased by reading
+    assert [d.tenant for d in desk.depth(KIDS_ONLY)] == ["kids"]
+    assert desk.depth(ROOT) == [forum, kids]
+
+
+def test_depth_counts_leases_held_now(desk: ReviewDesk) -> None:
+    desk.enqueue(new_item(1))
+    desk.enqueue(new_item(2))
+    desk.next(DAVE)
+    (forum,) = desk.depth(DAVE)
+    assert (forum.waiting, forum.leased) == (2, 1)
+    assert desk.depth(Reviewer("nobody", frozenset({"other"}))) == []

@@ -54,6 +54,7 @@ from moderation.review._model import (
     ItemKind,
     ItemState,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -65,6 +66,13 @@ from moderation.review._model import (
 )
 from moderation.review._open import open_desk
 from moderation.review._postgres import PostgresReviewDesk
+from moderation.review._reviewers import (
+    ReviewerEntry,
+    Reviewers,
+    ReviewersFile,
+    add_reviewer,
+    load_reviewers,
+)
 from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
 
@@ -98,6 +106,7 @@ __all__ = [
     "NewItem",
     "PostgresReviewDesk",
     "PurgeCount",
+    "QueueDepth",
     "ReviewDesk",
     "ReviewError",
     "ReviewItem",
@@ -105,6 +114,9 @@ __all__ = [
     "ReviewRecordSink",
     "ReviewVerdict",
     "Reviewer",
+    "ReviewerEntry",
+    "Reviewers",
+    "ReviewersFile",
     "Role",
     "S3ImageStore",
     "SQLiteReviewDesk",
@@ -114,11 +126,13 @@ __all__ = [
     "VerdictChoice",
     "Webhook",
     "WebhookError",
+    "add_reviewer",
     "audit_record",
     "backfill",
     "desk_rules",
     "ingest",
     "item_kind",
+    "load_reviewers",
     "message_rules",
     "open_desk",
     "open_image_store",

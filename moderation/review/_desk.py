@@ -14,6 +14,7 @@ from moderation.review._model import (
     ItemImage,
     ItemKind,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -120,6 +121,12 @@ class ReviewDesk(Protocol):
 
     def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
         """The deliveries not done yet, due or not, the soonest due first."""
+
+    def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
+        """Per tenant granted to `reviewer` that has undecided items: how many, how many are
+        leased now, the oldest's creation time, how many are past due; sorted by tenant.
+
+        Read-only: it leases nothing."""
 
     def close(self) -> None:
         """Release the backend's connections."""

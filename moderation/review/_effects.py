@@ -36,6 +36,7 @@ from moderation.review._model import (
     ItemImage,
     ItemKind,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -439,6 +440,9 @@ class DeliveringDesk:
 
     def final(self, decision_id: str) -> ReviewVerdict | None:
         return self.desk.final(decision_id)
+
+    def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
+        return self.desk.depth(reviewer)
 
     def get(self, item_id: str) -> ReviewItem:
         return self.desk.get(item_id)

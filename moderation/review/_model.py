@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -29,6 +30,7 @@ __all__ = [
     "ItemKind",
     "ItemState",
     "NewItem",
+    "QueueDepth",
     "ReviewItem",
     "ReviewVerdict",
     "Reviewer",
@@ -130,6 +132,18 @@ def _role(name: str, role: object) -> Role:
     except ValueError:
         roles = ", ".join(r.value for r in Role)
         raise ReviewError(f"reviewer {name!r}: role {role!r} is not one of {roles}") from None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    """What waits for a verdict in one tenant's queue: items not yet decided (`waiting`, of them
+    `leased` now), the creation time of the oldest, and how many are past their due time."""
+
+    tenant: str
+    waiting: int
+    leased: int
+    oldest_created_at: datetime
+    overdue: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from moderation.review._model import (
     ItemKind,
     ItemState,
     NewItem,
+    QueueDepth,
     Reviewer,
     ReviewItem,
     ReviewVerdict,
@@ -142,6 +143,17 @@ WHERE (decided = FALSE OR created_us >= :cutoff) AND {key} IS NOT NULL
 ORDER BY 1
 """
 
+# The queue page: undecided items of the granted tenants, per tenant.
+_DEPTH = """
+SELECT tenant, COUNT(*) AS waiting,
+  SUM(CASE WHEN lease_holder IS NOT NULL AND lease_until_us > :now THEN 1 ELSE 0 END) AS leased,
+  MIN(created_us) AS oldest_us,
+  SUM(CASE WHEN due_us IS NOT NULL AND due_us <= :now THEN 1 ELSE 0 END) AS overdue
+FROM items
+WHERE decided = FALSE AND (:all_tenants OR {tenant_in})
+GROUP BY tenant ORDER BY tenant
+"""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BODY_FIELDS = {"reasons", "findings", "rationale", "image"}
 
@@ -202,6 +214,10 @@ class Dialect:
         """The item a reviewer holds a live lease on."""
         return _HELD.format(tenant_in=self.tenant_in, for_update=self.for_update)
 
+    def depth_query(self) -> str:
+        """The queue's depth per granted tenant."""
+        return _DEPTH.format(tenant_in=self.tenant_in)
+
     def closed_images_query(self) -> str:
         """The store keys that `closed_images` returns."""
         return _CLOSED_IMAGES.format(key=self.json_key)
@@ -239,6 +255,7 @@ class SQLReviewDesk:
         self._next = self.dialect.next_query()
         self._held = self.dialect.held_query()
         self._closed_images = self.dialect.closed_images_query()
+        self._depth = self.dialect.depth_query()
 
     # -- what a backend provides -----------------------------------------------------------------
 
@@ -553,6 +570,23 @@ class SQLReviewDesk:
         return [str(row["image_key"]) for row in rows]
 
     # -- reading rows ----------------------------------------------------------------------------
+
+    def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
+        """Per granted tenant with undecided items: how many, how many leased now, the oldest's
+        creation time, how many past due; sorted by tenant. Leases nothing."""
+        _check_reviewer(reviewer)
+        with self._transaction(write=False) as db:
+            rows = db.execute(self._depth, self._reviewer_params(reviewer, self._now())).fetchall()
+        return [
+            QueueDepth(
+                tenant=row["tenant"],
+                waiting=int(row["waiting"]),
+                leased=int(row["leased"]),
+                oldest_created_at=_time(row["oldest_us"]),
+                overdue=int(row["overdue"]),
+            )
+            for row in rows
+        ]
 
     # -- the outbox: a final verdict's effects, delivered at least once (_outbox.py) -----------
 
