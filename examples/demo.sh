@@ -52,10 +52,22 @@ echo
 # to the same audit log, in the same hash chain as the decisions.
 echo "== examples/scripted_reviewer.py   (a reviewer works the desk $desk)"
 reviewed=$("$bin/python" examples/scripted_reviewer.py "$MODERATION_REVIEW" "$audit" | tee /dev/stderr | tail -n 1)
+last=${reviewed##* }
 echo
-echo "== moderation audit verify $audit   (the verdicts are in the chain)"
+echo "== moderation review appeal ${last:0:12}… --reason … --by user-7   (the uploader appeals: back to the top of the desk)"
+"$bin/moderation" review appeal "$last" --reason "it is a peck on the cheek from my grandmother" \
+  --by user-7 --audit "$audit"
+echo
+echo "== moderation audit verify $audit   (the verdicts and the appeal are in the chain)"
 "$bin/moderation" audit verify "$audit"
 echo
-last=${reviewed##* }
-echo "== moderation audit show ${last:0:12} $audit   (a reviewed decision, its verdict and final outcome)"
+echo "== moderation audit show ${last:0:12} $audit   (a reviewed decision, its verdict, the appeal, the final outcome)"
 "$bin/moderation" audit show "$last" "$audit"
+echo
+# The appeal waits for a person: a reviewer for the demo, and the command that serves the page.
+reviewers=build/demo-reviewers.yaml
+rm -f "$reviewers"
+token=$("$bin/moderation" review reviewer add you --tenants '*' --role senior --reviewers "$reviewers")
+echo "== the review page on the demo's desk: run this, open http://127.0.0.1:8080 and log in with $token"
+echo "MODERATION_REVIEW=$MODERATION_REVIEW MODERATION_AUDIT=$audit MODERATION_REVIEW_IMAGES=$MODERATION_REVIEW_IMAGES \\"
+echo "  $bin/moderation review serve --reviewers $reviewers --policies policies"

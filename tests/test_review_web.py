@@ -39,7 +39,7 @@ from moderation.review import (
     add_reviewer,
 )
 from moderation.review.web import COOKIE, ItemImages, create_app
-from moderation.review.web._view import item_view
+from moderation.review.web._view import item_view, paragraphs
 from moderation.review_records import AppealRecord, ReviewRecord
 
 with warnings.catch_warnings():  # Starlette 1.x would rather have httpx2; httpx is what we have
@@ -567,7 +567,16 @@ def test_pages_hold_no_inline_script_or_style(web: Desk) -> None:
 def test_without_policies_the_image_is_blurred_to_be_safe(web: Desk) -> None:
     item = web.add(1, "forum", label="Weapons")
     view = item_view(item, None, Reviewer("x", "*"), item.created_at)
-    assert view.blurred and view.guidance == ""
+    assert view.blurred and view.guidance == ()
+
+
+def test_guidance_wrapped_in_its_yaml_file_reads_as_paragraphs() -> None:
+    text = "Reject anything a parent would not want a\nchild to see.\n\nCartoons are fine.\n"
+    assert paragraphs(text) == (
+        "Reject anything a parent would not want a child to see.",
+        "Cartoons are fine.",
+    )
+    assert paragraphs("  \n\n ") == ()
 
 
 # -- the command -------------------------------------------------------------------------------

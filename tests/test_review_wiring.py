@@ -37,6 +37,7 @@ from moderation.review import (
     SQLiteReviewDesk,
     backfill,
     desk_rules,
+    open_image_store,
 )
 from moderation.review_records import AppealRecord, ReviewRecord
 from moderation.review_sampling import qa_sampled
@@ -455,7 +456,11 @@ def test_moderation_check_puts_its_review_decisions_on_the_desk(tmp_path: Path):
     # GIVEN MODERATION_REVIEW and a file audit log for an offline run of two images
     root = builders.ROOT
     log = tmp_path / "audit.jsonl"
-    env = {"MODERATION_REVIEW": f"sqlite:///{tmp_path / 'desk.db'}", "MODERATION_AUDIT": str(log)}
+    env = {
+        "MODERATION_REVIEW": f"sqlite:///{tmp_path / 'desk.db'}",
+        "MODERATION_AUDIT": str(log),
+        "MODERATION_REVIEW_IMAGES": str(tmp_path / "images"),
+    }
     images = [str(root / "examples/images" / name) for name in ("landscape.png", "surgery.jpg")]
     result = runner().invoke(
         main,
@@ -468,8 +473,13 @@ def test_moderation_check_puts_its_review_decisions_on_the_desk(tmp_path: Path):
     made = {d.outcome: d for d in decisions(log)}
     assert set(made) == {Outcome.APPROVED, Outcome.REVIEW}
     with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
-        assert desk.find(made[Outcome.REVIEW].id) is not None
+        item = desk.find(made[Outcome.REVIEW].id)
+        assert item is not None
         assert desk.find(made[Outcome.APPROVED].id) is None
+    # AND the reviewer's copy of the image is in the store MODERATION_REVIEW_IMAGES names
+    assert item.image is not None and item.image.store_key is not None
+    stored = open_image_store(str(tmp_path / "images")).get(item.image.store_key)
+    assert stored == (root / "examples/images/surgery.jpg").read_bytes()
 
 
 def test_backfill_exits_3_when_the_desk_fails_part_way(tmp_path: Path, monkeypatch):

@@ -30,7 +30,7 @@ from moderation.errors import AuditError, ConfigurationError, InvalidImage, Mode
 from moderation.image import ImageIntake, ObjectHead, S3Object, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog
-from moderation.review import ReviewDesk
+from moderation.review import ImageStore, ReviewDesk
 from moderation.s3location import S3Location
 from moderation.settings import Settings, is_file_sink
 
@@ -254,6 +254,14 @@ def _review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     """The desk MODERATION_REVIEW names, recording its verdicts in the run's audit log."""
     try:
         return wiring.review_desk(settings, audit)
+    except ModerationError as exc:
+        raise _usage(str(exc)) from exc
+
+
+def _review_images(settings: Settings) -> ImageStore | None:
+    """The store MODERATION_REVIEW_IMAGES names, for the desk's copies of local images."""
+    try:
+        return wiring.review_image_store(settings)
     except ModerationError as exc:
         raise _usage(str(exc)) from exc
 
@@ -526,6 +534,7 @@ def _engine(
             audit,
             intake=ImageIntake(s3=s3),
             review=_review_desk(settings, audit),
+            review_images=_review_images(settings),
             rekognition_tps=settings.rekognition_tps,
             bedrock_rpm=settings.bedrock_rpm,
         )

@@ -376,13 +376,7 @@ def recording_desk(settings: Settings) -> ReviewDesk:
     wiring joins them): a command that records verdicts or appeals writes them to that log, in
     the same chain. A usage error when either is missing: a desk that records into no log would
     lose what it records."""
-    if not settings.review:
-        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
-    if not settings.audit:
-        raise click.UsageError(
-            f"no audit log: pass --audit LOG or set {AUDIT_ENV} (the log the desk's decisions "
-            "are in; verdicts and appeals are recorded there)"
-        )
+    _require_desk_and_audit(settings)
     try:
         desk = wiring.review_desk(settings, wiring.audit_sink(settings))
     except ConfigurationError as exc:
@@ -392,6 +386,16 @@ def recording_desk(settings: Settings) -> ReviewDesk:
         raise click.exceptions.Exit(EXIT_USAGE) from exc
     assert desk is not None  # settings.review is set
     return desk
+
+
+def _require_desk_and_audit(settings: Settings) -> None:
+    if not settings.review:
+        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
+    if not settings.audit:
+        raise click.UsageError(
+            f"no audit log: pass --audit LOG or set {AUDIT_ENV} (the log the desk's decisions "
+            "are in; verdicts and appeals are recorded there)"
+        )
 
 
 @review.group(name="reviewer")
@@ -513,6 +517,7 @@ def serve_command(
     settings = env_settings(
         review=desk_url, policies=policies_path, review_images=images_spec, audit=audit
     )
+    _require_desk_and_audit(settings)
     reviewers = _reviewers_file(reviewers_path)
     policies = _serving_policies(settings)
     desk = recording_desk(settings)

@@ -18,7 +18,7 @@ from moderation.review._model import (
 )
 from moderation.taxonomy import TAXONOMY
 
-__all__ = ["CATEGORIES", "ItemView", "QueueRow", "item_view", "queue_rows", "span"]
+__all__ = ["CATEGORIES", "ItemView", "QueueRow", "item_view", "paragraphs", "queue_rows", "span"]
 
 #: The tick boxes of the verdict form: the taxonomy's top-level categories.
 CATEGORIES: tuple[str, ...] = tuple(n for n in TAXONOMY.names() if TAXONOMY.level(n) == 1)
@@ -35,7 +35,7 @@ class ItemView:
     findings: tuple[ItemFinding, ...]
     reasons: tuple[str, ...]
     rationale: str
-    guidance: str
+    guidance: tuple[str, ...]  # paragraphs
     earlier: tuple[ReviewVerdict, ...]
     this_round: tuple[ReviewVerdict, ...]
     appeals: tuple[Appeal, ...]
@@ -89,7 +89,7 @@ def item_view(
         findings=() if blind else item.findings,
         reasons=() if blind else item.reasons,
         rationale="" if blind else item.rationale,
-        guidance="" if policy is None else policy.escalation.guidance.strip(),
+        guidance=() if policy is None else paragraphs(policy.escalation.guidance),
         earlier=tuple(v for v in item.verdicts if v.round < item.round),
         this_round=tuple(v for v in item.verdicts if v.round == item.round) if settling else (),
         appeals=item.appeals,
@@ -127,3 +127,10 @@ def queue_rows(depths: list[QueueDepth], reviewer: Reviewer, now: datetime) -> l
         for tenant in reviewer.tenants:
             rows.setdefault(tenant, QueueRow(tenant, 0, 0, "", 0))
     return [rows[t] for t in sorted(rows)]
+
+
+def paragraphs(text: str) -> tuple[str, ...]:
+    """`text`'s paragraphs (split at blank lines), each on one line: a YAML block wraps its
+    lines where its author's editor did, not where the page does."""
+    blocks = (" ".join(block.split()) for block in text.split("\n\n"))
+    return tuple(block for block in blocks if block)
