@@ -64,11 +64,18 @@ class ReviewRecord(_PersonRecord):
     # True when this verdict settles the decision (consensus reached, or a senior's verdict).
     final: bool = False
     at: AwareDatetime
+    # How the decision came before a person: `review` (its outcome was review), `qa` (a blind QA
+    # sample of an automatic outcome, drawn at `qa_rate`), `appeal` (someone appealed it). What a
+    # label can prove depends on it: only QA samples estimate an automatic error rate.
+    item_kind: Literal["review", "qa", "appeal"] = "review"
+    qa_rate: Annotated[float, Field(gt=0, le=1)] | None = None
 
     @model_validator(mode="after")
     def _skip_is_never_final(self) -> ReviewRecord:
         if self.final and self.verdict == "skip":
             raise ValueError("a skip puts the item back: it cannot be a final verdict")
+        if self.qa_rate is not None and self.item_kind != "qa":
+            raise ValueError(f"qa_rate is for a qa item, not a {self.item_kind} item")
         return self
 
     @property

@@ -172,6 +172,36 @@ def test_qa_samples_the_approvals_the_decision_id_picks_and_leaves_the_outcome(d
     assert {d.outcome for d in made} == {Outcome.APPROVED}
 
 
+def test_each_review_record_says_how_its_decision_came_before_a_person(tmp_path: Path):
+    # GIVEN a desk joined to the log, a QA-sampled approval and a review decision on it
+    log = JsonlAuditLog(tmp_path / "audit.jsonl")
+    with SQLiteReviewDesk(tmp_path / "desk.db", clock=clock(), sink=AuditRecordSink(log)) as desk:
+        approvals = [make_engine(CLEAN, desk, log).moderate(builders.IMAGE, tenant="kids")
+                     for _ in range(6)]  # fmt: skip
+        sampled = next(d for d in approvals if desk.find(d.id) is not None)
+        review = make_engine(BORDERLINE, desk, log, new_id=ids("01JD9")).moderate(builders.IMAGE)
+        # WHEN each is skipped once, then decided, and the review is appealed and decided again
+        bob = Reviewer("bob", "*", "senior")
+        for decision_id in (sampled.id, review.id):  # the oldest first
+            item = desk.next(ALICE)
+            assert item is not None and item.decision_id == decision_id
+            desk.release(item.id, reviewer=ALICE)
+            desk.decide(desk.next(bob).id, "approve", reviewer=bob)  # type: ignore[union-attr]
+        desk.appeal(review.id, "look again")
+        carol = Reviewer("carol", "*")
+        desk.decide(desk.next(carol).id, "reject", reviewer=carol)  # type: ignore[union-attr]
+    # THEN every review record names its item's kind, and a QA sample's records its rate
+    told = [(r.decision_id, r.verdict, r.item_kind, r.qa_rate) for r in records(log.path)
+            if isinstance(r, ReviewRecord)]  # fmt: skip
+    assert told == [
+        (sampled.id, "skip", "qa", None),
+        (sampled.id, "approve", "qa", 0.5),
+        (review.id, "skip", "review", None),
+        (review.id, "approve", "review", None),
+        (review.id, "reject", "appeal", None),
+    ]
+
+
 def test_rejections_are_not_sampled_at_a_rate_of_zero(desk):
     made = [make_engine(EXPLICIT, desk).moderate(builders.IMAGE, tenant="kids") for _ in range(5)]
     assert all(desk.find(d.id) is None for d in made)

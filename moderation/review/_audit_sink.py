@@ -10,7 +10,7 @@ from __future__ import annotations
 from moderation.errors import ReviewError
 from moderation.ports import RecordingAuditLog
 from moderation.review._desk import DeskRecord
-from moderation.review._model import Appeal, ReviewVerdict, Skip
+from moderation.review._model import Appeal, ItemKind, ReviewVerdict, Skip
 from moderation.review_records import AppealRecord, ReviewRecord
 
 __all__ = ["APPEAL_FILED_BY", "AuditRecordSink", "audit_record"]
@@ -31,6 +31,8 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             categories=record.categories,
             final=record.final,
             at=record.at,
+            item_kind=record.kind.value,
+            qa_rate=record.qa_rate if record.kind is ItemKind.QA else None,
         )
     if isinstance(record, Skip):
         return ReviewRecord(
@@ -39,6 +41,7 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             reviewer=record.reviewer,
             verdict="skip",
             at=record.at,
+            item_kind=record.kind.value,
         )
     if isinstance(record, Appeal):
         return AppealRecord(

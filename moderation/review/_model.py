@@ -148,14 +148,18 @@ class QueueDepth:
 
 @dataclass(frozen=True, slots=True)
 class DeskRules:
-    """A tenant's desk rules for one item: agreeing verdicts needed, time to a verdict, priority.
+    """A tenant's desk rules for one item: agreeing verdicts needed, time to a verdict, priority,
+    and, for a blind QA item, the rate its decision's outcome was sampled at.
 
-    `sla_seconds` None means the item is never overdue; a higher `priority` goes first.
+    `sla_seconds` None means the item is never overdue; a higher `priority` goes first. `qa_rate`
+    is kept with the item and written into every review record of it, so that a label says how
+    it was drawn (what an error-rate estimate must weigh it by).
     """
 
     reviewers: int = 1
     sla_seconds: float | None = None
     priority: int = 0
+    qa_rate: float | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.reviewers, bool) or not isinstance(self.reviewers, int):
@@ -168,6 +172,8 @@ class DeskRules:
             raise ReviewError(f"priority must be a whole number, got {self.priority!r}")
         if not -(2**31) <= self.priority < 2**31:
             raise ReviewError(f"priority {self.priority} is out of range")
+        if self.qa_rate is not None and not 0 < self.qa_rate <= 1:
+            raise ReviewError(f"qa_rate must be above 0 and at most 1, got {self.qa_rate!r}")
 
 
 class _Model(BaseModel):
@@ -253,6 +259,8 @@ class ReviewVerdict(_Model):
     categories: tuple[str, ...] = ()
     at: AwareDatetime
     then: Then
+    # For a blind QA item: the rate its decision's outcome was sampled at (DeskRules.qa_rate).
+    qa_rate: float | None = None
 
     @property
     def final(self) -> bool:
@@ -289,6 +297,7 @@ class Skip(_Model):
     round: int
     reviewer: str
     at: AwareDatetime
+    kind: ItemKind = ItemKind.REVIEW
 
 
 class Delivery(_Model):
@@ -329,6 +338,7 @@ class ReviewItem(_Model):
     findings: tuple[ItemFinding, ...] = ()
     rationale: str = ""
     image: ItemImage | None = None
+    qa_rate: float | None = None  # a blind QA item's sampling rate (DeskRules.qa_rate)
     state: ItemState
     reviewers_needed: int = 1
     round: int = 1

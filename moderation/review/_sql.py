@@ -351,7 +351,7 @@ class SQLReviewDesk:
                 sla_us,
                 None if sla_us is None else now + sla_us,
                 rules.reviewers,
-                new.model_dump_json(include=_BODY_FIELDS),
+                _body(new, rules),
             ),
         )
 
@@ -429,6 +429,7 @@ class SQLReviewDesk:
                 categories=names,
                 at=_time(now),
                 then=then,
+                qa_rate=json.loads(row["body"]).get("qa_rate"),
             )
             self._store_verdict(db, record)
             return record
@@ -482,6 +483,7 @@ class SQLReviewDesk:
                     round=row["round"],
                     reviewer=reviewer.name,
                     at=_time(now),
+                    kind=ItemKind(row["kind"]),
                 )
             )
             return self._load(db, item_id, now)
@@ -685,6 +687,14 @@ def _item(
         appeals=appeals,
         **json.loads(row["body"]),
     )
+
+
+def _body(new: NewItem, rules: DeskRules) -> str:
+    """An item's JSON body: what the reviewer sees, and a QA item's sampling rate."""
+    body = new.model_dump(mode="json", include=_BODY_FIELDS)
+    if rules.qa_rate is not None:
+        body["qa_rate"] = rules.qa_rate
+    return json.dumps(body, separators=(",", ":"))
 
 
 def _new_item(item: Decision | NewItem, image: ItemImage | None) -> NewItem:
