@@ -112,6 +112,8 @@ def test_each_message_becomes_an_item_and_is_deleted(queue: Queue, desk: SQLiteR
         "photos/review.png",
         "v7",
     )
+    # AND the item has waited since the decision, not since the ingest
+    assert item.created_at.isoformat() == "2025-01-30T12:00:00.123456+00:00"
 
 
 def test_a_redelivered_message_adds_nothing(queue: Queue, desk: SQLiteReviewDesk):

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from moderation.decision import S3Identity
 from moderation.errors import ReviewError
@@ -78,6 +78,7 @@ class ReviewMessage(BaseModel):
     # Added to schema 1 later: a message from an older Lambda has none (an item without them).
     findings: tuple[ItemFinding, ...] = ()
     rationale: str = ""
+    created_at: AwareDatetime | None = None  # the decision's
 
     def new_item(self) -> NewItem:
         """The item this message asks for: decision id, tenant, reasons, findings, the judge's
@@ -92,6 +93,7 @@ class ReviewMessage(BaseModel):
             findings=self.findings,
             rationale=self.rationale,
             image=ItemImage(s3=s3),
+            decided_at=self.created_at,
         )
 
 

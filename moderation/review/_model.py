@@ -211,6 +211,9 @@ class NewItem(_Model):
     findings: tuple[ItemFinding, ...] = ()
     rationale: str = ""
     image: ItemImage | None = None
+    # When the decision was made: the item's age and due time count from it, not from when the
+    # desk got it (a backfill or an ingest days later puts the item where it belongs).
+    decided_at: AwareDatetime | None = None
 
     @classmethod
     def of(cls, decision: Decision, *, image: ItemImage | None = None) -> NewItem:
@@ -229,6 +232,7 @@ class NewItem(_Model):
             ),
             rationale=verdict.rationale if verdict else "",
             image=image if image is not None else _image_of(decision),
+            decided_at=decision.created_at,
         )
 
 

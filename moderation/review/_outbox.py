@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from moderation.errors import ReviewError, UnknownItem
+from moderation.review._db import Db, Row
 from moderation.review._model import Delivery, ItemImage, ReviewVerdict
 
-if TYPE_CHECKING:
-    from moderation.review._sql import Db, Row
-
-__all__ = ["DELIVERIES", "claim_due", "mark_delivered", "mark_failed", "pending", "store"]
+__all__ = ["DELIVERIES", "claim_due", "mark_delivered", "mark_failed", "pending", "store_delivery"]
 
 #: The outbox table, for `str.format` with the dialect's `int64` column type.
 DELIVERIES = (
@@ -47,7 +45,7 @@ def micros(at: datetime) -> int:
     return (at - _EPOCH) // timedelta(microseconds=1)
 
 
-def store(db: Db, record: ReviewVerdict, new_id: Callable[[], str]) -> None:
+def store_delivery(db: Db, record: ReviewVerdict, new_id: Callable[[], str]) -> None:
     """The delivery of final verdict `record`: with the deciding round's verdicts (who said
     what) and the item's image, due at once."""
     round_verdicts = db.execute(

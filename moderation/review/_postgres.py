@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from moderation.errors import ReviewError
+from moderation.review._db import Db, Rows
 from moderation.review._desk import DEFAULT_LEASE_SECONDS, ReviewRecordSink
-from moderation.review._sql import Db, Dialect, Rows, SQLReviewDesk
+from moderation.review._sql import Dialect, SQLReviewDesk
 
 if TYPE_CHECKING:
     import psycopg

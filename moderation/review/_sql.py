@@ -20,16 +20,16 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from moderation._ids import new_ulid
 from moderation.decision import Decision
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
-from moderation.review import _outbox as outbox
+from moderation.review._db import Db, Row
 from moderation.review._desk import (
     DEFAULT_CLAIM_SECONDS,
     DEFAULT_LEASE_SECONDS,
@@ -57,6 +57,14 @@ from moderation.review._model import (
     check_text,
     check_verdict,
     settle,
+)
+from moderation.review._outbox import (
+    DELIVERIES,
+    claim_due,
+    mark_delivered,
+    mark_failed,
+    pending,
+    store_delivery,
 )
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "Db", "Dialect", "Row", "SQLReviewDesk"]
@@ -105,7 +113,7 @@ SCHEMA = (
         reviewer TEXT NOT NULL,
         until_us {int64} NOT NULL,
         PRIMARY KEY (item_id, reviewer))""",
-    *outbox.DELIVERIES,
+    *DELIVERIES,
 )
 
 # The order of docs/review.md: appeals, then overdue items, then priority, then the oldest. Only
@@ -156,33 +164,6 @@ GROUP BY tenant ORDER BY tenant
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BODY_FIELDS = {"reasons", "findings", "rationale", "image"}
-
-#: A row read by name (`sqlite3.Row`, or psycopg's dict rows).
-Row = Mapping[str, Any]
-
-
-class Rows(Protocol):
-    """What `Db.execute` returns: a cursor over rows."""
-
-    def fetchone(self) -> Any:
-        """The next row, or None."""
-
-    def fetchall(self) -> list[Any]:
-        """The rows left."""
-
-    @property
-    def rowcount(self) -> int:
-        """How many rows an UPDATE or DELETE changed."""
-
-    def __iter__(self) -> Iterator[Any]:
-        """The rows left, one at a time."""
-
-
-class Db(Protocol):
-    """The connection inside a transaction: runs a query written with `?` or `:name`."""
-
-    def execute(self, query: str, params: Any = (), /) -> Rows:
-        """Run `query` with `params` (a sequence for `?`, a mapping for `:name`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +317,8 @@ class SQLReviewDesk:
 
     def _insert(self, db: Db, new: NewItem, rules: DeskRules, kind: ItemKind, now: int) -> None:
         sla_us = None if rules.sla_seconds is None else round(rules.sla_seconds * 1_000_000)
+        if new.decided_at is not None:  # the item has waited since the decision (never later)
+            now = min(now, (new.decided_at - _EPOCH) // timedelta(microseconds=1))
         db.execute(
             "INSERT INTO items (id, decision_id, tenant, kind, priority, created_us, sla_us,"
             " due_us, reviewers_needed, round, awaiting_senior, decided, body)"
@@ -455,7 +438,7 @@ class SQLReviewDesk:
             (record.final, record.then is Then.SENIOR, record.item_id),
         )
         if record.final:
-            outbox.store(db, record, lambda: new_ulid(self._clock))
+            store_delivery(db, record, lambda: new_ulid(self._clock))
         self._record(record)
 
     def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
@@ -604,23 +587,23 @@ class SQLReviewDesk:
             now = self._now()
             until = now + round(claim_seconds * 1_000_000)
             lock = self.dialect.skip_locked
-            return outbox.claim_due(db, now=now, until=until, limit=limit, lock=lock)
+            return claim_due(db, now=now, until=until, limit=limit, lock=lock)
 
     def delivered(self, delivery_id: str) -> None:
         """Mark the delivery done; UnknownItem when the outbox holds no such delivery."""
         with self._transaction() as db:
-            outbox.mark_delivered(db, delivery_id, self._now())
+            mark_delivered(db, delivery_id, self._now())
 
     def delivery_failed(self, delivery_id: str, error: str, retry_at: datetime) -> None:
         """Count a failed attempt, keep `error` (cut to 2,000 characters), due again at
         `retry_at`."""
         with self._transaction() as db:
-            outbox.mark_failed(db, delivery_id, error, retry_at)
+            mark_failed(db, delivery_id, error, retry_at)
 
     def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
         """The deliveries not done yet, the soonest due first."""
         with self._transaction(write=False) as db:
-            return outbox.pending(db, limit)
+            return pending(db, limit)
 
     def _load(self, db: Db, item_id: str, now: int) -> ReviewItem:
         row = self._item_row(db, item_id)

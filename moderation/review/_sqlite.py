@@ -16,8 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from moderation.errors import ReviewError
+from moderation.review._db import Db
 from moderation.review._desk import DEFAULT_LEASE_SECONDS, ReviewRecordSink
-from moderation.review._sql import SCHEMA_VERSION, Db, Dialect, SQLReviewDesk
+from moderation.review._sql import SCHEMA_VERSION, Dialect, SQLReviewDesk
 
 __all__ = ["SCHEMA_VERSION", "SQLiteReviewDesk"]
 
