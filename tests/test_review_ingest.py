@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -255,8 +254,7 @@ def test_ingest_into_a_failing_desk_exits_3_and_deletes_nothing(
 ):
     queue.send(message("d-1"), message("d-2"))
     failing = FailingDesk(SQLiteReviewDesk(tmp_path / "desk.db"))
-    cli = sys.modules["moderation.cli.review"]  # the module: its name in the package is the group
-    monkeypatch.setattr(cli, "open_desk", lambda url: failing)
+    monkeypatch.setattr("moderation.cli._desk.open_desk", lambda url: failing)
     result = run_ingest(tmp_path, queue.url, "--desk", "sqlite:///desk.db", "--wait", "0")
     assert result.exit_code == 3
     assert result.stdout == "0 added, 0 already on the desk, 1 failed\n"

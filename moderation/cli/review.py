@@ -1,5 +1,6 @@
-"""`moderation review ...`: the review desk from the command line (backfill, ingest, purge,
-appeal, deliver)."""
+"""`moderation review ...`: the review desk from the command line. Here the commands that put
+decisions on the desk and keep it (backfill, ingest, purge); the review page's in review_page.py
+(reviewer add, serve), a decided image's in review_outcome.py (appeal, deliver)."""
 
 from __future__ import annotations
 
@@ -7,58 +8,48 @@ import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
 
 import click
 
-from moderation import wiring
 from moderation.audit import VerifiedRecords, decisions
 from moderation.aws.sqs import LONG_POLL_READ_TIMEOUT, SQSQueue, queue_region
 from moderation.cli._common import (
     KEY_ENV,
     audit_key,
     default_policies,
-    env_settings,
     load_store,
-    print_problems,
 )
+from moderation.cli._desk import (
+    DESK_ENV,
+    EXIT_BAD_POLICIES,
+    EXIT_DESK,
+    EXIT_NOT_FOUND,
+    IMAGES_ENV,
+    open_plain_desk,
+)
+from moderation.cli.review_outcome import appeal_command, deliver_command
+from moderation.cli.review_page import reviewer_group, serve_command
 from moderation.decision import Decision
 from moderation.errors import (
     AWSError,
     ConfigurationError,
     ModerationError,
-    PolicyError,
-    ReviewError,
-    UnknownItem,
     UnknownTenant,
 )
 from moderation.policy import Policy, PolicyStore
 from moderation.review import (
-    ALL_TENANTS,
-    Delivery,
-    DeliveryCount,
     DeskRules,
-    Effects,
     IngestCount,
-    ReviewDesk,
-    ReviewersFile,
     ReviewMessage,
-    Role,
-    add_reviewer,
     backfill,
     ingest,
     message_rules,
-    open_desk,
     open_image_store,
     purge_closed_images,
 )
-from moderation.settings import Settings, read_env
 
 __all__ = ["review"]
 
-DESK_ENV = "MODERATION_REVIEW"
-AUDIT_ENV = "MODERATION_AUDIT"
-EXIT_OK, EXIT_NOT_FOUND, EXIT_USAGE, EXIT_DESK, EXIT_BAD_POLICIES = 0, 1, 2, 3, 4
 
 _EPILOG = f"""\b
 Exit codes:
@@ -110,7 +101,7 @@ def backfill_command(
     Prints how many items were added and how many the desk already held.
     """
     key = audit_key(key_file)
-    desk = _open(desk_url)
+    desk = open_plain_desk(desk_url)
     store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
     reading = _Reading(logs, key)
     try:
@@ -133,18 +124,6 @@ def backfill_command(
 
 
 review.add_command(backfill_command, name="backfill")
-
-
-def _open(url: str | None) -> ReviewDesk:
-    if not url:
-        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
-    try:
-        return open_desk(url)
-    except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--desk") from exc
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
 
 
 class _Reading:
@@ -187,7 +166,6 @@ def _policy_lookup(store: PolicyStore) -> Callable[[Decision], Policy | None]:
     return policy_of
 
 
-IMAGES_ENV = "MODERATION_REVIEW_IMAGES"
 _AGE = re.compile(r"(\d+(?:\.\d+)?)(s|m|h|d)")
 _AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -247,7 +225,7 @@ def purge_command(older_than: str, desk_url: str | None, images_spec: str | None
         store = open_image_store(images_spec)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param_hint="--images") from exc
-    desk = _open(desk_url)
+    desk = open_plain_desk(desk_url)
     try:
         count = purge_closed_images(desk, store, before)
     except (ModerationError, OSError) as exc:
@@ -312,7 +290,7 @@ def ingest_command(
     """
     queue = _sqs_queue(queue_url)
     store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
-    desk = _open(desk_url)
+    desk = open_plain_desk(desk_url)
     try:
         count = ingest(
             queue,
@@ -371,318 +349,7 @@ def _message_rules_lookup(store: PolicyStore) -> Callable[[ReviewMessage], DeskR
     return rules_of
 
 
-def recording_desk(settings: Settings) -> ReviewDesk:
-    """The desk of `settings`, joined to the audit log its decisions are in (as the engine's
-    wiring joins them): a command that records verdicts or appeals writes them to that log, in
-    the same chain. A usage error when either is missing: a desk that records into no log would
-    lose what it records."""
-    _require_desk_and_audit(settings)
-    try:
-        desk = wiring.review_desk(settings, wiring.audit_sink(settings))
-    except ConfigurationError as exc:
-        raise click.BadParameter(str(exc), param_hint="--desk") from exc
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
-    assert desk is not None  # settings.review is set
-    return desk
-
-
-def _require_desk_and_audit(settings: Settings) -> None:
-    if not settings.review:
-        raise click.UsageError(f"no review desk: pass --desk URL or set {DESK_ENV}")
-    if not settings.audit:
-        raise click.UsageError(
-            f"no audit log: pass --audit LOG or set {AUDIT_ENV} (the log the desk's decisions "
-            "are in; verdicts and appeals are recorded there)"
-        )
-
-
-@review.group(name="reviewer")
-def reviewer_group() -> None:
-    """The reviewers file: who may log in to the review page."""
-
-
-@reviewer_group.command(name="add")
-@click.argument("name")
-@click.option(
-    "--tenants",
-    required=True,
-    metavar="IDS",
-    help="The tenants they may review, comma-separated (kids,forum), or '*' for every tenant.",
-)
-@click.option(
-    "--role",
-    type=click.Choice([r.value for r in Role]),
-    default=Role.REVIEWER.value,
-    show_default=True,
-    help="senior and admin also settle disagreements.",
-)
-@click.option(
-    "--reviewers",
-    "reviewers_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The reviewers file (created when missing).",
-)
-@click.option(
-    "--rotate",
-    is_flag=True,
-    help="Replace an existing reviewer: a new token (the old one stops working), these tenants "
-    "and role.",
-)
-def reviewer_add(name: str, tenants: str, role: str, reviewers_path: Path, rotate: bool) -> None:
-    """Add the reviewer NAME to the reviewers file and print their new token.
-
-    The token is printed once, alone on stdout; the file keeps only its sha256. Hand it to the
-    reviewer over a channel you trust. A NAME already in the file is refused unless --rotate.
-    """
-    granted = _tenant_list(tenants)
-    try:
-        token = add_reviewer(reviewers_path, name, granted, role=role, rotate=rotate)
-    except ReviewError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
-    except OSError as exc:
-        click.echo(f"error: cannot write the reviewers file {reviewers_path}: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    click.echo(token)
-    action = "rotated" if rotate else "added"
-    click.echo(f"{action} reviewer {name!r} in {reviewers_path}", err=True)
-
-
-def _tenant_list(value: str) -> list[str] | Literal["*"]:
-    if value.strip() == ALL_TENANTS:
-        return ALL_TENANTS
-    names = [t.strip() for t in value.split(",") if t.strip()]
-    if not names:
-        raise click.BadParameter("name at least one tenant, or '*'", param_hint="--tenants")
-    return names
-
-
-_SERVE_EPILOG = f"""\b
-Exit codes:
-  0  stopped (Ctrl-C)
-  2  usage error (no desk, no audit log, a bad reviewers file, the `review` extra missing)
-  4  the policies are invalid
-
-The desk is --desk, else ${DESK_ENV}; verdicts go to --audit, else $MODERATION_AUDIT (the
-engine's audit log); the images come from --images, else ${IMAGES_ENV}, and from S3. The session
-cookies are signed with $MODERATION_REVIEW_SECRET, else a random key per process."""
-
-
-@review.command(name="serve", epilog=_SERVE_EPILOG)
-@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-@click.option(
-    "--reviewers",
-    "reviewers_path",
-    required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="The reviewers file (moderation review reviewer add); read again when it changes.",
-)
-@click.option("--desk", "desk_url", metavar="URL", help=f"The review desk (default: ${DESK_ENV}).")
-@click.option("--policies", "policies_path", help="The policies (default: $MODERATION_POLICIES).")
-@click.option("--images", "images_spec", metavar="SPEC", help=f"The image store (${IMAGES_ENV}).")
-@click.option("--audit", metavar="SPEC", help="The audit log verdicts go to ($MODERATION_AUDIT).")
-@click.option(
-    "--secure-cookies",
-    is_flag=True,
-    help="Mark the session cookie Secure on every response (behind a TLS proxy that does not "
-    "send X-Forwarded-Proto).",
-)
-def serve_command(
-    host: str,
-    port: int,
-    reviewers_path: Path,
-    desk_url: str | None,
-    policies_path: str | None,
-    images_spec: str | None,
-    audit: str | None,
-    secure_cookies: bool,
-) -> None:
-    """Serve the review page, where reviewers log in with their token and work the desk."""
-    try:
-        import python_multipart  # noqa: F401  (Starlette imports it only when a form arrives)
-        import uvicorn
-
-        from moderation.review.web import ItemImages, create_app
-    except ImportError as exc:
-        click.echo(
-            f"error: the review page needs the `review` extra (missing: {exc.name}); "
-            "pip install 'moderation[review]'",
-            err=True,
-        )
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
-    settings = env_settings(
-        review=desk_url, policies=policies_path, review_images=images_spec, audit=audit
-    )
-    _require_desk_and_audit(settings)
-    reviewers = _reviewers_file(reviewers_path)
-    policies = _serving_policies(settings)
-    desk = recording_desk(settings)
-    images = ItemImages(wiring.review_image_store(settings), region=settings.region)
-    app = create_app(
-        desk,
-        reviewers,
-        images,
-        policies,
-        secret=settings.review_secret,
-        secure_cookies=secure_cookies,
-    )
-    if host not in ("127.0.0.1", "localhost", "::1") and not secure_cookies:
-        click.echo(
-            f"warning: serving on {host}: put a TLS proxy in front (the cookie is Secure only "
-            "over https: pass --secure-cookies behind a proxy)",
-            err=True,
-        )
-    try:
-        uvicorn.run(app, host=host, port=port, server_header=False, proxy_headers=True)
-    finally:
-        desk.close()
-
-
-def _reviewers_file(path: Path) -> ReviewersFile:
-    try:
-        return ReviewersFile(path)
-    except ReviewError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
-
-
-def _serving_policies(settings: Settings) -> PolicyStore:
-    """The policies, read again as their store's TTL says (S3 and AppConfig) while serving."""
-    try:
-        return wiring.policy_store(settings)
-    except PolicyError as exc:
-        print_problems(exc.problems)
-        raise click.exceptions.Exit(EXIT_BAD_POLICIES) from exc
-    except ConfigurationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE) from exc
-
-
-_APPEAL_EPILOG = f"""\b
-Exit codes:
-  0  the decision is back on the desk, first in line, as an appeal
-  1  the desk holds no item for the decision
-  2  usage error (no desk or audit log, a URL the desk refuses)
-  3  the desk refused the appeal (the item still waits for its verdict) or failed
-
-The desk is --desk, else ${DESK_ENV}; the audit log is --audit, else ${AUDIT_ENV}."""
-
-
-@review.command(name="appeal", epilog=_APPEAL_EPILOG)
-@click.argument("decision_id", metavar="ID")
-@click.option("--reason", required=True, help="Why the decision should be looked at again.")
-@click.option(
-    "--by",
-    "filed_by",
-    default="cli",
-    show_default=True,
-    metavar="NAME",
-    help="Who files it: the platform's user or service id, or a reviewer's name.",
-)
-@click.option("--desk", "desk_url", envvar=DESK_ENV, metavar="URL", help="The review desk.")
-@click.option("--audit", metavar="LOG", help=f"The audit log (default: ${AUDIT_ENV}).")
-def appeal_command(
-    decision_id: str, reason: str, filed_by: str, desk_url: str | None, audit: str | None
-) -> None:
-    """Put decided decision ID back at the top of the desk with --reason: the reviewer sees the
-    original decision and its history. The appeal is recorded in the audit log."""
-    desk = recording_desk(env_settings(review=desk_url, audit=audit))
-    try:
-        item = desk.appeal(decision_id, reason, by=filed_by)
-    except UnknownItem as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
-    click.echo(f"decision {decision_id} is back on the desk: item {item.id}, round {item.round}")
-
-
-# The variables `review deliver` reads (beside the desk): a problem in another does not stop it.
-_DELIVER_VARS = (
-    "MODERATION_REVIEW_WEBHOOK",
-    "MODERATION_REVIEW_WEBHOOK_KEY",
-    "MODERATION_QUARANTINE_BUCKET",
-    "MODERATION_REGION",
-)
-EXIT_UNDELIVERED = 1
-
-
-@review.command(
-    name="deliver",
-    epilog=f"""\b
-Exit codes:
-  0  every due delivery was delivered (with --list: listed)
-  1  some failed: they stay in the outbox, due again later (see --list)
-  2  usage error (no desk URL, a URL the desk refuses, a bad webhook setting)
-  3  the desk failed (run again: nothing is lost)
-
-The desk is --desk, else ${DESK_ENV}. The webhook is $MODERATION_REVIEW_WEBHOOK, signed with
-$MODERATION_REVIEW_WEBHOOK_KEY; a rejected object in S3 is moved to
-$MODERATION_QUARANTINE_BUCKET when it is set.""",
-)
-@click.option(
-    "--desk",
-    "desk_url",
-    envvar=DESK_ENV,
-    metavar="URL",
-    help=f"The review desk (default: ${DESK_ENV}).",
-)
-@click.option(
-    "--list",
-    "list_only",
-    is_flag=True,
-    help="List the deliveries not done yet (due or waiting, with their last error); send nothing.",
-)
-def deliver_command(desk_url: str | None, list_only: bool) -> None:
-    """Deliver the effects of final verdicts that are due in the desk's outbox: the S3 object's
-    tags (and quarantine of a rejection), then the signed webhook.
-
-    Prints how many were delivered and how many failed; a failed one stays in the outbox, due
-    again after a growing delay (1 min, 5 min, 30 min, 2 h, then every 6 h).
-    """
-    reading = read_env()
-    problems = [p for p in reading.problems if p.split(":", 1)[0] in _DELIVER_VARS]
-    if problems:
-        raise click.UsageError(str(ConfigurationError(problems)))
-    desk = _open(desk_url)
-    try:
-        if list_only:
-            _list_deliveries(desk.pending_deliveries())
-            return
-        count = Effects.from_settings(desk, reading.settings).deliver_due()
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except ModerationError as exc:
-        click.echo(f"error: the review desk failed: {exc}; run again", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
-    _report_delivery(count)
-
-
-def _list_deliveries(pending: list[Delivery]) -> None:
-    for d in pending:
-        tried = f"{d.attempts} failed attempt{'s' if d.attempts != 1 else ''}"
-        error = f"  last error: {d.last_error}" if d.last_error else ""
-        click.echo(
-            f"{d.id}  decision {d.verdict.decision_id}  {d.verdict.verdict.value}  {tried}, "
-            f"next {d.next_attempt_at.isoformat(timespec='seconds')}{error}"
-        )
-    failing = sum(1 for d in pending if d.attempts)
-    click.echo(f"{len(pending)} pending, {failing} of them failed before")
-
-
-def _report_delivery(count: DeliveryCount) -> None:
-    failed = len(count.failed)
-    click.echo(f"{count.delivered} delivered, {failed} failed")
-    for delivery_id, why in count.failed:
-        click.echo(f"error: delivery {delivery_id} kept in the outbox: {why}", err=True)
-    if failed:
-        raise click.exceptions.Exit(EXIT_UNDELIVERED)
+review.add_command(reviewer_group)
+review.add_command(serve_command)
+review.add_command(appeal_command)
+review.add_command(deliver_command)
