@@ -174,3 +174,31 @@ def test_the_readme_lists_every_error_moderate_can_raise():
             "LeaseLost",
         ):
             assert f"`{name}`" in text, name
+
+
+def readme_commands() -> list[str]:
+    """Every `moderation ...` command line of the shell blocks of the README and docs/."""
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted(ROOT.glob("docs/*.md"))])
+    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, flags=re.S)
+    lines = [line.strip().removeprefix("$ ") for block in blocks for line in block.splitlines()]
+    return [
+        line.split("#")[0].strip()
+        for line in lines
+        if line.startswith(("moderation ", "$ moderation "))
+    ]
+
+
+@pytest.mark.parametrize("line", sorted(set(readme_commands())))
+def test_every_command_and_option_the_docs_show_exists(line: str):
+    import click
+
+    from moderation.cli import main
+
+    words = line.split()[1:]
+    command: click.Command = main
+    while words and isinstance(command, click.Group) and words[0] in command.commands:
+        command = command.commands[words.pop(0)]
+    assert not isinstance(command, click.Group), f"{line!r} names no command of its group"
+    known = {opt for p in command.params for opt in (*p.opts, *p.secondary_opts)}
+    used = {w.split("=")[0] for w in words if w.startswith("--")}
+    assert used <= known, f"{line!r}: {sorted(used - known)} are not options of it"
