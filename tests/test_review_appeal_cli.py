@@ -3,6 +3,7 @@ and the appeal is recorded, with who filed it, in the audit log the decision is 
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import builders
@@ -19,8 +20,11 @@ ALICE = Reviewer("alice", "*")
 
 
 class Detector:
+    def __init__(self, result: object = BORDERLINE) -> None:
+        self.result = result
+
     def detect(self, image: object, *, min_confidence: float) -> object:
-        return BORDERLINE
+        return self.result
 
 
 @pytest.fixture(autouse=True)
@@ -67,11 +71,41 @@ def test_an_appeal_puts_the_decision_back_first_and_records_who_filed_it(tmp_pat
     assert verify_log(log).ok
 
 
+def test_an_automatic_rejection_is_read_from_the_log_and_appealed_as_a_new_item(tmp_path: Path):
+    # GIVEN an automatic rejection the desk never held, under a policy with an SLA
+    policies = builders.policies_dir(tmp_path, DEFAULT + "review: {sla: 2h}\n")
+    log = tmp_path / "audit.jsonl"
+    audit = JsonlAuditLog(log)
+    explicit = builders.detection(("Explicit Nudity", "Explicit", 95.0), ("Explicit", "", 95.0))
+    with SQLiteReviewDesk(tmp_path / "desk.db", sink=AuditRecordSink(audit)) as desk:
+        engine = builders.engine(
+            builders.store(DEFAULT), Detector(explicit), audit=audit, review=desk
+        )
+        rejected = engine.moderate(builders.IMAGE)
+        assert desk.find(rejected.id) is None
+    # WHEN its uploader appeals
+    result = appeal(
+        rejected.id, "--reason", "a classical statue", "--by", "user-9",
+        "--desk", f"sqlite:///{tmp_path / 'desk.db'}", "--audit", str(log),
+        "--policies", str(policies),
+    )  # fmt: skip
+    # THEN it is an appeal item, first round, due two hours after the appeal, and in the chain
+    assert result.exit_code == 0, result.stdout + result.stderr
+    with SQLiteReviewDesk(tmp_path / "desk.db") as desk:
+        item = desk.find(rejected.id)
+    assert item is not None and (item.kind, item.round) == (ItemKind.APPEAL, 1)
+    assert item.due_at == item.appeals[0].at + timedelta(hours=2)
+    found = history(rejected.id, [log])
+    assert found is not None and [a.by for a in found.appeals] == ["user-9"]
+    assert verify_log(log).ok
+
+
 def test_an_appeal_of_an_unknown_decision_exits_1(tmp_path: Path):
     _, log, url = reviewed(tmp_path)
     result = appeal("01NOSUCHDECISION", "--reason", "why", "--desk", url, "--audit", str(log))
     assert result.exit_code == 1
     assert "no item for decision '01NOSUCHDECISION'" in result.stderr
+    assert "holds no such decision" in result.stderr
 
 
 def test_an_appeal_of_an_item_still_waiting_exits_3(tmp_path: Path):

@@ -447,6 +447,31 @@ def test_an_appeal_records_who_filed_it(desk: ReviewDesk, sink: Recorder) -> Non
         desk.appeal(first.decision_id, "again", by="user\n42")
 
 
+def test_an_automatic_outcome_the_desk_never_held_is_appealed_as_a_new_item_on_top(
+    desk: ReviewDesk, sink: Recorder, clock: Clock
+) -> None:
+    # GIVEN a review item waiting, and a decision the desk never held (an automatic rejection)
+    desk.enqueue(new_item(1), rules=DeskRules(priority=50))
+    automatic = new_item(2)
+    # WHEN its uploader appeals it
+    item = desk.appeal(
+        automatic, "it is my own drawing", by="user-7", rules=DeskRules(sla_seconds=60)
+    )
+    # THEN it is an appeal item in round 1, due from the appeal, offered first
+    assert (item.kind, item.round, item.state) == (ItemKind.APPEAL, 1, ItemState.OPEN)
+    assert item.due_at == item.appeals[0].at + timedelta(seconds=60)
+    assert [(a.reason, a.by, a.round) for a in item.appeals] == [
+        ("it is my own drawing", "user-7", 1)
+    ]
+    assert [r.decision_id for r in sink.records if isinstance(r, Appeal)] == [automatic.decision_id]
+    leased = desk.next(ALICE)
+    assert leased is not None and leased.id == item.id
+    # AND a second appeal of it, once decided, is a new round of the same item
+    desk.decide(item.id, "approve", reviewer=ALICE)
+    again = desk.appeal(automatic, "still mine")
+    assert (again.id, again.round) == (item.id, 2)
+
+
 def test_an_appeal_is_refused_for_unknown_undecided_or_reasonless_items(desk: ReviewDesk) -> None:
     item = desk.enqueue(new_item(1))
 

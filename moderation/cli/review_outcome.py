@@ -3,30 +3,25 @@ desk; a final verdict's effects (S3, the webhook) are delivered."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import click
 
-from moderation.cli._common import (
-    env_settings,
-)
+from moderation.audit import history
+from moderation.cli._common import default_policies, env_settings, load_store
 from moderation.cli._desk import (
     AUDIT_ENV,
     DESK_ENV,
+    EXIT_BAD_POLICIES,
     EXIT_DESK,
     EXIT_NOT_FOUND,
     open_plain_desk,
     recording_desk,
 )
-from moderation.errors import (
-    ConfigurationError,
-    ModerationError,
-    UnknownItem,
-)
-from moderation.review import (
-    Delivery,
-    DeliveryCount,
-    Effects,
-)
-from moderation.settings import read_env
+from moderation.decision import Decision
+from moderation.errors import ConfigurationError, ModerationError, UnknownItem, UnknownTenant
+from moderation.review import Delivery, DeliveryCount, DeskRules, Effects, desk_rules
+from moderation.settings import Settings, is_file_sink, read_env
 
 __all__ = ["appeal_command", "deliver_command"]
 
@@ -34,7 +29,7 @@ __all__ = ["appeal_command", "deliver_command"]
 _APPEAL_EPILOG = f"""\b
 Exit codes:
   0  the decision is back on the desk, first in line, as an appeal
-  1  the desk holds no item for the decision
+  1  neither the desk nor the audit log holds the decision
   2  usage error (no desk or audit log, a URL the desk refuses)
   3  the desk refused the appeal (the item still waits for its verdict) or failed
 
@@ -54,14 +49,32 @@ The desk is --desk, else ${DESK_ENV}; the audit log is --audit, else ${AUDIT_ENV
 )
 @click.option("--desk", "desk_url", envvar=DESK_ENV, metavar="URL", help="The review desk.")
 @click.option("--audit", metavar="LOG", help=f"The audit log (default: ${AUDIT_ENV}).")
+@click.option(
+    "--policies",
+    "policies_path",
+    help="Where the policies are, for the desk rules of an automatic outcome appealed "
+    "(default: $MODERATION_POLICIES, else ./policies).",
+)
 def appeal_command(
-    decision_id: str, reason: str, filed_by: str, desk_url: str | None, audit: str | None
+    decision_id: str,
+    reason: str,
+    filed_by: str,
+    desk_url: str | None,
+    audit: str | None,
+    policies_path: str | None,
 ) -> None:
     """Put decided decision ID back at the top of the desk with --reason: the reviewer sees the
-    original decision and its history. The appeal is recorded in the audit log."""
-    desk = recording_desk(env_settings(review=desk_url, audit=audit))
+    original decision and its history. An automatic outcome the desk never held is read from the
+    audit log (a file) and becomes an appeal item. The appeal is recorded in the audit log."""
+    settings = env_settings(review=desk_url, audit=audit)
+    desk = recording_desk(settings)
     try:
-        item = desk.appeal(decision_id, reason, by=filed_by)
+        if desk.find(decision_id) is not None:
+            item = desk.appeal(decision_id, reason, by=filed_by)
+        else:
+            decision = _logged_decision(decision_id, settings)
+            rules = _appeal_rules(decision, policies_path)
+            item = desk.appeal(decision, reason, by=filed_by, rules=rules)
     except UnknownItem as exc:
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
@@ -71,6 +84,34 @@ def appeal_command(
     finally:
         desk.close()
     click.echo(f"decision {decision_id} is back on the desk: item {item.id}, round {item.round}")
+
+
+def _logged_decision(decision_id: str, settings: Settings) -> Decision:
+    """Decision `decision_id` from the file audit log; UnknownItem when it holds none."""
+    log = settings.audit or ""
+    if not is_file_sink(log):
+        raise UnknownItem(
+            f"the review desk holds no item for decision {decision_id!r}, and the audit log "
+            f"{log} is not a file to find the decision in"
+        )
+    found = history(decision_id, log, key=settings.audit_key)
+    if found is None:
+        raise UnknownItem(
+            f"the review desk holds no item for decision {decision_id!r}, and {log} holds no "
+            "such decision"
+        )
+    return found.decision
+
+
+def _appeal_rules(decision: Decision, policies_path: str | None) -> DeskRules | None:
+    """The desk rules of the decision's policy (None, the desk's defaults, when the store does
+    not hold it); never a QA rate: an appeal is no sample."""
+    store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
+    try:
+        policy = store.policy(decision.policy.id)
+    except UnknownTenant:
+        return None
+    return replace(desk_rules(decision, policy), qa_rate=None)
 
 
 # The variables `review deliver` reads (beside the desk): a problem in another does not stop it.

@@ -44,6 +44,7 @@ from moderation.review._ingest import (
     message_rules,
     parse_review_message,
 )
+from moderation.review._labels import Label, LabelKind, label_of, labels
 from moderation.review._model import (
     ALL_TENANTS,
     Appeal,
@@ -101,6 +102,8 @@ __all__ = [
     "ItemImage",
     "ItemKind",
     "ItemState",
+    "Label",
+    "LabelKind",
     "LeaseLost",
     "MessageQueue",
     "NewItem",
@@ -132,6 +135,8 @@ __all__ = [
     "desk_rules",
     "ingest",
     "item_kind",
+    "label_of",
+    "labels",
     "load_reviewers",
     "message_rules",
     "open_desk",

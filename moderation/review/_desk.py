@@ -89,9 +89,17 @@ class ReviewDesk(Protocol):
     def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
         """Give the item back unjudged (skip); LeaseLost if `reviewer` does not hold it."""
 
-    def appeal(self, decision_id: str, reason: str, *, by: str = "") -> ReviewItem:
-        """Put the decided item of `decision_id` back at the top of the desk as an appeal; `by`
-        is who filed it (a platform's user id, a reviewer's name), empty when unknown."""
+    def appeal(
+        self,
+        decision: str | Decision | NewItem,
+        reason: str,
+        *,
+        by: str = "",
+        rules: DeskRules | None = None,
+    ) -> ReviewItem:
+        """Put a decided image back at the top of the desk as an appeal: the decision's item (by
+        decision id or decision), or a new `appeal` item for a `Decision` the desk never held (an
+        automatic outcome), with `rules`. `by` is who filed it, empty when unknown."""
 
     def final(self, decision_id: str) -> ReviewVerdict | None:
         """The latest final verdict on the decision's item, or None while there is none."""

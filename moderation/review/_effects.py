@@ -435,8 +435,15 @@ class DeliveringDesk:
     def release(self, item_id: str, *, reviewer: Reviewer) -> ReviewItem:
         return self.desk.release(item_id, reviewer=reviewer)
 
-    def appeal(self, decision_id: str, reason: str, *, by: str = "") -> ReviewItem:
-        return self.desk.appeal(decision_id, reason, by=by)
+    def appeal(
+        self,
+        decision: str | Decision | NewItem,
+        reason: str,
+        *,
+        by: str = "",
+        rules: DeskRules | None = None,
+    ) -> ReviewItem:
+        return self.desk.appeal(decision, reason, by=by, rules=rules)
 
     def final(self, decision_id: str) -> ReviewVerdict | None:
         return self.desk.final(decision_id)

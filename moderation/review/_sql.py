@@ -471,29 +471,47 @@ class SQLReviewDesk:
             )
             return self._load(db, item_id, now)
 
-    def appeal(self, decision_id: str, reason: str, *, by: str = "") -> ReviewItem:
-        """Put the decided item of `decision_id` back at the top of the desk as an appeal, in a
-        new round: its due time restarts from now, and its earlier reviewers are not offered it.
-        `by` is who filed it (a platform's user id, a reviewer's name), empty when unknown.
+    def appeal(
+        self,
+        decision: str | Decision | NewItem,
+        reason: str,
+        *,
+        by: str = "",
+        rules: DeskRules | None = None,
+    ) -> ReviewItem:
+        """Put a decided image back at the top of the desk as an appeal: the decision's item in a
+        new round (its due time restarts from now; its earlier reviewers are not offered it), or,
+        for a decision the desk never held (an automatic outcome), a new `appeal` item made from
+        it with `rules`. `by` is who filed it (a platform's user id, a reviewer's name).
 
-        UnknownItem when the desk holds no item for the decision; ReviewError while the item is
-        still waiting for its verdict.
+        UnknownItem when only a decision id is given and the desk holds no item for it (pass the
+        `Decision`); ReviewError while the item is still waiting for its verdict.
         """
         reason = check_text("the appeal's reason", reason, MAX_APPEAL_REASON, required=True)
         by = _check_by(by)
+        new = None if isinstance(decision, str) else _new_item(decision, None)
+        decision_id = new.decision_id if new is not None else decision
+        if not isinstance(decision_id, str):
+            raise ReviewError(f"a decision id is text, not {type(decision_id).__name__}")
         with self._transaction() as db:
             now = self._now()
-            row = self._decision_row(db, decision_id, lock=True)
-            if not row["decided"]:
-                raise ReviewError(
-                    f"decision {decision_id} is still waiting for a reviewer (item {row['id']});"
-                    " appeal it once it is decided"
-                )
+            if new is not None and self._item_of(db, decision_id) is None:
+                self._insert(db, new, rules or DeskRules(), ItemKind.APPEAL, now)
+                row = self._decision_row(db, decision_id, lock=True)
+                first = 1
+            else:
+                row = self._decision_row(db, decision_id, lock=True)
+                first = row["round"] + 1
+                if not row["decided"]:
+                    raise ReviewError(
+                        f"decision {decision_id} is still waiting for a reviewer (item "
+                        f"{row['id']}); appeal it once it is decided"
+                    )
             record = Appeal(
                 item_id=row["id"],
                 decision_id=decision_id,
                 tenant=row["tenant"],
-                round=row["round"] + 1,
+                round=first,
                 reason=reason,
                 at=_time(now),
                 by=by,
