@@ -63,7 +63,8 @@ def test_labels_know_how_their_decision_came_before_a_person(tmp_path: Path):
     assert (qa.kind, qa.qa_rate, qa.weight, qa.outcome, qa.reviewer) == (
         LabelKind.QA, 1.0, 1.0, Outcome.REJECTED, "bob",
     )  # fmt: skip
-    assert qa.harmful and qa.machine_was_right is False
+    assert qa.harmful and qa.machine_was_right is False and qa.category is None
+    assert found[review.id].category == "default" and found[automatic.id].category == "default"
     # AND the review label has no rate and no machine call to be right about
     rev = found[review.id]
     assert (rev.kind, rev.qa_rate, rev.outcome, rev.machine_was_right) == (

@@ -56,6 +56,14 @@ class Label:
         return 1.0 / self.qa_rate if self.kind is LabelKind.QA and self.qa_rate else 1.0
 
     @property
+    def category(self) -> str | None:
+        """The policy rule that decided (the deciding finding's, `Triage.deciding`); None when no
+        label reached a band (an approval by policy) or nothing was detected."""
+        triage = self.decision.triage
+        deciding = triage.deciding if triage is not None else None
+        return deciding.rule if deciding is not None else None
+
+    @property
     def machine_was_right(self) -> bool | None:
         """Whether the machine's own outcome matches the person's; None for a `review` outcome,
         which left the call to the person."""
