@@ -239,6 +239,19 @@ def test_a_log_no_person_labelled_has_counts_and_no_rates(tmp_path: Path):
     assert result.exit_code == 0 and total.split() == ["(all)", "3", "0", "0", "0", "-", "-"]
 
 
+def test_several_logs_are_read_together(tmp_path: Path):
+    built = build(tmp_path)
+    other = JsonlAuditLog(tmp_path / "other.jsonl")
+    engine = builders.engine(
+        builders.store(DEFAULT), Detector(EXPLICIT), audit=other, real=("new_id",)
+    )
+    for _ in range(2):
+        engine.moderate(builders.IMAGE)
+    default, kids = as_json(str(built.log), str(other.path))["tenants"]
+    assert (default["total"]["decisions"], kids["total"]["decisions"]) == (3, 8)
+    assert by_category(default)["default"]["labels"] == {"qa": 0, "review": 0, "appeal": 1}
+
+
 # -- keyed and rotated logs ------------------------------------------------------------------------
 
 
@@ -264,6 +277,28 @@ def test_records_that_do_not_verify_are_left_out_and_exit_1(tmp_path: Path):
     assert "did not verify under the key and were left out" in result.stderr
     found = json.loads(result.stdout)
     assert found["tenants"] == [] and found["ignored_records"] > 0
+
+
+def test_a_forged_verdict_is_no_label(tmp_path: Path):
+    keyed = build(tmp_path, key=KEY)
+    # GIVEN someone turned alice's rejection of an approval into an approval, in place
+    lines = keyed.log.read_bytes().splitlines(keepends=True)
+    (at,) = [
+        i for i, line in enumerate(lines)
+        if keyed.ids["bad-ok"].encode() in line and b'"verdict":"reject"' in line
+    ]  # fmt: skip
+    lines[at] = lines[at].replace(b'"verdict":"reject"', b'"verdict":"approve"')
+    keyed.log.write_bytes(b"".join(lines))
+    # WHEN the statistics are read with the key
+    result = stats(str(keyed.log), "--json", "--tenant", "kids", env={"MODERATION_AUDIT_KEY": KEY})
+    # THEN the forged record (and the chain after it, which no longer links) is left out with a
+    # warning: the forged approval settles nothing, so no 0-in-3 false-approve rate appears
+    assert result.exit_code == 1, result.stderr
+    found = json.loads(result.stdout)
+    assert found["ignored_records"] > 0
+    assert f"{found['ignored_records']} records did not verify" in result.stderr
+    no_band = by_category(found["tenants"][0])[NO_BAND]
+    assert no_band["decisions"] == 3 and no_band["false_approve"]["n"] < 3
 
 
 def test_bad_input_is_named_and_exits_non_zero(tmp_path: Path):
