@@ -803,6 +803,29 @@ def test_depth_counts_the_undecided_items_of_granted_tenants(
     assert desk.depth(ROOT) == [forum, kids]
 
 
+def test_waiting_lists_the_undecided_items_oldest_first(desk: ReviewDesk, clock: Clock) -> None:
+    # GIVEN a forum item due in a minute, a kids item, a leased forum item and a decided one
+    desk.enqueue(new_item(1), rules=DeskRules(sla_seconds=60))
+    clock.advance(30)
+    desk.enqueue(new_item(2, tenant="kids"))
+    desk.enqueue(new_item(3))
+    take_and_decide(desk, DAVE)  # decides item 1
+    desk.next(DAVE)  # leases item 3
+    desk.enqueue(new_item(4), rules=DeskRules(sla_seconds=10))
+    # WHEN the waiting items are read
+    waiting = desk.waiting(ROOT)
+    # THEN each undecided item is there, oldest first, with its times and lease
+    assert [(w.tenant, w.leased) for w in waiting] == [
+        ("kids", False), ("forum", True), ("forum", False),
+    ]  # fmt: skip
+    assert [w.created_at.timestamp() for w in waiting] == [START + 30] * 3
+    assert [w.due_at for w in waiting[:2]] == [None, None]
+    assert waiting[2].due_at is not None and waiting[2].due_at.timestamp() == START + 40
+    # AND a reviewer sees only the tenants granted to them; reading leased nothing
+    assert [w.tenant for w in desk.waiting(KIDS_ONLY)] == ["kids"]
+    assert desk.waiting(ROOT) == waiting
+
+
 def test_depth_counts_leases_held_now(desk: ReviewDesk) -> None:
     desk.enqueue(new_item(1))
     desk.enqueue(new_item(2))

@@ -63,6 +63,7 @@ from moderation.review._model import (
     Skip,
     Then,
     VerdictChoice,
+    Waiting,
     settle,
 )
 from moderation.review._open import open_desk
@@ -76,6 +77,15 @@ from moderation.review._reviewers import (
 )
 from moderation.review._rules import desk_rules
 from moderation.review._sqlite import SQLiteReviewDesk
+from moderation.review._stats import (
+    CategoryStats,
+    ErrorRate,
+    QueueStats,
+    ReviewStats,
+    TenantStats,
+    queue_stats,
+    review_stats,
+)
 
 __all__ = [
     "ALL_TENANTS",
@@ -89,6 +99,7 @@ __all__ = [
     "Appeal",
     "AuditRecordSink",
     "BackfillCount",
+    "CategoryStats",
     "DeliveringDesk",
     "Delivery",
     "DeliveryCount",
@@ -96,6 +107,7 @@ __all__ = [
     "DeskRules",
     "DirectoryImageStore",
     "Effects",
+    "ErrorRate",
     "ImageStore",
     "IngestCount",
     "ItemFinding",
@@ -110,11 +122,13 @@ __all__ = [
     "PostgresReviewDesk",
     "PurgeCount",
     "QueueDepth",
+    "QueueStats",
     "ReviewDesk",
     "ReviewError",
     "ReviewItem",
     "ReviewMessage",
     "ReviewRecordSink",
+    "ReviewStats",
     "ReviewVerdict",
     "Reviewer",
     "ReviewerEntry",
@@ -124,9 +138,11 @@ __all__ = [
     "S3ImageStore",
     "SQLiteReviewDesk",
     "Skip",
+    "TenantStats",
     "Then",
     "UnknownItem",
     "VerdictChoice",
+    "Waiting",
     "Webhook",
     "WebhookError",
     "add_reviewer",
@@ -143,7 +159,9 @@ __all__ = [
     "open_image_store",
     "parse_review_message",
     "purge_closed_images",
+    "queue_stats",
     "retry_delay",
+    "review_stats",
     "settle",
     "sign",
     "webhook_body",

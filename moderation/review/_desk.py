@@ -20,6 +20,7 @@ from moderation.review._model import (
     ReviewVerdict,
     Skip,
     VerdictChoice,
+    Waiting,
 )
 
 __all__ = [
@@ -133,6 +134,12 @@ class ReviewDesk(Protocol):
     def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
         """Per tenant granted to `reviewer` that has undecided items: how many, how many are
         leased now, the oldest's creation time, how many are past due; sorted by tenant.
+
+        Read-only: it leases nothing."""
+
+    def waiting(self, reviewer: Reviewer) -> list[Waiting]:
+        """Every undecided item of the tenants granted to `reviewer`, oldest first: its tenant,
+        creation and due time, whether it is leased now (for the queue's ages and breaches).
 
         Read-only: it leases nothing."""
 

@@ -41,6 +41,7 @@ from moderation.review._model import (
     ReviewItem,
     ReviewVerdict,
     VerdictChoice,
+    Waiting,
 )
 from moderation.settings import Settings, webhook_pair_problem, webhook_url
 
@@ -450,6 +451,9 @@ class DeliveringDesk:
 
     def depth(self, reviewer: Reviewer) -> list[QueueDepth]:
         return self.desk.depth(reviewer)
+
+    def waiting(self, reviewer: Reviewer) -> list[Waiting]:
+        return self.desk.waiting(reviewer)
 
     def get(self, item_id: str) -> ReviewItem:
         return self.desk.get(item_id)

@@ -21,7 +21,7 @@ from moderation.audit._read import Paths
 from moderation.decision import Decision, Outcome
 from moderation.review_records import DecisionHistory
 
-__all__ = ["Label", "LabelKind", "label_of", "labels"]
+__all__ = ["Label", "LabelKind", "category_of", "label_of", "labels"]
 
 
 class LabelKind(StrEnum):
@@ -59,9 +59,7 @@ class Label:
     def category(self) -> str | None:
         """The policy rule that decided (the deciding finding's, `Triage.deciding`); None when no
         label reached a band (an approval by policy) or nothing was detected."""
-        triage = self.decision.triage
-        deciding = triage.deciding if triage is not None else None
-        return deciding.rule if deciding is not None else None
+        return category_of(self.decision)
 
     @property
     def machine_was_right(self) -> bool | None:
@@ -71,6 +69,14 @@ class Label:
         if machine not in (Outcome.APPROVED, Outcome.REJECTED):
             return None
         return machine is self.outcome
+
+
+def category_of(decision: Decision) -> str | None:
+    """The policy rule that decided `decision` (its deciding finding's); None when no label
+    reached a band or nothing was detected."""
+    triage = decision.triage
+    deciding = triage.deciding if triage is not None else None
+    return deciding.rule if deciding is not None else None
 
 
 def label_of(history: DecisionHistory) -> Label | None:

@@ -38,6 +38,7 @@ __all__ = [
     "Skip",
     "Then",
     "VerdictChoice",
+    "Waiting",
     "check_categories",
     "check_text",
     "check_verdict",
@@ -144,6 +145,17 @@ class QueueDepth:
     leased: int
     oldest_created_at: datetime
     overdue: int
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """One undecided item as the queue's statistics see it: its tenant, when its decision was
+    made, when it is due (None without an SLA), and whether a reviewer holds a live lease on it."""
+
+    tenant: str
+    created_at: datetime
+    due_at: datetime | None
+    leased: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from moderation.review._model import (
     Skip,
     Then,
     VerdictChoice,
+    Waiting,
     check_categories,
     check_text,
     check_verdict,
@@ -162,6 +163,15 @@ WHERE decided = FALSE AND (:all_tenants OR {tenant_in})
 GROUP BY tenant ORDER BY tenant
 """
 
+# The queue's statistics: every undecided item of the granted tenants, oldest first.
+_WAITING = """
+SELECT tenant, created_us, due_us,
+  CASE WHEN lease_holder IS NOT NULL AND lease_until_us > :now THEN 1 ELSE 0 END AS leased
+FROM items
+WHERE decided = FALSE AND (:all_tenants OR {tenant_in})
+ORDER BY created_us, id
+"""
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _BODY_FIELDS = {"reasons", "findings", "rationale", "image"}
 
@@ -198,6 +208,10 @@ class Dialect:
     def depth_query(self) -> str:
         """The queue's depth per granted tenant."""
         return _DEPTH.format(tenant_in=self.tenant_in)
+
+    def waiting_query(self) -> str:
+        """The undecided items that `waiting` returns."""
+        return _WAITING.format(tenant_in=self.tenant_in)
 
     def closed_images_query(self) -> str:
         """The store keys that `closed_images` returns."""
@@ -237,6 +251,7 @@ class SQLReviewDesk:
         self._held = self.dialect.held_query()
         self._closed_images = self.dialect.closed_images_query()
         self._depth = self.dialect.depth_query()
+        self._waiting = self.dialect.waiting_query()
 
     # -- what a backend provides -----------------------------------------------------------------
 
@@ -587,6 +602,23 @@ class SQLReviewDesk:
                 leased=int(row["leased"]),
                 oldest_created_at=_time(row["oldest_us"]),
                 overdue=int(row["overdue"]),
+            )
+            for row in rows
+        ]
+
+    def waiting(self, reviewer: Reviewer) -> list[Waiting]:
+        """Every undecided item of the granted tenants, oldest first, with its creation and due
+        time and whether it is leased now. Leases nothing."""
+        _check_reviewer(reviewer)
+        with self._transaction(write=False) as db:
+            params = self._reviewer_params(reviewer, self._now())
+            rows = db.execute(self._waiting, params).fetchall()
+        return [
+            Waiting(
+                tenant=row["tenant"],
+                created_at=_time(row["created_us"]),
+                due_at=_time(row["due_us"]) if row["due_us"] is not None else None,
+                leased=bool(row["leased"]),
             )
             for row in rows
         ]
