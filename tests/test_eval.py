@@ -130,7 +130,7 @@ def test_json_counts_rates_and_intervals_are_exact(labelled: dict[str, Path]) ->
     assert result.exit_code == 0, result.stdout + result.stderr
     body = json.loads(result.stdout)
     [run] = body["models"]
-    assert run["model"] is None  # the policy's model
+    assert run["model"] == HAIKU  # the policy's model
     assert run["judge_calls"] == 4
     every = run["all"]
     assert (every["images"], every["failed"], every["decided"]) == (9, 0, 9)

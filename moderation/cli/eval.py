@@ -47,7 +47,6 @@ limit are sent to review without a call and counted as "not called".
 \b
 Exit codes:
   0  the report is printed; every image was decided
-  1  never (a report is not a verdict)
   2  usage error: a bad labels row (its line is named), a missing image, an unknown tenant,
      bad options or configuration, unreadable recordings
   3  the report is printed, but at least one image could not be moderated (listed)
@@ -137,16 +136,15 @@ def eval_command(
         engine = _engine(store, recordings, settings)
         if models and engine.judge is None:
             raise _usage("--model: MODERATION_JUDGE is none, so no model would be asked")
-        runs.append(
-            run_model(
-                engine,
-                labelled,
-                tenant=tenant,
-                model=model if models else None,
-                max_judge_calls=max_judge_calls,
-                workers=workers,
-            )
+        run = run_model(
+            engine,
+            labelled,
+            tenant=tenant,
+            model=model if models else None,  # None: whatever the policy names
+            max_judge_calls=max_judge_calls,
+            workers=workers,
         )
+        runs.append(dataclasses.replace(run, model=model))  # reported as the model it asked
     body = report(runs, pricing)
     body = {"tenant": tenant, "labels": str(labels), "images": len(labelled), **body}
     body["max_judge_calls"] = max_judge_calls
