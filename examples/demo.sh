@@ -47,6 +47,14 @@ cp examples/policy-change/kids.yaml "$changed/tenants/kids.yaml"
 echo "== moderation replay $audit --policies $changed   (policies/ with the proposed kids.yaml)"
 "$bin/moderation" replay "$audit" --policies "$changed"
 echo
+# Which judge model? `moderation eval` runs the pipeline over labelled images once per model and
+# puts precision, recall, cost and latency side by side (docs/eval.md). The recordings hold one
+# answer per image, so offline the two models differ only in what their tokens would cost.
+echo "== moderation eval --labels examples/labels.csv --images examples/images --offline examples/recordings --model … --model …"
+"$bin/moderation" eval --labels examples/labels.csv --images examples/images \
+  --offline examples/recordings --policies policies \
+  --model us.anthropic.claude-haiku-4-5-20251001-v1:0 --model us.amazon.nova-lite-v1:0
+echo
 # The human review desk: the two `review` decisions above are items. A scripted reviewer decides
 # them through the library's API, as a person does on the review page; each verdict is appended
 # to the same audit log, in the same hash chain as the decisions.

@@ -477,13 +477,9 @@ class Engine:
         if self.judge is None or settings.model_id is None:
             note = "no judge is configured in this engine: borderline goes to human review"
             return Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note)
-        if not self.budget.try_acquire(tenant, settings.budget):
-            assert settings.budget is not None
-            note = (
-                f"escalation budget exhausted ({settings.budget.calls} judge calls per "
-                f"{settings.budget.per_seconds:g}s for tenant '{tenant}'): sent to human review"
-            )
-            return Escalation(judge=settings.judge, model_id=settings.model_id, skipped=note)
+        refused = self.budget.acquire(tenant, settings.budget)
+        if refused is not None:
+            return Escalation(judge=settings.judge, model_id=settings.model_id, skipped=refused)
         request = JudgeRequest(
             tenant=tenant,
             model_id=settings.model_id,

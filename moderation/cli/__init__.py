@@ -12,6 +12,7 @@ import click
 
 from moderation.cli.audit import audit
 from moderation.cli.check import check
+from moderation.cli.eval import eval_command
 from moderation.cli.policy import policy
 from moderation.cli.replay import replay
 from moderation.cli.review import review
@@ -30,3 +31,4 @@ main.add_command(policy)
 main.add_command(audit)
 main.add_command(replay)
 main.add_command(review)
+main.add_command(eval_command)
