@@ -59,7 +59,9 @@ echo
 # them through the library's API, as a person does on the review page; each verdict is appended
 # to the same audit log, in the same hash chain as the decisions.
 echo "== examples/scripted_reviewer.py   (a reviewer works the desk $desk)"
-reviewed=$("$bin/python" examples/scripted_reviewer.py "$MODERATION_REVIEW" "$audit" | tee /dev/stderr | tail -n 1)
+worked=$("$bin/python" examples/scripted_reviewer.py "$MODERATION_REVIEW" "$audit")
+echo "$worked"
+reviewed=$(tail -n 1 <<<"$worked")
 last=${reviewed##* }
 echo
 echo "== moderation review appeal ${last:0:12}… --reason … --by user-7   (the uploader appeals: back to the top of the desk)"

@@ -204,7 +204,7 @@ def test_text_report_puts_models_side_by_side(labelled: dict[str, Path]) -> None
     precision = next(line for line in result.stdout.splitlines() if "pipeline precision" in line)
     cp = clopper_pearson(2, 4)
     assert precision.count(f"0.500 [{cp.low:.3f}, {cp.high:.3f}] 2/4") == 2
-    assert "== Violence" in result.stdout and "== gore" in result.stdout
+    assert "category Violence" in result.stdout and "category gore" in result.stdout
 
 
 def test_each_model_is_priced_as_itself(labelled: dict[str, Path]) -> None:

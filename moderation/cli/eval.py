@@ -262,7 +262,7 @@ def _table(header: list[str], columns: list[list[tuple[str, str]]]) -> list[str]
 def _text(body: dict[str, Any], labelled: Sequence[LabelledImage]) -> str:
     """The report for a person: a table per group (all, then each category), models side by side."""
     runs = body["models"]
-    header = [""] + [run["model"] or "(no judge model)" for run in runs]
+    models = [run["model"] or "(no judge model)" for run in runs]
     lines = [
         f"tenant {body['tenant']}: {len(labelled)} labelled image(s), {len(runs)} model run(s), "
         f"at most {body['max_judge_calls']} judge call(s) each; "
@@ -271,8 +271,8 @@ def _text(body: dict[str, Any], labelled: Sequence[LabelledImage]) -> str:
     groups = [("all", [run["all"] for run in runs])]
     groups += [(name, [run["categories"][name] for run in runs]) for name in runs[0]["categories"]]
     for name, metrics in groups:
-        lines += ["", f"== {name}"]
-        lines += _table(header, [_rows(m) for m in metrics])
+        lines.append("")
+        lines += _table([f"category {name}", *models], [_rows(m) for m in metrics])
     for run in runs:
         for failed in run["failed"]:
             lines.append(f"not moderated ({run['model']}): {failed['file']}: {failed['error']}")
