@@ -15,6 +15,7 @@ from moderation.cli.check import check
 from moderation.cli.policy import policy
 from moderation.cli.replay import replay
 from moderation.cli.review import review
+from moderation.cli.tune import tune_command
 
 __all__ = ["main"]
 
@@ -30,3 +31,4 @@ main.add_command(policy)
 main.add_command(audit)
 main.add_command(replay)
 main.add_command(review)
+main.add_command(tune_command)
