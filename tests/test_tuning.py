@@ -206,7 +206,7 @@ def test_json_has_every_part(day: tuple[Path, Path]):
     assert rule["before"] == {"reject": 90, "escalate": 60}
     low, high = rule["after"]["escalate"], rule["after"]["reject"]
     # the band narrows, and on this traffic (the truth is a step at 75) both rates hold
-    assert 60 < low and high < 90
+    assert low > 60 and high < 90
     approved = [harmful for score, harmful in STEP_TRAFFIC if score < low]
     rejected = [not harmful for score, harmful in STEP_TRAFFIC if score >= high]
     assert sum(approved) / len(approved) <= 0.05 and sum(rejected) / len(rejected) <= 0.05
@@ -289,5 +289,5 @@ def test_errors(
 def test_a_log_without_labels_is_an_error(tmp_path: Path):
     policies = builders.policies_dir(tmp_path, t="categories:\n  Violence: {reject: 90}\n")
     log = labelled_log(tmp_path, policies, [(50, False), (95, True)])  # no QA, nothing reviewed
-    code, out, err = invoke("t", str(log), "--policies", str(policies), *rates())
+    code, _, err = invoke("t", str(log), "--policies", str(policies), *rates())
     assert code == 1 and "no labels for tenant 't'" in err
