@@ -15,10 +15,12 @@ from clirunner import runner
 
 from moderation.audit import JsonlAuditLog
 from moderation.cli import main
+from moderation.decision import Outcome
 from moderation.policy import PolicyStore
-from moderation.review import AuditRecordSink, Reviewer, SQLiteReviewDesk
+from moderation.review import AuditRecordSink, Label, LabelKind, Reviewer, SQLiteReviewDesk
 from moderation.tuning import Item, Step, labels_needed, run_side, tune
 from moderation.tuning._edit import edit
+from moderation.tuning._sample import collect
 
 TENANT = (
     "# Violence is tuned from the reviewers' verdicts.\n"
@@ -110,6 +112,26 @@ def test_with_no_error_the_labels_needed_are_the_closed_form(confidence: float, 
 def test_no_number_of_labels_proves_a_rate_observed_over_the_target():
     needed = labels_needed(Step(60, 20, 20, 2, 0, 0.3, False), 0.05, 0.95, rate=1.0)
     assert needed.labels is None and needed.observed == 0.1
+
+
+@pytest.mark.parametrize(
+    ("kind", "harmful", "counted"),
+    [
+        (LabelKind.QA, True, "qa"),
+        (LabelKind.REVIEW, True, "review"),
+        (LabelKind.APPEAL, None, "appeal"),
+    ],
+)
+def test_an_appeal_is_read_but_never_a_verdict_in_the_sample(
+    kind: LabelKind, harmful: bool | None, counted: str
+):
+    store = builders.store(builders.DEFAULT_POLICY, t=TENANT)
+    decision = builders.engine(store, Scores([50.0])).moderate(builders.IMAGE, tenant="t")
+    label = Label(decision, Outcome.REJECTED, kind, None, "anna", builders.NOW)
+    policy = store.get("t")
+    traffic = collect([decision], {decision.id: label}, policy, "t", ["Violence"])["Violence"]
+    assert [(item.score, item.harmful) for item in traffic.items] == [(50.0, harmful)]
+    assert dict(traffic.kinds) == {counted: 1}
 
 
 # --- too few labels ----------------------------------------------------------------------------

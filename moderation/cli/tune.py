@@ -20,7 +20,7 @@ _EPILOG = """\b
 Exit codes:
   0  done (a proposal, or none where the labels prove nothing; see the notes)
   1  nothing to tune from: no labels for the tenant, or an unknown tenant
-  2  usage error (a rate or confidence out of range, no --policies)
+  2  usage error (a rate or confidence out of range, no --policies, scipy missing)
   3  a named log does not exist or cannot be read
   4  the policies are invalid
 
@@ -104,6 +104,9 @@ def tune_command(
     except (TuningError, UnknownTenant) as exc:
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_ERROR) from exc
+    except ImportError as exc:  # scipy, the `tuning` extra, is not installed
+        click.echo(f"Error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from exc
     written = None
     if write is not None and proposal.shadow_text is not None:
         write.write_text(proposal.shadow_text, encoding="utf-8")
