@@ -15,6 +15,7 @@ __all__ = ["RuleProposal", "Targets", "propose_rule"]
 Status = Literal["changed", "unchanged", "insufficient"]
 _KEYS = ("reject", "review", "escalate")
 _TOP = 100.0
+_OUTCOME = {"approve": "approved", "reject": "rejected"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,8 +188,8 @@ def _side_note(rule: str, side: SideResult, current: float, banded: bool) -> str
         )
     images = (
         f", about {needed.images:,} more such images at the QA rate {side.rate:g}"
-        if (needed.images is not None)
-        else ""
+        if needed.images is not None
+        else f" (QA sampling of {word} is off: set review.qa_sample.{_OUTCOME[side.side]})"
     )
     return f"{head} ({evidence}); needs {needed.labels:,} more {kind}{images}"
 
