@@ -250,6 +250,8 @@ def test_json_has_every_part(day: tuple[Path, Path]):
     assert backtest["replay"]["flipped"] == flipped
     assert backtest["replay"]["matrix"]["review"]["approved"] > 0
     assert data["diff"].startswith("--- a/tenants/t.yaml")
+    edited = f"+  Violence: {{reject: {high:g}, escalate: {low:g}}}  # keep this comment\n"
+    assert edited in data["diff"]
 
 
 def test_write_gives_a_candidate_that_runs_as_a_shadow(day: tuple[Path, Path], tmp_path: Path):
@@ -313,3 +315,26 @@ def test_a_log_without_labels_is_an_error(tmp_path: Path):
     log = labelled_log(tmp_path, policies, [(50, False), (95, True)])  # no QA, nothing reviewed
     code, _, err = invoke("t", str(log), "--policies", str(policies), *rates())
     assert code == 1 and "no labels for tenant 't'" in err
+
+
+def test_invalid_policies_exit_4_naming_the_file(day: tuple[Path, Path], tmp_path: Path):
+    _, log = day
+    broken = builders.policies_dir(tmp_path, t="categories:\n  Violence: {reject: 200}\n")
+    code, _, err = invoke("t", str(log), "--policies", str(broken), *rates())
+    assert code == 4 and "tenants/t.yaml" in err
+
+
+def test_nothing_is_written_when_nothing_changes(tmp_path: Path):
+    # GIVEN too few labels, and QA sampling of rejections off
+    tenant = TENANT.replace("rejected: 1.0", "rejected: 0")
+    policies = builders.policies_dir(tmp_path, t=tenant)
+    log = labelled_log(tmp_path, policies, [(45 + i, False) for i in range(8)])
+    target = tmp_path / "t-next.yaml"
+    code, out, err = invoke(
+        "t", str(log), "--policies", str(policies), *rates("0.95"), "--write", str(target)
+    )
+    # THEN nothing is written, and the report says what is missing
+    assert code == 0 and not target.exists()
+    assert f"nothing written to {target}: no change is proposed" in err
+    assert "Violence: insufficient" in out and "No change proposed" in out
+    assert "QA sampling of rejections is off: set review.qa_sample.rejected" in out
