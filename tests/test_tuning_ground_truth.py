@@ -25,7 +25,7 @@ TENANT = (
 # Rekognition's confidence takes these values, uniformly (tomorrow's traffic looks like today's).
 SCORES = [40 + i / 10 for i in range(600)]
 TARGET_APPROVE, TARGET_REJECT, CONFIDENCE = 0.05, 0.05, 0.8
-REPETITIONS, IMAGES = 5, 1100
+REPETITIONS, IMAGES = 8, 1000
 TRUTH = Reviewer("truth", "*")
 
 
