@@ -26,6 +26,7 @@ __all__ = [
     "Problem",
     "ReplayError",
     "ReviewError",
+    "TuningError",
     "UnknownItem",
     "UnknownTenant",
 ]
@@ -284,3 +285,8 @@ class UnknownItem(ReviewError, LookupError):
 class LeaseLost(ReviewError):
     """A verdict or skip from a reviewer who does not hold the item's lease: it expired and
     another reviewer took the item, it was never theirs, or the item is already decided."""
+
+
+class TuningError(ModerationError, ValueError):
+    """`moderation tune` cannot work from what it was given: a bad rate or confidence, no labels
+    for the tenant, a policy file it cannot read or edit; the message says what is wrong."""

@@ -16,6 +16,7 @@ from moderation.cli.eval import eval_command
 from moderation.cli.policy import policy
 from moderation.cli.replay import replay
 from moderation.cli.review import review
+from moderation.cli.tune import tune_command
 
 __all__ = ["main"]
 
@@ -32,3 +33,4 @@ main.add_command(audit)
 main.add_command(replay)
 main.add_command(review)
 main.add_command(eval_command)
+main.add_command(tune_command)
