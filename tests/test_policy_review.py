@@ -132,6 +132,15 @@ review:
     )
 
 
+def test_golden_rate_defaults_to_zero_and_a_tenant_overrides_it():
+    assert store(BASE).get("default").review_rules.golden_rate == 0.0
+    policies = store(BASE + "review: {golden_rate: 0.05}\n", kids="review: {golden_rate: 0.5}\n")
+    assert policies.get("default").review_rules.golden_rate == 0.05
+    assert policies.get("kids").review_rules.golden_rate == 0.5
+    other = store(BASE + "review: {golden_rate: 0.05}\n", teens="review: {sla: 1h}\n")
+    assert other.get("teens").review_rules.golden_rate == 0.05  # inherited key by key
+
+
 def test_a_tenants_blur_list_replaces_the_inherited_one_whole():
     rules = store(kids="review: {blur: [Gambling]}\n").get("kids").review_rules
     assert rules.blur == ("Gambling",)
@@ -414,19 +423,63 @@ BAD_CASES = [
         id="qa-not-a-mapping",
     ),
     pytest.param(
+        BASE + "review: {golden_rate: 1.5}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got 1.5",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-above-one",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rate: -0.5}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got -0.5",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-negative",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rate: '0.1'}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got '0.1'",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-text",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rat: 0.1}\n",
+        [(D, "review.golden_rat", 2, "unknown key 'golden_rat'", "did you mean 'golden_rate'?")],
+        id="golden-near-miss",
+    ),
+    pytest.param(
         BASE + "review: {slaa: 4h}\n",
         [(D, "review.slaa", 2, "unknown key 'slaa'", "did you mean 'sla'?")],
         id="unknown-key-near-miss",
     ),
     pytest.param(
-        BASE + "review: {lease: 600}\n",
+        BASE + "review: {timeout: 600}\n",
         [
             (
                 D,
-                "review.lease",
+                "review.timeout",
                 2,
-                "unknown key 'lease'",
-                "allowed here: sla, reviewers, priority, blur, qa_sample",
+                "unknown key 'timeout'",
+                "allowed here: sla, reviewers, priority, blur, qa_sample, golden_rate",
             )
         ],
         id="unknown-key",
@@ -513,6 +566,8 @@ def test_the_json_schema_accepts_a_file_with_the_section():
         "{blur: [Explicit, Explicit]}",
         "{qa_sample: {approved: 1.5}}",
         "{qa_sample: {review: 0.5}}",
+        "{golden_rate: 1.5}",
+        "{golden_rate: true}",
         "{lease: 600}",
     ],
 )
