@@ -25,14 +25,14 @@ def qa_draw(decision_id: str) -> float:
     A decision is sampled when its draw is below the policy's rate, so raising a rate keeps every
     decision sampled before and adds more.
     """
-    return _draw("qa", decision_id)
+    return _draw("qa", "QA", decision_id)
 
 
 def golden_draw(decision_id: str) -> float:
     """The decision's golden draw in [0, 1): as `qa_draw`, of sha256("golden:" + id), so it is
     independent of the QA draw. A new desk item brings a golden item along when its draw is below
     the tenant's `golden_rate`."""
-    return _draw("golden", decision_id)
+    return _draw("golden", "golden", decision_id)
 
 
 def golden_drawn(decision_id: str, rate: float) -> bool:
@@ -40,9 +40,9 @@ def golden_drawn(decision_id: str, rate: float) -> bool:
     return golden_draw(decision_id) < rate
 
 
-def _draw(prefix: str, decision_id: str) -> float:
+def _draw(prefix: str, name: str, decision_id: str) -> float:
     if not isinstance(decision_id, str) or not decision_id:
-        raise ValueError(f"a {prefix} draw needs a decision id, got {decision_id!r}")
+        raise ValueError(f"a {name} draw needs a decision id, got {decision_id!r}")
     digest = hashlib.sha256(f"{prefix}:{decision_id}".encode()).digest()
     return int.from_bytes(digest[:_DRAW_BYTES], "big") / _DRAW_SPAN
 

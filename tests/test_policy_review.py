@@ -25,7 +25,7 @@ from moderation.policy import (
     ReviewRules,
     policy_schema,
 )
-from moderation.review_sampling import qa_draw, qa_rate, qa_sampled
+from moderation.review_sampling import golden_draw, golden_drawn, qa_draw, qa_rate, qa_sampled
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -627,6 +627,18 @@ IDS = [f"01J{i:023d}" for i in range(20000)]
 def test_the_draw_is_the_first_8_bytes_of_the_ids_hash():
     digest = hashlib.sha256(b"qa:01HZX").digest()
     assert qa_draw("01HZX") == int.from_bytes(digest[:8], "big") / 2**64
+
+
+def test_the_golden_draw_hashes_the_id_with_its_own_prefix():
+    digest = hashlib.sha256(b"golden:01HZX").digest()
+    assert golden_draw("01HZX") == int.from_bytes(digest[:8], "big") / 2**64 != qa_draw("01HZX")
+    drawn = sum(golden_drawn(i, 0.1) for i in IDS)
+    assert abs(drawn / len(IDS) - 0.1) < 0.01
+    both = sum(golden_drawn(i, 0.1) and qa_draw(i) < 0.1 for i in IDS)
+    assert abs(both / len(IDS) - 0.01) < 0.004  # independent of the QA draw
+    assert not any(golden_drawn(i, 0.0) for i in IDS[:100])
+    with pytest.raises(ValueError, match="a golden draw needs a decision id"):
+        golden_draw("")
 
 
 def test_sampling_is_deterministic_from_the_decision_id():
