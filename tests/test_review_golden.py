@@ -19,11 +19,13 @@ from moderation.cli import main
 from moderation.review import (
     AuditRecordSink,
     Reviewer,
+    ReviewMessage,
     SQLiteReviewDesk,
     desk_rules,
     golden_accuracy,
     label_of,
     labels,
+    message_rules,
 )
 from moderation.review_records import DecisionHistory, ReviewRecord, final_outcome, final_review
 from moderation.stats import clopper_pearson
@@ -137,6 +139,12 @@ def test_the_policys_golden_rate_reaches_the_desk(tmp_path: Path) -> None:
     decision = builders.engine(store, Detector(BORDERLINE)).moderate(builders.IMAGE, tenant="kids")
     assert desk_rules(decision, store.get("kids")).golden_rate == 1.0
     assert desk_rules(decision, store.get("default")).golden_rate == 0.0
+    # AND to an item the Lambda's queue brings
+    message = ReviewMessage.model_validate(
+        {"schema": 1, "decision_id": "d1", "tenant": "kids", "bucket": "b", "key": "k",
+         "policy_id": "kids"}
+    )  # fmt: skip
+    assert message_rules(message, store.get("kids")).golden_rate == 1.0
 
 
 def test_a_golden_verdict_is_recorded_but_changes_no_outcome_and_makes_no_label(
