@@ -66,9 +66,13 @@ class ReviewRecord(_PersonRecord):
     at: AwareDatetime
     # How the decision came before a person: `review` (its outcome was review), `qa` (a blind QA
     # sample of an automatic outcome, drawn at `qa_rate`), `appeal` (someone appealed it). What a
-    # label can prove depends on it: only QA samples estimate an automatic error rate.
-    item_kind: Literal["review", "qa", "appeal"] = "review"
+    # label can prove depends on it: only QA samples estimate an automatic error rate. `golden`:
+    # a showing of a golden item (an image with a known answer, mixed blind into the queue to
+    # measure the reviewer): `golden_answer` is the answer it was shown with. A golden record is
+    # never a label and never settles its decision (it is never `final`).
+    item_kind: Literal["review", "qa", "appeal", "golden"] = "review"
     qa_rate: Annotated[float, Field(gt=0, le=1)] | None = None
+    golden_answer: Literal["approve", "reject"] | None = None
 
     @model_validator(mode="after")
     def _skip_is_never_final(self) -> ReviewRecord:
@@ -76,7 +80,24 @@ class ReviewRecord(_PersonRecord):
             raise ValueError("a skip puts the item back: it cannot be a final verdict")
         if self.qa_rate is not None and self.item_kind != "qa":
             raise ValueError(f"qa_rate is for a qa item, not a {self.item_kind} item")
+        if (self.golden_answer is None) != (self.item_kind != "golden"):
+            raise ValueError("a golden item's record, and only it, has a golden_answer")
+        if self.final and self.item_kind == "golden":
+            raise ValueError("a golden item's verdict measures the reviewer: it is never final")
         return self
+
+    @property
+    def golden(self) -> bool:
+        """True for a verdict on a golden item (a known answer): never a label of the traffic."""
+        return self.item_kind == "golden"
+
+    @property
+    def correct(self) -> bool | None:
+        """For a golden verdict, whether it matches the known answer (None for a skip); None for
+        every other record."""
+        if self.golden_answer is None or self.verdict == "skip":
+            return None
+        return self.verdict == self.golden_answer
 
     @property
     def outcome(self) -> Outcome | None:
@@ -99,10 +120,11 @@ class AppealRecord(_PersonRecord):
 
 
 def final_review(reviews: Iterable[ReviewRecord]) -> ReviewRecord | None:
-    """The latest final verdict of `reviews` (given in log order), or None when none is final."""
+    """The latest final verdict of `reviews` (given in log order), or None when none is final.
+    A golden item's verdict is never one (it measures the reviewer, not the image)."""
     latest: ReviewRecord | None = None
     for review in reviews:
-        if review.final:
+        if review.final and not review.golden:
             latest = review
     return latest
 
@@ -116,11 +138,17 @@ def final_outcome(decision: Decision, reviews: Iterable[ReviewRecord]) -> Outcom
 
 @dataclass(frozen=True, slots=True)
 class DecisionHistory:
-    """A decision with the review and appeal records about it, in log order."""
+    """A decision with the review and appeal records about it, in log order.
+
+    `golden` holds the verdicts given on showings of the decision's image as a golden item (a
+    known answer, to measure reviewers): they are kept apart from `reviews`, so they never change
+    what the decision came to nor make it a label.
+    """
 
     decision: Decision
     reviews: tuple[ReviewRecord, ...] = ()
     appeals: tuple[AppealRecord, ...] = ()
+    golden: tuple[ReviewRecord, ...] = ()
 
     @property
     def final(self) -> ReviewRecord | None:

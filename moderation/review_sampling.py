@@ -13,7 +13,7 @@ import hashlib
 from moderation.decision import Outcome
 from moderation.policy._model import ReviewRules
 
-__all__ = ["qa_draw", "qa_rate", "qa_sampled"]
+__all__ = ["golden_draw", "golden_drawn", "qa_draw", "qa_rate", "qa_sampled"]
 
 _DRAW_BYTES = 8
 _DRAW_SPAN = float(1 << (8 * _DRAW_BYTES))
@@ -25,9 +25,25 @@ def qa_draw(decision_id: str) -> float:
     A decision is sampled when its draw is below the policy's rate, so raising a rate keeps every
     decision sampled before and adds more.
     """
+    return _draw("qa", "QA", decision_id)
+
+
+def golden_draw(decision_id: str) -> float:
+    """The decision's golden draw in [0, 1): as `qa_draw`, of sha256("golden:" + id), so it is
+    independent of the QA draw. A new desk item brings a golden item along when its draw is below
+    the tenant's `golden_rate`."""
+    return _draw("golden", "golden", decision_id)
+
+
+def golden_drawn(decision_id: str, rate: float) -> bool:
+    """Whether the new desk item of `decision_id` brings a golden item along at `rate`."""
+    return golden_draw(decision_id) < rate
+
+
+def _draw(prefix: str, name: str, decision_id: str) -> float:
     if not isinstance(decision_id, str) or not decision_id:
-        raise ValueError(f"a QA draw needs a decision id, got {decision_id!r}")
-    digest = hashlib.sha256(f"qa:{decision_id}".encode()).digest()
+        raise ValueError(f"a {name} draw needs a decision id, got {decision_id!r}")
+    digest = hashlib.sha256(f"{prefix}:{decision_id}".encode()).digest()
     return int.from_bytes(digest[:_DRAW_BYTES], "big") / _DRAW_SPAN
 
 

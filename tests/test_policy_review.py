@@ -25,7 +25,7 @@ from moderation.policy import (
     ReviewRules,
     policy_schema,
 )
-from moderation.review_sampling import qa_draw, qa_rate, qa_sampled
+from moderation.review_sampling import golden_draw, golden_drawn, qa_draw, qa_rate, qa_sampled
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -130,6 +130,15 @@ review:
         blur=("Explicit", "Visually Disturbing"),  # inherited
         qa_sample=QaSample(approved=0.01, rejected=0.5),
     )
+
+
+def test_golden_rate_defaults_to_zero_and_a_tenant_overrides_it():
+    assert store(BASE).get("default").review_rules.golden_rate == 0.0
+    policies = store(BASE + "review: {golden_rate: 0.05}\n", kids="review: {golden_rate: 0.5}\n")
+    assert policies.get("default").review_rules.golden_rate == 0.05
+    assert policies.get("kids").review_rules.golden_rate == 0.5
+    other = store(BASE + "review: {golden_rate: 0.05}\n", teens="review: {sla: 1h}\n")
+    assert other.get("teens").review_rules.golden_rate == 0.05  # inherited key by key
 
 
 def test_a_tenants_blur_list_replaces_the_inherited_one_whole():
@@ -414,19 +423,63 @@ BAD_CASES = [
         id="qa-not-a-mapping",
     ),
     pytest.param(
+        BASE + "review: {golden_rate: 1.5}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got 1.5",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-above-one",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rate: -0.5}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got -0.5",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-negative",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rate: '0.1'}\n",
+        [
+            (
+                D,
+                "review.golden_rate",
+                2,
+                "must be a fraction from 0 to 1, got '0.1'",
+                "e.g. 0.02 brings one golden item for about every fifty items",
+            )
+        ],
+        id="golden-text",
+    ),
+    pytest.param(
+        BASE + "review: {golden_rat: 0.1}\n",
+        [(D, "review.golden_rat", 2, "unknown key 'golden_rat'", "did you mean 'golden_rate'?")],
+        id="golden-near-miss",
+    ),
+    pytest.param(
         BASE + "review: {slaa: 4h}\n",
         [(D, "review.slaa", 2, "unknown key 'slaa'", "did you mean 'sla'?")],
         id="unknown-key-near-miss",
     ),
     pytest.param(
-        BASE + "review: {lease: 600}\n",
+        BASE + "review: {timeout: 600}\n",
         [
             (
                 D,
-                "review.lease",
+                "review.timeout",
                 2,
-                "unknown key 'lease'",
-                "allowed here: sla, reviewers, priority, blur, qa_sample",
+                "unknown key 'timeout'",
+                "allowed here: sla, reviewers, priority, blur, qa_sample, golden_rate",
             )
         ],
         id="unknown-key",
@@ -513,6 +566,8 @@ def test_the_json_schema_accepts_a_file_with_the_section():
         "{blur: [Explicit, Explicit]}",
         "{qa_sample: {approved: 1.5}}",
         "{qa_sample: {review: 0.5}}",
+        "{golden_rate: 1.5}",
+        "{golden_rate: true}",
         "{lease: 600}",
     ],
 )
@@ -572,6 +627,18 @@ IDS = [f"01J{i:023d}" for i in range(20000)]
 def test_the_draw_is_the_first_8_bytes_of_the_ids_hash():
     digest = hashlib.sha256(b"qa:01HZX").digest()
     assert qa_draw("01HZX") == int.from_bytes(digest[:8], "big") / 2**64
+
+
+def test_the_golden_draw_hashes_the_id_with_its_own_prefix():
+    digest = hashlib.sha256(b"golden:01HZX").digest()
+    assert golden_draw("01HZX") == int.from_bytes(digest[:8], "big") / 2**64 != qa_draw("01HZX")
+    drawn = sum(golden_drawn(i, 0.1) for i in IDS)
+    assert abs(drawn / len(IDS) - 0.1) < 0.01
+    both = sum(golden_drawn(i, 0.1) and qa_draw(i) < 0.1 for i in IDS)
+    assert abs(both / len(IDS) - 0.01) < 0.004  # independent of the QA draw
+    assert not any(golden_drawn(i, 0.0) for i in IDS[:100])
+    with pytest.raises(ValueError, match="a golden draw needs a decision id"):
+        golden_draw("")
 
 
 def test_sampling_is_deterministic_from_the_decision_id():

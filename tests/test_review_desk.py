@@ -50,6 +50,7 @@ from moderation.review import (
     settle,
 )
 from moderation.review._sqlite import SCHEMA_VERSION
+from moderation.review_sampling import golden_drawn
 from moderation.testing import StaticDetector
 
 START = 1_790_000_000.0
@@ -833,3 +834,217 @@ def test_depth_counts_leases_held_now(desk: ReviewDesk) -> None:
     (forum,) = desk.depth(DAVE)
     assert (forum.waiting, forum.leased) == (2, 1)
     assert desk.depth(Reviewer("nobody", frozenset({"other"}))) == []
+
+
+# -- golden items -------------------------------------------------------------------------------
+
+EVERY = DeskRules(golden_rate=1.0)  # every new item brings a golden item along
+
+
+def golden_source(n: int, tenant: str = "forum") -> NewItem:
+    """A decided image to make golden: its own evidence, so a showing can be told from it."""
+    return NewItem(
+        decision_id=f"01GOLD{n:020d}",
+        tenant=tenant,
+        reasons=(f"Explicit {80 + n % 10}.0% >= review 60 (rule 'Explicit')",),
+        findings=(ItemFinding(label="Explicit", confidence=80.0 + n % 10, band="review"),),
+        rationale=f"known evidence {n}",
+        image=ItemImage(store_key=f"{10_000 + n:064x}"),
+    )
+
+
+def _visible(item: Any) -> dict[str, Any]:
+    """What the page can show of an item, less its own identity and evidence."""
+    return item.model_dump(
+        exclude={"id", "decision_id", "reasons", "findings", "rationale", "image", "verdicts"}
+    )
+
+
+def test_a_golden_showing_comes_with_a_new_item_and_looks_like_a_review_item(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    # GIVEN a golden item of forum, and a new review item of forum at golden rate 1
+    desk.add_golden(golden_source(1), "reject")
+    clock.advance(30)
+    rules = DeskRules(reviewers=2, sla_seconds=3600, priority=4, golden_rate=1.0)
+    trigger = desk.enqueue(new_item(1), rules=rules)
+    # WHEN alice takes what she is offered: the new item, then the golden showing beside it
+    first = desk.next(ALICE)
+    assert first is not None and first.id == trigger.id
+    desk.decide(first.id, "approve", reviewer=ALICE)
+    showing = desk.next(ALICE)
+    # THEN the showing is a review item with the golden decision's real id and evidence
+    assert showing is not None and showing.id != trigger.id
+    golden = golden_source(1)
+    assert showing.kind is ItemKind.REVIEW and showing.decision_id == golden.decision_id
+    assert (showing.reasons, showing.findings, showing.rationale, showing.image) == (
+        golden.reasons, golden.findings, golden.rationale, golden.image,
+    )  # fmt: skip
+    # AND the rest (priority, times, reviewers needed, no QA rate) is the new item's
+    leased = desk.next(BOB)  # bob gets the first item, still wanting a second reviewer
+    assert leased is not None and leased.id == trigger.id
+    assert _visible(showing) == _visible(leased.model_copy(update={"lease_holder": "alice"}))
+    assert showing.qa_rate is None and "golden" not in showing.model_dump_json()
+    # AND its id tells nothing: the same shape as every other item id
+    assert len(showing.id) == len(trigger.id) and showing.id.startswith("01ITEM")
+    # AND the golden decision's own id finds no showing
+    assert desk.find(golden.decision_id) is None
+
+
+def test_golden_showings_come_at_the_rate_drawn_from_the_new_items_decision_ids(
+    desk: ReviewDesk,
+) -> None:
+    for n in range(40):
+        desk.add_golden(golden_source(n), "approve")
+    drawn = [n for n in range(40) if golden_drawn(new_item(n).decision_id, 0.3)]
+    assert 0 < len(drawn) < 40  # the draw both brings and leaves out
+    for n in range(40):
+        desk.enqueue(new_item(n), rules=DeskRules(golden_rate=0.3))
+    (forum,) = desk.depth(ROOT)
+    assert forum.waiting == 40 + len(drawn)
+    assert sum(g.shown for g in desk.golden("forum")) == len(drawn)
+    # AND the same items enqueued again bring nothing more; rate 0 (the default) brings none
+    for n in range(40):
+        desk.enqueue(new_item(n), rules=DeskRules(golden_rate=0.3))
+    desk.enqueue(new_item(99))
+    assert desk.depth(ROOT)[0].waiting == 41 + len(drawn)
+
+
+def test_no_golden_item_of_another_tenant_nor_one_already_waiting_is_shown(
+    desk: ReviewDesk,
+) -> None:
+    desk.add_golden(golden_source(1, tenant="kids"), "reject")
+    desk.enqueue(new_item(1), rules=EVERY)  # forum: no golden item of its own
+    assert desk.depth(ROOT)[0].waiting == 1
+    desk.add_golden(golden_source(2), "reject")
+    desk.enqueue(new_item(2), rules=EVERY)  # brings golden 2
+    desk.enqueue(new_item(3), rules=EVERY)  # golden 2's showing still waits: nothing
+    assert desk.depth(ROOT)[0].waiting == 4  # items 1, 2, 3 and one showing
+    assert [(g.decision_id, g.shown) for g in desk.golden("forum")] == [
+        (golden_source(2).decision_id, 1)
+    ]
+
+
+def test_the_least_shown_golden_item_is_shown_next(desk: ReviewDesk) -> None:
+    desk.add_golden(golden_source(1), "reject")
+    desk.add_golden(golden_source(2), "approve")
+    reviewers = [Reviewer(f"r{n}", "*") for n in range(4)]
+    for n, reviewer in enumerate(reviewers):
+        desk.enqueue(new_item(n), rules=EVERY)
+        while (item := desk.next(reviewer)) is not None:
+            desk.decide(item.id, "approve", reviewer=reviewer)
+    assert [g.shown for g in desk.golden()] == [2, 2]
+
+
+def test_a_verdict_on_a_golden_showing_is_golden_without_effects_or_a_final_outcome(
+    desk: ReviewDesk, sink: Recorder
+) -> None:
+    # GIVEN a decision bob approved on the desk, made golden with the answer reject
+    golden = golden_source(1)
+    desk.enqueue(golden)
+    take_and_decide(desk, BOB, "approve")
+    desk.add_golden(golden, "reject")
+    deliveries = desk.pending_deliveries()
+    assert len(deliveries) == 1
+    # WHEN a new item brings it along and alice skips, then approves, the showing
+    desk.enqueue(new_item(1), rules=EVERY)
+    take_and_decide(desk, ALICE)  # the new item
+    showing = desk.next(ALICE)
+    assert showing is not None and showing.decision_id == golden.decision_id
+    desk.release(showing.id, reviewer=ALICE)
+    showing = desk.next(DAVE)
+    assert showing is not None and showing.decision_id == golden.decision_id
+    verdict = desk.decide(showing.id, "approve", reviewer=DAVE)
+    # THEN the skip and the verdict are golden records with the answer, never final
+    skip, judged = (audit_record(r) for r in sink.records[-2:])
+    assert (skip.item_kind, skip.verdict, skip.golden_answer) == ("golden", "skip", "reject")
+    assert (judged.item_kind, judged.verdict, judged.golden_answer) == (
+        "golden",
+        "approve",
+        "reject",
+    )
+    assert not judged.final and judged.correct is False and judged.qa_rate is None
+    assert verdict.golden_answer is VerdictChoice.REJECT
+    # AND only the new item's verdict has effects: the showing adds no delivery
+    assert len(desk.pending_deliveries()) == 2
+    assert all(d.verdict.golden_answer is None for d in desk.pending_deliveries())
+    # AND the golden decision's final verdict is still bob's
+    final = desk.final(golden.decision_id)
+    assert final is not None and (final.reviewer, final.verdict) == ("bob", VerdictChoice.APPROVE)
+
+
+def test_a_golden_decision_is_never_shown_to_who_judged_it(
+    desk: ReviewDesk,
+) -> None:
+    # GIVEN bob decided the golden decision's own item, and alice judged one showing of it
+    golden = golden_source(1)
+    desk.enqueue(golden)
+    take_and_decide(desk, BOB, "reject")
+    desk.add_golden(golden, "reject")
+    desk.enqueue(new_item(1), rules=EVERY)
+    take_and_decide(desk, ALICE)  # the new item
+    take_and_decide(desk, ALICE, "reject")  # the showing
+    desk.enqueue(new_item(2), rules=EVERY)  # a second showing of it
+    # WHEN bob and alice ask for work
+    second = desk.next(BOB)
+    assert second is not None and second.decision_id == new_item(2).decision_id
+    desk.decide(second.id, "approve", reviewer=BOB)
+    # THEN neither is offered the second showing; dave, who never saw it, is
+    assert desk.next(BOB) is None and desk.next(ALICE) is None
+    offered = desk.next(DAVE)
+    assert offered is not None and offered.decision_id == golden.decision_id
+
+
+def test_golden_items_are_listed_and_adding_one_again_replaces_its_answer(
+    desk: ReviewDesk, clock: Clock
+) -> None:
+    first = desk.add_golden(golden_source(2), "approve")
+    assert (first.decision_id, first.tenant, first.answer, first.shown) == (
+        golden_source(2).decision_id, "forum", VerdictChoice.APPROVE, 0,
+    )  # fmt: skip
+    assert first.added_at.timestamp() == START
+    desk.add_golden(golden_source(1, tenant="kids"), VerdictChoice.REJECT)
+    clock.advance(10)
+    again = desk.add_golden(golden_source(2), "reject")
+    assert (again.answer, again.added_at.timestamp()) == (VerdictChoice.REJECT, START + 10)
+    assert [g.decision_id for g in desk.golden()] == [
+        golden_source(2).decision_id,
+        golden_source(1).decision_id,
+    ]
+    assert desk.golden("kids") == [desk.golden()[1]] and desk.golden("other") == []
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda d: d.add_golden(golden_source(1), "maybe"), "'maybe' is not 'approve' or 'reject'"),
+        (lambda d: d.add_golden("01GOLD", "approve"), "a Decision or a NewItem, not str"),
+        (
+            lambda d: d.enqueue(new_item(1).model_copy(update={"decision_id": "golden-showing:x"})),
+            "keeps for golden showings",
+        ),
+    ],
+)
+def test_bad_golden_items_are_refused(
+    desk: ReviewDesk, call: Callable[[ReviewDesk], object], message: str
+) -> None:
+    with pytest.raises(ReviewError, match=message):
+        call(desk)
+
+
+def test_a_golden_items_image_is_never_purged(desk: ReviewDesk, clock: Clock) -> None:
+    golden = golden_source(1)
+    desk.enqueue(golden)
+    take_and_decide(desk, BOB)
+    desk.enqueue(new_item(1))
+    take_and_decide(desk, BOB)
+    desk.add_golden(golden, "approve")
+    clock.advance(60)
+    now = datetime.fromtimestamp(clock.now, UTC)
+    assert desk.closed_images(now) == [f"{1:064x}"]  # the golden image is kept
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.5, True, "0.5"])
+def test_desk_rules_refuse_a_bad_golden_rate(rate: object) -> None:
+    with pytest.raises(ReviewError, match="golden_rate must be a fraction from 0 to 1"):
+        DeskRules(golden_rate=rate)  # type: ignore[arg-type]

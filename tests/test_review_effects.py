@@ -229,7 +229,7 @@ def test_a_desk_file_of_schema_version_1_gains_the_outbox(tmp_path, clock):
         decide(desk, 1)
         assert len(desk.pending_deliveries()) == 1
     with sqlite3.connect(path) as db:
-        assert db.execute("SELECT version FROM schema_version").fetchall() == [(2,)]
+        assert db.execute("SELECT version FROM schema_version").fetchall() == [(3,)]
 
 
 def test_a_crash_between_commit_and_delivery_loses_nothing(tmp_path, clock, receiver):

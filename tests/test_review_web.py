@@ -688,3 +688,48 @@ def test_a_verdict_the_audit_log_cannot_take_is_not_kept(web: Desk, tmp_path: Pa
     assert response.status_code == 503 and "the audit disk is full" in response.text
     assert desk.get(item.id).verdicts == () and desk.get(item.id).lease_holder == "bob"
     desk.close()
+
+
+# -- golden items ------------------------------------------------------------------------------
+
+
+def test_a_golden_showing_renders_exactly_like_a_review_item(web: Desk) -> None:
+    # GIVEN a golden item of kids with the same evidence as a review item, brought along by it
+    key = web.store.put(png((1, 2, 3)))
+    web.desk.add_golden(
+        NewItem(
+            decision_id=f"01DEC{99:021d}",
+            tenant="kids",
+            reasons=(REASON,),
+            findings=(ItemFinding(label="Explicit Nudity", confidence=72.0, band="review"),),
+            rationale=RATIONALE,
+            image=ItemImage(store_key=key),
+        ),
+        "reject",
+    )
+    item = web.add(1, rules=DeskRules(sla_seconds=4 * 3600, golden_rate=1.0))
+    client = web.client("carol")
+    # WHEN carol judges the review item and then is offered the next
+    first = client.get("/").text
+    assert item.id in first
+    client.post(f"/items/{item.id}/decision", data={"verdict": "approve", "csrf": csrf(first)})
+    second = client.get("/").text
+    showing = re.search(r'action="/items/([^/]+)/decision"', second)
+    assert showing is not None and showing.group(1) != item.id
+    # THEN the two pages differ only in the item id and the decision id
+    assert f"01DEC{99:021d}" in second and f"01DEC{99:021d}" not in first
+
+    def blank(html: str, item_id: str, decision_id: str) -> str:
+        return html.replace(item_id, "ITEM").replace(decision_id, "DECISION")
+
+    assert blank(second, showing.group(1), f"01DEC{99:021d}") == blank(
+        first, item.id, item.decision_id
+    )
+    # AND its image is served like any other; the verdict on it is recorded as golden
+    assert client.get(f"/items/{showing.group(1)}/image").content == png((1, 2, 3))
+    response = client.post(
+        f"/items/{showing.group(1)}/decision", data={"verdict": "approve", "csrf": csrf(second)}
+    )
+    assert (response.status_code, response.headers["location"]) == (303, "/?last=approve")
+    judged = web.reviews()[-1]
+    assert (judged.item_kind, judged.golden_answer, judged.final) == ("golden", "reject", False)

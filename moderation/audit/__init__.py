@@ -16,7 +16,7 @@ from moderation.audit._format import (
     parse_line,
 )
 from moderation.audit._jsonl import JsonlAuditLog
-from moderation.audit._labels import history, labels
+from moderation.audit._labels import golden_verdicts, history, labels
 from moderation.audit._read import LogEntry, decisions, log_files, read_log, records
 from moderation.audit._s3 import S3AuditError, S3AuditLog
 from moderation.audit._sinks import (
@@ -58,6 +58,7 @@ __all__ = [
     "audit_record_schema",
     "decisions",
     "encode_record",
+    "golden_verdicts",
     "history",
     "labels",
     "log_files",

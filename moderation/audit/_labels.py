@@ -17,7 +17,7 @@ from moderation.audit._verify import VerifiedRecords
 from moderation.decision import Decision
 from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
 
-__all__ = ["history", "labels"]
+__all__ = ["golden_verdicts", "history", "labels"]
 
 
 def _entries(paths: Paths, *, key: str | bytes | None, verified: bool) -> Iterator[Entry]:
@@ -38,6 +38,7 @@ def history(
     `verified=True`, only records that verify are read."""
     found: Decision | None = None
     reviews: list[ReviewRecord] = []
+    golden: list[ReviewRecord] = []
     appeals: list[AppealRecord] = []
     for entry in _entries(paths, key=key, verified=verified):
         if isinstance(entry, Decision):
@@ -46,12 +47,12 @@ def history(
         elif entry.decision_id != decision_id:
             continue
         elif isinstance(entry, ReviewRecord):
-            reviews.append(entry)
+            (golden if entry.golden else reviews).append(entry)
         else:
             appeals.append(entry)
     if found is None:
         return None
-    return DecisionHistory(found, tuple(reviews), tuple(appeals))
+    return DecisionHistory(found, tuple(reviews), tuple(appeals), tuple(golden))
 
 
 def labels(
@@ -61,13 +62,15 @@ def labels(
     records (`.final` is the latest final verdict, `.outcome` the final outcome), in the order of
     the decisions. With `key` (a keyed log's) or `verified=True`, only records that verify are
     read. Reads the logs twice: first the review and appeal records (held in memory), then the
-    decisions, streaming; records about a decision the logs do not hold are left out."""
+    decisions, streaming; records about a decision the logs do not hold are left out. Verdicts on
+    a golden item's showings go to `DecisionHistory.golden`, never to `reviews`: a decision only
+    shown as a golden item is not yielded."""
     if not isinstance(paths, str | os.PathLike):
         paths = list(paths)  # read twice
     reviews: dict[str, list[ReviewRecord]] = {}
     appeals: dict[str, list[AppealRecord]] = {}
     for entry in _entries(paths, key=key, verified=verified):
-        if isinstance(entry, ReviewRecord):
+        if isinstance(entry, ReviewRecord) and not entry.golden:
             reviews.setdefault(entry.decision_id, []).append(entry)
         elif isinstance(entry, AppealRecord):
             appeals.setdefault(entry.decision_id, []).append(entry)
@@ -78,3 +81,14 @@ def labels(
                 tuple(reviews.pop(entry.id, ())),
                 tuple(appeals.pop(entry.id, ())),
             )
+
+
+def golden_verdicts(
+    paths: Paths, *, key: str | bytes | None = None, verified: bool = False
+) -> Iterator[ReviewRecord]:
+    """Every review record of a golden item's showing (a known answer, `golden_answer`), skips
+    included, in log order: what measures reviewers. With `key` (a keyed log's) or
+    `verified=True`, only records that verify are read."""
+    for entry in _entries(paths, key=key, verified=verified):
+        if isinstance(entry, ReviewRecord) and entry.golden:
+            yield entry

@@ -276,6 +276,10 @@ def describe_history(found: DecisionHistory) -> str:
         )
     if found.appealed_after_final:
         lines.append("  appealed since: the outcome may change when the appeal is decided")
+    if found.golden:
+        lines.append("golden item verdicts (measure the reviewers, never the outcome):")
+    for record in found.golden:
+        lines.append(f"  - {_person_record(record)}; known answer: {record.golden_answer}")
     return "\n".join(lines)
 
 

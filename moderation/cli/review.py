@@ -27,6 +27,7 @@ from moderation.cli._desk import (
     IMAGES_ENV,
     open_plain_desk,
 )
+from moderation.cli.review_golden import golden_group
 from moderation.cli.review_outcome import appeal_command, deliver_command
 from moderation.cli.review_page import reviewer_group, serve_command
 from moderation.cli.review_stats import stats_command
@@ -355,3 +356,4 @@ review.add_command(serve_command)
 review.add_command(appeal_command)
 review.add_command(deliver_command)
 review.add_command(stats_command)
+review.add_command(golden_group)

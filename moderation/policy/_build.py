@@ -198,6 +198,8 @@ def _review(section: Mapping[str, Any]) -> ReviewRules:
         rules["blur"] = tuple(section["blur"])
     if "qa_sample" in section:
         rules["qa_sample"] = QaSample(**section["qa_sample"])
+    if "golden_rate" in section:
+        rules["golden_rate"] = section["golden_rate"]
     return ReviewRules(**rules)
 
 

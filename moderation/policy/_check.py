@@ -95,6 +95,10 @@ _MESSAGES: dict[KeyPath, tuple[str, str | None]] = {
         "e.g. [Explicit, Visually Disturbing]",
     ),
     ("review", "qa_sample"): ("must be a mapping", "e.g. {approved: 0.01, rejected: 0.02}"),
+    ("review", "golden_rate"): (
+        "must be a fraction from 0 to 1, got {got}",
+        "e.g. 0.02 brings one golden item for about every fifty items",
+    ),
 }
 
 _Clean = dict[str, Any]
@@ -591,6 +595,8 @@ class FileChecker:
                 out[key] = self.review_priority(v)
             elif key == "blur":
                 out[key] = self.review_blur(v)
+            elif key == "golden_rate":
+                out[key] = float(v)
             else:  # qa_sample
                 out[key] = {k: None if p is None else float(p) for k, p in v.items()}
         return out

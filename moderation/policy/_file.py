@@ -298,6 +298,11 @@ class ReviewFile(_FileModel):
         "until the reviewer asks.",
     )
     qa_sample: QaSampleFile | None = None
+    golden_rate: Fraction | None = Field(
+        default=None,
+        description="Fraction (0..1) of this tenant's desk items that also bring a golden item "
+        "(a known answer, shown blind) into the queue (default 0).",
+    )
 
 
 class PolicyFile(_FileModel):

@@ -203,6 +203,8 @@ class ReviewRules(BaseModel):
     flagged. `reviewers`: agreeing verdicts needed for a final verdict. `priority`: canonical
     category -> priority (higher first; a finding's category counts through its nearest ancestor
     written here). `blur`: canonical categories whose images are blurred until a reviewer asks.
+    `golden_rate`: the fraction of the tenant's new desk items that also bring one golden item
+    (an image with a known answer, shown like any review item) into the queue.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -212,6 +214,7 @@ class ReviewRules(BaseModel):
     priority: FrozenDict[str, int] = FrozenDict()
     blur: tuple[str, ...] = ()
     qa_sample: QaSample = QaSample()
+    golden_rate: float = 0.0
 
     def priority_of(self, categories: Iterable[str]) -> int:
         """The highest priority of `categories`, each through its nearest ancestor listed; 0 if

@@ -5,6 +5,7 @@ final verdict does (S3 tags and quarantine, the signed webhook).
 """
 
 from moderation.errors import LeaseLost, ReviewError, UnknownItem
+from moderation.review._accuracy import GoldenAccuracy, golden_accuracy
 from moderation.review._audit_sink import APPEAL_FILED_BY, AuditRecordSink, audit_record
 from moderation.review._backfill import BackfillCount, backfill, item_kind
 from moderation.review._desk import (
@@ -50,6 +51,7 @@ from moderation.review._model import (
     Appeal,
     Delivery,
     DeskRules,
+    GoldenItem,
     ItemFinding,
     ItemImage,
     ItemKind,
@@ -108,6 +110,8 @@ __all__ = [
     "DirectoryImageStore",
     "Effects",
     "ErrorRate",
+    "GoldenAccuracy",
+    "GoldenItem",
     "ImageStore",
     "IngestCount",
     "ItemFinding",
@@ -149,6 +153,7 @@ __all__ = [
     "audit_record",
     "backfill",
     "desk_rules",
+    "golden_accuracy",
     "ingest",
     "item_kind",
     "label_of",

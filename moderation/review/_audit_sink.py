@@ -20,8 +20,11 @@ APPEAL_FILED_BY = "unknown"
 
 
 def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
-    """The audit log's record of a desk verdict, skip (a `skip` review, never final) or appeal."""
+    """The audit log's record of a desk verdict, skip (a `skip` review, never final) or appeal.
+    A verdict or skip on a golden item's showing is a `golden` record with its known answer,
+    never final."""
     if isinstance(record, ReviewVerdict):
+        golden = record.golden_answer
         return ReviewRecord(
             decision_id=record.decision_id,
             item_id=record.item_id,
@@ -29,19 +32,22 @@ def audit_record(record: DeskRecord) -> ReviewRecord | AppealRecord:
             verdict=record.verdict.value,
             note=record.note,
             categories=record.categories,
-            final=record.final,
+            final=record.final and golden is None,  # a golden verdict settles nothing
             at=record.at,
-            item_kind=record.kind.value,
-            qa_rate=record.qa_rate if record.kind is ItemKind.QA else None,
+            item_kind="golden" if golden is not None else record.kind.value,
+            qa_rate=record.qa_rate if record.kind is ItemKind.QA and golden is None else None,
+            golden_answer=None if golden is None else golden.value,
         )
     if isinstance(record, Skip):
+        golden = record.golden_answer
         return ReviewRecord(
             decision_id=record.decision_id,
             item_id=record.item_id,
             reviewer=record.reviewer,
             verdict="skip",
             at=record.at,
-            item_kind=record.kind.value,
+            item_kind="golden" if golden is not None else record.kind.value,
+            golden_answer=None if golden is None else golden.value,
         )
     if isinstance(record, Appeal):
         return AppealRecord(

@@ -11,6 +11,7 @@ from moderation.review._model import (
     Appeal,
     Delivery,
     DeskRules,
+    GoldenItem,
     ItemImage,
     ItemKind,
     NewItem,
@@ -142,6 +143,20 @@ class ReviewDesk(Protocol):
         creation and due time, whether it is leased now (for the queue's ages and breaches).
 
         Read-only: it leases nothing."""
+
+    def add_golden(
+        self,
+        item: Decision | NewItem,
+        answer: VerdictChoice | str,
+        *,
+        image: ItemImage | None = None,
+    ) -> GoldenItem:
+        """Make the decision's image a golden item of its tenant with the known `answer`: new
+        items of the tenant bring a showing of it at the tenant's `golden_rate`, shown like a
+        review item; a verdict on a showing only measures the reviewer."""
+
+    def golden(self, tenant: str | None = None) -> list[GoldenItem]:
+        """The golden items (of `tenant`, or of every tenant), with how often each was shown."""
 
     def close(self) -> None:
         """Release the backend's connections."""

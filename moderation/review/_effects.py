@@ -33,6 +33,7 @@ from moderation.review._desk import DEFAULT_CLAIM_SECONDS, ReviewDesk
 from moderation.review._model import (
     Delivery,
     DeskRules,
+    GoldenItem,
     ItemImage,
     ItemKind,
     NewItem,
@@ -477,6 +478,18 @@ class DeliveringDesk:
 
     def pending_deliveries(self, limit: int = 1000) -> list[Delivery]:
         return self.desk.pending_deliveries(limit)
+
+    def add_golden(
+        self,
+        item: Decision | NewItem,
+        answer: VerdictChoice | str,
+        *,
+        image: ItemImage | None = None,
+    ) -> GoldenItem:
+        return self.desk.add_golden(item, answer, image=image)
+
+    def golden(self, tenant: str | None = None) -> list[GoldenItem]:
+        return self.desk.golden(tenant)
 
     def close(self) -> None:
         self.desk.close()

@@ -197,10 +197,12 @@ def _move(
 
 def message_rules(message: ReviewMessage, policy: Policy) -> DeskRules:
     """The desk rules of `message`'s item under `policy`'s `review:` section: its reviewers, its
-    SLA, and the priority of its findings' categories (`desk_rules` for a whole decision)."""
+    SLA, the priority of its findings' categories and the tenant's golden rate (`desk_rules`
+    for a whole decision)."""
     rules = policy.review_rules
     return DeskRules(
         reviewers=rules.reviewers,
         sla_seconds=rules.sla_seconds,
         priority=rules.priority_of(f.label for f in message.findings),
+        golden_rate=rules.golden_rate,
     )

@@ -19,7 +19,7 @@ from enum import StrEnum
 from moderation.audit import labels as histories
 from moderation.audit._read import Paths
 from moderation.decision import Decision, Outcome
-from moderation.review_records import DecisionHistory
+from moderation.review_records import DecisionHistory, final_review
 
 __all__ = ["Label", "LabelKind", "category_of", "label_of", "labels"]
 
@@ -80,13 +80,14 @@ def category_of(decision: Decision) -> str | None:
 
 
 def label_of(history: DecisionHistory) -> Label | None:
-    """The label of a decision's history, or None while no final verdict settles it."""
-    final = history.final
+    """The label of a decision's history, or None while no final verdict settles it. Verdicts on
+    golden items (known answers that measure reviewers) are never labels, wherever they are."""
+    reviews = [r for r in history.reviews if not r.golden]  # a known answer is no label
+    final = final_review(reviews)
     if final is None or final.outcome is None:
         return None
-    first = history.reviews[0] if history.reviews else final
-    kind = LabelKind(first.item_kind)
-    rate = next((r.qa_rate for r in history.reviews if r.qa_rate is not None), None)
+    kind = LabelKind(reviews[0].item_kind)
+    rate = next((r.qa_rate for r in reviews if r.qa_rate is not None), None)
     return Label(
         decision=history.decision,
         outcome=final.outcome,

@@ -25,6 +25,7 @@ __all__ = [
     "Appeal",
     "Delivery",
     "DeskRules",
+    "GoldenItem",
     "ItemFinding",
     "ItemImage",
     "ItemKind",
@@ -165,13 +166,15 @@ class DeskRules:
 
     `sla_seconds` None means the item is never overdue; a higher `priority` goes first. `qa_rate`
     is kept with the item and written into every review record of it, so that a label says how
-    it was drawn (what an error-rate estimate must weigh it by).
+    it was drawn (what an error-rate estimate must weigh it by). `golden_rate` is the fraction of
+    the tenant's new items that also bring a showing of one of its golden items (`golden_draw`).
     """
 
     reviewers: int = 1
     sla_seconds: float | None = None
     priority: int = 0
     qa_rate: float | None = None
+    golden_rate: float = 0.0
 
     def __post_init__(self) -> None:
         if isinstance(self.reviewers, bool) or not isinstance(self.reviewers, int):
@@ -186,6 +189,9 @@ class DeskRules:
             raise ReviewError(f"priority {self.priority} is out of range")
         if self.qa_rate is not None and not 0 < self.qa_rate <= 1:
             raise ReviewError(f"qa_rate must be above 0 and at most 1, got {self.qa_rate!r}")
+        rate = self.golden_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+            raise ReviewError(f"golden_rate must be a fraction from 0 to 1, got {rate!r}")
 
 
 class _Model(BaseModel):
@@ -277,6 +283,9 @@ class ReviewVerdict(_Model):
     then: Then
     # For a blind QA item: the rate its decision's outcome was sampled at (DeskRules.qa_rate).
     qa_rate: float | None = None
+    # For a showing of a golden item: its known answer. Such a verdict measures the reviewer: it
+    # has no effects and never settles the decision (its audit record is a `golden` one).
+    golden_answer: VerdictChoice | None = None
 
     @property
     def final(self) -> bool:
@@ -314,6 +323,18 @@ class Skip(_Model):
     reviewer: str
     at: AwareDatetime
     kind: ItemKind = ItemKind.REVIEW
+    golden_answer: VerdictChoice | None = None  # a showing of a golden item: its known answer
+
+
+class GoldenItem(_Model):
+    """An image with a known answer, shown blind to reviewers to measure them: the decision it
+    was made from, its tenant, the answer, when it was (last) added, how often it was shown."""
+
+    decision_id: str
+    tenant: str
+    answer: VerdictChoice
+    added_at: AwareDatetime
+    shown: int = 0
 
 
 class Delivery(_Model):

@@ -36,12 +36,24 @@ from moderation.review._desk import (
     DeskRecord,
     ReviewRecordSink,
 )
+from moderation.review._golden import (
+    GOLDEN,
+    NOT_SEEN,
+    SHOWING_KEY,
+    Shown,
+    golden_items,
+    pick_golden,
+    shown,
+    store_golden,
+    store_showing,
+)
 from moderation.review._model import (
     MAX_APPEAL_REASON,
     MAX_NOTE,
     Appeal,
     Delivery,
     DeskRules,
+    GoldenItem,
     ItemImage,
     ItemKind,
     ItemState,
@@ -67,12 +79,15 @@ from moderation.review._outbox import (
     pending,
     store_delivery,
 )
+from moderation.review_sampling import golden_drawn
 
 __all__ = ["SCHEMA", "SCHEMA_VERSION", "Db", "Dialect", "Row", "SQLReviewDesk"]
 
 #: The layout of the desk's tables; a database with a higher version was written by a newer
 #: release.
-SCHEMA_VERSION = 2  # 2: the outbox (deliveries); a release without it must not decide here
+# 2: the outbox (deliveries); 3: golden items (a release without them would deliver the effects
+# of a verdict on a golden showing). A release that lacks a table must not decide here.
+SCHEMA_VERSION = 3
 
 #: The tables, for `str.format` with the dialect's `int64` and `bool` column types.
 SCHEMA = (
@@ -115,6 +130,7 @@ SCHEMA = (
         until_us {int64} NOT NULL,
         PRIMARY KEY (item_id, reviewer))""",
     *DELIVERIES,
+    *GOLDEN,
 )
 
 # The order of docs/review.md: appeals, then overdue items, then priority, then the oldest. Only
@@ -129,6 +145,7 @@ WHERE decided = FALSE
   AND NOT EXISTS (SELECT 1 FROM verdicts v WHERE v.item_id = items.id AND v.reviewer = :name)
   AND NOT EXISTS (
     SELECT 1 FROM skips s WHERE s.item_id = items.id AND s.reviewer = :name AND s.until_us > :now)
+  {not_seen}
 ORDER BY kind = 'appeal' DESC, (due_us IS NOT NULL AND due_us <= :now) DESC, priority DESC,
   created_us, id
 LIMIT 1{skip_locked}
@@ -142,13 +159,15 @@ ORDER BY lease_until_us LIMIT 1{for_update}
 """
 
 # Store keys of closed items older than the cutoff, less any key another item still holds (the
-# same image may back several decisions).
+# same image may back several decisions) and any key of a golden item (shown again later).
 _CLOSED_IMAGES = """
 SELECT DISTINCT {key} AS image_key FROM items
 WHERE decided = TRUE AND created_us < :cutoff AND {key} IS NOT NULL
 EXCEPT
 SELECT {key} FROM items
 WHERE (decided = FALSE OR created_us >= :cutoff) AND {key} IS NOT NULL
+EXCEPT
+SELECT {key} FROM golden WHERE {key} IS NOT NULL
 ORDER BY 1
 """
 
@@ -199,7 +218,9 @@ class Dialect:
 
     def next_query(self) -> str:
         """The next item to lease, in the desk's order."""
-        return _NEXT.format(tenant_in=self.tenant_in, skip_locked=self.skip_locked)
+        return _NEXT.format(
+            tenant_in=self.tenant_in, skip_locked=self.skip_locked, not_seen=NOT_SEEN.strip()
+        )
 
     def held_query(self) -> str:
         """The item a reviewer holds a live lease on."""
@@ -331,27 +352,88 @@ class SQLReviewDesk:
         return None if row is None else str(row["id"])
 
     def _insert(self, db: Db, new: NewItem, rules: DeskRules, kind: ItemKind, now: int) -> None:
-        sla_us = None if rules.sla_seconds is None else round(rules.sla_seconds * 1_000_000)
+        """Insert `new`'s item (unless another process did); when this call inserted a review or
+        QA item whose golden draw falls below the tenant's rate, a golden showing beside it."""
         if new.decided_at is not None:  # the item has waited since the decision (never later)
             now = min(now, (new.decided_at - _EPOCH) // timedelta(microseconds=1))
-        db.execute(
+        inserted = self._insert_row(
+            db, self._new_id(), new.decision_id, new.tenant, kind, rules, now, _body(new, rules)
+        )
+        if (
+            inserted
+            and kind is not ItemKind.APPEAL
+            and golden_drawn(new.decision_id, rules.golden_rate)
+        ):
+            self._show_golden(db, new, rules, now)
+
+    def _insert_row(
+        self,
+        db: Db,
+        item_id: str,
+        key: str,
+        tenant: str,
+        kind: ItemKind,
+        rules: DeskRules,
+        created_us: int,
+        body: str,
+    ) -> bool:
+        """Insert one `items` row; False when an item already holds `key` (its decision id)."""
+        sla_us = None if rules.sla_seconds is None else round(rules.sla_seconds * 1_000_000)
+        rows = db.execute(
             "INSERT INTO items (id, decision_id, tenant, kind, priority, created_us, sla_us,"
             " due_us, reviewers_needed, round, awaiting_senior, decided, body)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1, FALSE, FALSE, ?)"
             " ON CONFLICT (decision_id) DO NOTHING",
             (
-                self._new_id(),
-                new.decision_id,
-                new.tenant,
+                item_id,
+                key,
+                tenant,
                 kind.value,
                 rules.priority,
-                now,
+                created_us,
                 sla_us,
-                None if sla_us is None else now + sla_us,
+                None if sla_us is None else created_us + sla_us,
                 rules.reviewers,
-                _body(new, rules),
+                body,
             ),
         )
+        return rows.rowcount == 1
+
+    def _show_golden(self, db: Db, new: NewItem, rules: DeskRules, created_us: int) -> None:
+        """A showing of one of the tenant's golden items (`pick_golden`), beside `new`'s item:
+        a `review` item with the same rules and creation time, so it waits where `new`'s does
+        and looks like it; nothing when the tenant has no golden item to show now."""
+        golden = pick_golden(db, new.tenant, new.decision_id)
+        if golden is None:
+            return
+        item_id = self._new_id()
+        same = DeskRules(
+            reviewers=rules.reviewers, sla_seconds=rules.sla_seconds, priority=rules.priority
+        )
+        key = SHOWING_KEY + item_id
+        body = golden["body"]
+        self._insert_row(db, item_id, key, new.tenant, ItemKind.REVIEW, same, created_us, body)
+        store_showing(db, item_id, golden, new.decision_id)
+
+    def add_golden(
+        self,
+        item: Decision | NewItem,
+        answer: VerdictChoice | str,
+        *,
+        image: ItemImage | None = None,
+    ) -> GoldenItem:
+        """Make the decision's image a golden item of its tenant with the known `answer`: from
+        now on new items of the tenant bring it along at the tenant's `golden_rate`. Adding it
+        again replaces its answer and what is shown (showings made before keep theirs)."""
+        new = _new_item(item, image)
+        choice = check_verdict(answer)
+        with self._transaction() as db:
+            return store_golden(db, new, choice, self._now())
+
+    def golden(self, tenant: str | None = None) -> list[GoldenItem]:
+        """The golden items (of `tenant`, or every tenant's), with how often each was shown."""
+        with self._transaction(write=False) as db:
+            return golden_items(db, tenant=tenant)
 
     def next(self, reviewer: Reviewer) -> ReviewItem | None:
         """The item leased to `reviewer` (the one they already hold, else the next in order), or
@@ -414,9 +496,10 @@ class SQLReviewDesk:
                 needed=row["reviewers_needed"],
                 senior_stage=bool(row["awaiting_senior"]),
             )
+            golden = shown(db, row)
             record = ReviewVerdict(
                 item_id=item_id,
-                decision_id=row["decision_id"],
+                decision_id=_decision_id(row, golden),
                 tenant=row["tenant"],
                 kind=ItemKind(row["kind"]),
                 round=row["round"],
@@ -428,6 +511,7 @@ class SQLReviewDesk:
                 at=_time(now),
                 then=then,
                 qa_rate=json.loads(row["body"]).get("qa_rate"),
+                golden_answer=None if golden is None else golden.answer,
             )
             self._store_verdict(db, record)
             return record
@@ -452,7 +536,7 @@ class SQLReviewDesk:
             " lease_until_us = NULL WHERE id = ?",
             (record.final, record.then is Then.SENIOR, record.item_id),
         )
-        if record.final:
+        if record.final and record.golden_answer is None:  # a golden showing has no effects
             store_delivery(db, record, lambda: new_ulid(self._clock))
         self._record(record)
 
@@ -473,15 +557,17 @@ class SQLReviewDesk:
                 " ON CONFLICT (item_id, reviewer) DO UPDATE SET until_us = excluded.until_us",
                 (item_id, reviewer.name, now + self._lease_us),
             )
+            golden = shown(db, row)
             self._record(
                 Skip(
                     item_id=item_id,
-                    decision_id=row["decision_id"],
+                    decision_id=_decision_id(row, golden),
                     tenant=row["tenant"],
                     round=row["round"],
                     reviewer=reviewer.name,
                     at=_time(now),
                     kind=ItemKind(row["kind"]),
+                    golden_answer=None if golden is None else golden.answer,
                 )
             )
             return self._load(db, item_id, now)
@@ -666,6 +752,7 @@ class SQLReviewDesk:
         return _item(
             row,
             now,
+            decision_id=_decision_id(row, shown(db, row)),
             verdicts=tuple(ReviewVerdict.model_validate_json(v["body"]) for v in verdicts),
             appeals=tuple(Appeal.model_validate_json(a["body"]) for a in appeals),
         )
@@ -695,8 +782,18 @@ class SQLReviewDesk:
         return row
 
 
+def _decision_id(row: Row, golden: Shown | None) -> str:
+    """The decision id an `items` row shows: a golden showing's is its golden decision's."""
+    return str(row["decision_id"]) if golden is None else golden.decision_id
+
+
 def _item(
-    row: Row, now: int, *, verdicts: tuple[ReviewVerdict, ...], appeals: tuple[Appeal, ...]
+    row: Row,
+    now: int,
+    *,
+    decision_id: str,
+    verdicts: tuple[ReviewVerdict, ...],
+    appeals: tuple[Appeal, ...],
 ) -> ReviewItem:
     """The item of an `items` row, with its verdicts and appeals, its state as of `now`."""
     decided = bool(row["decided"])
@@ -704,7 +801,7 @@ def _item(
     state = ItemState.DECIDED if decided else ItemState.LEASED if leased else ItemState.OPEN
     return ReviewItem(
         id=row["id"],
-        decision_id=row["decision_id"],
+        decision_id=decision_id,
         tenant=row["tenant"],
         kind=ItemKind(row["kind"]),
         priority=row["priority"],
@@ -732,10 +829,17 @@ def _body(new: NewItem, rules: DeskRules) -> str:
 
 def _new_item(item: Decision | NewItem, image: ItemImage | None) -> NewItem:
     if isinstance(item, Decision):
-        return NewItem.of(item, image=image)
-    if isinstance(item, NewItem):
-        return item if image is None else item.model_copy(update={"image": image})
-    raise ReviewError(f"enqueue takes a Decision or a NewItem, not {type(item).__name__}")
+        new = NewItem.of(item, image=image)
+    elif isinstance(item, NewItem):
+        new = item if image is None else item.model_copy(update={"image": image})
+    else:
+        raise ReviewError(f"enqueue takes a Decision or a NewItem, not {type(item).__name__}")
+    if new.decision_id.startswith(SHOWING_KEY):
+        raise ReviewError(
+            f"decision id {new.decision_id!r} starts with {SHOWING_KEY!r}, which the desk keeps "
+            "for golden showings"
+        )
+    return new
 
 
 def _kind(kind: object) -> ItemKind:
