@@ -165,10 +165,12 @@ def test_counts_and_error_rates_come_from_the_qa_labels_only(tmp_path: Path):
     assert appealed["false_reject"] == rate_of(0, 0)
     # AND each reviewer's verdicts and skips are counted per tenant
     assert kids["reviewers"] == [
-        {"reviewer": "alice", "verdicts": 7, "skips": 0},
-        {"reviewer": "bob", "verdicts": 0, "skips": 1},
+        {"reviewer": "alice", "verdicts": 7, "skips": 0, "golden": None},
+        {"reviewer": "bob", "verdicts": 0, "skips": 1, "golden": None},
     ]
-    assert default["reviewers"] == [{"reviewer": "bob", "verdicts": 1, "skips": 0}]
+    assert default["reviewers"] == [
+        {"reviewer": "bob", "verdicts": 1, "skips": 0, "golden": None}
+    ]
     # AND with one reviewer per item there are no pairs; the desk was not read
     assert kids["reviewer_agreement"] == {"pairs": 0, "kappa": None}
     assert found["desk"]["read"] is False and "MODERATION_REVIEW" in found["desk"]["why"]
@@ -315,6 +317,56 @@ def test_bad_input_is_named_and_exits_non_zero(tmp_path: Path):
     assert no_logs.exit_code == 2 and "LOGS" in no_logs.stderr
     bad_desk = stats(str(built.log), "--desk", "ftp://desk")
     assert bad_desk.exit_code == 2 and "--desk" in bad_desk.stderr
+
+
+# -- golden items ---------------------------------------------------------------------------------
+
+
+def test_golden_verdicts_measure_reviewers_and_are_no_labels_nor_pairs(tmp_path: Path):
+    # GIVEN a keyed, rotating log of tenant kids, whose every new item brings a golden showing
+    log = JsonlAuditLog(tmp_path / "audit.jsonl", key=KEY, rotate_bytes=3000)
+    policy = "review: {qa_sample: {rejected: 1.0}, golden_rate: 1.0, reviewers: 2}\n"
+    store = builders.store(DEFAULT, kids=policy)
+    numbers = iter(range(100))
+    with SQLiteReviewDesk(tmp_path / "desk.db", sink=AuditRecordSink(log)) as desk:
+        engine = builders.engine(
+            store, Detector(EXPLICIT), audit=log, review=desk,
+            new_id=lambda: f"01JDGOLDS{next(numbers):017d}",
+        )  # fmt: skip
+        # AND an automatic rejection, QA-sampled: alice and bob agree with it, and it is made a
+        # golden item with the answer reject
+        golden = engine.moderate(builders.IMAGE, tenant="kids")
+        decide_all(desk, ALICE, {golden.id: "reject"})
+        decide_all(desk, BOB, {golden.id: "reject"})
+        desk.add_golden(golden, "reject")
+        # WHEN two more decisions come in, each bringing a showing of the golden item, which
+        # only dave and erin may judge (alice and bob judged the decision itself)
+        engine.detector = Detector(BORDERLINE)  # type: ignore[attr-defined]
+        reviewed = [engine.moderate(builders.IMAGE, tenant="kids").id for _ in range(2)]
+        verdicts = {reviewed[0]: "reject", reviewed[1]: "approve"}
+        decide_all(desk, ALICE, verdicts)
+        decide_all(desk, BOB, verdicts)
+        decide_all(desk, DAVE, {golden.id: "approve"})  # wrong
+        decide_all(desk, ERIN, {golden.id: "reject"})  # right
+    assert len(list(tmp_path.glob("audit.jsonl.*"))) >= 1  # rotated
+    found = as_json(str(log.path), env={"MODERATION_AUDIT_KEY": KEY})
+    (kids,) = found["tenants"]
+    # THEN the labels are the QA sample and the two reviews; no showing is one
+    assert kids["total"]["labels"] == {"qa": 1, "review": 2, "appeal": 0}
+    # AND the pairs are the three rounds alice and bob judged; dave and erin's golden verdicts,
+    # on the same golden decision, pair with nothing
+    assert kids["reviewer_agreement"]["pairs"] == 3
+    reviewers = {r["reviewer"]: r for r in kids["reviewers"]}
+    assert {name: r["verdicts"] for name, r in reviewers.items()} == {
+        "alice": 3, "bob": 3, "dave": 0, "erin": 0,
+    }  # fmt: skip
+    # AND each golden verdict is measured against the answer, with its exact interval
+    assert reviewers["dave"]["golden"] == {"skipped": 0, **interval_of(0, 1)}
+    assert reviewers["erin"]["golden"] == {"skipped": 0, **interval_of(1, 1)}
+    assert reviewers["alice"]["golden"] is None
+    # AND the tables say it per reviewer
+    text = stats(str(log.path), env={"MODERATION_AUDIT_KEY": KEY}).stdout
+    assert "  reviewer dave: 0 verdicts, 0 skips; golden items 0/1 0.0% [" in text
 
 
 # -- agreement between reviewers, and the judge ----------------------------------------------------

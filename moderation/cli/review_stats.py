@@ -19,8 +19,10 @@ from moderation.errors import ModerationError
 from moderation.review import (
     CategoryStats,
     ErrorRate,
+    GoldenAccuracy,
     QueueStats,
     Reviewer,
+    ReviewerCount,
     ReviewStats,
     TenantStats,
     labels,
@@ -186,7 +188,8 @@ def _print_tenant(tenant: TenantStats) -> None:
     kappa_text = "n/a" if kappa is None else f"{kappa:.2f}"
     click.echo(f"  reviewer agreement: {tenant.agreement.pairs} pairs, Cohen's kappa {kappa_text}")
     for r in tenant.reviewers:
-        click.echo(f"  reviewer {r.reviewer}: {r.verdicts} verdicts, {r.skips} skips")
+        golden = "" if r.golden is None else f"; golden items {_golden(r.golden)}"
+        click.echo(f"  reviewer {r.reviewer}: {r.verdicts} verdicts, {r.skips} skips{golden}")
 
 
 def _row(category: CategoryStats) -> tuple[str, ...]:
@@ -220,6 +223,11 @@ def _strata_note(rate: ErrorRate) -> str:
     return (
         f"sampling rates differ: weighted by n/rate, interval Bonferroni-combined exact ({parts})"
     )
+
+
+def _golden(golden: GoldenAccuracy) -> str:
+    skipped = f", {golden.skipped} skipped" if golden.skipped else ""
+    return f"{_interval(golden.interval)} correct{skipped}"
 
 
 def _interval(interval: Interval) -> str:
@@ -281,10 +289,19 @@ def _tenant_json(tenant: TenantStats) -> dict[str, Any]:
             "recall": _interval_json(tenant.judge.recall),
         },
         "reviewer_agreement": {"pairs": tenant.agreement.pairs, "kappa": tenant.agreement.kappa},
-        "reviewers": [
-            {"reviewer": r.reviewer, "verdicts": r.verdicts, "skips": r.skips}
-            for r in tenant.reviewers
-        ],
+        "reviewers": [_reviewer_json(r) for r in tenant.reviewers],
+    }
+
+
+def _reviewer_json(reviewer: ReviewerCount) -> dict[str, Any]:
+    golden = reviewer.golden
+    return {
+        "reviewer": reviewer.reviewer,
+        "verdicts": reviewer.verdicts,
+        "skips": reviewer.skips,
+        "golden": None
+        if golden is None
+        else {"skipped": golden.skipped, **_interval_json(golden.interval)},
     }
 
 

@@ -7,13 +7,15 @@ a reviewer was measured against. A skip is no verdict: it counts neither way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from moderation.audit import golden_verdicts
 from moderation.audit._read import Paths
+from moderation.review_records import ReviewRecord
 from moderation.stats import Interval, clopper_pearson
 
-__all__ = ["GoldenAccuracy", "golden_accuracy"]
+__all__ = ["GoldenAccuracy", "golden_accuracy", "tally_golden"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +48,16 @@ def golden_accuracy(
     `verified=True`, only records that verify count: a forged verdict measures no one.
     Every verdict counts, one per showing judged (a reviewer is never offered the same golden
     decision twice by the desk)."""
+    return tally_golden(golden_verdicts(paths, key=key, verified=verified), confidence)
+
+
+def tally_golden(
+    records: Iterable[ReviewRecord], confidence: float = 0.95
+) -> dict[str, GoldenAccuracy]:
+    """Per reviewer (sorted by name), the accuracy of the golden `records` (review records of
+    golden showings; skips count as skipped, never as verdicts)."""
     counts: dict[str, list[int]] = {}
-    for record in golden_verdicts(paths, key=key, verified=verified):
+    for record in records:
         tally = counts.setdefault(record.reviewer, [0, 0, 0])
         if record.correct is None:
             tally[2] += 1

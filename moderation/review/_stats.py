@@ -10,7 +10,9 @@ number means and which labels enter it:
   inverse-probability weights and a Bonferroni-combined exact interval;
 - the judge's agreement with people on escalated cases (QA and review labels; never appeals);
 - agreement between the first two reviewers of a round (Cohen's kappa);
-- verdicts and skips per reviewer; and the desk's queue: open items, their ages, SLA breaches.
+- verdicts and skips per reviewer, and their accuracy on golden items (known answers, shown
+  blind; a golden verdict is never a label and never enters the agreement between reviewers);
+- and the desk's queue: open items, their ages, SLA breaches.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from moderation.decision import Decision, Outcome, VerdictKind
+from moderation.review._accuracy import GoldenAccuracy, tally_golden
 from moderation.review._labels import Label, LabelKind, category_of
 from moderation.review._model import Waiting
 from moderation.review_records import AppealRecord, ReviewRecord
@@ -132,11 +135,13 @@ class ReviewerAgreement:
 
 @dataclass(frozen=True, slots=True)
 class ReviewerCount:
-    """One reviewer's verdicts (approve or reject) and skips in the logs."""
+    """One reviewer's verdicts (approve or reject) and skips on the traffic's items in the logs,
+    and their accuracy on golden items (None: never shown one)."""
 
     reviewer: str
     verdicts: int
     skips: int
+    golden: GoldenAccuracy | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +184,7 @@ class _Tenant:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     verdicts: Counter[str] = field(default_factory=Counter)
     skips: Counter[str] = field(default_factory=Counter)
+    golden: list[ReviewRecord] = field(default_factory=list)
 
 
 class _Round:
@@ -227,6 +233,9 @@ def _count_entries(entries: Iterable[Entry], tenants: dict[str, _Tenant], only: 
         if isinstance(entry, AppealRecord):
             current.votes = []  # an appeal opens a new round
             continue
+        if entry.golden:  # measures the reviewer, says nothing of the traffic
+            tenants[current.tenant].golden.append(entry)
+            continue
         _count_review(entry, current, tenants[current.tenant])
 
 
@@ -251,9 +260,10 @@ def _tenant_stats(name: str, tally: _Tenant, confidence: float) -> TenantStats:
         _category(c, tally.decisions[c], by_category.get(c, []), confidence) for c in names
     )
     total = _category(ALL_CATEGORIES, sum(tally.decisions.values()), tally.labels, confidence)
+    golden = tally_golden(tally.golden, confidence)
     reviewers = tuple(
-        ReviewerCount(r, tally.verdicts[r], tally.skips[r])
-        for r in sorted(tally.verdicts.keys() | tally.skips.keys())
+        ReviewerCount(r, tally.verdicts[r], tally.skips[r], golden.get(r))
+        for r in sorted(tally.verdicts.keys() | tally.skips.keys() | golden.keys())
     )
     agreement = ReviewerAgreement(len(tally.pairs), cohen_kappa(tally.pairs))
     return TenantStats(
