@@ -168,9 +168,7 @@ def test_counts_and_error_rates_come_from_the_qa_labels_only(tmp_path: Path):
         {"reviewer": "alice", "verdicts": 7, "skips": 0, "golden": None},
         {"reviewer": "bob", "verdicts": 0, "skips": 1, "golden": None},
     ]
-    assert default["reviewers"] == [
-        {"reviewer": "bob", "verdicts": 1, "skips": 0, "golden": None}
-    ]
+    assert default["reviewers"] == [{"reviewer": "bob", "verdicts": 1, "skips": 0, "golden": None}]
     # AND with one reviewer per item there are no pairs; the desk was not read
     assert kids["reviewer_agreement"] == {"pairs": 0, "kappa": None}
     assert found["desk"]["read"] is False and "MODERATION_REVIEW" in found["desk"]["why"]
