@@ -280,6 +280,76 @@ def test_write_gives_a_candidate_that_runs_as_a_shadow(day: tuple[Path, Path], t
     assert candidate.review_rules == store.get("t").review_rules
 
 
+KEY = "the tuning tests' key"
+BEN = Reviewer("ben", "*")
+
+
+def busy_log(tmp: Path, policies: Path, traffic: list[tuple[float, bool]]) -> Path:
+    """As `labelled_log`, into a keyed log rotating every 64 KB, with everything else a desk
+    writes: the first decision is made a golden item (its answer the truth) and shown among the
+    later items, where ben gives it the wrong verdict; and three decisions are appealed, ben
+    confirming anna's verdict on each."""
+    log = JsonlAuditLog(tmp / "audit.jsonl", fsync=False, key=KEY, rotate_bytes=64_000)
+    ids = (f"01JDBUSY{n:018d}" for n in itertools.count())
+    truth: dict[str, bool] = {}
+
+    def verdict(decision_id: str, wrong: bool = False) -> str:
+        return "reject" if truth[decision_id] != wrong else "approve"
+
+    with SQLiteReviewDesk(":memory:", sink=AuditRecordSink(log)) as desk:
+        engine = builders.engine(
+            PolicyStore(policies), Scores(score for score, _ in traffic), audit=log, review=desk,
+            new_id=lambda: next(ids),
+        )  # fmt: skip
+        for n, (_, harmful) in enumerate(traffic):
+            decision = engine.moderate(builders.IMAGE, tenant="t")
+            truth[decision.id] = harmful
+            if n == 0:
+                item = desk.next(ANNA)
+                assert item is not None
+                desk.decide(item.id, verdict(item.decision_id), reviewer=ANNA)
+                desk.add_golden(decision, verdict(decision.id))
+        while (item := desk.next(ANNA)) is not None:
+            desk.decide(item.id, verdict(item.decision_id), reviewer=ANNA)
+        golden = 0
+        while (item := desk.next(BEN)) is not None:  # the showing anna may not see
+            golden += 1
+            desk.decide(item.id, verdict(item.decision_id, wrong=True), reviewer=BEN)
+        assert golden == 1
+        for decision_id in list(truth)[10:13]:
+            desk.appeal(decision_id, "look again", by="user-1")
+            item = desk.next(BEN)
+            assert item is not None and item.decision_id == decision_id
+            desk.decide(item.id, verdict(decision_id), reviewer=BEN)
+    assert len(list(tmp.glob("audit.jsonl.*"))) >= 2  # rotated more than once
+    return log.path
+
+
+def test_golden_records_appeals_and_a_keyed_rotated_log_change_nothing(
+    day: tuple[Path, Path], tmp_path: Path
+):
+    # GIVEN the same traffic and verdicts as `day`, in a keyed, rotated log that also holds a
+    # golden item's showing judged wrong, and appeals confirmed
+    policies = builders.policies_dir(
+        tmp_path, t=TENANT.replace("rejected: 1.0}", "rejected: 1.0}, golden_rate: 1.0")
+    )
+    log = busy_log(tmp_path, policies, STEP_TRAFFIC)
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    args = ("t", str(log), "--policies", str(policies), *rates(), "--json")
+    code, out, err = invoke(*args, "--key-file", str(key_file))
+    assert code == 0, err
+    busy = json.loads(out)
+    plain = json.loads(invoke("t", str(day[1]), "--policies", str(day[0]), *rates(), "--json")[1])
+    # THEN the evidence, the proposal and the labelled flips are those of the plain log
+    assert busy["rules"] == plain["rules"]
+    assert busy["backtest"]["labelled_flips"] == plain["backtest"]["labelled_flips"]
+    # AND under another key no review record verifies: no label, nothing to learn
+    key_file.write_text("another key")
+    code, _, err = invoke(*args, "--key-file", str(key_file))
+    assert code == 1 and "no labels for tenant 't'" in err
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
