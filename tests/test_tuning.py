@@ -408,3 +408,17 @@ def test_nothing_is_written_when_nothing_changes(tmp_path: Path):
     assert f"nothing written to {target}: no change is proposed" in err
     assert "Violence: insufficient" in out and "No change proposed" in out
     assert "QA sampling of rejections is off: set review.qa_sample.rejected" in out
+
+
+def test_rules_that_decided_nothing_are_named_on_one_line(tmp_path: Path):
+    tenant = TENANT.replace("categories:\n", "categories:\n  Drugs & Tobacco: {escalate: 80}\n")
+    policies = builders.policies_dir(tmp_path, t=tenant)
+    log = labelled_log(tmp_path, policies, [(45 + i, False) for i in range(8)])
+    code, out, err = invoke("t", str(log), "--policies", str(policies), *rates())
+    assert code == 0, err
+    # THEN Violence, which decided images, has its evidence; Drugs & Tobacco only its name
+    assert "Violence: insufficient" in out and "Drugs & Tobacco: insufficient" not in out
+    assert "so nothing can be learnt of them; left as they are: Drugs & Tobacco\n" in out
+    # AND the JSON still has every rule's evidence
+    data = json.loads(invoke("t", str(log), "--policies", str(policies), *rates(), "--json")[1])
+    assert [rule["rule"] for rule in data["rules"]] == ["Drugs & Tobacco", "Violence"]

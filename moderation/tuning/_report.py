@@ -119,8 +119,16 @@ def render(proposal: Proposal, written: str | None = None) -> str:
         f"(QA rates: approvals {proposal.approve_rate:g}, rejections {proposal.reject_rate:g})",
         "",
     ]
+    idle = [rule.rule for rule in proposal.rules if not rule.images and not rule.left_out]
     for rule in proposal.rules:
-        out.extend(_rule_lines(rule))
+        if rule.rule not in idle:
+            out.extend(_rule_lines(rule))
+            out.append("")
+    if idle:
+        out.append(
+            f"No image in the log was decided by these rules alone, so nothing can be learnt of "
+            f"them; left as they are: {', '.join(idle)}"
+        )
         out.append("")
     if not proposal.changed:
         out.append("No change proposed: the policy stays as it is.")
