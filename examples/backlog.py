@@ -1,9 +1,10 @@
 """A day of the forum's traffic for `make demo`, with a known truth, and a reviewer who knows it.
 
-    python examples/backlog.py POLICIES DESK_URL AUDIT_LOG
+    python examples/backlog.py POLICIES DESK_URL AUDIT_LOG [DAY]
 
-Rekognition's answers are generated (the same every run): 1,500 images in which Violence is found
-at a confidence drawn uniformly from 40 to 100, and 60 in which Visually Disturbing is. Whether
+Rekognition's answers are generated (the same every run of a DAY, 1 by default): on day 1,
+1,500 images in which Violence is found at a confidence drawn uniformly from 40 to 100, and 60 in
+which Visually Disturbing is; a later day is a quarter of that, drawn afresh. Whether
 an image is really harmful is drawn from a known function of that confidence (`TRUTH`). Every
 image goes through the real engine under the tenant's policy in POLICIES (its QA sample
 included) into the audit log and the review desk, which are joined as `moderation review serve`
@@ -63,8 +64,9 @@ def image(n: int) -> bytes:
     return buffer.getvalue()
 
 
-def main(policies: str, desk_url: str, audit_log: str) -> None:
-    rng = random.Random(2026)
+def main(policies: str, desk_url: str, audit_log: str, day: str = "1") -> None:
+    rng = random.Random(2025 + int(day))
+    share = 1 if day == "1" else 4
     settings = Settings(review=desk_url, audit=audit_log)
     audit = wiring.audit_sink(settings)
     desk = wiring.review_desk(settings, audit)
@@ -72,11 +74,11 @@ def main(policies: str, desk_url: str, audit_log: str) -> None:
     detector = Generated()
     engine = Engine(PolicyStore(policies), detector, audit=audit, review=desk)
     harmful: dict[str, bool] = {}
-    plan = [name for name, (count, _) in TRUTH.items() for _ in range(count)]
+    plan = [name for name, (count, _) in TRUTH.items() for _ in range(count // share)]
     rng.shuffle(plan)
     for n, category in enumerate(plan):
         detector.category, detector.score = category, round(rng.uniform(40, 100), 1)
-        decision = engine.moderate(image(n), tenant=TENANT)
+        decision = engine.moderate(image(n + 10_000 * int(day)), tenant=TENANT)
         harmful[decision.id] = rng.random() < TRUTH[category][1](detector.score)
     reviewer = Reviewer("truth-reviewer", frozenset({TENANT}))
     verdicts = {"approve": 0, "reject": 0}
