@@ -58,7 +58,8 @@ def test_the_demo_day_supports_violence_and_refuses_visually_disturbing(tmp_path
     forum.write_text(forum.read_text() + "shadow: [forum-tuned]\n")
     generate.main(str(policies), desk, str(log), "2")
     result = runner().invoke(
-        main, ["replay", str(log), "--shadow", "--tenant", "forum", "--json"],
+        main,
+        ["replay", str(log), "--shadow", "--tenant", "forum", "--json"],
         env={"MODERATION_POLICIES": None},
     )
     assert result.exit_code == 0, result.stderr
