@@ -293,8 +293,12 @@ class PolicyStore:
         if self._clock() < self._due:  # made by another caller since this one looked
             self._lock.release()
             return
+        go = threading.Event()
         checker = threading.Thread(
-            target=self._check_in_background, name="moderation-policy-check", daemon=True
+            target=self._check_in_background,
+            args=(go,),
+            name="moderation-policy-check",
+            daemon=True,
         )
         self._checker = checker
         try:
@@ -302,8 +306,12 @@ class PolicyStore:
         except RuntimeError as exc:  # no thread to be had (interpreter shutting down)
             self._end_check()
             logger.error("policies at %s: cannot start a check: %s", self.location, exc)
+        go.set()
 
-    def _check_in_background(self) -> None:
+    def _check_in_background(self, go: threading.Event) -> None:
+        # Not before the read that started it has gone on: a new thread that ran at once would
+        # keep the interpreter from it for a switch interval (5 ms).
+        go.wait()
         try:
             self._refresh()
         except Exception:  # _refresh logs its own failures: this would be a bug in it
