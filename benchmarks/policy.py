@@ -128,17 +128,21 @@ def reload_figures(client: Any, tenants: int, runs: int) -> None:
         f" now {reload:.2f} s, {after[0][1]} GET ({reload / full:.2f} of before);"
         f" of which validating the whole version {check:.2f} s"
     )
-    # The read that finds the ttl passed, on the request path, beside a plain read.
+    # The read that finds the ttl passed, on the request path, beside a plain read: three
+    # times, the first with a change to read (the others find the prefix unchanged).
     plain = statistics.median(timed(lambda: store.get("t00001")) for _ in range(200))
     client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/tenants/t00002.yaml", Body=tenant_text(2, 99))
     known = store.version
-    now[0] += 60
-    hit = timed(lambda: store.get("t00001"))
-    check = timed(store.wait_for_check)
+    hits, checks = [], []
+    for _ in range(3):
+        now[0] += 60
+        hits.append(timed(lambda: store.get("t00001")))
+        checks.append(timed(store.wait_for_check))
     assert store.version != known
     print(
-        f"  the read that finds the ttl passed: {hit * 1e6:.0f} µs (a plain read:"
-        f" {plain * 1e6:.1f} µs); the check it started ran {check:.2f} s on its own thread"
+        f"  the read that finds the ttl passed: median {statistics.median(hits) * 1e6:.0f} µs,"
+        f" max {max(hits) * 1e6:.0f} µs of 3 (a plain read: {plain * 1e6:.1f} µs); the check it"
+        f" started ran {checks[0]:.2f} s on its own thread"
     )
 
 

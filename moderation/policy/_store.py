@@ -22,6 +22,7 @@ from typing import Any
 from moderation.errors import InvalidS3Location, PolicyError, Problem, UnknownTenant
 from moderation.policy._build import Version, build_version, with_init_hint
 from moderation.policy._check import close_match
+from moderation.policy._checker import CHECKER
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
 from moderation.policy.sources import (
     AppConfigSource,
@@ -161,9 +162,12 @@ class PolicyStore:
         self._seen = loaded.version
         self._seen_error: PolicyError | None = None
         self._due = clock() + self._ttl if self._ttl is not None else math.inf
-        self._checker: threading.Thread | None = None
+        # Set while no check runs in the background (`wait_for_check`).
+        self._idle = threading.Event()
+        self._idle.set()
         if self._ttl is not None:
             _CHECKED.add(self)
+            CHECKER.ensure_started()  # here, not on the request path
 
     @classmethod
     def from_sources(
@@ -286,38 +290,28 @@ class PolicyStore:
         return loaded
 
     def _start_check(self) -> None:
-        """A check on a thread of its own, unless one is under way: no reader waits for the
-        source, nor for the validation of what it holds."""
+        """A check on the checker's thread (`CHECKER`), unless one is under way: no reader
+        waits for the source, nor for the validation of what it holds."""
         if not self._lock.acquire(blocking=False):
             return  # a check is under way
         if self._clock() < self._due:  # made by another caller since this one looked
             self._lock.release()
             return
-        go = threading.Event()
-        checker = threading.Thread(
-            target=self._check_in_background,
-            args=(go,),
-            name="moderation-policy-check",
-            daemon=True,
-        )
-        self._checker = checker
+        self._idle.clear()
         try:
-            checker.start()
+            CHECKER.submit(self)
         except RuntimeError as exc:  # no thread to be had (interpreter shutting down)
             self._end_check()
+            self._idle.set()
             logger.error("policies at %s: cannot start a check: %s", self.location, exc)
-        go.set()
 
-    def _check_in_background(self, go: threading.Event) -> None:
-        # Not before the read that started it has gone on: a new thread that ran at once would
-        # keep the interpreter from it for a switch interval (5 ms).
-        go.wait()
+    def _check_in_background(self) -> None:
+        """The check `_start_check` handed the checker's thread (which holds the lock for it)."""
         try:
             self._refresh()
-        except Exception:  # _refresh logs its own failures: this would be a bug in it
-            logger.exception("policies at %s: the check failed", self.location)
         finally:
             self._end_check()
+            self._idle.set()
 
     def _end_check(self) -> None:
         """After a check, with the lock held: the next one is due a ttl from now."""
@@ -328,7 +322,8 @@ class PolicyStore:
     def _after_fork(self) -> None:
         """In a forked child: the parent's check thread does not exist here."""
         self._lock = threading.Lock()
-        self._checker = None
+        self._idle = threading.Event()
+        self._idle.set()
 
     def _refresh(self) -> bool:
         assert self._source is not None
@@ -417,11 +412,7 @@ class PolicyStore:
         """Wait for the check under way in the background, if any; False if it is still under
         way after `timeout` seconds. For tests, benchmarks and an orderly shutdown: readers never
         need it."""
-        checker = self._checker
-        if checker is None:
-            return True
-        checker.join(timeout)
-        return not checker.is_alive()
+        return self._idle.wait(timeout)
 
     def snapshot(self) -> PolicyStore:
         """The version in force as a store that never changes: for reading several policies
