@@ -389,6 +389,12 @@ VARIABLES: tuple[Variable, ...] = (
         "Lambda: seconds a decision is remembered for redelivery",
     ),
     Variable(
+        "MODERATION_IDEMPOTENCY_LOCK", "idempotency_lock", _SECONDS, "`60`",
+        "Lambda: seconds an object being moderated is locked against a redelivery (refused as"
+        " in progress, retried later); after that, a redelivery whose first moderation never"
+        " stored its answer moderates it again",
+    ),
+    Variable(
         "MODERATION_STRICT_TENANTS", None, _obsolete_strict, "",
         "obsolete: unknown tenants always raise now; `1` is accepted",
     ),
@@ -431,6 +437,7 @@ class Settings:
     quarantine_bucket: str | None = None
     idempotency_table: str | None = None
     idempotency_ttl: float = 86400.0
+    idempotency_lock: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

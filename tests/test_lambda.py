@@ -15,6 +15,7 @@ import copy
 import functools
 import json
 import shutil
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,13 @@ import boto3
 import botocore.loaders
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError
 from images import BLUE, GREEN, RED, png_header_only, solid
 from moto import mock_aws
 
 import moderation.aws.transport
 from moderation import RetryPolicy
-from moderation.aws_lambda import RetryLater, handler, reset
+from moderation.aws_lambda import RetryLater, _handler, handler, reset
 from moderation.errors import ConfigurationError
 from moderation.testing import AWSEndpoint, Reply
 from moderation.testing.endpoint import Recorded
@@ -598,6 +600,91 @@ def test_redelivery_returns_the_first_decision_warm_and_cold_with_the_dynamodb_t
     assert second["id"] != first["id"] and second["outcome"] == "approved"
     assert world.endpoint.count("DetectModerationLabels") == 2
     assert world.tags("r/photo.png")["moderation-decision"] == second["id"]
+
+
+def create_idempotency_table() -> Any:
+    dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+    dynamodb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    return dynamodb
+
+
+class FailingDynamoDB:
+    """One DynamoDB operation of the function's idempotency client fails while `failing`."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, operation: str) -> None:
+        self.operation = operation
+        self.failing = False
+        self.failed = 0
+        real = _handler.sdk_client
+
+        def built(service: str, **options: Any) -> Any:
+            client = real(service, **options)
+            client.meta.events.register(f"before-call.dynamodb.{operation}", self._maybe_fail)
+            return client
+
+        monkeypatch.setattr(_handler, "sdk_client", built)
+
+    def _maybe_fail(self, **_: Any) -> None:
+        if self.failing:
+            self.failed += 1
+            error = {"Code": "InternalServerError", "Message": "injected"}
+            raise ClientError({"Error": error}, self.operation)
+
+
+LOCK = 1.5  # MODERATION_IDEMPOTENCY_LOCK in these tests: short, to wait it out
+
+
+@pytest.mark.parametrize(
+    "failing",
+    [
+        "UpdateItem",  # the moderation decided; storing its answer failed
+        "DeleteItem",  # the moderation failed; taking its record back out failed
+    ],
+)
+def test_an_answer_never_stored_locks_the_object_only_until_the_lock_expires(
+    world, monkeypatch, failing
+):
+    dynamodb = create_idempotency_table()
+    injected = FailingDynamoDB(monkeypatch, failing)
+    world.cold_start(MODERATION_IDEMPOTENCY_TABLE=TABLE, MODERATION_IDEMPOTENCY_LOCK=str(LOCK))
+    first = [] if failing == "UpdateItem" else Reply.fail("AccessDeniedException", "no", 400)
+    obj = world.put("lock/photo.png", solid("png", color=GREEN), labels=first)
+    delivery = s3_notification(obj)
+    injected.failing = True
+    with pytest.raises(RetryLater, match="idempotency store"):
+        world.invoke(delivery)  # the context has 300 s left: the lock is not that
+    injected.failing = False
+    assert injected.failed >= 1 and world.tags("lock/photo.png") == {}  # nothing approved
+    [item] = dynamodb.scan(TableName=TABLE)["Items"]
+    assert item["status"]["S"] == "INPROGRESS"
+    expires = int(item["in_progress_expiration"]["N"]) / 1000
+    assert expires <= time.time() + LOCK
+    world.labels["lock/photo.png"] = []
+
+    # A redelivery within the lock is refused as in progress, and retried later.
+    with pytest.raises(RetryLater, match="already in progress"):
+        world.invoke(delivery)
+    assert world.tags("lock/photo.png") == {}
+
+    # Once it has expired, a redelivery decides the image.
+    time.sleep(max(0.0, expires - time.time()) + 0.1)
+    [answer] = world.invoke(delivery)["objects"]
+    assert answer["outcome"] == "approved" and answer["replayed"] is False
+    assert world.tags("lock/photo.png") == {
+        "moderation-outcome": "approved", "moderation-decision": answer["decision_id"]
+    }  # fmt: skip
+    [item] = dynamodb.scan(TableName=TABLE)["Items"]
+    assert item["status"]["S"] == "COMPLETED"
+    decisions = [r["id"] for r in world.audit()]
+    # The first decision was logged before its answer failed to be stored: two decisions of the
+    # same image, both in the audit log; the object carries the second.
+    assert len(decisions) == (2 if failing == "UpdateItem" else 1)
+    assert decisions[-1] == answer["decision_id"] and len(set(decisions)) == len(decisions)
 
 
 def test_without_a_table_redelivery_is_remembered_only_by_the_warm_instance(world):

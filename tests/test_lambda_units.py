@@ -333,3 +333,19 @@ def test_import_moderation_loads_neither_powertools_nor_boto3():
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_in_progress_lock_is_the_setting_or_the_time_left_the_shorter():
+    from moderation.aws_lambda._handler import _InProgressLock
+
+    class Left:
+        def __init__(self, ms: int) -> None:
+            self.ms = ms
+
+        def get_remaining_time_in_millis(self) -> int:
+            return self.ms
+
+    assert _InProgressLock(Left(840_000), 60).get_remaining_time_in_millis() == 60_000
+    assert _InProgressLock(Left(2_500), 60).get_remaining_time_in_millis() == 2_500
+    assert _InProgressLock(None, 60).get_remaining_time_in_millis() == 60_000  # no context
+    assert _InProgressLock(Left(840_000), 0.0001).get_remaining_time_in_millis() == 1

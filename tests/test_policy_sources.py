@@ -8,8 +8,11 @@ import hashlib
 import io
 import logging
 import math
+import os
 import re
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -59,6 +62,12 @@ class Clock:
 
 def violence(store: PolicyStore, tenant: str = "kids") -> float | None:
     return store.get(tenant).categories["Violence"].thresholds.reject
+
+
+def checked(store: PolicyStore) -> PolicyStore:
+    """`store` once the check a read started in the background (the ttl had passed) is over."""
+    assert store.wait_for_check(10)
+    return store
 
 
 def digest(pairs: list[tuple[str, bytes]]) -> str:
@@ -115,7 +124,8 @@ def test_a_directory_with_a_ttl_is_read_again_after_an_edit(policy_dir: Path):
     clock.advance(4.9)
     assert violence(store) == 80.0  # the ttl has not passed
     clock.advance(0.1)
-    assert violence(store) == 70.0
+    assert violence(store) == 80.0  # the read that finds the ttl passed does not wait
+    assert violence(checked(store)) == 70.0
     assert store.version != first and store.get("kids").version == store.version
     assert old.categories["Violence"].thresholds.reject == 80.0 and old.version == first
 
@@ -224,8 +234,9 @@ def test_an_edit_in_s3_is_used_once_the_ttl_has_passed(bucket: Any, client: Any)
     assert violence(store) == 80.0
     assert calls.names == []  # before the ttl: not even a List
     clock.advance(1)
-    assert violence(store) == 70.0
-    assert calls.names == ["ListObjectsV2", "GetObject", "GetObject"]
+    violence(store)
+    assert violence(checked(store)) == 70.0
+    assert calls.names == ["ListObjectsV2", "GetObject"]  # only the object that changed
     assert store.version != first and store.get("kids").ref.version == store.version
     assert store.last_error is None
     assert old.categories["Violence"].thresholds.reject == 80.0 and old.version == first
@@ -239,7 +250,8 @@ def test_the_default_ttl_of_s3_is_60_seconds(bucket: Any, client: Any):
     store.get("kids")
     assert calls.count("ListObjectsV2") == 0
     clock.advance(0.1)
-    store.get("kids")
+    checked(store).get("kids")
+    checked(store)
     assert calls.count("ListObjectsV2") == 1
 
 
@@ -251,6 +263,7 @@ def test_an_unchanged_prefix_costs_one_list_and_no_get(bucket: Any, client: Any)
     for _ in range(3):
         clock.advance(60)
         assert violence(store) == 80.0
+        checked(store)
     assert (calls.count("ListObjectsV2"), calls.count("GetObject")) == (4, 2)
 
 
@@ -264,7 +277,8 @@ def test_an_invalid_edit_is_refused_logged_and_retried_after_the_next_ttl(
     put(bucket, "tenants/kids.yaml", BAD_KIDS)
     clock.advance(60)
     with caplog.at_level(logging.INFO, logger="moderation.policy"):
-        assert violence(store) == 80.0  # the last good version stays in force
+        violence(store)
+        assert violence(checked(store)) == 80.0  # the last good version stays in force
     [record] = caplog.records
     assert record.name == "moderation.policy" and record.levelno == logging.ERROR
     line = f"s3://policies/prod/tenants/kids.yaml:3: categories.Violence.reject: {BAD_MESSAGE}"
@@ -288,14 +302,16 @@ def test_an_invalid_edit_is_refused_logged_and_retried_after_the_next_ttl(
         store.get("kids")
     assert calls.count("ListObjectsV2") == 1
     clock.advance(60)
-    assert violence(store) == 80.0
-    assert (calls.count("ListObjectsV2"), calls.count("GetObject")) == (2, 2)
+    violence(store)
+    assert violence(checked(store)) == 80.0
+    assert (calls.count("ListObjectsV2"), calls.count("GetObject")) == (2, 1)
     assert caplog.records == [] and isinstance(store.last_error, PolicyError)
     # Fixed: the next ttl swaps it in.
     put(bucket, "tenants/kids.yaml", kids(65))
     clock.advance(60)
     with caplog.at_level(logging.INFO, logger="moderation.policy"):
-        assert violence(store) == 65.0
+        violence(store)
+        assert violence(checked(store)) == 65.0
     assert store.last_error is None and store.version not in (good, None)
     assert [r.levelno for r in caplog.records] == [logging.INFO]
 
@@ -312,7 +328,8 @@ def test_a_failed_check_keeps_the_last_good_version_until_s3_answers_again(
     bucket.delete_bucket(Bucket="policies")
     clock.advance(60)
     with caplog.at_level(logging.ERROR, logger="moderation.policy"):
-        assert violence(store) == 80.0
+        violence(store)
+        assert violence(checked(store)) == 80.0
     assert isinstance(store.last_error, PolicyError)
     assert store.last_error.problems[0].message == (
         "s3 ListObjectsV2 failed for s3://policies/prod/: not found (NoSuchBucket: The specified "
@@ -325,6 +342,95 @@ def test_a_failed_check_keeps_the_last_good_version_until_s3_answers_again(
     clock.advance(60)
     assert store.reload() is False  # the same objects again: the same version, no swap
     assert store.version == good and store.last_error is None
+
+
+def put_tenants(s3: Any, n: int) -> None:
+    for i in range(n):
+        put(s3, f"tenants/t{i:04}.yaml", kids(80))
+
+
+def test_one_changed_tenant_of_300_costs_one_list_and_one_get(bucket: Any, client: Any):
+    put_tenants(bucket, 299)  # with kids: 300 tenants
+    clock = Clock()
+    store = PolicyStore.load("s3://policies/prod", s3_client=client, clock=clock)
+    assert len(store.tenants) == 300
+    calls = Calls(client)
+    put(bucket, "tenants/t0123.yaml", kids(55))
+    clock.advance(60)
+    violence(store, "t0123")
+    assert violence(checked(store), "t0123") == 55.0
+    assert calls.names == ["ListObjectsV2", "GetObject"]
+    assert violence(store, "t0124") == 80.0 and len(store.tenants) == 300
+    expected = digest(
+        [("default.yaml", etag(bucket, "default.yaml"))]
+        + [(f"tenants/{t}.yaml", etag(bucket, f"tenants/{t}.yaml")) for t in store.tenants]
+    )
+    assert store.version == expected  # the same version a full read gives
+    assert PolicyStore.load("s3://policies/prod", s3_client=client).version == expected
+
+
+def test_a_tenant_gone_from_the_new_version_is_logged_at_warning_by_name(
+    bucket: Any, client: Any, caplog: pytest.LogCaptureFixture
+):
+    put_tenants(bucket, 3)
+    clock = Clock()
+    store = PolicyStore.load("s3://policies/prod", s3_client=client, clock=clock)
+    old = store.version
+    bucket.delete_object(Bucket="policies", Key="prod/tenants/t0001.yaml")
+    clock.advance(60)
+    with caplog.at_level(logging.INFO, logger="moderation.policy"):
+        checked(store).get("kids")
+        checked(store)
+    [gone] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert gone.getMessage() == (
+        f"policies at s3://policies/prod: version {store.version} has no policy for tenant "
+        f"t0001 (version {old} had): their images are refused as an unknown tenant"
+    )
+    assert store.tenants == ("kids", "t0000", "t0002")
+    with pytest.raises(UnknownTenant):
+        store.get("t0001")
+
+
+def test_an_invalid_version_read_in_part_keeps_the_old_and_is_read_whole_once_fixed(
+    bucket: Any, client: Any
+):
+    put_tenants(bucket, 2)
+    clock = Clock()
+    store = PolicyStore.load("s3://policies/prod", s3_client=client, clock=clock)
+    good = store.version
+    calls = Calls(client)
+    put(bucket, "tenants/t0001.yaml", BAD_KIDS)
+    bucket.delete_object(Bucket="policies", Key="prod/tenants/t0000.yaml")
+    clock.advance(60)
+    checked(store).get("kids")
+    checked(store)
+    assert store.version == good and isinstance(store.last_error, PolicyError)
+    assert store.tenants == ("kids", "t0000", "t0001")  # nothing of the refused version
+    put(bucket, "tenants/t0001.yaml", kids(45))
+    clock.advance(60)
+    checked(store).get("kids")
+    assert violence(checked(store), "t0001") == 45.0 and store.last_error is None
+    assert store.tenants == ("kids", "t0001")
+    assert calls.names == ["ListObjectsV2", "GetObject"] * 2
+
+
+def test_a_slow_s3_keeps_every_reader_on_the_version_in_force(bucket: Any, client: Any):
+    clock = Clock()
+    store = PolicyStore.load("s3://policies/prod", s3_client=client, clock=clock)
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_get(**_: Any) -> None:
+        reading.set()
+        release.wait(10)
+
+    client.meta.events.register("before-call.s3.GetObject", slow_get)
+    put(bucket, "tenants/kids.yaml", kids(60))
+    clock.advance(60)
+    assert violence(store) == 80.0
+    assert reading.wait(10)  # the check is waiting for S3 on its own thread
+    assert violence(store) == 80.0 and store.wait_for_check(0.05) is False
+    release.set()
+    assert violence(checked(store)) == 60.0
 
 
 def test_a_missing_bucket_names_the_bucket_and_the_iam_actions(s3: Any):
@@ -609,10 +715,12 @@ def test_appconfig_unchanged_then_a_new_version(appconfig: AppConfig):
     old = store.get("kids")
     appconfig.latest(b"")  # unchanged
     clock.advance(60)
-    assert violence(store) == 80.0 and store.version == "v1"
+    violence(store)
+    assert violence(checked(store)) == 80.0 and store.version == "v1"
     appconfig.latest(document(70), label="v2")
     clock.advance(60)
-    assert violence(store) == 70.0 and store.version == "v2"
+    violence(store)
+    assert violence(checked(store)) == 70.0 and store.version == "v2"
     assert store.get("kids").version == "v2"
     assert old.version == "v1" and old.categories["Violence"].thresholds.reject == 80.0
 
@@ -639,7 +747,8 @@ def test_appconfig_invalid_version_is_refused_and_the_last_good_one_stays(
     appconfig.latest(document(200), label="v2")
     clock.advance(60)
     with caplog.at_level(logging.ERROR, logger="moderation.policy"):
-        assert violence(store) == 80.0
+        violence(store)
+        assert violence(checked(store)) == 80.0
     assert store.version == "v1"
     assert isinstance(store.last_error, PolicyError)
     assert store.last_error.problems == (
@@ -659,7 +768,9 @@ def test_appconfig_invalid_version_is_refused_and_the_last_good_one_stays(
     assert caplog.records == [] and isinstance(store.last_error, PolicyError)
     appconfig.latest(document(75), label="v3")
     clock.advance(60)
-    assert violence(store) == 75.0 and store.version == "v3" and store.last_error is None
+    violence(store)
+    assert violence(checked(store)) == 75.0
+    assert store.version == "v3" and store.last_error is None
 
 
 def test_an_expired_token_starts_a_new_session(appconfig: AppConfig):
@@ -875,7 +986,13 @@ def test_sixteen_threads_never_see_a_mixed_or_missing_policy():
     assert isinstance(source, PolicySource)
     seen: set[str] = set()
     failures: list[str] = []
-    start = threading.Barrier(16)
+    start = threading.Barrier(17)
+    done = threading.Event()
+
+    def reloader() -> None:  # checks now and then beside the background ones
+        start.wait()
+        while not done.wait(0.001):
+            store.reload()
 
     def reader() -> None:
         start.wait()
@@ -896,16 +1013,20 @@ def test_sixteen_threads_never_see_a_mixed_or_missing_policy():
                 failures.append(repr(exc))
 
     threads = [threading.Thread(target=reader) for _ in range(16)]
-    for t in threads:
+    swapper = threading.Thread(target=reloader)
+    for t in [*threads, swapper]:
         t.start()
     for t in threads:
         t.join()
+    done.set()
+    swapper.join()
     assert failures == []
     assert source.fetches > 1 and len(seen) > 1  # versions really did change under the readers
 
 
-def test_one_caller_checks_while_the_others_keep_the_version_in_force():
+def test_no_reader_waits_for_a_check_not_even_the_one_that_starts_it():
     entered, release = threading.Event(), threading.Event()
+    checkers: list[threading.Thread] = []
 
     class Slow:
         timed_out = False
@@ -920,6 +1041,7 @@ def test_one_caller_checks_while_the_others_keep_the_version_in_force():
             self.calls += 1
             if self.calls == 1:
                 return snapshot_of(1)
+            checkers.append(threading.current_thread())
             entered.set()
             Slow.timed_out = not release.wait(10)
             return snapshot_of(2)
@@ -928,15 +1050,53 @@ def test_one_caller_checks_while_the_others_keep_the_version_in_force():
     source = Slow()
     store = PolicyStore.from_source(source, ttl=10, clock=clock)
     clock.advance(10)
-    checker = threading.Thread(target=store.get, args=("kids",))
-    checker.start()
-    assert entered.wait(10)
-    # Another caller does not wait for the check, nor start a second one.
-    assert violence(store) == 1.0 and store.version == "v1"
+    # The read that finds the ttl passed starts the check and returns at once, with v1 ...
+    assert violence(store) == 1.0
+    assert entered.wait(10) and checkers != [threading.current_thread()]
+    # ... and so does every read while the source is slow, none starting a second check.
+    for _ in range(5):
+        assert violence(store) == 1.0 and store.version == "v1"
+    assert store.wait_for_check(0.05) is False
     release.set()
-    checker.join()
+    assert store.wait_for_check(10)
     assert not Slow.timed_out
-    assert source.calls == 2 and store.version == "v2"
+    assert source.calls == 2 and store.version == "v2" and violence(store) == 2.0
+
+
+def test_a_forked_child_does_not_wait_for_its_parents_check():
+    release = threading.Event()
+
+    class Stuck:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        def describe(self) -> str:
+            return "memory:stuck"
+
+        def fetch(self, known: str | None) -> Snapshot | None:
+            self.calls += 1
+            if self.calls == 2:  # the parent's check, which a child never sees finish
+                release.wait(10)
+            return snapshot_of(self.calls)
+
+    clock = Clock()
+    store = PolicyStore.from_source(Stuck(), ttl=10, clock=clock)
+    clock.advance(10)
+    store.get("kids")
+    assert store.wait_for_check(0.05) is False
+    pid = os.fork()
+    if pid == 0:  # the child: its own checks, not blocked by the parent's lost one
+        ok = store.wait_for_check(0) and store.reload() and store.version == "v3"
+        os._exit(0 if ok else 1)
+    deadline = time.monotonic() + 10
+    while (ended := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if ended[0] == 0:  # still running: blocked on the parent's check
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    release.set()
+    assert ended[0] == pid and os.waitstatus_to_exitcode(ended[1]) == 0
+    assert store.wait_for_check(10) and store.version == "v2"
 
 
 def test_a_failing_source_is_checked_once_per_ttl_and_never_breaks_reads(
@@ -961,7 +1121,7 @@ def test_a_failing_source_is_checked_once_per_ttl_and_never_breaks_reads(
     clock.advance(10)
     with caplog.at_level(logging.ERROR, logger="moderation.policy"):
         for _ in range(20):
-            assert violence(store) == 1.0
+            assert violence(checked(store)) == 1.0
     assert source.calls == 2
     assert isinstance(store.last_error, ConnectionError)
     [record] = caplog.records

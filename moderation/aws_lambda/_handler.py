@@ -519,12 +519,26 @@ def _apply(state: _State, head: _Head, result: _Result) -> None:
 # -- the entry point ----------------------------------------------------------------------------
 
 
-class _NoDeadline:
-    """A context for Powertools when the handler is called without a Lambda one."""
+class _InProgressLock:
+    """What Powertools is told of the invocation's remaining time, which it makes the lifetime of
+    a record in progress: the lock (MODERATION_IDEMPOTENCY_LOCK) or the time left, the shorter.
 
-    @staticmethod
-    def get_remaining_time_in_millis() -> int:
-        return _NO_CONTEXT_REMAINING_MS
+    Not the time left alone: a moderation whose answer could not be stored (DynamoDB failing)
+    leaves its record in progress, and every redelivery until it expires is refused as "already
+    in progress": with up to 15 minutes left, S3's two retries would both be refused.
+    """
+
+    def __init__(self, context: Any, lock_seconds: float) -> None:
+        self._context = context if hasattr(context, "get_remaining_time_in_millis") else None
+        self._lock_ms = max(1, round(lock_seconds * 1000))
+
+    def get_remaining_time_in_millis(self) -> int:
+        left = (
+            _NO_CONTEXT_REMAINING_MS
+            if self._context is None
+            else int(self._context.get_remaining_time_in_millis())
+        )
+        return min(left, self._lock_ms)
 
 
 def _run(
@@ -676,8 +690,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if not isinstance(event, Mapping):
         raise EventError(f"the event must be a JSON object, got {type(event).__name__}")
     request_id = getattr(context, "aws_request_id", None)
-    remaining: Any = context if hasattr(context, "get_remaining_time_in_millis") else _NoDeadline()
-    state.idempotency.register_lambda_context(remaining)
+    lock = _InProgressLock(context, state.settings.idempotency_lock)
+    state.idempotency.register_lambda_context(lock)  # type: ignore[arg-type]  # what it reads
     tally = Tally(state.namespace)
     try:
         if _is_sqs(event):

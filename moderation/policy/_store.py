@@ -3,7 +3,8 @@
 A store reads `default.yaml` and `tenants/*.yaml` from a directory, an S3 prefix or an AppConfig
 profile, builds one `Version` of every policy from them (`_build`: each file checked, `extends`
 chains resolved) and hands out resolved `Policy`s. With a ttl it checks its source for a new
-version and swaps in a valid one whole; an invalid one leaves the last good version in force.
+version on a thread of its own, and swaps in a valid one whole; an invalid one leaves the last
+good version in force. No reader waits for a check.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from typing import Any
 from moderation.errors import InvalidS3Location, PolicyError, Problem, UnknownTenant
 from moderation.policy._build import Version, build_version, with_init_hint
 from moderation.policy._check import close_match
+from moderation.policy._checker import CHECKER
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
 from moderation.policy.sources import (
     AppConfigSource,
@@ -40,6 +43,14 @@ logger = logging.getLogger("moderation.policy")
 
 #: Seconds between checks for new policies in S3 or AppConfig when `load` is given no ttl.
 DEFAULT_TTL = 60.0
+
+#: The stores that check their source, for a forked child to forget their parent's checks.
+_CHECKED: weakref.WeakSet[PolicyStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_CHECKED):
+        store._after_fork()
 
 
 def _detail(exc: BaseException) -> str:
@@ -63,11 +74,13 @@ class PolicyStore:
     `PolicyStore(dir)` reads a directory once; `PolicyStore.load(location)` reads a directory, an
     S3 prefix (`s3://bucket/prefix`) or an AWS AppConfig profile
     (`appconfig://application/environment/profile`) and, with a ttl, checks it again for a new
-    version once the ttl has passed. A new version is validated whole and swapped in at once; an
-    invalid one (or a failed check) is logged at ERROR on the `moderation.policy` logger, kept in
-    `last_error`, and the last good version stays in force. Every `Policy` records the `version`
-    it came from. Reads are safe from any number of threads; use `snapshot()` to read several
-    policies from one version.
+    version once the ttl has passed: the first read after it starts the check on a thread of its
+    own and, like every read meanwhile, gets the version in force. A new version is validated
+    whole, on that thread, and swapped in at once; an invalid one (or a failed check) is logged
+    at ERROR on the `moderation.policy` logger, kept in `last_error`, and the last good version
+    stays in force. A tenant the new version no longer has is logged at WARNING by name. Every
+    `Policy` records the `version` it came from. Reads are safe from any number of threads; use
+    `snapshot()` to read several policies from one version.
 
     `get(tenant)` raises `UnknownTenant` for a tenant with no policy file, unless the store was
     built with `fallback_to_default=True`: then such a tenant gets the default policy, whose `id`
@@ -149,6 +162,12 @@ class PolicyStore:
         self._seen = loaded.version
         self._seen_error: PolicyError | None = None
         self._due = clock() + self._ttl if self._ttl is not None else math.inf
+        # Set while no check runs in the background (`wait_for_check`).
+        self._idle = threading.Event()
+        self._idle.set()
+        if self._ttl is not None:
+            _CHECKED.add(self)
+            CHECKER.ensure_started()  # here, not on the request path
 
     @classmethod
     def from_sources(
@@ -263,24 +282,48 @@ class PolicyStore:
     # ----------------------------------------------------------------------- reloading
 
     def _current(self) -> Version:
-        """The version in force, after a check for a new one if the ttl has passed."""
+        """The version in force. Once the ttl has passed, the first caller starts a check in the
+        background (`_start_check`) and goes on, like every other caller, with this version."""
+        loaded = self._loaded
         if self._ttl is not None and self._clock() >= self._due:
-            self._check(force=False)
-        return self._loaded
+            self._start_check()
+        return loaded
 
-    def _check(self, *, force: bool) -> bool:
-        """Fetch and maybe swap in a new version. Without `force`, a caller that finds another
-        checking goes on with the version in force."""
-        if not self._lock.acquire(blocking=force):
-            return False
-        try:
-            if not force and self._clock() < self._due:
-                return False  # checked by another caller while this one waited
-            return self._refresh()
-        finally:
-            if self._ttl is not None:
-                self._due = self._clock() + self._ttl
+    def _start_check(self) -> None:
+        """A check on the checker's thread (`CHECKER`), unless one is under way: no reader
+        waits for the source, nor for the validation of what it holds."""
+        if not self._lock.acquire(blocking=False):
+            return  # a check is under way
+        if self._clock() < self._due:  # made by another caller since this one looked
             self._lock.release()
+            return
+        self._idle.clear()
+        try:
+            CHECKER.submit(self)
+        except RuntimeError as exc:  # no thread to be had (interpreter shutting down)
+            self._end_check()
+            self._idle.set()
+            logger.error("policies at %s: cannot start a check: %s", self.location, exc)
+
+    def _check_in_background(self) -> None:
+        """The check `_start_check` handed the checker's thread (which holds the lock for it)."""
+        try:
+            self._refresh()
+        finally:
+            self._end_check()
+            self._idle.set()
+
+    def _end_check(self) -> None:
+        """After a check, with the lock held: the next one is due a ttl from now."""
+        if self._ttl is not None:
+            self._due = self._clock() + self._ttl
+        self._lock.release()
+
+    def _after_fork(self) -> None:
+        """In a forked child: the parent's check thread does not exist here."""
+        self._lock = threading.Lock()
+        self._idle = threading.Event()
+        self._idle.set()
 
     def _refresh(self) -> bool:
         assert self._source is not None
@@ -321,6 +364,12 @@ class PolicyStore:
             return False
         self._loaded = loaded  # one assignment: readers see the old version or the new, whole
         self._seen, self._seen_error, self.last_error = snapshot.version, None, None
+        self._log_swap(where, current, loaded)
+        return True
+
+    def _log_swap(self, where: str, current: Version, loaded: Version) -> None:
+        """The swap at INFO; the new version's warnings, and every tenant it no longer has (by
+        name: a deleted or misnamed file changes what its images get), at WARNING."""
         logger.info(
             "policies at %s: now using version %s (was %s)", where, loaded.version, current.version
         )
@@ -331,16 +380,39 @@ class PolicyStore:
                 loaded.version,
                 "\n".join(f"  {w.render()}" for w in loaded.warnings),
             )
-        return True
+        gone = sorted(set(self._tenants_in(current)) - set(self._tenants_in(loaded)))
+        if gone:
+            logger.warning(
+                "policies at %s: version %s has no policy for %s %s (version %s had): %s",
+                where,
+                loaded.version,
+                "tenant" if len(gone) == 1 else "tenants",
+                ", ".join(gone),
+                current.version,
+                "their images get the default policy"
+                if self.fallback_to_default
+                else "their images are refused as an unknown tenant",
+            )
 
     def reload(self) -> bool:
-        """Check for a new version now, without waiting for the ttl; True if one was swapped
-        in. Never raises for an invalid version or a failed check: both are logged and kept in
-        `last_error`. False at once for a store that has no source to check (`from_sources`, a
-        snapshot, a directory read with drafts)."""
+        """Check for a new version now, on this thread, without waiting for the ttl (after a
+        check under way in the background, if any); True if one was swapped in. Never raises for
+        an invalid version or a failed check: both are logged and kept in `last_error`. False at
+        once for a store that has no source to check (`from_sources`, a snapshot, a directory
+        read with drafts)."""
         if self._source is None:
             return False
-        return self._check(force=True)
+        self._lock.acquire()
+        try:
+            return self._refresh()
+        finally:
+            self._end_check()
+
+    def wait_for_check(self, timeout: float | None = None) -> bool:
+        """Wait for the check under way in the background, if any; False if it is still under
+        way after `timeout` seconds. For tests, benchmarks and an orderly shutdown: readers never
+        need it."""
+        return self._idle.wait(timeout)
 
     def snapshot(self) -> PolicyStore:
         """The version in force as a store that never changes: for reading several policies
@@ -486,3 +558,6 @@ def _source(
             clock=clock,
         )
     return DirectorySource(spec)
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -3,8 +3,9 @@
 A `PolicySource` hands the store a `Snapshot`: a version and the policy files as the store reads
 them (policy name -> (the name shown in messages, the bytes or why they could not be read)).
 `fetch(known)` returns None while the version `known` is still the current one, so that polling is
-cheap: an S3 prefix is one ListObjectsV2 (the version is a digest of the keys and ETags) and an
-AppConfig session one GetLatestConfiguration that answers with nothing when nothing changed.
+cheap: an S3 prefix is one ListObjectsV2 (the version is a digest of the keys and ETags; when it
+changed, only the objects whose ETag changed are read) and an AppConfig session one
+GetLatestConfiguration that answers with nothing when nothing changed.
 
 A source never half-reads: any failure to reach the store's backend raises `PolicyError` naming
 the place, what the AWS transport said and what to fix (a missing bucket, a missing IAM

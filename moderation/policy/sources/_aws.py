@@ -14,8 +14,8 @@ __all__ = ["CONNECT_TIMEOUT", "READ_TIMEOUT", "build", "retry_policy", "unreadab
 
 T = TypeVar("T")
 
-#: Connect and read timeouts of the clients built here: a check for new policies is made by a
-#: caller that is moderating an image, so it must not hang.
+#: Connect and read timeouts of the clients built here: a check for new policies must not hang
+#: (it runs beside the callers, who keep the version in force until it ends).
 CONNECT_TIMEOUT: Final = 2.0
 READ_TIMEOUT: Final = 5.0
 #: Attempts per request (the transport retries throttling, 5xx and lost connections).

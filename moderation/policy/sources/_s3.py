@@ -36,8 +36,10 @@ class S3Source:
     """The directory layout under an S3 prefix: `prefix/default.yaml`, `prefix/tenants/*.yaml`.
 
     A check lists the prefix (ListObjectsV2, paginated); the version is a digest of the policy
-    keys and their ETags, so an unchanged prefix costs one List and no Get. Each object is read
-    with `If-Match` its listed ETag, so a version never mixes two uploads. The role needs
+    keys and their ETags, so an unchanged prefix costs one List and no Get. Only the objects
+    whose key or ETag the listing does not know from the previous check are read (one Get per
+    changed object; the others are the bytes read last time under the same ETag), each with
+    `If-Match` its listed ETag, so a version never mixes two uploads. The role needs
     `s3:ListBucket` on the bucket and `s3:GetObject` on `prefix/*`.
 
     Without `client`, one is built on the first check by the AWS transport: 3 attempts (the
@@ -60,6 +62,9 @@ class S3Source:
         self._given = client
         self._region = region
         self._transport: S3Objects | None = None
+        # What the last checks read, by key: (ETag, bytes). An ETag names one upload's bytes, so
+        # an object listed again with the same ETag is not read again.
+        self._read: dict[str, tuple[str, bytes]] = {}
 
     def __repr__(self) -> str:
         return f"S3Source({self.bucket!r}, {self.prefix!r})"
@@ -148,6 +153,15 @@ class S3Source:
             )
         return chosen
 
+    def _bytes(self, obj: _Object) -> bytes:
+        """The object's bytes: those read before under the same ETag, else a Get."""
+        known = self._read.get(obj.key)
+        if known is not None and obj.etag and known[0] == obj.etag:
+            return known[1]
+        data = self._get(obj)
+        self._read[obj.key] = (obj.etag, data)
+        return data
+
     def _get(self, obj: _Object) -> bytes:
         try:
             return self.transport.get(
@@ -181,9 +195,11 @@ class S3Source:
             files: dict[str, Entry] = {}
             try:
                 for name, (shown, item) in layout.items():
-                    files[name] = (shown, item if isinstance(item, Problem) else self._get(item))
+                    files[name] = (shown, item if isinstance(item, Problem) else self._bytes(item))
             except _Changed:
                 continue  # uploaded or deleted while we read: list again
+            listed = {item.key for _, item in layout.values() if isinstance(item, _Object)}
+            self._read = {key: read for key, read in self._read.items() if key in listed}
             return Snapshot(version, files)
         raise PolicyError(
             [
