@@ -15,6 +15,7 @@ import click
 from moderation.audit import Entry, VerifiedRecords, records
 from moderation.cli._common import KEY_ENV, audit_key
 from moderation.cli._desk import DESK_ENV, EXIT_DESK, EXIT_NOT_FOUND, EXIT_USAGE, open_plain_desk
+from moderation.cli._sources import LOG_SOURCE, Source
 from moderation.errors import ModerationError
 from moderation.review import (
     CategoryStats,
@@ -51,7 +52,7 @@ _READER = Reviewer("review-stats", "*")
 
 
 @click.command(name="stats", epilog=_EPILOG)
-@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=LOG_SOURCE)
 @click.option("--tenant", metavar="T", help="Only tenant T's decisions and desk items.")
 @click.option(
     "--desk",
@@ -67,7 +68,7 @@ _READER = Reviewer("review-stats", "*")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stats_command(
-    logs: tuple[Path, ...],
+    logs: tuple[Source, ...],
     tenant: str | None,
     desk_url: str | None,
     key_file: Path | None,
@@ -105,7 +106,7 @@ class _Entries:
     """The entries of the logs in log order: with a key, only those of records that verify
     (the others counted in `ignored`)."""
 
-    def __init__(self, logs: tuple[Path, ...], key: bytes | None) -> None:
+    def __init__(self, logs: tuple[Source, ...], key: bytes | None) -> None:
         self.logs = logs
         self.key = key
         self.ignored = 0
@@ -264,7 +265,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def _json(
     stats: ReviewStats,
     desk: tuple[QueueStats, ...] | str,
-    logs: tuple[Path, ...],
+    logs: tuple[Source, ...],
     tenant: str | None,
     ignored: int,
 ) -> dict[str, Any]:
