@@ -321,7 +321,9 @@ def test_the_audit_record_schema_holds_review_and_appeal_bodies():
 # -- the S3 sink --------------------------------------------------------------------------------
 
 
-def test_the_s3_sink_stores_each_record_once_under_its_day_beside_the_decisions_other_records(s3: Any):
+def test_the_s3_sink_stores_each_record_once_under_its_day_with_the_decisions_others(
+    s3: Any,
+):
     sink = S3AuditLog("uploads", "audit", client=s3)
     decision = make_decision(1)
     written: list[ReviewRecord | AppealRecord] = [
