@@ -53,17 +53,19 @@ def store(versioned_s3: Any) -> S3Store:
     return S3Store.open("s3://uploads/audit", client=versioned_s3)
 
 
-def write(s3: Any, first: int, n: int, *, threads: int = 8) -> list[str]:
-    """`n` decisions (ids from `first`, three tenants) written by `threads` writers at once, and
-    a review and an appeal of the first; their keys."""
+def write(s3: Any, first: int, n: int, *, threads: int = 8, at: datetime = T0) -> list[str]:
+    """`n` decisions made at `at` (ids from `first`, three tenants) written by `threads` writers
+    at once, and a review and an appeal of the first; their keys."""
     sink = S3AuditLog("uploads", "audit", client=s3)
     decisions = [
-        make_decision(i, tenant=("kids", "adults", "default")[i % 3], created_at=T0)
+        make_decision(i, tenant=("kids", "adults", "default")[i % 3], created_at=at)
         for i in range(first, first + n)
     ]
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(sink.append, decisions))
-    people = [review(decisions[0].id, "reject", final=True), appeal(decisions[0].id, minutes=1)]
+    first_id = decisions[0].id
+    people = [review(first_id, "reject", final=True, at=at), appeal(first_id, minutes=1)]
+    people[1] = people[1].model_copy(update={"at": at + timedelta(minutes=1)})
     for record in people:
         sink.append_record(record)
     return [sink.key_for_record(r) for r in [*decisions, *people]]

@@ -280,12 +280,17 @@ def verify_s3(
         last_seq=digests[-1][0] if digests else None,
         covered_to=chain.end,
         keyed=key is not None,
-        warnings=tuple(_warnings(store, digests, key, now())),
+        warnings=tuple(_warnings(store, digests, key, now(), anchored=since is not None)),
     )
 
 
 def _warnings(
-    store: S3Store, digests: list[tuple[int, ListedObject]], key: bytes | None, now: datetime
+    store: S3Store,
+    digests: list[tuple[int, ListedObject]],
+    key: bytes | None,
+    now: datetime,
+    *,
+    anchored: bool,
 ) -> Iterator[str]:
     if key is None:
         yield (
@@ -293,7 +298,8 @@ def _warnings(
             "write the bucket can recompute"
         )
     if not digests:
-        yield f"{store.uri}: no digest yet: run `moderation audit digest {store.uri}`"
+        if not anchored:  # else a finding says that no digest was written since the date
+            yield f"{store.uri}: no digest yet: run `moderation audit digest {store.uri}`"
         return
     newest = digests[-1][1].last_modified
     if newest is not None and now - newest > STALE:

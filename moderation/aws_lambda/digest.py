@@ -28,7 +28,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     if not is_s3(settings.audit):
         raise ConfigurationError(
             [
-                f"MODERATION_AUDIT: the digest function needs s3://bucket/prefix, not {settings.audit!r}"
+                "MODERATION_AUDIT: the digest function needs s3://bucket/prefix, not "
+                f"{settings.audit!r}"
             ]
         )
     assert settings.audit is not None
@@ -39,7 +40,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             logging.WARNING, "no MODERATION_AUDIT_KEY: the digest is plain SHA-256", trail=store.uri
         )
     run = write_digest(store, key=key)
-    result = {
+    result: dict[str, Any] = {
         "trail": store.uri,
         "digest": store.uri_of(run.key) if run.key else None,
         "seq": run.seq,
