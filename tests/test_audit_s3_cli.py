@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from clirunner import runner
 from test_audit_digest import Clock, write
-from test_audit_log import make_decision
 
 from moderation.audit import S3AuditLog, records
 from moderation.audit._digest import digest_key
@@ -50,9 +49,7 @@ def trail(versioned_s3: Any, clock: Clock) -> list[str]:
     return keys
 
 
-def test_verify_passes_then_names_a_deleted_record_with_exit_1(
-    trail: list[str], versioned_s3: Any
-):
+def test_verify_passes_then_names_a_deleted_record_with_exit_1(trail: list[str], versioned_s3: Any):
     ok = cli("verify", TRAIL)
     assert ok.exit_code == 0, ok.stderr
     assert ok.stdout.startswith(f"{TRAIL}: ok: 1 digests (seq 1-1, hmac-sha256) cover 12 records")
@@ -172,6 +169,12 @@ def test_replay_and_review_stats_read_s3(trail: list[str]):
     )
     assert reviewed.exit_code == 0, reviewed.stderr
     assert json.loads(reviewed.stdout)
+    keyed = runner().invoke(
+        main,
+        ["review", "stats", TRAIL],
+        env={"MODERATION_REVIEW": None, "MODERATION_AUDIT_KEY": KEY},
+    )
+    assert keyed.exit_code == 2 and "audit verify" in keyed.stderr
 
 
 def test_the_sink_writes_review_records_with_their_sha256_too(s3: Any):

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from moderation.audit import Entry, VerifiedRecords, records
+from moderation.audit._s3read import is_s3
 from moderation.cli._common import KEY_ENV, audit_key
 from moderation.cli._desk import DESK_ENV, EXIT_DESK, EXIT_NOT_FOUND, EXIT_USAGE, open_plain_desk
 from moderation.cli._sources import LOG_SOURCE, Source
@@ -80,6 +81,11 @@ def stats_command(
     between reviewers, each reviewer's verdicts and skips; and, with a desk, its queue (open
     items, their ages, SLA breaches)."""
     key = audit_key(key_file)
+    if key is not None and any(is_s3(log) for log in logs):
+        raise click.UsageError(
+            "with a key only records that verify in a chained log file are read; an s3:// trail "
+            "is checked by `moderation audit verify` against its digests: unset the key here"
+        )
     reading = _Entries(logs, key)
     try:
         stats = review_stats(reading, labels(logs, key=key), tenant=tenant)
