@@ -336,3 +336,20 @@ def test_a_pruned_prefix_verifies_from_an_anchored_digest(
 def test_the_key_is_accepted_beside_an_s3_destination():
     env = {"MODERATION_AUDIT": "s3://audit-bucket/p", "MODERATION_AUDIT_KEY": "k"}
     assert Settings.from_env(env).audit_key == "k"
+
+
+def test_a_deleted_newest_digest_is_named_and_not_written_over(
+    digested: list[str], versioned_s3: Any, store: S3Store, clock: Clock
+):
+    # GIVEN the newest digest and a record it listed deleted (versioning keeps both)
+    clock.advance(minutes=1)  # moto tells the latest version by its time
+    versioned_s3.delete_object(Bucket="uploads", Key=digest_key(store, 2))
+    versioned_s3.delete_object(Bucket="uploads", Key=digested[50])
+    # THEN verify names the digest, though the chain before it is whole
+    report = verify(store, clock)
+    assert ("digest missing", uri(digest_key(store, 2))) in findings(report)
+    assert "the newest digest was deleted" in str(report.findings)
+    # AND the next run refuses to write digest 2 again over the gap
+    clock.advance(minutes=20)
+    with pytest.raises(DigestError, match="was deleted .a delete marker hides it."):
+        digest(store, clock)

@@ -883,7 +883,7 @@ def test_the_digest_role_reads_the_trail_and_writes_only_digests(template):
         {
             "Sid": "ListAuditTrail",
             "Effect": "Allow",
-            "Action": "s3:ListBucket",
+            "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
             "Resource": f"arn:aws:s3:::{AUDIT}",
             "Condition": {"StringLike": {"s3:prefix": ["audit/", "audit/*"]}},
         },

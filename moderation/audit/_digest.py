@@ -176,6 +176,16 @@ def _newest(store: S3Store, key: bytes | None) -> tuple[Digest | None, str | Non
     for listed in store.digests():
         if digest_seq(store, listed.key) is not None:
             newest = listed.key
+    # A deleted newest digest would be written again, over the gap, without a trace in the
+    # chain; a versioned bucket keeps it behind a delete marker, which says so.
+    last = digest_seq(store, newest) if newest is not None else 0
+    for deleted in store.deleted_digests():
+        if (digest_seq(store, deleted) or 0) > (last or 0):
+            raise DigestError(
+                f"{store.uri_of(deleted)} was deleted (a delete marker hides it): refusing to "
+                "write a digest over it; restore it (delete the marker) and run `moderation "
+                f"audit verify {store.uri}`"
+            )
     if newest is None:
         return None, None
     digest, problem = parse_digest(store.read(newest).body, key)

@@ -75,6 +75,11 @@ class S3Store:
         """Every object under `prefix/_digests/`, in key order (digest order)."""
         return self.s3.objects(self.bucket, f"{self.root}{DIGESTS}/")
 
+    def deleted_digests(self) -> list[str]:
+        """The digest keys whose current version is a delete marker (a versioned bucket keeps
+        the deleted digest; an unversioned one leaves no trace)."""
+        return list(self.s3.deleted(self.bucket, f"{self.root}{DIGESTS}/"))
+
     def records(self, under: str = "") -> Iterator[ListedObject]:
         """Every record object (everything but the digests) under `prefix/under`, in key
         order; FileNotFoundError when the bucket does not exist."""

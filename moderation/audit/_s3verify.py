@@ -191,6 +191,12 @@ def _digests(
         else:
             numbered.append((seq, listed))
     numbered.sort(key=lambda pair: pair[0])
+    newest = numbered[-1][0] if numbered else 0
+    for deleted in store.deleted_digests():
+        seq = digest_seq(store, deleted)
+        if seq is not None and seq > newest:  # the others show as a gap in the chain
+            detail = "the newest digest was deleted (a delete marker hides it)"
+            findings.append(Finding("digest missing", store.uri_of(deleted), detail))
     if since is None:
         return numbered
     for index, (_, listed) in enumerate(numbered):

@@ -179,6 +179,7 @@ class S3Objects(AWSService):
         {
             "HeadObject": "s3:GetObject",
             "ListObjectsV2": "s3:ListBucket on the bucket",
+            "ListObjectVersions": "s3:ListBucketVersions on the bucket",
             "CopyObject": "s3:GetObject on the source and s3:PutObject on the target",
         }
     )
@@ -275,6 +276,25 @@ class S3Objects(AWSService):
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
+
+    def deleted(self, bucket: str, prefix: str) -> Iterator[str]:
+        """The keys under `prefix` whose current version is a delete marker (deleted in a
+        versioned bucket, their versions kept), in key order."""
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            call = lambda: self._client.list_object_versions(**params)  # noqa: E731
+            page = self.call("ListObjectVersions", call, s3_name(bucket, prefix))
+            for marker in page.get("DeleteMarkers") or ():
+                if marker.get("IsLatest"):
+                    yield str(marker["Key"])
+            if not page.get("IsTruncated"):
+                return
+            params = {
+                "Bucket": bucket,
+                "Prefix": prefix,
+                "KeyMarker": page.get("NextKeyMarker"),
+                "VersionIdMarker": page.get("NextVersionIdMarker"),
+            }
 
     def folders(self, bucket: str, prefix: str) -> Iterator[str]:
         """The "folders" right under `prefix` (S3's CommonPrefixes with delimiter `/`), each
