@@ -282,8 +282,9 @@ class S3Objects(AWSService):
         versioned bucket, their versions kept), in key order."""
         params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
         while True:
-            call = lambda: self._client.list_object_versions(**params)  # noqa: E731
-            page = self.call("ListObjectVersions", call, s3_name(bucket, prefix))
+            page = self.call(
+                "ListObjectVersions", self._versions_lister(params), s3_name(bucket, prefix)
+            )
             for marker in page.get("DeleteMarkers") or ():
                 if marker.get("IsLatest"):
                     yield str(marker["Key"])
@@ -370,6 +371,9 @@ class S3Objects(AWSService):
 
     def _lister(self, params: Mapping[str, Any]) -> Callable[[], Any]:
         return lambda: self._client.list_objects_v2(**params)
+
+    def _versions_lister(self, params: Mapping[str, Any]) -> Callable[[], Any]:
+        return lambda: self._client.list_object_versions(**params)
 
 
 def _address(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:
