@@ -104,6 +104,8 @@ def test_usage_errors_and_a_missing_bucket(versioned_s3: Any):
     assert cli("digest", "s3://Bad_Bucket/x").exit_code == 2
     assert cli("verify", TRAIL, "--head", "1:" + "a" * 64).exit_code == 2
     assert cli("verify", TRAIL, "audit.jsonl").exit_code == 2
+    from_a_file = cli("verify", "audit.jsonl", "--from", "2025-03-01")
+    assert from_a_file.exit_code == 2 and "not a log file's" in from_a_file.stderr
     missing = cli("verify", "s3://no-such-bucket/audit")
     assert missing.exit_code == 1
     assert "s3://no-such-bucket/audit: FAILED" in missing.stderr

@@ -118,6 +118,8 @@ def verify_trails(
     sources: tuple[Source, ...], *, key_file: Path | None, since: datetime | None
 ) -> NoReturn:
     """`audit verify` of S3 trails: each against its digests; exits 0 or 1 as `verify` does."""
+    if not any(isinstance(source, str) and is_s3(source) for source in sources):
+        raise click.UsageError("--from DATE names a digest of an s3:// trail, not a log file's")
     if not all(isinstance(source, str) and is_s3(source) for source in sources):
         raise click.UsageError("give either log files or s3:// trails, not both")
     key = audit_key(key_file)
