@@ -166,6 +166,10 @@ def test_replay_and_review_stats_read_s3(trail: list[str]):
     assert replayed.exit_code == 0, replayed.stderr
     assert "replayed 7 of 10 decisions" in replayed.stdout  # 3 of tenant adults: no policy
     assert "(12 records read)" in replayed.stdout
+    empty = ["replay", "s3://uploads/none", "--policies", str(ROOT / "policies")]
+    nothing = runner().invoke(main, empty)
+    assert nothing.exit_code == 3  # as for a missing log file
+    assert "no audit records under this prefix" in nothing.stderr
     reviewed = runner().invoke(
         main, ["review", "stats", TRAIL, "--json"], env={"MODERATION_REVIEW": None}
     )
