@@ -1,4 +1,5 @@
-"""`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only.
+"""`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only, but for
+`audit digest` (moderation/cli/audit_digest.py), which writes an S3 trail's next digest.
 
 Exit codes: 0 ok; 1 verification failed (tampering), a log or decision not found; 2 usage
 error; 3 (`verify`) the log ends in an unrepaired crash tail and every record before it verified.
@@ -58,7 +59,7 @@ _KEY_FILE_HELP = (
 
 @click.group(epilog=_EPILOG)
 def audit() -> None:
-    """Verify, inspect and summarise audit logs (read-only)."""
+    """Verify, inspect and summarise audit logs (read-only); write an S3 trail's digests."""
 
 
 def _not_found(message: str) -> click.exceptions.Exit:
