@@ -300,7 +300,8 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable(
         "MODERATION_AUDIT_KEY", "audit_key", _audit_key, "unset: plain SHA-256 chain",
-        "secret that makes a file log's record hashes HMAC-SHA256 (`alg: hmac-sha256`);"
+        "secret that makes a file log's record hashes HMAC-SHA256 (`alg: hmac-sha256`), and"
+        " signs the digests of an S3 trail (`moderation audit digest`);"
         " `moderation audit verify` needs it too. Never printed",
     ),
     Variable(
@@ -405,6 +406,8 @@ ENV_VARS: Mapping[str, str] = {v.name: v.doc for v in VARIABLES}
 
 #: Variables that only a file audit log reads: an error beside any other MODERATION_AUDIT.
 _FILE_LOG_ONLY = ("MODERATION_AUDIT_KEY", "MODERATION_AUDIT_ROTATE_BYTES")
+#: ... except the key, which also signs an S3 trail's digests (`moderation audit digest`).
+_S3_TOO = frozenset({"MODERATION_AUDIT_KEY"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -488,8 +491,9 @@ def read_env(env: Mapping[str, str] | None = None) -> EnvReading:
             values[variable.field] = value
     sink = values.get("audit")
     if sink is not None and not is_file_sink(sink):
+        s3 = sink.startswith("s3://")
         for name in _FILE_LOG_ONLY:
-            if env.get(name) is not None:
+            if env.get(name) is not None and not (s3 and name in _S3_TOO):
                 found.append(
                     (name, f"applies only to a file audit log, but MODERATION_AUDIT is {sink!r}")
                 )

@@ -321,7 +321,9 @@ def test_the_audit_record_schema_holds_review_and_appeal_bodies():
 # -- the S3 sink --------------------------------------------------------------------------------
 
 
-def test_the_s3_sink_stores_each_record_once_beside_the_decisions_other_records(s3: Any):
+def test_the_s3_sink_stores_each_record_once_under_its_day_with_the_decisions_others(
+    s3: Any,
+):
     sink = S3AuditLog("uploads", "audit", client=s3)
     decision = make_decision(1)
     written: list[ReviewRecord | AppealRecord] = [
@@ -336,8 +338,8 @@ def test_the_s3_sink_stores_each_record_once_beside_the_decisions_other_records(
         "Contents"
     ]]  # fmt: skip
     assert keys == [sink.key_for_record(r) for r in written]
-    assert keys[0].startswith("audit/reviews/d000001/20250302T090000.000000Z-review-")
-    assert keys[2].startswith("audit/reviews/d000001/20250302T090200.000000Z-appeal-")
+    assert keys[0].startswith("audit/reviews/2025/03/02/d000001/20250302T090000.000000Z-review-")
+    assert keys[2].startswith("audit/reviews/2025/03/02/d000001/20250302T090200.000000Z-appeal-")
     bodies = [s3.get_object(Bucket="uploads", Key=k)["Body"].read() for k in keys]
     assert [parse_line(b) for b in bodies] == written
     with pytest.raises(ValueError, match="cannot be part of an S3 key"):

@@ -44,6 +44,8 @@ QUARANTINE = "moderation-quarantinebucket-1a2b3c4d5e6f"
 TABLE = "moderation-IdempotencyTable-X1Y2Z3"
 QUEUE_URL = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/moderation-%s-AbC123"
 QUEUE_ARN = f"arn:aws:sqs:{REGION}:{ACCOUNT}:moderation-%s-AbC123"
+AUDIT = "moderation-auditbucket-1a2b3c4d5e6f"
+TRAIL = f"s3://{AUDIT}/audit"
 
 
 # -- reading the template ------------------------------------------------------------------------
@@ -240,6 +242,7 @@ S3_ADAPTER_IN_REGION = {
     "RekognitionTpsPerInstance": "2.5",
 }
 APPCONFIG_NO_JUDGE = {
+    "AuditSink": "stdout",
     "PoliciesSource": "appconfig",
     "PoliciesAppConfig": "abc1234/def5678/ghi9012",
     "Judge": "none",
@@ -396,7 +399,7 @@ EXPECTED_SETTINGS = {
     "defaults": Settings(
         policies="/var/task/policies",
         region=REGION,
-        audit="stdout",
+        audit=TRAIL,
         judge="bedrock",
         policies_ttl=None,  # a directory in the package is read once
         rekognition_tps=1.0,
@@ -410,7 +413,7 @@ EXPECTED_SETTINGS = {
     "s3-adapter-in-region": Settings(
         policies="s3://acme-config/moderation/policies",
         region=REGION,
-        audit="stdout",
+        audit=TRAIL,
         project_version=ADAPTER,
         judge="bedrock",
         policies_ttl=60.0,
@@ -528,6 +531,12 @@ def uploads(bucket: str) -> list[dict[str, Any]]:
     ]
 
 
+WRITE_AUDIT = {
+    "Sid": "WriteAuditRecords",
+    "Effect": "Allow",
+    "Action": ["s3:PutObject", "s3:GetObject"],
+    "Resource": f"arn:aws:s3:::{AUDIT}/audit/*",
+}
 QUARANTINE_STATEMENTS = [
     {
         "Sid": "RemoveQuarantinedUploads",
@@ -548,6 +557,7 @@ EXPECTED_STATEMENTS = {
         *COMMON_HEAD,
         *uploads(UPLOADS),
         *QUARANTINE_STATEMENTS,
+        WRITE_AUDIT,
         TABLE_STATEMENT,
         {
             "Sid": "DetectModerationLabels",
@@ -577,6 +587,7 @@ EXPECTED_STATEMENTS = {
     "s3-adapter-in-region": [
         *COMMON_HEAD,
         *uploads(UPLOADS),
+        WRITE_AUDIT,
         TABLE_STATEMENT,
         {
             "Sid": "DetectModerationLabels",
@@ -646,6 +657,7 @@ ALL_ACTIONS = {
     "s3:DeleteObject",
     "s3:DeleteObjectVersion",
     "s3:PutObject",
+    "s3:GetObjectVersion",
     "dynamodb:GetItem",
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -703,8 +715,8 @@ def test_the_role_has_only_the_basic_execution_managed_policy(template):
             "Action": "sts:AssumeRole",
         }
     ]
-    roles = [r for r in template["Resources"].values() if r["Type"] == "AWS::IAM::Role"]
-    assert len(roles) == 1
+    roles = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::IAM::Role"]
+    assert roles == ["ModerationFunctionRole", "DigestFunctionRole"]
 
 
 # -- the bucket, the queue policy and the table ----------------------------------------------------
@@ -790,6 +802,9 @@ def test_the_outputs(template):
         "ReviewQueueUrl",
         "IdempotencyTableName",
         "LogGroupName",
+        "AuditTrail",
+        "AuditKeySecretArn",
+        "DigestFunctionArn",
     }
     assert outputs["FunctionArn"]["Value"] == {"Fn::GetAtt": ["ModerationFunction", "Arn"]}
     assert outputs["QuarantineBucketName"]["Condition"] == "UseQuarantine"
@@ -809,3 +824,85 @@ def test_the_deploy_guide_explains_every_parameter(template):
     assert missing == []
     for command in ("sam build", "sam deploy --guided", "MODERATION_POLICIES_TTL"):
         assert command in text
+
+
+# -- the audit trail ---------------------------------------------------------------------------
+
+
+def test_the_audit_bucket_is_locked_in_governance_mode_for_the_retention_set(template):
+    bucket = template["Resources"]["AuditBucket"]
+    assert (bucket["Condition"], bucket["DeletionPolicy"]) == ("AuditToS3", "Retain")
+    props = Stack(template, AuditRetentionDays="90").resolve(bucket["Properties"])
+    assert props["ObjectLockEnabled"] is True
+    assert props["ObjectLockConfiguration"] == {
+        "ObjectLockEnabled": "Enabled",
+        "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": "90"}},
+    }
+    assert props["VersioningConfiguration"] == {"Status": "Enabled"}  # Object Lock needs it
+    (rule,) = props["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == "90"  # pruned when the lock ends: verify --from DATE
+    assert template["Parameters"]["AuditSink"]["Default"] == "s3"
+
+
+def test_without_the_s3_sink_there_is_no_trail(template):
+    stack = Stack(template, AuditSink="stdout")
+    for name in ("AuditBucket", "AuditKeySecret", "DigestFunction", "DigestFunctionRole"):
+        assert not stack.exists(name), name
+    assert stack.environment()["MODERATION_AUDIT"] == "stdout"
+
+
+def digest_function(template: dict[str, Any]) -> dict[str, Any]:
+    return template["Resources"]["DigestFunction"]["Properties"]
+
+
+def test_the_digest_function_runs_on_a_schedule_with_the_key(template):
+    stack = Stack(template, DigestIntervalMinutes="5")
+    props = stack.resolve(digest_function(template))
+    assert props["Handler"] == "moderation.aws_lambda.digest.handler"
+    assert (props["Runtime"], props["Architectures"]) == ("python3.13", ["arm64"])
+    assert props["ReservedConcurrentExecutions"] == 1
+    (event,) = props["Events"].values()
+    assert event == {"Type": "Schedule", "Properties": {"Schedule": "rate(5 minutes)"}}
+    env = props["Environment"]["Variables"]
+    secret = "moderation-AuditKeySecret-Q1W2E3"
+    assert env == {
+        "MODERATION_AUDIT": TRAIL,
+        "MODERATION_AUDIT_KEY": f"{{{{resolve:secretsmanager:{secret}:SecretString}}}}",
+    }
+    settings = Settings.from_env({**env, "AWS_REGION": REGION})
+    assert (settings.audit, settings.audit_key) == (TRAIL, env["MODERATION_AUDIT_KEY"])
+    # the writers never hold the key
+    assert "MODERATION_AUDIT_KEY" not in stack.environment()
+
+
+def test_the_digest_role_reads_the_trail_and_writes_only_digests(template):
+    role = template["Resources"]["DigestFunctionRole"]["Properties"]
+    (policy,) = role["Policies"]
+    statements = Stack(template).resolve(policy["PolicyDocument"]["Statement"])
+    assert statements == [
+        {
+            "Sid": "ListAuditTrail",
+            "Effect": "Allow",
+            "Action": ["s3:ListBucket", "s3:ListBucketVersions"],
+            "Resource": f"arn:aws:s3:::{AUDIT}",
+            "Condition": {"StringLike": {"s3:prefix": ["audit/", "audit/*"]}},
+        },
+        {
+            "Sid": "ReadAuditTrail",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:GetObjectVersion"],
+            "Resource": f"arn:aws:s3:::{AUDIT}/audit/*",
+        },
+        {
+            "Sid": "WriteDigests",
+            "Effect": "Allow",
+            "Action": "s3:PutObject",
+            "Resource": f"arn:aws:s3:::{AUDIT}/audit/_digests/*",
+        },
+    ]
+    # nobody in the stack may delete or overwrite a trail object before its retention ends
+    everything = json.dumps([statements, Stack(template).statements()])
+    assert "BypassGovernanceRetention" not in everything
+    assert "s3:Delete" not in json.dumps(statements)
+    assert all(AUDIT not in json.dumps(s) for s in Stack(template).statements() if "Delete" in
+               json.dumps(s["Action"]))  # fmt: skip

@@ -1,10 +1,12 @@
 """Audit logs: where every decision goes before `moderate()` returns it, and how to read them back.
 
-docs/audit.md documents the file format (hash-chained JSON lines) and its guarantees.
+docs/audit.md documents the file format (hash-chained JSON lines) and its guarantees, and the S3
+trail's digests (`write_digest`, `verify_s3`).
 """
 
 from typing import Any
 
+from moderation.audit._digest import DigestError, DigestRun, write_digest
 from moderation.audit._format import (
     GENESIS,
     AuditRecord,
@@ -19,6 +21,8 @@ from moderation.audit._jsonl import JsonlAuditLog
 from moderation.audit._labels import golden_verdicts, history, labels
 from moderation.audit._read import LogEntry, decisions, log_files, read_log, records
 from moderation.audit._s3 import S3AuditError, S3AuditLog
+from moderation.audit._s3read import S3Store
+from moderation.audit._s3verify import Finding, S3VerifyReport, verify_s3
 from moderation.audit._sinks import (
     AuditSink,
     InMemoryAuditLog,
@@ -39,8 +43,11 @@ __all__ = [
     "GENESIS",
     "AuditRecord",
     "AuditSink",
+    "DigestError",
+    "DigestRun",
     "Entry",
     "FileHeader",
+    "Finding",
     "Head",
     "Ignored",
     "InMemoryAuditLog",
@@ -50,6 +57,8 @@ __all__ = [
     "RecordError",
     "S3AuditError",
     "S3AuditLog",
+    "S3Store",
+    "S3VerifyReport",
     "StreamAuditLog",
     "TornNote",
     "VerifiedRecords",
@@ -67,6 +76,8 @@ __all__ = [
     "read_log",
     "records",
     "verify_log",
+    "verify_s3",
+    "write_digest",
 ]
 
 

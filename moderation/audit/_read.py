@@ -1,4 +1,5 @@
-"""Reading audit logs back: a live file with its rotated predecessors, line by line, streaming.
+"""Reading audit logs back: a live file with its rotated predecessors, line by line, streaming;
+or an S3 trail (`s3://bucket/prefix`, what the S3 sink writes), one object per record.
 
 Rotation renames the live file `audit.jsonl` to `audit.jsonl.1`, then `.2`, ... (the numbers grow
 with each rotation and are never reused or shifted), so given the live path a reader finds its
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.audit._format import AuditRecord, Entry, RecordError, parse_line
+from moderation.audit._s3read import is_s3, s3_records
 from moderation.decision import Decision
 
 __all__ = [
@@ -68,8 +70,9 @@ class LogEntry:
     """One line of a log: where it is, its bytes, and what it parsed to or why it did not.
 
     `parsed` is an `AuditRecord` (a chained record), a bare `Decision`, `ReviewRecord` or
-    `AppealRecord` (what the stream sinks write), or None with `error` set. `torn` is true for
-    a last line with no newline: a writer stopped mid-record.
+    `AppealRecord` (what the stream and S3 sinks write), or None with `error` set. `torn` is
+    true for a last line with no newline: a writer stopped mid-record. An S3 record object is
+    one entry (line 1) whose `uri` is `s3://bucket/key` and `file` that key.
     """
 
     file: Path
@@ -79,6 +82,7 @@ class LogEntry:
     parsed: AuditRecord | Entry | None
     error: str | None = None
     torn: bool = False
+    uri: str | None = None
 
     @property
     def decision(self) -> Decision | None:
@@ -98,8 +102,8 @@ class LogEntry:
 
     @property
     def where(self) -> str:
-        """`file:line`, for messages."""
-        return f"{self.file}:{self.line}"
+        """`file:line` (an S3 object's `s3://` URI), for messages."""
+        return self.uri if self.uri is not None else f"{self.file}:{self.line}"
 
 
 def _entries(file: Path) -> Iterator[LogEntry]:
@@ -123,20 +127,40 @@ def _entries(file: Path) -> Iterator[LogEntry]:
             yield LogEntry(file, number, start, raw, parsed)
 
 
+def _objects(uri: str) -> Iterator[LogEntry]:
+    for where, raw, problem in s3_records(uri):
+        key = Path(where.split("/", 3)[3])
+        if raw is None:
+            yield LogEntry(key, 1, 0, b"", None, f"unreadable: {problem}", uri=where)
+            continue
+        try:
+            parsed = parse_line(raw)
+        except RecordError as exc:
+            yield LogEntry(key, 1, 0, raw, None, str(exc), uri=where)
+            continue
+        yield LogEntry(key, 1, 0, raw, parsed, uri=where)
+
+
 def read_log(
     paths: Paths,
     *,
     predecessors: bool = True,
 ) -> Iterator[LogEntry]:
-    """Every line of the named logs (each with its rotated predecessors, oldest first), in order.
+    """Every line of the named logs (each with its rotated predecessors, oldest first), in order;
+    for an `s3://bucket/prefix` (a str), every record object under it, in key order.
 
     A file named twice (directly, or as another path's predecessor) is read once. Streaming: one
-    line is held at a time. Raises FileNotFoundError for a named path with no log.
+    line is held at a time (a few dozen objects of an S3 trail, read in parallel). Raises
+    FileNotFoundError for a named path with no log, or a prefix with no record object.
     """
     if isinstance(paths, str | os.PathLike):
         paths = [paths]
     seen: set[Path] = set()
     for path in paths:
+        if is_s3(path):
+            assert isinstance(path, str)
+            yield from _objects(path)
+            continue
         files = log_files(path) if predecessors else [Path(path)]
         for file in files:
             real = file.resolve()

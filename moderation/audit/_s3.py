@@ -99,16 +99,17 @@ class S3AuditLog:
 
     def key_for_record(self, record: Entry) -> str:
         """The object key of any record: a decision's (`key_for`), or for a review or appeal
-        `{prefix}/reviews/{decision_id}/{yyyymmddThhmmss.ffffff}Z-{kind}-{16 hex}.json`
-        (its time, and the first hex digits of its body's SHA-256), so that a decision's
-        reviews list in order beside each other."""
+        `{prefix}/reviews/{yyyy}/{mm}/{dd}/{decision_id}/{yyyymmddThhmmss.ffffff}Z-{kind}-{16
+        hex}.json` (its UTC day and time, and the first hex digits of its body's SHA-256): a
+        day's reviews list together (what a digest lists), a decision's in time order."""
         if isinstance(record, Decision):
             return self.key_for(record)
         if not _KEY_PART.match(record.decision_id):
             raise ValueError(f"decision id {record.decision_id!r} cannot be part of an S3 key")
         digest = hashlib.sha256(record.model_dump_json().encode()).hexdigest()[:16]
         at = record.at.astimezone(UTC)
-        key = f"reviews/{record.decision_id}/{at:%Y%m%dT%H%M%S.%f}Z-{record.kind}-{digest}.json"
+        name = f"{at:%Y%m%dT%H%M%S.%f}Z-{record.kind}-{digest}.json"
+        key = f"reviews/{at:%Y}/{at:%m}/{at:%d}/{record.decision_id}/{name}"
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def append(self, decision: Decision) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -42,7 +43,7 @@ from moderation.errors import ImageSourceError, InvalidImage
 from moderation.image import ObjectHead, S3Object
 from moderation.s3location import S3Location
 
-__all__ = ["ListedObject", "S3ImageReader", "S3Objects", "s3_name"]
+__all__ = ["ListedObject", "S3ImageReader", "S3Objects", "StoredObject", "s3_name"]
 
 
 def s3_name(bucket: str, key: str = "", version_id: str | None = None) -> str:
@@ -152,11 +153,21 @@ class S3ImageReader(AWSTransport):
 
 @dataclass(frozen=True, slots=True)
 class ListedObject:
-    """One object of a listing: its key, ETag (without quotes) and size."""
+    """One object of a listing: its key, ETag (without quotes), size and LastModified (S3's
+    clock, whole seconds)."""
 
     key: str
     etag: str | None
     size: int
+    last_modified: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredObject:
+    """An object's bytes and the version they are (None in a bucket without versioning)."""
+
+    body: bytes
+    version_id: str | None
 
 
 class S3Objects(AWSService):
@@ -168,6 +179,7 @@ class S3Objects(AWSService):
         {
             "HeadObject": "s3:GetObject",
             "ListObjectsV2": "s3:ListBucket on the bucket",
+            "ListObjectVersions": "s3:ListBucketVersions on the bucket",
             "CopyObject": "s3:GetObject on the source and s3:PutObject on the target",
         }
     )
@@ -206,6 +218,21 @@ class S3Objects(AWSService):
 
         return self.call("GetObject", get, s3_name(bucket, key, version_id))
 
+    def read(self, bucket: str, key: str, *, limit: int) -> StoredObject:
+        """At most `limit` bytes of the current version of the object, and its version id."""
+
+        def get() -> StoredObject:
+            answer = self._client.get_object(Bucket=bucket, Key=key)
+            body = answer["Body"]
+            try:
+                data = bytes(body.read(limit))
+            finally:
+                body.close()
+            version = answer.get("VersionId")
+            return StoredObject(data, str(version) if version and version != "null" else None)
+
+        return self.call("GetObject", get, s3_name(bucket, key))
+
     def put_new(self, bucket: str, key: str, body: bytes, *, content_type: str) -> int:
         """Create the object, which must not exist (`If-None-Match: *`; `changed` if it does),
         with a SHA-256 checksum S3 verifies; the requests it took."""
@@ -239,7 +266,48 @@ class S3Objects(AWSService):
                 if key.endswith("/"):
                     continue
                 etag = str(entry.get("ETag") or "").strip('"') or None
-                yield ListedObject(key=key, etag=etag, size=int(entry.get("Size") or 0))
+                modified = entry.get("LastModified")
+                yield ListedObject(
+                    key=key,
+                    etag=etag,
+                    size=int(entry.get("Size") or 0),
+                    last_modified=modified if isinstance(modified, datetime) else None,
+                )
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    def deleted(self, bucket: str, prefix: str) -> Iterator[str]:
+        """The keys under `prefix` whose current version is a delete marker (deleted in a
+        versioned bucket, their versions kept), in key order."""
+        params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+        while True:
+            page = self.call(
+                "ListObjectVersions", self._versions_lister(params), s3_name(bucket, prefix)
+            )
+            for marker in page.get("DeleteMarkers") or ():
+                if marker.get("IsLatest"):
+                    yield str(marker["Key"])
+            if not page.get("IsTruncated"):
+                return
+            params = {
+                "Bucket": bucket,
+                "Prefix": prefix,
+                "KeyMarker": page.get("NextKeyMarker"),
+                "VersionIdMarker": page.get("NextVersionIdMarker"),
+            }
+
+    def folders(self, bucket: str, prefix: str) -> Iterator[str]:
+        """The "folders" right under `prefix` (S3's CommonPrefixes with delimiter `/`), each
+        ending in `/`, in key order."""
+        token: str | None = None
+        while True:
+            params: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "Delimiter": "/"}
+            if token is not None:
+                params["ContinuationToken"] = token
+            page = self.call("ListObjectsV2", self._lister(params), s3_name(bucket, prefix))
+            for common in page.get("CommonPrefixes") or ():
+                yield str(common["Prefix"])
             token = page.get("NextContinuationToken")
             if not page.get("IsTruncated") or not token:
                 return
@@ -303,6 +371,9 @@ class S3Objects(AWSService):
 
     def _lister(self, params: Mapping[str, Any]) -> Callable[[], Any]:
         return lambda: self._client.list_objects_v2(**params)
+
+    def _versions_lister(self, params: Mapping[str, Any]) -> Callable[[], Any]:
+        return lambda: self._client.list_object_versions(**params)
 
 
 def _address(bucket: str, key: str, version_id: str | None) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only.
+"""`moderation audit ...`: verify, anchor, search and summarise audit logs. Read-only, but for
+`audit digest` (moderation/cli/audit_digest.py), which writes an S3 trail's next digest.
 
 Exit codes: 0 ok; 1 verification failed (tampering), a log or decision not found; 2 usage
 error; 3 (`verify`) the log ends in an unrepaired crash tail and every record before it verified.
@@ -10,7 +11,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,11 @@ from moderation.audit import (
     read_log,
     verify_log,
 )
+from moderation.audit._s3read import is_s3
 from moderation.audit._verify import read_head
 from moderation.cli._common import KEY_ENV, audit_key
+from moderation.cli._sources import LOG_SOURCE, Source
+from moderation.cli.audit_digest import digest, verify_trails
 from moderation.decision import Decision, Outcome
 from moderation.policy import Band
 from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
@@ -55,7 +59,7 @@ _KEY_FILE_HELP = (
 
 @click.group(epilog=_EPILOG)
 def audit() -> None:
-    """Verify, inspect and summarise audit logs (read-only)."""
+    """Verify, inspect and summarise audit logs (read-only); write an S3 trail's digests."""
 
 
 def _not_found(message: str) -> click.exceptions.Exit:
@@ -64,7 +68,7 @@ def _not_found(message: str) -> click.exceptions.Exit:
 
 
 @audit.command(epilog=_EPILOG)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=LOG_SOURCE)
 @click.option(
     "--head",
     "head_text",
@@ -72,15 +76,28 @@ def _not_found(message: str) -> click.exceptions.Exit:
     help="Also require that the chain holds this record (a head anchored elsewhere earlier).",
 )
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_FILE_HELP)
-def verify(paths: tuple[Path, ...], head_text: str | None, key_file: Path | None) -> None:
+@click.option(
+    "--from",
+    "since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%SZ"]),
+    help="s3:// only: verify from the first digest written at or after DATE (UTC).",
+)
+def verify(
+    paths: tuple[Source, ...], head_text: str | None, key_file: Path | None, since: datetime | None
+) -> None:
     """Verify every record of each log PATH (a live file, read with its rotated predecessors
-    PATH.1, PATH.2, ...; each PATH is its own log).
+    PATH.1, PATH.2, ...; each PATH is its own log), or of each S3 trail `s3://bucket/prefix`
+    against its digests (`audit digest`).
 
     Prints a one-line summary per log and exits 0 only when every record of every log verifies;
     else exits 1 naming the file and line of the first bad record, or 3 when the only thing
     wrong is a torn record at the very end that a crashed writer left and no writer has set
     aside yet (UNREPAIRED CRASH TAIL).
     """
+    if any(is_s3(path) for path in paths) or since is not None:
+        if head_text is not None:
+            raise click.UsageError("--head names a record of a log file, not of an s3:// trail")
+        verify_trails(paths, key_file=key_file, since=since)
     head: Head | None = None
     if head_text is not None:
         if len(paths) > 1:
@@ -148,9 +165,9 @@ def head(path: Path, as_json: bool) -> None:
 
 @audit.command(epilog=_EPILOG)
 @click.argument("decision_id", metavar="ID")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=LOG_SOURCE)
 @click.option("--json", "as_json", is_flag=True, help="Print the decision's JSON.")
-def show(decision_id: str, paths: tuple[Path, ...], as_json: bool) -> None:
+def show(decision_id: str, paths: tuple[Source, ...], as_json: bool) -> None:
     """Find decision ID in the logs at PATHS and print it for a person (or as JSON), followed by
     its review and appeal records and its final outcome.
 
@@ -189,7 +206,7 @@ def _id_prefix(text: str) -> str:
     return prefix
 
 
-def _find(prefix: str, paths: tuple[Path, ...]) -> tuple[Decision | None, set[str]]:
+def _find(prefix: str, paths: tuple[Source, ...]) -> tuple[Decision | None, set[str]]:
     """The decision whose id is `prefix` (case-insensitively), or else the first whose id
     starts with it; and the ids of other decisions that start with it too (empty when it is
     exact or unique; at most `_SHOWN_IDS`, where the search stops). Streams the logs."""
@@ -379,7 +396,7 @@ class _Tally:
         )
 
 
-def _entries(paths: tuple[Path, ...]) -> Iterator[tuple[str, Decision | None, str | None]]:
+def _entries(paths: tuple[Source, ...]) -> Iterator[tuple[str, Decision | None, str | None]]:
     for entry in read_log(paths):
         if entry.parsed is None:
             yield entry.where, None, entry.error
@@ -388,9 +405,9 @@ def _entries(paths: tuple[Path, ...]) -> Iterator[tuple[str, Decision | None, st
 
 
 @audit.command(epilog=_EPILOG)
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=LOG_SOURCE)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def stats(paths: tuple[Path, ...], as_json: bool) -> None:
+def stats(paths: tuple[Source, ...], as_json: bool) -> None:
     """Outcomes, escalation rate and estimated cost of the decisions in the logs at PATHS, in all,
     by tenant and by day (UTC). Streams: any size of log. Unreadable lines are counted and named.
 
@@ -446,3 +463,6 @@ def _print_table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
 def schema() -> None:
     """Print the JSON Schema of one chained audit record (docs/audit-record.schema.json)."""
     click.echo(json.dumps(audit_record_schema(), indent=2))
+
+
+audit.add_command(digest)

@@ -10,6 +10,7 @@ import click
 
 from moderation import wiring
 from moderation.audit import log_files
+from moderation.audit._s3read import is_s3
 from moderation.cli._common import POLICIES_ENV, env_policies, env_settings, load_store
 from moderation.errors import ModerationError, ReplayError
 from moderation.ports import Judge
@@ -158,6 +159,8 @@ def _check_live_options(
 def _check_logs_exist(paths: tuple[str, ...]) -> None:
     """Exit 3 before any work when a named log does not exist."""
     for path in paths:
+        if is_s3(path):  # an S3 trail: a missing one fails when it is listed
+            continue
         try:
             log_files(path)
         except OSError as exc:

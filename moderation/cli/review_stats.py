@@ -13,8 +13,10 @@ from typing import Any
 import click
 
 from moderation.audit import Entry, VerifiedRecords, records
+from moderation.audit._s3read import is_s3
 from moderation.cli._common import KEY_ENV, audit_key
 from moderation.cli._desk import DESK_ENV, EXIT_DESK, EXIT_NOT_FOUND, EXIT_USAGE, open_plain_desk
+from moderation.cli._sources import LOG_SOURCE, Source
 from moderation.errors import ModerationError
 from moderation.review import (
     CategoryStats,
@@ -51,7 +53,7 @@ _READER = Reviewer("review-stats", "*")
 
 
 @click.command(name="stats", epilog=_EPILOG)
-@click.argument("logs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("logs", nargs=-1, required=True, type=LOG_SOURCE)
 @click.option("--tenant", metavar="T", help="Only tenant T's decisions and desk items.")
 @click.option(
     "--desk",
@@ -67,7 +69,7 @@ _READER = Reviewer("review-stats", "*")
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def stats_command(
-    logs: tuple[Path, ...],
+    logs: tuple[Source, ...],
     tenant: str | None,
     desk_url: str | None,
     key_file: Path | None,
@@ -79,6 +81,11 @@ def stats_command(
     between reviewers, each reviewer's verdicts and skips; and, with a desk, its queue (open
     items, their ages, SLA breaches)."""
     key = audit_key(key_file)
+    if key is not None and any(is_s3(log) for log in logs):
+        raise click.UsageError(
+            "with a key only records that verify in a chained log file are read; an s3:// trail "
+            "is checked by `moderation audit verify` against its digests: unset the key here"
+        )
     reading = _Entries(logs, key)
     try:
         stats = review_stats(reading, labels(logs, key=key), tenant=tenant)
@@ -105,7 +112,7 @@ class _Entries:
     """The entries of the logs in log order: with a key, only those of records that verify
     (the others counted in `ignored`)."""
 
-    def __init__(self, logs: tuple[Path, ...], key: bytes | None) -> None:
+    def __init__(self, logs: tuple[Source, ...], key: bytes | None) -> None:
         self.logs = logs
         self.key = key
         self.ignored = 0
@@ -264,7 +271,7 @@ def _table(rows: list[tuple[str, ...]]) -> None:
 def _json(
     stats: ReviewStats,
     desk: tuple[QueueStats, ...] | str,
-    logs: tuple[Path, ...],
+    logs: tuple[Source, ...],
     tenant: str | None,
     ignored: int,
 ) -> dict[str, Any]:

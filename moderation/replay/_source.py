@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.audit import log_files, read_log
+from moderation.audit._s3read import is_s3
 from moderation.decision import Decision
 
 __all__ = ["Item", "Source", "items"]
@@ -56,17 +57,20 @@ def items(source: Source) -> Iterator[Item]:
 
 
 def _from_logs(paths: list[object]) -> Iterator[Item]:
-    files: list[Path] = []
+    files: list[Path | str] = []
     for path in paths:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"a log path is text or os.PathLike, not {type(path).__name__}")
-        files.extend(log_files(path))
+        if is_s3(path):  # an S3 trail (`s3://bucket/prefix`): read_log lists it
+            files.append(str(path))
+        else:
+            files.extend(log_files(path))
     return _read(files)
 
 
-def _read(files: list[Path]) -> Iterator[Item]:
+def _read(files: list[Path | str]) -> Iterator[Item]:
     for entry in read_log(files, predecessors=False):
-        file = str(entry.file)
+        file = entry.uri or str(entry.file)
         if entry.error is not None:
             yield Item(file, entry.line, error=entry.error)
         else:
