@@ -119,7 +119,7 @@ def _verify(path: Path, repeat: int) -> None:
             hashlib.sha256(line).digest()
 
     def verify(deep: bool) -> None:
-        report = verify_log(path)
+        report = verify_log(path, deep=deep)
         assert report.ok, report.summary()
 
     base = len(lines) / _best(repeat, sha256)

@@ -48,8 +48,8 @@ def _queued(path: Path, count: int) -> None:
 def test_each_append_returns_only_after_an_fsync_that_covered_its_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    # GIVEN an fsync that notes which decisions the file holds when it is called (and is slow,
-    # as a disk's is, so that appends arrive while one is under way)
+    # GIVEN an fsync that notes which decisions the file holds when it starts (what it makes
+    # durable), and is slow, as a disk's is, so that appends arrive while one is under way
     path = tmp_path / "audit.jsonl"
     log = JsonlAuditLog(path)
     durable: set[str] = set()
@@ -57,10 +57,11 @@ def test_each_append_returns_only_after_an_fsync_that_covered_its_record(
 
     def watched_fsync(fd: int) -> None:
         nonlocal fsyncs
+        covered = {d.id for d in decisions(path)}
         time.sleep(0.002)
         os.fsync(fd)
         fsyncs += 1
-        durable.update(d.id for d in decisions(path))
+        durable.update(covered)
 
     monkeypatch.setattr(_jsonl, "_os_fsync", watched_fsync)
 
@@ -88,33 +89,41 @@ def test_a_failed_fsync_raises_in_every_append_of_its_batch_and_the_log_still_ve
     log = JsonlAuditLog(path)
     log.append(make_decision(0))
     gate = threading.Event()
-    calls = 0
+    writes = 0
+    failing: set[int] = set()  # the threads whose fsync fails: those that wrote the batch
+
+    def gated_write(fd: int, data: Any) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 1:  # the first batch waits for seven appends to queue behind it
+            gate.wait(30)
+        elif b"d000010" in bytes(data):
+            failing.add(threading.get_ident())
+        return os.write(fd, data)
 
     def failing_fsync(fd: int) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:  # the first batch waits for seven appends to queue behind it
-            gate.wait(30)
-            os.fsync(fd)
-            return
-        raise OSError(errno.EIO, "Input/output error")
+        if threading.get_ident() in failing:
+            raise OSError(errno.EIO, "Input/output error")
+        os.fsync(fd)
 
+    monkeypatch.setattr(_jsonl, "_os_write", gated_write)
     monkeypatch.setattr(_jsonl, "_os_fsync", failing_fsync)
     first = threading.Thread(target=log.append, args=(make_decision(1),))
     first.start()
-    while calls == 0:
+    while writes == 0:
         time.sleep(0.005)
-    # WHEN seven appends queue behind the first one's fsync, and their batch's fsync fails
+    # WHEN seven appends queue behind the first one, and their batch's fsync fails
     errors: list[BaseException] = []
-    started = threading.Thread(
+    others = threading.Thread(
         target=lambda: errors.extend(_threads(7, lambda t: log.append(make_decision(10 + t))))
     )
-    started.start()
+    others.start()
     _queued(path, 7)
     gate.set()
     first.join(30)
-    started.join(30)
+    others.join(30)
     # THEN every one of the seven raises: none takes its record for durable
+    assert writes == 2 and len(failing) == 1  # one batch, one write
     assert len(errors) == 7
     assert all(isinstance(e, OSError) and e.errno == errno.EIO for e in errors)
     # AND the log still verifies, and the next append goes on from it
@@ -122,7 +131,6 @@ def test_a_failed_fsync_raises_in_every_append_of_its_batch_and_the_log_still_ve
     log.append(make_decision(99))
     report = verify_log(path)
     assert report.ok, report.summary()
-    assert calls == 2
 
 
 def test_a_short_write_raises_in_every_append_of_its_batch_and_is_set_aside_later(

@@ -358,11 +358,8 @@ class JsonlAuditLog:
             shared.leading = True
         if not lead:
             self._wait(shared, request)
-        if not request.done:  # this thread leads: commit what is queued, then name the next
-            try:
-                self._commit(shared, request)
-            finally:
-                self._hand_over(shared)
+        if not request.done:  # this thread leads: write what is queued, name the next, fsync
+            self._commit(shared, request)
         if request.error is not None:
             # Every append of a failed batch raises (as concurrent.futures re-raises one
             # exception in every waiter): none of them may take its record for written.
@@ -395,20 +392,27 @@ class JsonlAuditLog:
 
     def _commit(self, shared: _Shared, request: _Request) -> None:
         """Write every queued record of this writer's kind (key, rotation, fsync) as consecutive
-        records, fsync once, and mark each done (with the error, if the write or fsync failed)."""
+        records, name the next leader, fsync, and mark each record done (with the error, if the
+        write or the fsync failed).
+
+        The next leader may write its batch while this one's fsync is under way (an fsync
+        covers what was written before it started, so each batch still returns only after one
+        that covered it): the disk gets overlapping fsyncs, as from writers that do not wait
+        for each other, and the chain's order is still the order of the writes."""
         with shared.queue_lock:
             batch = [r for r in shared.queue if r.config == request.config]
             shared.queue = [r for r in shared.queue if r.config != request.config]
         error: BaseException | None = None
         try:
-            _, lock_fd = self._locked()
             try:
-                self._append_locked(shared, batch)
-            except BaseException:
-                shared.cached = None  # whatever reached the file, the next writer re-reads it
-                raise
+                durable = self._write_batch(shared, batch)
             finally:
-                self._unlock(shared, lock_fd)
+                self._hand_over(shared)
+            if durable is not None:
+                try:
+                    _os_fsync(durable)
+                finally:
+                    os.close(durable)
         except BaseException as exc:
             error = exc
         for waiting in batch:
@@ -417,7 +421,21 @@ class JsonlAuditLog:
             if waiting is not request:
                 waiting.wake.release()
 
-    def _append_locked(self, shared: _Shared, batch: list[_Request]) -> None:
+    def _write_batch(self, shared: _Shared, batch: list[_Request]) -> int | None:
+        """Write `batch` under the lock; a descriptor of its file to fsync (None without fsync),
+        its own, since a rotation may close the writer's while the fsync runs."""
+        _, lock_fd = self._locked()
+        try:
+            fd = self._append_locked(shared, batch)
+            return os.dup(fd) if self.fsync else None
+        except BaseException:
+            shared.cached = None  # whatever reached the file, the next writer re-reads it
+            raise
+        finally:
+            self._unlock(shared, lock_fd)
+
+    def _append_locked(self, shared: _Shared, batch: list[_Request]) -> int:
+        """Write `batch` after the chain's end; the descriptor of the file it went to."""
         fd, st = self._open_live()
         cached = shared.cached
         if cached is not None and (cached.dev, cached.ino, cached.size, cached.key) == (
@@ -445,10 +463,9 @@ class JsonlAuditLog:
             size += len(line)
             link = _Link(link.seq + 1, self._hash_of(line), request.kind)
         self._write_all(fd, lines)
-        if self.fsync:
-            _os_fsync(fd)
         st = os.fstat(fd)
         shared.cached = _Cached(st.st_dev, st.st_ino, size, link, self._key)
+        return fd
 
     def _encode(self, link: _Link, kind: Kind, body_json: str) -> bytes:
         return encode_record(
