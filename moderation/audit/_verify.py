@@ -431,7 +431,8 @@ class _Walk:
         """Start the chain at this header, whose predecessors were deleted, provided the head
         (recorded before they were) is this header's `prev` or still lies ahead."""
         head = self.head
-        assert head is not None and head.seq is not None
+        assert head is not None
+        assert head.seq is not None
         start, name = record.seq, entry.file.name
         if head.seq < start - 1:
             raise _Failed(
