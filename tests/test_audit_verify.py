@@ -328,9 +328,9 @@ def test_only_deep_fails_a_chained_record_whose_decision_does_not_validate(tmp_p
 # -- a log pruned under a retention policy, verified from a recorded head ------------------------
 
 
-def _pruned(tmp_path: Path, keep_from: int) -> tuple[Path, str, list[str]]:
+def _pruned(tmp_path: Path, keep_from: int) -> tuple[Path, str]:
     """A rotated log whose head was recorded after 12 decisions, 6 more appended, then its
-    rotated files before `audit.jsonl.<keep_from>` deleted: the path, the head, what is left."""
+    rotated files before `audit.jsonl.<keep_from>` deleted: the path and the head."""
     path = _rotated(tmp_path)
     head = str(parse_head(f"{read_head(path).record.seq}:{read_head(path).record.hash}"))
     log = JsonlAuditLog(path, fsync=False, rotate_bytes=6000)
@@ -339,12 +339,12 @@ def _pruned(tmp_path: Path, keep_from: int) -> tuple[Path, str, list[str]]:
     for old in tmp_path.glob("audit.jsonl.*[0-9]"):
         if int(old.suffix[1:]) < keep_from:
             old.unlink()
-    return path, head, sorted(p.name for p in tmp_path.glob("audit.jsonl*"))
+    return path, head
 
 
 def test_a_pruned_log_verifies_from_a_head_recorded_before_the_pruning(tmp_path: Path):
     # GIVEN a head recorded, more appends, and the oldest three rotated files deleted
-    path, head, _ = _pruned(tmp_path, keep_from=4)
+    path, head = _pruned(tmp_path, keep_from=4)
     # THEN the plain verify fails on the missing files, and verifying from the head passes
     assert "audit.jsonl.3, which was not read" in (verify_log(path).failure or "")
     report = verify_log(path, head=head, pruned=True)
@@ -356,7 +356,7 @@ def test_a_pruned_log_verifies_from_a_head_recorded_before_the_pruning(tmp_path:
 
 
 def test_a_head_that_is_the_last_record_of_a_pruned_file_anchors_the_next_one(tmp_path: Path):
-    path, head, _ = _pruned(tmp_path, keep_from=3)
+    path, _ = _pruned(tmp_path, keep_from=3)
     boundary = read_head(tmp_path / "audit.jsonl.3")  # the record audit.jsonl.4 continues from
     anchor = f"{boundary.record.seq}:{boundary.record.hash}"
     (tmp_path / "audit.jsonl.3").unlink()
@@ -366,7 +366,7 @@ def test_a_head_that_is_the_last_record_of_a_pruned_file_anchors_the_next_one(tm
 
 
 def test_a_tampered_record_after_the_head_fails(tmp_path: Path):
-    path, head, _ = _pruned(tmp_path, keep_from=4)
+    path, head = _pruned(tmp_path, keep_from=4)
     lines = _lines(path)
     lines[-1] = lines[-1].replace(b'"outcome":"approved"', b'"outcome":"rejected"')
     path.write_bytes(b"".join(lines))
@@ -376,7 +376,7 @@ def test_a_tampered_record_after_the_head_fails(tmp_path: Path):
 
 
 def test_a_head_that_does_not_match_fails_naming_it(tmp_path: Path):
-    path, head, _ = _pruned(tmp_path, keep_from=4)
+    path, head = _pruned(tmp_path, keep_from=4)
     seq = parse_head(head).seq
     wrong = f"{seq}:{'ab' * 32}"
     report = verify_log(path, head=wrong, pruned=True)
@@ -386,7 +386,7 @@ def test_a_head_that_does_not_match_fails_naming_it(tmp_path: Path):
 
 def test_a_head_in_a_file_that_was_pruned_too_fails_naming_it(tmp_path: Path):
     # GIVEN the recorded head lies in a file the retention deleted, with files after it
-    path, _, _ = _pruned(tmp_path, keep_from=2)
+    path, _ = _pruned(tmp_path, keep_from=2)
     early = read_head(tmp_path / "audit.jsonl.2")
     anchor = f"{early.record.seq}:{early.record.hash}"
     for name in ("audit.jsonl.2", "audit.jsonl.3"):
@@ -397,7 +397,7 @@ def test_a_head_in_a_file_that_was_pruned_too_fails_naming_it(tmp_path: Path):
 
 
 def test_a_pruned_log_still_fails_on_a_missing_middle_file(tmp_path: Path):
-    path, head, _ = _pruned(tmp_path, keep_from=4)
+    path, head = _pruned(tmp_path, keep_from=4)
     (tmp_path / "audit.jsonl.5").unlink()
     report = verify_log(path, head=head, pruned=True)
     assert not report.ok
