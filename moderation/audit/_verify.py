@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moderation.audit._format import (
+    EXACT_RECORD,
     GENESIS,
     AuditRecord,
     not_a_crash,
@@ -49,12 +50,6 @@ __all__ = [
 ]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-# A decision, review or appeal record in the writer's exact form, up to its body: what the fast
-# path checks without parsing the body (anything else is parsed and checked in full).
-_FAST_RECORD = re.compile(
-    rb'\{"audit":1,"seq":([1-9][0-9]*),"prev":"([0-9a-f]{64})","alg":"(sha256|hmac-sha256)",'
-    rb'"kind":"(decision|review|appeal)","\4":'
-)
 _HASH_KEY = b',"hash":"'
 _SUFFIX = len(_HASH_KEY) + 64 + len(b'"}\n')  # what follows the signed prefix on a line
 KEY_NEEDED = (
@@ -573,7 +568,7 @@ class _Walk:
         of another kind, in another form, or one that does not verify: `feed` says why)."""
         if self.region is not None or self.expect_header:
             return False
-        match = _FAST_RECORD.match(raw)
+        match = EXACT_RECORD.match(raw)
         if match is None or (match[3] == b"hmac-sha256") != (self.key is not None):
             return False
         seq = int(match[1])

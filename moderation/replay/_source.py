@@ -8,7 +8,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.audit import log_files, read_log
+from moderation.audit import log_files
+from moderation.audit._format import exact_decision
+from moderation.audit._read import entry_of
 from moderation.decision import Decision
 
 __all__ = ["Item", "Source", "items"]
@@ -65,12 +67,27 @@ def _from_logs(paths: list[object]) -> Iterator[Item]:
 
 
 def _read(files: list[Path]) -> Iterator[Item]:
-    for entry in read_log(files, predecessors=False):
-        file = str(entry.file)
-        if entry.error is not None:
-            yield Item(file, entry.line, error=entry.error)
-        else:
-            yield Item(file, entry.line, decision=entry.decision)
+    """Each line of `files` as an Item: a decision record in the writer's exact form is read
+    straight into its Decision; any other line is parsed whole, as `read_log` parses it."""
+    seen: set[Path] = set()
+    for file in files:
+        if file.resolve() in seen:
+            continue
+        seen.add(file.resolve())
+        name = str(file)
+        with file.open("rb") as fh:
+            offset = 0
+            for number, raw in enumerate(fh, start=1):
+                decision = exact_decision(raw)
+                if decision is None:
+                    entry = entry_of(file, number, offset, raw)
+                    decision = entry.decision if entry.error is None else None
+                    if entry.error is not None:
+                        yield Item(name, number, error=entry.error)
+                        offset += len(raw)
+                        continue
+                yield Item(name, number, decision=decision)
+                offset += len(raw)
 
 
 def _from_decisions(decisions: Iterable[object]) -> Iterator[Item]:
