@@ -153,7 +153,7 @@ def kind_of(entry: Entry) -> Kind:
     return entry.kind
 
 
-def record_hash(prefix: bytes | memoryview, key: bytes | None) -> str:
+def record_hash(prefix: bytes, key: bytes | None) -> str:
     """The hex hash of a record's signed prefix: SHA-256, or HMAC-SHA256 with a key."""
     if key is None:
         return hashlib.sha256(prefix).hexdigest()

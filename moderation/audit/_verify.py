@@ -50,8 +50,6 @@ __all__ = [
 ]
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_HASH_KEY = b',"hash":"'
-_SUFFIX = len(_HASH_KEY) + 64 + len(b'"}\n')  # what follows the signed prefix on a line
 KEY_NEEDED = (
     "the log is keyed (hmac-sha256): verifying it needs the key (set MODERATION_AUDIT_KEY, or "
     "--key-file on the command line)"
@@ -572,13 +570,13 @@ class _Walk:
         if match is None or (match[3] == b"hmac-sha256") != (self.key is not None):
             return False
         seq = int(match[1])
-        end = len(raw) - _SUFFIX
-        if seq != self.seq + 1 or match[2] != self.hash.encode():
+        if seq != self.seq + 1 or match[2] != self.hash.encode() or not raw.endswith(b"\n"):
             return False
-        if raw[end : end + len(_HASH_KEY)] != _HASH_KEY or not raw.endswith(b'"}\n'):
+        signed = signed_prefix(raw)
+        if signed is None:
             return False
-        digest = record_hash(memoryview(raw)[:end], self.key)
-        if digest.encode() != raw[end + len(_HASH_KEY) : -3]:
+        prefix, digest = signed
+        if record_hash(prefix, self.key) != digest:
             return False
         self._advance(file, line, seq, digest, _KINDS[match[4]])
         return True
