@@ -4,9 +4,10 @@ Every record is written whole under one exclusive lock that holds across threads
 in this process) and processes (`flock` on the sidecar `<path>.lock`, which is never renamed, so
 the lock survives rotation renames of the live file). Appends are group-committed: each `append`
 queues its record, and one of the waiting threads (the leader) takes every queued record under
-the lock, chains them in queue order, writes them in one `os.write` on an O_APPEND descriptor and
-fsyncs once; each `append` returns only after the fsync that covered its own record, and raises
-if that batch's write or fsync failed.
+the lock, chains them in queue order, writes them in one `os.write` on an O_APPEND descriptor,
+names the next leader and fsyncs once (so the next batch is written while this fsync runs); each
+`append` returns only after an fsync that started after its own record was written, and raises if
+its batch's write or fsync failed.
 
 Under the lock the writer finds the end of the chain (cached per path in this process, re-read
 whenever the file's inode or size is not what this process last wrote) and repairs what a crashed
