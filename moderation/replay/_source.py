@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from moderation.audit import log_files
+from moderation.audit import log_files, read_log
 from moderation.audit._format import exact_decision
 from moderation.audit._read import entry_of
 from moderation.decision import Decision
@@ -58,7 +58,7 @@ def items(source: Source) -> Iterator[Item]:
 
 
 def _from_logs(paths: list[object]) -> Iterator[Item]:
-    files: list[Path] = []
+    files: list[Path | str] = []
     for path in paths:
         if not isinstance(path, str | os.PathLike):
             raise TypeError(f"a log path is text or os.PathLike, not {type(path).__name__}")
@@ -66,28 +66,32 @@ def _from_logs(paths: list[object]) -> Iterator[Item]:
     return _read(files)
 
 
-def _read(files: list[Path]) -> Iterator[Item]:
-    """Each line of `files` as an Item: a decision record in the writer's exact form is read
-    straight into its Decision; any other line is parsed whole, as `read_log` parses it."""
+def _read(files: Sequence[Path | str]) -> Iterator[Item]:
+    """Each record of `files` as an Item, each file once."""
     seen: set[Path] = set()
     for file in files:
-        if file.resolve() in seen:
-            continue
-        seen.add(file.resolve())
-        name = str(file)
-        with file.open("rb") as fh:
-            offset = 0
-            for number, raw in enumerate(fh, start=1):
-                decision = exact_decision(raw)
-                if decision is None:
-                    entry = entry_of(file, number, offset, raw)
-                    decision = entry.decision if entry.error is None else None
-                    if entry.error is not None:
-                        yield Item(name, number, error=entry.error)
-                        offset += len(raw)
-                        continue
-                yield Item(name, number, decision=decision)
-                offset += len(raw)
+        if not isinstance(file, Path):  # not a local file: read_log reads it
+            for entry in read_log([file], predecessors=False):
+                yield Item(str(entry.file), entry.line, entry.decision, entry.error)
+        elif file.resolve() not in seen:
+            seen.add(file.resolve())
+            yield from _lines(file)
+
+
+def _lines(file: Path) -> Iterator[Item]:
+    """Each line of `file` as an Item: a decision record in the writer's exact form is read
+    straight into its Decision; any other line is parsed whole, as `read_log` parses it."""
+    name = str(file)
+    with file.open("rb") as fh:
+        offset = 0
+        for number, raw in enumerate(fh, start=1):
+            decision = exact_decision(raw)
+            if decision is not None:
+                yield Item(name, number, decision)
+            else:
+                entry = entry_of(file, number, offset, raw)
+                yield Item(name, number, entry.decision, entry.error)
+            offset += len(raw)
 
 
 def _from_decisions(decisions: Iterable[object]) -> Iterator[Item]:
