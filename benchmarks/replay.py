@@ -1,12 +1,16 @@
-"""Replay speed: decisions replayed per second against decisions merely parsed per second.
+"""Replay speed: decisions replayed per second against decisions merely parsed per second, and
+replay's peak memory on a large log.
 
-    .venv/bin/python benchmarks/replay.py [--n 100000] [--repeat 3]
+    .venv/bin/python benchmarks/replay.py [--n 100000] [--repeat 3] [--decisions 1000000]
 
 Not a test: nothing here asserts a time. Writes a chained audit log of `--n` realistic decisions
 (five tenants from policies/, 3-8 labels each as Rekognition reports them, with their parents;
 escalations answered by a judge, a few failed) into a temporary directory, then times reading the
 same lines into Decisions (`read_log`) and replaying them (`moderation.replay`) under changed
-policies, best of `--repeat` runs each. The target is a replay rate of at least half the parse rate.
+policies, alternately, best of `--repeat` runs each, in CPU time. The target is a replay rate of
+at least 0.8 of the parse rate. Then a log of `--decisions` decisions (0: skipped) is replayed
+with no lists kept (`keep=0`) in a fresh process, beside the same for the `--n` log: peak memory
+(RSS) must not grow with the log (about 3 GB of disk for a million decisions).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import argparse
 import io
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -147,44 +153,95 @@ def changed_policies(into: Path) -> Path:
     return into
 
 
-def best(repeat: int, run: Callable[[], T]) -> tuple[float, T]:
-    """The shortest of `repeat` runs, in seconds, and what the last run returned."""
-    times: list[float] = []
+def best(repeat: int, *runs: Callable[[], T]) -> list[tuple[float, T]]:
+    """The shortest of `repeat` runs of each, in seconds of this process's CPU time (both are
+    single-threaded and CPU-bound: other processes on the machine then disturb them less), and
+    what its last run returned; the runs take turns, so that what remains disturbs them alike."""
+    times: list[list[float]] = [[] for _ in runs]
+    results: list[T] = []
     for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        times.append(time.perf_counter() - start)
-    return min(times), result
+        results = []
+        for i, run in enumerate(runs):
+            start = time.process_time()
+            results.append(run())
+            times[i].append(time.process_time() - start)
+    return [(min(t), r) for t, r in zip(times, results, strict=True)]
+
+
+_PEAK = """
+import resource, sys
+from moderation import replay
+report = replay(sys.argv[1], sys.argv[2], keep=0)
+assert report.decisions == int(sys.argv[3]), report.decisions
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def peak_rss_mib(log: Path, policies: Path, decisions: int) -> float:
+    """Peak RSS of a fresh process that replays `log` keeping no lists, in MiB."""
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(log), str(policies), str(decisions)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+    )
+    return int(out.stdout.split()[-1]) / 1024
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="decisions (default 100000)")
     parser.add_argument("--unique", type=int, default=3_000, help="distinct decisions")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each, best kept")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each, best kept")
+    parser.add_argument(
+        "--decisions",
+        type=int,
+        default=1_000_000,
+        help="decisions in the log whose replay's peak memory is measured (0: skip)",
+    )
     args = parser.parse_args()
     rng = random.Random(7)
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "audit.jsonl"
-        write_log(log, recorded(args.unique, rng), args.n)
-        store = PolicyStore(changed_policies(Path(tmp) / "policies"))
+        unique = recorded(args.unique, rng)
+        write_log(log, unique, args.n)
+        policies = changed_policies(Path(tmp) / "policies")
+        store = PolicyStore(policies)
         size = log.stat().st_size
 
         def parse() -> int:
             return sum(1 for entry in read_log(log) if entry.decision is not None)
 
-        parse_s, parsed = best(args.repeat, parse)
-        replay_s, report = best(args.repeat, lambda: replay(log, store))
-    assert parsed == args.n, parsed
-    assert report.decisions == args.n, report.decisions
-    parse_rate, replay_rate = args.n / parse_s, args.n / replay_s
+        (parse_s, parsed), (replay_s, report) = best(args.repeat, parse, lambda: replay(log, store))
+        assert parsed == args.n, parsed
+        assert report.decisions == args.n, report.decisions
+        parse_rate, replay_rate = args.n / parse_s, args.n / replay_s
+        print(
+            f"replay benchmark: {args.n:,} decisions, {size / args.n:,.0f} bytes a line, "
+            f"{report.flipped:,} flipped, {report.needs_judgment:,} need judgment"
+        )
+        print(f"  parse  (read_log -> Decision): {parse_rate:>9,.0f} decisions/s")
+        print(f"  replay (moderation.replay)   : {replay_rate:>9,.0f} decisions/s")
+        print(f"  replay / parse               : {replay_rate / parse_rate:.2f}  (target >= 0.8)")
+        if args.decisions:
+            _memory(Path(tmp), log, policies, unique, args.n, args.decisions)
+
+
+def _memory(
+    tmp: Path, log: Path, policies: Path, unique: list[Decision], n: int, decisions: int
+) -> None:
+    small = peak_rss_mib(log, policies, n)
+    big_log = tmp / "big.jsonl"
+    write_log(big_log, unique, decisions)
+    start = time.perf_counter()
+    big = peak_rss_mib(big_log, policies, decisions)
+    elapsed = time.perf_counter() - start
     print(
-        f"replay benchmark: {args.n:,} decisions, {size / args.n:,.0f} bytes a line, "
-        f"{report.flipped:,} flipped, {report.needs_judgment:,} need judgment"
+        f"replay peak RSS, keep=0 (fresh process): {n:,} decisions {small:,.0f} MiB; "
+        f"{decisions:,} decisions ({big_log.stat().st_size / 2**30:.1f} GiB) {big:,.0f} MiB "
+        f"(ratio {big / small:.2f}; {decisions / elapsed:,.0f} decisions/s with start-up)"
     )
-    print(f"  parse  (read_log -> Decision): {parse_rate:>9,.0f} decisions/s")
-    print(f"  replay (moderation.replay)   : {replay_rate:>9,.0f} decisions/s")
-    print(f"  replay / parse               : {replay_rate / parse_rate:.2f}  (target >= 0.5)")
 
 
 if __name__ == "__main__":

@@ -129,12 +129,47 @@ def test_verify_head_passes_while_the_log_reaches_it_and_fails_once_cut_before_i
     assert run("verify", str(path), "--head", older).exit_code == 0
 
 
+def test_verify_from_a_head_recorded_before_the_oldest_files_were_deleted(tmp_path: Path):
+    # GIVEN a rotated log whose head an operator recorded with `audit head`
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, fsync=False, rotate_bytes=6000)
+    for i in range(12):
+        log.append(make_decision(i))
+    head = run("head", str(path)).stdout.strip()
+    for i in range(12, 18):
+        log.append(make_decision(i))
+    # WHEN the retention deletes the two oldest rotated files
+    for name in ("audit.jsonl.1", "audit.jsonl.2"):
+        (tmp_path / name).unlink()
+    # THEN plain verify fails on the missing files, and --from-head passes
+    assert run("verify", str(path)).exit_code == 1
+    result = run("verify", str(path), "--from-head", head)
+    assert result.exit_code == 0, result.output
+    assert "head found, verified from seq" in result.stdout
+    assert "audit.jsonl.2 and the files before it are not here (pruned)" in result.stderr
+    # AND a head that is not this log's fails, naming it
+    seq = head.split(":")[0]
+    other = run("verify", str(path), "--from-head", f"{seq}:{'ab' * 32}")
+    assert other.exit_code == 1 and f"head {seq}:{'ab' * 32} does not match" in other.stderr
+
+
+def test_verify_deep_also_validates_every_decision(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3)
+    result = run("verify", str(path), "--deep")
+    assert result.exit_code == 0 and "3 decisions" in result.stdout
+    assert "--deep" in run("verify", "--help").stdout
+
+
 @pytest.mark.parametrize(
     "args",
     [
         ("--head", "nothex"),
         ("--head", "a" * 64, "second.jsonl"),  # a head belongs to one log
         ("--key-file", "missing-key"),
+        ("--from-head", "a" * 64),  # the seq says where a pruned log must reach
+        ("--from-head", "1:" + "a" * 64, "--head", "a" * 64),
+        ("--from-head", "1:" + "a" * 64, "second.jsonl"),
     ],
 )
 def test_verify_usage_errors_exit_2(tmp_path: Path, monkeypatch, args):

@@ -19,6 +19,7 @@ from moderation.audit import (
     parse_line,
     verify_log,
 )
+from moderation.audit._verify import read_head
 from moderation.errors import ConfigurationError
 
 Lines = list[bytes]
@@ -112,18 +113,20 @@ TAMPERING: list[tuple[Callable[[Lines], Lines], int, str]] = [
 ]
 
 
+@pytest.mark.parametrize("deep", [False, True], ids=["bytes", "deep"])
 @pytest.mark.parametrize(
     ("change", "line", "message"), TAMPERING, ids=[t[0].__name__.strip("_") for t in TAMPERING]
 )
-def test_every_change_is_found_at_its_line(tmp_path: Path, change, line, message):
+def test_every_change_is_found_at_its_line(tmp_path: Path, change, line, message, deep):
     # GIVEN a log (header + 6 decisions) that verifies
     path = tmp_path / "audit.jsonl"
     write_log(path, 6)
-    assert verify_log(path).ok
+    assert verify_log(path, deep=deep).ok
     # WHEN it is changed
     path.write_bytes(b"".join(change(_lines(path))))
-    # THEN verify names the file and line of the first bad record, and what is wrong
-    report = verify_log(path)
+    # THEN verify names the file and line of the first bad record, and what is wrong, whether
+    # it checks only the bytes, seq and prev or also validates every decision
+    report = verify_log(path, deep=deep)
     assert not report.ok
     assert (report.failure_file, report.failure_line) == (path, line), report.failure
     assert message in (report.failure or ""), report.failure
@@ -300,6 +303,111 @@ def test_deleted_oldest_files_are_named(tmp_path: Path):
     report = verify_log(path)
     assert report.failure_file == tmp_path / "audit.jsonl.2"
     assert re.search(r"continues audit\.jsonl\.1, which was not read", report.failure or "")
+
+
+# -- deep: every body validated too ---------------------------------------------------------------
+
+
+def test_only_deep_fails_a_chained_record_whose_decision_does_not_validate(tmp_path: Path):
+    # GIVEN a record whose hash and link verify but whose decision is not a valid Decision
+    path = tmp_path / "audit.jsonl"
+    write_log(path, 3)
+    lines = _lines(path)
+    body = json.loads(lines[-1])["decision"]
+    body["outcome"] = "maybe"
+    lines[-1] = _forge(lines[-1], body=body)
+    path.write_bytes(b"".join(lines))
+    # THEN the chain verifies (integrity needs only the bytes, seq and prev)
+    assert verify_log(path).ok
+    # AND --deep names the record whose decision does not validate
+    deep = verify_log(path, deep=True)
+    assert not deep.ok and deep.failure_line == 4
+    assert "not a valid audit record: decision.outcome" in (deep.failure or ""), deep.failure
+
+
+# -- a log pruned under a retention policy, verified from a recorded head ------------------------
+
+
+def _pruned(tmp_path: Path, keep_from: int) -> tuple[Path, str]:
+    """A rotated log whose head was recorded after 12 decisions, 6 more appended, then its
+    rotated files before `audit.jsonl.<keep_from>` deleted: the path and the head."""
+    path = _rotated(tmp_path)
+    head = str(parse_head(f"{read_head(path).record.seq}:{read_head(path).record.hash}"))
+    log = JsonlAuditLog(path, fsync=False, rotate_bytes=6000)
+    for i in range(100, 106):
+        log.append(make_decision(i))
+    for old in tmp_path.glob("audit.jsonl.*[0-9]"):
+        if int(old.suffix[1:]) < keep_from:
+            old.unlink()
+    return path, head
+
+
+def test_a_pruned_log_verifies_from_a_head_recorded_before_the_pruning(tmp_path: Path):
+    # GIVEN a head recorded, more appends, and the oldest three rotated files deleted
+    path, head = _pruned(tmp_path, keep_from=4)
+    # THEN the plain verify fails on the missing files, and verifying from the head passes
+    assert "audit.jsonl.3, which was not read" in (verify_log(path).failure or "")
+    report = verify_log(path, head=head, pruned=True)
+    assert report.ok, report.summary()
+    assert report.head_found and report.first_seq > 1
+    assert report.files[0].name == "audit.jsonl.4"
+    assert "audit.jsonl.3 and the files before it are not here (pruned)" in report.warnings[0]
+    assert f"verified from seq {report.first_seq} (older files pruned)" in report.summary()
+
+
+def test_a_head_that_is_the_last_record_of_a_pruned_file_anchors_the_next_one(tmp_path: Path):
+    path, _ = _pruned(tmp_path, keep_from=3)
+    boundary = read_head(tmp_path / "audit.jsonl.3")  # the record audit.jsonl.4 continues from
+    anchor = f"{boundary.record.seq}:{boundary.record.hash}"
+    (tmp_path / "audit.jsonl.3").unlink()
+    report = verify_log(path, head=anchor, pruned=True)
+    assert report.ok and report.head_found, report.summary()
+    assert report.first_seq == boundary.record.seq + 1
+
+
+def test_a_tampered_record_after_the_head_fails(tmp_path: Path):
+    path, head = _pruned(tmp_path, keep_from=4)
+    lines = _lines(path)
+    lines[-1] = lines[-1].replace(b'"outcome":"approved"', b'"outcome":"rejected"')
+    path.write_bytes(b"".join(lines))
+    report = verify_log(path, head=head, pruned=True)
+    assert not report.ok and report.failure_file == path
+    assert "hash mismatch: the record was edited" in (report.failure or "")
+
+
+def test_a_head_that_does_not_match_fails_naming_it(tmp_path: Path):
+    path, head = _pruned(tmp_path, keep_from=4)
+    seq = parse_head(head).seq
+    wrong = f"{seq}:{'ab' * 32}"
+    report = verify_log(path, head=wrong, pruned=True)
+    assert not report.ok
+    assert f"head {wrong} does not match: record seq {seq} has hash" in (report.failure or "")
+
+
+def test_a_head_in_a_file_that_was_pruned_too_fails_naming_it(tmp_path: Path):
+    # GIVEN the recorded head lies in a file the retention deleted, with files after it
+    path, _ = _pruned(tmp_path, keep_from=2)
+    early = read_head(tmp_path / "audit.jsonl.2")
+    anchor = f"{early.record.seq}:{early.record.hash}"
+    for name in ("audit.jsonl.2", "audit.jsonl.3"):
+        (tmp_path / name).unlink()
+    report = verify_log(path, head=anchor, pruned=True)
+    assert not report.ok and report.failure_file == tmp_path / "audit.jsonl.4"
+    assert f"head {anchor} is in a pruned file" in (report.failure or ""), report.failure
+
+
+def test_a_pruned_log_still_fails_on_a_missing_middle_file(tmp_path: Path):
+    path, head = _pruned(tmp_path, keep_from=4)
+    (tmp_path / "audit.jsonl.5").unlink()
+    report = verify_log(path, head=head, pruned=True)
+    assert not report.ok
+    assert "audit.jsonl.5 is missing (deleted?)" in (report.failure or ""), report.failure
+
+
+def test_a_pruned_verify_needs_a_head_with_its_seq(tmp_path: Path):
+    path = _rotated(tmp_path)
+    with pytest.raises(ValueError, match="SEQ:HASH"):
+        verify_log(path, head="ab" * 32, pruned=True)
 
 
 def test_a_missing_log_is_an_error(tmp_path: Path):

@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 import moderation
 from moderation import Engine, InMemoryAuditLog, PolicyStore
-from moderation.audit import FileHeader, TornNote, encode_record
+from moderation.audit import FileHeader, TornNote, encode_record, read_log
 from moderation.audit._format import GENESIS
 from moderation.decision import Cost, Decision, Outcome, ShadowResult, TokenUsage
 from moderation.errors import ReplayError
@@ -624,6 +624,26 @@ def test_a_newer_record_format_is_a_bad_record(tmp_path: Path, log: dict[str, De
     report = replay(path, store())
     assert report.error_count == 1
     assert "audit record format 2 is newer" in report.errors[0].message
+
+
+def test_a_chained_record_whose_decision_does_not_validate_is_a_bad_record_as_read_log_says(
+    tmp_path: Path, log: dict[str, Decision]
+) -> None:
+    # GIVEN a record in the writer's exact form (its hash too) whose decision is not valid
+    lines = chained_lines([log["A"], log["B"]])
+    body = json.loads(lines[2])["decision"]
+    body["outcome"] = "maybe"
+    prev = json.loads(lines[1])["hash"]
+    lines[2] = encode_record(seq=3, prev=prev, kind="decision", body_json=json.dumps(body),
+                             key=None)  # fmt: skip
+    path = tmp_path / "audit.jsonl"
+    path.write_bytes(b"".join(lines))
+    # THEN replay lists it with what read_log says of it, and replays the rest
+    report = replay(path, store())
+    (expected,) = [e.error for e in read_log(path) if e.error is not None]
+    assert [(e.line, e.message) for e in report.errors] == [(3, expected)]
+    assert "not a valid audit record: decision.outcome" in expected
+    assert report.decisions == 1
 
 
 def test_strict_raises_on_the_first_bad_record(tmp_path: Path, log: dict[str, Decision]) -> None:

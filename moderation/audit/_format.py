@@ -41,6 +41,7 @@ __all__ = [
     "RecordError",
     "TornNote",
     "encode_record",
+    "exact_decision",
     "kind_of",
     "not_a_crash",
     "parse_line",
@@ -60,7 +61,16 @@ _PERSON_RECORDS: dict[str, type[ReviewRecord] | type[AppealRecord]] = {
     "appeal": AppealRecord,
 }
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-_HASH_SUFFIX = re.compile(rb',"hash":"([0-9a-f]{64})"\}$')
+_HASH_KEY = b',"hash":"'
+_SUFFIX = len(_HASH_KEY) + 64 + len(b'"}')  # what follows the signed prefix on a line
+_HEX64_BYTES = re.compile(rb"[0-9a-f]{64}")
+#: A decision, review or appeal record in the writer's exact form, up to its body (the groups:
+#: seq, prev, alg, kind): what readers that need no more than that take without parsing the
+#: record whole (anything else they parse with `parse_line`).
+EXACT_RECORD = re.compile(
+    rb'\{"audit":1,"seq":([1-9][0-9]*),"prev":"([0-9a-f]{64})","alg":"(sha256|hmac-sha256)",'
+    rb'"kind":"(decision|review|appeal)","\4":'
+)
 _RECORD_START = b'{"audit":'
 _DECODER = json.JSONDecoder()
 # Where a record starts: its fixed keys up to its body's opening brace. Nothing inside a body can
@@ -147,7 +157,7 @@ def record_hash(prefix: bytes, key: bytes | None) -> str:
     """The hex hash of a record's signed prefix: SHA-256, or HMAC-SHA256 with a key."""
     if key is None:
         return hashlib.sha256(prefix).hexdigest()
-    return hmac.new(key, prefix, hashlib.sha256).hexdigest()
+    return hmac.digest(key, prefix, "sha256").hex()
 
 
 def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes | None) -> bytes:
@@ -162,10 +172,15 @@ def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes
 
 def signed_prefix(line: bytes) -> tuple[bytes, str] | None:
     """The bytes a line's hash covers and the hash it states; None if it has no hash suffix."""
-    match = _HASH_SUFFIX.search(line.rstrip(b"\n"))
-    if match is None:
+    # Sliced, not searched: a record's line is long, and its hash sits at a fixed place at its end.
+    body = line.rstrip(b"\n")
+    end = len(body) - _SUFFIX
+    if end < 0 or body[end : end + len(_HASH_KEY)] != _HASH_KEY or not body.endswith(b'"}'):
         return None
-    return line[: match.start()], match.group(1).decode()
+    stated = body[end + len(_HASH_KEY) : -2]
+    if not _HEX64_BYTES.fullmatch(stated):
+        return None
+    return line[:end], stated.decode()
 
 
 def _newer(data: object) -> str | None:
@@ -225,6 +240,22 @@ def parse_line(line: bytes) -> AuditRecord | Entry:
         return model.model_validate_json(text)
     except ValidationError as exc:
         raise _explain(text, exc, what) from None
+
+
+def exact_decision(line: bytes) -> Decision | None:
+    """The decision of a decision record in the writer's exact form (`EXACT_RECORD`, then its
+    hash), validated as `parse_line` validates it but without the record around it; None for
+    any other line, or one that does not validate (`parse_line` then says why)."""
+    match = EXACT_RECORD.match(line)
+    if match is None or match[4] != b"decision" or not line.endswith(b"\n"):
+        return None
+    signed = signed_prefix(line)
+    if signed is None:
+        return None
+    try:
+        return Decision.model_validate_json(line[match.end() : len(signed[0])])
+    except ValidationError:
+        return None
 
 
 def not_a_crash(raw: bytes) -> str | None:

@@ -2,8 +2,12 @@
 
 Every record is written whole under one exclusive lock that holds across threads (a per-path lock
 in this process) and processes (`flock` on the sidecar `<path>.lock`, which is never renamed, so
-the lock survives rotation renames of the live file). Each line goes out in one `os.write` on an
-O_APPEND descriptor and is fsynced before `append()` returns.
+the lock survives rotation renames of the live file). Appends are group-committed: each `append`
+queues its record, and one of the waiting threads (the leader) takes every queued record under
+the lock, chains them in queue order, writes them in one `os.write` on an O_APPEND descriptor,
+names the next leader and fsyncs once (so the next batch is written while this fsync runs); each
+`append` returns only after an fsync that started after its own record was written, and raises if
+its batch's write or fsync failed.
 
 Under the lock the writer finds the end of the chain (cached per path in this process, re-read
 whenever the file's inode or size is not what this process last wrote) and repairs what a crashed
@@ -47,9 +51,10 @@ from moderation.errors import ConfigurationError
 
 __all__ = ["JsonlAuditLog", "audit_key_bytes", "read_tail"]
 
-# Every write goes through this name, so tests can simulate a writer killed mid-record or a disk
-# that fills up (a short write followed by ENOSPC).
+# Every write and fsync of records goes through these names, so tests can simulate a writer killed
+# mid-record, a disk that fills up (a short write followed by ENOSPC), or watch what is durable.
 _os_write = os.write
+_os_fsync = os.fsync
 
 _FILE_MODE = 0o640  # decisions name tenants and callers' ids: not for every local user
 _CHUNK = 64 * 1024
@@ -92,14 +97,36 @@ class _Cached:
     key: bytes | None  # the writer's key: another key must check the tail for itself
 
 
+class _Request:
+    """One queued append: its record, and once a leader has committed it, how that went."""
+
+    __slots__ = ("body_json", "config", "done", "error", "kind", "promoted", "wake")
+
+    def __init__(self, kind: Kind, body_json: str, config: object) -> None:
+        self.kind = kind
+        self.body_json = body_json
+        self.config = config  # only writers of the same key, rotation and fsync share a batch
+        self.done = False
+        self.promoted = False  # made the next leader before its record was committed
+        self.error: BaseException | None = None
+        # Released once, by the leader that committed this record or made it the next leader:
+        # each waiter has its own, so a batch wakes only its own writers.
+        self.wake = threading.Lock()
+        self.wake.acquire()
+
+
 class _Shared:
-    """Per live path and process: the lock every instance takes, the flock file, the cached tail."""
+    """Per live path and process: the lock every instance takes, the flock file, the cached tail,
+    and the queue of appends waiting for a leader to commit them."""
 
     def __init__(self, lock_path: str) -> None:
         self.lock = threading.Lock()
         self.lock_path = lock_path
         self.lock_fd: int | None = None
         self.cached: _Cached | None = None
+        self.queue: list[_Request] = []  # appends waiting for a leader, in arrival order
+        self.queue_lock = threading.Lock()
+        self.leading = False  # a leader is committing a batch; the next one it names follows
 
     def flock_fd(self) -> int:
         if self.lock_fd is None:
@@ -242,6 +269,7 @@ class JsonlAuditLog:
         self.rotate_bytes = rotate_bytes
         self._key = audit_key_bytes(key)
         self._alg = "hmac-sha256" if self._key is not None else "sha256"
+        self._config = (self._key, rotate_bytes, fsync)
         self._real = os.path.realpath(self.path)
         self._fd: int | None = None
         self._fd_pid = 0
@@ -323,16 +351,92 @@ class JsonlAuditLog:
             self._unlock(shared, lock_fd)
 
     def _append(self, kind: Kind, body_json: str) -> None:
-        shared, lock_fd = self._locked()
+        shared = _shared_for(self._real)
+        request = _Request(kind, body_json, self._config)
+        with shared.queue_lock:
+            shared.queue.append(request)
+            lead = not shared.leading
+            shared.leading = True
+        if not lead:
+            self._wait(shared, request)
+        if not request.done:  # this thread leads: write what is queued, name the next, fsync
+            self._commit(shared, request)
+        if request.error is not None:
+            # Every append of a failed batch raises (as concurrent.futures re-raises one
+            # exception in every waiter): none of them may take its record for written.
+            raise request.error
+
+    @staticmethod
+    def _wait(shared: _Shared, request: _Request) -> None:
+        """Until a leader committed `request` or named it the next leader."""
         try:
-            self._append_locked(shared, kind, body_json)
+            request.wake.acquire()
+        except BaseException:  # interrupted: leave the queue, and never strand the leadership
+            with shared.queue_lock:
+                if request in shared.queue:
+                    shared.queue.remove(request)
+                promoted = request.promoted and not request.done
+            if promoted:
+                JsonlAuditLog._hand_over(shared)
+            raise
+
+    @staticmethod
+    def _hand_over(shared: _Shared) -> None:
+        """Name the oldest waiting append the next leader, or end the leadership."""
+        with shared.queue_lock:
+            if not shared.queue:
+                shared.leading = False
+                return
+            following = shared.queue[0]
+            following.promoted = True
+        following.wake.release()
+
+    def _commit(self, shared: _Shared, request: _Request) -> None:
+        """Write every queued record of this writer's kind (key, rotation, fsync) as consecutive
+        records, name the next leader, fsync, and mark each record done (with the error, if the
+        write or the fsync failed).
+
+        The next leader may write its batch while this one's fsync is under way (an fsync
+        covers what was written before it started, so each batch still returns only after one
+        that covered it): the disk gets overlapping fsyncs, as from writers that do not wait
+        for each other, and the chain's order is still the order of the writes."""
+        with shared.queue_lock:
+            batch = [r for r in shared.queue if r.config == request.config]
+            shared.queue = [r for r in shared.queue if r.config != request.config]
+        error: BaseException | None = None
+        try:
+            try:
+                durable = self._write_batch(shared, batch)
+            finally:
+                self._hand_over(shared)
+            if durable is not None:
+                try:
+                    _os_fsync(durable)
+                finally:
+                    os.close(durable)
+        except BaseException as exc:
+            error = exc
+        for waiting in batch:
+            waiting.error = error
+            waiting.done = True
+            if waiting is not request:
+                waiting.wake.release()
+
+    def _write_batch(self, shared: _Shared, batch: list[_Request]) -> int | None:
+        """Write `batch` under the lock; a descriptor of its file to fsync (None without fsync),
+        its own, since a rotation may close the writer's while the fsync runs."""
+        _, lock_fd = self._locked()
+        try:
+            fd = self._append_locked(shared, batch)
+            return os.dup(fd) if self.fsync else None
         except BaseException:
             shared.cached = None  # whatever reached the file, the next writer re-reads it
             raise
         finally:
             self._unlock(shared, lock_fd)
 
-    def _append_locked(self, shared: _Shared, kind: Kind, body_json: str) -> None:
+    def _append_locked(self, shared: _Shared, batch: list[_Request]) -> int:
+        """Write `batch` after the chain's end; the descriptor of the file it went to."""
         fd, st = self._open_live()
         cached = shared.cached
         if cached is not None and (cached.dev, cached.ino, cached.size, cached.key) == (
@@ -344,20 +448,25 @@ class JsonlAuditLog:
             link, size = cached.link, cached.size
         else:
             link, size = self._recover(fd, st.st_size)
-        line = self._encode(link, kind, body_json)
-        if (
-            self.rotate_bytes is not None
-            and link.kind != "file"  # a file that holds only its header is not rotated
-            and size + len(line) > self.rotate_bytes
-        ):
-            fd, link, size = self._rotate(fd, link)
-            line = self._encode(link, kind, body_json)
-        self._write_all(fd, line)
-        if self.fsync:
-            os.fsync(fd)
+        lines = bytearray()
+        for request in batch:
+            line = self._encode(link, request.kind, request.body_json)
+            if (
+                self.rotate_bytes is not None
+                and link.kind != "file"  # a file that holds only its header is not rotated
+                and size + len(line) > self.rotate_bytes
+            ):
+                self._write_all(fd, lines)
+                lines.clear()
+                fd, link, size = self._rotate(fd, link)
+                line = self._encode(link, request.kind, request.body_json)
+            lines += line
+            size += len(line)
+            link = _Link(link.seq + 1, self._hash_of(line), request.kind)
+        self._write_all(fd, lines)
         st = os.fstat(fd)
-        new = _Link(link.seq + 1, self._hash_of(line), kind)
-        shared.cached = _Cached(st.st_dev, st.st_ino, size + len(line), new, self._key)
+        shared.cached = _Cached(st.st_dev, st.st_ino, size, link, self._key)
+        return fd
 
     def _encode(self, link: _Link, kind: Kind, body_json: str) -> bytes:
         return encode_record(
@@ -396,7 +505,7 @@ class JsonlAuditLog:
         self._fd, self._fd_pid = fd, os.getpid()
         return fd, os.fstat(fd)
 
-    def _write_all(self, fd: int, data: bytes) -> None:
+    def _write_all(self, fd: int, data: bytes | bytearray) -> None:
         view = memoryview(data)
         while view:
             written = _os_write(fd, view)
@@ -595,7 +704,7 @@ class JsonlAuditLog:
         number = 1 + ((rotated_number(self.path, newest) or 0) if newest is not None else 0)
         target = self.path.with_name(f"{self.path.name}.{number}")
         if self.fsync:
-            os.fsync(fd)
+            _os_fsync(fd)
         os.rename(self.path, target)
         _fsync_dir(self.path.parent)
         self._close_fd()

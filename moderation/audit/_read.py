@@ -23,6 +23,7 @@ from moderation.decision import Decision
 __all__ = [
     "LogEntry",
     "decisions",
+    "entry_of",
     "log_files",
     "read_log",
     "records",
@@ -106,25 +107,28 @@ class LogEntry:
         return self.uri if self.uri is not None else f"{self.file}:{self.line}"
 
 
+def entry_of(file: Path, number: int, offset: int, raw: bytes) -> LogEntry:
+    """Line `number` of `file` (its bytes `raw`, at byte `offset`), parsed."""
+    if not raw.endswith(b"\n"):
+        return LogEntry(
+            file, number, offset, raw, None,
+            f"torn: the last line ends after {len(raw)} bytes without a newline "
+            "(a writer stopped mid-record)",
+            torn=True,
+        )  # fmt: skip
+    try:
+        parsed = parse_line(raw)
+    except RecordError as exc:
+        return LogEntry(file, number, offset, raw, None, str(exc))
+    return LogEntry(file, number, offset, raw, parsed)
+
+
 def _entries(file: Path) -> Iterator[LogEntry]:
     with file.open("rb") as fh:
         offset = 0
         for number, raw in enumerate(fh, start=1):
-            start, offset = offset, offset + len(raw)
-            if not raw.endswith(b"\n"):
-                yield LogEntry(
-                    file, number, start, raw, None,
-                    f"torn: the last line ends after {len(raw)} bytes without a newline "
-                    "(a writer stopped mid-record)",
-                    torn=True,
-                )  # fmt: skip
-                return
-            try:
-                parsed = parse_line(raw)
-            except RecordError as exc:
-                yield LogEntry(file, number, start, raw, None, str(exc))
-                continue
-            yield LogEntry(file, number, start, raw, parsed)
+            yield entry_of(file, number, offset, raw)
+            offset += len(raw)
 
 
 def _objects(uri: str) -> Iterator[LogEntry]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from moderation.audit._format import (
+    EXACT_RECORD,
     GENESIS,
     AuditRecord,
     not_a_crash,
@@ -30,7 +31,7 @@ from moderation.audit._format import (
     signed_prefix,
 )
 from moderation.audit._jsonl import MAX_SKIPPED_LINES, audit_key_bytes
-from moderation.audit._read import LogEntry, log_files, read_log
+from moderation.audit._read import LogEntry, entry_of, log_files, read_log
 from moderation.decision import Decision
 from moderation.review_records import AppealRecord, ReviewRecord
 
@@ -103,6 +104,9 @@ class VerifyReport:
     # The failure is only an unrepaired crash tail: a writer stopped mid-record at the very end
     # of the log, every record before it verified, and the next writer sets it aside.
     crash_tail: bool = False
+    # The seq the verified chain starts at: 1, or where the first kept file of a pruned log
+    # starts (`verify_log(pruned=True)`).
+    first_seq: int = 1
 
     @property
     def ok(self) -> bool:
@@ -140,6 +144,8 @@ class VerifyReport:
         )
         if self.head_found:
             text += ", head found"
+        if self.first_seq > 1:
+            text += f", verified from seq {self.first_seq} (older files pruned)"
         return text
 
 
@@ -156,12 +162,16 @@ def _is_json_object(raw: bytes) -> bool:
 
 class _Failed(Exception):
     def __init__(
-        self, message: str, entry: LogEntry | None = None, file: Path | None = None
+        self,
+        message: str,
+        entry: LogEntry | None = None,
+        file: Path | None = None,
+        line: int | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.file = entry.file if entry is not None else file
-        self.line = entry.line if entry is not None else None
+        self.line = entry.line if entry is not None else line
 
 
 @dataclass
@@ -210,14 +220,19 @@ class _Region:
 class _Walk:
     """The state of one chain's verification, fed one line at a time."""
 
-    def __init__(self, key: bytes | None, head: Head | None) -> None:
+    def __init__(self, key: bytes | None, head: Head | None, *, pruned: bool = False) -> None:
         self.key = key
         self.head = head
         self.head_found = False
+        self.head_mismatch: _Failed | None = None  # the record at the head's seq, if it differs
+        # Older files may have been deleted: the chain starts at the first file read, anchored
+        # by `head` (a record recorded before they were).
+        self.pruned = pruned
+        self.first_seq = 1
         self.seq = 0
         self.hash = GENESIS
         self.last_hash: str | None = None
-        self.where_last: LogEntry | None = None
+        self.where_last: tuple[Path, int] | None = None  # file and line of the last record
         self.records = 0
         self.decisions = 0
         self.reviews = 0
@@ -382,7 +397,9 @@ class _Walk:
             assert record.file is not None
             continues = record.file.continues
             before = self.files[-2] if len(self.files) > 1 else None
-            if before is None and continues is not None:
+            if before is None and continues is not None and self.pruned:
+                self._start_pruned(entry, record, continues)
+            elif before is None and continues is not None:
                 raise _Failed(
                     f"line {line}: the header continues {continues}, which was not read: a "
                     f"rotated predecessor is missing (deleted?); {continues} must sit beside "
@@ -403,6 +420,36 @@ class _Walk:
                 )
         return self._check_link(entry, record)
 
+    def _start_pruned(self, entry: LogEntry, record: AuditRecord, continues: str) -> None:
+        """Start the chain at this header, whose predecessors were deleted, provided the head
+        (recorded before they were) is this header's `prev` or still lies ahead."""
+        head = self.head
+        assert head is not None
+        assert head.seq is not None
+        start, name = record.seq, entry.file.name
+        if head.seq < start - 1:
+            raise _Failed(
+                f"line {entry.line}: head {head} is in a pruned file: the oldest file here, "
+                f"{name}, starts at seq {start} (it continues {continues}, which is gone), so "
+                f"records {head.seq + 1}-{start - 1} are gone too and nothing links {name} to "
+                "the head; verify from a head recorded in a file that is still kept",
+                entry,
+            )
+        if head.seq == start - 1:
+            if record.prev != head.hash:
+                raise _Failed(
+                    f"line {entry.line}: head {head} does not match: {name} continues the chain "
+                    f"from seq {head.seq} with hash {record.prev} (the log was rewritten, or the "
+                    "head is another log's)",
+                    entry,
+                )
+            self.head_found = True
+        self.seq, self.hash, self.first_seq = start - 1, record.prev, start
+        self.warnings.append(
+            f"{continues} and the files before it are not here (pruned): verified from seq "
+            f"{start} in {name}, anchored by head {head}"
+        )
+
     def _check_link(self, entry: LogEntry, record: AuditRecord) -> str | None:
         line = entry.line
         if record.seq == self.seq + 1 and record.prev == self.hash:
@@ -420,7 +467,7 @@ class _Walk:
                 "record (inserted, or reordered?)"
             )
         where = (
-            f"line {self.where_last.line} of {self.where_last.file.name}"
+            f"line {self.where_last[1]} of {self.where_last[0].name}"
             if self.where_last is not None
             else "the start of the log"
         )
@@ -474,26 +521,68 @@ class _Walk:
         self._accept(entry, record)
 
     def _accept(self, entry: LogEntry, record: AuditRecord) -> None:
-        if record.kind == "file":
+        self._advance(entry.file, entry.line, record.seq, record.hash, record.kind)
+
+    def _advance(self, file: Path, line: int, seq: int, digest: str, kind: str) -> None:
+        """Take the record at `file:line` as the chain's new end."""
+        if kind == "file":
             self.expect_header = False
-        self.seq, self.hash = record.seq, record.hash
-        self.last_hash = record.hash
-        self.where_last = entry
+        self.seq, self.hash = seq, digest
+        self.last_hash = digest
+        self.where_last = (file, line)
         self.records += 1
-        if record.kind == "decision":
+        if kind == "decision":
             self.decisions += 1
-        elif record.kind == "review":
+        elif kind == "review":
             self.reviews += 1
-        elif record.kind == "appeal":
+        elif kind == "appeal":
             self.appeals += 1
-        if self.head is not None and record.hash == self.head.hash:
-            if self.head.seq is not None and self.head.seq != record.seq:
-                raise _Failed(
-                    f"line {entry.line}: head {self.head.hash} is record seq {record.seq}, not "
-                    f"seq {self.head.seq}",
-                    entry,
-                )
-            self.head_found = True
+        head = self.head
+        if head is not None and (digest == head.hash or seq == head.seq):
+            self._check_head(file, line, seq, digest)
+
+    def _check_head(self, file: Path, line: int, seq: int, digest: str) -> None:
+        head = self.head
+        assert head is not None
+        if digest != head.hash:  # at the head's seq: said at the end, unless found elsewhere
+            self.head_mismatch = _Failed(
+                f"line {line}: head {head} does not match: record seq {seq} has hash {digest} "
+                "(the log was rewritten up to there, or the head is another log's)",
+                file=file,
+                line=line,
+            )
+            return
+        if head.seq is not None and head.seq != seq:
+            raise _Failed(
+                f"line {line}: head {head.hash} is record seq {seq}, not seq {head.seq}",
+                file=file,
+                line=line,
+            )
+        self.head_found = True
+
+    def fast(self, file: Path, line: int, raw: bytes) -> bool:
+        """Accept `raw` as the next decision, review or appeal record when its bytes, hash,
+        `seq` and `prev` say so, without parsing its body; False sends it to `feed` (a record
+        of another kind, in another form, or one that does not verify: `feed` says why)."""
+        if self.region is not None or self.expect_header:
+            return False
+        match = EXACT_RECORD.match(raw)
+        if match is None or (match[3] == b"hmac-sha256") != (self.key is not None):
+            return False
+        seq = int(match[1])
+        if seq != self.seq + 1 or match[2] != self.hash.encode() or not raw.endswith(b"\n"):
+            return False
+        signed = signed_prefix(raw)
+        if signed is None:
+            return False
+        prefix, digest = signed
+        if record_hash(prefix, self.key) != digest:
+            return False
+        self._advance(file, line, seq, digest, _KINDS[match[4]])
+        return True
+
+
+_KINDS = {b"decision": "decision", b"review": "review", b"appeal": "appeal"}
 
 
 def _files_of(paths: str | os.PathLike[str] | Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -597,25 +686,36 @@ def verify_log(
     *,
     key: str | bytes | None = None,
     head: Head | str | None = None,
+    pruned: bool = False,
+    deep: bool = False,
 ) -> VerifyReport:
     """Verify the log at `paths` (a live path with its rotated predecessors; several paths are
     read as one chain, in order) and report how far it verified and where it first failed.
 
     `key` is the HMAC key of a keyed log (MODERATION_AUDIT_KEY). `head` (`HASH`, `SEQ:HASH` or a
-    Head) must be a record of the chain: a log truncated before it, or rewritten, fails. Raises
-    FileNotFoundError when a path names no log at all.
+    Head) must be a record of the chain: a log truncated before it, or rewritten, fails. With
+    `pruned`, the oldest rotated files may have been deleted: the chain starts at the first file
+    there, and `head` (a `SEQ:HASH` recorded before the deletion) must be that file's `prev` or
+    a record after it. Integrity needs only each record's bytes, `seq` and `prev`, so bodies are
+    not parsed; `deep` also validates every record's body (every decision) in full. Raises
+    FileNotFoundError when a path names no log at all, ValueError for `pruned` without a
+    `SEQ:HASH` head.
     """
-    walk = _Walk(audit_key_bytes(key), parse_head(head) if isinstance(head, str) else head)
+    anchor = parse_head(head) if isinstance(head, str) else head
+    if pruned and (anchor is None or anchor.seq is None):
+        raise ValueError("verifying a pruned log needs the head as SEQ:HASH (`audit head`)")
+    walk = _Walk(audit_key_bytes(key), anchor, pruned=pruned)
     files = _files_of(paths)
     failure: _Failed | None = None
     crash_tail: _Failed | None = None
     try:
         for file in files:
             walk.start_file(file)
-            for entry in read_log(file, predecessors=False):
-                walk.feed(entry)
+            _feed_file(walk, file, deep)
         crash_tail = walk.end_file(last=True)
         if walk.head is not None and not walk.head_found:
+            if walk.head_mismatch is not None:
+                raise walk.head_mismatch
             raise _Failed(
                 f"head {walk.head} is not in the chain: the log was truncated before it, or "
                 "rewritten",
@@ -640,7 +740,19 @@ def verify_log(
         head_found=walk.head_found if walk.head is not None else None,
         keyed=walk.key is not None,
         crash_tail=failure is not None and failure is crash_tail,
+        first_seq=walk.first_seq,
     )
+
+
+def _feed_file(walk: _Walk, file: Path, deep: bool) -> None:
+    """Every line of `file` to `walk`: records in the writer's form through its fast path,
+    the rest (and, when `deep`, every line) parsed in full."""
+    with file.open("rb") as fh:
+        offset = 0
+        for number, raw in enumerate(fh, start=1):
+            if deep or not walk.fast(file, number, raw):
+                walk.feed(entry_of(file, number, offset, raw))
+            offset += len(raw)
 
 
 @dataclass(frozen=True, slots=True)

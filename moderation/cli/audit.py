@@ -75,6 +75,20 @@ def _not_found(message: str) -> click.exceptions.Exit:
     metavar="[SEQ:]HASH",
     help="Also require that the chain holds this record (a head anchored elsewhere earlier).",
 )
+@click.option(
+    "--from-head",
+    "from_head_text",
+    metavar="SEQ:HASH",
+    help="As --head, for a log whose oldest rotated files were deleted (retention): verify from "
+    "the oldest file left, which must continue the chain up to this head or start after it "
+    "from it.",
+)
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also validate every record's body (each decision, review and appeal) in full; "
+    "integrity needs only the bytes, seq and prev.",
+)
 @click.option("--key-file", type=click.Path(dir_okay=False, path_type=Path), help=_KEY_FILE_HELP)
 @click.option(
     "--from",
@@ -83,7 +97,12 @@ def _not_found(message: str) -> click.exceptions.Exit:
     help="s3:// only: verify from the first digest written at or after DATE (UTC).",
 )
 def verify(
-    paths: tuple[Source, ...], head_text: str | None, key_file: Path | None, since: datetime | None
+    paths: tuple[Source, ...],
+    head_text: str | None,
+    from_head_text: str | None,
+    deep: bool,
+    key_file: Path | None,
+    since: datetime | None,
 ) -> None:
     """Verify every record of each log PATH (a live file, read with its rotated predecessors
     PATH.1, PATH.2, ...; each PATH is its own log), or of each S3 trail `s3://bucket/prefix`
@@ -95,22 +114,19 @@ def verify(
     aside yet (UNREPAIRED CRASH TAIL).
     """
     if any(is_s3(path) for path in paths) or since is not None:
-        if head_text is not None:
-            raise click.UsageError("--head names a record of a log file, not of an s3:// trail")
+        for option, value in (("--head", head_text), ("--from-head", from_head_text)):
+            if value is not None:
+                raise click.UsageError(
+                    f"{option} names a record of a log file, not of an s3:// trail"
+                )
         verify_trails(paths, key_file=key_file, since=since)
-    head: Head | None = None
-    if head_text is not None:
-        if len(paths) > 1:
-            raise click.UsageError("--head names a record of one log: give a single PATH")
-        try:
-            head = parse_head(head_text)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--head") from exc
+    head = _verify_head(paths, head_text, from_head_text)
+    pruned = from_head_text is not None
     key = audit_key(key_file)
     failed = crash_tail = False
     for path in paths:
         try:
-            report = verify_log(path, key=key, head=head)
+            report = verify_log(path, key=key, head=head, pruned=pruned, deep=deep)
         except (FileNotFoundError, IsADirectoryError) as exc:
             click.echo(f"{path}: FAILED: {exc}", err=True)
             failed = True
@@ -126,14 +142,41 @@ def verify(
     raise click.exceptions.Exit(1 if failed else EXIT_CRASH_TAIL if crash_tail else 0)
 
 
+def _verify_head(
+    paths: tuple[Source, ...], head_text: str | None, from_head_text: str | None
+) -> Head | None:
+    """The head `verify` was given (`--head` or `--from-head`), parsed; UsageError if misused."""
+    if head_text is not None and from_head_text is not None:
+        raise click.UsageError("give --head or --from-head, not both")
+    text = head_text if head_text is not None else from_head_text
+    hint = "--head" if head_text is not None else "--from-head"
+    if text is None:
+        return None
+    if len(paths) > 1:
+        raise click.UsageError(f"{hint} names a record of one log: give a single PATH")
+    try:
+        found = parse_head(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=hint) from exc
+    if from_head_text is not None and found.seq is None:
+        raise click.BadParameter(
+            f"{text!r}: give the head as SEQ:HASH, as `moderation audit head` prints it",
+            param_hint=hint,
+        )
+    return found
+
+
 @audit.command(epilog=_EPILOG)
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 def head(path: Path, as_json: bool) -> None:
-    """Print the last record of the log at PATH as `SEQ:HASH`, what `verify --head` takes.
+    """Print the last record of the log at PATH as `SEQ:HASH`, what `verify --head` and
+    `verify --from-head` take.
 
     Keep the printed head somewhere the log's writers cannot change it; `verify --head SEQ:HASH`
-    later proves the log still reaches it. Does not verify the log (that is `verify`).
+    later proves the log still reaches it, and once older rotated files are deleted,
+    `verify --from-head SEQ:HASH` verifies what is left from it. Does not verify the log (that
+    is `verify`).
     """
     try:
         found = read_head(path)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.audit import log_files, read_log
+from moderation.audit._format import exact_decision
+from moderation.audit._read import entry_of
 from moderation.audit._s3read import is_s3
 from moderation.decision import Decision
 
@@ -68,13 +70,32 @@ def _from_logs(paths: list[object]) -> Iterator[Item]:
     return _read(files)
 
 
-def _read(files: list[Path | str]) -> Iterator[Item]:
-    for entry in read_log(files, predecessors=False):
-        file = entry.uri or str(entry.file)
-        if entry.error is not None:
-            yield Item(file, entry.line, error=entry.error)
-        else:
-            yield Item(file, entry.line, decision=entry.decision)
+def _read(files: Sequence[Path | str]) -> Iterator[Item]:
+    """Each record of `files` as an Item, each file once."""
+    seen: set[Path] = set()
+    for file in files:
+        if not isinstance(file, Path):  # not a local file: read_log reads it
+            for entry in read_log([file], predecessors=False):
+                yield Item(entry.uri or str(entry.file), entry.line, entry.decision, entry.error)
+        elif file.resolve() not in seen:
+            seen.add(file.resolve())
+            yield from _lines(file)
+
+
+def _lines(file: Path) -> Iterator[Item]:
+    """Each line of `file` as an Item: a decision record in the writer's exact form is read
+    straight into its Decision; any other line is parsed whole, as `read_log` parses it."""
+    name = str(file)
+    with file.open("rb") as fh:
+        offset = 0
+        for number, raw in enumerate(fh, start=1):
+            decision = exact_decision(raw)
+            if decision is not None:
+                yield Item(name, number, decision)
+            else:
+                entry = entry_of(file, number, offset, raw)
+                yield Item(name, number, entry.decision, entry.error)
+            offset += len(raw)
 
 
 def _from_decisions(decisions: Iterable[object]) -> Iterator[Item]:

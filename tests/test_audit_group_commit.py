@@ -1,0 +1,196 @@
+"""Group commit in the file log: many appends share one write and one fsync, each returning only
+once its own record is durable, and a failed batch raises in every append it held."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from moderation.audit import JsonlAuditLog, _jsonl, decisions, verify_log
+from tests.test_audit_log import FULL_CONTEXT, make_decision
+
+
+def _threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
+    """Run `work(t)` in `count` threads; what they raised."""
+    errors: list[BaseException] = []
+
+    def run(t: int) -> None:
+        try:
+            work(t)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(t,)) for t in range(count)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=60)
+    assert not any(w.is_alive() for w in workers), "an append never returned"
+    return errors
+
+
+def _queued(path: Path, count: int) -> None:
+    """Wait until `count` appends wait in the queue of `path` (behind a leader)."""
+    shared = _jsonl._shared_for(os.path.realpath(path))
+    deadline = time.monotonic() + 30
+    while len(shared.queue) < count:
+        assert time.monotonic() < deadline, f"{len(shared.queue)} appends queued, not {count}"
+        time.sleep(0.005)
+
+
+def test_each_append_returns_only_after_an_fsync_that_covered_its_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # GIVEN an fsync that notes which decisions the file holds when it starts (what it makes
+    # durable), and is slow, as a disk's is, so that appends arrive while one is under way
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    durable: set[str] = set()
+    fsyncs = 0
+
+    def watched_fsync(fd: int) -> None:
+        nonlocal fsyncs
+        covered = {d.id for d in decisions(path)}
+        time.sleep(0.002)
+        os.fsync(fd)
+        fsyncs += 1
+        durable.update(covered)
+
+    monkeypatch.setattr(_jsonl, "_os_fsync", watched_fsync)
+
+    # WHEN 16 threads append 20 decisions each
+    def work(t: int) -> None:
+        for i in range(20):
+            decision = make_decision(t * 100 + i, context=FULL_CONTEXT)
+            log.append(decision)
+            # THEN each append returns only once an fsync has covered its record
+            assert decision.id in durable, decision.id
+
+    assert _threads(16, work) == []
+    # AND every record is there exactly once, in one chain, with fewer fsyncs than records
+    ids = [d.id for d in decisions(path)]
+    assert len(ids) == 320 and len(set(ids)) == 320
+    report = verify_log(path)
+    assert report.ok and report.decisions == 320, report.summary()
+    assert fsyncs < 320
+
+
+def test_a_failed_fsync_raises_in_every_append_of_its_batch_and_the_log_still_verifies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    log.append(make_decision(0))
+    gate = threading.Event()
+    writes = 0
+    failing: set[int] = set()  # the threads whose fsync fails: those that wrote the batch
+
+    def gated_write(fd: int, data: Any) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 1:  # the first batch waits for seven appends to queue behind it
+            gate.wait(30)
+        elif b"d000010" in bytes(data):
+            failing.add(threading.get_ident())
+        return os.write(fd, data)
+
+    def failing_fsync(fd: int) -> None:
+        if threading.get_ident() in failing:
+            raise OSError(errno.EIO, "Input/output error")
+        os.fsync(fd)
+
+    monkeypatch.setattr(_jsonl, "_os_write", gated_write)
+    monkeypatch.setattr(_jsonl, "_os_fsync", failing_fsync)
+    first = threading.Thread(target=log.append, args=(make_decision(1),))
+    first.start()
+    while writes == 0:
+        time.sleep(0.005)
+    # WHEN seven appends queue behind the first one, and their batch's fsync fails
+    errors: list[BaseException] = []
+    others = threading.Thread(
+        target=lambda: errors.extend(_threads(7, lambda t: log.append(make_decision(10 + t))))
+    )
+    others.start()
+    _queued(path, 7)
+    gate.set()
+    first.join(30)
+    others.join(30)
+    # THEN every one of the seven raises: none takes its record for durable
+    assert writes == 2 and len(failing) == 1  # one batch, one write
+    assert len(errors) == 7
+    assert all(isinstance(e, OSError) and e.errno == errno.EIO for e in errors)
+    # AND the log still verifies, and the next append goes on from it
+    monkeypatch.setattr(_jsonl, "_os_fsync", os.fsync)
+    log.append(make_decision(99))
+    report = verify_log(path)
+    assert report.ok, report.summary()
+
+
+def test_a_short_write_raises_in_every_append_of_its_batch_and_is_set_aside_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    log.append(make_decision(0))
+    gate = threading.Event()
+    writes = 0
+
+    def full_disk(fd: int, data: Any) -> int:
+        nonlocal writes
+        writes += 1
+        if writes == 1:  # the first batch waits for five appends to queue behind it
+            gate.wait(30)
+            return os.write(fd, data)
+        # the batch of five stores one record and a half, then the disk is full
+        if writes == 2:
+            lines = bytes(data).split(b"\n")
+            return os.write(fd, lines[0] + b"\n" + lines[1][: len(lines[1]) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_jsonl, "_os_write", full_disk)
+    first = threading.Thread(target=log.append, args=(make_decision(1),))
+    first.start()
+    while writes == 0:
+        time.sleep(0.005)
+    errors: list[BaseException] = []
+    others = threading.Thread(
+        target=lambda: errors.extend(_threads(5, lambda t: log.append(make_decision(10 + t))))
+    )
+    others.start()
+    _queued(path, 5)
+    gate.set()
+    first.join(30)
+    others.join(30)
+    # THEN all five appends raise, though the first record of the batch reached the file whole
+    assert len(errors) == 5
+    assert all(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in errors)
+    assert not verify_log(path).ok  # an unrepaired crash tail: the half record
+    # AND once space returns, the next append sets the torn half aside and the chain verifies
+    monkeypatch.setattr(_jsonl, "_os_write", os.write)
+    log.append(make_decision(99))
+    report = verify_log(path)
+    assert report.ok, report.summary()
+    assert len(report.warnings) == 1 and "torn record" in report.warnings[0]
+    assert [d.id for d in decisions(path)][-1] == "d000099"
+
+
+def test_keyed_rotating_appends_from_many_threads_keep_one_chain(tmp_path: Path):
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, key="s3cret", rotate_bytes=60_000)
+
+    def work(t: int) -> None:
+        for i in range(15):
+            log.append(make_decision(t * 100 + i, context=FULL_CONTEXT))
+
+    assert _threads(8, work) == []
+    assert len(list(tmp_path.glob("audit.jsonl.*"))) > 5
+    report = verify_log(path, key="s3cret")
+    assert report.ok and report.decisions == 120, report.summary()
+    assert len({d.id for d in decisions(path)}) == 120
