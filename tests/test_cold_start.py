@@ -1,0 +1,134 @@
+"""What a cold start builds: one botocore session for the process, no client before it is used,
+and an `import moderation` that loads only what every user needs.
+
+No timing here (benchmarks/cold_start.py measures them): these count sessions, clients and
+modules. The Lambda world is test_lambda's (moto's S3, SQS and DynamoDB, the local Rekognition
+and Bedrock), without its speed-up that shares one session between every client.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+from images import BLUE, GREEN, RED, solid
+from test_lambda import EXPLICIT, HATE, TABLE, World, event, s3_notification, world  # noqa: F401
+
+from moderation.aws.rekognition import RekognitionDetector
+from moderation.aws.session import SharedSession, one_session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
+    """Every botocore session created and every client built from now on."""
+    made: dict[str, list[Any]] = {"sessions": [], "clients": []}
+    real_init = botocore.session.Session.__init__
+    real_create = botocore.session.Session.create_client
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made["sessions"].append(self)
+        real_init(self, *args, **kwargs)
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made["clients"].append(service_name)
+        return real_create(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "__init__", init)
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    yield made
+
+
+def with_table(world: World) -> None:
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    world.cold_start(
+        MODERATION_IDEMPOTENCY_TABLE=TABLE,
+        MODERATION_DEDUPE=f"dynamodb:{TABLE}",
+        MODERATION_QUARANTINE_BUCKET="quarantine",
+    )
+
+
+def test_the_cold_start_builds_no_client(world: World, built: dict[str, list[Any]]) -> None:
+    # GIVEN every part configured: the judge, the review queue, the idempotency table, the cache
+    with_table(world)
+    built["sessions"].clear()
+    built["clients"].clear()
+    # WHEN the function starts cold on S3's test event (no object: nothing to moderate)
+    world.invoke(event("s3-test-event.json"))
+    # THEN the engine and the handler were built, and no AWS client, nor even a session, yet
+    assert built["clients"] == []
+    assert built["sessions"] == []
+
+
+def test_every_client_of_the_function_comes_from_one_session(
+    world: World, built: dict[str, list[Any]]
+) -> None:
+    # GIVEN every part configured, and objects that need every client
+    with_table(world)
+    approved = world.put("s/approved.png", solid("png", color=GREEN))
+    rejected = world.put("s/rejected.png", solid("png", color=RED), labels=EXPLICIT)
+    review = world.put("s/review.png", solid("png", color=BLUE), labels=HATE)
+    built["sessions"].clear()
+    built["clients"].clear()
+    # WHEN the function starts cold and moderates them
+    result = world.invoke(s3_notification(approved, rejected, review))
+    outcomes = [entry["outcome"] for entry in result["objects"]]
+    assert outcomes == ["approved", "rejected", "review"]
+    # THEN each client was built once (S3 twice: the handler's and the image reader's; DynamoDB
+    # twice: the detection cache's and the idempotency layer's), all from one botocore session
+    assert sorted(built["clients"]) == ["dynamodb", "dynamodb", "rekognition", "s3", "s3", "sqs"]
+    assert len(built["sessions"]) == 1
+
+
+def test_a_shared_session_builds_one_client_at_a_time_from_one_session(
+    fake_aws_env: dict[str, str], built: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN transports made in one scope, first used by many threads at once (and the region
+    # Lambda sets: no session is needed to find it)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with one_session() as shared:
+        detectors = [RekognitionDetector() for _ in range(8)]
+    assert built["sessions"] == []  # nothing is created before a client is needed
+    threads = [threading.Thread(target=lambda d=d: d.client) for d in detectors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN one session built all eight clients
+    assert len(built["sessions"]) == 1
+    assert built["clients"] == ["rekognition"] * 8
+    assert {d.client.meta.region_name for d in detectors} == {"us-east-1"}
+    assert isinstance(shared, SharedSession)
+
+
+def test_a_transport_built_outside_a_scope_has_a_session_of_its_own(
+    fake_aws_env: dict[str, str], built: dict[str, list[Any]]
+) -> None:
+    first, second = RekognitionDetector(), RekognitionDetector()
+    assert first.client is not second.client
+    assert len(built["sessions"]) == 2
+
+
+def run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    return done.stdout.strip()
