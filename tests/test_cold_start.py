@@ -11,24 +11,26 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.session
 import pytest
+import test_lambda
 from images import BLUE, GREEN, RED, solid
-from test_lambda import EXPLICIT, HATE, TABLE, World, event, s3_notification, world  # noqa: F401
+from test_lambda import EXPLICIT, HATE, TABLE, World, event, s3_notification
 
 from moderation.aws.rekognition import RekognitionDetector
 from moderation.aws.session import SharedSession, one_session
 
 ROOT = Path(__file__).resolve().parent.parent
 
+lambda_world = test_lambda.world  # the fixture, under a name of this module
+
 
 @pytest.fixture
-def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
+def built(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
     """Every botocore session created and every client built from now on."""
     made: dict[str, list[Any]] = {"sessions": [], "clients": []}
     real_init = botocore.session.Session.__init__
@@ -44,7 +46,7 @@ def built(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
 
     monkeypatch.setattr(botocore.session.Session, "__init__", init)
     monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
-    yield made
+    return made
 
 
 def with_table(world: World) -> None:
@@ -61,7 +63,8 @@ def with_table(world: World) -> None:
     )
 
 
-def test_the_cold_start_builds_no_client(world: World, built: dict[str, list[Any]]) -> None:
+def test_the_cold_start_builds_no_client(lambda_world: World, built: dict[str, list[Any]]) -> None:
+    world = lambda_world
     # GIVEN every part configured: the judge, the review queue, the idempotency table, the cache
     with_table(world)
     built["sessions"].clear()
@@ -74,8 +77,9 @@ def test_the_cold_start_builds_no_client(world: World, built: dict[str, list[Any
 
 
 def test_every_client_of_the_function_comes_from_one_session(
-    world: World, built: dict[str, list[Any]]
+    lambda_world: World, built: dict[str, list[Any]]
 ) -> None:
+    world = lambda_world
     # GIVEN every part configured, and objects that need every client
     with_table(world)
     approved = world.put("s/approved.png", solid("png", color=GREEN))
@@ -132,3 +136,61 @@ def run(code: str) -> str:
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     return done.stdout.strip()
+
+
+# -- import moderation ---------------------------------------------------------------------------
+
+
+def test_import_moderation_imports_none_of_its_parts() -> None:
+    # WHEN the package alone is imported in a fresh interpreter
+    loaded = run(
+        "import sys, moderation\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('moderation', 'pydantic', 'boto3', 'botocore', 'PIL', 'yaml'))))"
+    ).split()
+    # THEN only its version and its errors are: every other name waits for its first use
+    assert loaded == ["moderation", "moderation._version", "moderation.errors"]
+
+
+def test_every_exported_name_resolves_to_the_object_its_module_defines() -> None:
+    import importlib
+
+    import moderation
+
+    for name in moderation.__all__:
+        value = getattr(moderation, name)
+        home = getattr(value, "__module__", None)
+        if isinstance(home, str) and home.startswith("moderation."):
+            defined = importlib.import_module(home)
+            assert getattr(defined, getattr(value, "__name__", name)) is value, name
+    assert moderation.TAXONOMY is importlib.import_module("moderation.taxonomy").TAXONOMY
+    assert set(moderation.__all__) <= set(dir(moderation))
+    with pytest.raises(AttributeError, match="has no attribute 'Engines'"):
+        _ = moderation.Engines
+
+
+def test_from_moderation_import_works_for_every_name_in_a_fresh_interpreter() -> None:
+    got = run(
+        "import moderation\n"
+        "for name in moderation.__all__:\n"
+        "    exec(f'from moderation import {name}')\n"
+        "from moderation import *\n"
+        "print(len(moderation.__all__), Engine.__module__, Decision.__module__)"
+    )
+    assert got.endswith("moderation.engine moderation.decision")
+
+
+def test_functions_named_like_subpackages_keep_their_name() -> None:
+    # `moderation.replay` and `moderation.evaluate` are functions and subpackages: importing the
+    # subpackage (as the CLI does) must not turn the package's name into the module.
+    got = run(
+        "import moderation.replay, moderation.evaluate, moderation\n"
+        "from moderation import replay, evaluate\n"
+        "print(callable(replay), callable(evaluate), moderation.replay is replay, "
+        "moderation.evaluate.__module__)"
+    )
+    assert got == "True True True moderation.triage"
+
+
+def test_a_subpackage_not_imported_yet_is_still_an_attribute() -> None:
+    assert run("import moderation\nprint(moderation.policy.PolicyStore.__name__)") == "PolicyStore"
