@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from moderation.audit import audit_log_from_spec
 from moderation.aws.session import one_session
@@ -25,16 +25,10 @@ from moderation.errors import ConfigurationError, ModerationError, PolicyError
 from moderation.image import ImageIntake, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, RecordingAuditLog
-from moderation.review import (
-    AuditRecordSink,
-    DeliveringDesk,
-    Effects,
-    ImageStore,
-    ReviewDesk,
-    open_desk,
-    open_image_store,
-)
 from moderation.settings import Settings, read_env
+
+if TYPE_CHECKING:
+    from moderation.review import ImageStore, ReviewDesk
 
 __all__ = [
     "EngineParts",
@@ -168,6 +162,9 @@ def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     """
     if settings.review is None:
         return None
+    # Imported here: a deployment without a desk never loads it.
+    from moderation.review import AuditRecordSink, DeliveringDesk, Effects, open_desk
+
     if not callable(getattr(audit, "append_record", None)):
         raise ConfigurationError(
             [
@@ -189,6 +186,8 @@ def review_image_store(settings: Settings) -> ImageStore | None:
     are only for its items)."""
     if settings.review_images is None or settings.review is None:
         return None
+    from moderation.review import open_image_store
+
     return open_image_store(settings.review_images, region=settings.region)
 
 
