@@ -194,3 +194,18 @@ def test_functions_named_like_subpackages_keep_their_name() -> None:
 
 def test_a_subpackage_not_imported_yet_is_still_an_attribute() -> None:
     assert run("import moderation\nprint(moderation.policy.PolicyStore.__name__)") == "PolicyStore"
+
+
+def test_a_client_that_cannot_be_built_fails_its_first_call_with_the_ports_error(
+    fake_aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moderation.errors import DetectorError
+    from moderation.image import ImageIntake
+
+    # GIVEN an endpoint URL botocore refuses, which only building the client finds
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", "not a url")
+    detector = RekognitionDetector()  # made without a client: nothing refused yet
+    image = ImageIntake().prepare(solid("png"))
+    # WHEN it is first used, THEN the detector's own error says why, not a failed call wrapping it
+    with pytest.raises(DetectorError, match=r"^rekognition: cannot build the client: ValueError"):
+        detector.detect(image, min_confidence=50)

@@ -662,6 +662,9 @@ class AWSTransport:
         Each attempt first waits for the limiter, if one is set; the time waited is not part of
         the latency.
         """
+        # Built (on first use) outside the attempts: a client that cannot be built is this
+        # transport's own error (`failure`), not a failed request to retry.
+        self._client  # noqa: B018
         started = [0.0]
 
         def attempt() -> T:
