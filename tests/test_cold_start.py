@@ -209,3 +209,14 @@ def test_a_client_that_cannot_be_built_fails_its_first_call_with_the_ports_error
     # WHEN it is first used, THEN the detector's own error says why, not a failed call wrapping it
     with pytest.raises(DetectorError, match=r"^rekognition: cannot build the client: ValueError"):
         detector.detect(image, min_confidence=50)
+
+
+def test_the_handler_imports_neither_the_desk_nor_the_tools() -> None:
+    loaded = run(
+        "import sys, moderation.aws_lambda\n"
+        "print(' '.join(sorted({'.'.join(m.split('.')[:2]) for m in sys.modules "
+        "if m.startswith('moderation.')})))"
+    ).split()
+    for part in ("moderation.review", "moderation.cli", "moderation.replay", "moderation.tuning"):
+        assert part not in loaded
+    assert "moderation.engine" in loaded
