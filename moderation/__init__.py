@@ -3,37 +3,19 @@
 Rekognition moderation labels on every image, per-tenant YAML policy bands, a Bedrock judge for the
 borderline cases only, and an auditable `Decision` for every call.
 
-Importing this package loads neither boto3 nor botocore: the AWS adapters (`RekognitionDetector`,
-`BedrockJudge`, `S3ImageReader`) are imported on first use.
+Importing this package imports none of its modules but the errors: each name below is imported
+from its module when it is first used (`moderation.Engine`, `from moderation import Decision`),
+so that a command, a Lambda cold start or a library that needs one part does not pay for the
+others (pydantic's model building, Pillow, PyYAML). The AWS adapters (`RekognitionDetector`,
+`BedrockJudge`, `S3ImageReader`) import boto3 when they are; nothing else here does.
 """
 
+import sys
+from importlib import import_module
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from moderation._retry import RetryPolicy
 from moderation._version import __version__
-from moderation.audit import (
-    InMemoryAuditLog,
-    JsonlAuditLog,
-    LoggingAuditLog,
-    S3AuditLog,
-    StreamAuditLog,
-    verify_log,
-)
-from moderation.batch import BatchInput, BatchItem
-from moderation.decision import (
-    Cost,
-    DecidedBy,
-    Decision,
-    Escalation,
-    ImageIdentity,
-    Outcome,
-    S3Identity,
-    TokenUsage,
-    Verdict,
-    VerdictKind,
-)
-from moderation.detection import ContentType, Detection, Label
-from moderation.engine import Engine, configure, moderate
 from moderation.errors import (
     AuditError,
     ConfigurationError,
@@ -50,36 +32,124 @@ from moderation.errors import (
     ReplayError,
     UnknownTenant,
 )
-from moderation.image import ImageIntake, Limits, PreparedImage, S3Reader
-from moderation.policy import Band, Policy, PolicyRef, PolicyStore, Thresholds
-from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
-from moderation.pricing import ModelPrice, Pricing
-from moderation.replay import Flip, ReplayReport, replay, replay_shadow
-from moderation.s3location import S3Location, S3Prefix
-from moderation.settings import Settings
-from moderation.taxonomy import TAXONOMY
-from moderation.triage import Action, Finding, Triage, evaluate
 
 if TYPE_CHECKING:
+    from moderation._retry import RetryPolicy
+    from moderation.audit import (
+        InMemoryAuditLog,
+        JsonlAuditLog,
+        LoggingAuditLog,
+        S3AuditLog,
+        StreamAuditLog,
+        verify_log,
+    )
     from moderation.aws.bedrock import BedrockJudge
     from moderation.aws.rekognition import RekognitionDetector
     from moderation.aws.s3 import S3ImageReader
+    from moderation.batch import BatchInput, BatchItem
+    from moderation.decision import (
+        Cost,
+        DecidedBy,
+        Decision,
+        Escalation,
+        ImageIdentity,
+        Outcome,
+        S3Identity,
+        TokenUsage,
+        Verdict,
+        VerdictKind,
+    )
+    from moderation.detection import ContentType, Detection, Label
+    from moderation.engine import Engine, configure, moderate
+    from moderation.image import ImageIntake, Limits, PreparedImage, S3Reader
+    from moderation.policy import Band, Policy, PolicyRef, PolicyStore, Thresholds
+    from moderation.ports import AuditLog, Detector, Judge, JudgeRequest, Judgment
+    from moderation.pricing import ModelPrice, Pricing
+    from moderation.replay import Flip, ReplayReport, replay, replay_shadow
+    from moderation.s3location import S3Location, S3Prefix
+    from moderation.settings import Settings
+    from moderation.taxonomy import TAXONOMY
+    from moderation.triage import Action, Finding, Triage, evaluate
 
-_LAZY = {
-    "BedrockJudge": "moderation.aws.bedrock",
-    "RekognitionDetector": "moderation.aws.rekognition",
-    "S3ImageReader": "moderation.aws.s3",
+#: Module -> the public names imported from it on first use.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "moderation._retry": ("RetryPolicy",),
+    "moderation.audit": (
+        "InMemoryAuditLog",
+        "JsonlAuditLog",
+        "LoggingAuditLog",
+        "S3AuditLog",
+        "StreamAuditLog",
+        "verify_log",
+    ),
+    "moderation.aws.bedrock": ("BedrockJudge",),
+    "moderation.aws.rekognition": ("RekognitionDetector",),
+    "moderation.aws.s3": ("S3ImageReader",),
+    "moderation.batch": ("BatchInput", "BatchItem"),
+    "moderation.decision": (
+        "Cost",
+        "DecidedBy",
+        "Decision",
+        "Escalation",
+        "ImageIdentity",
+        "Outcome",
+        "S3Identity",
+        "TokenUsage",
+        "Verdict",
+        "VerdictKind",
+    ),
+    "moderation.detection": ("ContentType", "Detection", "Label"),
+    "moderation.engine": ("Engine", "configure", "moderate"),
+    "moderation.image": ("ImageIntake", "Limits", "PreparedImage", "S3Reader"),
+    "moderation.policy": ("Band", "Policy", "PolicyRef", "PolicyStore", "Thresholds"),
+    "moderation.ports": ("AuditLog", "Detector", "Judge", "JudgeRequest", "Judgment"),
+    "moderation.pricing": ("ModelPrice", "Pricing"),
+    "moderation.replay": ("Flip", "ReplayReport", "replay", "replay_shadow"),
+    "moderation.s3location": ("S3Location", "S3Prefix"),
+    "moderation.settings": ("Settings",),
+    "moderation.taxonomy": ("TAXONOMY",),
+    "moderation.triage": ("Action", "Finding", "Triage", "evaluate"),
 }
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:
-    # The AWS adapters import boto3; the pure core (policy, triage, replay) does not need it.
-    if name in _LAZY:
-        import importlib
+    module = _LAZY.get(name)
+    if module is None:
+        return _submodule(name)
+    value = getattr(import_module(module), name)
+    globals()[name] = value  # the next lookup finds it without coming here
+    return value
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+
+def _submodule(name: str) -> ModuleType:
+    """`moderation.<name>` for a subpackage not imported yet (`import moderation` then
+    `moderation.policy.PolicyStore` worked when this file imported everything)."""
+    try:
+        return import_module(f"moderation.{name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"moderation.{name}":
+            raise
     raise AttributeError(f"module 'moderation' has no attribute {name!r}")
 
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _Package(ModuleType):
+    """This package's module type: `replay` and `evaluate` name both a function exported here and
+    a subpackage (`moderation.replay`, `moderation.evaluate`). Importing a subpackage sets it as
+    an attribute of its parent; here the function keeps the name, as it did when this file
+    imported everything itself."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _LAZY and isinstance(value, ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 __all__ = [
     "TAXONOMY",

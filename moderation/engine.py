@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import moderation.wiring as wiring
 from moderation._ids import new_ulid
@@ -66,11 +66,13 @@ from moderation.outcome import (
 from moderation.policy import Band, Policy, PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
-from moderation.review import ImageStore, ItemImage, ReviewDesk, desk_rules, item_kind
 from moderation.s3location import S3Location
 from moderation.settings import Settings
 from moderation.taxonomy import normalize
 from moderation.triage import Action, Finding, Triage, evaluate
+
+if TYPE_CHECKING:
+    from moderation.review import ImageStore, ItemImage, ReviewDesk
 
 __all__ = [
     "BatchInput",
@@ -599,6 +601,9 @@ class Engine:
         """
         if self.review is None:
             return
+        # Imported here: an engine without a desk never loads it (a cold start does not need it).
+        from moderation.review import desk_rules, item_kind
+
         # The rule backfill applies too: the same decision is the same item either way.
         kind = item_kind(decision, policy)
         if kind is None:
@@ -626,6 +631,8 @@ class Engine:
         data = prepared.original if prepared.original is not None else prepared.detect_bytes
         if data is None:
             return None
+        from moderation.review import ItemImage
+
         try:
             return ItemImage(store_key=self.review_images.put(data))
         except Exception:

@@ -16,24 +16,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import TypeVar, cast
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from moderation.audit import audit_log_from_spec
+from moderation.aws.session import one_session
 from moderation.dedupe import DetectionCache, detection_cache_from_spec
 from moderation.errors import ConfigurationError, ModerationError, PolicyError
 from moderation.image import ImageIntake, S3Reader
 from moderation.policy import PolicyStore
 from moderation.ports import AuditLog, Detector, Judge, RecordingAuditLog
-from moderation.review import (
-    AuditRecordSink,
-    DeliveringDesk,
-    Effects,
-    ImageStore,
-    ReviewDesk,
-    open_desk,
-    open_image_store,
-)
 from moderation.settings import Settings, read_env
+
+if TYPE_CHECKING:
+    from moderation.review import ImageStore, ReviewDesk
 
 __all__ = [
     "EngineParts",
@@ -167,6 +162,9 @@ def review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     """
     if settings.review is None:
         return None
+    # Imported here: a deployment without a desk never loads it.
+    from moderation.review import AuditRecordSink, DeliveringDesk, Effects, open_desk
+
     if not callable(getattr(audit, "append_record", None)):
         raise ConfigurationError(
             [
@@ -188,6 +186,8 @@ def review_image_store(settings: Settings) -> ImageStore | None:
     are only for its items)."""
     if settings.review_images is None or settings.review is None:
         return None
+    from moderation.review import open_image_store
+
     return open_image_store(settings.review_images, region=settings.region)
 
 
@@ -248,19 +248,22 @@ def engine_parts(
     wrong; a PolicyError when the policies are all that is wrong.
     """
     collect = _Collector(list(problems), bad)
-    store = policies
-    if store is None:
-        store = collect.build(_POLICIES, lambda: policy_store(settings))
-    sink = audit if audit is not None else collect.build(_AUDIT, lambda: audit_sink(settings))
-    # What these miss is most often a region, which no single variable names (several set it).
-    rekognition = collect.build(_DETECTOR, lambda: detector(settings), named=False)
-    bedrock = collect.build(_JUDGE, lambda: judge(settings), named=False)
-    intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings), named=False)
-    cache = collect.build(_DEDUPE, lambda: detection_cache(settings))
-    desk = None
-    if sink is not None:  # the desk's records go to the audit log: without one, no desk
-        desk = collect.build(_REVIEW, lambda: review_desk(settings, sink))
-    images = collect.build(_REVIEW_IMAGES, lambda: review_image_store(settings))
+    # One boto3 session for every part: botocore reads its data files once, not once per client.
+    # The clients themselves are built on first use (`AWSTransport`).
+    with one_session():
+        store = policies
+        if store is None:
+            store = collect.build(_POLICIES, lambda: policy_store(settings))
+        sink = audit if audit is not None else collect.build(_AUDIT, lambda: audit_sink(settings))
+        # What these miss is most often a region, which no single variable names (several set it).
+        rekognition = collect.build(_DETECTOR, lambda: detector(settings), named=False)
+        bedrock = collect.build(_JUDGE, lambda: judge(settings), named=False)
+        intake = collect.build(("MODERATION_REGION",), lambda: image_intake(settings), named=False)
+        cache = collect.build(_DEDUPE, lambda: detection_cache(settings))
+        desk = None
+        if sink is not None:  # the desk's records go to the audit log: without one, no desk
+            desk = collect.build(_REVIEW, lambda: review_desk(settings, sink))
+        images = collect.build(_REVIEW_IMAGES, lambda: review_image_store(settings))
     try:
         collect.raise_any()
     except ModerationError:

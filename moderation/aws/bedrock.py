@@ -81,8 +81,9 @@ class BedrockJudge(AWSTransport):
 
     One retry owner, never two:
 
-    - Without `client`, the judge builds
-      `(session or boto3.Session()).client("bedrock-runtime", region_name=region, config=...)`
+    - Without `client`, the judge builds, on its first call,
+      `session.client("bedrock-runtime", region_name=region, config=...)` (the session of the
+      enclosing `one_session()` block, else one of its own: `AWSTransport`)
       with botocore's retries off (`retries={"total_max_attempts": 1}`), `connect_timeout`,
       `read_timeout` (default 120 s, not botocore's 60: a multimodal model can take that long)
       and a `moderation/<version>` user agent. Retries are then this library's, with `retry`

@@ -1,14 +1,17 @@
 """An S3 image reader built on its first use, so that what holds one need not import boto3.
 
 The engine gives its intake this reader when it was given no intake: an `s3://` input then builds
-an `S3ImageReader` from the default session (region from `region`, else AWS_REGION or boto3's),
-and every later input uses it. Importing this module imports neither boto3 nor botocore.
+an `S3ImageReader` (region from `region`, else AWS_REGION or boto3's) from the session of the
+`one_session()` block the reader was made in (the wiring's), else a session of its own, and every
+later input uses it. Importing this module imports neither boto3 nor botocore.
 """
 
 from __future__ import annotations
 
 import threading
 from typing import TYPE_CHECKING, Any
+
+from moderation.aws.session import current_session
 
 if TYPE_CHECKING:
     from moderation.aws.s3 import S3ImageReader
@@ -22,6 +25,9 @@ class DeferredS3Reader:
 
     def __init__(self, **options: Any) -> None:
         self._options = options
+        shared = current_session()
+        if shared is not None and "session" not in options and "client" not in options:
+            self._options = {**options, "session": shared}
         self._reader: S3ImageReader | None = None
         self._pool = 0  # the workers ensure_pool was asked for before the reader was built
         self._lock = threading.Lock()

@@ -83,8 +83,9 @@ class RekognitionDetector(AWSTransport):
 
     Retries have exactly one owner, so attempts never multiply:
 
-    - Without `client`, the detector builds one from `session` (default: `boto3.Session()`) for
-      `region`, with botocore's retries switched off (`total_max_attempts: 1`), the given connect
+    - Without `client`, the detector builds one on its first call, from `session` (default: the
+      enclosing `one_session()` block's, else one of its own: `AWSTransport`) for `region`, with
+      botocore's retries switched off (`total_max_attempts: 1`), the given connect
       and read timeouts and `moderation/<version>` in the user agent. `retry` (default
       `RetryPolicy()`: 4 attempts, exponential backoff with full jitter, a 30 s deadline) then
       owns retries.

@@ -51,6 +51,7 @@ from botocore.exceptions import (
 )
 
 from moderation._retry import RetryPolicy, call_with_retries
+from moderation.aws.session import SharedSession, current_session
 from moderation.errors import AWSError, ConfigurationError
 from moderation.limits import THROTTLE_CODES, RateLimiter
 
@@ -69,6 +70,7 @@ __all__ = [
     "Attempted",
     "Failure",
     "RetryPolicy",
+    "SharedSession",
     "aws_client",
     "call_with_retries",
     "classify",
@@ -318,11 +320,57 @@ def error_message(
     return f"{service} {operation} failed for {resource}{what} ({'; '.join(notes)})"
 
 
+def _config(connect_timeout: float, read_timeout: float, max_pool_connections: int) -> Config:
+    """What every client this library builds is configured with: botocore's retries off, the
+    timeouts, the user agent, the pool size."""
+    from moderation._version import __version__
+
+    return Config(
+        retries=dict(NO_BOTOCORE_RETRIES),  # type: ignore[arg-type]  # a copy: botocore edits it
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+        user_agent_extra=f"moderation/{__version__}",
+        max_pool_connections=max_pool_connections,
+    )
+
+
+def _shared(session: boto3.Session | SharedSession | None) -> SharedSession:
+    """`session` as a SharedSession: the one given, the enclosing `one_session()`'s, or new."""
+    if isinstance(session, SharedSession):
+        return session
+    if session is not None:
+        return SharedSession(session)
+    return current_session() or SharedSession()
+
+
+def _default_region(region: str | None) -> str | None:
+    # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION, which is the one
+    # Lambda and most container platforms set; the other AWS SDKs read it first, and so do we.
+    return region if region is not None else os.environ.get("AWS_REGION") or None
+
+
+def _build(
+    service: str,
+    shared: SharedSession,
+    region: str | None,
+    config: Config,
+    failure: Callable[[str], Exception],
+) -> Any:
+    """A client of `service` from `shared`; the errors `aws_client` promises."""
+    try:
+        return shared.client(service, region_name=region, config=config)
+    except NoRegionError as exc:
+        # The environment is incomplete, not the service down: no retry, no 503, fix the setup.
+        raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
+    except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL, ...
+        raise failure(f"{service}: cannot build the client: {type(exc).__name__}: {exc}") from exc
+
+
 def aws_client(
     service: str,
     *,
     client: Any | None,
-    session: boto3.Session | None,
+    session: boto3.Session | SharedSession | None,
     region: str | None,
     connect_timeout: float,
     read_timeout: float,
@@ -339,10 +387,7 @@ def aws_client(
     No region anywhere is a `ConfigurationError` (the environment is incomplete, and retrying or
     answering 503 would not fix it); any other failure to build the client is `failure(message)`.
     """
-    if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
-        raise TypeError(f"max_pool_connections must be an int, got {max_pool_connections!r}")
-    if max_pool_connections < 1:
-        raise ValueError(f"max_pool_connections must be at least 1, got {max_pool_connections}")
+    _check_pool(max_pool_connections)
     policy = retry if retry is not None else RetryPolicy()
     if client is not None:
         if session is not None or region is not None:
@@ -351,31 +396,20 @@ def aws_client(
                 "both (an injected client keeps its own configuration)"
             )
         return client, policy.single() if client_retries_itself(client) else policy
-    from moderation._version import __version__
-
-    config = Config(
-        retries=dict(NO_BOTOCORE_RETRIES),  # type: ignore[arg-type]  # a copy: botocore edits it
-        connect_timeout=connect_timeout,
-        read_timeout=read_timeout,
-        user_agent_extra=f"moderation/{__version__}",
-        max_pool_connections=max_pool_connections,
-    )
-    session = session or boto3.Session()
-    if region is None:
-        # botocore reads AWS_DEFAULT_REGION and the config file, not AWS_REGION, which is the one
-        # Lambda and most container platforms set; the other AWS SDKs read it first, and so do we.
-        region = os.environ.get("AWS_REGION") or None
-    try:
-        built = session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
-    except NoRegionError as exc:
-        # The environment is incomplete, not the service down: no retry, no 503, fix the setup.
-        raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
-    except (BotoCoreError, ValueError) as exc:  # an invalid region name, a bad endpoint URL, ...
-        raise failure(f"{service}: cannot build the client: {type(exc).__name__}: {exc}") from exc
-    return built, policy
+    config = _config(connect_timeout, read_timeout, max_pool_connections)
+    return _build(service, _shared(session), _default_region(region), config, failure), policy
 
 
-def sdk_client(service: str, *, region: str | None, session: boto3.Session | None = None) -> Any:
+def _check_pool(max_pool_connections: int) -> None:
+    if isinstance(max_pool_connections, bool) or not isinstance(max_pool_connections, int):
+        raise TypeError(f"max_pool_connections must be an int, got {max_pool_connections!r}")
+    if max_pool_connections < 1:
+        raise ValueError(f"max_pool_connections must be at least 1, got {max_pool_connections}")
+
+
+def sdk_client(
+    service: str, *, region: str | None, session: boto3.Session | SharedSession | None = None
+) -> Any:
     """A client for another library that makes its own calls with it (Powertools' idempotency
     layer): the same timeouts, user agent and region rules as `aws_client`, but botocore's
     standard retries (3 attempts) on, since no transport of ours wraps those calls."""
@@ -387,10 +421,8 @@ def sdk_client(service: str, *, region: str | None, session: boto3.Session | Non
         read_timeout=AWSTransport.default_read_timeout,
         user_agent_extra=f"moderation/{__version__}",
     )
-    session = session or boto3.Session()
-    region = region or os.environ.get("AWS_REGION") or None
     try:
-        return session.client(service, region_name=region, config=config)  # type: ignore[call-overload]
+        return _shared(session).client(service, region_name=_default_region(region), config=config)
     except NoRegionError as exc:
         raise ConfigurationError([f"{service}: {NO_REGION_HINT}"]) from exc
 
@@ -412,6 +444,10 @@ class AWSTransport:
     the client through `self._client` (or the `client` property) inside `fn`, never a copy of it:
     `ensure_pool` may swap it for a larger-pooled one.
 
+    A client built here is built on first use, from `session`, else the session of the enclosing
+    `one_session()` block (the wiring's, the Lambda handler's), else a session of its own; its
+    region is checked when the transport is built, so a missing or invalid one fails there.
+
     With a `limiter` set, every attempt (retries included) first waits for the limiter's
     permission, and reports the outcome: a throttle (`is_throttle`) lowers the limiter's rate, a
     success lets it recover; other failures say nothing about the rate. A client that retries by
@@ -429,7 +465,7 @@ class AWSTransport:
         self,
         client: Any | None = None,
         *,
-        session: boto3.Session | None = None,
+        session: boto3.Session | SharedSession | None = None,
         region: str | None = None,
         retry: RetryPolicy | None = None,
         connect_timeout: float | None = None,
@@ -439,34 +475,79 @@ class AWSTransport:
         read = self.default_read_timeout if read_timeout is None else read_timeout
         if connect <= 0 or read <= 0:
             raise ValueError("connect_timeout and read_timeout must be positive")
-        if client is None and session is None:
-            session = boto3.Session()  # kept: a larger pool is built from the same session
-        self._client, self._retry = aws_client(
-            self.service,
-            client=client,
-            session=session,
-            region=region,
-            connect_timeout=connect,
-            read_timeout=read,
-            retry=retry,
-            failure=self.failure,
-        )
-        self._owns_retries = client is None or not client_retries_itself(client)
-        self._built = client is None
-        # What rebuilding the client with a larger pool needs: the same session, the region it
-        # resolved to, the same timeouts.
-        self._session = session
-        self._region = getattr(getattr(self._client, "meta", None), "region_name", None) or region
         self._timeouts = (connect, read)
-        self._pool_lock = threading.Lock()
+        self._pool_lock = threading.RLock()
         self._pool_warned = 0  # the largest worker count already warned about (injected client)
         self._limiter: RateLimiter | None = None
         self._count_lock = threading.Lock()
         self._throttles = 0
+        self._built = client is None  # built here (on first use), not injected
+        self._pool = DEFAULT_POOL_CONNECTIONS  # the pool a client built here gets
+        self._current: Any | None = None
+        if client is not None:
+            self._current, self._retry = aws_client(
+                self.service,
+                client=client,
+                session=session,
+                region=region,
+                connect_timeout=connect,
+                read_timeout=read,
+                retry=retry,
+                failure=self.failure,
+            )
+            self._owns_retries = not client_retries_itself(client)
+            self._region = getattr(getattr(client, "meta", None), "region_name", None) or region
+            return
+        self._retry = retry if retry is not None else RetryPolicy()
+        self._owns_retries = True
+        # What building the client (now or later, with a larger pool) needs: one session, the
+        # region it resolves to, the same timeouts.
+        self._session = _shared(session)
+        self._region = self._checked_region(region)
+        if self._region is None:
+            # botocore alone knows what a region-less client of this service does (S3 takes its
+            # global endpoint; the others raise NoRegionError): build it now, as it would.
+            self._build_client()
+
+    def _checked_region(self, region: str | None) -> str | None:
+        """The region the client will be built in, checked now as botocore would check it then,
+        so that a bad one fails where the transport is built; None when none is set anywhere."""
+        from botocore.utils import validate_region_name
+
+        resolved = _default_region(region) or self._session.region_name
+        if resolved is not None:
+            try:
+                validate_region_name(resolved)
+            except (BotoCoreError, ValueError) as exc:
+                raise self.failure(
+                    f"{self.service}: cannot build the client: {type(exc).__name__}: {exc}"
+                ) from exc
+        return resolved
+
+    def _build_client(self) -> Any:
+        """The client, built now from the transport's session if it was not yet."""
+        with self._pool_lock:
+            if self._current is None:
+                connect, read = self._timeouts
+                self._current = _build(
+                    self.service,
+                    self._session,
+                    self._region,
+                    _config(connect, read, self._pool),
+                    self.failure,
+                )
+                self._region = getattr(self._current.meta, "region_name", None) or self._region
+            return self._current
+
+    @property
+    def _client(self) -> Any:
+        """The client calls go through: injected, or built here on first use."""
+        current = self._current
+        return current if current is not None else self._build_client()
 
     @property
     def client(self) -> Any:
-        """The boto3 client calls go through (built here or injected)."""
+        """The boto3 client calls go through (built here, now if not yet, or injected)."""
         return self._client
 
     @property
@@ -503,15 +584,19 @@ class AWSTransport:
     @property
     def pool_size(self) -> int | None:
         """The client's connection pool size (`max_pool_connections`); None when it cannot tell
-        (a stand-in client without botocore's `meta.config`)."""
+        (a stand-in client without botocore's `meta.config`). A client built here and not yet
+        built: the size it will be built with."""
+        if self._built and self._current is None:
+            return self._pool
         config = getattr(getattr(self._client, "meta", None), "config", None)
         size = getattr(config, "max_pool_connections", None)
         return size if isinstance(size, int) and not isinstance(size, bool) else None
 
     def ensure_pool(self, n: int) -> bool:
         """Make the connection pool hold at least `n` connections, for `n` threads sharing this
-        transport; True when the client was rebuilt for it.
+        transport; True when the pool was widened for it.
 
+        A client built here and not built yet is built with `max_pool_connections=n` when it is.
         A client built here whose pool is smaller is rebuilt (same session, region, timeouts,
         retries off, user agent) with `max_pool_connections=n` and swapped in; requests already
         under way finish on the old one. An injected client is never rebuilt: if its pool is
@@ -524,6 +609,9 @@ class AWSTransport:
             size = self.pool_size
             if size is not None and size >= n:
                 return False
+            if self._built and self._current is None:
+                self._pool = n
+                return True
             if not self._built:
                 if size is None:
                     logger.debug(
@@ -547,17 +635,9 @@ class AWSTransport:
                     )
                 return False
             connect, read = self._timeouts
-            self._client, _ = aws_client(
-                self.service,
-                client=None,
-                session=self._session,
-                region=self._region,
-                connect_timeout=connect,
-                read_timeout=read,
-                retry=self._retry,
-                failure=self.failure,
-                max_pool_connections=n,
-            )
+            config = _config(connect, read, n)
+            self._current = _build(self.service, self._session, self._region, config, self.failure)
+            self._pool = n
             return True
 
     def failure(self, message: str) -> Exception:
@@ -582,6 +662,9 @@ class AWSTransport:
         Each attempt first waits for the limiter, if one is set; the time waited is not part of
         the latency.
         """
+        # Built (on first use) outside the attempts: a client that cannot be built is this
+        # transport's own error (`failure`), not a failed request to retry.
+        self._client  # noqa: B018
         started = [0.0]
 
         def attempt() -> T:

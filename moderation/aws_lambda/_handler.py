@@ -43,6 +43,7 @@ from moderation.aws.s3outcome import (
     is_missing,
     tag_value,
 )
+from moderation.aws.session import SharedSession, one_session
 from moderation.aws.sqs import SQSQueue
 from moderation.aws.transport import sdk_client
 from moderation.aws_lambda._events import (
@@ -157,16 +158,35 @@ class _Result:
 
 @dataclass
 class _State:
-    """What one cold start builds, for every invocation of this instance."""
+    """What one cold start builds, for every invocation of this instance. Every AWS client is
+    built from `session` on its first use, not at the cold start."""
 
     settings: Settings
+    session: SharedSession
     engine: Engine
     s3: S3Objects
     sqs: SQSQueue | None
-    persistence: BasePersistenceLayer
     idempotency: IdempotencyConfig
-    moderate_once: Callable[..., dict[str, Any]]
     namespace: str
+    _once: Callable[..., dict[str, Any]] | None = None
+
+    def _persistence(self) -> BasePersistenceLayer:
+        """Where the answers will be remembered: the idempotency table, else this instance."""
+        settings = self.settings
+        if not settings.idempotency_table:
+            return MemoryPersistenceLayer()
+        # Powertools makes these calls itself: its client keeps botocore's retries.
+        dynamodb = sdk_client("dynamodb", region=settings.region, session=self.session)
+        return DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table, boto3_client=dynamodb
+        )
+
+    def moderate_once(self, **kwargs: Any) -> dict[str, Any]:
+        """`_moderate_object(**kwargs)`, idempotently: made so on the first call (Powertools'
+        DynamoDB layer builds on its client at once, so the client waits for an object too)."""
+        if self._once is None:
+            self._once = idempotent(_moderate_object, self._persistence(), self.idempotency)
+        return self._once(**kwargs)
 
 
 _STATE: _State | ConfigurationError | None = None
@@ -179,35 +199,25 @@ def reset() -> None:
     _STATE = None
 
 
-def _build(settings: Settings, parts: EngineParts) -> _State:
+def _build(settings: Settings, parts: EngineParts, session: SharedSession) -> _State:
     """The state of an instance whose environment was read (`_cold_start`)."""
     engine = Engine.from_parts(parts)
     # Every S3 and SQS call goes through the AWS transports (one retry owner, the one error table).
-    s3 = S3Objects(region=settings.region)
+    s3 = S3Objects(region=settings.region, session=session)
     sqs: SQSQueue | None = None
     if settings.review_queue_url:
-        sqs = SQSQueue(settings.review_queue_url, region=settings.region)
-    persistence: BasePersistenceLayer
-    if settings.idempotency_table:
-        # Powertools makes these calls itself: its client keeps botocore's retries.
-        dynamodb = sdk_client("dynamodb", region=settings.region)
-        persistence = DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table, boto3_client=dynamodb
-        )
-    else:
-        persistence = MemoryPersistenceLayer()
+        sqs = SQSQueue(settings.review_queue_url, region=settings.region, session=session)
     idempotency = IdempotencyConfig(
         expires_after_seconds=max(1, round(settings.idempotency_ttl)),
         raise_on_no_idempotency_key=True,
     )
     return _State(
         settings=settings,
+        session=session,
         engine=engine,
         s3=s3,
         sqs=sqs,
-        persistence=persistence,
         idempotency=idempotency,
-        moderate_once=idempotent(_moderate_object, persistence, idempotency),
         namespace=namespace(),
     )
 
@@ -231,8 +241,10 @@ def _cold_start() -> _State:
     global _STATE
     reading = read_env()
     try:
-        parts = engine_parts(reading.settings, problems=reading.problems, bad=reading.bad)
-        return _build(reading.settings, parts)
+        # One boto3 session for the process: every client of the engine and of the handler.
+        with one_session() as session:
+            parts = engine_parts(reading.settings, problems=reading.problems, bad=reading.bad)
+            return _build(reading.settings, parts, session)
     except ConfigurationError as exc:
         if reading.problems:
             _STATE = exc  # a bad variable stays bad until the function is redeployed

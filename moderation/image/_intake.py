@@ -254,8 +254,7 @@ class ImageIntake:
 
     def _prepare_local(self, data: bytes, max_frames: int) -> PreparedImage:
         """A local input prepared, keeping its bytes as `original` (the review desk's copy)."""
-        prepared = self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
-        return dataclasses.replace(prepared, original=data)
+        return self._prepare_bytes(data, s3=None, reader=None, max_frames=max_frames)
 
     def _check_input_size(self, n: int) -> None:
         limit = self._limits.max_input_bytes
@@ -319,7 +318,9 @@ class ImageIntake:
             and max(info.width, info.height) <= limits.max_side
             and info.mode in PLAIN_MODES[info.fmt]
         )
-        identity = _Identity(hashlib.sha256(data).hexdigest(), len(data), info)
+        # A local input keeps its bytes as `original` (the review desk's copy); S3's stay there.
+        original = data if s3 is None else None
+        identity = _Identity(hashlib.sha256(data).hexdigest(), len(data), info, original)
         if s3 is not None and plain and not want_frames and len(data) <= limits.s3_max_bytes:
             # Checked whole, and Rekognition reads it from S3 itself: nothing to upload.
             return identity.prepared(None, None, s3, converted=False, judge=(limits, reader))
@@ -403,6 +404,7 @@ class _Identity:
     sha256: str
     size: int
     info: Inspected
+    original: bytes | None
 
     def prepared(
         self,
@@ -427,6 +429,7 @@ class _Identity:
             frames=frames,
             n_frames=self.info.n_frames,
             _judge=_JudgeCache(*judge),
+            original=self.original,
         )
 
 

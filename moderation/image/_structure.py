@@ -14,7 +14,6 @@ GIF frames are counted here too, by walking the blocks, because Pillow's own cou
 
 from __future__ import annotations
 
-import re
 import zlib
 from typing import NamedTuple
 
@@ -30,9 +29,25 @@ _JPEG_TRUNCATED = "file is truncated (no end-of-image marker)"
 # Start-of-frame markers (every coding process); C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
-# In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed data byte), a restart marker
-# (D0-D7, part of the scan) or more 0xFF fill: anything else is the marker that ends the scan.
-_MARKER_AFTER_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+def _scan_end(data: bytes, pos: int) -> int:
+    """The offset of the marker that ends the entropy-coded data starting at `pos`; -1 if none.
+
+    In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed data byte), a restart marker
+    (D0-D7, part of the scan) or more 0xFF fill: anything else is the marker that ends the scan.
+    0xFF bytes are rare there (about one in 600 in a photo), so jumping from one to the next with
+    `bytes.find` (memchr) reads the scan faster than a regular expression stepping byte by byte.
+    """
+    find = data.find
+    last = len(data) - 1
+    while True:
+        pos = find(b"\xff", pos)
+        if pos < 0 or pos >= last:
+            return -1
+        follower = data[pos + 1]
+        if follower != 0x00 and follower != 0xFF and not 0xD0 <= follower <= 0xD7:
+            return pos
+        pos += 1
 
 
 def jpeg_end(data: bytes) -> int:
@@ -81,10 +96,9 @@ def jpeg_end(data: bytes) -> int:
             if not have_frame:
                 raise StructureError("scan before the frame header")
             have_scan = True
-            found = _MARKER_AFTER_SCAN.search(data, pos)
-            if found is None:
+            pos = _scan_end(data, pos)
+            if pos < 0:
                 raise StructureError(_JPEG_TRUNCATED)
-            pos = found.start()
 
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

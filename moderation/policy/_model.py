@@ -308,7 +308,8 @@ class Policy(BaseModel):
         """Hash of the effective rules; equal hashes mean equal decisions for equal detections."""
         return hashlib.sha256(self.canonical_json().encode()).hexdigest()
 
-    @property
+    @cached_property
     def ref(self) -> PolicyRef:
-        """This policy's identity for a decision record."""
+        """This policy's identity for a decision record (made once: every decision under this
+        policy records the same one)."""
         return PolicyRef(id=self.id, chain=self.chain, sha256=self.sha256, version=self.version)

@@ -14,7 +14,7 @@ from moderation.replay._report import DEFAULT_KEEP, ReplayReport
 from moderation.replay._resolved import Resolved
 from moderation.replay._source import Source, items
 from moderation.replay._tally import Tally
-from moderation.triage import Action, CompiledPolicy, Finding
+from moderation.triage import Action, CompiledPolicy, Finding, compiled
 
 __all__ = ["replay", "replay_shadow", "shadow_reports"]
 
@@ -63,7 +63,7 @@ class _Resolver:
             return f"tenant {tenant!r}: {exc}"
         resolved = self._compiled.get(policy.id)
         if resolved is None:
-            resolved = self._compiled[policy.id] = Resolved(policy, CompiledPolicy(policy))
+            resolved = self._compiled[policy.id] = Resolved(policy, compiled(policy))
         return resolved
 
 

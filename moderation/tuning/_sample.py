@@ -11,7 +11,7 @@ from moderation.decision import Decision, Outcome
 from moderation.policy import Band, Policy
 from moderation.review import Label, LabelKind
 from moderation.review_sampling import qa_draw
-from moderation.triage import CompiledPolicy, Finding
+from moderation.triage import Finding, compiled
 from moderation.tuning._ltt import Item
 
 __all__ = ["RuleTraffic", "collect", "sampling_rate"]
@@ -56,12 +56,12 @@ def collect(
     them under an animated/illustrated override (whose thresholds the tuner leaves alone). The
     score is the rule's highest confidence in the image. Decisions without a detection, of
     another tenant or made under the default policy for want of the tenant's are skipped."""
-    compiled = CompiledPolicy(policy)
+    triage = compiled(policy)
     traffic = {rule: RuleTraffic(rule) for rule in rules}
     for decision in decisions:
         if decision.tenant != tenant or decision.detection is None or decision.policy_fallback:
             continue
-        findings = _judged(compiled.evaluate(decision.detection).findings)
+        findings = _judged(triage.evaluate(decision.detection).findings)
         acting = {f.rule for f in findings if f.band is not Band.IGNORE}
         for rule, found in traffic.items():
             own = [f for f in findings if f.rule == rule]

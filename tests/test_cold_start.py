@@ -1,0 +1,222 @@
+"""What a cold start builds: one botocore session for the process, no client before it is used,
+and an `import moderation` that loads only what every user needs.
+
+No timing here (benchmarks/cold_start.py measures them): these count sessions, clients and
+modules. The Lambda world is test_lambda's (moto's S3, SQS and DynamoDB, the local Rekognition
+and Bedrock), without its speed-up that shares one session between every client.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+import test_lambda
+from images import BLUE, GREEN, RED, solid
+from test_lambda import EXPLICIT, HATE, TABLE, World, event, s3_notification
+
+from moderation.aws.rekognition import RekognitionDetector
+from moderation.aws.session import SharedSession, one_session
+
+ROOT = Path(__file__).resolve().parent.parent
+
+lambda_world = test_lambda.world  # the fixture, under a name of this module
+
+
+@pytest.fixture
+def built(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Any]]:
+    """Every botocore session created and every client built from now on."""
+    made: dict[str, list[Any]] = {"sessions": [], "clients": []}
+    real_init = botocore.session.Session.__init__
+    real_create = botocore.session.Session.create_client
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        made["sessions"].append(self)
+        real_init(self, *args, **kwargs)
+
+    def create_client(self: Any, service_name: str, *args: Any, **kwargs: Any) -> Any:
+        made["clients"].append(service_name)
+        return real_create(self, service_name, *args, **kwargs)
+
+    monkeypatch.setattr(botocore.session.Session, "__init__", init)
+    monkeypatch.setattr(botocore.session.Session, "create_client", create_client)
+    return made
+
+
+def with_table(world: World) -> None:
+    boto3.client("dynamodb", region_name="us-east-1").create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    world.cold_start(
+        MODERATION_IDEMPOTENCY_TABLE=TABLE,
+        MODERATION_DEDUPE=f"dynamodb:{TABLE}",
+        MODERATION_QUARANTINE_BUCKET="quarantine",
+    )
+
+
+def test_the_cold_start_builds_no_client(lambda_world: World, built: dict[str, list[Any]]) -> None:
+    world = lambda_world
+    # GIVEN every part configured: the judge, the review queue, the idempotency table, the cache
+    with_table(world)
+    built["sessions"].clear()
+    built["clients"].clear()
+    # WHEN the function starts cold on S3's test event (no object: nothing to moderate)
+    world.invoke(event("s3-test-event.json"))
+    # THEN the engine and the handler were built, and no AWS client, nor even a session, yet
+    assert built["clients"] == []
+    assert built["sessions"] == []
+
+
+def test_every_client_of_the_function_comes_from_one_session(
+    lambda_world: World, built: dict[str, list[Any]]
+) -> None:
+    world = lambda_world
+    # GIVEN every part configured, and objects that need every client
+    with_table(world)
+    approved = world.put("s/approved.png", solid("png", color=GREEN))
+    rejected = world.put("s/rejected.png", solid("png", color=RED), labels=EXPLICIT)
+    review = world.put("s/review.png", solid("png", color=BLUE), labels=HATE)
+    built["sessions"].clear()
+    built["clients"].clear()
+    # WHEN the function starts cold and moderates them
+    result = world.invoke(s3_notification(approved, rejected, review))
+    outcomes = [entry["outcome"] for entry in result["objects"]]
+    assert outcomes == ["approved", "rejected", "review"]
+    # THEN each client was built once (S3 twice: the handler's and the image reader's; DynamoDB
+    # twice: the detection cache's and the idempotency layer's), all from one botocore session
+    assert sorted(built["clients"]) == ["dynamodb", "dynamodb", "rekognition", "s3", "s3", "sqs"]
+    assert len(built["sessions"]) == 1
+
+
+def test_a_shared_session_builds_one_client_at_a_time_from_one_session(
+    fake_aws_env: dict[str, str], built: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN transports made in one scope, first used by many threads at once (and the region
+    # Lambda sets: no session is needed to find it)
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    with one_session() as shared:
+        detectors = [RekognitionDetector() for _ in range(8)]
+    assert built["sessions"] == []  # nothing is created before a client is needed
+    threads = [threading.Thread(target=lambda d=d: d.client) for d in detectors]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # THEN one session built all eight clients
+    assert len(built["sessions"]) == 1
+    assert built["clients"] == ["rekognition"] * 8
+    assert {d.client.meta.region_name for d in detectors} == {"us-east-1"}
+    assert isinstance(shared, SharedSession)
+
+
+def test_a_transport_built_outside_a_scope_has_a_session_of_its_own(
+    fake_aws_env: dict[str, str], built: dict[str, list[Any]]
+) -> None:
+    first, second = RekognitionDetector(), RekognitionDetector()
+    assert first.client is not second.client
+    assert len(built["sessions"]) == 2
+
+
+def run(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    return done.stdout.strip()
+
+
+# -- import moderation ---------------------------------------------------------------------------
+
+
+def test_import_moderation_imports_none_of_its_parts() -> None:
+    # WHEN the package alone is imported in a fresh interpreter
+    loaded = run(
+        "import sys, moderation\n"
+        "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('moderation', 'pydantic', 'boto3', 'botocore', 'PIL', 'yaml'))))"
+    ).split()
+    # THEN only its version and its errors are: every other name waits for its first use
+    assert loaded == ["moderation", "moderation._version", "moderation.errors"]
+
+
+def test_every_exported_name_resolves_to_the_object_its_module_defines() -> None:
+    import importlib
+
+    import moderation
+
+    for name in moderation.__all__:
+        value = getattr(moderation, name)
+        home = getattr(value, "__module__", None)
+        if isinstance(home, str) and home.startswith("moderation."):
+            defined = importlib.import_module(home)
+            assert getattr(defined, getattr(value, "__name__", name)) is value, name
+    assert moderation.TAXONOMY is importlib.import_module("moderation.taxonomy").TAXONOMY
+    assert set(moderation.__all__) <= set(dir(moderation))
+    with pytest.raises(AttributeError, match="has no attribute 'Engines'"):
+        _ = moderation.Engines
+
+
+def test_from_moderation_import_works_for_every_name_in_a_fresh_interpreter() -> None:
+    got = run(
+        "import moderation\n"
+        "for name in moderation.__all__:\n"
+        "    exec(f'from moderation import {name}')\n"
+        "from moderation import *\n"
+        "print(len(moderation.__all__), Engine.__module__, Decision.__module__)"
+    )
+    assert got.endswith("moderation.engine moderation.decision")
+
+
+def test_functions_named_like_subpackages_keep_their_name() -> None:
+    # `moderation.replay` and `moderation.evaluate` are functions and subpackages: importing the
+    # subpackage (as the CLI does) must not turn the package's name into the module.
+    got = run(
+        "import moderation.replay, moderation.evaluate, moderation\n"
+        "from moderation import replay, evaluate\n"
+        "print(callable(replay), callable(evaluate), moderation.replay is replay, "
+        "moderation.evaluate.__module__)"
+    )
+    assert got == "True True True moderation.triage"
+
+
+def test_a_subpackage_not_imported_yet_is_still_an_attribute() -> None:
+    assert run("import moderation\nprint(moderation.policy.PolicyStore.__name__)") == "PolicyStore"
+
+
+def test_a_client_that_cannot_be_built_fails_its_first_call_with_the_ports_error(
+    fake_aws_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moderation.errors import DetectorError
+    from moderation.image import ImageIntake
+
+    # GIVEN an endpoint URL botocore refuses, which only building the client finds
+    monkeypatch.setenv("AWS_ENDPOINT_URL_REKOGNITION", "not a url")
+    detector = RekognitionDetector()  # made without a client: nothing refused yet
+    image = ImageIntake().prepare(solid("png"))
+    # WHEN it is first used, THEN the detector's own error says why, not a failed call wrapping it
+    with pytest.raises(DetectorError, match=r"^rekognition: cannot build the client: ValueError"):
+        detector.detect(image, min_confidence=50)
+
+
+def test_the_handler_imports_neither_the_desk_nor_the_tools() -> None:
+    loaded = run(
+        "import sys, moderation.aws_lambda\n"
+        "print(' '.join(sorted({'.'.join(m.split('.')[:2]) for m in sys.modules "
+        "if m.startswith('moderation.')})))"
+    ).split()
+    for part in ("moderation.review", "moderation.cli", "moderation.replay", "moderation.tuning"):
+        assert part not in loaded
+    assert "moderation.engine" in loaded
