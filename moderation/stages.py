@@ -32,13 +32,15 @@ T = TypeVar("T")
 @dataclass(frozen=True, slots=True)
 class StageStats:
     """What a stage reports: escalations held now (`depth`) and at most (`peak`) of `bound`,
-    handed over in all, and the seconds detection threads waited for room."""
+    handed over in all (`submitted`), and the callers (detection threads) waiting for room now
+    (`blocked`) and the seconds they waited in all (`waited_s`)."""
 
     depth: int
     peak: int
     bound: int
     workers: int
     submitted: int
+    blocked: int
     waited_s: float
 
 
@@ -65,6 +67,7 @@ class JudgeStage(Generic[T]):
         self._depth = 0
         self._peak = 0
         self._submitted = 0
+        self._blocked = 0
         self._waited = 0.0
 
     def submit(self, judgment: Callable[[], T]) -> Future[T]:
@@ -73,8 +76,11 @@ class JudgeStage(Generic[T]):
         does). Runs in the caller's context variables."""
         if not self._room.acquire(blocking=False):
             start = self._timer()
+            with self._lock:
+                self._blocked += 1
             self._room.acquire()
             with self._lock:
+                self._blocked -= 1
                 self._waited += self._timer() - start
         with self._lock:
             self._depth += 1
@@ -118,6 +124,7 @@ class JudgeStage(Generic[T]):
                 bound=self.bound,
                 workers=self.workers,
                 submitted=self._submitted,
+                blocked=self._blocked,
                 waited_s=self._waited,
             )
 
