@@ -315,27 +315,32 @@ def _count(call: Callable[[], Any], outcomes: Counter[str], errors: Counter[str]
         errors[_describe(exc)] += 1
 
 
-def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run:
-    """`moderation check DIR` in a subprocess, nothing set but the endpoint and fake keys."""
+def check_command(
+    url: str, images: list[bytes], workers: int, policy: str, reset: Callable[[], None], **env: str
+) -> tuple[subprocess.CompletedProcess[str], float, Counter[str], Counter[str]]:
+    """`moderation check DIR` of `images` in a subprocess, nothing set but the endpoint, fake
+    keys and `env`; `reset` runs just before it starts. Its result, wall time, outcomes, errors."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "policies").mkdir()
-        (root / "policies" / "default.yaml").write_text(POLICY)
+        (root / "policies" / "default.yaml").write_text(policy)
         (root / "images").mkdir()
         for i, data in enumerate(images):
             (root / "images" / f"{i:06d}.png").write_bytes(data)
-        env = {
+        environment = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("MODERATION_", "AWS_"))
         }
-        env.update(
-            AWS_ENDPOINT_URL_REKOGNITION=bench.aws.url,
+        environment.update(
+            AWS_ENDPOINT_URL_REKOGNITION=url,
+            AWS_ENDPOINT_URL_BEDROCK_RUNTIME=url,
             AWS_ACCESS_KEY_ID="AKIDBENCH",
             AWS_SECRET_ACCESS_KEY="x",
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             PYTHONPATH=os.pathsep.join(sys.path),
+            **env,
         )
         audit = root / "audit.jsonl"
         command = [
@@ -343,21 +348,29 @@ def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run
             "--region", "us-east-1", "--audit", str(audit), "--json", "--no-resume",
             "--workers", str(workers), str(root / "images"),
         ]  # fmt: skip
-        bench.quota.reset()
+        reset()
         start = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
-        # One line per input: {"input": ..., "decision": {...}} or {"input": ..., "error": {...}}.
-        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-        outcomes: Counter[str] = Counter(
-            line["decision"]["outcome"] for line in lines if "decision" in line
-        )
-        errors: Counter[str] = Counter(
-            str(line.get("error"))[:160] for line in lines if "decision" not in line
-        )
-        if done.returncode not in (0, 1):
-            tail = done.stderr.strip().splitlines()[-3:]
-            errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
+    # One line per input: {"input": ..., "decision": {...}} or {"input": ..., "error": {...}}.
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    outcomes: Counter[str] = Counter(
+        line["decision"]["outcome"] for line in lines if "decision" in line
+    )
+    errors: Counter[str] = Counter(
+        str(line.get("error"))[:160] for line in lines if "decision" not in line
+    )
+    if done.returncode not in (0, 1):
+        tail = done.stderr.strip().splitlines()[-3:]
+        errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
+    return done, elapsed, outcomes, errors
+
+
+def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run:
+    """`moderation check DIR` in a subprocess, nothing set but the endpoint and fake keys."""
+    done, elapsed, outcomes, errors = check_command(
+        bench.aws.url, images, workers, POLICY, bench.quota.reset
+    )
     # From the first request to the last answer: the CLI's start-up (a new interpreter, the
     # imports, the policies, listing the directory) spends no quota.
     sent = bench.quota.accepted + bench.quota.throttled
@@ -546,6 +559,7 @@ class StageRun:
     rpm: float
     peak: int | None  # the judge stage's peak depth (None: no stage, the judge ran inline)
     errors: Counter[str]
+    note: str = ""
 
     def detecting(self) -> float:
         """Seconds from the start to the last detection's answer: while images remained."""
@@ -574,6 +588,8 @@ class StageRun:
 def stage_report(run: StageRun) -> None:
     ideal = run.ideal()
     print(f"\n{run.name}")
+    if run.note:
+        print(f"  {run.note}")
     print(
         f"  {run.images} images ({run.escalations} escalated) in {run.elapsed:.1f} s; the quotas"
         f" allow {ideal:.1f} s: {run.elapsed / ideal:.2f} of the ideal"
@@ -614,14 +630,63 @@ def stage_runs(images: list[bytes], tps: float, latency: float, workers: int) ->
         with AWSEndpoint(default_detect=detect, default_converse=judge) as aws:
             for name, how in (
                 (f"(f) moderate_many, {workers} workers, bedrock_rpm={rpm:g}", batch(workers)),
+                (f"(f) {len(images)} amoderate calls gathered ({workers} async workers),"
+                 f" bedrock_rpm={rpm:g}", gathered),
+                (f"(f) moderation check DIR, {workers} workers, MODERATION_BEDROCK_RPM={rpm:g}",
+                 None),
                 (f"(f) before: {workers} threads calling moderate() (the judge inline),"
                  f" bedrock_rpm={rpm:g}", inline(workers)),
             ):  # fmt: skip
                 draw.seed(16)  # the same judge latencies for every run
-                run = judged_run(aws, detect, judge, rpm, images, len(escalated), name, how)
+                if how is None:
+                    run = judged_cli(aws, detect, judge, rpm, images, len(escalated), name)
+                else:
+                    run = judged_run(aws, detect, judge, rpm, images, len(escalated), name, how)
                 stage_report(run)
                 runs.append(run)
     return runs
+
+
+def judged_cli(
+    aws: AWSEndpoint,
+    detect: Quota,
+    judge: Quota,
+    rpm: float,
+    images: list[bytes],
+    escalations: int,
+    name: str,
+) -> StageRun:
+    """`moderation check DIR` in a subprocess with both rates set at the quotas, timed from its
+    first request (start-up and listing the directory spend no quota)."""
+
+    def reset() -> None:
+        detect.reset()
+        judge.reset()
+
+    done, elapsed, outcomes, errors = check_command(
+        aws.url, images, 16, JUDGED_POLICY, reset,
+        MODERATION_REKOGNITION_TPS=f"{detect.tps:g}", MODERATION_BEDROCK_RPM=f"{rpm:g}",
+    )  # fmt: skip
+    first = min(detect.accepted + detect.throttled, default=0.0)
+    said = [line.strip() for line in done.stderr.splitlines() if "judge queue:" in line]
+    return StageRun(
+        name=name,
+        images=len(images),
+        escalations=escalations,
+        elapsed=elapsed - first,
+        decided=sum(outcomes.values()),
+        tps=detect.tps,
+        latency=detect.latency,
+        detected=[t - first for t in detect.accepted],
+        detect_throttled=len(detect.throttled),
+        judged=len(judge.accepted),
+        judge_throttled=len(judge.throttled),
+        rpm=rpm,
+        peak=None,
+        errors=errors,
+        note=f"timed from its first request ({elapsed - first:.1f} s of the {elapsed:.1f} s the"
+        f" command ran); the CLI says: {said[-1] if said else '(no judge queue line)'}",
+    )
 
 
 def judged_run(
