@@ -3,6 +3,7 @@ that enforces one.
 
     .venv/bin/python benchmarks/throughput.py [--quick] [--images 1000] [--tps 50]
                                               [--latency 0.2] [--sequential 40]
+                                              [--judged-images 2000] [--judged-only | --no-judged]
 
 Not a test: nothing here asserts a time. A local 127.0.0.1 endpoint speaks Rekognition's real
 DetectModerationLabels wire format (the whole botocore path runs: serialisation, signing, the
@@ -23,14 +24,25 @@ Each run has a fresh engine, client and server bucket:
     quota, so their baseline is the same 4 workers with the rate set at the quota (it never holds
     them back);
 (d) `moderate_many`, 16 workers, `rekognition_tps` at twice the quota;
-(e) a loop of `moderate()`, one image after another: the sequential baseline.
+(e) a loop of `moderate()`, one image after another: the sequential baseline;
+(f) one image in ten escalated to a judge: the same endpoint also speaks Bedrock's Converse, with
+    a quota of 60 or of 600 requests per minute and 2-5 s per answer, and the engine's rates are
+    set at both quotas. `moderate_many` (16 workers), `amoderate` calls gathered at once and
+    `moderation check` (the stages: the judge holds no detection thread), beside the same
+    engine's `moderate()` on 16 threads of the caller's (the judge inside each call, as every
+    way of moderating many images was before the stages).
 
 For each: images/s, the requests the server accepted per second as a ratio of the quota and of
 run (a) (measured in the same invocation), throttled requests (of all requests sent, retries
 included) and the images left without a decision. Targets: >= 90 % of the quota (for 4 workers,
-of their baseline (c)), <= 1 % throttled, 0 undecided.
+of their baseline (c)), <= 1 % throttled, 0 undecided. For (f): Rekognition's accepted requests
+per second while images remained to be detected, over its quota (>= 90 %); the total time over
+the ideal the quotas allow, max(images / TPS, escalations / RPM) plus one detection's latency and
+one judgment's mean latency (<= 1.10); 0 undecided.
 
-`--quick` runs a third of the images (the ramp from the default starting rate then weighs more).
+`--quick` runs a third of the images (the ramp from the default starting rate then weighs more),
+and a third of `--judged-images` for (f). At 60 requests per minute each (f) run takes as long as
+its escalations need (2,000 images: about 205 s), so the full benchmark runs for about 20 minutes.
 """
 
 from __future__ import annotations

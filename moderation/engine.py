@@ -14,7 +14,9 @@ shadow's come from `moderation.outcome.decide`, the rule replay re-decides recor
 
 At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
 the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
-detected before with the same settings, without a second call.
+detected before with the same settings, without a second call. There, the steps after triage of an
+escalated image (judge, decision, audit: a `PendingJudgment`) run on the engine's judge stage
+(`moderation.stages`), so a slow judge holds no detection thread; `moderate` runs them inline.
 """
 
 from __future__ import annotations
