@@ -492,6 +492,13 @@ class _Run:
                     )
                     break
         except KeyboardInterrupt:
+            stage = self.engine.stage_stats()
+            if stage is not None and stage.depth:
+                self.err(
+                    f"stopping: waiting for the {stage.depth} escalation(s) already detected to "
+                    "be judged and audited (Ctrl-C again stops at once: those not yet judged are "
+                    "left undecided, and a run resumed from the audit log moderates them again)"
+                )
             return True
         finally:
             close = getattr(items, "close", None)
