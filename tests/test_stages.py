@@ -32,6 +32,7 @@ from moderation.cli._progress import ProgressLine, Tally
 from moderation.errors import JudgeError
 from moderation.image import PreparedImage
 from moderation.ports import JudgeRequest, Judgment
+from moderation.recorded import RecordedJudge
 from moderation.stages import JudgeStage, StageStats
 from moderation.testing import StaticJudge
 
@@ -50,6 +51,7 @@ INDEX = {hashlib.sha256(data).hexdigest(): i for i, data in enumerate(IMAGES)}
 BORDERLINE = builders.detection(("Graphic Violence", "Violence", 75.0), ("Violence", "", 75.0))
 CLEAN = builders.detection()
 check_command = importlib.import_module("moderation.cli.check")  # the module, not the command
+Run = check_command._Run
 
 
 def wait_for(event: threading.Event, what: str) -> None:
@@ -387,3 +389,45 @@ def test_check_shows_the_judge_queue_in_its_progress_line_and_summary(
         r"\n  judge queue: peak [123] of 256, 64 judge threads, detection waited 0\.00s for room\n",
         result.stderr,
     )
+
+
+def test_an_interrupted_check_says_what_it_waits_for_and_audits_the_escalations_held(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    # GIVEN a recorded judge that answers only once the run has said what it waits for
+    said = threading.Event()
+    real_judge, real_err, real_decided = RecordedJudge.judge, Run.err, Run.decided
+
+    def held(self: RecordedJudge, image: PreparedImage, request: JudgeRequest) -> Judgment:
+        wait_for(said, "the interrupted run to say what it waits for")
+        return real_judge(self, image, request)
+
+    def err(self: Any, text: str) -> None:
+        real_err(self, text)
+        if text.startswith("stopping: waiting for"):
+            said.set()
+
+    def decided(self: Any, source: str, decision: Decision) -> None:
+        real_decided(self, source, decision)
+        # WHEN Ctrl-C comes once the judge holds escalations
+        eventually(lambda: (self.engine.stage_stats() or StageStats(0, 0, 1, 1, 0, 0, 0)).depth > 0,
+                   "an escalation to be held")  # fmt: skip
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RecordedJudge, "judge", held)
+    monkeypatch.setattr(Run, "err", err)
+    monkeypatch.setattr(Run, "decided", decided)
+    audit = tmp_path / "audit.jsonl"
+    result = runner().invoke(
+        main,
+        ["check", "--offline", str(ROOT / "examples/recordings"), "--policies",
+         str(ROOT / "policies"), "--audit", str(audit), str(ROOT / "examples/images")],
+    )  # fmt: skip
+    # THEN it says how many it waits for, and those are judged and audited before it exits
+    assert result.exit_code == 130
+    waiting = re.search(
+        r"stopping: waiting for the (\d+) escalation\(s\) already detected", result.stderr
+    )
+    assert waiting is not None, result.stderr
+    escalated = [line for line in audit.read_text().splitlines() if '"escalation":{' in line]
+    assert len(escalated) >= int(waiting.group(1)) > 0
