@@ -3,6 +3,7 @@ that enforces one.
 
     .venv/bin/python benchmarks/throughput.py [--quick] [--images 1000] [--tps 50]
                                               [--latency 0.2] [--sequential 40]
+                                              [--judged-images 2000] [--judged-only | --no-judged]
 
 Not a test: nothing here asserts a time. A local 127.0.0.1 endpoint speaks Rekognition's real
 DetectModerationLabels wire format (the whole botocore path runs: serialisation, signing, the
@@ -23,26 +24,40 @@ Each run has a fresh engine, client and server bucket:
     quota, so their baseline is the same 4 workers with the rate set at the quota (it never holds
     them back);
 (d) `moderate_many`, 16 workers, `rekognition_tps` at twice the quota;
-(e) a loop of `moderate()`, one image after another: the sequential baseline.
+(e) a loop of `moderate()`, one image after another: the sequential baseline;
+(f) one image in ten escalated to a judge: the same endpoint also speaks Bedrock's Converse, with
+    a quota of 60 or of 600 requests per minute and 2-5 s per answer, and the engine's rates are
+    set at both quotas. `moderate_many` (16 workers), `amoderate` calls gathered at once and
+    `moderation check` (the stages: the judge holds no detection thread), beside the same
+    engine's `moderate()` on 16 threads of the caller's (the judge inside each call, as every
+    way of moderating many images was before the stages).
 
 For each: images/s, the requests the server accepted per second as a ratio of the quota and of
 run (a) (measured in the same invocation), throttled requests (of all requests sent, retries
 included) and the images left without a decision. Targets: >= 90 % of the quota (for 4 workers,
-of their baseline (c)), <= 1 % throttled, 0 undecided.
+of their baseline (c)), <= 1 % throttled, 0 undecided. For (f): Rekognition's accepted requests
+per second while images remained to be detected, over its quota (>= 90 %); the total time over
+the ideal the quotas allow, max(images / TPS, escalations / RPM) plus one detection's latency and
+one judgment's mean latency (<= 1.10); 0 undecided.
 
-`--quick` runs a third of the images (the ramp from the default starting rate then weighs more).
+`--quick` runs a third of the images (the ramp from the default starting rate then weighs more),
+and a third of `--judged-images` for (f). At 60 requests per minute each (f) run takes as long as
+its escalations need (2,000 images: about 205 s), so the full benchmark runs for about 20 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -60,6 +75,7 @@ from PIL import Image
 import moderation
 from moderation import Engine, PolicyStore
 from moderation.audit import InMemoryAuditLog
+from moderation.aws.bedrock import BedrockJudge
 from moderation.aws.rekognition import RekognitionDetector
 from moderation.testing.endpoint import AWSEndpoint, Recorded, Reply
 
@@ -101,11 +117,16 @@ class Quota:
         *,
         capacity_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        answer: Callable[[Recorded], Any] = lambda request: RESPONSE,
+        delay: Callable[[], float] | None = None,
     ) -> None:
+        """`answer`: the body for an accepted request; `delay`: its latency when not fixed."""
         self.tps = tps
         self.latency = latency
         self.capacity = max(1.0, tps * capacity_s)
         self._clock = clock
+        self._answer = answer
+        self._delay = delay
         self._lock = threading.Lock()
         self.reset()
 
@@ -127,7 +148,8 @@ class Quota:
             if self._tokens >= 1.0:
                 self._tokens -= 1.0
                 self.accepted.append(now - self.start)
-                return Reply(body=RESPONSE, delay=self.latency)
+                delay = self.latency if self._delay is None else self._delay()
+                return Reply(body=self._answer(request), delay=delay)
             self.throttled.append(now - self.start)
         return Reply.throttle("Rate exceeded")
 
@@ -305,27 +327,32 @@ def _count(call: Callable[[], Any], outcomes: Counter[str], errors: Counter[str]
         errors[_describe(exc)] += 1
 
 
-def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run:
-    """`moderation check DIR` in a subprocess, nothing set but the endpoint and fake keys."""
+def check_command(
+    url: str, images: list[bytes], workers: int, policy: str, reset: Callable[[], None], **env: str
+) -> tuple[subprocess.CompletedProcess[str], float, Counter[str], Counter[str]]:
+    """`moderation check DIR` of `images` in a subprocess, nothing set but the endpoint, fake
+    keys and `env`; `reset` runs just before it starts. Its result, wall time, outcomes, errors."""
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "policies").mkdir()
-        (root / "policies" / "default.yaml").write_text(POLICY)
+        (root / "policies" / "default.yaml").write_text(policy)
         (root / "images").mkdir()
         for i, data in enumerate(images):
             (root / "images" / f"{i:06d}.png").write_bytes(data)
-        env = {
+        environment = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(("MODERATION_", "AWS_"))
         }
-        env.update(
-            AWS_ENDPOINT_URL_REKOGNITION=bench.aws.url,
+        environment.update(
+            AWS_ENDPOINT_URL_REKOGNITION=url,
+            AWS_ENDPOINT_URL_BEDROCK_RUNTIME=url,
             AWS_ACCESS_KEY_ID="AKIDBENCH",
             AWS_SECRET_ACCESS_KEY="x",
             AWS_CONFIG_FILE=os.devnull,
             AWS_SHARED_CREDENTIALS_FILE=os.devnull,
             PYTHONPATH=os.pathsep.join(sys.path),
+            **env,
         )
         audit = root / "audit.jsonl"
         command = [
@@ -333,21 +360,29 @@ def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run
             "--region", "us-east-1", "--audit", str(audit), "--json", "--no-resume",
             "--workers", str(workers), str(root / "images"),
         ]  # fmt: skip
-        bench.quota.reset()
+        reset()
         start = time.perf_counter()
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+        done = subprocess.run(command, env=environment, capture_output=True, text=True, check=False)
         elapsed = time.perf_counter() - start
-        # One line per input: {"input": ..., "decision": {...}} or {"input": ..., "error": {...}}.
-        lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
-        outcomes: Counter[str] = Counter(
-            line["decision"]["outcome"] for line in lines if "decision" in line
-        )
-        errors: Counter[str] = Counter(
-            str(line.get("error"))[:160] for line in lines if "decision" not in line
-        )
-        if done.returncode not in (0, 1):
-            tail = done.stderr.strip().splitlines()[-3:]
-            errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
+    # One line per input: {"input": ..., "decision": {...}} or {"input": ..., "error": {...}}.
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+    outcomes: Counter[str] = Counter(
+        line["decision"]["outcome"] for line in lines if "decision" in line
+    )
+    errors: Counter[str] = Counter(
+        str(line.get("error"))[:160] for line in lines if "decision" not in line
+    )
+    if done.returncode not in (0, 1):
+        tail = done.stderr.strip().splitlines()[-3:]
+        errors[f"exit {done.returncode}: {' | '.join(tail)}"[:160]] += 1
+    return done, elapsed, outcomes, errors
+
+
+def cli_check(bench: Bench, name: str, images: list[bytes], workers: int) -> Run:
+    """`moderation check DIR` in a subprocess, nothing set but the endpoint and fake keys."""
+    done, elapsed, outcomes, errors = check_command(
+        bench.aws.url, images, workers, POLICY, bench.quota.reset
+    )
     # From the first request to the last answer: the CLI's start-up (a new interpreter, the
     # imports, the policies, listing the directory) spends no quota.
     sent = bench.quota.accepted + bench.quota.throttled
@@ -476,6 +511,266 @@ def timeline(run: Run, step: float) -> str:
     )
 
 
+# -- (f) escalations to a judge at its own quota: detection and judgment as separate stages ----
+
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
+
+#: Alcohol allowed as above; the violence some images show is borderline: escalated to the judge.
+JUDGED_POLICY = f"""
+min_confidence: 50
+default: {{reject: 95, escalate: 60}}
+categories:
+  Alcohol: allow
+escalation: {{judge: bedrock, model_id: {MODEL}}}
+"""
+
+#: What the endpoint answers for an image to escalate: violence between the bands.
+BORDERLINE: dict[str, Any] = {
+    "ModerationLabels": [
+        {"Name": "Graphic Violence", "ParentName": "Violence", "TaxonomyLevel": 2,
+         "Confidence": 75.0},
+        {"Name": "Violence", "ParentName": "", "TaxonomyLevel": 1, "Confidence": 75.0},
+    ],
+    "ModerationModelVersion": "7.0",
+}  # fmt: skip
+
+#: Bedrock's Converse reply: one record_verdict tool call approving the image.
+VERDICT: dict[str, Any] = {
+    "output": {"message": {"role": "assistant", "content": [{"toolUse": {
+        "toolUseId": "tooluse_1", "name": "record_verdict",
+        "input": {"verdict": "approve", "rationale": "staged violence, no injury shown"},
+    }}]}},
+    "stopReason": "tool_use",
+    "usage": {"inputTokens": 1500, "outputTokens": 40, "totalTokens": 1540},
+}  # fmt: skip
+
+ESCALATED_EVERY = 10  # every tenth image: 10 % escalated
+JUDGE_LATENCY = (2.0, 5.0)  # seconds, uniform
+TARGET_IDEAL = 1.10  # total time within 10 % of the ideal
+#: Seconds of its quota Bedrock's bucket holds. A quota per minute is counted over a minute: one
+#: second of 60 per minute would be a single request, which a client pacing exactly at the quota
+#: overflows whenever the network delivers two requests a millisecond closer than it sent them.
+JUDGE_BUCKET_S = 5.0
+
+
+@dataclass
+class StageRun:
+    """One run of the judged scenario, seen from both of the endpoint's quotas."""
+
+    name: str
+    images: int
+    escalations: int
+    elapsed: float
+    decided: int
+    tps: float
+    latency: float
+    detected: list[float]  # seconds since the start, one per request Rekognition accepted
+    detect_throttled: int
+    judged: int  # Converse requests Bedrock accepted
+    judge_throttled: int
+    rpm: float
+    peak: int | None  # the judge stage's peak depth (None: no stage, the judge ran inline)
+    errors: Counter[str]
+    note: str = ""
+
+    def detecting(self) -> float:
+        """Seconds from the start to the last detection's answer: while images remained."""
+        return max(self.detected) + self.latency if self.detected else 0.0
+
+    def share(self) -> float:
+        """Rekognition's accepted requests per second while images remained, over its quota."""
+        span = self.detecting()
+        return len(self.detected) / span / self.tps if span else 0.0
+
+    def ideal(self) -> float:
+        """What the quotas allow: the slower of the two services, then one detection's and one
+        judgment's latency (the mean) for the last image."""
+        detect = self.images / self.tps
+        judge = self.escalations / self.rpm * 60
+        return max(detect, judge) + self.latency + sum(JUDGE_LATENCY) / 2
+
+    def ok(self) -> bool:
+        return (
+            self.share() >= TARGET_QUOTA
+            and self.elapsed <= TARGET_IDEAL * self.ideal()
+            and self.decided == self.images
+        )
+
+
+def stage_report(run: StageRun) -> None:
+    ideal = run.ideal()
+    print(f"\n{run.name}")
+    if run.note:
+        print(f"  {run.note}")
+    print(
+        f"  {run.images} images ({run.escalations} escalated) in {run.elapsed:.1f} s; the quotas"
+        f" allow {ideal:.1f} s: {run.elapsed / ideal:.2f} of the ideal"
+        f"   target <= {TARGET_IDEAL:.2f}  {_mark(run.elapsed <= TARGET_IDEAL * ideal)}"
+    )
+    print(
+        f"  rekognition     {run.share():.1%} of its quota for the {run.detecting():.1f} s images"
+        f" remained ({len(run.detected)} accepted, {run.detect_throttled} throttled)"
+        f"   target >= {TARGET_QUOTA:.0%}  {_mark(run.share() >= TARGET_QUOTA)}"
+    )
+    print(
+        f"  bedrock         {run.judged} accepted, {run.judge_throttled} throttled;"
+        f" {run.judged / run.elapsed * 60:.0f}/min over the run (limit {run.rpm:g}/min)"
+        + (f"; judge queue peak {run.peak}" if run.peak is not None else "")
+    )
+    undecided = run.images - run.decided
+    print(f"  undecided       {undecided:7d}   target 0      {_mark(undecided == 0)}")
+    for error, count in run.errors.most_common(3):
+        print(f"    {count} x {error}")
+
+
+def stage_runs(images: list[bytes], tps: float, latency: float, workers: int) -> list[StageRun]:
+    """The judged scenario at 60 and 600 requests per minute: `moderate_many` (the stages) and,
+    the baseline, the same engine's `moderate()` on the caller's own threads (judge inline)."""
+    escalated = {hashlib.sha256(data).hexdigest() for data in images[::ESCALATED_EVERY]}
+
+    def answer(request: Recorded) -> Any:
+        data = base64.b64decode(request.body["Image"]["Bytes"])
+        return BORDERLINE if hashlib.sha256(data).hexdigest() in escalated else RESPONSE
+
+    runs: list[StageRun] = []
+    for rpm in (60.0, 600.0):
+        draw = random.Random()
+        detect = Quota(tps, latency, answer=answer)
+        judge = Quota(rpm / 60, JUDGE_LATENCY[0], capacity_s=JUDGE_BUCKET_S,
+                      answer=lambda request: VERDICT,
+                      delay=functools.partial(draw.uniform, *JUDGE_LATENCY))  # fmt: skip
+        with AWSEndpoint(default_detect=detect, default_converse=judge) as aws:
+            for name, how in (
+                (f"(f) moderate_many, {workers} workers, bedrock_rpm={rpm:g}", batch(workers)),
+                (f"(f) {len(images)} amoderate calls gathered ({workers} async workers),"
+                 f" bedrock_rpm={rpm:g}", gathered),
+                (f"(f) moderation check DIR, {workers} workers, MODERATION_BEDROCK_RPM={rpm:g}",
+                 None),
+                (f"(f) before: {workers} threads calling moderate() (the judge inline),"
+                 f" bedrock_rpm={rpm:g}", inline(workers)),
+            ):  # fmt: skip
+                draw.seed(16)  # the same judge latencies for every run
+                if how is None:
+                    run = judged_cli(aws, detect, judge, rpm, images, len(escalated), name)
+                else:
+                    run = judged_run(aws, detect, judge, rpm, images, len(escalated), name, how)
+                stage_report(run)
+                runs.append(run)
+    return runs
+
+
+def judged_cli(
+    aws: AWSEndpoint,
+    detect: Quota,
+    judge: Quota,
+    rpm: float,
+    images: list[bytes],
+    escalations: int,
+    name: str,
+) -> StageRun:
+    """`moderation check DIR` in a subprocess with both rates set at the quotas, timed from its
+    first request (start-up and listing the directory spend no quota)."""
+
+    def reset() -> None:
+        detect.reset()
+        judge.reset()
+
+    done, elapsed, outcomes, errors = check_command(
+        aws.url, images, 16, JUDGED_POLICY, reset,
+        MODERATION_REKOGNITION_TPS=f"{detect.tps:g}", MODERATION_BEDROCK_RPM=f"{rpm:g}",
+    )  # fmt: skip
+    first = min(detect.accepted + detect.throttled, default=0.0)
+    said = [line.strip() for line in done.stderr.splitlines() if "judge queue:" in line]
+    return StageRun(
+        name=name,
+        images=len(images),
+        escalations=escalations,
+        elapsed=elapsed - first,
+        decided=sum(outcomes.values()),
+        tps=detect.tps,
+        latency=detect.latency,
+        detected=[t - first for t in detect.accepted],
+        detect_throttled=len(detect.throttled),
+        judged=len(judge.accepted),
+        judge_throttled=len(judge.throttled),
+        rpm=rpm,
+        peak=None,
+        errors=errors,
+        note=f"timed from its first request ({elapsed - first:.1f} s of the {elapsed:.1f} s the"
+        f" command ran); the CLI says: {said[-1] if said else '(no judge queue line)'}",
+    )
+
+
+def judged_run(
+    aws: AWSEndpoint,
+    detect: Quota,
+    judge: Quota,
+    rpm: float,
+    images: list[bytes],
+    escalations: int,
+    name: str,
+    how: How,
+) -> StageRun:
+    """One run on a fresh engine (rates set at both quotas) and fresh server buckets."""
+    detector = RekognitionDetector(
+        aws.client("rekognition", retries={"total_max_attempts": 1}, max_pool_connections=64)
+    )
+    bedrock = BedrockJudge(
+        aws.client("bedrock-runtime", retries={"total_max_attempts": 1}, max_pool_connections=64)
+    )
+    store = PolicyStore.from_sources({"default": JUDGED_POLICY})
+    engine = Engine(
+        store, detector, bedrock, InMemoryAuditLog(), rekognition_tps=detect.tps, bedrock_rpm=rpm
+    )
+    engine.moderate(make_images(1, offset=10**9)[0])  # not escalated: no judge call
+    outcomes: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    detect.reset()
+    judge.reset()
+    start = time.perf_counter()
+    how(engine, images, outcomes, errors)
+    elapsed = time.perf_counter() - start
+    stats = engine.stage_stats()
+    engine.close()
+    return StageRun(
+        name=name,
+        images=len(images),
+        escalations=escalations,
+        elapsed=elapsed,
+        decided=sum(outcomes.values()),
+        tps=detect.tps,
+        latency=detect.latency,
+        detected=list(detect.accepted),
+        detect_throttled=len(detect.throttled),
+        judged=len(judge.accepted),
+        judge_throttled=len(judge.throttled),
+        rpm=rpm,
+        peak=stats.peak if stats is not None else None,
+        errors=errors,
+    )
+
+
+def inline(threads: int) -> How:
+    """The caller's own `threads` calling `engine.moderate()`: the judge inside each call, as
+    every way of moderating many images was before the stages."""
+
+    def how(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
+        lock = threading.Lock()
+
+        def one(image: bytes) -> None:
+            mine: Counter[str] = Counter()
+            failed: Counter[str] = Counter()
+            _count(functools.partial(engine.moderate, image), mine, failed)
+            with lock:
+                outcomes.update(mine)
+                errors.update(failed)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, images))
+
+    return how
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=1000, help="images per run (default 1000)")
@@ -488,10 +783,39 @@ def main() -> None:
         "--latency", type=float, default=0.2, help="seconds per accepted request (default 0.2)"
     )
     parser.add_argument("--no-cli", action="store_true", help="leave out `moderation check`")
+    parser.add_argument(
+        "--judged-images", type=int, default=2000, help="images per judged run (f) (default 2000)"
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--judged-only", action="store_true", help="only the judged runs (f)")
+    which.add_argument("--no-judged", action="store_true", help="leave out the judged runs (f)")
     args = parser.parse_args()
     n = max(1, args.images // 3) if args.quick else args.images
     if n < 1 or args.tps <= 0 or args.latency < 0 or args.sequential < 1:
         parser.error("--images and --sequential must be >= 1, --tps > 0, --latency >= 0")
+    if args.judged_images < ESCALATED_EVERY:
+        parser.error(f"--judged-images must be >= {ESCALATED_EVERY}")
+    started = time.perf_counter()
+    verdicts = [] if args.judged_only else quota_runs(n, args)
+    judged = [] if args.no_judged else judged_runs(args)
+    print(f"\nsummary ({time.perf_counter() - started:.0f} s in all)")
+    for verdict in verdicts:
+        run = verdict.run
+        mark = _mark(verdict.ok()) if verdict.checked else "    "
+        print(
+            f"  {mark}  {run.name[:64]:<64} {verdict.share():6.1%} of {verdict.of_name},"
+            f" {run.throttled_share():.2%} throttled, {run.undecided} undecided"
+        )
+    for stage in judged:
+        print(
+            f"  {_mark(stage.ok())}  {stage.name[:64]:<64} {stage.share():6.1%} of the quota"
+            f" while images remained, {stage.elapsed / stage.ideal():.2f} of the ideal time,"
+            f" {stage.images - stage.decided} undecided"
+        )
+
+
+def quota_runs(n: int, args: argparse.Namespace) -> list[Verdict]:
+    """Runs (a) to (e): nothing escalated, Rekognition's quota alone."""
     print(
         f"throughput at a {args.tps:g}/s quota, {args.latency * 1000:.0f} ms per request "
         f"({os.cpu_count()} cores): {n} distinct {SIDE}x{SIDE} PNGs per run; "
@@ -502,21 +826,29 @@ def main() -> None:
         "the server's bucket starts full (one second of the quota), so a run of T seconds can use"
         " up to 1 + 1/T of it"
     )
-    started = time.perf_counter()
     images = make_images(n)
     quota = Quota(args.tps, args.latency)
     with AWSEndpoint(default_detect=quota) as aws:
         verdicts = run_all(Bench(aws, quota), images, args)
         if unexpected := aws.unexpected:
             raise SystemExit(f"the endpoint got {len(unexpected)} requests it did not expect")
-    print(f"\nsummary ({time.perf_counter() - started:.0f} s in all)")
-    for verdict in verdicts:
-        run = verdict.run
-        mark = _mark(verdict.ok()) if verdict.checked else "    "
-        print(
-            f"  {mark}  {run.name[:64]:<64} {verdict.share():6.1%} of {verdict.of_name},"
-            f" {run.throttled_share():.2%} throttled, {run.undecided} undecided"
-        )
+    return verdicts
+
+
+def judged_runs(args: argparse.Namespace) -> list[StageRun]:
+    """Runs (f): 10 % of the images escalated to a judge with its own quota."""
+    n = max(ESCALATED_EVERY, args.judged_images // 3) if args.quick else args.judged_images
+    low, high = JUDGE_LATENCY
+    print(
+        f"\njudged runs (f): {n} images{' (--quick: a third)' if args.quick else ''}, one in"
+        f" {ESCALATED_EVERY} escalated to a judge (Bedrock Converse on the same endpoint, answering"
+        f" in {low:g}-{high:g} s), at {args.tps:g}/s for Rekognition and 60 or 600 requests/min"
+        f" for Bedrock (its bucket holding {JUDGE_BUCKET_S:g} s of the quota), both rates set at"
+        " the quota; the ideal is the slower service's time"
+        f" (images / {args.tps:g}/s or escalations / rpm) plus one detection's and one mean"
+        " judgment's latency"
+    )
+    return stage_runs(make_images(n), args.tps, args.latency, workers=16)
 
 
 def run_all(bench: Bench, images: list[bytes], args: argparse.Namespace) -> list[Verdict]:

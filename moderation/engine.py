@@ -14,7 +14,9 @@ shadow's come from `moderation.outcome.decide`, the rule replay re-decides recor
 
 At scale (`moderate_many`, `amoderate`): rate limiters shared by every thread keep the detector and
 the judge at the account's quota, and a detection cache answers for an image (by sha256) that was
-detected before with the same settings, without a second call.
+detected before with the same settings, without a second call. There, the steps after triage of an
+escalated image (judge, decision, audit: a `PendingJudgment`) run on the engine's judge stage
+(`moderation.stages`), so a slow judge holds no detection thread; `moderate` runs them inline.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -68,6 +70,7 @@ from moderation.ports import AuditLog, Detector, Judge, JudgeRequest
 from moderation.pricing import Pricing
 from moderation.s3location import S3Location
 from moderation.settings import Settings
+from moderation.stages import JudgeStage, StageStats
 from moderation.taxonomy import normalize
 from moderation.triage import Action, Finding, Triage, evaluate
 
@@ -87,6 +90,10 @@ __all__ = [
 _log = logging.getLogger(__name__)
 # Enqueue failures go here, at ERROR, with the decision id: `moderation review backfill` repairs.
 _review_log = logging.getLogger("moderation.review")
+
+#: The second stage of a decision triage escalated: ask the judge, decide, audit. Made inline by
+#: `moderate`, on the judge stage's threads by `moderate_many` and `amoderate`.
+PendingJudgment = Callable[[], Decision]
 
 # An S3 object is passed as an `S3Location`; a `str` starting with `s3://` is parsed once by
 # `S3Location.parse` (see `ImageIntake.prepare`).
@@ -135,6 +142,8 @@ class Engine:
         rekognition_tps: float | RateLimiter | None = None,
         bedrock_rpm: float | RateLimiter | None = None,
         async_workers: int = 16,
+        judge_workers: int = 64,
+        escalation_queue: int = 256,
         now: Callable[[], datetime] = _utcnow,
         timer: Callable[[], float] = time.perf_counter,
         new_id: Callable[[], str] = new_ulid,
@@ -155,12 +164,22 @@ class Engine:
         `review_images`: where the desk's copy of an image given as bytes or a file is kept (the
         upload's own bytes, keyed by sha256); an image in S3 is not copied.
 
-        `async_workers`: the threads `amoderate` runs moderations on.
+        `async_workers`: the threads `amoderate` detects on.
+
+        `judge_workers`, `escalation_queue`: the judge stage of `moderate_many` and `amoderate`
+        (`moderation.stages`): escalations are judged on `judge_workers` threads of their own
+        (each call paced by the Bedrock limiter), and at most `escalation_queue` are held at
+        once, waiting or being judged; past that, detection waits for room.
         """
-        if isinstance(async_workers, bool) or not isinstance(async_workers, int):
-            raise ValueError(f"async_workers must be a whole number, got {async_workers!r}")
-        if async_workers < 1:
-            raise ValueError(f"async_workers must be at least 1, got {async_workers}")
+        for what, value in (
+            ("async_workers", async_workers),
+            ("judge_workers", judge_workers),
+            ("escalation_queue", escalation_queue),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ValueError(f"{what} must be a whole number, got {value!r}")
+            if value < 1:
+                raise ValueError(f"{what} must be at least 1, got {value}")
         self.policies = policies
         # The engine sets an AWS adapter's own `limiter` (so one adapter object belongs to one
         # engine's limits); any other detector or judge is wrapped.
@@ -180,12 +199,15 @@ class Engine:
         self.review = review
         self.review_images = review_images
         self.async_workers = async_workers
+        self.judge_workers = judge_workers
+        self.escalation_queue = escalation_queue
         self._now = now
         self._timer = timer
         self._new_id = new_id
         self._single_flight = SingleFlight()
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
+        self._stage: JudgeStage[Decision] | None = None
         self._pools_for = 0
 
     @classmethod
@@ -242,6 +264,14 @@ class Engine:
         DetectorError (unless the policy turns it into a review), AuditError, or ValueError for a
         bad context. Never returns a decision that is not in the audit log.
         """
+        step = self._detect_stage(image, tenant, context)
+        return step if isinstance(step, Decision) else step()
+
+    def _detect_stage(
+        self, image: ImageSource, tenant: str, context: Mapping[str, ContextValue] | None
+    ) -> Decision | PendingJudgment:
+        """The first stage of `moderate`: the decision when the policy makes it (audited, on the
+        review desk), else the judgment still to make for an escalation (the second stage)."""
         ctx = check_context(dict(context or {}))
         clock = _Clock(self._timer)
         # One version of the policies for the whole decision (a reloading store may swap versions
@@ -251,9 +281,17 @@ class Engine:
         clock.lap("policy")
         prepared = self.intake.prepare(image, max_frames=policy.max_frames)
         clock.lap("intake")
-        decision = self._decide(tenant, ctx, policy, prepared, clock, view)
-        self._enqueue(decision, policy, prepared)
-        return decision
+        step = self._decide(tenant, ctx, policy, prepared, clock, view)
+        if isinstance(step, Decision):
+            self._enqueue(step, policy, prepared)
+            return step
+
+        def judged() -> Decision:
+            decision = step()
+            self._enqueue(decision, policy, prepared)
+            return decision
+
+        return judged
 
     def _decide(
         self,
@@ -263,9 +301,9 @@ class Engine:
         prepared: PreparedImage,
         clock: _Clock,
         view: PolicyStore,
-    ) -> Decision:
-        """Detect, triage and (when the policy says so) judge `prepared`; the decision is in the
-        audit log when this returns."""
+    ) -> Decision | PendingJudgment:
+        """Detect and triage `prepared`: the decision, in the audit log, when the policy makes it;
+        for an escalation, the judgment still to make (judge, decide, audit)."""
         identity = ImageIdentity.of(prepared)
         try:
             detection, seen_in, calls = self._detect(prepared, policy)
@@ -296,9 +334,10 @@ class Engine:
                 detector_calls=calls,
                 store=view,
             )  # fmt: skip
-        return self._escalate(
-            tenant, ctx, policy, seen_in, identity, clock, detection, triage, calls, view
-        )
+        return functools.partial(
+            self._escalate,
+            tenant, ctx, policy, seen_in, identity, clock, detection, triage, calls, view,
+        )  # fmt: skip
 
     def moderate_many(
         self,
@@ -309,27 +348,40 @@ class Engine:
         max_workers: int = 16,
         ordered: bool = False,
     ) -> Iterator[BatchItem]:
-        """Moderate every image of `images` on up to `max_workers` threads: one `BatchItem` each.
+        """Moderate every image of `images`, detecting on up to `max_workers` threads: one
+        `BatchItem` each.
 
+        Escalations are handed to the engine's judge stage (`judge_workers` threads, at most
+        `escalation_queue` held), so the detection threads go on with the next images while the
+        judge works at the Bedrock limit (docs/batch.md#stages-detection-and-the-judge).
         `images` may be any iterable, a generator of millions included: inputs are pulled only as
         workers free up, so memory stays bounded. A `BatchInput` gives one input its own tenant or
         context. Items come as they finish (`ordered=True`: in input order); every index comes
         back exactly once, and an input that fails is an item with `error` set, never the end of
         the batch. If the iterable itself raises, the inputs already started finish and are
         yielded, then its exception is raised. Stopping early (closing the iterator) cancels the
-        inputs not yet started. Rate limits are the engine's, shared by all threads; the AWS
-        clients' connection pools are widened to `max_workers` when this engine built them.
+        inputs not yet started; those detected finish, escalations included. Rate limits are the
+        engine's, shared by all threads; the AWS clients' connection pools are widened to
+        `max_workers` (the judge's to `judge_workers`) when this engine built them.
         """
         items = run_batch(
-            lambda image, t, c: self.moderate(image, tenant=t, context=c),
+            self._staged,
             images,
             tenant=tenant,
             context=context,
             max_workers=max_workers,
             ordered=ordered,
+            held=self.escalation_queue,
         )
-        self.size_pools(max_workers)
+        self.size_pools(max(max_workers, self.judge_workers))
         return items
+
+    def _staged(
+        self, image: ImageSource, tenant: str, context: Mapping[str, ContextValue] | None
+    ) -> Decision | Future[Decision]:
+        """Detect `image`: its decision, or (an escalation) the future of the judge stage's."""
+        step = self._detect_stage(image, tenant, context)
+        return step if isinstance(step, Decision) else self.judge_stage().submit(step)
 
     async def amoderate(
         self,
@@ -338,17 +390,21 @@ class Engine:
         tenant: str = "default",
         context: Mapping[str, ContextValue] | None = None,
     ) -> Decision:
-        """`moderate` for asyncio code: the work runs on this engine's threads (`async_workers`
-        of them), so the event loop is never blocked; any number of concurrent calls share the
-        engine's rate limits. Cancelling the awaiting task does not stop a moderation that has
-        started: it finishes and is audited, and its result is dropped.
+        """`moderate` for asyncio code: detection runs on this engine's threads (`async_workers`
+        of them) and escalations on its judge stage (as in `moderate_many`), so the event loop is
+        never blocked and a slow judge holds no detection thread; any number of concurrent calls
+        share the engine's rate limits. Cancelling the awaiting task does not stop a moderation
+        that has started: it finishes and is audited, and its result is dropped.
         """
         import asyncio  # here: 13 ms of import for the code that never awaits
 
         loop = asyncio.get_running_loop()
-        call = functools.partial(self.moderate, image, tenant=tenant, context=context)
+        call = functools.partial(self._staged, image, tenant, context)
         run = contextvars.copy_context().run
-        return await loop.run_in_executor(self._async_executor(), run, call)
+        step = await loop.run_in_executor(self._async_executor(), run, call)
+        if isinstance(step, Decision):
+            return step
+        return await asyncio.wrap_future(step)
 
     def size_pools(self, workers: int) -> None:
         """Widen the connection pools of the AWS clients this engine's adapters built to at least
@@ -363,12 +419,35 @@ class Engine:
             if callable(ensure):
                 ensure(workers)
 
+    def judge_stage(self) -> JudgeStage[Decision]:
+        """The engine's judge stage (`moderation.stages`), started on first use."""
+        stage = self._stage
+        if stage is None:
+            with self._executor_lock:
+                if self._stage is None:
+                    self._stage = JudgeStage(
+                        workers=self.judge_workers, bound=self.escalation_queue
+                    )
+                stage = self._stage
+        return stage
+
+    def stage_stats(self) -> StageStats | None:
+        """The judge stage's counts (`StageStats`), None before its first escalation."""
+        stage = self._stage
+        return stage.stats() if stage is not None else None
+
     def close(self) -> None:
-        """Stop `amoderate`'s threads once the calls in progress are done (idempotent)."""
+        """Stop `amoderate`'s threads and the judge stage's once the calls in progress are done
+        (idempotent)."""
         with self._executor_lock:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
+        # After detection: an escalation handed over meanwhile is judged before the stage stops.
+        with self._executor_lock:
+            stage, self._stage = self._stage, None
+        if stage is not None:
+            stage.shutdown()
 
     def _async_executor(self) -> ThreadPoolExecutor:
         executor = self._executor

@@ -20,8 +20,16 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from moderation.decision import Decision, Outcome
+from moderation.stages import StageStats
 
-__all__ = ["ProgressLine", "Tally", "error_kind", "format_duration", "limiter_stats"]
+__all__ = [
+    "ProgressLine",
+    "Tally",
+    "error_kind",
+    "format_duration",
+    "limiter_stats",
+    "queue_summary",
+]
 
 _ERASE = "\r\x1b[K"
 
@@ -198,11 +206,12 @@ class Tally:
         resumed_from: str | None = None,
         ignored: int = 0,
         limiters: Iterable[LimiterLine] = (),
+        stage: StageStats | None = None,
         interrupted: bool = False,
     ) -> list[str]:
-        """The end-of-run summary, one line each: totals and speed, outcomes, escalations,
-        errors by kind, skipped (and `ignored` lines of the log that do not verify), throttles,
-        estimated cost."""
+        """The end-of-run summary, one line each: totals and speed, outcomes, escalations (and
+        the judge stage's queue), errors by kind, skipped (and `ignored` lines of the log that do
+        not verify), throttles, estimated cost."""
         processed = self.processed
         rate = processed / elapsed if elapsed > 0 else 0.0
         n_inputs = self.done
@@ -223,6 +232,8 @@ class Tally:
                 for kind, n in sorted(self.escalations.items(), key=lambda kv: _order(kv[0]))
             ]
             lines.append(f"  escalated: {escalated} ({', '.join(parts)})")
+        if stage is not None and stage.submitted:
+            lines.append(f"  judge queue: {queue_summary(stage)}")
         n_errors = sum(self.errors.values())
         if n_errors:
             by_count = sorted(self.errors.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -281,6 +292,12 @@ def _order(kind: str) -> int:
     return order.index(kind) if kind in order else len(order)
 
 
+def queue_summary(stage: StageStats) -> str:
+    """`peak 180 of 256, 64 judge threads, detection waited 0.00s for room`."""
+    waited = f"detection waited {format_duration(stage.waited_s)} for room"
+    return f"peak {stage.peak} of {stage.bound}, {stage.workers} judge threads, {waited}"
+
+
 def _terminal_width(stream: TextIO) -> int:
     try:
         columns = os.get_terminal_size(stream.fileno()).columns
@@ -304,6 +321,8 @@ class ProgressLine:
         self.stream = stream
         self.tally = tally
         self.total: int | None = None  # set once the inputs are counted
+        # The judge stage's counts (None before its first escalation): its depth is shown.
+        self.stage: Callable[[], StageStats | None] = lambda: None
         self._clock = clock
         self._interval = interval
         self._width = width or (lambda: _terminal_width(stream))
@@ -314,7 +333,8 @@ class ProgressLine:
         self._finished = False
 
     def text(self) -> str:
-        """The line as it would be drawn now: done[/total pct], images/s, ETA, counts."""
+        """The line as it would be drawn now: done[/total pct], images/s, ETA, the judge queue's
+        depth, counts."""
         tally = self.tally
         elapsed = self._clock() - self._start
         done = tally.done
@@ -329,6 +349,9 @@ class ProgressLine:
         parts.append(f"{rate:.1f} images/s")
         if total is not None and done < total and rate > 0:
             parts.append(f"ETA {format_duration((total - done) / rate)}")
+        stage = self.stage()
+        if stage is not None:
+            parts.append(f"judge queue {stage.depth}/{stage.bound}")
         parts.append(tally.counts())
         return "  ".join(parts)
 

@@ -170,6 +170,8 @@ def check(
         index=index,
     )
     engine = run.engine = _engine(store, recordings, settings, sink, s3=_SharedS3(run.lister))
+    if progress is not None:
+        progress.stage = engine.stage_stats
     if ordered is None:
         ordered = all(arg.kind in ("file", "object") for arg in args)
     interrupted = run.go(workers=workers, ordered=ordered)
@@ -229,6 +231,7 @@ def _print_summary(
         resumed_from=index.path if index is not None else None,
         ignored=index.ignored_count if index is not None else 0,
         limiters=limiters,
+        stage=engine.stage_stats(),
         interrupted=interrupted,
     ):
         click.echo(line, err=True)
@@ -489,6 +492,13 @@ class _Run:
                     )
                     break
         except KeyboardInterrupt:
+            stage = self.engine.stage_stats()
+            if stage is not None and stage.depth:
+                self.err(
+                    f"stopping: waiting for the {stage.depth} escalation(s) already detected to "
+                    "be judged and audited (Ctrl-C again stops at once: those not yet judged are "
+                    "left undecided, and a run resumed from the audit log moderates them again)"
+                )
             return True
         finally:
             close = getattr(items, "close", None)
