@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_audit_log import FULL_CONTEXT, make_decision
 
 from moderation.audit import JsonlAuditLog, _jsonl, decisions, verify_log
-from tests.test_audit_log import FULL_CONTEXT, make_decision
 
 
 def _threads(count: int, work: Callable[[int], None]) -> list[BaseException]:
