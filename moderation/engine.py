@@ -248,6 +248,8 @@ class Engine:
             review_images=parts.review_images,
             rekognition_tps=parts.rekognition_tps,
             bedrock_rpm=parts.bedrock_rpm,
+            judge_workers=parts.judge_workers,
+            escalation_queue=parts.escalation_queue,
         )
 
     def moderate(

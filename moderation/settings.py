@@ -115,6 +115,16 @@ def _positive(unit: str) -> Callable[[str], float]:
     return parse
 
 
+def _whole(unit: str) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        text = _text(value)
+        if not text.isdigit() or int(text) < 1:
+            raise ValueError(f"must be a whole number of {unit}, at least 1, got {text!r}")
+        return int(text)
+
+    return parse
+
+
 def _tenant_fallback(value: str) -> bool:
     word = value.strip().lower()
     if word in ("default", *_TRUE):
@@ -332,6 +342,16 @@ VARIABLES: tuple[Variable, ...] = (
         " backs off on throttling and creeps back",
     ),
     Variable(
+        "MODERATION_JUDGE_WORKERS", "judge_workers", _whole("threads"), "`64`",
+        "threads of the judge stage of `moderate_many`, `amoderate` and `moderation check`:"
+        " escalations judged at once (each call still paced by the Bedrock limiter)",
+    ),
+    Variable(
+        "MODERATION_ESCALATION_QUEUE", "escalation_queue", _whole("escalations"), "`256`",
+        "the most escalations the judge stage holds, waiting or being judged; when full,"
+        " detection waits for room (memory stays bounded however far the judge falls behind)",
+    ),
+    Variable(
         "MODERATION_DEDUPE", "dedupe", _dedupe, "`memory`",
         "`memory` (the same image with the same detector settings is detected once per"
         " process, LRU of 10,000), `memory:N` (N entries), `dynamodb:TABLE` (shared by every"
@@ -426,6 +446,8 @@ class Settings:
     policies_ttl: float | None = None  # None: 60 s for S3 and AppConfig, never for a directory
     rekognition_tps: float | None = None
     bedrock_rpm: float | None = None
+    judge_workers: int = 64
+    escalation_queue: int = 256
     dedupe: str = "memory"  # "off", "memory", "memory:N" or "dynamodb:TABLE"
     dedupe_ttl: float = 604800.0
     review_queue_url: str | None = None

@@ -86,6 +86,8 @@ class EngineParts:
     bedrock_rpm: float | None
     review: ReviewDesk | None = None
     review_images: ImageStore | None = None
+    judge_workers: int = 64
+    escalation_queue: int = 256
 
 
 def policy_store(settings: Settings, *, ttl: float | None = None) -> PolicyStore:
@@ -286,6 +288,8 @@ def engine_parts(
         bedrock_rpm=settings.bedrock_rpm,
         review=desk,
         review_images=images,
+        judge_workers=settings.judge_workers,
+        escalation_queue=settings.escalation_queue,
     )
 
 

@@ -119,6 +119,8 @@ def test_every_bad_value_is_named_not_only_the_first():
         "MODERATION_QUARANTINE_BUCKET": "s3://quarantine",
         "MODERATION_IDEMPOTENCY_TABLE": "t",
         "MODERATION_IDEMPOTENCY_TTL": "nan",
+        "MODERATION_JUDGE_WORKERS": "0",
+        "MODERATION_ESCALATION_QUEUE": "2.5",
     }
     reading = read_env(bad)
     assert reading.bad == set(bad)
@@ -150,3 +152,12 @@ def test_an_unknown_tenant_raises_through_the_environment_engine(fake_aws_env):
     engine = Engine.from_env({"MODERATION_POLICIES": str(ROOT / "policies")})
     with pytest.raises(UnknownTenant, match="'kidz'"):
         engine.moderate(ROOT / "examples/images/beach.jpg", tenant="kidz")
+
+
+def test_the_judge_stage_is_sized_from_the_environment():
+    reading = read_env({"MODERATION_JUDGE_WORKERS": " 8 ", "MODERATION_ESCALATION_QUEUE": "32"})
+    assert not reading.problems
+    assert (reading.settings.judge_workers, reading.settings.escalation_queue) == (8, 32)
+    assert (Settings().judge_workers, Settings().escalation_queue) == (64, 256)
+    (problem,) = read_env({"MODERATION_ESCALATION_QUEUE": "lots"}).problems
+    assert problem.startswith("MODERATION_ESCALATION_QUEUE:") and "whole number" in problem

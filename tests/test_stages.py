@@ -391,6 +391,18 @@ def test_check_shows_the_judge_queue_in_its_progress_line_and_summary(
     )
 
 
+def test_check_sizes_the_judge_stage_from_the_environment() -> None:
+    result = runner().invoke(
+        main,
+        ["check", "--offline", str(ROOT / "examples/recordings"), "--policies",
+         str(ROOT / "policies"), "--audit", "stdout", str(ROOT / "examples/images")],
+        env={"MODERATION_JUDGE_WORKERS": "2", "MODERATION_ESCALATION_QUEUE": "3"},
+    )  # fmt: skip
+    assert re.search(r"\n  judge queue: peak [123] of 3, 2 judge threads, ", result.stderr), (
+        result.stderr
+    )
+
+
 def test_an_interrupted_check_says_what_it_waits_for_and_audits_the_escalations_held(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:

@@ -547,6 +547,8 @@ def _engine(
             review_images=_review_images(settings),
             rekognition_tps=settings.rekognition_tps,
             bedrock_rpm=settings.bedrock_rpm,
+            judge_workers=settings.judge_workers,
+            escalation_queue=settings.escalation_queue,
         )
     try:
         return Engine.from_settings(settings, audit=audit, policies=store)
