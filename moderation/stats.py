@@ -11,6 +11,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["Interval", "clopper_pearson", "cohen_kappa", "upper_bound"]
 
@@ -29,6 +30,10 @@ class Interval:
     def rate(self) -> float | None:
         """The observed proportion; None when nothing was observed."""
         return self.k / self.n if self.n else None
+
+    def to_json(self) -> dict[str, Any]:
+        """`{"k", "n", "rate", "low", "high"}`, as every command's JSON shows an interval."""
+        return {"k": self.k, "n": self.n, "rate": self.rate, "low": self.low, "high": self.high}
 
 
 def _beta_ppf(q: float, a: float, b: float) -> float:

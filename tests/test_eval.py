@@ -119,7 +119,7 @@ def _eval(paths: dict[str, Path], *args: str):
 
 def _interval(k: int, n: int) -> dict[str, Any]:
     cp = clopper_pearson(k, n, 0.95)
-    return {"k": k, "n": n, "value": cp.rate, "low": cp.low, "high": cp.high}
+    return {"k": k, "n": n, "rate": cp.rate, "low": cp.low, "high": cp.high}
 
 
 # -- the pipeline and the judge, counted exactly -------------------------------------------------

@@ -212,10 +212,10 @@ def _engine(store: PolicyStore, recordings: Path | None, settings: Settings) -> 
 
 def _rate(value: dict[str, Any]) -> str:
     """`0.667 [0.094, 0.992] 2/3`, or `- 0/0` when nothing was observed."""
-    if value["value"] is None:
+    if value["rate"] is None:
         return f"- {value['k']}/{value['n']}"
     return (
-        f"{value['value']:.3f} [{value['low']:.3f}, {value['high']:.3f}] {value['k']}/{value['n']}"
+        f"{value['rate']:.3f} [{value['low']:.3f}, {value['high']:.3f}] {value['k']}/{value['n']}"
     )
 
 

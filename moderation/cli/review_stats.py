@@ -292,8 +292,8 @@ def _tenant_json(tenant: TenantStats) -> dict[str, Any]:
         "total": _category_json(tenant.total),
         "judge": {
             "cases": tenant.judge.cases,
-            "precision": _interval_json(tenant.judge.precision),
-            "recall": _interval_json(tenant.judge.recall),
+            "precision": tenant.judge.precision.to_json(),
+            "recall": tenant.judge.recall.to_json(),
         },
         "reviewer_agreement": {"pairs": tenant.agreement.pairs, "kappa": tenant.agreement.kappa},
         "reviewers": [_reviewer_json(r) for r in tenant.reviewers],
@@ -308,7 +308,7 @@ def _reviewer_json(reviewer: ReviewerCount) -> dict[str, Any]:
         "skips": reviewer.skips,
         "golden": None
         if golden is None
-        else {"skipped": golden.skipped, **_interval_json(golden.interval)},
+        else {"skipped": golden.skipped, **golden.interval.to_json()},
     }
 
 
@@ -330,17 +330,7 @@ def _rate_json(rate: ErrorRate) -> dict[str, Any]:
         "low": rate.low,
         "high": rate.high,
         "method": rate.method,
-        "strata": [{"qa_rate": s.qa_rate, **_interval_json(s.interval)} for s in rate.strata],
-    }
-
-
-def _interval_json(interval: Interval) -> dict[str, Any]:
-    return {
-        "k": interval.k,
-        "n": interval.n,
-        "rate": interval.rate,
-        "low": interval.low,
-        "high": interval.high,
+        "strata": [{"qa_rate": s.qa_rate, **s.interval.to_json()} for s in rate.strata],
     }
 
 

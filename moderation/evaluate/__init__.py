@@ -14,7 +14,6 @@ from moderation.evaluate._metrics import (
     Confusion,
     Metrics,
     Result,
-    interval_json,
     metrics,
     percentile,
 )
@@ -39,7 +38,6 @@ __all__ = [
     "ModelRun",
     "Result",
     "estimate",
-    "interval_json",
     "metrics",
     "percentile",
     "prepare_engine",

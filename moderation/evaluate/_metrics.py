@@ -18,7 +18,7 @@ from moderation.decision import Decision, Outcome, VerdictKind
 from moderation.pricing import Pricing
 from moderation.stats import Interval, clopper_pearson
 
-__all__ = ["Confusion", "Metrics", "Result", "interval_json", "metrics", "percentile"]
+__all__ = ["Confusion", "Metrics", "Result", "metrics", "percentile"]
 
 NO_RULE = "(no rule)"
 
@@ -69,27 +69,16 @@ class Confusion:
         return 2 * self.tp / denominator if denominator else None
 
     def to_json(self, confidence: float) -> dict[str, Any]:
-        """The counts, precision and recall (`interval_json`) and F1."""
+        """The counts, precision and recall (`Interval.to_json`) and F1."""
         return {
             "tp": self.tp,
             "fp": self.fp,
             "fn": self.fn,
             "tn": self.tn,
-            "precision": interval_json(self.precision(confidence)),
-            "recall": interval_json(self.recall(confidence)),
+            "precision": self.precision(confidence).to_json(),
+            "recall": self.recall(confidence).to_json(),
             "f1": self.f1,
         }
-
-
-def interval_json(interval: Interval) -> dict[str, Any]:
-    """`{"k", "n", "value", "low", "high"}`: value is k/n, null when n is 0 (then [0, 1])."""
-    return {
-        "k": interval.k,
-        "n": interval.n,
-        "value": interval.rate,
-        "low": interval.low,
-        "high": interval.high,
-    }
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -154,13 +143,11 @@ class Metrics:
                 "sent_to_people": {
                     "harmful": self.review_harmful,
                     "harmless": self.review_harmless,
-                    "share": interval_json(clopper_pearson(sent, self.decided, confidence)),
+                    "share": clopper_pearson(sent, self.decided, confidence).to_json(),
                 },
             },
             "judge": {
-                "escalated": interval_json(
-                    clopper_pearson(self.escalated, self.decided, confidence)
-                ),
+                "escalated": clopper_pearson(self.escalated, self.decided, confidence).to_json(),
                 "calls": self.judge_calls,
                 "not_called": self.not_called,
                 "no_verdict": self.no_verdict,
