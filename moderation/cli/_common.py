@@ -16,8 +16,8 @@ from typing import Any
 import click
 
 from moderation import wiring
-from moderation.errors import ConfigurationError, PolicyError, Problem
-from moderation.policy import PolicyStore
+from moderation.errors import ConfigurationError, ModerationError, PolicyError, Problem
+from moderation.policy import Policy, PolicyStore
 from moderation.settings import Settings, policies_location, read_env
 
 __all__ = [
@@ -110,6 +110,28 @@ def load_store(
     except ConfigurationError as exc:  # e.g. no AWS region for S3 or AppConfig: a usage error
         click.echo(f"Error: {exc}", err=True)
         raise click.exceptions.Exit(2) from exc
+
+
+def usage_exit(message: str) -> click.exceptions.Exit:
+    """`Error: message` on stderr, and the usage exit (2) to raise."""
+    click.echo(f"Error: {message}", err=True)
+    return click.exceptions.Exit(EXIT_USAGE)
+
+
+def tenant_store(settings: Settings, tenant: str, *, exit_code: int) -> tuple[PolicyStore, Policy]:
+    """The store at `settings.policies`, read once, and `tenant`'s policy: invalid policies exit
+    with `exit_code` (every problem printed), an unknown tenant is a usage error (a mistake in
+    the command, not in an image)."""
+    store = load_store(
+        settings.policies,
+        exit_code=exit_code,
+        fallback_to_default=settings.tenant_fallback,
+        region=settings.region,
+    )
+    try:
+        return store, store.get(tenant)
+    except ModerationError as exc:
+        raise usage_exit(str(exc)) from exc
 
 
 def audit_key(key_file: Path | None) -> bytes | None:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TextIO, cast
 import click
 
 from moderation import wiring
-from moderation.cli._common import env_settings, load_store
+from moderation.cli._common import env_settings, tenant_store, usage_exit
 from moderation.cli._inputs import Arg, UsageProblems, expand, parse_args
 from moderation.cli._progress import ProgressLine, Tally, limiter_stats
 from moderation.cli._resume import ResumeIndex
@@ -70,11 +70,6 @@ MODERATION_REKOGNITION_TPS, MODERATION_BEDROCK_RPM, MODERATION_DEDUPE); the opti
 them. Audit records go to stderr unless MODERATION_AUDIT or --audit names another sink."""
 
 _clock: Callable[[], float] = time.monotonic  # the run's clock (elapsed, images/s, ETA)
-
-
-def _usage(message: str) -> click.exceptions.Exit:
-    click.echo(f"Error: {message}", err=True)
-    return click.exceptions.Exit(EXIT_USAGE)
 
 
 @click.command(epilog=_EPILOG)
@@ -149,7 +144,7 @@ def check(
     try:
         args = parse_args(inputs)
     except UsageProblems as exc:
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
     settings = env_settings(policies=directory, region=region, audit=audit, rekognition_tps=rate)
     started = _clock()
     tally = Tally()
@@ -157,7 +152,8 @@ def check(
     if _is_terminal(sys.stderr):
         progress = ProgressLine(sys.stderr, tally, clock=_clock)
     sink = _audit_sink(settings, progress)
-    store, policy_sha256 = _load_policies(settings, tenant)
+    store, policy = tenant_store(settings, tenant, exit_code=EXIT_BAD_POLICIES)
+    policy_sha256 = policy.sha256
     index = _resume_index(settings, tenant, policy_sha256) if resume else None
     run = _Run(
         args=args,
@@ -188,22 +184,6 @@ def _parse_context(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--context")
         context[key] = value
     return context
-
-
-def _load_policies(settings: Settings, tenant: str) -> tuple[PolicyStore, str]:
-    """The policy store and the sha256 of `tenant`'s policy; exits on invalid policies or an
-    unknown tenant."""
-    store = load_store(
-        settings.policies,
-        exit_code=EXIT_BAD_POLICIES,
-        fallback_to_default=settings.tenant_fallback,
-        region=settings.region,
-    )
-    try:
-        policy = store.get(tenant)  # an unknown tenant is a mistake in the command, not an image
-    except ModerationError as exc:
-        raise _usage(str(exc)) from exc
-    return store, policy.sha256
 
 
 def _print_summary(
@@ -250,7 +230,7 @@ def _audit_sink(settings: Settings, progress: ProgressLine | None) -> AuditLog:
             return StreamAuditLog(cast(TextIO, progress.writer(sys.stdout)))
         return wiring.audit_sink(settings, default=spec)
     except (ConfigurationError, ValueError) as exc:
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
 
 
 def _review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
@@ -258,7 +238,7 @@ def _review_desk(settings: Settings, audit: AuditLog) -> ReviewDesk | None:
     try:
         return wiring.review_desk(settings, audit)
     except ModerationError as exc:
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
 
 
 def _review_images(settings: Settings) -> ImageStore | None:
@@ -266,7 +246,7 @@ def _review_images(settings: Settings) -> ImageStore | None:
     try:
         return wiring.review_image_store(settings)
     except ModerationError as exc:
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
 
 
 def _resume_index(settings: Settings, tenant: str, policy_sha256: str) -> ResumeIndex | None:
@@ -280,7 +260,7 @@ def _resume_index(settings: Settings, tenant: str, policy_sha256: str) -> Resume
         )
     except OSError as exc:
         message = f"cannot read the audit log {settings.audit} to resume from: {exc}"
-        raise _usage(message) from exc
+        raise usage_exit(message) from exc
     _report_ignored(index)
     return index
 
@@ -536,7 +516,7 @@ def _engine(
         try:
             recorded = Recordings.load(recordings)
         except ModerationError as exc:  # recordings that cannot be read: the option is wrong
-            raise _usage(f"--offline {recordings}: {exc}") from exc
+            raise usage_exit(f"--offline {recordings}: {exc}") from exc
         return Engine(
             store,
             RecordedDetector(recorded),
@@ -553,7 +533,7 @@ def _engine(
     try:
         return Engine.from_settings(settings, audit=audit, policies=store)
     except ConfigurationError as exc:  # e.g. no AWS region: fix the setup, retrying won't help
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
     except ModerationError as exc:  # nothing can be moderated
         click.echo(f"error: {exc}", err=True)
         raise click.exceptions.Exit(EXIT_UNDECIDED) from exc

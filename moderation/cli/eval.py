@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from moderation.cli._common import env_settings, load_store
+from moderation.cli._common import env_settings, tenant_store, usage_exit
 from moderation.engine import Engine
 from moderation.errors import ConfigurationError, ModerationError
 from moderation.evaluate import (
@@ -55,11 +55,6 @@ Exit codes:
 Decisions are kept in memory (the production audit log and review desk are not used) unless
 --audit names a sink. Settings come from the environment (MODERATION_POLICIES, MODERATION_REGION,
 MODERATION_JUDGE, MODERATION_BEDROCK_RPM, ...); the options override them."""
-
-
-def _usage(message: str) -> click.exceptions.Exit:
-    click.echo(f"Error: {message}", err=True)
-    return click.exceptions.Exit(EXIT_USAGE)
 
 
 @click.command("eval", epilog=_EPILOG)
@@ -125,8 +120,8 @@ def eval_command(
     try:
         labelled = read_labels(labels, images)
     except LabelsError as exc:
-        raise _usage(str(exc)) from exc
-    store, policy = _load_policy(settings, tenant)
+        raise usage_exit(str(exc)) from exc
+    store, policy = tenant_store(settings, tenant, exit_code=EXIT_BAD_POLICIES)
     runs_of = _models(policy, models)
     pricing = Pricing()
     plan = estimate(len(labelled), runs_of, max_judge_calls, pricing)
@@ -135,7 +130,7 @@ def eval_command(
     for model in runs_of:
         engine = _engine(store, recordings, settings)
         if models and engine.judge is None:
-            raise _usage("--model: MODERATION_JUDGE is none, so no model would be asked")
+            raise usage_exit("--model: MODERATION_JUDGE is none, so no model would be asked")
         run = run_model(
             engine,
             labelled,
@@ -154,32 +149,17 @@ def eval_command(
     raise click.exceptions.Exit(EXIT_UNDECIDED if failed else EXIT_OK)
 
 
-def _load_policy(settings: Settings, tenant: str) -> tuple[PolicyStore, Policy]:
-    """The policy store (read once) and `tenant`'s policy; exits 4 on invalid policies, 2 for an
-    unknown tenant."""
-    store = load_store(
-        settings.policies,
-        exit_code=EXIT_BAD_POLICIES,
-        fallback_to_default=settings.tenant_fallback,
-        region=settings.region,
-    )
-    try:
-        return store, store.get(tenant)
-    except ModerationError as exc:
-        raise _usage(str(exc)) from exc
-
-
 def _models(policy: Policy, models: Sequence[str]) -> list[str | None]:
     """The model of each run: the ones given, else the policy's (None: its judge is none)."""
     if not models:
         return [policy.escalation.model_id if policy.escalation.judge != "none" else None]
     if policy.escalation.judge == "none":
-        raise _usage(
+        raise usage_exit(
             f"--model: policy '{policy.id}' has `judge: none`, so no model is ever asked; "
             "evaluate a tenant whose policy escalates to a judge"
         )
     if len(set(models)) != len(models):
-        raise _usage("--model: a model is named twice")
+        raise usage_exit("--model: a model is named twice")
     return list(models)
 
 
@@ -192,21 +172,21 @@ def _engine(store: PolicyStore, recordings: Path | None, settings: Settings) -> 
     try:
         audit = wiring.audit_sink(settings) if settings.audit else InMemoryAuditLog()
     except (ConfigurationError, ValueError) as exc:
-        raise _usage(f"--audit: {exc}") from exc
+        raise usage_exit(f"--audit: {exc}") from exc
     if recordings is not None:
         from moderation.recorded import RecordedDetector, RecordedJudge, Recordings
 
         try:
             recorded = Recordings.load(recordings)
         except ModerationError as exc:
-            raise _usage(f"--offline {recordings}: {exc}") from exc
+            raise usage_exit(f"--offline {recordings}: {exc}") from exc
         return Engine(
             store, RecordedDetector(recorded), RecordedJudge(recorded), audit, intake=ImageIntake()
         )
     try:
         parts = wiring.engine_parts(settings, audit=audit, policies=store)
     except ModerationError as exc:  # e.g. no AWS region: fix the setup first
-        raise _usage(str(exc)) from exc
+        raise usage_exit(str(exc)) from exc
     return Engine.from_parts(parts)
 
 
