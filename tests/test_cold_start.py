@@ -279,3 +279,24 @@ def test_every_name_of_a_lazy_package_imports_in_a_fresh_interpreter(package: st
         f"module {package!r} has no attribute 'Nothing'",
         f"{len(importlib.import_module(package).__all__)} []",
     ]
+
+
+def test_a_first_image_loads_only_its_own_pillow_plugin(tmp_path: Path) -> None:
+    # GIVEN one image in each format intake takes, written by this process
+    formats = ("jpeg", "png", "webp", "gif", "bmp", "tiff")
+    for fmt in formats:
+        (tmp_path / fmt).write_bytes(solid(fmt))
+    # WHEN a fresh interpreter prepares a JPEG, then each of the others
+    got = run(
+        "import sys\nfrom pathlib import Path\nfrom moderation.image import ImageIntake\n"
+        f"folder, intake = Path({str(tmp_path)!r}), ImageIntake()\n"
+        "first = intake.prepare((folder / 'jpeg').read_bytes())\n"
+        "plugins = sorted(m for m in sys.modules if m.endswith('ImagePlugin'))\n"
+        f"done = [intake.prepare((folder / fmt).read_bytes()).format for fmt in {formats!r}]\n"
+        "print(first.format, ' '.join(done))\nprint(' '.join(plugins))"
+    ).splitlines()
+    # THEN every format was read, and the JPEG needed none of Pillow's forty-odd other plugins
+    # (`Image.init()` imports them all; the five Pillow itself preloads are there)
+    assert got[0] == "jpeg " + " ".join(formats)
+    assert "PIL.PsdImagePlugin" not in got[1].split()
+    assert "PIL.TiffImagePlugin" not in got[1].split()
