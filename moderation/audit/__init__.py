@@ -21,7 +21,7 @@ if TYPE_CHECKING:
         parse_line,
     )
     from moderation.audit._jsonl import JsonlAuditLog
-    from moderation.audit._labels import golden_verdicts, history, labels
+    from moderation.audit._labels import golden_verdicts, history, history_of, labels
     from moderation.audit._read import LogEntry, decisions, log_files, read_log, records
     from moderation.audit._s3 import S3AuditError, S3AuditLog
     from moderation.audit._s3read import S3Store
@@ -62,6 +62,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "moderation.audit._labels": (
         "golden_verdicts",
         "history",
+        "history_of",
         "labels",
     ),
     "moderation.audit._read": (
@@ -129,6 +130,7 @@ __all__ = [
     "encode_record",
     "golden_verdicts",
     "history",
+    "history_of",
     "labels",
     "log_files",
     "parse_head",
