@@ -6,6 +6,8 @@ Each figure is the median over N fresh interpreters (a Lambda cold start, a CLI 
 - `import moderation` alone;
 - import + `PolicyStore("policies")` (parse and check every shipped policy);
 - import + load + the first `Engine.moderate()` of a 100 KB JPEG with a recorded detector;
+- the imports of other projects the handler's init needs (boto3, Powertools' batch, idempotency
+  and metrics utilities, pydantic, Pillow, PyYAML) and nothing of ours: a floor under its init;
 - the Lambda handler's init from environment variables (the template's: a review queue, a
   quarantine bucket, an idempotency table, the detection cache in it, the Bedrock judge; local
   policies; fake credentials): `import moderation.aws_lambda` and the state a cold start builds;
@@ -65,6 +67,13 @@ LAMBDA_ENV = {
     "MODERATION_IDEMPOTENCY_TABLE": "moderation-idempotency",
     "MODERATION_DEDUPE": "dynamodb:moderation-idempotency",
 }
+# What the handler's init imports of other projects, and nothing of ours: a floor under its init.
+DEPENDENCIES = """
+import boto3, pydantic, yaml
+import aws_lambda_powertools.metrics, aws_lambda_powertools.utilities.batch
+import aws_lambda_powertools.utilities.idempotency
+import PIL.Image
+"""
 HANDLER_INIT = """
 from moderation.aws_lambda import _handler
 state = _handler._state()
@@ -205,6 +214,7 @@ def main() -> None:
                 ("import moderation", IMPORT, None),
                 ("import + load 5 policies", LOAD, None),
                 ("import + load + first decision", DECIDE, None),
+                ("the handler's dependencies alone", DEPENDENCIES, None),
                 ("Lambda handler init from the environment", HANDLER_INIT, LAMBDA_ENV),
                 ("  + every client the first object needs", HANDLER_CLIENTS, LAMBDA_ENV),
                 ("  + its first object, end to end", FIRST_OBJECT, {**LAMBDA_ENV, **image}),
