@@ -15,6 +15,7 @@ from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from moderation._lazy import by_name, load
 from moderation._version import __version__
 from moderation.errors import (
     AuditError,
@@ -110,16 +111,13 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "moderation.taxonomy": ("TAXONOMY",),
     "moderation.triage": ("Action", "Finding", "Triage", "evaluate"),
 }
-_LAZY = {name: module for module, names in _MODULES.items() for name in names}
+_LAZY = by_name(_MODULES)
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
+    if name not in _LAZY:
         return _submodule(name)
-    value = getattr(import_module(module), name)
-    globals()[name] = value  # the next lookup finds it without coming here
-    return value
+    return load(__name__, _LAZY, name)
 
 
 def _submodule(name: str) -> ModuleType:

@@ -161,6 +161,27 @@ def test_audit_stats_and_show_read_s3(trail: list[str], versioned_s3: Any):
     assert cli("show", "d000000", "s3://uploads/nothing-here").exit_code == 1
 
 
+def test_show_reads_each_object_of_the_trail_once(
+    trail: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a trail of 12 records, and every object read counted
+    read: list[str] = []
+    real_read = S3Store.read
+
+    def counted(self: S3Store, key: str) -> Any:
+        read.append(key)
+        return real_read(self, key)
+
+    monkeypatch.setattr(S3Store, "read", counted)
+    # WHEN a decision is shown with its review and its appeal
+    shown = cli("show", "d000000", TRAIL)
+    assert shown.exit_code == 0, shown.stderr
+    assert "review by alice" in shown.stdout and "appeal by user-9" in shown.stdout
+    # THEN each record object was read once: finding the decision and gathering its history are
+    # one pass over the trail
+    assert sorted(read) == sorted(set(read)) and len(read) == 12
+
+
 def test_replay_and_review_stats_read_s3(trail: list[str]):
     replayed = runner().invoke(main, ["replay", TRAIL, "--policies", str(ROOT / "policies")])
     assert replayed.exit_code == 0, replayed.stderr

@@ -8,6 +8,7 @@ and Bedrock), without its speed-up that shares one session between every client.
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 import threading
@@ -126,14 +127,14 @@ def test_a_transport_built_outside_a_scope_has_a_session_of_its_own(
     assert len(built["sessions"]) == 2
 
 
-def run(code: str) -> str:
+def run(code: str, env: dict[str, str] | None = None) -> str:
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", **(env or {})},
     )
     return done.stdout.strip()
 
@@ -148,8 +149,9 @@ def test_import_moderation_imports_none_of_its_parts() -> None:
         "print(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in "
         "('moderation', 'pydantic', 'boto3', 'botocore', 'PIL', 'yaml'))))"
     ).split()
-    # THEN only its version and its errors are: every other name waits for its first use
-    assert loaded == ["moderation", "moderation._version", "moderation.errors"]
+    # THEN only its version, its errors and the lazy loader are: every other name waits for its
+    # first use
+    assert loaded == ["moderation", "moderation._lazy", "moderation._version", "moderation.errors"]
 
 
 def test_every_exported_name_resolves_to_the_object_its_module_defines() -> None:
@@ -220,3 +222,81 @@ def test_the_handler_imports_neither_the_desk_nor_the_tools() -> None:
     for part in ("moderation.review", "moderation.cli", "moderation.replay", "moderation.tuning"):
         assert part not in loaded
     assert "moderation.engine" in loaded
+
+
+def test_a_cold_start_logging_to_stdout_loads_no_other_sink_reader_or_policy_source(
+    tmp_path: Path,
+) -> None:
+    # GIVEN the template's function (every part configured, audit records to stdout) reading
+    # local policies
+    env = {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_LAMBDA_FUNCTION_NAME": "moderation",
+        "MODERATION_POLICIES": str(ROOT / "policies"),
+        "MODERATION_AUDIT": "stdout",
+        "MODERATION_JUDGE": "bedrock",
+        "MODERATION_REVIEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/review",
+        "MODERATION_QUARANTINE_BUCKET": "quarantine",
+        "MODERATION_IDEMPOTENCY_TABLE": "moderation-idempotency",
+        "MODERATION_DEDUPE": "dynamodb:moderation-idempotency",
+    }
+    # WHEN it starts cold
+    loaded = run(
+        "import sys\nfrom moderation.aws_lambda import _handler\n_handler._state()\n"
+        "print(' '.join(m for m in sys.modules if m.startswith('moderation.')))",
+        env=env,
+    ).split()
+    # THEN the stdout sink is there, and neither the file log, the S3 trail, their readers and
+    # verifiers, nor the S3 and AppConfig policy sources were imported
+    assert {"moderation.audit._sinks", "moderation.policy.sources._directory"} <= set(loaded)
+    for unused in (
+        "moderation.audit._jsonl",
+        "moderation.audit._s3",
+        "moderation.audit._read",
+        "moderation.audit._verify",
+        "moderation.audit._digest",
+        "moderation.audit._s3verify",
+        "moderation.policy.sources._s3",
+        "moderation.policy.sources._appconfig",
+    ):
+        assert unused not in loaded
+
+
+@pytest.mark.parametrize(
+    "package", ["moderation.audit", "moderation.policy", "moderation.policy.sources"]
+)
+def test_every_name_of_a_lazy_package_imports_in_a_fresh_interpreter(package: str) -> None:
+    got = run(
+        f"import importlib\nfrom {package} import *\n"
+        f"package = importlib.import_module({package!r})\n"
+        "missing = [n for n in package.__all__ if n not in dir(package)]\n"
+        "try:\n    package.Nothing\nexcept AttributeError as exc:\n    print(exc)\n"
+        "print(len(package.__all__), missing)"
+    )
+    assert got.splitlines() == [
+        f"module {package!r} has no attribute 'Nothing'",
+        f"{len(importlib.import_module(package).__all__)} []",
+    ]
+
+
+def test_a_first_image_loads_only_its_own_pillow_plugin(tmp_path: Path) -> None:
+    # GIVEN one image in each format intake takes, written by this process
+    formats = ("jpeg", "png", "webp", "gif", "bmp", "tiff")
+    for fmt in formats:
+        (tmp_path / fmt).write_bytes(solid(fmt))
+    # WHEN a fresh interpreter prepares a JPEG, then each of the others
+    got = run(
+        "import sys\nfrom pathlib import Path\nfrom moderation.image import ImageIntake\n"
+        f"folder, intake = Path({str(tmp_path)!r}), ImageIntake()\n"
+        "first = intake.prepare((folder / 'jpeg').read_bytes())\n"
+        "plugins = sorted(m for m in sys.modules if m.endswith('ImagePlugin'))\n"
+        f"done = [intake.prepare((folder / fmt).read_bytes()).format for fmt in {formats!r}]\n"
+        "print(first.format, ' '.join(done))\nprint(' '.join(plugins))"
+    ).splitlines()
+    # THEN every format was read, and the JPEG needed none of Pillow's forty-odd other plugins
+    # (`Image.init()` imports them all; the five Pillow itself preloads are there)
+    assert got[0] == "jpeg " + " ".join(formats)
+    assert "PIL.PsdImagePlugin" not in got[1].split()
+    assert "PIL.TiffImagePlugin" not in got[1].split()

@@ -9,7 +9,7 @@ that verify and link are read (`VerifiedRecords`): a forged verdict is not a lab
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from moderation.audit._format import Entry
 from moderation.audit._read import Paths, records
@@ -17,7 +17,7 @@ from moderation.audit._verify import VerifiedRecords
 from moderation.decision import Decision
 from moderation.review_records import AppealRecord, DecisionHistory, ReviewRecord
 
-__all__ = ["golden_verdicts", "history", "labels"]
+__all__ = ["golden_verdicts", "history", "history_of", "labels"]
 
 
 def _entries(paths: Paths, *, key: str | bytes | None, verified: bool) -> Iterator[Entry]:
@@ -37,22 +37,32 @@ def history(
     when the logs hold no such decision. Streams the logs once. With `key` (a keyed log's) or
     `verified=True`, only records that verify are read."""
     found: Decision | None = None
-    reviews: list[ReviewRecord] = []
-    golden: list[ReviewRecord] = []
-    appeals: list[AppealRecord] = []
+    people: list[ReviewRecord | AppealRecord] = []
     for entry in _entries(paths, key=key, verified=verified):
         if isinstance(entry, Decision):
             if entry.id == decision_id and found is None:
                 found = entry
-        elif entry.decision_id != decision_id:
+        elif entry.decision_id == decision_id:
+            people.append(entry)
+    return None if found is None else history_of(found, people)
+
+
+def history_of(
+    decision: Decision, people: Iterable[ReviewRecord | AppealRecord]
+) -> DecisionHistory:
+    """`decision` with those of the review and appeal records `people` that are about it, in
+    their order: verdicts on its golden showings apart from the others."""
+    reviews: list[ReviewRecord] = []
+    golden: list[ReviewRecord] = []
+    appeals: list[AppealRecord] = []
+    for record in people:
+        if record.decision_id != decision.id:
             continue
-        elif isinstance(entry, ReviewRecord):
-            (golden if entry.golden else reviews).append(entry)
+        if isinstance(record, ReviewRecord):
+            (golden if record.golden else reviews).append(record)
         else:
-            appeals.append(entry)
-    if found is None:
-        return None
-    return DecisionHistory(found, tuple(reviews), tuple(appeals), tuple(golden))
+            appeals.append(record)
+    return DecisionHistory(decision, tuple(reviews), tuple(appeals), tuple(golden))
 
 
 def labels(

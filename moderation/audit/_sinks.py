@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from moderation.audit._format import Entry
-from moderation.audit._jsonl import JsonlAuditLog
-from moderation.audit._s3 import S3AuditLog
 from moderation.decision import Decision
 from moderation.errors import ConfigurationError, InvalidS3Location
 from moderation.s3location import SCHEME, S3Prefix
@@ -17,9 +15,7 @@ from moderation.s3location import SCHEME, S3Prefix
 __all__ = [
     "AuditSink",
     "InMemoryAuditLog",
-    "JsonlAuditLog",
     "LoggingAuditLog",
-    "S3AuditLog",
     "StreamAuditLog",
     "audit_log_from_spec",
 ]
@@ -126,7 +122,11 @@ class InMemoryAuditLog:
                 self.decisions.append(record)
 
 
-AuditSink = JsonlAuditLog | S3AuditLog | StreamAuditLog | LoggingAuditLog
+if TYPE_CHECKING:  # both are imported when a spec names them: a stdout sink loads neither
+    from moderation.audit._jsonl import JsonlAuditLog
+    from moderation.audit._s3 import S3AuditLog
+
+AuditSink: TypeAlias = "JsonlAuditLog | S3AuditLog | StreamAuditLog | LoggingAuditLog"
 
 
 def audit_log_from_spec(
@@ -158,5 +158,9 @@ def audit_log_from_spec(
             where = S3Prefix.parse(spec)
         except InvalidS3Location as exc:
             raise ConfigurationError([f"audit destination: {exc}"]) from None
+        from moderation.audit._s3 import S3AuditLog
+
         return S3AuditLog(where.bucket, where.prefix, region=region)
+    from moderation.audit._jsonl import JsonlAuditLog
+
     return JsonlAuditLog(spec, key=key, rotate_bytes=rotate_bytes)

@@ -3,10 +3,13 @@ ways a command opens the desk: plain, or joined to the audit log it records verd
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 
 from moderation import wiring
-from moderation.errors import ConfigurationError, ModerationError
+from moderation.errors import ConfigurationError, ModerationError, UnknownItem
 from moderation.review import ReviewDesk, open_desk
 from moderation.settings import Settings
 
@@ -19,6 +22,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "IMAGES_ENV",
+    "desk_work",
     "open_plain_desk",
     "recording_desk",
     "require_desk_and_audit",
@@ -69,3 +73,29 @@ def require_desk_and_audit(settings: Settings) -> None:
             f"no audit log: pass --audit LOG or set {AUDIT_ENV} (the log the desk's decisions "
             "are in; verdicts and appeals are recorded there)"
         )
+
+
+@contextmanager
+def desk_work(
+    desk: ReviewDesk,
+    failed: str = "{}",
+    *,
+    missing: tuple[type[Exception], ...] = (),
+    also: tuple[type[Exception], ...] = (),
+) -> Iterator[ReviewDesk]:
+    """A command's work on `desk`, which is closed after it however it ends. An item the desk
+    does not hold (or one of `missing`) exits 1 (`error: ...` on stderr); any other failure of
+    the desk (or one of `also`) exits 3, its message put in `failed` (say what failed and what
+    to run again)."""
+    not_found: tuple[type[Exception], ...] = (UnknownItem, *missing)
+    failures: tuple[type[Exception], ...] = (ModerationError, *also)
+    try:
+        yield desk
+    except not_found as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
+    except failures as exc:
+        click.echo(f"error: {failed.format(exc)}", err=True)
+        raise click.exceptions.Exit(EXIT_DESK) from exc
+    finally:
+        desk.close()

@@ -21,10 +21,10 @@ from moderation.audit import (
     Head,
     RecordError,
     audit_record_schema,
-    decisions,
-    history,
+    history_of,
     parse_head,
     read_log,
+    records,
     verify_log,
 )
 from moderation.audit._s3read import is_s3
@@ -219,7 +219,7 @@ def show(decision_id: str, paths: tuple[Source, ...], as_json: bool) -> None:
     """
     prefix = _id_prefix(decision_id)
     try:
-        found, others = _find(prefix, paths)
+        found, others, people = _find(prefix, paths)
     except (FileNotFoundError, IsADirectoryError) as exc:
         raise _not_found(str(exc)) from exc
     names = ", ".join(str(p) for p in paths)
@@ -235,8 +235,7 @@ def show(decision_id: str, paths: tuple[Source, ...], as_json: bool) -> None:
     if as_json:
         click.echo(found.model_dump_json(indent=2))
         return
-    found_history = history(found.id, paths) or DecisionHistory(found)
-    click.echo(describe(found) + "\n" + describe_history(found_history))
+    click.echo(describe(found) + "\n" + describe_history(history_of(found, people)))
 
 
 _SHOWN_IDS = 5
@@ -249,24 +248,31 @@ def _id_prefix(text: str) -> str:
     return prefix
 
 
-def _find(prefix: str, paths: tuple[Source, ...]) -> tuple[Decision | None, set[str]]:
+def _find(
+    prefix: str, paths: tuple[Source, ...]
+) -> tuple[Decision | None, set[str], list[ReviewRecord | AppealRecord]]:
     """The decision whose id is `prefix` (case-insensitively), or else the first whose id
-    starts with it; and the ids of other decisions that start with it too (empty when it is
-    exact or unique; at most `_SHOWN_IDS`, where the search stops). Streams the logs."""
+    starts with it; the ids of other decisions that start with it too (empty when it is exact
+    or unique; at most `_SHOWN_IDS`); and the review and appeal records about decisions whose
+    ids start with it. Reads the logs once (an S3 trail's objects are each read once)."""
     found: Decision | None = None
     others: set[str] = set()
-    for decision in decisions(paths):
-        key = decision.id.upper()
+    people: list[ReviewRecord | AppealRecord] = []
+    for entry in records(paths):
+        if not isinstance(entry, Decision):
+            if entry.decision_id.upper().startswith(prefix):
+                people.append(entry)
+            continue
+        key = entry.id.upper()
+        if not key.startswith(prefix) or (found is not None and found.id.upper() == prefix):
+            continue
         if key == prefix:
-            return decision, set()
-        if key.startswith(prefix):
-            if found is None:
-                found = decision
-            elif decision.id != found.id:
-                others.add(decision.id)
-                if len(others) >= _SHOWN_IDS:
-                    break
-    return found, others
+            found, others = entry, set()
+        elif found is None:
+            found = entry
+        elif entry.id != found.id and len(others) < _SHOWN_IDS:
+            others.add(entry.id)
+    return found, others, people
 
 
 def describe(decision: Decision) -> str:

@@ -25,6 +25,7 @@ from moderation.cli._desk import (
     EXIT_DESK,
     EXIT_NOT_FOUND,
     IMAGES_ENV,
+    desk_work,
     open_plain_desk,
 )
 from moderation.cli.review_golden import golden_group
@@ -35,7 +36,6 @@ from moderation.decision import Decision
 from moderation.errors import (
     AWSError,
     ConfigurationError,
-    ModerationError,
     UnknownTenant,
 )
 from moderation.policy import Policy, PolicyStore
@@ -103,19 +103,14 @@ def backfill_command(
     Prints how many items were added and how many the desk already held.
     """
     key = audit_key(key_file)
-    desk = open_plain_desk(desk_url)
-    store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
-    reading = _Reading(logs, key)
-    try:
+    with desk_work(
+        open_plain_desk(desk_url),
+        "the review desk failed: {}; run the backfill again",
+        missing=(FileNotFoundError, IsADirectoryError),
+    ) as desk:
+        store = load_store(policies_path or default_policies(), exit_code=EXIT_BAD_POLICIES)
+        reading = _Reading(logs, key)
         count = backfill(desk, reading, _policy_lookup(store))
-    except (FileNotFoundError, IsADirectoryError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
-    except ModerationError as exc:
-        click.echo(f"error: the review desk failed: {exc}; run the backfill again", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     click.echo(f"{count.added} added, {count.held} already on the desk")
     if reading.ignored:
         click.echo(
@@ -227,14 +222,9 @@ def purge_command(older_than: str, desk_url: str | None, images_spec: str | None
         store = open_image_store(images_spec)
     except ConfigurationError as exc:
         raise click.BadParameter(str(exc), param_hint="--images") from exc
-    desk = open_plain_desk(desk_url)
-    try:
+    failed = "the purge failed part way: {}; run it again"
+    with desk_work(open_plain_desk(desk_url), failed, also=(OSError,)) as desk:
         count = purge_closed_images(desk, store, before)
-    except (ModerationError, OSError) as exc:
-        click.echo(f"error: the purge failed part way: {exc}; run it again", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     gone = f" ({count.gone} already gone)" if count.gone else ""
     click.echo(f"{count.deleted} deleted{gone}")
 

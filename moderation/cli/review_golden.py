@@ -8,10 +8,9 @@ import json
 import click
 
 from moderation.cli._common import env_settings
-from moderation.cli._desk import AUDIT_ENV, DESK_ENV, EXIT_DESK, EXIT_NOT_FOUND, open_plain_desk
+from moderation.cli._desk import AUDIT_ENV, DESK_ENV, desk_work, open_plain_desk
 from moderation.cli.review_outcome import _logged_decision
 from moderation.decision import Outcome
-from moderation.errors import ModerationError, UnknownItem
 from moderation.review import GoldenItem, ItemKind, NewItem, ReviewDesk, VerdictChoice
 from moderation.settings import Settings
 
@@ -54,18 +53,9 @@ def add_command(
     image); verdicts on it measure the reviewer and never change the decision's outcome. Adding
     a decision again replaces its answer."""
     settings = env_settings(review=desk_url, audit=audit)
-    desk = open_plain_desk(settings.review)
-    try:
+    with desk_work(open_plain_desk(settings.review)) as desk:
         new, telling = _golden_source(desk, decision_id, settings)
         golden = desk.add_golden(new, answer)
-    except UnknownItem as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     if telling:
         click.echo(
             f"warning: decision {decision_id} was not a review outcome ({telling}); its reasons, "
@@ -115,14 +105,8 @@ The desk is --desk, else ${DESK_ENV}.""",
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def list_command(tenant: str | None, desk_url: str | None, as_json: bool) -> None:
     """The golden items, by tenant: decision id, answer, when added, how often shown."""
-    desk = open_plain_desk(desk_url)
-    try:
+    with desk_work(open_plain_desk(desk_url)) as desk:
         found: list[GoldenItem] = desk.golden(tenant)
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     if as_json:
         click.echo(json.dumps({"golden": [g.model_dump(mode="json") for g in found]}))
         return

@@ -13,13 +13,12 @@ from moderation.cli._desk import (
     AUDIT_ENV,
     DESK_ENV,
     EXIT_BAD_POLICIES,
-    EXIT_DESK,
-    EXIT_NOT_FOUND,
+    desk_work,
     open_plain_desk,
     recording_desk,
 )
 from moderation.decision import Decision
-from moderation.errors import ConfigurationError, ModerationError, UnknownItem, UnknownTenant
+from moderation.errors import ConfigurationError, UnknownItem, UnknownTenant
 from moderation.review import Delivery, DeliveryCount, DeskRules, Effects, desk_rules
 from moderation.settings import Settings, is_file_sink, read_env
 
@@ -67,22 +66,13 @@ def appeal_command(
     original decision and its history. An automatic outcome the desk never held is read from the
     audit log (a file) and becomes an appeal item. The appeal is recorded in the audit log."""
     settings = env_settings(review=desk_url, audit=audit)
-    desk = recording_desk(settings)
-    try:
+    with desk_work(recording_desk(settings)) as desk:
         if desk.find(decision_id) is not None:
             item = desk.appeal(decision_id, reason, by=filed_by)
         else:
             decision = _logged_decision(decision_id, settings)
             rules = _appeal_rules(decision, policies_path)
             item = desk.appeal(decision, reason, by=filed_by, rules=rules)
-    except UnknownItem as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_NOT_FOUND) from exc
-    except ModerationError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     click.echo(f"decision {decision_id} is back on the desk: item {item.id}, round {item.round}")
 
 
@@ -161,19 +151,14 @@ def deliver_command(desk_url: str | None, list_only: bool) -> None:
     problems = [p for p in reading.problems if p.split(":", 1)[0] in _DELIVER_VARS]
     if problems:
         raise click.UsageError(str(ConfigurationError(problems)))
-    desk = open_plain_desk(desk_url)
-    try:
+    with desk_work(open_plain_desk(desk_url), "the review desk failed: {}; run again") as desk:
         if list_only:
             _list_deliveries(desk.pending_deliveries())
             return
-        count = Effects.from_settings(desk, reading.settings).deliver_due()
-    except ConfigurationError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except ModerationError as exc:
-        click.echo(f"error: the review desk failed: {exc}; run again", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
+        try:
+            count = Effects.from_settings(desk, reading.settings).deliver_due()
+        except ConfigurationError as exc:
+            raise click.UsageError(str(exc)) from exc
     _report_delivery(count)
 
 

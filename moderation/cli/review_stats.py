@@ -15,9 +15,8 @@ import click
 from moderation.audit import Entry, VerifiedRecords, records
 from moderation.audit._s3read import is_s3
 from moderation.cli._common import KEY_ENV, audit_key
-from moderation.cli._desk import DESK_ENV, EXIT_DESK, EXIT_NOT_FOUND, EXIT_USAGE, open_plain_desk
+from moderation.cli._desk import DESK_ENV, EXIT_NOT_FOUND, EXIT_USAGE, desk_work, open_plain_desk
 from moderation.cli._sources import LOG_SOURCE, Source
-from moderation.errors import ModerationError
 from moderation.review import (
     CategoryStats,
     ErrorRate,
@@ -132,14 +131,8 @@ def _queue(url: str | None, tenant: str | None) -> tuple[QueueStats, ...] | str:
     """The desk's queue per tenant, or why it was not read."""
     if not url:
         return f"not read (no desk: pass --desk URL or set {DESK_ENV})"
-    desk = open_plain_desk(url)
-    try:
+    with desk_work(open_plain_desk(url), "the review desk could not be read: {}") as desk:
         waiting = desk.waiting(_READER)
-    except ModerationError as exc:
-        click.echo(f"error: the review desk could not be read: {exc}", err=True)
-        raise click.exceptions.Exit(EXIT_DESK) from exc
-    finally:
-        desk.close()
     return queue_stats(waiting, datetime.now(UTC), tenant=tenant)
 
 

@@ -8,40 +8,83 @@
 (`ReviewRules`) is a tenant's review desk rules. See docs/policy.md for the language.
 """
 
-from moderation.policy._file import (
-    BudgetFile,
-    EscalationFile,
-    PlainRuleFile,
-    PolicyFile,
-    QaSampleFile,
-    ReviewFile,
-    RuleFile,
-)
-from moderation.policy._model import (
-    DEFAULT_POLICY,
-    Band,
-    Budget,
-    CategoryRule,
-    ContentTypeName,
-    EscalationPolicy,
-    FrozenDict,
-    Policy,
-    PolicyRef,
-    QaSample,
-    ReviewRules,
-    Thresholds,
-    validate_tenant,
-)
-from moderation.policy._schema import policy_schema
-from moderation.policy._store import PolicyStore
-from moderation.policy.sources import (
-    AppConfigSource,
-    DirectorySource,
-    Excerpt,
-    PolicySource,
-    S3Source,
-    Snapshot,
-)
+from typing import TYPE_CHECKING, Any
+
+from moderation._lazy import by_name, load
+
+if TYPE_CHECKING:
+    from moderation.policy._file import (
+        BudgetFile,
+        EscalationFile,
+        PlainRuleFile,
+        PolicyFile,
+        QaSampleFile,
+        ReviewFile,
+        RuleFile,
+    )
+    from moderation.policy._model import (
+        DEFAULT_POLICY,
+        Band,
+        Budget,
+        CategoryRule,
+        ContentTypeName,
+        EscalationPolicy,
+        FrozenDict,
+        Policy,
+        PolicyRef,
+        QaSample,
+        ReviewRules,
+        Thresholds,
+        validate_tenant,
+    )
+    from moderation.policy._schema import policy_schema
+    from moderation.policy._store import PolicyStore
+    from moderation.policy.sources import (
+        AppConfigSource,
+        DirectorySource,
+        Excerpt,
+        PolicySource,
+        S3Source,
+        Snapshot,
+    )
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "moderation.policy._file": (
+        "BudgetFile",
+        "EscalationFile",
+        "PlainRuleFile",
+        "PolicyFile",
+        "QaSampleFile",
+        "ReviewFile",
+        "RuleFile",
+    ),
+    "moderation.policy._model": (
+        "DEFAULT_POLICY",
+        "Band",
+        "Budget",
+        "CategoryRule",
+        "ContentTypeName",
+        "EscalationPolicy",
+        "FrozenDict",
+        "Policy",
+        "PolicyRef",
+        "QaSample",
+        "ReviewRules",
+        "Thresholds",
+        "validate_tenant",
+    ),
+    "moderation.policy._schema": ("policy_schema",),
+    "moderation.policy._store": ("PolicyStore",),
+    "moderation.policy.sources": (
+        "AppConfigSource",
+        "DirectorySource",
+        "Excerpt",
+        "PolicySource",
+        "S3Source",
+        "Snapshot",
+    ),
+}
+_LAZY = by_name(_MODULES)
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -73,3 +116,11 @@ __all__ = [
     "policy_schema",
     "validate_tenant",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return load(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -25,11 +25,9 @@ from moderation.policy._check import close_match
 from moderation.policy._checker import CHECKER
 from moderation.policy._model import DEFAULT_POLICY, Policy, validate_tenant
 from moderation.policy.sources import (
-    AppConfigSource,
     DirectorySource,
     Entry,
     PolicySource,
-    S3Source,
     Snapshot,
     files_version,
     read_file,
@@ -534,6 +532,8 @@ def _source(
             where = S3Prefix.parse(spec)
         except InvalidS3Location as exc:
             raise PolicyError([Problem(spec, "", str(exc), "write s3://bucket/prefix")]) from None
+        from moderation.policy.sources import S3Source  # imported only by who reads S3
+
         return S3Source(where.bucket, where.prefix, client=s3_client, region=region)
     if kind == "appconfig":
         parts = spec[len("appconfig://") :].split("/")
@@ -549,6 +549,8 @@ def _source(
                 ]
             )
         application, environment, profile = parts
+        from moderation.policy.sources import AppConfigSource
+
         return AppConfigSource(
             application,
             environment,

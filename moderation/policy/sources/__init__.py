@@ -14,17 +14,44 @@ permission); no AWS region at all is a `ConfigurationError`. Sources are not thr
 through `moderation.aws` (boto3 is imported when their transport is first built).
 """
 
-from moderation.policy._yaml import Excerpt
-from moderation.policy.sources._appconfig import MAX_APPCONFIG_BYTES, AppConfigSource
-from moderation.policy.sources._directory import DirectorySource, read_dir, read_file
-from moderation.policy.sources._s3 import S3Source
-from moderation.policy.sources._snapshot import (
-    Content,
-    Entry,
-    PolicySource,
-    Snapshot,
-    files_version,
-)
+from typing import TYPE_CHECKING, Any
+
+from moderation._lazy import by_name, load
+
+if TYPE_CHECKING:
+    from moderation.policy._yaml import Excerpt
+    from moderation.policy.sources._appconfig import MAX_APPCONFIG_BYTES, AppConfigSource
+    from moderation.policy.sources._directory import DirectorySource, read_dir, read_file
+    from moderation.policy.sources._s3 import S3Source
+    from moderation.policy.sources._snapshot import (
+        Content,
+        Entry,
+        PolicySource,
+        Snapshot,
+        files_version,
+    )
+
+_MODULES: dict[str, tuple[str, ...]] = {
+    "moderation.policy._yaml": ("Excerpt",),
+    "moderation.policy.sources._appconfig": (
+        "MAX_APPCONFIG_BYTES",
+        "AppConfigSource",
+    ),
+    "moderation.policy.sources._directory": (
+        "DirectorySource",
+        "read_dir",
+        "read_file",
+    ),
+    "moderation.policy.sources._s3": ("S3Source",),
+    "moderation.policy.sources._snapshot": (
+        "Content",
+        "Entry",
+        "PolicySource",
+        "Snapshot",
+        "files_version",
+    ),
+}
+_LAZY = by_name(_MODULES)
 
 __all__ = [
     "MAX_APPCONFIG_BYTES",
@@ -40,3 +67,11 @@ __all__ = [
     "read_dir",
     "read_file",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    return load(__name__, _LAZY, name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
