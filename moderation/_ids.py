@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 from collections.abc import Callable
 
 __all__ = ["new_ulid"]
 
-_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_ALPHABET = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+# base64's base32 alphabet, digit for digit, turned into Crockford's.
+_TO_CROCKFORD = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", _ALPHABET)
 
 
 def new_ulid(
@@ -17,8 +20,6 @@ def new_ulid(
 ) -> str:
     """A 26-character id that sorts by creation time; clock and randomness are injectable."""
     value = (int(now() * 1000) & ((1 << 48) - 1)) << 80 | random_bits(80)
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    # 128 bits as 20 bytes are 32 base32 digits, of which the first 6 are leading zeros: encoded
+    # in C, not digit by digit in Python (a third of the cost).
+    return base64.b32encode(value.to_bytes(20, "big"))[6:].translate(_TO_CROCKFORD).decode()
