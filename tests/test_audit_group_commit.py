@@ -218,3 +218,28 @@ def test_a_lone_writer_extends_what_other_processes_and_a_joining_thread_wrote(
     assert (len(list(tmp_path.glob("audit.jsonl.*"))) > 2) == bool(rotate)
     report = verify_log(path)
     assert report.ok and report.decisions == 36 and not report.warnings, report.summary()
+
+
+def test_a_forked_child_extends_the_chain_its_parent_started_and_the_parent_goes_on(
+    tmp_path: Path,
+):
+    # GIVEN a writer with its descriptor open and the end of the chain cached
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    log.append(make_decision(0))
+    # WHEN a forked child appends through the same instance, then the parent does
+    pid = os.fork()
+    if pid == 0:  # the child: its own lock and descriptor, the parent's chain
+        code = 1
+        try:
+            log.append(make_decision(1))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    log.append(make_decision(2))
+    # THEN the three records are one chain, in that order
+    assert [d.id for d in decisions(path)] == [make_decision(i).id for i in range(3)]
+    report = verify_log(path)
+    assert report.ok and not report.warnings, report.summary()

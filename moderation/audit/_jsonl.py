@@ -136,6 +136,9 @@ class _Shared:
 
 _registry_lock = threading.Lock()
 _registry: dict[str, _Shared] = {}
+# Counts the forks this process descends from: a descriptor opened in an ancestor is not this
+# process's to append through. (os.getpid() would tell too, but it is a system call per append.)
+_forks = 0
 
 
 def _shared_for(real: str) -> _Shared:
@@ -150,8 +153,9 @@ def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time would never be released in the child, and a
     # flock descriptor inherited from the parent is the parent's lock (flock locks belong to the
     # open file description): the child starts with fresh locks and descriptors of its own.
-    global _registry_lock
+    global _registry_lock, _forks
     _registry_lock = threading.Lock()
+    _forks += 1
     for shared in _registry.values():
         if shared.lock_fd is not None:
             with contextlib.suppress(OSError):
@@ -272,7 +276,7 @@ class JsonlAuditLog:
         self._config = (self._key, rotate_bytes, fsync)
         self._real = os.path.realpath(self.path)
         self._fd: int | None = None
-        self._fd_pid = 0
+        self._fd_forks = -1  # the value of `_forks` when `_fd` was opened
         self._fd_file = (0, 0)  # the (st_dev, st_ino) of the file `_fd` is open on
         if self.path.is_dir():
             raise ConfigurationError([f"audit log {self.path}: is a directory, not a file"])
@@ -497,7 +501,7 @@ class JsonlAuditLog:
             on_disk = None
         if (
             self._fd is not None
-            and self._fd_pid == os.getpid()
+            and self._fd_forks == _forks
             and on_disk is not None
             and (on_disk.st_dev, on_disk.st_ino) == self._fd_file
         ):
@@ -511,7 +515,7 @@ class JsonlAuditLog:
         else:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         st = os.fstat(fd)
-        self._fd, self._fd_pid, self._fd_file = fd, os.getpid(), (st.st_dev, st.st_ino)
+        self._fd, self._fd_forks, self._fd_file = fd, _forks, (st.st_dev, st.st_ino)
         return fd, st
 
     def _write_all(self, fd: int, data: bytes | bytearray) -> None:
