@@ -239,24 +239,32 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
-def _all_ancestor_keys(
-    labels: tuple[Label, ...], lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
-) -> list[frozenset[str]]:
-    """`_ancestor_keys` of every label.
+def _ancestry(
+    labels: tuple[Label, ...],
+) -> tuple[list[tuple[str, ...]], list[str], list[frozenset[str]]]:
+    """Each label's lineage, normalised name and ancestors' keys (`_ancestor_keys`).
 
     When every label of the response is known and names its taxonomy parent (what Rekognition
-    7.0 sends), the response's ParentName links only retrace the taxonomy's tree, so each label's
-    ancestors are its taxonomy ancestors: looked up once per name instead of walked per label.
+    7.0 sends), the response's ParentName links only retrace the taxonomy's tree, so all three
+    are the taxonomy's: one cached `_profile` per label instead of a walk per label.
     """
-    if all(_follows_taxonomy(label.name, label.parent) for label in labels):
-        return [_taxonomy_ancestor_keys(label.name) for label in labels]
-    return [
+    profiles = [_profile(label.name, label.parent) for label in labels]
+    if all(profile[2] for profile in profiles):
+        return (
+            [profile[0] for profile in profiles],
+            [profile[1] for profile in profiles],
+            [profile[3] for profile in profiles],
+        )
+    parents = {_key(label.name): label.parent for label in labels}
+    lineages = [lineage(label, parents) for label in labels]
+    ancestors = [
         _ancestor_keys(label, chain, parents) for label, chain in zip(labels, lineages, strict=True)
     ]
+    return lineages, [_key(label.name) for label in labels], ancestors
 
 
 def _covering(
-    detection: Detection, lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
+    labels: tuple[Label, ...], keys: list[str], ancestors: list[frozenset[str]]
 ) -> dict[int, tuple[str, float]]:
     """For each covered label, the descendant that covers it (the most confident one settled).
 
@@ -269,9 +277,7 @@ def _covering(
     contradicts the taxonomy) cover neither, and a label is only covered through a chain that
     ends at a label judged on its own, so no response can make every label ignore the others.
     """
-    labels = detection.labels
-    keys = [_key(label.name) for label in labels]
-    ancestors = _all_ancestor_keys(labels, lineages, parents)
+    # keys[i]: label i's normalised name; ancestors[i]: the keys of its ancestors (`_ancestry`).
     # candidates[i]: labels that may cover label i (its descendants, at least as confident).
     candidates: dict[int, list[int]] = {}
     for i, label in enumerate(labels):
@@ -317,11 +323,15 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_bound_cache", "_matches", "policy")
+    __slots__ = ("_bound_cache", "_matches", "_resolved", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self._matches: dict[tuple[str, ...], _Match] = {}
+        self._resolved: dict[
+            tuple[tuple[str, ...], tuple[ContentTypeName, ...]],
+            tuple[str, Matched, Thresholds, ContentTypeName | None],
+        ] = {}
         self._bound_cache: dict[
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]], tuple[tuple[float, int], ...]
         ] = {}
@@ -345,22 +355,12 @@ class CompiledPolicy:
     def _rows(self, detection: Detection, kinds: list[tuple[float, ContentTypeName]]) -> list[_Row]:
         policy = self.policy
         labels = detection.labels
-        parents = {_key(label.name): label.parent for label in labels}
-        lineages = [lineage(label, parents) for label in labels]
-        covered = _covering(detection, lineages, parents) if len(labels) > 1 else {}
+        lineages, keys, ancestors = _ancestry(labels)
+        covered = _covering(labels, keys, ancestors) if len(labels) > 1 else {}
+        kind_names = tuple(kind for _, kind in kinds)
         rows: list[_Row] = []
         for i, label in enumerate(labels):
-            rule_name, thresholds = "default", policy.default
-            matched: Matched = "default"
-            content_type: ContentTypeName | None = None
-            found = self._match(lineages[i])
-            if found is not None:
-                rule, matched = found
-                rule_name, thresholds = rule.name, rule.thresholds
-                for _, kind in kinds:
-                    if getattr(rule, kind) is not None:
-                        thresholds, content_type = rule.for_content(kind), kind
-                        break
+            rule_name, matched, thresholds, content_type = self._resolve(lineages[i], kind_names)
             note = None
             if i in covered:
                 band = Band.IGNORE
@@ -421,6 +421,29 @@ class CompiledPolicy:
                     worst = rank
         return _ACTION_BY_RANK[worst]
 
+    def _resolve(
+        self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
+    ) -> tuple[str, Matched, Thresholds, ContentTypeName | None]:
+        """For a lineage and the image's content types (most confident first): the rule's name,
+        how it matched, its thresholds and the content type they are for."""
+        try:
+            return self._resolved[chain, kinds]
+        except KeyError:
+            pass
+        found = self._match(chain)
+        resolved: tuple[str, Matched, Thresholds, ContentTypeName | None]
+        resolved = ("default", "default", self.policy.default, None)
+        if found is not None:
+            rule, matched = found
+            resolved = (rule.name, matched, rule.thresholds, None)
+            for kind in kinds:
+                if getattr(rule, kind) is not None:
+                    resolved = (rule.name, matched, rule.for_content(kind), kind)
+                    break
+        if len(self._resolved) < _CACHE_SIZE:
+            self._resolved[chain, kinds] = resolved
+        return resolved
+
     def _bounds(
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
     ) -> tuple[tuple[float, int], ...]:
@@ -430,16 +453,7 @@ class CompiledPolicy:
             return self._bound_cache[chain, kinds]
         except KeyError:
             pass
-        found = self._match(chain)
-        if found is None:
-            thresholds = self.policy.default
-        else:
-            rule = found[0]
-            thresholds = rule.thresholds
-            for kind in kinds:
-                if getattr(rule, kind) is not None:
-                    thresholds = rule.for_content(kind)
-                    break
+        thresholds = self._resolve(chain, kinds)[2]
         bounds: tuple[tuple[float, int], ...] = ()
         if not thresholds.allow:
             bounds = tuple(

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_audit_log import FULL_CONTEXT, make_decision
+from test_audit_log import FULL_CONTEXT, _run_writers, make_decision
 
 from moderation.audit import JsonlAuditLog, _jsonl, decisions, verify_log
 
@@ -194,3 +194,52 @@ def test_keyed_rotating_appends_from_many_threads_keep_one_chain(tmp_path: Path)
     report = verify_log(path, key="s3cret")
     assert report.ok and report.decisions == 120, report.summary()
     assert len({d.id for d in decisions(path)}) == 120
+
+
+@pytest.mark.parametrize("rotate", [0, 40_000], ids=["appended", "rotated"])
+def test_a_lone_writer_extends_what_other_processes_and_a_joining_thread_wrote(
+    tmp_path: Path, rotate: int
+):
+    # GIVEN a lone writer, which has the end of the chain and the live file's identity cached
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path, rotate_bytes=rotate or None)
+    mine = [make_decision(i, context=FULL_CONTEXT) for i in range(12)]
+    for decision in mine[:4]:
+        log.append(decision)
+    # WHEN two other processes append to the same path (and rotate the live file away under it)
+    theirs = _run_writers(tmp_path, path, each=12, rotate=rotate)
+    # AND the lone writer appends again, then a second thread joins it
+    log.append(mine[4])
+    assert _threads(2, lambda t: [log.append(d) for d in mine[5 + t :: 2]]) == []
+    # THEN every record is there once, the lone writer's in its order, in one valid chain
+    ids = [d.id for d in decisions(path)]
+    assert len(ids) == 36 and set(ids) == theirs | {d.id for d in mine}
+    assert [i for i in ids if i.startswith("d")][:5] == [d.id for d in mine[:5]]
+    assert (len(list(tmp_path.glob("audit.jsonl.*"))) > 2) == bool(rotate)
+    report = verify_log(path)
+    assert report.ok and report.decisions == 36 and not report.warnings, report.summary()
+
+
+def test_a_forked_child_extends_the_chain_its_parent_started_and_the_parent_goes_on(
+    tmp_path: Path,
+):
+    # GIVEN a writer with its descriptor open and the end of the chain cached
+    path = tmp_path / "audit.jsonl"
+    log = JsonlAuditLog(path)
+    log.append(make_decision(0))
+    # WHEN a forked child appends through the same instance, then the parent does
+    pid = os.fork()
+    if pid == 0:  # the child: its own lock and descriptor, the parent's chain
+        code = 1
+        try:
+            log.append(make_decision(1))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    log.append(make_decision(2))
+    # THEN the three records are one chain, in that order
+    assert [d.id for d in decisions(path)] == [make_decision(i).id for i in range(3)]
+    report = verify_log(path)
+    assert report.ok and not report.warnings, report.summary()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from pathlib import Path
 
 import pytest
 from images import (
@@ -25,6 +26,7 @@ from PIL import Image
 
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
+from moderation.image._structure import _scan_end
 
 PHOTO = photo_jpeg((400, 300), max_bytes=30_000)
 PNG = encode(noise((200, 150)), "png")
@@ -166,6 +168,89 @@ def test_jpeg_end_marker_before_any_scan_is_refused():
     header = PHOTO[: PHOTO.index(b"\xff\xda")]
     reason = refused(header + b"\xff\xd9")
     assert reason.startswith("truncated or corrupt jpeg: ")
+
+
+# -- the entropy-coded data's end: memchr steps and the compiled pattern agree ------------------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "images" / "corpora"
+CONTINUES = {0x00, 0xFF, *range(0xD0, 0xD8)}  # stuffed byte, fill, restart marker
+
+
+def reference_scan_end(data: bytes, pos: int) -> int:
+    """Byte by byte: the first 0xFF at or after `pos` followed by a byte that ends the scan."""
+    for i in range(pos, len(data) - 1):
+        if data[i] == 0xFF and data[i + 1] not in CONTINUES:
+            return i
+    return -1
+
+
+def scan_starts(data: bytes) -> list[int]:
+    """Where each scan's entropy-coded data starts, walking the markers with the reference."""
+    starts, pos = [], 2
+    while 0 <= pos < len(data) - 3:
+        while data[pos] == 0xFF and data[pos + 1] == 0xFF:  # fill before a marker
+            pos += 1
+        marker = data[pos + 1]
+        if data[pos] != 0xFF or marker == 0xD9:
+            break
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        pos += 2 + length
+        if marker == 0xDA:
+            starts.append(pos)
+            pos = reference_scan_end(data, pos)
+    return starts
+
+
+def with_fill(data: bytes) -> bytes:
+    """`data` with 0xFF fill bytes before every restart marker and the end-of-image marker."""
+    start = scan_starts(data)[0]
+    scan = data[start:]
+    for rst in range(0xD0, 0xD8):
+        scan = scan.replace(bytes([0xFF, rst]), bytes([0xFF, 0xFF, 0xFF, rst]))
+    return data[:start] + scan.replace(b"\xff\xd9", b"\xff\xff\xff\xd9")
+
+
+def generated_jpegs() -> dict[str, bytes]:
+    restart = encode(noise((300, 200)), "jpeg", restart_marker_blocks=2)
+    return {
+        "photo": PHOTO,
+        "dense": encode(noise((300, 200)), "jpeg", quality=95),
+        "sparse": photo_jpeg((400, 300), max_bytes=12_000),
+        "progressive": encode(noise((300, 200)), "jpeg", progressive=True),
+        "restart-markers": restart,
+        "fill-bytes": with_fill(restart),
+        "progressive-restart-fill": with_fill(
+            encode(noise((200, 160)), "jpeg", progressive=True, restart_marker_blocks=1)
+        ),
+    }
+
+
+JPEGS = {
+    **{f.name: f.read_bytes() for f in sorted(FIXTURES.glob("*/*.jpg"))},
+    **generated_jpegs(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(JPEGS))
+def test_scan_end_is_the_same_by_memchr_by_pattern_and_by_reference(name):
+    data = JPEGS[name]
+    starts = scan_starts(data)
+    assert starts, "the file has no scan"
+    cut = data[: (starts[0] + len(data)) // 2]  # a truncated scan: no marker ends it
+    for jpeg, pos in [*((data, s) for s in starts), (cut, starts[0])]:
+        expected = reference_scan_end(jpeg, pos)
+        memchr_only = _scan_end(jpeg, pos, dense_gap=0)
+        pattern_at_once = _scan_end(jpeg, pos, dense_gap=len(jpeg))
+        assert memchr_only == pattern_at_once == _scan_end(jpeg, pos) == expected
+
+
+def test_generated_scans_hold_what_they_are_named_for():
+    jpegs = generated_jpegs()
+    assert len(scan_starts(jpegs["progressive"])) > 1
+    assert b"\xff\xd0" in jpegs["restart-markers"][scan_starts(jpegs["restart-markers"])[0] :]
+    assert b"\xff\xff\xff\xd0" in jpegs["fill-bytes"]
+    assert b"\xff\xff\xff\xd9" in jpegs["progressive-restart-fill"]
+    ImageIntake().prepare(jpegs["progressive-restart-fill"])  # fill bytes are valid JPEG
 
 
 # -- PNG structure -------------------------------------------------------------------------------

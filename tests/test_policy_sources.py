@@ -1151,6 +1151,20 @@ def test_a_snapshot_stays_on_its_version(policy_dir: Path):
         view.get("teens")
 
 
+def test_one_snapshot_per_version_in_force(policy_dir: Path):
+    # The engine takes a snapshot per decision: the same version gives the same view
+    store = PolicyStore(policy_dir)
+    view = store.snapshot()
+    assert store.snapshot() is view
+    # a new version, or another fallback, gives a new one, and the old view keeps its version
+    (policy_dir / "tenants" / "kids.yaml").write_text(kids(70))
+    assert store.reload() is True
+    newer = store.snapshot()
+    assert newer is not view and violence(newer) == 70.0 and violence(view) == 80.0
+    store.fallback_to_default = True
+    assert store.snapshot() is not newer and store.snapshot().get("nobody").id == "default"
+
+
 def test_a_source_must_give_its_version_when_none_is_known():
     class Empty:
         def describe(self) -> str:

@@ -31,7 +31,11 @@ def test_labels_know_how_their_decision_came_before_a_person(tmp_path: Path):
     log = JsonlAuditLog(tmp_path / "audit.jsonl")
     store = builders.store(DEFAULT, kids=SAMPLED)
     ids = iter(f"01JDLABEL{n:017d}" for n in range(100))
-    with SQLiteReviewDesk(tmp_path / "desk.db", sink=AuditRecordSink(log)) as desk:
+    # Item ids in enqueue order: the engine's clock is fixed, so the items' times tie, and the
+    # desk would order them by ids drawn at random within a millisecond.
+    item_ids = iter(f"01JDITEM{n:018d}" for n in range(100))
+    sink = AuditRecordSink(log)
+    with SQLiteReviewDesk(tmp_path / "desk.db", sink=sink, new_id=lambda: next(item_ids)) as desk:
 
         def moderate(result: object, tenant: str = "kids"):
             engine = builders.engine(

@@ -166,6 +166,17 @@ def test_static_detector_leaves_out_labels_below_min_confidence_like_rekognition
     assert len(detector.detect(prepared(), min_confidence=30.0).labels) == 2
 
 
+def test_static_detector_gives_the_same_answer_to_the_same_question_and_keeps_every_call():
+    detector = testing.StaticDetector([("Explicit Nudity", 35.0), ("Weapons", 75.0)])
+    first = detector.detect(prepared(), min_confidence=40.0)
+    assert detector.detect(prepared(), min_confidence=40.0) is first  # frozen: no copy per call
+    assert len(detector.detect(prepared(), min_confidence=30.0).labels) == 2
+    assert len(detector.calls) == 3
+    # a default given afterwards is the answer from then on
+    detector.default = testing.static_detection([("Alcohol", 90.0)])
+    assert [x.name for x in detector.detect(prepared(), min_confidence=40.0).labels] == ["Alcohol"]
+
+
 def test_static_detector_answers_per_image_by_sha256_or_bytes():
     import hashlib
 

@@ -42,6 +42,7 @@ __all__ = [
     "TornNote",
     "encode_record",
     "exact_decision",
+    "hashed_record",
     "kind_of",
     "not_a_crash",
     "parse_line",
@@ -162,12 +163,21 @@ def record_hash(prefix: bytes, key: bytes | None) -> str:
 
 def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes | None) -> bytes:
     """One complete line (ending in a newline) for a record whose body is `body_json`."""
+    return hashed_record(seq=seq, prev=prev, kind=kind, body_json=body_json, key=key)[0]
+
+
+def hashed_record(
+    *, seq: int, prev: str, kind: Kind, body_json: str, key: bytes | None
+) -> tuple[bytes, str]:
+    """`encode_record`'s line and the hash it states (the next record's `prev`), so that a writer
+    need not read back what it has just encoded."""
     alg = "hmac-sha256" if key is not None else "sha256"
     prefix = (
         f'{{"audit":{FORMAT_VERSION},"seq":{seq},"prev":"{prev}","alg":"{alg}",'
         f'"kind":"{kind}","{kind}":{body_json}'
     ).encode()
-    return prefix + f',"hash":"{record_hash(prefix, key)}"}}\n'.encode()
+    digest = record_hash(prefix, key)
+    return prefix + b',"hash":"' + digest.encode() + b'"}\n', digest
 
 
 def signed_prefix(line: bytes) -> tuple[bytes, str] | None:

@@ -39,7 +39,7 @@ from moderation.audit._format import (
     FileHeader,
     Kind,
     TornNote,
-    encode_record,
+    hashed_record,
     kind_of,
     not_a_crash,
     record_hash,
@@ -136,6 +136,9 @@ class _Shared:
 
 _registry_lock = threading.Lock()
 _registry: dict[str, _Shared] = {}
+# Counts the forks this process descends from: a descriptor opened in an ancestor is not this
+# process's to append through. (os.getpid() would tell too, but it is a system call per append.)
+_forks = 0
 
 
 def _shared_for(real: str) -> _Shared:
@@ -150,8 +153,9 @@ def _after_fork_in_child() -> None:
     # A lock held by another thread at fork time would never be released in the child, and a
     # flock descriptor inherited from the parent is the parent's lock (flock locks belong to the
     # open file description): the child starts with fresh locks and descriptors of its own.
-    global _registry_lock
+    global _registry_lock, _forks
     _registry_lock = threading.Lock()
+    _forks += 1
     for shared in _registry.values():
         if shared.lock_fd is not None:
             with contextlib.suppress(OSError):
@@ -272,7 +276,8 @@ class JsonlAuditLog:
         self._config = (self._key, rotate_bytes, fsync)
         self._real = os.path.realpath(self.path)
         self._fd: int | None = None
-        self._fd_pid = 0
+        self._fd_forks = -1  # the value of `_forks` when `_fd` was opened
+        self._fd_file = (0, 0)  # the (st_dev, st_ino) of the file `_fd` is open on
         if self.path.is_dir():
             raise ConfigurationError([f"audit log {self.path}: is a directory, not a file"])
         if not self.path.parent.is_dir():
@@ -309,8 +314,8 @@ class JsonlAuditLog:
 
     # -- under the lock ----------------------------------------------------------------------
 
-    def _locked(self) -> tuple[_Shared, int]:
-        shared = _shared_for(self._real)
+    def _locked(self, shared: _Shared | None = None) -> tuple[_Shared, int]:
+        shared = shared or _shared_for(self._real)
         shared.lock.acquire()
         try:
             lock_fd = shared.flock_fd()
@@ -401,8 +406,11 @@ class JsonlAuditLog:
         that covered it): the disk gets overlapping fsyncs, as from writers that do not wait
         for each other, and the chain's order is still the order of the writes."""
         with shared.queue_lock:
-            batch = [r for r in shared.queue if r.config == request.config]
-            shared.queue = [r for r in shared.queue if r.config != request.config]
+            if len(shared.queue) == 1:  # a lone writer: its own record (the leader's is queued)
+                batch, shared.queue = shared.queue, []
+            else:
+                batch = [r for r in shared.queue if r.config == request.config]
+                shared.queue = [r for r in shared.queue if r.config != request.config]
         error: BaseException | None = None
         try:
             try:
@@ -425,7 +433,7 @@ class JsonlAuditLog:
     def _write_batch(self, shared: _Shared, batch: list[_Request]) -> int | None:
         """Write `batch` under the lock; a descriptor of its file to fsync (None without fsync),
         its own, since a rotation may close the writer's while the fsync runs."""
-        _, lock_fd = self._locked()
+        _, lock_fd = self._locked(shared)
         try:
             fd = self._append_locked(shared, batch)
             return os.dup(fd) if self.fsync else None
@@ -448,36 +456,36 @@ class JsonlAuditLog:
             link, size = cached.link, cached.size
         else:
             link, size = self._recover(fd, st.st_size)
-        lines = bytearray()
+        file: tuple[int, int] | None = (st.st_dev, st.st_ino)
+        lines: list[bytes] = []
         for request in batch:
-            line = self._encode(link, request.kind, request.body_json)
+            line, following = self._encode(link, request.kind, request.body_json)
             if (
                 self.rotate_bytes is not None
                 and link.kind != "file"  # a file that holds only its header is not rotated
                 and size + len(line) > self.rotate_bytes
             ):
-                self._write_all(fd, lines)
+                self._write_all(fd, b"".join(lines))
                 lines.clear()
                 fd, link, size = self._rotate(fd, link)
-                line = self._encode(link, request.kind, request.body_json)
-            lines += line
+                file = None  # a new file, whose identity is read once it is written
+                line, following = self._encode(link, request.kind, request.body_json)
+            lines.append(line)
             size += len(line)
-            link = _Link(link.seq + 1, self._hash_of(line), request.kind)
-        self._write_all(fd, lines)
-        st = os.fstat(fd)
-        shared.cached = _Cached(st.st_dev, st.st_ino, size, link, self._key)
+            link = following
+        self._write_all(fd, lines[0] if len(lines) == 1 else b"".join(lines))
+        if file is None:
+            st = os.fstat(fd)
+            file = (st.st_dev, st.st_ino)
+        shared.cached = _Cached(*file, size, link, self._key)
         return fd
 
-    def _encode(self, link: _Link, kind: Kind, body_json: str) -> bytes:
-        return encode_record(
+    def _encode(self, link: _Link, kind: Kind, body_json: str) -> tuple[bytes, _Link]:
+        """The line of the record after `link`, and the link it makes."""
+        line, digest = hashed_record(
             seq=link.seq + 1, prev=link.hash, kind=kind, body_json=body_json, key=self._key
         )
-
-    @staticmethod
-    def _hash_of(line: bytes) -> str:
-        signed = signed_prefix(line)
-        assert signed is not None  # we just encoded it
-        return signed[1]
+        return line, _Link(link.seq + 1, digest, kind)
 
     def _close_fd(self) -> None:
         if self._fd is not None:
@@ -491,10 +499,14 @@ class JsonlAuditLog:
             on_disk: os.stat_result | None = os.stat(self.path)
         except FileNotFoundError:
             on_disk = None
-        if self._fd is not None and self._fd_pid == os.getpid() and on_disk is not None:
-            st = os.fstat(self._fd)
-            if (st.st_dev, st.st_ino) == (on_disk.st_dev, on_disk.st_ino):
-                return self._fd, st
+        if (
+            self._fd is not None
+            and self._fd_forks == _forks
+            and on_disk is not None
+            and (on_disk.st_dev, on_disk.st_ino) == self._fd_file
+        ):
+            # The path still names the file the descriptor is open on: its stat is the file's.
+            return self._fd, on_disk
         # Rotated by another writer (or by us in another instance), deleted, or a forked child.
         self._close_fd()
         if on_disk is None:
@@ -502,8 +514,9 @@ class JsonlAuditLog:
             _fsync_dir(self.path.parent)
         else:
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
-        self._fd, self._fd_pid = fd, os.getpid()
-        return fd, os.fstat(fd)
+        st = os.fstat(fd)
+        self._fd, self._fd_forks, self._fd_file = fd, _forks, (st.st_dev, st.st_ino)
+        return fd, st
 
     def _write_all(self, fd: int, data: bytes | bytearray) -> None:
         view = memoryview(data)
@@ -620,7 +633,7 @@ class JsonlAuditLog:
             )
         return None
 
-    def _header(self, link: _Link, continues: str | None) -> bytes:
+    def _header(self, link: _Link, continues: str | None) -> tuple[bytes, _Link]:
         body = FileHeader(
             created_at=datetime.now(UTC), continues=continues, engine_version=__version__
         )
@@ -661,9 +674,9 @@ class JsonlAuditLog:
         file's size after the repair. Appends only; never rewrites what is there."""
         if size == 0:  # new, or created by a writer that died before its header
             base, continues = self._predecessor_end()
-            header = self._header(base, continues)
+            header, link = self._header(base, continues)
             self._write_all(fd, header)
-            return _Link(base.seq + 1, self._hash_of(header), "file"), len(header)
+            return link, len(header)
         base, continues, start, last = self._scan(fd, size)
         if start == size:
             return base, size
@@ -686,12 +699,10 @@ class JsonlAuditLog:
             sha256=hashlib.sha256(covered).hexdigest(),
             found_at=datetime.now(UTC),
         )
-        record = self._encode(base, "torn", note.model_dump_json())
-        link = _Link(base.seq + 1, self._hash_of(record), "torn")
+        record, link = self._encode(base, "torn", note.model_dump_json())
         repair = (b"" if terminated else b"\n") + record
         if last is None:  # set the torn bytes aside, then give the file its header
-            header = self._header(link, continues)
-            link = _Link(link.seq + 1, self._hash_of(header), "file")
+            header, link = self._header(link, continues)
             repair += header
         # One write: the newline that ends the torn bytes and the note that sets them aside
         # arrive together, or (on a full disk) as one torn region the next writer sets aside.
@@ -709,6 +720,6 @@ class JsonlAuditLog:
         _fsync_dir(self.path.parent)
         self._close_fd()
         fd, _ = self._open_live()
-        header = self._header(link, target.name)
+        header, link = self._header(link, target.name)
         self._write_all(fd, header)
-        return fd, _Link(link.seq + 1, self._hash_of(header), "file"), len(header)
+        return fd, link, len(header)

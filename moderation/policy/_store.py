@@ -152,6 +152,7 @@ class PolicyStore:
         self.fallback_to_default = fallback_to_default
         self.last_error = None
         self._loaded = loaded
+        self._view: PolicyStore | None = None  # `snapshot()`'s, while `loaded` is in force
         self._source = source
         self._ttl = ttl if source is not None else None
         self._clock = clock
@@ -414,11 +415,17 @@ class PolicyStore:
 
     def snapshot(self) -> PolicyStore:
         """The version in force as a store that never changes: for reading several policies
-        (a tenant's and its shadows) from one version."""
+        (a tenant's and its shadows) from one version. The same object while that version is in
+        force."""
         loaded = self._current()
-        store = type(self).__new__(type(self))
-        store._start(loaded, self.fallback_to_default, path=self.path, location=self.location)
-        return store
+        view = self._view
+        fallback = self.fallback_to_default
+        # One per version: built on every decision, it cost a lock and an event each time.
+        if view is None or view._loaded is not loaded or view.fallback_to_default != fallback:
+            view = type(self).__new__(type(self))
+            view._start(loaded, fallback, path=self.path, location=self.location)
+            self._view = view
+        return view
 
     # ----------------------------------------------------------------------- reading
 
