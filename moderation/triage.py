@@ -179,6 +179,10 @@ def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, Co
     return sorted(found, key=lambda item: (-item[0], item[1]))
 
 
+def _kind_names(policy: Policy, detection: Detection) -> tuple[ContentTypeName, ...]:
+    return tuple(kind for _, kind in _content_types(policy, detection))
+
+
 # Rekognition reports a parent and its child at the same confidence, give or take float noise
 # (87.42389 against 87.42367): such a parent still counts as no more confident than the child.
 _COVER_REL_TOL = 1e-6
@@ -305,6 +309,8 @@ def _covering(
 # their content type, the band and the note.
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
+# What `CompiledPolicy.action` needs of one label (see `_plan`).
+_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str]]
 
 
 class CompiledPolicy:
@@ -317,7 +323,7 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_bound_cache", "_matches", "policy")
+    __slots__ = ("_bound_cache", "_matches", "_plans", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -325,6 +331,7 @@ class CompiledPolicy:
         self._bound_cache: dict[
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]], tuple[tuple[float, int], ...]
         ] = {}
+        self._plans: dict[tuple[str, str | None, tuple[ContentTypeName, ...]], _Plan] = {}
 
     def _match(self, chain: tuple[str, ...]) -> _Match:
         """The most specific rule for a lineage, and how it matched; None: the default rule."""
@@ -379,28 +386,33 @@ class CompiledPolicy:
         The fast path takes responses whose labels are all known and name their taxonomy parents
         (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
         label down to ignore, so bands come first, and covering is only looked at for labels
-        that would raise the action.
+        that would raise the action. What a label needs is looked up once per (name, parent,
+        content types): `_plan`.
         """
         labels = detection.labels
-        profiles = [_profile(label.name, label.parent) for label in labels]
-        if not all(profile[2] for profile in profiles):
-            kinds = _content_types(self.policy, detection)
-            rows = self._rows(detection, kinds)
-            return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
-        kinds = _content_types(self.policy, detection) if detection.content_types else []
-        kind_names = tuple(kind for _, kind in kinds)
+        kinds = _kind_names(self.policy, detection) if detection.content_types else ()
+        plans = self._plans
         floor = self.policy.min_confidence
+        steps: list[_Plan] = []
         ranks: list[int] = []
-        for label, profile in zip(labels, profiles, strict=True):
+        worst = 0
+        for label in labels:
+            plan = plans.get((label.name, label.parent, kinds))
+            if plan is None:
+                plan = self._plan(label.name, label.parent, kinds)
+            if not plan[0]:
+                rows = self._rows(detection, _content_types(self.policy, detection))
+                return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
             rank = 0
             confidence = label.confidence
             if confidence >= floor:
-                for bound, band_rank in self._bounds(profile[0], kind_names):
+                for bound, band_rank in plan[1]:
                     if confidence >= bound:
                         rank = band_rank
                         break
+            worst = max(worst, rank)
+            steps.append(plan)
             ranks.append(rank)
-        worst = max(ranks, default=0)
         if worst == 0 or len(labels) == 1:
             return _ACTION_BY_RANK[worst]
         # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
@@ -408,18 +420,28 @@ class CompiledPolicy:
         # response. `_covering` then covers a label exactly when some descendant is at least as
         # confident (float noise aside), which is when the most confident descendant is.
         top: dict[str, float] = {}
-        for label, profile in zip(labels, profiles, strict=True):
+        for label, plan in zip(labels, steps, strict=True):
             confidence = label.confidence
-            for key in profile[3]:
+            for key in plan[3]:
                 if top.get(key, -1.0) < confidence:
                     top[key] = confidence
         worst = 0
-        for label, profile, rank in zip(labels, profiles, ranks, strict=True):
+        for label, plan, rank in zip(labels, steps, ranks, strict=True):
             if rank > worst:
-                descendant = top.get(profile[1])
+                descendant = top.get(plan[2])
                 if descendant is None or not _no_more_confident(label.confidence, descendant):
                     worst = rank
         return _ACTION_BY_RANK[worst]
+
+    def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
+        """What `action` needs of a label with this name and parent, in an image of these
+        content types: whether it follows the taxonomy, its bounds, its key, its taxonomy
+        ancestors' keys."""
+        chain, key, follows, ancestors = _profile(name, parent)
+        plan = (follows, self._bounds(chain, kinds) if follows else (), key, ancestors)
+        if len(self._plans) < _CACHE_SIZE:
+            self._plans[name, parent, kinds] = plan
+        return plan
 
     def _bounds(
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
