@@ -67,6 +67,14 @@ class Ruling:
         return self.asks_judge and self.outcome is not None
 
 
+# A band decision's ruling depends on the action alone (a Ruling is frozen): one each, made once,
+# rather than once per decision of the engine and of every replayed one.
+_BY_POLICY = {
+    action: Ruling(action, outcome, DecidedBy.POLICY)
+    for action, outcome in OUTCOME_OF_ACTION.items()
+}
+
+
 def decide(policy: Policy, action: Action, answer: Escalation | None) -> Ruling:
     """The outcome of `action` under `policy`, given the judge's `answer` when triage escalates.
 
@@ -74,7 +82,7 @@ def decide(policy: Policy, action: Action, answer: Escalation | None) -> Ruling:
     there is no answer to go by, which leaves an escalation to a judge undecided.
     """
     if action is not Action.ESCALATE:
-        return Ruling(action, OUTCOME_OF_ACTION[action], DecidedBy.POLICY)
+        return _BY_POLICY[action]
     settings = policy.escalation
     if settings.judge == "none":
         # Checked first: a policy without a judge never asks, whatever answer is at hand.
