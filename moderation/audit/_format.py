@@ -172,15 +172,29 @@ def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes
 
 def signed_prefix(line: bytes) -> tuple[bytes, str] | None:
     """The bytes a line's hash covers and the hash it states; None if it has no hash suffix."""
-    # Sliced, not searched: a record's line is long, and its hash sits at a fixed place at its end.
-    body = line.rstrip(b"\n")
-    end = len(body) - _SUFFIX
-    if end < 0 or body[end : end + len(_HASH_KEY)] != _HASH_KEY or not body.endswith(b'"}'):
+    end = _signed_end(line)
+    if end < 0:
         return None
-    stated = body[end + len(_HASH_KEY) : -2]
-    if not _HEX64_BYTES.fullmatch(stated):
-        return None
-    return line[:end], stated.decode()
+    start = end + len(_HASH_KEY)
+    return line[:end], line[start : start + 64].decode()
+
+
+def _signed_end(line: bytes) -> int:
+    """Where the bytes a line's hash covers end (`signed_prefix`); -1 without a hash suffix."""
+    # Looked at in place, not searched nor sliced: a record's line is long (replay reads millions),
+    # and its hash sits at a fixed place at its end.
+    body = len(line)
+    while body and line[body - 1] == 0x0A:  # the line without its trailing newlines
+        body -= 1
+    end = body - _SUFFIX
+    if (
+        end < 0
+        or not line.startswith(_HASH_KEY, end)
+        or not line.startswith(b'"}', body - 2)
+        or not _HEX64_BYTES.fullmatch(line, end + len(_HASH_KEY), body - 2)
+    ):
+        return -1
+    return end
 
 
 def _newer(data: object) -> str | None:
@@ -249,11 +263,11 @@ def exact_decision(line: bytes) -> Decision | None:
     match = EXACT_RECORD.match(line)
     if match is None or match[4] != b"decision" or not line.endswith(b"\n"):
         return None
-    signed = signed_prefix(line)
-    if signed is None:
+    end = _signed_end(line)
+    if end < 0:
         return None
     try:
-        return Decision.model_validate_json(line[match.end() : len(signed[0])])
+        return Decision.model_validate_json(line[match.end() : end])
     except ValidationError:
         return None
 
