@@ -243,6 +243,16 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
+def _covered(label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan]) -> bool:
+    """True when a label of `labels` descends from `label` (whose key is `key`) by the taxonomy
+    and is at least as confident (`_covering`, for labels that all follow the taxonomy)."""
+    confidence = label.confidence
+    for other, plan in zip(labels, plans, strict=True):
+        if key in plan[3] and _no_more_confident(confidence, other.confidence):
+            return True
+    return False
+
+
 def _all_ancestor_keys(
     labels: tuple[Label, ...], lineages: list[tuple[str, ...]], parents: Mapping[str, str | None]
 ) -> list[frozenset[str]]:
@@ -410,7 +420,8 @@ class CompiledPolicy:
                     if confidence >= bound:
                         rank = band_rank
                         break
-            worst = max(worst, rank)
+            if rank > worst:
+                worst = rank
             steps.append(plan)
             ranks.append(rank)
         if worst == 0 or len(labels) == 1:
@@ -418,20 +429,14 @@ class CompiledPolicy:
         # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
         # ancestor, and every chain of covering ends at a label with no descendant in the
         # response. `_covering` then covers a label exactly when some descendant is at least as
-        # confident (float noise aside), which is when the most confident descendant is.
-        top: dict[str, float] = {}
-        for label, plan in zip(labels, steps, strict=True):
-            confidence = label.confidence
-            for key in plan[3]:
-                if top.get(key, -1.0) < confidence:
-                    top[key] = confidence
-        worst = 0
-        for label, plan, rank in zip(labels, steps, ranks, strict=True):
-            if rank > worst:
-                descendant = top.get(plan[2])
-                if descendant is None or not _no_more_confident(label.confidence, descendant):
-                    worst = rank
-        return _ACTION_BY_RANK[worst]
+        # confident (float noise aside). The action is the highest band of a label not covered:
+        # the highest bands are looked at first, and the first label not covered decides.
+        while worst:
+            for label, plan, rank in zip(labels, steps, ranks, strict=True):
+                if rank == worst and not _covered(label, plan[2], labels, steps):
+                    return _ACTION_BY_RANK[worst]
+            worst -= 1
+        return _ACTION_BY_RANK[0]
 
     def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
         """What `action` needs of a label with this name and parent, in an image of these
