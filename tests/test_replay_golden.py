@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from replay_golden import EXPECTED, LOG, answers
 
 from moderation.audit import read_log
+from moderation.audit._format import signed_prefix
 from moderation.replay._source import items
 
 
@@ -65,3 +69,39 @@ def test_replay_reads_each_decision_as_read_log_does(log: Path) -> None:
     # the same error, as reading the whole record.
     for item, entry in zip(items(log), read_log(log), strict=True):
         assert (item.line, item.decision, item.error) == (entry.line, entry.decision, entry.error)
+
+
+# --------------------------------------------------------------------------- the hash suffix
+
+
+def old_signed_prefix(line: bytes) -> tuple[bytes, str] | None:
+    """`signed_prefix` as it was before it looked at the line in place (the oracle)."""
+    body = line.rstrip(b"\n")
+    end = len(body) - len(b',"hash":"') - 64 - 2
+    if end < 0 or body[end : end + 9] != b',"hash":"' or not body.endswith(b'"}'):
+        return None
+    stated = body[end + 9 : -2]
+    if not re.fullmatch(rb"[0-9a-f]{64}", stated):
+        return None
+    return line[:end], stated.decode()
+
+
+_SIGNED = b'{"audit":1}' + b',"hash":"' + b"0a" * 32 + b'"}'
+
+
+@given(
+    st.sampled_from([_SIGNED, _SIGNED + b"\n", _SIGNED + b"\n\n", b'"}\n', b""]),
+    st.lists(st.tuples(st.integers(0, 200), st.sampled_from(b'0aA"},:h\n ')), max_size=3),
+    st.integers(0, 3),
+)
+def test_signed_prefix_answers_as_it_did(
+    base: bytes, edits: list[tuple[int, int]], cut: int
+) -> None:
+    line = bytearray(base[cut:])
+    for at, byte in edits:
+        if line and at % 2:
+            line[at % len(line)] = byte
+        else:
+            line.insert(at % (len(line) + 1), byte)
+    assert signed_prefix(bytes(line)) == old_signed_prefix(bytes(line))
+    assert signed_prefix(_SIGNED + b"\n") == (_SIGNED[:-75], "0a" * 32)

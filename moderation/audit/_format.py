@@ -63,7 +63,7 @@ _PERSON_RECORDS: dict[str, type[ReviewRecord] | type[AppealRecord]] = {
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _HASH_KEY = b',"hash":"'
 _SUFFIX = len(_HASH_KEY) + 64 + len(b'"}')  # what follows the signed prefix on a line
-_HEX64_BYTES = re.compile(rb"[0-9a-f]{64}")
+_HASH_SUFFIX = re.compile(re.escape(_HASH_KEY) + rb'[0-9a-f]{64}"}')  # those bytes, hash and all
 #: A decision, review or appeal record in the writer's exact form, up to its body (the groups:
 #: seq, prev, alg, kind): what readers that need no more than that take without parsing the
 #: record whole (anything else they parse with `parse_line`).
@@ -187,12 +187,7 @@ def _signed_end(line: bytes) -> int:
     while body and line[body - 1] == 0x0A:  # the line without its trailing newlines
         body -= 1
     end = body - _SUFFIX
-    if (
-        end < 0
-        or not line.startswith(_HASH_KEY, end)
-        or not line.startswith(b'"}', body - 2)
-        or not _HEX64_BYTES.fullmatch(line, end + len(_HASH_KEY), body - 2)
-    ):
+    if end < 0 or _HASH_SUFFIX.fullmatch(line, end, body) is None:
         return -1
     return end
 
