@@ -229,6 +229,12 @@ def _taxonomy_ancestor_keys(name: str) -> frozenset[str]:
     return frozenset(_key(ancestor) for ancestor in TAXONOMY.ancestors(name))
 
 
+@functools.cache
+def _taxonomy_parents() -> frozenset[str]:
+    """The keys of the taxonomy's categories that have a category below them."""
+    return frozenset(key for name in TAXONOMY.names() for key in _taxonomy_ancestor_keys(name))
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool, frozenset[str]]:
     """For a label: its lineage when known (else just its name), its key, whether it is known
@@ -320,7 +326,7 @@ def _covering(
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
 # What `CompiledPolicy.action` needs of one label (see `_plan`).
-_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str]]
+_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str], bool]
 
 
 class CompiledPolicy:
@@ -433,7 +439,7 @@ class CompiledPolicy:
         # the highest bands are looked at first, and the first label not covered decides.
         while worst:
             for label, plan, rank in zip(labels, steps, ranks, strict=True):
-                if rank == worst and not _covered(label, plan[2], labels, steps):
+                if rank == worst and not (plan[4] and _covered(label, plan[2], labels, steps)):
                     return _ACTION_BY_RANK[worst]
             worst -= 1
         return _ACTION_BY_RANK[0]
@@ -441,9 +447,11 @@ class CompiledPolicy:
     def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
         """What `action` needs of a label with this name and parent, in an image of these
         content types: whether it follows the taxonomy, its bounds, its key, its taxonomy
-        ancestors' keys."""
+        ancestors' keys, and whether a category of the taxonomy descends from it (a label that
+        has none is never covered in a response that follows the taxonomy)."""
         chain, key, follows, ancestors = _profile(name, parent)
-        plan = (follows, self._bounds(chain, kinds) if follows else (), key, ancestors)
+        bounds = self._bounds(chain, kinds) if follows else ()
+        plan = (follows, bounds, key, ancestors, key in _taxonomy_parents())
         if len(self._plans) < _CACHE_SIZE:
             self._plans[name, parent, kinds] = plan
         return plan
