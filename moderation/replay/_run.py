@@ -148,15 +148,14 @@ def replay(
     resolver = _Resolver(store)
     tally = Tally(keep)
     run = LiveRun(live, keep) if live is not None else None
-    for item in items(source):
+    for file, line, decision, error in items(source):
         tally.records_read += 1
-        if item.error is not None:
-            _bad(tally, strict, item.file, item.line, item.error)
+        if error is not None:
+            _bad(tally, strict, file, line, error)
             continue
-        decision = item.decision
         if decision is None or (tenant is not None and decision.tenant != tenant):
             continue  # a file header or torn-record note, or another tenant
-        _replay_decision(decision, item.file, item.line, resolver, tally, run, strict)
+        _replay_decision(decision, file, line, resolver, tally, run, strict)
     summary = run.judge_all(tally) if run is not None else None
     return tally.report(policies=shown, tenant=tenant, live=summary)
 
@@ -185,8 +184,10 @@ def _replay_decision(
     # The engine's own rule, with the recorded reply where there is one (a verdict, or a
     # reply without one that the policy's fallback now decides); a failed or skipped call
     # left nothing to reuse, so such a case needs judgment.
-    answer = reusable_answer(decision.escalation)
-    ruling = decide(policy, compiled.action(detection), answer)
+    # Only an escalation reads the answer (`decide` takes it for nothing else).
+    action = compiled.action(detection)
+    answer = reusable_answer(decision.escalation) if action is Action.ESCALATE else None
+    ruling = decide(policy, action, answer)
     after = ruling.outcome
     reused = ruling.judged
     partial = incomplete(decision, detection, policy)
