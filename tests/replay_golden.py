@@ -178,7 +178,7 @@ def answers(log: Path) -> dict[str, Any]:
     except ReplayError as exc:
         found["strict"] = [exc.reason, exc.line]
     found["records"] = [
-        [item.line, item.decision.id if item.decision else None, item.error] for item in items(log)
+        [line, decision.id if decision else None, error] for _, line, decision, error in items(log)
     ]
     text = json.dumps(found, indent=1, sort_keys=True)
     return json.loads(

@@ -67,8 +67,8 @@ def test_every_record_reads_as_it_did(found: dict[str, Any], expected: dict[str,
 def test_replay_reads_each_decision_as_read_log_does(log: Path) -> None:
     # Replay reads the writer's exact form straight into its Decision: the same Decision, and
     # the same error, as reading the whole record.
-    for item, entry in zip(items(log), read_log(log), strict=True):
-        assert (item.line, item.decision, item.error) == (entry.line, entry.decision, entry.error)
+    for (_, line, decision, error), entry in zip(items(log), read_log(log), strict=True):
+        assert (line, decision, error) == (entry.line, entry.decision, entry.error)
 
 
 # --------------------------------------------------------------------------- the hash suffix

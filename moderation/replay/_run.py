@@ -236,12 +236,11 @@ def shadow_reports(
     _check_keep(keep)
     common = Tally(keep)
     tallies: dict[str, Tally] = {}
-    for item in items(source):
+    for file, line, decision, error in items(source):
         common.records_read += 1
-        if item.error is not None:
-            _bad(common, strict, item.file, item.line, item.error)
+        if error is not None:
+            _bad(common, strict, file, line, error)
             continue
-        decision = item.decision
         if decision is None or (tenant is not None and decision.tenant != tenant):
             continue
         for shadow in decision.shadow:
@@ -253,8 +252,8 @@ def shadow_reports(
             reasons = shadow.reasons
             tally.replay(
                 decision,
-                item.file,
-                item.line,
+                file,
+                line,
                 action=shadow.action,
                 after=shadow.outcome,
                 # A shadow that escalates asks the judge unless it has none (its outcome review).
