@@ -180,6 +180,14 @@ def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, Co
 
 
 def _kind_names(policy: Policy, detection: Detection) -> tuple[ContentTypeName, ...]:
+    """The names of `_content_types`, in its order."""
+    found = detection.content_types
+    if len(found) == 1:  # what Rekognition sends, when it sends one: nothing to sort
+        kind = found[0]
+        if kind.confidence < policy.content_type_min_confidence:
+            return ()
+        key = _key(kind.name)
+        return tuple(name for name in CONTENT_TYPES if name == key)
     return tuple(kind for _, kind in _content_types(policy, detection))
 
 
