@@ -8,7 +8,7 @@ from moderation.decision import Decision
 from moderation.detection import Detection
 from moderation.errors import ModerationError, ReplayError
 from moderation.outcome import decide, reusable_answer
-from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
+from moderation.policy import DEFAULT_POLICY, Band, PolicyStore
 from moderation.replay._live import LiveJudging, LiveRun
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
 from moderation.replay._resolved import Resolved
@@ -84,16 +84,6 @@ def _bad(tally: Tally, strict: bool, file: str | None, line: int, message: str) 
     if strict:
         raise ReplayError(message, file=file, line=line)
     tally.bad(file, line, message)
-
-
-def incomplete(decision: Decision, detection: Detection, policy: Policy) -> bool:
-    """True when the log cannot show everything `policy` would have seen (`Detection.misses`):
-    labels below the recorded MinConfidence, or frames of an animation that were not sent."""
-    return detection.misses(
-        min_confidence=policy.min_confidence,
-        max_frames=policy.max_frames,
-        n_frames=decision.image.n_frames,
-    )
 
 
 def _decides(finding: Finding) -> tuple[int, float, int, str]:
@@ -190,7 +180,13 @@ def _replay_decision(
     ruling = decide(policy, action, answer)
     after = ruling.outcome
     reused = ruling.judged
-    partial = incomplete(decision, detection, policy)
+    # The log cannot show everything the policy would see: labels below the recorded
+    # MinConfidence, or frames of an animation that were not sent.
+    partial = detection.misses(
+        min_confidence=policy.min_confidence,
+        max_frames=policy.max_frames,
+        n_frames=decision.image.n_frames,
+    )
     tally.replay(
         decision,
         file,
