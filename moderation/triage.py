@@ -179,6 +179,18 @@ def _content_types(policy: Policy, detection: Detection) -> list[tuple[float, Co
     return sorted(found, key=lambda item: (-item[0], item[1]))
 
 
+def _kind_names(policy: Policy, detection: Detection) -> tuple[ContentTypeName, ...]:
+    """The names of `_content_types`, in its order."""
+    found = detection.content_types
+    if len(found) == 1:  # what Rekognition sends, when it sends one: nothing to sort
+        kind = found[0]
+        if kind.confidence < policy.content_type_min_confidence:
+            return ()
+        key = _key(kind.name)
+        return tuple(name for name in CONTENT_TYPES if name == key)
+    return tuple(kind for _, kind in _content_types(policy, detection))
+
+
 # Rekognition reports a parent and its child at the same confidence, give or take float noise
 # (87.42389 against 87.42367): such a parent still counts as no more confident than the child.
 _COVER_REL_TOL = 1e-6
@@ -225,6 +237,12 @@ def _taxonomy_ancestor_keys(name: str) -> frozenset[str]:
     return frozenset(_key(ancestor) for ancestor in TAXONOMY.ancestors(name))
 
 
+@functools.cache
+def _taxonomy_parents() -> frozenset[str]:
+    """The keys of the taxonomy's categories that have a category below them."""
+    return frozenset(key for name in TAXONOMY.names() for key in _taxonomy_ancestor_keys(name))
+
+
 @functools.lru_cache(maxsize=_CACHE_SIZE)
 def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool, frozenset[str]]:
     """For a label: its lineage when known (else just its name), its key, whether it is known
@@ -237,6 +255,16 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
         known is not None and _follows_taxonomy(name, parent),
         _taxonomy_ancestor_keys(name),
     )
+
+
+def _covered(label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan]) -> bool:
+    """True when a label of `labels` descends from `label` (whose key is `key`) by the taxonomy
+    and is at least as confident (`_covering`, for labels that all follow the taxonomy)."""
+    confidence = label.confidence
+    for other, plan in zip(labels, plans, strict=True):
+        if key in plan[3] and _no_more_confident(confidence, other.confidence):
+            return True
+    return False
 
 
 def _ancestry(
@@ -311,6 +339,8 @@ def _covering(
 # their content type, the band and the note.
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
+# What `CompiledPolicy.action` needs of one label (see `_plan`).
+_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str], bool]
 
 
 class CompiledPolicy:
@@ -323,7 +353,7 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_bound_cache", "_matches", "_resolved", "policy")
+    __slots__ = ("_bound_cache", "_matches", "_plans", "_resolved", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -335,6 +365,7 @@ class CompiledPolicy:
         self._bound_cache: dict[
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]], tuple[tuple[float, int], ...]
         ] = {}
+        self._plans: dict[tuple[str, str | None, tuple[ContentTypeName, ...]], _Plan] = {}
 
     def _match(self, chain: tuple[str, ...]) -> _Match:
         """The most specific rule for a lineage, and how it matched; None: the default rule."""
@@ -379,47 +410,59 @@ class CompiledPolicy:
         The fast path takes responses whose labels are all known and name their taxonomy parents
         (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
         label down to ignore, so bands come first, and covering is only looked at for labels
-        that would raise the action.
+        that would raise the action. What a label needs is looked up once per (name, parent,
+        content types): `_plan`.
         """
         labels = detection.labels
-        profiles = [_profile(label.name, label.parent) for label in labels]
-        if not all(profile[2] for profile in profiles):
-            kinds = _content_types(self.policy, detection)
-            rows = self._rows(detection, kinds)
-            return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
-        kinds = _content_types(self.policy, detection) if detection.content_types else []
-        kind_names = tuple(kind for _, kind in kinds)
+        kinds = _kind_names(self.policy, detection) if detection.content_types else ()
+        plans = self._plans
         floor = self.policy.min_confidence
+        steps: list[_Plan] = []
         ranks: list[int] = []
-        for label, profile in zip(labels, profiles, strict=True):
+        worst = 0
+        for label in labels:
+            plan = plans.get((label.name, label.parent, kinds))
+            if plan is None:
+                plan = self._plan(label.name, label.parent, kinds)
+            if not plan[0]:
+                rows = self._rows(detection, _content_types(self.policy, detection))
+                return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
             rank = 0
             confidence = label.confidence
             if confidence >= floor:
-                for bound, band_rank in self._bounds(profile[0], kind_names):
+                for bound, band_rank in plan[1]:
                     if confidence >= bound:
                         rank = band_rank
                         break
+            if rank > worst:
+                worst = rank
+            steps.append(plan)
             ranks.append(rank)
-        worst = max(ranks, default=0)
         if worst == 0 or len(labels) == 1:
             return _ACTION_BY_RANK[worst]
         # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
         # ancestor, and every chain of covering ends at a label with no descendant in the
         # response. `_covering` then covers a label exactly when some descendant is at least as
-        # confident (float noise aside), which is when the most confident descendant is.
-        top: dict[str, float] = {}
-        for label, profile in zip(labels, profiles, strict=True):
-            confidence = label.confidence
-            for key in profile[3]:
-                if top.get(key, -1.0) < confidence:
-                    top[key] = confidence
-        worst = 0
-        for label, profile, rank in zip(labels, profiles, ranks, strict=True):
-            if rank > worst:
-                descendant = top.get(profile[1])
-                if descendant is None or not _no_more_confident(label.confidence, descendant):
-                    worst = rank
-        return _ACTION_BY_RANK[worst]
+        # confident (float noise aside). The action is the highest band of a label not covered:
+        # the highest bands are looked at first, and the first label not covered decides.
+        while worst:
+            for label, plan, rank in zip(labels, steps, ranks, strict=True):
+                if rank == worst and not (plan[4] and _covered(label, plan[2], labels, steps)):
+                    return _ACTION_BY_RANK[worst]
+            worst -= 1
+        return _ACTION_BY_RANK[0]
+
+    def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
+        """What `action` needs of a label with this name and parent, in an image of these
+        content types: whether it follows the taxonomy, its bounds, its key, its taxonomy
+        ancestors' keys, and whether a category of the taxonomy descends from it (a label that
+        has none is never covered in a response that follows the taxonomy)."""
+        chain, key, follows, ancestors = _profile(name, parent)
+        bounds = self._bounds(chain, kinds) if follows else ()
+        plan = (follows, bounds, key, ancestors, key in _taxonomy_parents())
+        if len(self._plans) < _CACHE_SIZE:
+            self._plans[name, parent, kinds] = plan
+        return plan
 
     def _resolve(
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]

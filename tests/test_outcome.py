@@ -113,6 +113,15 @@ def test_an_escalation_is_decided_by_the_judges_answer(
     assert ruling.asks_judge and ruling.judged
 
 
+def test_a_ruling_is_immutable_even_when_shared():
+    # A band decision's ruling is one object per action, handed to every caller.
+    ruling = decide(policy(), Action.REJECT, None)
+    assert decide(policy("none"), Action.REJECT, answered(VerdictKind.APPROVE)) is ruling
+    with pytest.raises(AttributeError):
+        ruling.outcome = Outcome.APPROVED  # type: ignore[misc]
+    assert ruling.action is Action.REJECT and ruling.outcome is Outcome.REJECTED
+
+
 def test_no_failure_approves_under_any_fallback():
     for on_error in ("review", "reject"):
         for on_blocked in ("review", "reject"):

@@ -64,7 +64,7 @@ _PERSON_RECORDS: dict[str, type[ReviewRecord] | type[AppealRecord]] = {
 Hex64 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 _HASH_KEY = b',"hash":"'
 _SUFFIX = len(_HASH_KEY) + 64 + len(b'"}')  # what follows the signed prefix on a line
-_HEX64_BYTES = re.compile(rb"[0-9a-f]{64}")
+_HASH_SUFFIX = re.compile(re.escape(_HASH_KEY) + rb'[0-9a-f]{64}"}')  # those bytes, hash and all
 #: A decision, review or appeal record in the writer's exact form, up to its body (the groups:
 #: seq, prev, alg, kind): what readers that need no more than that take without parsing the
 #: record whole (anything else they parse with `parse_line`).
@@ -182,15 +182,24 @@ def hashed_record(
 
 def signed_prefix(line: bytes) -> tuple[bytes, str] | None:
     """The bytes a line's hash covers and the hash it states; None if it has no hash suffix."""
-    # Sliced, not searched: a record's line is long, and its hash sits at a fixed place at its end.
-    body = line.rstrip(b"\n")
-    end = len(body) - _SUFFIX
-    if end < 0 or body[end : end + len(_HASH_KEY)] != _HASH_KEY or not body.endswith(b'"}'):
+    end = _signed_end(line)
+    if end < 0:
         return None
-    stated = body[end + len(_HASH_KEY) : -2]
-    if not _HEX64_BYTES.fullmatch(stated):
-        return None
-    return line[:end], stated.decode()
+    start = end + len(_HASH_KEY)
+    return line[:end], line[start : start + 64].decode()
+
+
+def _signed_end(line: bytes) -> int:
+    """Where the bytes a line's hash covers end (`signed_prefix`); -1 without a hash suffix."""
+    # Looked at in place, not searched nor sliced: a record's line is long (replay reads millions),
+    # and its hash sits at a fixed place at its end.
+    body = len(line)
+    while body and line[body - 1] == 0x0A:  # the line without its trailing newlines
+        body -= 1
+    end = body - _SUFFIX
+    if end < 0 or _HASH_SUFFIX.fullmatch(line, end, body) is None:
+        return -1
+    return end
 
 
 def _newer(data: object) -> str | None:
@@ -259,11 +268,11 @@ def exact_decision(line: bytes) -> Decision | None:
     match = EXACT_RECORD.match(line)
     if match is None or match[4] != b"decision" or not line.endswith(b"\n"):
         return None
-    signed = signed_prefix(line)
-    if signed is None:
+    end = _signed_end(line)
+    if end < 0:
         return None
     try:
-        return Decision.model_validate_json(line[match.end() : len(signed[0])])
+        return Decision.model_validate_json(line[match.end() : end])
     except ValidationError:
         return None
 

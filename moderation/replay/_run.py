@@ -8,7 +8,7 @@ from moderation.decision import Decision
 from moderation.detection import Detection
 from moderation.errors import ModerationError, ReplayError
 from moderation.outcome import decide, reusable_answer
-from moderation.policy import DEFAULT_POLICY, Band, Policy, PolicyStore
+from moderation.policy import DEFAULT_POLICY, Band, PolicyStore
 from moderation.replay._live import LiveJudging, LiveRun
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
 from moderation.replay._resolved import Resolved
@@ -86,16 +86,6 @@ def _bad(tally: Tally, strict: bool, file: str | None, line: int, message: str) 
     tally.bad(file, line, message)
 
 
-def incomplete(decision: Decision, detection: Detection, policy: Policy) -> bool:
-    """True when the log cannot show everything `policy` would have seen (`Detection.misses`):
-    labels below the recorded MinConfidence, or frames of an animation that were not sent."""
-    return detection.misses(
-        min_confidence=policy.min_confidence,
-        max_frames=policy.max_frames,
-        n_frames=decision.image.n_frames,
-    )
-
-
 def _decides(finding: Finding) -> tuple[int, float, int, str]:
     # The order Triage.deciding uses: band, then confidence, then level, then name.
     return (_BAND_RANK[finding.band], finding.confidence, finding.level, finding.label)
@@ -148,15 +138,14 @@ def replay(
     resolver = _Resolver(store)
     tally = Tally(keep)
     run = LiveRun(live, keep) if live is not None else None
-    for item in items(source):
+    for file, line, decision, error in items(source):
         tally.records_read += 1
-        if item.error is not None:
-            _bad(tally, strict, item.file, item.line, item.error)
+        if error is not None:
+            _bad(tally, strict, file, line, error)
             continue
-        decision = item.decision
         if decision is None or (tenant is not None and decision.tenant != tenant):
             continue  # a file header or torn-record note, or another tenant
-        _replay_decision(decision, item.file, item.line, resolver, tally, run, strict)
+        _replay_decision(decision, file, line, resolver, tally, run, strict)
     summary = run.judge_all(tally) if run is not None else None
     return tally.report(policies=shown, tenant=tenant, live=summary)
 
@@ -185,11 +174,19 @@ def _replay_decision(
     # The engine's own rule, with the recorded reply where there is one (a verdict, or a
     # reply without one that the policy's fallback now decides); a failed or skipped call
     # left nothing to reuse, so such a case needs judgment.
-    answer = reusable_answer(decision.escalation)
-    ruling = decide(policy, compiled.action(detection), answer)
+    # Only an escalation reads the answer (`decide` takes it for nothing else).
+    action = compiled.action(detection)
+    answer = reusable_answer(decision.escalation) if action is Action.ESCALATE else None
+    ruling = decide(policy, action, answer)
     after = ruling.outcome
     reused = ruling.judged
-    partial = incomplete(decision, detection, policy)
+    # The log cannot show everything the policy would see: labels below the recorded
+    # MinConfidence, or frames of an animation that were not sent.
+    partial = detection.misses(
+        min_confidence=policy.min_confidence,
+        max_frames=policy.max_frames,
+        n_frames=decision.image.n_frames,
+    )
     tally.replay(
         decision,
         file,
@@ -235,12 +232,11 @@ def shadow_reports(
     _check_keep(keep)
     common = Tally(keep)
     tallies: dict[str, Tally] = {}
-    for item in items(source):
+    for file, line, decision, error in items(source):
         common.records_read += 1
-        if item.error is not None:
-            _bad(common, strict, item.file, item.line, item.error)
+        if error is not None:
+            _bad(common, strict, file, line, error)
             continue
-        decision = item.decision
         if decision is None or (tenant is not None and decision.tenant != tenant):
             continue
         for shadow in decision.shadow:
@@ -252,8 +248,8 @@ def shadow_reports(
             reasons = shadow.reasons
             tally.replay(
                 decision,
-                item.file,
-                item.line,
+                file,
+                line,
                 action=shadow.action,
                 after=shadow.outcome,
                 # A shadow that escalates asks the judge unless it has none (its outcome review).

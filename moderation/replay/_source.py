@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from moderation.audit import log_files, read_log
@@ -20,15 +19,10 @@ __all__ = ["Item", "Source", "items"]
 Source = str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | Iterable[Decision]
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One record: a decision, a bad record (`error` set), or neither (a chained log's file
-    header or torn-record note, which replay skips)."""
-
-    file: str | None
-    line: int
-    decision: Decision | None = None
-    error: str | None = None
+#: One record: (file, line, decision, error): a decision, a bad record (`error` set), or neither
+#: (a chained log's file header or torn-record note, which replay skips). A plain tuple, the
+#: cheapest to make: one is made per record (a frozen dataclass took 0.9 µs).
+Item = tuple[str | None, int, Decision | None, str | None]
 
 
 def items(source: Source) -> Iterator[Item]:
@@ -76,7 +70,7 @@ def _read(files: Sequence[Path | str]) -> Iterator[Item]:
     for file in files:
         if not isinstance(file, Path):  # not a local file: read_log reads it
             for entry in read_log([file], predecessors=False):
-                yield Item(entry.uri or str(entry.file), entry.line, entry.decision, entry.error)
+                yield (entry.uri or str(entry.file), entry.line, entry.decision, entry.error)
         elif file.resolve() not in seen:
             seen.add(file.resolve())
             yield from _lines(file)
@@ -91,10 +85,10 @@ def _lines(file: Path) -> Iterator[Item]:
         for number, raw in enumerate(fh, start=1):
             decision = exact_decision(raw)
             if decision is not None:
-                yield Item(name, number, decision)
+                yield (name, number, decision, None)
             else:
                 entry = entry_of(file, number, offset, raw)
-                yield Item(name, number, entry.decision, entry.error)
+                yield (name, number, entry.decision, entry.error)
             offset += len(raw)
 
 
@@ -104,4 +98,4 @@ def _from_decisions(decisions: Iterable[object]) -> Iterator[Item]:
             raise TypeError(
                 f"item {line} of the decisions is a {type(decision).__name__}, not a Decision"
             )
-        yield Item(None, line, decision=decision)
+        yield (None, line, decision, None)

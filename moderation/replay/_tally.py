@@ -135,10 +135,15 @@ class Tally:
         `judge_call` when the replay policy would ask the judge."""
         self.replayed += 1
         before = decision.outcome
-        self._count_escalations(decision, action)
-        self._count_evidence(
-            decision, incomplete=incomplete, reused=reused, other_model=other_model
-        )
+        triage = decision.triage
+        if triage is not None and triage.action is Action.ESCALATE:
+            self.escalations_before += 1
+        if action is Action.ESCALATE:
+            self.escalations_after += 1
+        if incomplete or reused:
+            self._count_evidence(
+                decision, incomplete=incomplete, reused=reused, other_model=other_model
+            )
         self._count_cost(decision, judge_call)
         if after is None:
             self.needs_judgment += 1
@@ -165,13 +170,6 @@ class Tally:
                 line=line,
             )
         )
-
-    def _count_escalations(self, decision: Decision, action: Action) -> None:
-        triage = decision.triage
-        if triage is not None and triage.action is Action.ESCALATE:
-            self.escalations_before += 1
-        if action is Action.ESCALATE:
-            self.escalations_after += 1
 
     def _count_evidence(
         self, decision: Decision, *, incomplete: bool, reused: bool, other_model: bool
