@@ -353,11 +353,33 @@ class CompiledPolicy:
         return found
 
     def _rows(self, detection: Detection, kinds: list[tuple[float, ContentTypeName]]) -> list[_Row]:
-        policy = self.policy
+        """Each label's row. A label below the policy's min_confidence (in a detection asked from
+        a lower minimum: a shadow's, a cached or a replayed one) is only noted as such: the
+        others are judged as if it were not there, as they would be in a detection asked from
+        the policy's minimum, which never holds it (so it covers none of them)."""
         labels = detection.labels
+        floor = self.policy.min_confidence
+        kind_names = tuple(kind for _, kind in kinds)
+        if all(label.confidence >= floor for label in labels):
+            return self._judged(labels, kind_names)
+        judged = iter(self._judged(tuple(x for x in labels if x.confidence >= floor), kind_names))
+        lineages = _ancestry(labels)[0]
+        note = f"below the policy's min_confidence {floor:g}"
+        rows: list[_Row] = []
+        for label, chain in zip(labels, lineages, strict=True):
+            if label.confidence >= floor:
+                rows.append(next(judged))
+            else:
+                rule_name, matched, thresholds, content_type = self._resolve(chain, kind_names)
+                rows.append((rule_name, matched, thresholds, content_type, Band.IGNORE, note))
+        return rows
+
+    def _judged(
+        self, labels: tuple[Label, ...], kind_names: tuple[ContentTypeName, ...]
+    ) -> list[_Row]:
+        """The rows of `labels`, all at or above the policy's min_confidence."""
         lineages, keys, ancestors = _ancestry(labels)
         covered = _covering(labels, keys, ancestors) if len(labels) > 1 else {}
-        kind_names = tuple(kind for _, kind in kinds)
         rows: list[_Row] = []
         for i, label in enumerate(labels):
             rule_name, matched, thresholds, content_type = self._resolve(lineages[i], kind_names)
@@ -365,9 +387,6 @@ class CompiledPolicy:
             if i in covered:
                 band = Band.IGNORE
                 note = f"covered by the more specific label '{covered[i][0]}'"
-            elif label.confidence < policy.min_confidence:
-                band = Band.IGNORE
-                note = f"below the policy's min_confidence {policy.min_confidence:g}"
             else:
                 band = thresholds.band(label.confidence)
             rows.append((rule_name, matched, thresholds, content_type, band, note))
@@ -382,6 +401,10 @@ class CompiledPolicy:
         that would raise the action.
         """
         labels = detection.labels
+        floor = self.policy.min_confidence
+        if not all(label.confidence >= floor for label in labels):
+            # A label below the minimum was never sent to this policy: it changes nothing.
+            labels = tuple(label for label in labels if label.confidence >= floor)
         profiles = [_profile(label.name, label.parent) for label in labels]
         if not all(profile[2] for profile in profiles):
             kinds = _content_types(self.policy, detection)
