@@ -257,12 +257,19 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
-def _covered(label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan]) -> bool:
-    """True when a label of `labels` descends from `label` (whose key is `key`) by the taxonomy
-    and is at least as confident (`_covering`, for labels that all follow the taxonomy)."""
+def _covered(
+    label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan], floor: float
+) -> bool:
+    """True when a label of `labels` at or above `floor` (the policy's min_confidence) descends
+    from `label` (whose key is `key`) by the taxonomy and is at least as confident (`_covering`,
+    for labels that all follow the taxonomy)."""
     confidence = label.confidence
     for other, plan in zip(labels, plans, strict=True):
-        if key in plan[3] and _no_more_confident(confidence, other.confidence):
+        if (
+            key in plan[3]
+            and other.confidence >= floor
+            and _no_more_confident(confidence, other.confidence)
+        ):
             return True
     return False
 
@@ -384,11 +391,33 @@ class CompiledPolicy:
         return found
 
     def _rows(self, detection: Detection, kinds: list[tuple[float, ContentTypeName]]) -> list[_Row]:
-        policy = self.policy
+        """Each label's row. A label below the policy's min_confidence (in a detection asked from
+        a lower minimum: a shadow's, a cached or a replayed one) is only noted as such: the
+        others are judged as if it were not there, as they would be in a detection asked from
+        the policy's minimum, which never holds it (so it covers none of them)."""
         labels = detection.labels
+        floor = self.policy.min_confidence
+        kind_names = tuple(kind for _, kind in kinds)
+        if all(label.confidence >= floor for label in labels):
+            return self._judged(labels, kind_names)
+        judged = iter(self._judged(tuple(x for x in labels if x.confidence >= floor), kind_names))
+        lineages = _ancestry(labels)[0]
+        note = f"below the policy's min_confidence {floor:g}"
+        rows: list[_Row] = []
+        for label, chain in zip(labels, lineages, strict=True):
+            if label.confidence >= floor:
+                rows.append(next(judged))
+            else:
+                rule_name, matched, thresholds, content_type = self._resolve(chain, kind_names)
+                rows.append((rule_name, matched, thresholds, content_type, Band.IGNORE, note))
+        return rows
+
+    def _judged(
+        self, labels: tuple[Label, ...], kind_names: tuple[ContentTypeName, ...]
+    ) -> list[_Row]:
+        """The rows of `labels`, all at or above the policy's min_confidence."""
         lineages, keys, ancestors = _ancestry(labels)
         covered = _covering(labels, keys, ancestors) if len(labels) > 1 else {}
-        kind_names = tuple(kind for _, kind in kinds)
         rows: list[_Row] = []
         for i, label in enumerate(labels):
             rule_name, matched, thresholds, content_type = self._resolve(lineages[i], kind_names)
@@ -396,9 +425,6 @@ class CompiledPolicy:
             if i in covered:
                 band = Band.IGNORE
                 note = f"covered by the more specific label '{covered[i][0]}'"
-            elif label.confidence < policy.min_confidence:
-                band = Band.IGNORE
-                note = f"below the policy's min_confidence {policy.min_confidence:g}"
             else:
                 band = thresholds.band(label.confidence)
             rows.append((rule_name, matched, thresholds, content_type, band, note))
@@ -447,7 +473,9 @@ class CompiledPolicy:
         # the highest bands are looked at first, and the first label not covered decides.
         while worst:
             for label, plan, rank in zip(labels, steps, ranks, strict=True):
-                if rank == worst and not (plan[4] and _covered(label, plan[2], labels, steps)):
+                if rank == worst and not (
+                    plan[4] and _covered(label, plan[2], labels, steps, floor)
+                ):
                     return _ACTION_BY_RANK[worst]
             worst -= 1
         return _ACTION_BY_RANK[0]

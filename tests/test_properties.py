@@ -15,7 +15,7 @@ from moderation.detection import ContentType, Detection, Label
 from moderation.errors import DetectionParseError, PolicyError
 from moderation.policy import Band, Policy, PolicyStore, Thresholds
 from moderation.taxonomy import TAXONOMY
-from moderation.triage import Action, evaluate
+from moderation.triage import Action, compiled, evaluate
 
 SETTINGS = settings(
     max_examples=examples(200),
@@ -478,3 +478,24 @@ def test_generated_policies_load_and_hash_stably(document):
     )
     assert load(respelled).sha256 == policy.sha256
     assert not math.isnan(policy.min_confidence)
+
+
+@SETTINGS
+@given(policy_documents(), detections())
+def test_a_label_below_min_confidence_changes_nothing(document, detection):
+    # A detection asked with a lower min_confidence (a shadow's, another tenant's cached one, a
+    # replayed one) holds labels this policy would never have been sent. They are noted as below
+    # its minimum and do nothing else: no band, and no covering of a less specific label.
+    policy = load(document)
+    kept = tuple(label for label in detection.labels if label.confidence >= policy.min_confidence)
+    asked = Detection(labels=kept, content_types=detection.content_types)
+    full, alone = evaluate(policy, detection), evaluate(policy, asked)
+    assert full.action is alone.action
+    assert compiled(policy).action(detection) is alone.action
+    assert [f for f in full.findings if f.confidence >= policy.min_confidence] == list(
+        alone.findings
+    )
+    for finding in full.findings:
+        if finding.confidence < policy.min_confidence:
+            assert finding.band is Band.IGNORE and finding.note is not None
+            assert finding.note.startswith("below the policy's min_confidence")

@@ -1,8 +1,12 @@
 """The compiled triage path replay uses gives exactly what `evaluate()` gave before it existed.
 
 The oracle below is `moderation.triage.evaluate` as it was before the compiled path (and its
-caches) were added, copied verbatim but for names: `CompiledPolicy.action`, `.evaluate` and the
-module's `evaluate` must agree with it on every generated policy and detection.
+caches) were added, copied verbatim but for names and one fix: a label below the policy's
+min_confidence (in a detection asked from a lower minimum) is judged as absent from the response,
+so it covers nothing (before, a child at 49.999 covered its parent at 50 under a minimum of 50,
+and the parent escalated only where Rekognition had been asked from 50). `CompiledPolicy.action`,
+`.evaluate` and the module's `evaluate` must agree with it on every generated policy and
+detection.
 """
 
 from __future__ import annotations
@@ -167,7 +171,15 @@ def old_evaluate(policy: Policy, detection: Detection) -> Triage:
     parents = {normalize(label.name): label.parent for label in detection.labels}
     kinds = old_content_types(policy, detection)
     lineages = [old_lineage(label, parents) for label in detection.labels]
-    covered = old_covering(detection, lineages, parents)
+    # The fix: labels below the minimum are left out of the response the others are judged in.
+    kept = [i for i, x in enumerate(detection.labels) if x.confidence >= policy.min_confidence]
+    sent = Detection(labels=tuple(detection.labels[i] for i in kept))
+    sent_parents = {normalize(label.name): label.parent for label in sent.labels}
+    sent_lineages = [old_lineage(label, sent_parents) for label in sent.labels]
+    for i, chain in zip(kept, sent_lineages, strict=True):
+        lineages[i] = chain
+    covering = old_covering(sent, sent_lineages, sent_parents)
+    covered = {kept[i]: cover for i, cover in covering.items()}
     findings: list[Finding] = []
     for i, label in enumerate(detection.labels):
         rule_name, matched, thresholds, content_type = "default", "default", policy.default, None

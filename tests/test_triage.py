@@ -7,7 +7,7 @@ import pytest
 from moderation.detection import ContentType, Detection, Label
 from moderation.policy import Band, Policy, PolicyStore, Thresholds
 from moderation.taxonomy import TAXONOMY
-from moderation.triage import Action, Finding, Triage, evaluate
+from moderation.triage import Action, Finding, Triage, compiled, evaluate
 
 POLICY = """\
 id: default
@@ -658,3 +658,21 @@ def test_evaluate_is_pure():
     assert evaluate(policy, detection) == first
     assert (policy.model_dump_json(), detection.model_dump_json()) == before
     assert Triage.model_validate_json(first.model_dump_json()) == first
+
+
+def test_a_label_below_min_confidence_covers_nothing():
+    # GIVEN a policy asking for labels from 50 up, and a detection asked from a lower minimum (a
+    # shadow's, a cached one, a replayed one) in which a child at 49.999 sits under its parent at
+    # 50: equal but for float noise, so it would cover it
+    policy = make_policy("id: default\nmin_confidence: 50\ndefault: {escalate: 50}\n")
+    parent, child = label("Graphic Violence", 50.0), label("Blood & Gore", 49.999)
+    # WHEN the policy triages it
+    triage = evaluate(policy, detect(parent, child))
+    # THEN it decides as on the detection it would have been sent (the child never comes from
+    # a Rekognition asked from 50 up): the parent escalates, the child is only noted as below
+    assert triage.action is Action.ESCALATE
+    assert triage == evaluate(policy, detect(parent)).model_copy(
+        update={"findings": (*evaluate(policy, detect(parent)).findings, triage.findings[1])}
+    )
+    assert triage.findings[1].note == "below the policy's min_confidence 50"
+    assert compiled(policy).action(detect(parent, child)) is Action.ESCALATE
