@@ -360,7 +360,7 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_bound_cache", "_matches", "_plans", "_resolved", "policy")
+    __slots__ = ("_matches", "_plans", "_resolved", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -368,9 +368,6 @@ class CompiledPolicy:
         self._resolved: dict[
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]],
             tuple[str, Matched, Thresholds, ContentTypeName | None],
-        ] = {}
-        self._bound_cache: dict[
-            tuple[tuple[str, ...], tuple[ContentTypeName, ...]], tuple[tuple[float, int], ...]
         ] = {}
         self._plans: dict[tuple[str, str | None, tuple[ContentTypeName, ...]], _Plan] = {}
 
@@ -519,26 +516,20 @@ class CompiledPolicy:
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
     ) -> tuple[tuple[float, int], ...]:
         """The thresholds for a lineage and the image's content types, as (bound, band rank)
-        pairs in the order `Thresholds.band` tries them; empty for `allow`."""
-        try:
-            return self._bound_cache[chain, kinds]
-        except KeyError:
-            pass
+        pairs in the order `Thresholds.band` tries them; empty for `allow`. (Kept with the
+        label's `_plan`, so worked out once per name, parent and content types.)"""
         thresholds = self._resolve(chain, kinds)[2]
-        bounds: tuple[tuple[float, int], ...] = ()
-        if not thresholds.allow:
-            bounds = tuple(
-                (bound, _BAND_RANK[band])
-                for band, bound in (
-                    (Band.REJECT, thresholds.reject),
-                    (Band.REVIEW, thresholds.review),
-                    (Band.ESCALATE, thresholds.escalate),
-                )
-                if bound is not None
+        if thresholds.allow:
+            return ()
+        return tuple(
+            (bound, _BAND_RANK[band])
+            for band, bound in (
+                (Band.REJECT, thresholds.reject),
+                (Band.REVIEW, thresholds.review),
+                (Band.ESCALATE, thresholds.escalate),
             )
-        if len(self._bound_cache) < _CACHE_SIZE:
-            self._bound_cache[chain, kinds] = bounds
-        return bounds
+            if bound is not None
+        )
 
     def evaluate(self, detection: Detection) -> Triage:
         """This policy applied to `detection`: see the module's `evaluate`."""
