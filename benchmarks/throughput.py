@@ -287,23 +287,34 @@ def own_threads(threads: int) -> How:
 
     def how(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
         moderation.configure(engine)
-        lock = threading.Lock()
-
-        def one(image: bytes) -> None:
-            mine: Counter[str] = Counter()
-            failed: Counter[str] = Counter()
-            _count(functools.partial(moderation.moderate, image), mine, failed)
-            with lock:
-                outcomes.update(mine)
-                errors.update(failed)
-
         try:
-            with ThreadPoolExecutor(threads) as pool:
-                list(pool.map(one, images))
+            _in_threads(threads, moderation.moderate, images, outcomes, errors)
         finally:
             moderation.configure(None)
 
     return how
+
+
+def _in_threads(
+    threads: int,
+    moderate: Callable[[bytes], Any],
+    images: list[bytes],
+    outcomes: Counter[str],
+    errors: Counter[str],
+) -> None:
+    """`moderate` on every image from a pool of `threads`, counting outcomes and errors."""
+    lock = threading.Lock()
+
+    def one(image: bytes) -> None:
+        mine: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
+        _count(functools.partial(moderate, image), mine, failed)
+        with lock:
+            outcomes.update(mine)
+            errors.update(failed)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, images))
 
 
 def gathered(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
@@ -755,18 +766,7 @@ def inline(threads: int) -> How:
     every way of moderating many images was before the stages."""
 
     def how(engine: Engine, images: list[bytes], outcomes: Counter[str], errors: Counter[str]):
-        lock = threading.Lock()
-
-        def one(image: bytes) -> None:
-            mine: Counter[str] = Counter()
-            failed: Counter[str] = Counter()
-            _count(functools.partial(engine.moderate, image), mine, failed)
-            with lock:
-                outcomes.update(mine)
-                errors.update(failed)
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, images))
+        _in_threads(threads, engine.moderate, images, outcomes, errors)
 
     return how
 

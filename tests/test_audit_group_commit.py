@@ -45,6 +45,27 @@ def _queued(path: Path, count: int) -> None:
         time.sleep(0.005)
 
 
+def _behind_a_held_append(
+    log: JsonlAuditLog, path: Path, count: int, gate: threading.Event, writing: Callable[[], bool]
+) -> list[BaseException]:
+    """Append decision 1, whose write waits for `gate` (`writing()` tells it has begun); queue
+    `count` appends behind it, one batch; release the gate: what those `count` appends raised."""
+    first = threading.Thread(target=log.append, args=(make_decision(1),))
+    first.start()
+    while not writing():
+        time.sleep(0.005)
+    errors: list[BaseException] = []
+    others = threading.Thread(
+        target=lambda: errors.extend(_threads(count, lambda t: log.append(make_decision(10 + t))))
+    )
+    others.start()
+    _queued(path, count)
+    gate.set()
+    first.join(30)
+    others.join(30)
+    return errors
+
+
 def test_each_append_returns_only_after_an_fsync_that_covered_its_record(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
@@ -108,20 +129,8 @@ def test_a_failed_fsync_raises_in_every_append_of_its_batch_and_the_log_still_ve
 
     monkeypatch.setattr(_jsonl, "_os_write", gated_write)
     monkeypatch.setattr(_jsonl, "_os_fsync", failing_fsync)
-    first = threading.Thread(target=log.append, args=(make_decision(1),))
-    first.start()
-    while writes == 0:
-        time.sleep(0.005)
     # WHEN seven appends queue behind the first one, and their batch's fsync fails
-    errors: list[BaseException] = []
-    others = threading.Thread(
-        target=lambda: errors.extend(_threads(7, lambda t: log.append(make_decision(10 + t))))
-    )
-    others.start()
-    _queued(path, 7)
-    gate.set()
-    first.join(30)
-    others.join(30)
+    errors = _behind_a_held_append(log, path, 7, gate, lambda: writes > 0)
     # THEN every one of the seven raises: none takes its record for durable
     assert writes == 2 and len(failing) == 1  # one batch, one write
     assert len(errors) == 7
@@ -155,19 +164,7 @@ def test_a_short_write_raises_in_every_append_of_its_batch_and_is_set_aside_late
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(_jsonl, "_os_write", full_disk)
-    first = threading.Thread(target=log.append, args=(make_decision(1),))
-    first.start()
-    while writes == 0:
-        time.sleep(0.005)
-    errors: list[BaseException] = []
-    others = threading.Thread(
-        target=lambda: errors.extend(_threads(5, lambda t: log.append(make_decision(10 + t))))
-    )
-    others.start()
-    _queued(path, 5)
-    gate.set()
-    first.join(30)
-    others.join(30)
+    errors = _behind_a_held_append(log, path, 5, gate, lambda: writes > 0)
     # THEN all five appends raise, though the first record of the batch reached the file whole
     assert len(errors) == 5
     assert all(isinstance(e, OSError) and e.errno == errno.ENOSPC for e in errors)
