@@ -39,6 +39,7 @@ _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # times both): with 0xFF bytes closer together than this, the pattern is the faster of the two.
 _DENSE_GAP = 400
 _STEPS = 16  # 0xFF bytes per look at how close together they are
+_BLOCK = (None,) * _STEPS  # counts them off: iterating a tuple is cheaper than a range (no ints)
 
 
 def _scan_end(data: bytes, pos: int, *, dense_gap: int = _DENSE_GAP) -> int:
@@ -56,7 +57,7 @@ def _scan_end(data: bytes, pos: int, *, dense_gap: int = _DENSE_GAP) -> int:
     try:
         while True:
             start = pos
-            for _ in range(_STEPS):
+            for _ in _BLOCK:
                 # The step is as short as it can be: the follower's offset, and its test; no 0xFF
                 # left raises ValueError, a 0xFF as the last byte IndexError (both: no marker).
                 pos = index(b"\xff", pos) + 1
