@@ -375,7 +375,7 @@ def structure_walk() -> None:
             corpus += 1
             for way, t in zip(ways, times, strict=True):
                 totals[way] += t
-    label = f"all {corpus} files over 30 KB above"
+    label = f"total over the {corpus} test images above (over 30 KB)"
     print(f"  {label:<66} " + " ".join(f"{t:7.0f}" for t in totals.values()))
 
 
