@@ -1,6 +1,6 @@
 """Image intake benchmarks: figures to read, never assertions.
 
-    .venv/bin/python benchmarks/image.py
+    .venv/bin/python benchmarks/image.py [--walk]
 
 - cost per decision: intake of a 100 KB photo-like JPEG, and Engine.moderate with an instant
   detector, beside a full Pillow decode of the same file (what intake used to do on every image)
@@ -8,9 +8,11 @@
   previous way (full decode, then resample from full resolution)
 - intake of a 10,000 x 10,000 PNG: peak memory without a decode, and with one
 - eight concurrent conversions of large images, without and with the decode budget
-- the JPEG structure walk over entropy-coded data: memchr steps from one 0xFF to the next, the
-  compiled pattern, and the walk as shipped (memchr, then the pattern once 0xFF bytes are dense),
-  on a smooth photo-like JPEG (0xFF bytes sparse) and a detailed one (as dense as in camera photos)
+- the JPEG structure walk (`jpeg_end`, alone with `--walk`), its entropy-coded data read three
+  ways: memchr steps from one 0xFF to the next, the compiled pattern, and as shipped (memchr, then
+  the pattern once 0xFF bytes are dense); on overhead.py's photo and a smooth photo-like JPEG
+  (0xFF bytes sparse), a detailed one (as dense as in camera photos), and every JPEG over 30 KB in
+  tests/fixtures and, when $MODERATION_CORPORA names the real-world corpora, in them
 
 Memory is the growth of the process's peak resident set during the measured call, in a fresh
 subprocess per case, after the input is read and every module imported: the peak (VmHWM) is
@@ -38,12 +40,15 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+from corpora import ENV as CORPORA_ENV
+from corpora import corpora
+from overhead import photo_jpeg as overhead_photo
 from PIL import Image, ImageFilter, ImageOps
 
 from moderation import Detection, Engine, PolicyStore
 from moderation.audit import InMemoryAuditLog
-from moderation.image import ImageIntake, Limits, PreparedImage
-from moderation.image._structure import _scan_end
+from moderation.image import ImageIntake, Limits, PreparedImage, _structure
+from moderation.image._structure import StructureError, _scan_end, jpeg_end
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -304,34 +309,81 @@ def concurrent_conversions() -> None:
     )
 
 
-def structure_walk() -> None:
-    """The end of a JPEG's scan found each way (all three find the same offset)."""
+def sample_jpegs() -> dict[str, bytes]:
+    """The JPEGs the structure walk is timed on: overhead.py's photo, a smooth and a detailed one
+    made here, and every JPEG over 30 KB among the test fixtures and in $MODERATION_CORPORA."""
     detailed = Image.frombytes("RGB", (400, 300), os.urandom(400 * 300 * 3))
     buffer = io.BytesIO()
     detailed.save(buffer, "JPEG", quality=60)
     jpegs = {
+        "overhead.py's photo-like": overhead_photo(),
         "smooth photo-like": photo((400, 300), 100_000, blur=0.6),
-        "detailed": buffer.getvalue(),
+        "detailed (camera-like)": buffer.getvalue(),
     }
-    ways: dict[str, dict[str, int]] = {
-        "memchr steps (before)": {"dense_gap": 0},
-        "pattern alone": {"dense_gap": 1 << 62},
-        "now (memchr, then pattern)": {},
-    }
-    print("JPEG structure walk: the end of the entropy-coded data, p50 per file")
-    for name, data in jpegs.items():
-        sos = data.index(b"\xff\xda")  # a baseline JPEG from Pillow: one scan
-        start = sos + 2 + int.from_bytes(data[sos + 2 : sos + 4], "big")
-        walks = {way: functools.partial(_scan_end, data, start, **kw) for way, kw in ways.items()}
-        assert len({walk() for walk in walks.values()}) == 1
-        density = len(data) // max(1, data.count(b"\xff"))
-        print(f"  {name} JPEG, {len(data) / 1000:.0f} KB, one 0xFF per {density} bytes")
-        for way, walk in walks.items():
-            row(f"  {way}", f"p50 {p50(walk, n=2000) * 1e6:7.1f} µs")
+    folders = [ROOT / "tests/fixtures/images"]
+    if os.environ.get(CORPORA_ENV):
+        folders.append(corpora(None, "images"))
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.stat().st_size > 30_000:
+                data = path.read_bytes()
+                if data.startswith(b"\xff\xd8"):
+                    jpegs.setdefault(f"{path.parent.name}/{path.name}", data)
+    return jpegs
+
+
+def walk_times(data: bytes, gaps: list[int | None]) -> list[float]:
+    """p50 seconds of `jpeg_end(data)` with its scans walked with each of `gaps` as `dense_gap`
+    (None: as shipped), taking turns so that the machine's load weighs on them alike."""
+
+    def walk(gap: int | None) -> Callable[[], None]:
+        way = _scan_end if gap is None else functools.partial(_scan_end, dense_gap=gap)
+
+        def run() -> None:
+            _structure._scan_end = way  # type: ignore[assignment]  # what jpeg_end calls
+            try:
+                jpeg_end(data)
+            except StructureError:
+                pass
+            finally:
+                _structure._scan_end = _scan_end
+
+        return run
+
+    runs = 1000 if len(data) < 200_000 else 100
+    return p50_interleaved([walk(gap) for gap in gaps], n=runs)
+
+
+def structure_walk() -> None:
+    """`jpeg_end` per file, its scans walked three ways (all three find the same offsets)."""
+    ways: dict[str, int | None] = {"memchr": 0, "pattern": 1 << 62, "shipped": None}
+    print("JPEG structure walk (jpeg_end), p50 µs per file: memchr steps from one 0xFF to the")
+    print("  next / the compiled pattern (after 16 steps) / as shipped (memchr, then the pattern")
+    print("  once 0xFF bytes are dense); the density is over the bytes walked")
+    totals = dict.fromkeys(ways, 0.0)
+    corpus = 0
+    for name, data in sample_jpegs().items():
+        try:
+            walked, note = data[: jpeg_end(data)], ""
+        except StructureError:
+            walked, note = data, " (refused)"
+        density = len(walked) // max(1, walked.count(b"\xff"))
+        times = [t * 1e6 for t in walk_times(data, list(ways.values()))]
+        label = f"{name[:40]}{note}, {len(data) / 1000:.0f} KB, 0xFF per {density} B"
+        print(f"  {label:<66} " + " ".join(f"{t:7.1f}" for t in times))
+        if "/" in name:
+            corpus += 1
+            for way, t in zip(ways, times, strict=True):
+                totals[way] += t
+    label = f"total over the {corpus} test images above (over 30 KB)"
+    print(f"  {label:<66} " + " ".join(f"{t:7.0f}" for t in totals.values()))
 
 
 def main() -> None:
     print(f"image benchmarks ({os.cpu_count()} cores, Pillow {Image.__version__})")
+    if "--walk" in sys.argv[1:]:
+        structure_walk()
+        return
     cost_per_decision()
     structure_walk()
     judge_image()

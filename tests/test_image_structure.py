@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 import struct
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from PIL import Image
 
 from moderation.errors import InvalidImage
 from moderation.image import ImageIntake, Limits
-from moderation.image._structure import _scan_end
+from moderation.image._structure import StructureError, _scan_end, jpeg_end
 
 PHOTO = photo_jpeg((400, 300), max_bytes=30_000)
 PNG = encode(noise((200, 150)), "png")
@@ -251,6 +253,104 @@ def test_generated_scans_hold_what_they_are_named_for():
     assert b"\xff\xff\xff\xd0" in jpegs["fill-bytes"]
     assert b"\xff\xff\xff\xd9" in jpegs["progressive-restart-fill"]
     ImageIntake().prepare(jpegs["progressive-restart-fill"])  # fill bytes are valid JPEG
+
+
+@pytest.mark.parametrize(
+    ("tail", "expected"),
+    [
+        (b"", -1),  # the walk starts at the end of the data
+        (b"abc", -1),  # no 0xFF left
+        (b"ab\xff", -1),  # a 0xFF as the last byte: its follower is not there
+        (b"ab\xff\x00cd\xff", -1),  # the same after a stuffed byte
+        (b"ab\xff\xff\xff", -1),  # fill bytes up to the end
+        (b"ab\xff\xd3\xff\x00", -1),  # a restart marker, then a stuffed byte at the end
+        (b"ab\xff\xff\xd9", 3),  # fill, then the marker: it is the last 0xFF's offset
+        (b"ab\xff\x00\xff\xc4", 4),
+    ],
+)
+def test_scan_end_at_the_edges_of_the_data(tail, expected):
+    # Every way of walking, from every start, on data that ends in each way a walk can run out.
+    for dense_gap in (0, len(tail) + 1, None):
+        gap = {} if dense_gap is None else {"dense_gap": dense_gap}
+        for lead in (b"", b"x" * 40, b"\xff\x00" * 40):  # 40 0xFF: more than one block of steps
+            data = lead + tail
+            want = -1 if expected < 0 else len(lead) + expected
+            assert _scan_end(data, len(lead), **gap) == want == reference_scan_end(data, len(lead))
+
+
+TRUNCATED = "file is truncated (no end-of-image marker)"
+
+
+def reference_jpeg_end(data: bytes) -> int | str:
+    """Byte by byte: the offset just past EOI, or the message the walk refuses `data` with."""
+    n = len(data)
+    if data[:2] != b"\xff\xd8":
+        return "no start-of-image marker"
+    pos, frame, scan = 2, False, False
+    while True:
+        while pos < n and data[pos] != 0xFF:  # stray bytes between segments
+            pos += 1
+        while pos < n and data[pos] == 0xFF:  # the marker's 0xFF and any fill before it
+            pos += 1
+        if pos >= n:
+            return TRUNCATED
+        marker, pos = data[pos], pos + 1
+        if marker == 0xD9:
+            return pos if scan else "end-of-image marker before any image data"
+        if marker in CONTINUES or marker == 0x01:
+            continue
+        if marker == 0xD8:
+            return "second start-of-image marker"
+        if pos + 2 > n:
+            return f"segment 0xFF{marker:02X} runs past the end of the file"
+        length = data[pos] * 256 + data[pos + 1]
+        if length < 2:
+            return f"segment 0xFF{marker:02X} has an invalid length ({length})"
+        pos += length
+        if pos > n:
+            return f"segment 0xFF{marker:02X} runs past the end of the file (file is truncated)"
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            frame = True
+        elif marker == 0xDA:
+            if not frame:
+                return "scan before the frame header"
+            scan = True
+            pos = reference_scan_end(data, pos)
+            if pos < 0:
+                return TRUNCATED
+
+
+def walked(data: bytes) -> int | str:
+    try:
+        return jpeg_end(data)
+    except StructureError as exc:
+        return str(exc)
+
+
+def test_jpeg_end_is_the_reference_walk_on_every_cut_and_every_byte_made_a_marker():
+    # A small JPEG with all there is to walk: progressive scans, restart markers, fill bytes.
+    pixels = Image.frombytes("RGB", (24, 16), random.Random(16).randbytes(24 * 16 * 3))
+    small = with_fill(
+        encode(pixels, "jpeg", progressive=True, restart_marker_blocks=1, comment=b"hi")
+    )
+    assert walked(small) == len(small)
+    header = small[: small.index(b"\xff\xda")]
+    cases = [
+        *(small[:cut] for cut in range(len(small))),
+        header + b"\xff\xd9",
+        small[:2] + small,
+        small[:2] + b"\xff\xfe\x00\x01" + small[2:],  # a segment length below 2
+    ]
+    for i in range(len(small)):  # each byte made 0xFF, and each with a bit flipped
+        cases.append(small[:i] + b"\xff" + small[i + 1 :])
+        cases.append(small[:i] + bytes([small[i] ^ 0x20]) + small[i + 1 :])
+    refusals = set()
+    for data in cases:
+        expected = reference_jpeg_end(data)
+        assert walked(data) == expected
+        if isinstance(expected, str):
+            refusals.add(re.sub(r"0xFF..|\d+", "#", expected))
+    assert len(refusals) == 8  # every way the walk refuses a file
 
 
 # -- PNG structure -------------------------------------------------------------------------------

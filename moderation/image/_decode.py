@@ -243,9 +243,11 @@ def open_image(data: bytes, fmt: ImageFormat) -> ImageFile.ImageFile:
     than the sniffed one, and it skips Pillow's own decompression-bomb check there, which would warn
     or raise (with its own threshold and wording) before we can measure the image against ours.
     """
-    import_module(_PLUGIN_MODULE[fmt])  # registers the plugin; a no-op after the first call
+    name = _PIL_FORMAT[fmt]
+    if name not in Image.OPEN:  # once per format: even a no-op import costs more than the test
+        import_module(_PLUGIN_MODULE[fmt])  # registers the plugin
     try:
-        factory, _accept = Image.OPEN[_PIL_FORMAT[fmt]]
+        factory, _accept = Image.OPEN[name]
     except KeyError:
         raise InvalidImage(f"{fmt} images are not supported by this Pillow build") from None
     return factory(io.BytesIO(data), "")
@@ -326,6 +328,9 @@ def _allow_pillow_pixels(max_pixels: int) -> None:
     that, raises. Raising its limit to ours keeps every image we accept clear of both. It is only
     ever raised, never lowered or disabled.
     """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or limit >= max_pixels:  # as it nearly always is: no lock to take
+        return
     with _PILLOW_LIMIT_LOCK:
         current = Image.MAX_IMAGE_PIXELS
         if current is not None and current < max_pixels:

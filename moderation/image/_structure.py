@@ -27,43 +27,47 @@ class StructureError(ValueError):
 
 _JPEG_TRUNCATED = "file is truncated (no end-of-image marker)"
 
+# Markers with no length after them: EOI, a stuffed byte out of place, TEM, restart markers.
+_NO_LENGTH = frozenset({0xD9, 0x00, 0x01, *range(0xD0, 0xD8)})
 # Start-of-frame markers (every coding process); C4 (DHT), C8 (JPG) and CC (DAC) are not frames.
 _SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
-# A 0xFF that ends entropy-coded data: one followed by anything but 0x00, D0-D7 or 0xFF.
+# In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed data byte), a restart marker
+# (D0-D7, part of the scan) or more 0xFF fill: any other byte makes it the marker ending the scan.
+_SCAN_GOES_ON = frozenset({0x00, 0xFF, *range(0xD0, 0xD8)})
 _SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # A memchr step costs about what the pattern takes to read 300 to 450 bytes (benchmarks/image.py
 # times both): with 0xFF bytes closer together than this, the pattern is the faster of the two.
 _DENSE_GAP = 400
 _STEPS = 16  # 0xFF bytes per look at how close together they are
+_BLOCK = (None,) * _STEPS  # counts them off: iterating a tuple is cheaper than a range (no ints)
 
 
 def _scan_end(data: bytes, pos: int, *, dense_gap: int = _DENSE_GAP) -> int:
     """The offset of the marker that ends the entropy-coded data starting at `pos`; -1 if none.
 
-    In entropy-coded data a 0xFF byte is followed by 0x00 (a stuffed data byte), a restart marker
-    (D0-D7, part of the scan) or more 0xFF fill: anything else is the marker that ends the scan.
     Two ways to find it give the same offset at different costs: jumping from one 0xFF to the
-    next with `bytes.find` (memchr) costs a Python step per 0xFF, the compiled `_SCAN_END` costs
+    next with `bytes.index` (memchr) costs a Python step per 0xFF, the compiled `_SCAN_END` costs
     a C step per byte. Camera photos have a 0xFF every 130 to 300 bytes, where the pattern is up
-    to three times faster; smooth, heavily compressed images have one every 600 or more, where
-    memchr is faster. So the walk starts with memchr and hands the rest of the scan to the
-    pattern once `_STEPS` consecutive 0xFF bytes came less than `dense_gap` bytes apart on average.
+    to twice as fast; smooth, heavily compressed images have one every 600 or more, where memchr
+    is faster. So the walk starts with memchr and hands the rest of the scan to the pattern once
+    `_STEPS` consecutive 0xFF bytes came less than `dense_gap` bytes apart on average.
     """
-    find = data.find
-    last = len(data) - 1
-    while True:
-        start = pos
-        for _ in range(_STEPS):
-            pos = find(b"\xff", pos)
-            if pos < 0 or pos >= last:
-                return -1
-            follower = data[pos + 1]
-            if follower != 0x00 and follower != 0xFF and not 0xD0 <= follower <= 0xD7:
-                return pos
-            pos += 1
-        if pos - start < _STEPS * dense_gap:
-            found = _SCAN_END.search(data, pos)
-            return -1 if found is None else found.start()
+    index = data.index
+    goes_on = _SCAN_GOES_ON
+    try:
+        while True:
+            start = pos
+            for _ in _BLOCK:
+                # The step is as short as it can be: the follower's offset, and its test; no 0xFF
+                # left raises ValueError, a 0xFF as the last byte IndexError (both: no marker).
+                pos = index(b"\xff", pos) + 1
+                if data[pos] not in goes_on:
+                    return pos - 1
+            if pos - start < _STEPS * dense_gap:
+                found = _SCAN_END.search(data, pos)
+                return -1 if found is None else found.start()
+    except (ValueError, IndexError):
+        return -1
 
 
 def jpeg_end(data: bytes) -> int:
@@ -79,8 +83,8 @@ def jpeg_end(data: bytes) -> int:
     have_frame = have_scan = False
     while True:
         # libjpeg skips stray bytes between segments (with a warning); so does Pillow: so do we.
-        pos = data.find(b"\xff", pos)
-        if pos < 0:
+        pos = data.find(b"\xff", pos) + 1
+        if pos == 0:
             raise StructureError(_JPEG_TRUNCATED)
         while pos < n and data[pos] == 0xFF:  # fill bytes before a marker
             pos += 1
@@ -88,12 +92,12 @@ def jpeg_end(data: bytes) -> int:
             raise StructureError(_JPEG_TRUNCATED)
         marker = data[pos]
         pos += 1
-        if marker == 0xD9:
-            if not have_scan:
-                raise StructureError("end-of-image marker before any image data")
-            return pos
-        if marker == 0x00 or marker == 0x01 or 0xD0 <= marker <= 0xD7:
-            continue  # no length: a stuffed byte out of place, TEM, or a restart marker
+        if marker in _NO_LENGTH:
+            if marker == 0xD9:
+                if not have_scan:
+                    raise StructureError("end-of-image marker before any image data")
+                return pos
+            continue  # a stuffed byte out of place, TEM, or a restart marker
         if marker == 0xD8:
             raise StructureError("second start-of-image marker")
         if pos + 2 > n:
