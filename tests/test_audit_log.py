@@ -30,6 +30,7 @@ from moderation.audit import (
     read_log,
     verify_log,
 )
+from moderation.audit._format import hashed_record, json_bytes, record_hash, signed_prefix
 from moderation.decision import Decision
 from moderation.errors import ConfigurationError
 from moderation.settings import Settings
@@ -82,6 +83,21 @@ def records(path: Path) -> list[AuditRecord]:
 
 
 # -- the format ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", [None, b"k3y"])
+def test_a_body_given_as_bytes_makes_the_line_its_text_makes(key: bytes | None):
+    # The file log hands the serializer's bytes over as they are; a line must not depend on it.
+    decision = make_decision(1, tenant="caf\u00e9", context={"note": '\u00fcber \U0001f600 "q"'})
+    text = decision.model_dump_json()
+    assert json_bytes(decision) == text.encode()
+    as_bytes = hashed_record(seq=7, prev=GENESIS, kind="decision", body_json=text.encode(), key=key)
+    as_text = hashed_record(seq=7, prev=GENESIS, kind="decision", body_json=text, key=key)
+    assert as_bytes == as_text
+    line, digest = as_bytes
+    signed = signed_prefix(line)
+    assert signed is not None and signed[1] == digest == record_hash(signed[0], key)
+    assert json.loads(line)["decision"] == json.loads(text)
 
 
 def test_a_new_log_starts_with_a_header_and_chains_every_decision(tmp_path: Path):

@@ -43,6 +43,7 @@ __all__ = [
     "encode_record",
     "exact_decision",
     "hashed_record",
+    "json_bytes",
     "kind_of",
     "not_a_crash",
     "parse_line",
@@ -154,6 +155,11 @@ def kind_of(entry: Entry) -> Kind:
     return entry.kind
 
 
+def json_bytes(model: BaseModel) -> bytes:
+    """The UTF-8 bytes of `model.model_dump_json()`, without decoding them to text first."""
+    return model.__pydantic_serializer__.to_json(model)
+
+
 def record_hash(prefix: bytes, key: bytes | None) -> str:
     """The hex hash of a record's signed prefix: SHA-256, or HMAC-SHA256 with a key."""
     if key is None:
@@ -167,17 +173,24 @@ def encode_record(*, seq: int, prev: str, kind: Kind, body_json: str, key: bytes
 
 
 def hashed_record(
-    *, seq: int, prev: str, kind: Kind, body_json: str, key: bytes | None
+    *, seq: int, prev: str, kind: Kind, body_json: str | bytes, key: bytes | None
 ) -> tuple[bytes, str]:
     """`encode_record`'s line and the hash it states (the next record's `prev`), so that a writer
-    need not read back what it has just encoded."""
+    need not read back what it has just encoded. `body_json` may be UTF-8 bytes, as a model's
+    serializer gives them, so that a record's body is not decoded only to be encoded again."""
     alg = "hmac-sha256" if key is not None else "sha256"
-    prefix = (
+    head = (
         f'{{"audit":{FORMAT_VERSION},"seq":{seq},"prev":"{prev}","alg":"{alg}",'
-        f'"kind":"{kind}","{kind}":{body_json}'
+        f'"kind":"{kind}","{kind}":'
     ).encode()
-    digest = record_hash(prefix, key)
-    return prefix + b',"hash":"' + digest.encode() + b'"}\n', digest
+    body = body_json if isinstance(body_json, bytes) else body_json.encode()
+    if key is None:  # the signed prefix hashed in two parts: the body is not copied to hash it
+        hasher = hashlib.sha256(head)
+        hasher.update(body)
+        digest = hasher.hexdigest()
+    else:
+        digest = record_hash(head + body, key)
+    return b"".join((head, body, b',"hash":"', digest.encode(), b'"}\n')), digest
 
 
 def signed_prefix(line: bytes) -> tuple[bytes, str] | None:

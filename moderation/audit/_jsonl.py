@@ -40,6 +40,7 @@ from moderation.audit._format import (
     Kind,
     TornNote,
     hashed_record,
+    json_bytes,
     kind_of,
     not_a_crash,
     record_hash,
@@ -102,7 +103,7 @@ class _Request:
 
     __slots__ = ("body_json", "config", "done", "error", "kind", "promoted", "wake")
 
-    def __init__(self, kind: Kind, body_json: str, config: object) -> None:
+    def __init__(self, kind: Kind, body_json: bytes, config: object) -> None:
         self.kind = kind
         self.body_json = body_json
         self.config = config  # only writers of the same key, rotation and fsync share a batch
@@ -300,12 +301,12 @@ class JsonlAuditLog:
     def append(self, decision: Decision) -> None:
         """Write one chained decision record; raises (OSError, ConfigurationError) if it could not
         be stored whole."""
-        self._append("decision", decision.model_dump_json())
+        self._append("decision", json_bytes(decision))
 
     def append_record(self, record: Entry) -> None:
         """Write one chained record of any kind a log holds (a decision, a review verdict, an
         appeal), chained exactly as `append` chains decisions; raises as `append` does."""
-        self._append(kind_of(record), record.model_dump_json())
+        self._append(kind_of(record), json_bytes(record))
 
     def close(self) -> None:
         """Close this instance's descriptor (the next append opens it again)."""
@@ -355,7 +356,7 @@ class JsonlAuditLog:
         finally:
             self._unlock(shared, lock_fd)
 
-    def _append(self, kind: Kind, body_json: str) -> None:
+    def _append(self, kind: Kind, body_json: bytes) -> None:
         shared = _shared_for(self._real)
         request = _Request(kind, body_json, self._config)
         with shared.queue_lock:
@@ -480,7 +481,7 @@ class JsonlAuditLog:
         shared.cached = _Cached(*file, size, link, self._key)
         return fd
 
-    def _encode(self, link: _Link, kind: Kind, body_json: str) -> tuple[bytes, _Link]:
+    def _encode(self, link: _Link, kind: Kind, body_json: str | bytes) -> tuple[bytes, _Link]:
         """The line of the record after `link`, and the link it makes."""
         line, digest = hashed_record(
             seq=link.seq + 1, prev=link.hash, kind=kind, body_json=body_json, key=self._key
