@@ -8,6 +8,9 @@ Each figure is the median over N fresh interpreters (a Lambda cold start, a CLI 
 - import + load + the first `Engine.moderate()` of a 100 KB JPEG with a recorded detector;
 - the imports of other projects the handler's init needs (boto3, Powertools' batch, idempotency
   and metrics utilities, pydantic, Pillow, PyYAML) and nothing of ours: a floor under its init;
+  the same without Powertools, and that with the models of a decision, a policy and the settings
+  (pydantic builds each model's validator as its class is made): a floor under any handler that
+  decides with these models, with or without Powertools;
 - the Lambda handler's init from environment variables (the template's: a review queue, a
   quarantine bucket, an idempotency table, the detection cache in it, the Bedrock judge; local
   policies; fake credentials): `import moderation.aws_lambda` and the state a cold start builds;
@@ -74,6 +77,18 @@ import aws_lambda_powertools.metrics, aws_lambda_powertools.utilities.batch
 import aws_lambda_powertools.utilities.idempotency
 import PIL.Image
 """
+# The same without Powertools, and then with the models a decision and a policy need (pydantic's
+# model machinery and this package's models): what is left under the init without Powertools.
+WITHOUT_POWERTOOLS = """
+import boto3, pydantic, yaml
+import PIL.Image
+"""
+MODELS = (
+    WITHOUT_POWERTOOLS
+    + """
+import moderation.decision, moderation.settings, moderation.policy._file
+"""
+)
 HANDLER_INIT = """
 from moderation.aws_lambda import _handler
 state = _handler._state()
@@ -215,6 +230,8 @@ def main() -> None:
                 ("import + load 5 policies", LOAD, None),
                 ("import + load + first decision", DECIDE, None),
                 ("the handler's dependencies alone", DEPENDENCIES, None),
+                ("  the same but Powertools", WITHOUT_POWERTOOLS, None),
+                ("  that + the decision and policy models", MODELS, None),
                 ("Lambda handler init from the environment", HANDLER_INIT, LAMBDA_ENV),
                 ("  + every client the first object needs", HANDLER_CLIENTS, LAMBDA_ENV),
                 ("  + its first object, end to end", FIRST_OBJECT, {**LAMBDA_ENV, **image}),
