@@ -257,6 +257,14 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
+def _rank(confidence: float, bounds: tuple[tuple[float, int], ...]) -> int:
+    """The rank of the band `confidence` falls in by a label's `bounds` (its `_plan`'s)."""
+    for bound, rank in bounds:
+        if confidence >= bound:
+            return rank
+    return 0
+
+
 def _covered(
     label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan], floor: float
 ) -> bool:
@@ -346,8 +354,9 @@ def _covering(
 # their content type, the band and the note.
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
-# What `CompiledPolicy.action` needs of one label (see `_plan`).
-_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str], bool]
+# What `CompiledPolicy.action` needs of one label that follows the taxonomy (see `_plan`).
+_Plan = tuple[str | None, tuple[tuple[float, int], ...], str, frozenset[str], bool]
+_Kinds = tuple[ContentTypeName, ...]
 
 
 class CompiledPolicy:
@@ -360,7 +369,7 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_matches", "_plans", "_resolved", "policy")
+    __slots__ = ("_floor", "_matches", "_plans", "_resolved", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -369,7 +378,8 @@ class CompiledPolicy:
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]],
             tuple[str, Matched, Thresholds, ContentTypeName | None],
         ] = {}
-        self._plans: dict[tuple[str, str | None, tuple[ContentTypeName, ...]], _Plan] = {}
+        self._plans: dict[_Kinds, dict[str, _Plan]] = {}
+        self._floor = policy.min_confidence
 
     def _match(self, chain: tuple[str, ...]) -> _Match:
         """The most specific rule for a lineage, and how it matched; None: the default rule."""
@@ -432,42 +442,60 @@ class CompiledPolicy:
 
         The fast path takes responses whose labels are all known and name their taxonomy parents
         (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
-        label down to ignore, so bands come first, and covering is only looked at for labels
-        that would raise the action. What a label needs is looked up once per (name, parent,
-        content types): `_plan`.
+        label down to ignore, so bands come first, and covering is only looked at when the
+        highest band was reached by labels something could cover. What a label needs is looked
+        up once per (content types, name): `_plan`.
         """
         labels = detection.labels
         kinds = _kind_names(self.policy, detection) if detection.content_types else ()
-        plans = self._plans
-        floor = self.policy.min_confidence
-        steps: list[_Plan] = []
-        ranks: list[int] = []
+        plans = self._plans.get(kinds)
+        if plans is None:  # one per combination of content types: a handful at most
+            plans = self._plans[kinds] = {}
+        floor = self._floor
         worst = 0
+        settled = True  # the highest band so far was reached by a label nothing can cover
         for label in labels:
-            plan = plans.get((label.name, label.parent, kinds))
-            if plan is None:
-                plan = self._plan(label.name, label.parent, kinds)
-            if not plan[0]:
-                rows = self._rows(detection, _content_types(self.policy, detection))
-                return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
-            rank = 0
+            plan = plans.get(label.name)
+            if plan is None or plan[0] != label.parent:
+                plan = self._plan(plans, label.name, label.parent, kinds)
+                if plan is None:  # a label off the taxonomy's tree
+                    rows = self._rows(detection, _content_types(self.policy, detection))
+                    return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
             confidence = label.confidence
             if confidence >= floor:
-                for bound, band_rank in plan[1]:
+                for bound, rank in plan[1]:
                     if confidence >= bound:
-                        rank = band_rank
+                        if rank > worst:
+                            worst, settled = rank, not plan[4]
+                        elif rank == worst and not plan[4]:
+                            settled = True
                         break
-            if rank > worst:
-                worst = rank
-            steps.append(plan)
-            ranks.append(rank)
-        if worst == 0 or len(labels) == 1:
+        if settled or len(labels) == 1:
             return _ACTION_BY_RANK[worst]
-        # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
-        # ancestor, and every chain of covering ends at a label with no descendant in the
-        # response. `_covering` then covers a label exactly when some descendant is at least as
-        # confident (float noise aside). The action is the highest band of a label not covered:
-        # the highest bands are looked at first, and the first label not covered decides.
+        return self._uncovered(labels, plans, kinds, worst)
+
+    def _uncovered(
+        self, labels: tuple[Label, ...], plans: dict[str, _Plan], kinds: _Kinds, worst: int
+    ) -> Action:
+        """The action of `labels`, which all follow the taxonomy, whose highest band `worst` was
+        reached only by labels a descendant might cover.
+
+        Ancestry is then a tree: no two labels are each other's ancestor, and every chain of
+        covering ends at a label with no descendant in the response. `_covering` then covers a
+        label exactly when some descendant is at least as confident (float noise aside). The
+        action is the highest band of a label not covered: the highest bands are looked at
+        first, and the first label not covered decides.
+        """
+        floor = self._floor
+        steps: list[_Plan] = []
+        ranks: list[int] = []
+        for label in labels:
+            plan = plans.get(label.name)
+            if plan is None or plan[0] != label.parent:
+                plan = self._plan(plans, label.name, label.parent, kinds)
+                assert plan is not None  # as `action` found
+            steps.append(plan)
+            ranks.append(_rank(label.confidence, plan[1]) if label.confidence >= floor else 0)
         while worst:
             for label, plan, rank in zip(labels, steps, ranks, strict=True):
                 if rank == worst and not (
@@ -477,16 +505,21 @@ class CompiledPolicy:
             worst -= 1
         return _ACTION_BY_RANK[0]
 
-    def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
+    def _plan(
+        self, plans: dict[str, _Plan], name: str, parent: str | None, kinds: _Kinds
+    ) -> _Plan | None:
         """What `action` needs of a label with this name and parent, in an image of these
-        content types: whether it follows the taxonomy, its bounds, its key, its taxonomy
-        ancestors' keys, and whether a category of the taxonomy descends from it (a label that
-        has none is never covered in a response that follows the taxonomy)."""
+        content types (kept in `plans`, those of `kinds`): the parent, the label's bounds, its
+        key, its taxonomy ancestors' keys, and whether a category of the taxonomy descends from
+        it (a label that has none is never covered in a response that follows the taxonomy).
+        None for a label that does not follow the taxonomy (unknown, or naming another parent).
+        """
         chain, key, follows, ancestors = _profile(name, parent)
-        bounds = self._bounds(chain, kinds) if follows else ()
-        plan = (follows, bounds, key, ancestors, key in _taxonomy_parents())
-        if len(self._plans) < _CACHE_SIZE:
-            self._plans[name, parent, kinds] = plan
+        if not follows:
+            return None
+        plan = (parent, self._bounds(chain, kinds), key, ancestors, key in _taxonomy_parents())
+        if name not in plans and len(plans) < _CACHE_SIZE:
+            plans[name] = plan
         return plan
 
     def _resolve(
@@ -517,7 +550,7 @@ class CompiledPolicy:
     ) -> tuple[tuple[float, int], ...]:
         """The thresholds for a lineage and the image's content types, as (bound, band rank)
         pairs in the order `Thresholds.band` tries them; empty for `allow`. (Kept with the
-        label's `_plan`, so worked out once per name, parent and content types.)"""
+        label's `_plan`, so worked out once per content types and name.)"""
         thresholds = self._resolve(chain, kinds)[2]
         if thresholds.allow:
             return ()
