@@ -53,7 +53,12 @@ class Tally:
         self.not_replayable_ids: list[str] = []
         self.incomplete_ids: list[str] = []
         self.other_model_ids: list[str] = []
-        self.matrix = {row: dict.fromkeys(AFTER_COLUMNS, 0) for row in BEFORE_ROWS}
+        # Keyed by the Outcome members themselves (the report's are their values): a member finds
+        # itself in a dict at the first look, where its value's text would be compared.
+        self.matrix: dict[str, dict[str, int]] = {
+            Outcome(row): {Outcome(c) if c in BEFORE_ROWS else c: 0 for c in AFTER_COLUMNS}
+            for row in BEFORE_ROWS
+        }
         self.escalations_before = 0
         self.escalations_after = 0
         self.cost_before = 0.0
@@ -271,7 +276,10 @@ class Tally:
             not_replayable_ids=tuple(self.not_replayable_ids),
             incomplete_ids=tuple(self.incomplete_ids),
             reused_from_other_model_ids=tuple(self.other_model_ids),
-            matrix=self.matrix,
+            matrix={
+                str(row): {str(c): n for c, n in cells.items()}
+                for row, cells in self.matrix.items()
+            },
             escalations_before=self.escalations_before,
             escalations_after=self.escalations_after,
             escalation_rate_before=rate(self.escalations_before),
