@@ -257,12 +257,14 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
-def _rank(confidence: float, bounds: tuple[tuple[float, int], ...]) -> int:
-    """The rank of the band `confidence` falls in by a label's `bounds` (its `_plan`'s)."""
-    for bound, rank in bounds:
-        if confidence >= bound:
-            return rank
-    return 0
+def _rank(confidence: float, plan: _Plan) -> int:
+    """The rank of the band `confidence` falls in by a label's `_plan` (as `action` works it out
+    inline): its bounds tried as `Thresholds.band` tries them, reject first."""
+    if confidence >= plan[1]:
+        return 3
+    if confidence >= plan[2]:
+        return 2
+    return 1 if confidence >= plan[3] else 0
 
 
 def _covered(
@@ -274,7 +276,7 @@ def _covered(
     confidence = label.confidence
     for other, plan in zip(labels, plans, strict=True):
         if (
-            key in plan[3]
+            key in plan[5]
             and other.confidence >= floor
             and _no_more_confident(confidence, other.confidence)
         ):
@@ -354,8 +356,10 @@ def _covering(
 # their content type, the band and the note.
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
-# What `CompiledPolicy.action` needs of one label that follows the taxonomy (see `_plan`).
-_Plan = tuple[str | None, tuple[tuple[float, int], ...], str, frozenset[str], bool]
+# What `CompiledPolicy.action` needs of one label that follows the taxonomy (see `_plan`): its
+# parent; the bounds of reject, review and escalate (`_bounds`); its key, its taxonomy ancestors'
+# keys, and whether it can be covered.
+_Plan = tuple[str | None, float, float, float, str, frozenset[str], bool]
 _Kinds = tuple[ContentTypeName, ...]
 
 
@@ -451,7 +455,6 @@ class CompiledPolicy:
         plans = self._plans.get(kinds)
         if plans is None:  # one per combination of content types: a handful at most
             plans = self._plans[kinds] = {}
-        floor = self._floor
         worst = 0
         settled = True  # the highest band so far was reached by a label nothing can cover
         for label in labels:
@@ -461,15 +464,20 @@ class CompiledPolicy:
                 if plan is None:  # a label off the taxonomy's tree
                     rows = self._rows(detection, _content_types(self.policy, detection))
                     return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
+            # `_rank`, inline: the bounds hold the policy's min_confidence already.
             confidence = label.confidence
-            if confidence >= floor:
-                for bound, rank in plan[1]:
-                    if confidence >= bound:
-                        if rank > worst:
-                            worst, settled = rank, not plan[4]
-                        elif rank == worst and not plan[4]:
-                            settled = True
-                        break
+            if confidence >= plan[1]:
+                rank = 3
+            elif confidence >= plan[2]:
+                rank = 2
+            elif confidence >= plan[3]:
+                rank = 1
+            else:
+                continue
+            if rank > worst:
+                worst, settled = rank, not plan[6]
+            elif rank == worst and not plan[6]:
+                settled = True
         if settled or len(labels) == 1:
             return _ACTION_BY_RANK[worst]
         return self._uncovered(labels, plans, kinds, worst)
@@ -495,11 +503,11 @@ class CompiledPolicy:
                 plan = self._plan(plans, label.name, label.parent, kinds)
                 assert plan is not None  # as `action` found
             steps.append(plan)
-            ranks.append(_rank(label.confidence, plan[1]) if label.confidence >= floor else 0)
+            ranks.append(_rank(label.confidence, plan))
         while worst:
             for label, plan, rank in zip(labels, steps, ranks, strict=True):
                 if rank == worst and not (
-                    plan[4] and _covered(label, plan[2], labels, steps, floor)
+                    plan[6] and _covered(label, plan[4], labels, steps, floor)
                 ):
                     return _ACTION_BY_RANK[worst]
             worst -= 1
@@ -517,7 +525,7 @@ class CompiledPolicy:
         chain, key, follows, ancestors = _profile(name, parent)
         if not follows:
             return None
-        plan = (parent, self._bounds(chain, kinds), key, ancestors, key in _taxonomy_parents())
+        plan = (parent, *self._bounds(chain, kinds), key, ancestors, key in _taxonomy_parents())
         if name not in plans and len(plans) < _CACHE_SIZE:
             plans[name] = plan
         return plan
@@ -547,22 +555,21 @@ class CompiledPolicy:
 
     def _bounds(
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
-    ) -> tuple[tuple[float, int], ...]:
-        """The thresholds for a lineage and the image's content types, as (bound, band rank)
-        pairs in the order `Thresholds.band` tries them; empty for `allow`. (Kept with the
-        label's `_plan`, so worked out once per content types and name.)"""
+    ) -> tuple[float, float, float]:
+        """The bounds of reject, review and escalate for a lineage and the image's content types:
+        the confidence from which a label is in that band when the bands before it did not take
+        it (`Thresholds.band`), raised to the policy's min_confidence (a label below it is in
+        none); infinity for a band the thresholds do not have, or all three for `allow`. (Kept
+        with the label's `_plan`, so worked out once per content types and name.)"""
         thresholds = self._resolve(chain, kinds)[2]
-        if thresholds.allow:
-            return ()
-        return tuple(
-            (bound, _BAND_RANK[band])
-            for band, bound in (
-                (Band.REJECT, thresholds.reject),
-                (Band.REVIEW, thresholds.review),
-                (Band.ESCALATE, thresholds.escalate),
-            )
-            if bound is not None
+        floor = self._floor
+        if thresholds.allow or math.isnan(floor):  # NaN: no label is at or above it
+            return (math.inf, math.inf, math.inf)
+        reject, review, escalate = (
+            math.inf if bound is None else max(bound, floor)
+            for bound in (thresholds.reject, thresholds.review, thresholds.escalate)
         )
+        return reject, review, escalate
 
     def evaluate(self, detection: Detection) -> Triage:
         """This policy applied to `detection`: see the module's `evaluate`."""
