@@ -458,14 +458,17 @@ class CompiledPolicy:
         worst = 0
         settled = True  # the highest band so far was reached by a label nothing can cover
         for label in labels:
-            plan = plans.get(label.name)
-            if plan is None or plan[0] != label.parent:
+            # A model's attribute costs several dict look-ups (pydantic's __getattr__ hook keeps
+            # Python from specialising it): three fields of every label are read here.
+            fields = label.__dict__
+            plan = plans.get(fields["name"])
+            if plan is None or plan[0] != fields["parent"]:
                 plan = self._plan(plans, label.name, label.parent, kinds)
                 if plan is None:  # a label off the taxonomy's tree
                     rows = self._rows(detection, _content_types(self.policy, detection))
                     return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
             # `_rank`, inline: the bounds hold the policy's min_confidence already.
-            confidence = label.confidence
+            confidence = fields["confidence"]
             if confidence >= plan[1]:
                 rank = 3
             elif confidence >= plan[2]:
