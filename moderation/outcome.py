@@ -17,7 +17,7 @@ has none, the engine has none, the budget is spent) sends the image to review.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from moderation.decision import (
     OUTCOME_OF_ACTION,
@@ -25,7 +25,10 @@ from moderation.decision import (
     OUTCOME_OF_VERDICT,
     DecidedBy,
     Escalation,
+    JudgeAnswer,
     Outcome,
+    Verdict,
+    VerdictKind,
 )
 from moderation.policy._model import Band, Policy
 from moderation.ports import Judgment
@@ -33,8 +36,11 @@ from moderation.triage import Action, Triage
 
 __all__ = [
     "NO_JUDGE_NOTE",
+    "AnswerKey",
     "Ruling",
+    "answer_key",
     "decide",
+    "escalation_outcomes",
     "escalation_record",
     "policy_reasons",
     "reusable_answer",
@@ -116,6 +122,46 @@ def decide(policy: Policy, action: Action, answer: Escalation | None) -> Ruling:
     # Never asked (no judge in the engine, the budget spent): a person decides.
     said = answer.skipped or "the judge was not asked: borderline goes to human review"
     return Ruling(action, Outcome.REVIEW, DecidedBy.FALLBACK, said, asks_judge=True)
+
+
+#: What of a judge's answer `decide` reads for an escalation's outcome: the verdict of a verdict,
+#: else the kind of answer (`skipped`: the judge was not asked); None when there is no answer.
+AnswerKey = VerdictKind | JudgeAnswer | Literal["skipped"] | None
+
+# An answer of each key, for `decide` to rule on: what it decides from one, it decides from all
+# answers of that key (tests/test_outcome_properties.py holds it to that).
+_ANSWER_OF_KEY: dict[AnswerKey, Escalation | None] = {
+    None: None,
+    **{
+        kind: Escalation(judge="bedrock", provider="bedrock", verdict=Verdict(verdict=kind))
+        for kind in VerdictKind
+    },
+    "blocked": Escalation(judge="bedrock", provider="bedrock", stop_reason="content_filtered"),
+    "invalid": Escalation(judge="bedrock", provider="bedrock", error="no tool call"),
+    "failed": Escalation(judge="bedrock", error="timeout"),
+    "skipped": Escalation(judge="bedrock", skipped="the budget is spent"),
+}
+
+
+def answer_key(answer: Escalation | None) -> AnswerKey:
+    """The part of `answer` that decides an escalation's outcome (`AnswerKey`)."""
+    if answer is None:
+        return None
+    verdict = answer.verdict
+    if verdict is not None:
+        return verdict.verdict
+    return answer.answer or "skipped"
+
+
+def escalation_outcomes(policy: Policy) -> dict[AnswerKey, tuple[Outcome | None, bool]]:
+    """`decide(policy, Action.ESCALATE, answer)`'s outcome and `asks_judge`, by
+    `answer_key(answer)`: the rule worked out once per policy, for a caller that decides many
+    escalations and needs no reason (replay)."""
+    return {
+        key: (ruling.outcome, ruling.asks_judge)
+        for key, answer in _ANSWER_OF_KEY.items()
+        for ruling in (decide(policy, Action.ESCALATE, answer),)
+    }
 
 
 def reusable_answer(escalation: Escalation | None, *, replies: bool = True) -> Escalation | None:

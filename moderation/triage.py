@@ -257,6 +257,16 @@ def _profile(name: str, parent: str | None) -> tuple[tuple[str, ...], str, bool,
     )
 
 
+def _rank(confidence: float, plan: _Plan) -> int:
+    """The rank of the band `confidence` falls in by a label's `_plan` (as `action` works it out
+    inline): its bounds tried as `Thresholds.band` tries them, reject first."""
+    if confidence >= plan[1]:
+        return 3
+    if confidence >= plan[2]:
+        return 2
+    return 1 if confidence >= plan[3] else 0
+
+
 def _covered(
     label: Label, key: str, labels: tuple[Label, ...], plans: list[_Plan], floor: float
 ) -> bool:
@@ -266,7 +276,7 @@ def _covered(
     confidence = label.confidence
     for other, plan in zip(labels, plans, strict=True):
         if (
-            key in plan[3]
+            key in plan[5]
             and other.confidence >= floor
             and _no_more_confident(confidence, other.confidence)
         ):
@@ -346,8 +356,11 @@ def _covering(
 # their content type, the band and the note.
 _Row = tuple[str, Matched, Thresholds, ContentTypeName | None, Band, str | None]
 _Match = tuple[CategoryRule, Matched] | None
-# What `CompiledPolicy.action` needs of one label (see `_plan`).
-_Plan = tuple[bool, tuple[tuple[float, int], ...], str, frozenset[str], bool]
+# What `CompiledPolicy.action` needs of one label that follows the taxonomy (see `_plan`): its
+# parent; the bounds of reject, review and escalate (`_bounds`); its key, its taxonomy ancestors'
+# keys, and whether it can be covered.
+_Plan = tuple[str | None, float, float, float, str, frozenset[str], bool]
+_Kinds = tuple[ContentTypeName, ...]
 
 
 class CompiledPolicy:
@@ -360,7 +373,7 @@ class CompiledPolicy:
     the engine, its shadows, replay and the tuner then share one per policy object.
     """
 
-    __slots__ = ("_matches", "_plans", "_resolved", "policy")
+    __slots__ = ("_floor", "_matches", "_plans", "_resolved", "policy")
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
@@ -369,7 +382,8 @@ class CompiledPolicy:
             tuple[tuple[str, ...], tuple[ContentTypeName, ...]],
             tuple[str, Matched, Thresholds, ContentTypeName | None],
         ] = {}
-        self._plans: dict[tuple[str, str | None, tuple[ContentTypeName, ...]], _Plan] = {}
+        self._plans: dict[_Kinds, dict[str, _Plan]] = {}
+        self._floor = policy.min_confidence
 
     def _match(self, chain: tuple[str, ...]) -> _Match:
         """The most specific rule for a lineage, and how it matched; None: the default rule."""
@@ -432,61 +446,91 @@ class CompiledPolicy:
 
         The fast path takes responses whose labels are all known and name their taxonomy parents
         (what Rekognition 7.0 sends); others go the way `evaluate` goes. Covering can only take a
-        label down to ignore, so bands come first, and covering is only looked at for labels
-        that would raise the action. What a label needs is looked up once per (name, parent,
-        content types): `_plan`.
+        label down to ignore, so bands come first, and covering is only looked at when the
+        highest band was reached by labels something could cover. What a label needs is looked
+        up once per (content types, name): `_plan`.
         """
         labels = detection.labels
         kinds = _kind_names(self.policy, detection) if detection.content_types else ()
-        plans = self._plans
-        floor = self.policy.min_confidence
+        plans = self._plans.get(kinds)
+        if plans is None:  # one per combination of content types: a handful at most
+            plans = self._plans[kinds] = {}
+        worst = 0
+        settled = True  # the highest band so far was reached by a label nothing can cover
+        for label in labels:
+            # A model's attribute costs several dict look-ups (pydantic's __getattr__ hook keeps
+            # Python from specialising it): three fields of every label are read here.
+            fields = label.__dict__
+            plan = plans.get(fields["name"])
+            if plan is None or plan[0] != fields["parent"]:
+                plan = self._plan(plans, label.name, label.parent, kinds)
+                if plan is None:  # a label off the taxonomy's tree
+                    rows = self._rows(detection, _content_types(self.policy, detection))
+                    return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
+            # `_rank`, inline: the bounds hold the policy's min_confidence already.
+            confidence = fields["confidence"]
+            if confidence >= plan[1]:
+                rank = 3
+            elif confidence >= plan[2]:
+                rank = 2
+            elif confidence >= plan[3]:
+                rank = 1
+            else:
+                continue
+            if rank > worst:
+                worst, settled = rank, not plan[6]
+            elif rank == worst and not plan[6]:
+                settled = True
+        if settled or len(labels) == 1:
+            return _ACTION_BY_RANK[worst]
+        return self._uncovered(labels, plans, kinds, worst)
+
+    def _uncovered(
+        self, labels: tuple[Label, ...], plans: dict[str, _Plan], kinds: _Kinds, worst: int
+    ) -> Action:
+        """The action of `labels`, which all follow the taxonomy, whose highest band `worst` was
+        reached only by labels a descendant might cover.
+
+        Ancestry is then a tree: no two labels are each other's ancestor, and every chain of
+        covering ends at a label with no descendant in the response. `_covering` then covers a
+        label exactly when some descendant is at least as confident (float noise aside). The
+        action is the highest band of a label not covered: the highest bands are looked at
+        first, and the first label not covered decides.
+        """
+        floor = self._floor
         steps: list[_Plan] = []
         ranks: list[int] = []
-        worst = 0
         for label in labels:
-            plan = plans.get((label.name, label.parent, kinds))
-            if plan is None:
-                plan = self._plan(label.name, label.parent, kinds)
-            if not plan[0]:
-                rows = self._rows(detection, _content_types(self.policy, detection))
-                return _ACTION_BY_RANK[max((_BAND_RANK[row[4]] for row in rows), default=0)]
-            rank = 0
-            confidence = label.confidence
-            if confidence >= floor:
-                for bound, band_rank in plan[1]:
-                    if confidence >= bound:
-                        rank = band_rank
-                        break
-            if rank > worst:
-                worst = rank
+            plan = plans.get(label.name)
+            if plan is None or plan[0] != label.parent:
+                plan = self._plan(plans, label.name, label.parent, kinds)
+                assert plan is not None  # as `action` found
             steps.append(plan)
-            ranks.append(rank)
-        if worst == 0 or len(labels) == 1:
-            return _ACTION_BY_RANK[worst]
-        # Every label follows the taxonomy, so ancestry is a tree: no two labels are each other's
-        # ancestor, and every chain of covering ends at a label with no descendant in the
-        # response. `_covering` then covers a label exactly when some descendant is at least as
-        # confident (float noise aside). The action is the highest band of a label not covered:
-        # the highest bands are looked at first, and the first label not covered decides.
+            ranks.append(_rank(label.confidence, plan))
         while worst:
             for label, plan, rank in zip(labels, steps, ranks, strict=True):
                 if rank == worst and not (
-                    plan[4] and _covered(label, plan[2], labels, steps, floor)
+                    plan[6] and _covered(label, plan[4], labels, steps, floor)
                 ):
                     return _ACTION_BY_RANK[worst]
             worst -= 1
         return _ACTION_BY_RANK[0]
 
-    def _plan(self, name: str, parent: str | None, kinds: tuple[ContentTypeName, ...]) -> _Plan:
+    def _plan(
+        self, plans: dict[str, _Plan], name: str, parent: str | None, kinds: _Kinds
+    ) -> _Plan | None:
         """What `action` needs of a label with this name and parent, in an image of these
-        content types: whether it follows the taxonomy, its bounds, its key, its taxonomy
-        ancestors' keys, and whether a category of the taxonomy descends from it (a label that
-        has none is never covered in a response that follows the taxonomy)."""
+        content types (kept in `plans`, those of `kinds`): the parent, the label's bounds, its
+        key, its taxonomy ancestors' keys, and whether a category of the taxonomy descends from
+        it (a label that has none is never covered in a response that follows the taxonomy).
+        None for a label that does not follow the taxonomy (unknown, or naming another parent).
+        """
         chain, key, follows, ancestors = _profile(name, parent)
-        bounds = self._bounds(chain, kinds) if follows else ()
-        plan = (follows, bounds, key, ancestors, key in _taxonomy_parents())
-        if len(self._plans) < _CACHE_SIZE:
-            self._plans[name, parent, kinds] = plan
+        if not follows:
+            return None
+        plan = (parent, *self._bounds(chain, kinds), key, ancestors, key in _taxonomy_parents())
+        if name not in plans and len(plans) < _CACHE_SIZE:
+            plans[name] = plan
         return plan
 
     def _resolve(
@@ -514,22 +558,21 @@ class CompiledPolicy:
 
     def _bounds(
         self, chain: tuple[str, ...], kinds: tuple[ContentTypeName, ...]
-    ) -> tuple[tuple[float, int], ...]:
-        """The thresholds for a lineage and the image's content types, as (bound, band rank)
-        pairs in the order `Thresholds.band` tries them; empty for `allow`. (Kept with the
-        label's `_plan`, so worked out once per name, parent and content types.)"""
+    ) -> tuple[float, float, float]:
+        """The bounds of reject, review and escalate for a lineage and the image's content types:
+        the confidence from which a label is in that band when the bands before it did not take
+        it (`Thresholds.band`), raised to the policy's min_confidence (a label below it is in
+        none); infinity for a band the thresholds do not have, or all three for `allow`. (Kept
+        with the label's `_plan`, so worked out once per content types and name.)"""
         thresholds = self._resolve(chain, kinds)[2]
-        if thresholds.allow:
-            return ()
-        return tuple(
-            (bound, _BAND_RANK[band])
-            for band, bound in (
-                (Band.REJECT, thresholds.reject),
-                (Band.REVIEW, thresholds.review),
-                (Band.ESCALATE, thresholds.escalate),
-            )
-            if bound is not None
+        floor = self._floor
+        if thresholds.allow or math.isnan(floor):  # NaN: no label is at or above it
+            return (math.inf, math.inf, math.inf)
+        reject, review, escalate = (
+            math.inf if bound is None else max(bound, floor)
+            for bound in (thresholds.reject, thresholds.review, thresholds.escalate)
         )
+        return reject, review, escalate
 
     def evaluate(self, detection: Detection) -> Triage:
         """This policy applied to `detection`: see the module's `evaluate`."""

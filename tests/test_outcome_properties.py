@@ -6,7 +6,8 @@ properties hold the three together through the real `Engine` with the test kit's
 (a) a decision the engine made replays to itself under the same policy (or, where the judge's
     call failed or was never made, replay says it needs a judgment: it never invents one);
 (b) a shadow policy's recorded result is what the engine decides with that policy as its main
-    policy (or, where it needs a judge's answer the live decision did not act on, undecided).
+    policy (or, where it needs a judge's answer the live decision did not act on, undecided);
+(c) the rule worked out once per policy for replay (`escalation_outcomes`) is the rule.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from images import solid
 from profiles import examples
 
 from moderation import DecidedBy, Decision, Engine, Outcome, PolicyStore
-from moderation.outcome import decide
+from moderation.decision import BLOCKED_STOP_REASONS, Escalation, Verdict, VerdictKind
+from moderation.outcome import answer_key, decide, escalation_outcomes
 from moderation.ports import Judge
 from moderation.replay import replay
 from moderation.taxonomy import TAXONOMY
@@ -222,3 +224,67 @@ def test_a_shadow_result_is_what_the_engine_decides_under_that_policy(
     else:
         assert shadow.outcome is direct.outcome
         assert shadow.verdict_reused == (direct.decided_by is DecidedBy.JUDGE)
+
+
+# --------------------------------------------------------------------------- (c) the table
+
+
+@st.composite
+def escalation_records(draw: st.DrawFn) -> Escalation | None:
+    """Any escalation record the log may hold (and None): a verdict, a reply without one, a
+    failed call, a skipped one, with fields set or not in every combination."""
+    if draw(st.integers(0, 7)) == 0:
+        return None
+    text = st.one_of(st.none(), st.sampled_from(["x", "timeout", "the budget is spent"]))
+    verdict = draw(st.one_of(st.none(), st.sampled_from(list(VerdictKind))))
+    return Escalation(
+        judge=draw(st.sampled_from(["bedrock", "none", "recorded"])),
+        provider=draw(st.one_of(st.none(), st.sampled_from(["bedrock", "static"]))),
+        model_id=draw(st.one_of(st.none(), st.just(MODEL))),
+        verdict=None if verdict is None else Verdict(verdict=verdict, rationale=draw(text) or ""),
+        stop_reason=draw(
+            st.one_of(st.none(), st.sampled_from([*sorted(BLOCKED_STOP_REASONS), "tool_use"]))
+        ),
+        error=draw(text),
+        skipped=draw(text),
+    )
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(document=policies(), answer=escalation_records())
+def test_the_escalation_table_is_what_decide_rules(document, answer):
+    # GIVEN a policy and any recorded answer of a judge
+    policy = PolicyStore.from_sources({"default": dump(document)}).get("default")
+    # WHEN the table worked out once for the policy is read by the answer's key
+    found = escalation_outcomes(policy)[answer_key(answer)]
+    # THEN it is what the rule decides from the answer itself
+    ruling = decide(policy, Action.ESCALATE, answer)
+    assert found == (ruling.outcome, ruling.asks_judge)
+
+
+def test_the_escalation_table_holds_every_outcome_of_the_rule():
+    """Not vacuous: under a judge with different fallbacks, each answer key rules differently."""
+    document = {
+        "default": {"escalate": 50, "reject": 90},
+        "escalation": {
+            "judge": "bedrock", "model_id": MODEL, "on_error": "reject", "on_blocked": "review"
+        },
+    }  # fmt: skip
+    table = escalation_outcomes(
+        PolicyStore.from_sources({"default": dump(document)}).get("default")
+    )
+    assert table == {
+        None: (None, True),
+        VerdictKind.APPROVE: (Outcome.APPROVED, True),
+        VerdictKind.REJECT: (Outcome.REJECTED, True),
+        VerdictKind.UNSURE: (Outcome.REVIEW, True),
+        "blocked": (Outcome.REVIEW, True),
+        "invalid": (Outcome.REJECTED, True),
+        "failed": (Outcome.REJECTED, True),
+        "skipped": (Outcome.REVIEW, True),
+    }
+    document["escalation"] = {"judge": "none"}
+    table = escalation_outcomes(
+        PolicyStore.from_sources({"default": dump(document)}).get("default")
+    )
+    assert set(table.values()) == {(Outcome.REVIEW, False)}

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import os
 
-from moderation.decision import Decision
+from moderation.decision import OUTCOME_OF_ACTION, Decision
 from moderation.detection import Detection
 from moderation.errors import ModerationError, ReplayError
-from moderation.outcome import decide, reusable_answer
+from moderation.outcome import answer_key, reusable_answer
 from moderation.policy import DEFAULT_POLICY, Band, PolicyStore
 from moderation.replay._live import LiveJudging, LiveRun
 from moderation.replay._report import DEFAULT_KEEP, ReplayReport
 from moderation.replay._resolved import Resolved
 from moderation.replay._source import Source, items
 from moderation.replay._tally import Tally
-from moderation.triage import Action, CompiledPolicy, Finding, compiled
+from moderation.triage import Action, CompiledPolicy, Finding
 
 __all__ = ["replay", "replay_shadow", "shadow_reports"]
 
@@ -63,7 +63,7 @@ class _Resolver:
             return f"tenant {tenant!r}: {exc}"
         resolved = self._compiled.get(policy.id)
         if resolved is None:
-            resolved = self._compiled[policy.id] = Resolved(policy, compiled(policy))
+            resolved = self._compiled[policy.id] = Resolved.of(policy)
         return resolved
 
 
@@ -136,7 +136,7 @@ def replay(
     store, shown = _store(policies)
     _check_keep(keep)
     resolver = _Resolver(store)
-    tally = Tally(keep)
+    tally = Tally(keep, usage=live is not None)
     run = LiveRun(live, keep) if live is not None else None
     for file, line, decision, error in items(source):
         tally.records_read += 1
@@ -161,7 +161,7 @@ def _replay_decision(
 ) -> None:
     """Triage one recorded decision again and count what changed; offer it to `run` when it
     needs a judgment the log lacks."""
-    tally.seen(decision)
+    called = tally.seen(decision)
     detection = decision.detection
     if detection is None:
         tally.unreplayable(decision)
@@ -170,35 +170,29 @@ def _replay_decision(
     if isinstance(resolved, str):
         _bad(tally, strict, file, line, f"decision {decision.id}: {resolved}")
         return
-    policy, compiled = resolved.policy, resolved.compiled
-    # The engine's own rule, with the recorded reply where there is one (a verdict, or a
-    # reply without one that the policy's fallback now decides); a failed or skipped call
-    # left nothing to reuse, so such a case needs judgment.
-    # Only an escalation reads the answer (`decide` takes it for nothing else).
-    action = compiled.action(detection)
-    answer = reusable_answer(decision.escalation) if action is Action.ESCALATE else None
-    ruling = decide(policy, action, answer)
-    after = ruling.outcome
-    reused = ruling.judged
+    action = resolved.compiled.action(detection)
+    if action is Action.ESCALATE:
+        # The engine's own rule (`decide`, worked out per answer for this policy), with the
+        # recorded reply where there is one (a verdict, or a reply without one that the
+        # policy's fallback now decides); a failed or skipped call left nothing to reuse, so
+        # such a case needs judgment.
+        answer = reusable_answer(decision.escalation)
+        after, judge_call = resolved.escalated[answer_key(answer)]
+        reused = judge_call and after is not None
+        other_model = reused and answer is not None and answer.model_id != resolved.model_id
+    else:
+        after, judge_call, reused, other_model = OUTCOME_OF_ACTION[action], False, False, False
     # The log cannot show everything the policy would see: labels below the recorded
     # MinConfidence, or frames of an animation that were not sent.
     partial = detection.misses(
-        min_confidence=policy.min_confidence,
-        max_frames=policy.max_frames,
+        min_confidence=resolved.min_confidence,
+        max_frames=resolved.max_frames,
         n_frames=decision.image.n_frames,
     )
-    tally.replay(
-        decision,
-        file,
-        line,
-        action=ruling.action,
-        after=after,
-        judge_call=ruling.asks_judge,
-        incomplete=partial,
-        reused=reused,
-        other_model=reused and answer is not None and answer.model_id != policy.escalation.model_id,
-        explain=lambda: explain(compiled, decision, detection),
-    )
+    if tally.replay(decision, action, after, judge_call, partial, reused, other_model, called):
+        assert after is not None
+        explained = explain(resolved.compiled, decision, detection)
+        tally.flip(decision, file, line, after, explained, reused=reused, incomplete=partial)
     if after is None and run is not None:
         run.offer(decision, file, line, resolved, partial)
 
@@ -243,22 +237,21 @@ def shadow_reports(
             tally = tallies.get(shadow.policy.id)
             if tally is None:
                 tally = tallies[shadow.policy.id] = Tally(keep)
-            tally.seen(decision)
+            called = tally.seen(decision)
             escalates = shadow.action is Action.ESCALATE
-            reasons = shadow.reasons
-            tally.replay(
-                decision,
-                file,
-                line,
-                action=shadow.action,
-                after=shadow.outcome,
-                # A shadow that escalates asks the judge unless it has none (its outcome review).
-                judge_call=escalates and (shadow.outcome is None or shadow.verdict_reused),
-                incomplete=shadow.incomplete,
-                reused=shadow.verdict_reused,
-                other_model=False,
-                explain=lambda: ((), reasons, None),  # noqa: B023 (called at once)
-            )
+            after = shadow.outcome
+            reused = shadow.verdict_reused
+            # A shadow that escalates asks the judge unless it has none (its outcome review).
+            judge_call = escalates and (after is None or reused)
+            incomplete = shadow.incomplete
+            if tally.replay(
+                decision, shadow.action, after, judge_call, incomplete, reused, False, called
+            ):
+                assert after is not None
+                explained = ((), shadow.reasons, None)
+                tally.flip(
+                    decision, file, line, after, explained, reused=reused, incomplete=incomplete
+                )
     reports: dict[str, ReplayReport] = {}
     for policy_id in sorted(tallies):
         tally = tallies[policy_id]

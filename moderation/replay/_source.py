@@ -9,7 +9,7 @@ from pathlib import Path
 
 from moderation.audit import log_files, read_log
 from moderation.audit._format import exact_decision
-from moderation.audit._read import entry_of
+from moderation.audit._read import READ_BUFFER, entry_of
 from moderation.audit._s3read import is_s3
 from moderation.decision import Decision
 
@@ -80,7 +80,7 @@ def _lines(file: Path) -> Iterator[Item]:
     """Each line of `file` as an Item: a decision record in the writer's exact form is read
     straight into its Decision; any other line is parsed whole, as `read_log` parses it."""
     name = str(file)
-    with file.open("rb") as fh:
+    with file.open("rb", buffering=READ_BUFFER) as fh:
         offset = 0
         for number, raw in enumerate(fh, start=1):
             decision = exact_decision(raw)

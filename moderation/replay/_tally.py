@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 
-from moderation.decision import Decision, Outcome, TokenUsage
+from moderation.decision import Decision, Escalation, Outcome, TokenUsage
 from moderation.replay._report import (
     AFTER_COLUMNS,
     BEFORE_ROWS,
@@ -16,26 +15,26 @@ from moderation.replay._report import (
 )
 from moderation.triage import Action, Finding
 
-__all__ = ["Explain", "Tally", "had_judge_call"]
+__all__ = ["Explained", "Tally", "had_judge_call"]
 
-#: Works out a flip's findings, reasons and category; called only for flips.
-Explain = Callable[[], tuple[tuple[Finding, ...], tuple[str, ...], str | None]]
+#: A flip's findings, reasons and category.
+Explained = tuple[tuple[Finding, ...], tuple[str, ...], str | None]
 NEEDS_JUDGMENT = "needs_judgment"
 _USAGE_FIELDS = tuple(TokenUsage.model_fields)
 NOT_REPLAYABLE = "not_replayable"
 
 
-def had_judge_call(decision: Decision) -> bool:
-    """True when the recorded decision asked the judge (whatever came of it)."""
-    escalation = decision.escalation
+def had_judge_call(escalation: Escalation | None) -> bool:
+    """True when the recorded escalation asked the judge (whatever came of it)."""
     return escalation is not None and escalation.skipped is None and escalation.judge != "none"
 
 
 class Tally:
     """Exact counts, and lists of at most `keep` entries each, for one replay report."""
 
-    def __init__(self, keep: int) -> None:
+    def __init__(self, keep: int, *, usage: bool = True) -> None:
         self.keep = keep
+        self.track_usage = usage  # whether `usage` is summed (only live judging reads it)
         self.truncated = False
         self.records_read = 0
         self.decisions = 0
@@ -54,7 +53,12 @@ class Tally:
         self.not_replayable_ids: list[str] = []
         self.incomplete_ids: list[str] = []
         self.other_model_ids: list[str] = []
-        self.matrix = {row: dict.fromkeys(AFTER_COLUMNS, 0) for row in BEFORE_ROWS}
+        # Keyed by the Outcome members themselves (the report's are their values): a member finds
+        # itself in a dict at the first look, where its value's text would be compared.
+        self.matrix: dict[str, dict[str, int]] = {
+            Outcome(row): {Outcome(c) if c in BEFORE_ROWS else c: 0 for c in AFTER_COLUMNS}
+            for row in BEFORE_ROWS
+        }
         self.escalations_before = 0
         self.escalations_after = 0
         self.cost_before = 0.0
@@ -84,16 +88,23 @@ class Tally:
         else:
             self.truncated = True
 
-    def seen(self, decision: Decision) -> None:
-        """Every decision considered: the log's judge costs and token usage, for estimates."""
+    def seen(self, decision: Decision) -> bool:
+        """Every decision considered: the log's judge costs (and token usage, if tracked), for
+        estimates. True when the decision asked the judge."""
         self.decisions += 1
         escalation = decision.escalation
-        if escalation is None or not had_judge_call(decision):
-            return
+        if not had_judge_call(escalation):
+            return False
+        assert escalation is not None
         cost = decision.cost
         if cost is not None and cost.bedrock_usd is not None:
             self.judge_cost_sum += cost.bedrock_usd
             self.judge_cost_n += 1
+        if self.track_usage:
+            self._sum_usage(escalation)
+        return True
+
+    def _sum_usage(self, escalation: Escalation) -> None:
         usage, model = escalation.usage, escalation.model_id
         if usage is not None and model:
             sums = self.usage.get(model)
@@ -120,19 +131,19 @@ class Tally:
     def replay(
         self,
         decision: Decision,
-        file: str | None,
-        line: int,
-        *,
         action: Action,
         after: Outcome | None,
         judge_call: bool,
         incomplete: bool,
         reused: bool,
         other_model: bool,
-        explain: Explain,
-    ) -> None:
+        called: bool,
+    ) -> bool:
         """One decision triaged again: `after` is None when it needs a judgment the log lacks;
-        `judge_call` when the replay policy would ask the judge."""
+        `judge_call` when the replay policy would ask the judge, `called` when the recorded
+        decision did (`seen`). True for a flip, which the caller explains and adds (`flip`).
+
+        Positional: replay calls it once per decision."""
         self.replayed += 1
         before = decision.outcome
         triage = decision.triage
@@ -141,25 +152,41 @@ class Tally:
         if action is Action.ESCALATE:
             self.escalations_after += 1
         if incomplete or reused:
-            self._count_evidence(
-                decision, incomplete=incomplete, reused=reused, other_model=other_model
-            )
-        self._count_cost(decision, judge_call)
+            self._count_evidence(decision, incomplete, reused, other_model)
+        cost = decision.cost
+        if cost is None or cost.bedrock_usd is None:
+            self.cost_unknown += 1
+        else:
+            self._count_cost(cost.rekognition_usd, cost.bedrock_usd, judge_call, called)
         if after is None:
             self.needs_judgment += 1
             self.matrix[before][NEEDS_JUDGMENT] += 1
             self._keep(self.needs_judgment_ids, decision.id)
-            return
+            return False
         self.matrix[before][after] += 1
         if after is before:
             self.unchanged += 1
-            return
-        findings, reasons, category = explain()
+            return False
+        return True
+
+    def flip(
+        self,
+        decision: Decision,
+        file: str | None,
+        line: int,
+        after: Outcome,
+        explained: Explained,
+        *,
+        reused: bool,
+        incomplete: bool,
+    ) -> None:
+        """Add the flip `replay` found (`explained`: its findings, reasons and category)."""
+        findings, reasons, category = explained
         self.add_flip(
             Flip(
                 decision_id=decision.id,
                 tenant=decision.tenant,
-                before=before,
+                before=decision.outcome,
                 after=after,
                 reasons=reasons,
                 findings=findings,
@@ -172,7 +199,7 @@ class Tally:
         )
 
     def _count_evidence(
-        self, decision: Decision, *, incomplete: bool, reused: bool, other_model: bool
+        self, decision: Decision, incomplete: bool, reused: bool, other_model: bool
     ) -> None:
         """What the replay lacked (incomplete) and what it took from the log (a reused verdict)."""
         if incomplete:
@@ -184,18 +211,16 @@ class Tally:
                 self.reused_from_other_model += 1
                 self._keep(self.other_model_ids, decision.id)
 
-    def _count_cost(self, decision: Decision, judge_call: bool) -> None:
-        """The decision's cost as logged, and under the replay policy (a new judge call counts
-        at the log's mean)."""
-        cost = decision.cost
-        if cost is None or cost.bedrock_usd is None:
-            self.cost_unknown += 1
-            return
-        self.cost_before += cost.rekognition_usd + cost.bedrock_usd
-        self.cost_after += cost.rekognition_usd
+    def _count_cost(
+        self, rekognition: float, bedrock: float, judge_call: bool, called: bool
+    ) -> None:
+        """A decision's known cost as logged, and under the replay policy (a new judge call
+        counts at the log's mean)."""
+        self.cost_before += rekognition + bedrock
+        self.cost_after += rekognition
         if judge_call:
-            if had_judge_call(decision):
-                self.cost_after += cost.bedrock_usd
+            if called:
+                self.cost_after += bedrock
             else:
                 self.judge_calls_at_mean += 1
 
@@ -251,7 +276,10 @@ class Tally:
             not_replayable_ids=tuple(self.not_replayable_ids),
             incomplete_ids=tuple(self.incomplete_ids),
             reused_from_other_model_ids=tuple(self.other_model_ids),
-            matrix=self.matrix,
+            matrix={
+                str(row): {str(c): n for c, n in cells.items()}
+                for row, cells in self.matrix.items()
+            },
             escalations_before=self.escalations_before,
             escalations_after=self.escalations_after,
             escalation_rate_before=rate(self.escalations_before),
