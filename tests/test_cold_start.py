@@ -224,6 +224,22 @@ def test_the_handler_imports_neither_the_desk_nor_the_tools() -> None:
     assert "moderation.engine" in loaded
 
 
+# The template's function environment: every part configured, audit records to stdout, local
+# policies, fake credentials.
+TEMPLATE_ENV = {
+    "AWS_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_LAMBDA_FUNCTION_NAME": "moderation",
+    "MODERATION_POLICIES": str(ROOT / "policies"),
+    "MODERATION_AUDIT": "stdout",
+    "MODERATION_JUDGE": "bedrock",
+    "MODERATION_REVIEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/review",
+    "MODERATION_QUARANTINE_BUCKET": "quarantine",
+    "MODERATION_IDEMPOTENCY_TABLE": "moderation-idempotency",
+    "MODERATION_DEDUPE": "dynamodb:moderation-idempotency",
+}
+
 _SNAPSHOT_UNSAFE = """
 import gc, socket, sys
 import botocore.client, botocore.credentials, botocore.session
@@ -236,22 +252,11 @@ print(' '.join(held) or 'nothing')
 
 def test_the_lambda_init_holds_no_session_client_credentials_or_socket() -> None:
     # GIVEN the template's function environment (every part configured)
-    env = {
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_LAMBDA_FUNCTION_NAME": "moderation",
-        "MODERATION_POLICIES": str(ROOT / "policies"),
-        "MODERATION_JUDGE": "bedrock",
-        "MODERATION_REVIEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/review",
-        "MODERATION_IDEMPOTENCY_TABLE": "moderation-idempotency",
-        "MODERATION_DEDUPE": "dynamodb:moderation-idempotency",
-    }
     # WHEN Lambda's init runs (the import) and the first invocation then builds its state
-    init = run("import moderation.aws_lambda\n" + _SNAPSHOT_UNSAFE, env=env)
+    init = run("import moderation.aws_lambda\n" + _SNAPSHOT_UNSAFE, env=TEMPLATE_ENV)
     state = run(
         "from moderation.aws_lambda import _handler\n_handler._state()\n" + _SNAPSHOT_UNSAFE,
-        env=env,
+        env=TEMPLATE_ENV,
     )
     # THEN neither holds anything a snapshot of the init (SnapStart) could not share between
     # instances: no botocore session, client, credentials or socket (all made on first use)
@@ -264,24 +269,11 @@ def test_a_cold_start_logging_to_stdout_loads_no_other_sink_reader_or_policy_sou
 ) -> None:
     # GIVEN the template's function (every part configured, audit records to stdout) reading
     # local policies
-    env = {
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_LAMBDA_FUNCTION_NAME": "moderation",
-        "MODERATION_POLICIES": str(ROOT / "policies"),
-        "MODERATION_AUDIT": "stdout",
-        "MODERATION_JUDGE": "bedrock",
-        "MODERATION_REVIEW_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/review",
-        "MODERATION_QUARANTINE_BUCKET": "quarantine",
-        "MODERATION_IDEMPOTENCY_TABLE": "moderation-idempotency",
-        "MODERATION_DEDUPE": "dynamodb:moderation-idempotency",
-    }
     # WHEN it starts cold
     loaded = run(
         "import sys\nfrom moderation.aws_lambda import _handler\n_handler._state()\n"
         "print(' '.join(m for m in sys.modules if m.startswith('moderation.')))",
-        env=env,
+        env=TEMPLATE_ENV,
     ).split()
     # THEN the stdout sink is there, and neither the file log, the S3 trail, their readers and
     # verifiers, nor the S3 and AppConfig policy sources were imported
